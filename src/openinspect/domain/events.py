@@ -1,0 +1,236 @@
+"""The session event log: one discriminated union, one serializer, one format version.
+
+The same types are stored, published on the bus and sent over the WebSocket. Every event carries
+``session_id``, ``seq``, ``ts`` and ``type`` (kebab-case). Durable events get a gap-free,
+per-session ``seq``; ephemeral ones (``agent-text-delta``) are published but never stored and carry
+the ``seq`` of the last durable event before them.
+
+Extend the union by adding a class and listing it in ``Event``; never change a field's meaning.
+Bump ``EVENT_FORMAT_VERSION`` only for a change old readers cannot ignore.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from openinspect.domain.models import Author, PromptStatus, SandboxStatus, SessionStatus
+
+EVENT_FORMAT_VERSION = 1
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    hint: str | None = None
+
+
+class _EventBase(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    v: int = EVENT_FORMAT_VERSION
+    session_id: str
+    seq: int = 0
+    ts: datetime = Field(default_factory=utcnow)
+    prompt_id: str | None = None
+
+
+class SessionCreated(_EventBase):
+    type: Literal["session-created"] = "session-created"
+    title: str
+    repo_url: str
+    base_branch: str
+    branch: str
+    model: str
+    effort: str | None
+    creator: Author
+
+
+class SessionUpdated(_EventBase):
+    type: Literal["session-updated"] = "session-updated"
+    status: SessionStatus | None = None
+    title: str | None = None
+    total_cost_usd: float | None = None
+
+
+class PromptQueued(_EventBase):
+    type: Literal["prompt-queued"] = "prompt-queued"
+    author: Author
+    content: str
+    model: str
+    effort: str | None
+    client_request_id: str | None = None
+    position: int
+
+
+class PromptStarted(_EventBase):
+    type: Literal["prompt-started"] = "prompt-started"
+    model: str
+    effort: str | None
+
+
+class PromptFinished(_EventBase):
+    type: Literal["prompt-finished"] = "prompt-finished"
+    status: PromptStatus
+    error: ErrorInfo | None = None
+    duration_ms: int | None = None
+
+
+class PromptCancelled(_EventBase):
+    type: Literal["prompt-cancelled"] = "prompt-cancelled"
+
+
+class AgentText(_EventBase):
+    type: Literal["agent-text"] = "agent-text"
+    part_id: str
+    text: str
+
+
+class AgentTextDelta(_EventBase):
+    type: Literal["agent-text-delta"] = "agent-text-delta"
+    part_id: str
+    delta: str
+
+
+class AgentThinking(_EventBase):
+    type: Literal["agent-thinking"] = "agent-thinking"
+    part_id: str
+    text: str
+
+
+class ToolCall(_EventBase):
+    type: Literal["tool-call"] = "tool-call"
+    call_id: str
+    tool: str
+    args: dict[str, Any]
+
+
+class ToolResult(_EventBase):
+    type: Literal["tool-result"] = "tool-result"
+    call_id: str
+    tool: str
+    output: str
+    is_error: bool = False
+    exit_code: int | None = None
+    duration_ms: int | None = None
+    truncated_for_model: bool = False
+
+
+class Usage(_EventBase):
+    type: Literal["usage"] = "usage"
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    total_cost_usd: float
+
+
+class SandboxStatusChanged(_EventBase):
+    type: Literal["sandbox-status"] = "sandbox-status"
+    status: SandboxStatus
+    message: str | None = None
+
+
+class SandboxLog(_EventBase):
+    type: Literal["sandbox-log"] = "sandbox-log"
+    source: str
+    line: str
+
+
+class GitCommit(_EventBase):
+    type: Literal["git-commit"] = "git-commit"
+    sha: str
+    branch: str
+    message: str
+    author: Author
+    files_changed: int
+
+
+class GitPush(_EventBase):
+    type: Literal["git-push"] = "git-push"
+    sha: str
+    branch: str
+    remote: str
+
+
+class PrOpened(_EventBase):
+    type: Literal["pr-opened"] = "pr-opened"
+    url: str
+    number: int
+
+
+class ArtifactCreated(_EventBase):
+    type: Literal["artifact-created"] = "artifact-created"
+    kind: str
+    url: str
+
+
+class ChildSessionUpdated(_EventBase):
+    type: Literal["child-session-updated"] = "child-session-updated"
+    child_session_id: str
+    status: SessionStatus
+
+
+class Warning(_EventBase):  # noqa: A001 - the event is called "warning" on the wire
+    type: Literal["warning"] = "warning"
+    code: str
+    message: str
+
+
+class Error(_EventBase):
+    type: Literal["error"] = "error"
+    code: str
+    message: str
+    hint: str | None = None
+
+
+Event = Annotated[
+    SessionCreated
+    | SessionUpdated
+    | PromptQueued
+    | PromptStarted
+    | PromptFinished
+    | PromptCancelled
+    | AgentText
+    | AgentTextDelta
+    | AgentThinking
+    | ToolCall
+    | ToolResult
+    | Usage
+    | SandboxStatusChanged
+    | SandboxLog
+    | GitCommit
+    | GitPush
+    | PrOpened
+    | ArtifactCreated
+    | ChildSessionUpdated
+    | Warning
+    | Error,
+    Field(discriminator="type"),
+]
+
+EPHEMERAL_TYPES: frozenset[str] = frozenset({"agent-text-delta"})
+
+event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def is_ephemeral(event: Event) -> bool:
+    return event.type in EPHEMERAL_TYPES
+
+
+def dump_event(event: Event) -> dict[str, Any]:
+    """The one serializer: JSON-ready dict of an event."""
+    return event.model_dump(mode="json")
+
+
+def load_event(data: dict[str, Any] | str | bytes) -> Event:
+    """Parse an event from its JSON form (a dict or text)."""
+    if isinstance(data, dict):
+        return event_adapter.validate_python(data)
+    return event_adapter.validate_json(data)

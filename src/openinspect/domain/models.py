@@ -1,0 +1,102 @@
+"""Domain records: sessions, prompts, participants, users, repos. Pure data, no I/O."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+SessionStatus = Literal["created", "active", "idle", "archived", "failed"]
+PromptStatus = Literal[
+    "queued", "running", "success", "error", "stopped", "cancelled", "interrupted"
+]
+SandboxStatus = Literal[
+    "none", "warming", "booting", "ready", "snapshotting", "stopped", "lost", "failed"
+]
+Role = Literal["admin", "member"]
+
+UNFINISHED_PROMPT_STATUSES: tuple[PromptStatus, ...] = ("queued", "running")
+FINISHED_PROMPT_STATUSES: tuple[PromptStatus, ...] = (
+    "success",
+    "error",
+    "stopped",
+    "cancelled",
+    "interrupted",
+)
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class User(_Record):
+    id: str
+    name: str
+    email: str
+    git_name: str
+    git_email: str
+    role: Role
+    created_at: datetime
+
+
+class Author(_Record):
+    """Who asked for a prompt, as shown to people and written into commits."""
+
+    id: str
+    name: str
+    email: str
+
+    @classmethod
+    def of(cls, user: User) -> Author:
+        return cls(id=user.id, name=user.git_name, email=user.git_email)
+
+
+class Repo(_Record):
+    id: str
+    name: str
+    url: str
+    default_branch: str
+    created_at: datetime
+
+
+class Session(_Record):
+    id: str
+    title: str
+    repo_url: str
+    repo_id: str | None
+    base_branch: str
+    branch: str
+    model: str
+    effort: str | None
+    status: SessionStatus
+    sandbox_status: SandboxStatus
+    creator_id: str
+    parent_id: str | None
+    total_cost_usd: float
+    last_seq: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class Prompt(_Record):
+    id: str
+    session_id: str
+    author: Author
+    content: str
+    model: str | None
+    effort: str | None
+    client_request_id: str | None
+    status: PromptStatus
+    error_code: str | None
+    error_message: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class Participant(_Record):
+    user_id: str
+    name: str
+    role: Literal["owner", "member"]
+    presence: Literal["active", "idle", "away"]

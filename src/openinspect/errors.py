@@ -1,0 +1,156 @@
+"""Every exception openinspect raises on purpose.
+
+Third-party errors (SQLAlchemy, websockets, httpx, subprocess…) are caught at the boundary that
+talks to them and re-raised as one of these ``from exc``. Code above a boundary only ever sees this
+tree, and the API turns any of them into the one JSON error envelope using ``code`` and ``status``.
+
+    OpenInspectError                      code "internal"            500
+    ├── ConfigError                       "config_invalid"           500
+    ├── AuthError                         "unauthenticated"          401
+    │   └── ForbiddenError                "forbidden"                403
+    ├── NotFoundError                     "not_found"                404
+    │   ├── SessionNotFound               "session_not_found"        404
+    │   ├── PromptNotFound                "prompt_not_found"         404
+    │   └── RepoNotFound                  "repo_not_found"           404
+    ├── InvalidInput                      "invalid_input"            422
+    │   ├── PromptTooLarge                "prompt_too_large"         413
+    │   ├── UnknownModel                  "unknown_model"            422
+    │   └── InvalidEffort                 "invalid_effort"           422
+    ├── ConflictError                     "conflict"                 409
+    │   ├── QueueFull                     "prompt_queue_full"        429
+    │   ├── PromptNotCancellable          "prompt_not_cancellable"   409
+    │   ├── PromptRequestConflict         "prompt_request_conflict"  409
+    │   └── SessionNotPromptable          "session_not_promptable"   409
+    ├── GitError                          "git_failed"               502
+    ├── ModelError                        "model_failed"             502
+    └── SandboxError                      "sandbox_failed"           503
+        ├── SandboxUnavailable            "sandbox_unavailable"      503
+        ├── SandboxBootFailed             "sandbox_boot_failed"      503
+        ├── SandboxLost                   "sandbox_lost"             503
+        └── RpcError                      "sandbox_rpc_failed"       502
+
+``message`` says what was expected and what arrived; ``hint`` says what to do about it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class OpenInspectError(Exception):
+    """Base of the tree. ``code`` is stable and documented; ``status`` is the HTTP status."""
+
+    code: ClassVar[str] = "internal"
+    status: ClassVar[int] = 500
+
+    def __init__(self, message: str, *, hint: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.details = details
+
+    def __str__(self) -> str:
+        return self.message if self.hint is None else f"{self.message} ({self.hint})"
+
+
+class ConfigError(OpenInspectError):
+    code = "config_invalid"
+
+
+class AuthError(OpenInspectError):
+    code = "unauthenticated"
+    status = 401
+
+
+class ForbiddenError(AuthError):
+    code = "forbidden"
+    status = 403
+
+
+class NotFoundError(OpenInspectError):
+    code = "not_found"
+    status = 404
+
+
+class SessionNotFound(NotFoundError):
+    code = "session_not_found"
+
+
+class PromptNotFound(NotFoundError):
+    code = "prompt_not_found"
+
+
+class RepoNotFound(NotFoundError):
+    code = "repo_not_found"
+
+
+class InvalidInput(OpenInspectError):
+    code = "invalid_input"
+    status = 422
+
+
+class PromptTooLarge(InvalidInput):
+    code = "prompt_too_large"
+    status = 413
+
+
+class UnknownModel(InvalidInput):
+    code = "unknown_model"
+
+
+class InvalidEffort(InvalidInput):
+    code = "invalid_effort"
+
+
+class ConflictError(OpenInspectError):
+    code = "conflict"
+    status = 409
+
+
+class QueueFull(ConflictError):
+    code = "prompt_queue_full"
+    status = 429
+
+
+class PromptNotCancellable(ConflictError):
+    code = "prompt_not_cancellable"
+
+
+class PromptRequestConflict(ConflictError):
+    code = "prompt_request_conflict"
+
+
+class SessionNotPromptable(ConflictError):
+    code = "session_not_promptable"
+
+
+class GitError(OpenInspectError):
+    code = "git_failed"
+    status = 502
+
+
+class ModelError(OpenInspectError):
+    code = "model_failed"
+    status = 502
+
+
+class SandboxError(OpenInspectError):
+    code = "sandbox_failed"
+    status = 503
+
+
+class SandboxUnavailable(SandboxError):
+    code = "sandbox_unavailable"
+
+
+class SandboxBootFailed(SandboxError):
+    code = "sandbox_boot_failed"
+
+
+class SandboxLost(SandboxError):
+    code = "sandbox_lost"
+
+
+class RpcError(SandboxError):
+    code = "sandbox_rpc_failed"
+    status = 502

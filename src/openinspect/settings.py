@@ -1,0 +1,190 @@
+"""The one typed settings tree.
+
+Every field reads from the environment with the prefix ``OPENINSPECT_``; nested sections use a
+double underscore, e.g. ``OPENINSPECT_SANDBOX__PROVIDER=process``. Every field has a description:
+``docs/settings.md`` is generated from this tree and a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_HOME = Path("~/.local/share/openinspect")
+DEFAULT_PORT = 8765
+DEFAULT_MODEL = "anthropic:claude-sonnet-4-5"
+MAX_SOCKET_PATH = 100
+
+
+class ServerSettings(BaseModel):
+    """How the control plane listens."""
+
+    host: str = Field("127.0.0.1", description="Interface the HTTP server binds to.")
+    port: int = Field(DEFAULT_PORT, description="TCP port of the HTTP server (0 picks a free one).")
+    public_url: str | None = Field(
+        None, description="URL people and clients use to reach this server, if not host:port."
+    )
+
+
+class SessionSettings(BaseModel):
+    """Limits on sessions and their prompt queues."""
+
+    max_unfinished_prompts: int = Field(
+        10, description="Queued plus running prompts allowed per session."
+    )
+    max_prompt_chars: int = Field(64_000, description="Longest prompt accepted, in characters.")
+    replay_events: int = Field(
+        500, description="Durable events sent to a client when it joins a session."
+    )
+    history_page_max: int = Field(500, description="Largest page of older events a client gets.")
+    ws_token_ttl_s: int = Field(300, description="Lifetime of a WebSocket token, in seconds.")
+    stop_grace_s: float = Field(
+        3.0, description="Seconds a stopped command gets after SIGTERM before SIGKILL."
+    )
+
+
+class SandboxSettings(BaseModel):
+    """Where and how sandboxes run."""
+
+    provider: str = Field(
+        "auto",
+        description="Sandbox backend: 'bwrap', 'process', or 'auto' (bwrap where it works).",
+    )
+    python: str = Field(
+        "/usr/bin/python3",
+        description="Interpreter of the in-sandbox runtime (must live under /usr for bwrap).",
+    )
+    setup_timeout_s: float = Field(300, description="Time limit of .openinspect/setup.sh.")
+    start_timeout_s: float = Field(120, description="Time limit of .openinspect/start.sh.")
+    boot_timeout_s: float = Field(
+        600, description="Time a sandbox may take from start to ready before it is failed."
+    )
+    heartbeat_interval_s: float = Field(30, description="How often the runtime sends a heartbeat.")
+    heartbeat_timeout_s: float = Field(
+        90, description="Silence after which a sandbox is considered lost."
+    )
+    max_processes: int = Field(
+        4096, description="Process limit inside a sandbox (RLIMIT_NPROC for its commands)."
+    )
+
+
+class AgentSettings(BaseModel):
+    """The builtin agent harness and its limits."""
+
+    default_model: str = Field(
+        DEFAULT_MODEL, description="Model used when a session names none ('provider:model')."
+    )
+    max_steps: int = Field(200, description="Model requests allowed per prompt.")
+    max_wall_s: float = Field(3600, description="Wall-clock time allowed per prompt, in seconds.")
+    max_cost_usd: float = Field(10.0, description="Model spend allowed per prompt, in US dollars.")
+    tool_output_chars: int = Field(
+        30_000, description="Tool output longer than this is truncated for the model."
+    )
+    bash_timeout_s: float = Field(
+        600, description="Default time limit of one bash tool call, in seconds."
+    )
+    bash_max_timeout_s: float = Field(
+        3600, description="Largest time limit the agent may ask for one bash call."
+    )
+
+
+class ModelProviderSettings(BaseModel):
+    """Credentials and endpoints of model providers. These never reach a sandbox."""
+
+    anthropic_api_key: SecretStr | None = Field(None, description="Anthropic API key.")
+    anthropic_base_url: str | None = Field(None, description="Anthropic API base URL override.")
+    openai_api_key: SecretStr | None = Field(None, description="OpenAI API key.")
+    openai_base_url: str | None = Field(None, description="OpenAI API base URL override.")
+    openai_compatible_base_url: str | None = Field(
+        None,
+        description="Base URL of an OpenAI-compatible server (Ollama, vLLM, OpenRouter…) for "
+        "'openai-compatible:<model>'.",
+    )
+    openai_compatible_api_key: SecretStr | None = Field(
+        None, description="API key for the OpenAI-compatible server, if it needs one."
+    )
+
+
+class Settings(BaseSettings):
+    """Root of the settings tree."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="OPENINSPECT_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    home: Path = Field(
+        DEFAULT_HOME, description="Directory for the database, workspaces, tokens and sockets."
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the store; default a SQLite file in home. "
+        "Use postgresql+asyncpg://… in production.",
+    )
+    bus_url: str = Field(
+        "memory://", description="Pub/sub backend: 'memory://' (one process) or redis://…"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Server log level."
+    )
+    server: ServerSettings = Field(default_factory=lambda: ServerSettings())
+    sessions: SessionSettings = Field(default_factory=lambda: SessionSettings())
+    sandbox: SandboxSettings = Field(default_factory=lambda: SandboxSettings())
+    agent: AgentSettings = Field(default_factory=lambda: AgentSettings())
+    models: ModelProviderSettings = Field(default_factory=lambda: ModelProviderSettings())
+    anthropic_api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("OPENINSPECT_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"),
+        description="Shortcut for models.anthropic_api_key; also read from ANTHROPIC_API_KEY.",
+    )
+    openai_api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("OPENINSPECT_OPENAI_API_KEY", "OPENAI_API_KEY"),
+        description="Shortcut for models.openai_api_key; also read from OPENAI_API_KEY.",
+    )
+
+    @property
+    def home_dir(self) -> Path:
+        """``home`` with ``~`` expanded."""
+        return self.home.expanduser()
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The store URL, defaulting to a SQLite file in home."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.home_dir / 'openinspect.db'}"
+
+    @property
+    def workspaces_dir(self) -> Path:
+        return self.home_dir / "workspaces"
+
+    @property
+    def run_dir(self) -> Path:
+        """Sockets and other per-boot files."""
+        return self.home_dir / "run"
+
+    @property
+    def bridge_socket(self) -> Path:
+        """Unix socket the sandbox runtimes dial (bind-mounted into bwrap sandboxes).
+
+        A socket path must fit in 107 bytes; a deep home gets a short path under the temp dir,
+        derived from the home so that every process sharing the home finds the same socket.
+        """
+        path = self.run_dir / "bridge.sock"
+        if len(str(path)) <= MAX_SOCKET_PATH:
+            return path
+        digest = hashlib.sha256(str(self.home_dir).encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"openinspect-{digest}" / "bridge.sock"
+
+    def anthropic_key(self) -> SecretStr | None:
+        return self.models.anthropic_api_key or self.anthropic_api_key
+
+    def openai_key(self) -> SecretStr | None:
+        return self.models.openai_api_key or self.openai_api_key

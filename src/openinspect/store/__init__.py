@@ -1,0 +1,45 @@
+"""The store seam: one object with a table-group per attribute, over one async engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from openinspect.store.db import create_engine, migrate
+from openinspect.store.events import EventStore
+from openinspect.store.prompts import PromptStore
+from openinspect.store.repos import RepoStore
+from openinspect.store.sandboxes import SandboxStore
+from openinspect.store.sessions import SessionStore
+from openinspect.store.users import UserStore
+
+
+@dataclass
+class Store:
+    engine: AsyncEngine
+    users: UserStore
+    repos: RepoStore
+    sessions: SessionStore
+    prompts: PromptStore
+    events: EventStore
+    sandboxes: SandboxStore
+
+    @classmethod
+    async def open(cls, url: str, *, run_migrations: bool = True) -> Store:
+        """Connect, migrate to the newest schema, and return the store. Close with ``close``."""
+        engine = create_engine(url)
+        if run_migrations:
+            await migrate(engine)
+        return cls(
+            engine=engine,
+            users=UserStore(engine),
+            repos=RepoStore(engine),
+            sessions=SessionStore(engine),
+            prompts=PromptStore(engine),
+            events=EventStore(engine),
+            sandboxes=SandboxStore(engine),
+        )
+
+    async def close(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,69 @@
+"""The durable event log: append with a gap-free per-session seq, and read back in pages."""
+
+from __future__ import annotations
+
+import json
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from openinspect.domain.events import Event, dump_event, load_event
+from openinspect.store.tables import events, sessions
+
+
+class EventStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def append(self, event: Event) -> None:
+        """Store one event whose ``seq`` the caller assigned (the session's owner is the only
+        writer). The primary key (session_id, seq) refuses a duplicate seq."""
+        data = dump_event(event)
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                events.insert().values(
+                    session_id=event.session_id,
+                    seq=event.seq,
+                    type=event.type,
+                    prompt_id=event.prompt_id,
+                    ts=event.ts,
+                    data=json.dumps(data),
+                )
+            )
+            await conn.execute(
+                sessions.update()
+                .where(sessions.c.id == event.session_id)
+                .values(last_seq=event.seq, updated_at=event.ts)
+            )
+
+    async def last_seq(self, session_id: str) -> int:
+        query = sa.select(sa.func.max(events.c.seq)).where(
+            events.c.session_id == session_id
+        )
+        async with self._engine.connect() as conn:
+            value = (await conn.execute(query)).scalar_one_or_none()
+        return int(value or 0)
+
+    async def after(self, session_id: str, since_seq: int, limit: int) -> list[Event]:
+        """Events with seq > since_seq, oldest first, at most ``limit``."""
+        query = (
+            sa.select(events.c.data)
+            .where(events.c.session_id == session_id, events.c.seq > since_seq)
+            .order_by(events.c.seq)
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).scalars().all()
+        return [load_event(r) for r in rows]
+
+    async def before(
+        self, session_id: str, before_seq: int | None, limit: int
+    ) -> list[Event]:
+        """The newest ``limit`` events with seq < before_seq (all if None), oldest first."""
+        query = sa.select(events.c.data).where(events.c.session_id == session_id)
+        if before_seq is not None:
+            query = query.where(events.c.seq < before_seq)
+        query = query.order_by(events.c.seq.desc()).limit(limit)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).scalars().all()
+        return [load_event(r) for r in reversed(rows)]

@@ -1,0 +1,154 @@
+"""Sessions, their participants and their persisted agent conversation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from openinspect.domain.events import utcnow
+from openinspect.domain.models import SandboxStatus, Session, SessionStatus
+from openinspect.store.tables import conversations, participants, sessions
+
+
+def _session(row: sa.Row[Any]) -> Session:
+    return Session.model_validate(row._mapping)
+
+
+class SessionStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def create(self, session: Session) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(sessions.insert().values(**session.model_dump()))
+            await conn.execute(
+                participants.insert().values(
+                    session_id=session.id,
+                    user_id=session.creator_id,
+                    role="owner",
+                    joined_at=session.created_at,
+                )
+            )
+
+    async def get(self, session_id: str) -> Session | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(sessions.select().where(sessions.c.id == session_id))
+            ).first()
+        return _session(row) if row else None
+
+    async def list(
+        self,
+        *,
+        creator_id: str | None = None,
+        statuses: Sequence[str] | None = None,
+        limit: int = 50,
+        before: str | None = None,
+    ) -> list[Session]:
+        """Newest first. ``before`` is a session id to page from (exclusive)."""
+        query = sessions.select().order_by(
+            sessions.c.updated_at.desc(), sessions.c.id.desc()
+        )
+        if creator_id:
+            query = query.where(sessions.c.creator_id == creator_id)
+        if statuses:
+            query = query.where(sessions.c.status.in_(statuses))
+        if before:
+            anchor = (
+                sa.select(sessions.c.updated_at)
+                .where(sessions.c.id == before)
+                .scalar_subquery()
+            )
+            query = query.where(sessions.c.updated_at < anchor)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query.limit(limit))).all()
+        return [_session(r) for r in rows]
+
+    async def update(
+        self,
+        session_id: str,
+        *,
+        status: SessionStatus | None = None,
+        sandbox_status: SandboxStatus | None = None,
+        title: str | None = None,
+        add_cost_usd: float = 0.0,
+    ) -> Session:
+        values: dict[str, Any] = {"updated_at": utcnow()}
+        if status is not None:
+            values["status"] = status
+        if sandbox_status is not None:
+            values["sandbox_status"] = sandbox_status
+        if title is not None:
+            values["title"] = title
+        if add_cost_usd:
+            values["total_cost_usd"] = sessions.c.total_cost_usd + add_cost_usd
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                sessions.update().where(sessions.c.id == session_id).values(**values)
+            )
+            row = (
+                await conn.execute(sessions.select().where(sessions.c.id == session_id))
+            ).one()
+        return _session(row)
+
+    async def add_participant(self, session_id: str, user_id: str) -> None:
+        """Record that a user took part (joined or prompted). Idempotent."""
+        async with self._engine.begin() as conn:
+            exists = (
+                await conn.execute(
+                    sa.select(participants.c.user_id).where(
+                        participants.c.session_id == session_id,
+                        participants.c.user_id == user_id,
+                    )
+                )
+            ).first()
+            if exists is None:
+                await conn.execute(
+                    participants.insert().values(
+                        session_id=session_id,
+                        user_id=user_id,
+                        role="member",
+                        joined_at=utcnow(),
+                    )
+                )
+
+    async def participant_roles(self, session_id: str) -> dict[str, str]:
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(participants.c.user_id, participants.c.role).where(
+                        participants.c.session_id == session_id
+                    )
+                )
+            ).all()
+        return {r.user_id: r.role for r in rows}
+
+    async def load_conversation(self, session_id: str) -> bytes | None:
+        """The agent's message history as stored (JSON), or None before the first prompt."""
+        async with self._engine.connect() as conn:
+            value = (
+                await conn.execute(
+                    sa.select(conversations.c.messages).where(
+                        conversations.c.session_id == session_id
+                    )
+                )
+            ).scalar_one_or_none()
+        return value.encode() if value is not None else None
+
+    async def save_conversation(self, session_id: str, messages_json: bytes) -> None:
+        text = messages_json.decode()
+        async with self._engine.begin() as conn:
+            updated = await conn.execute(
+                conversations.update()
+                .where(conversations.c.session_id == session_id)
+                .values(messages=text, updated_at=utcnow())
+            )
+            if updated.rowcount == 0:
+                await conn.execute(
+                    conversations.insert().values(
+                        session_id=session_id, messages=text, updated_at=utcnow()
+                    )
+                )

@@ -1,0 +1,195 @@
+"""Table definitions (SQLAlchemy Core). The Alembic migrations are the authority on the schema;
+``tests/store/test_migrations.py`` checks that these definitions and the migrated schema agree."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Timestamps stored as UTC and always read back timezone-aware (SQLite keeps them naive)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(
+        self, value: datetime | None, dialect: sa.Dialect
+    ) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(
+        self, value: datetime | None, dialect: sa.Dialect
+    ) -> datetime | None:
+        if value is None or value.tzinfo is not None:
+            return value
+        return value.replace(tzinfo=UTC)
+
+
+_ts = UTCDateTime()
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("git_name", sa.String(200), nullable=False),
+    sa.Column("git_email", sa.String(320), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("created_at", _ts, nullable=False),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column(
+        "user_id",
+        sa.String(40),
+        sa.ForeignKey("users.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("last_used_at", _ts, nullable=True),
+    sa.Column("revoked_at", _ts, nullable=True),
+)
+
+repos = sa.Table(
+    "repos",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("default_branch", sa.String(255), nullable=False),
+    sa.Column("created_by", sa.String(40), sa.ForeignKey("users.id"), nullable=True),
+    sa.Column("created_at", _ts, nullable=False),
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("title", sa.String(500), nullable=False),
+    sa.Column("repo_id", sa.String(40), sa.ForeignKey("repos.id"), nullable=True),
+    sa.Column("repo_url", sa.String(2048), nullable=False),
+    sa.Column("base_branch", sa.String(255), nullable=False),
+    sa.Column("branch", sa.String(255), nullable=False),
+    sa.Column("model", sa.String(300), nullable=False),
+    sa.Column("effort", sa.String(16), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("sandbox_status", sa.String(16), nullable=False),
+    sa.Column("creator_id", sa.String(40), sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("parent_id", sa.String(40), sa.ForeignKey("sessions.id"), nullable=True),
+    sa.Column("total_cost_usd", sa.Float, nullable=False, server_default="0"),
+    sa.Column("last_seq", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("updated_at", _ts, nullable=False),
+    sa.Index("ix_sessions_updated_at", "updated_at"),
+)
+
+conversations = sa.Table(
+    "conversations",
+    metadata,
+    sa.Column(
+        "session_id",
+        sa.String(40),
+        sa.ForeignKey("sessions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("messages", sa.Text, nullable=False),
+    sa.Column("updated_at", _ts, nullable=False),
+)
+
+participants = sa.Table(
+    "participants",
+    metadata,
+    sa.Column(
+        "session_id",
+        sa.String(40),
+        sa.ForeignKey("sessions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("user_id", sa.String(40), sa.ForeignKey("users.id"), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("joined_at", _ts, nullable=False),
+)
+
+prompts = sa.Table(
+    "prompts",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column(
+        "session_id",
+        sa.String(40),
+        sa.ForeignKey("sessions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("author_id", sa.String(40), sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("model", sa.String(300), nullable=True),
+    sa.Column("effort", sa.String(16), nullable=True),
+    sa.Column("client_request_id", sa.String(128), nullable=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("error_code", sa.String(64), nullable=True),
+    sa.Column("error_message", sa.Text, nullable=True),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("started_at", _ts, nullable=True),
+    sa.Column("finished_at", _ts, nullable=True),
+    sa.UniqueConstraint("session_id", "client_request_id"),
+    sa.Index("ix_prompts_session_id_status", "session_id", "status"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column(
+        "session_id",
+        sa.String(40),
+        sa.ForeignKey("sessions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("type", sa.String(40), nullable=False),
+    sa.Column("prompt_id", sa.String(40), nullable=True),
+    sa.Column("ts", _ts, nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+)
+
+sandboxes = sa.Table(
+    "sandboxes",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column(
+        "session_id",
+        sa.String(40),
+        sa.ForeignKey("sessions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("provider", sa.String(40), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("ready_at", _ts, nullable=True),
+    sa.Column("stopped_at", _ts, nullable=True),
+    sa.Column("last_heartbeat_at", _ts, nullable=True),
+    sa.Index("ix_sandboxes_session_id", "session_id"),
+)
