@@ -76,7 +76,7 @@ class PromptStore:
             row = (await conn.execute(query)).first()
         return (_prompt(row), row.fingerprint) if row else None
 
-    async def list(
+    async def for_session(
         self, session_id: str, statuses: Sequence[PromptStatus] | None = None
     ) -> list[Prompt]:
         query = _SELECT.where(prompts.c.session_id == session_id)
@@ -90,7 +90,7 @@ class PromptStore:
 
     async def unfinished(self, session_id: str) -> list[Prompt]:
         """Running and queued prompts, in queue order."""
-        return await self.list(session_id, UNFINISHED_PROMPT_STATUSES)
+        return await self.for_session(session_id, UNFINISHED_PROMPT_STATUSES)
 
     async def set_status(
         self,

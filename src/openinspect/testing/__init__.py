@@ -1,0 +1,1 @@
+"""Test doubles that speak real wire protocols (e.g. the scripted LLM server in ``llm_server``)."""
