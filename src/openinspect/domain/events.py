@@ -177,13 +177,13 @@ class ChildSessionUpdated(_EventBase):
     status: SessionStatus
 
 
-class Warning(_EventBase):  # noqa: A001 - the event is called "warning" on the wire
+class WarningEvent(_EventBase):
     type: Literal["warning"] = "warning"
     code: str
     message: str
 
 
-class Error(_EventBase):
+class ErrorEvent(_EventBase):
     type: Literal["error"] = "error"
     code: str
     message: str
@@ -210,8 +210,8 @@ Event = Annotated[
     | PrOpened
     | ArtifactCreated
     | ChildSessionUpdated
-    | Warning
-    | Error,
+    | WarningEvent
+    | ErrorEvent,
     Field(discriminator="type"),
 ]
 

@@ -37,9 +37,7 @@ class EventStore:
             )
 
     async def last_seq(self, session_id: str) -> int:
-        query = sa.select(sa.func.max(events.c.seq)).where(
-            events.c.session_id == session_id
-        )
+        query = sa.select(sa.func.max(events.c.seq)).where(events.c.session_id == session_id)
         async with self._engine.connect() as conn:
             value = (await conn.execute(query)).scalar_one_or_none()
         return int(value or 0)
@@ -56,9 +54,7 @@ class EventStore:
             rows = (await conn.execute(query)).scalars().all()
         return [load_event(r) for r in rows]
 
-    async def before(
-        self, session_id: str, before_seq: int | None, limit: int
-    ) -> list[Event]:
+    async def before(self, session_id: str, before_seq: int | None, limit: int) -> list[Event]:
         """The newest ``limit`` events with seq < before_seq (all if None), oldest first."""
         query = sa.select(events.c.data).where(events.c.session_id == session_id)
         if before_seq is not None:

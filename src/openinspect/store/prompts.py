@@ -30,9 +30,7 @@ def _prompt(row: sa.Row[Any]) -> Prompt:
     return Prompt(
         id=m["id"],
         session_id=m["session_id"],
-        author=Author(
-            id=m["author_id"], name=m["author_name"], email=m["author_email"]
-        ),
+        author=Author(id=m["author_id"], name=m["author_name"], email=m["author_email"]),
         content=m["content"],
         model=m["model"],
         effort=m["effort"],
@@ -83,9 +81,7 @@ class PromptStore:
         if statuses:
             query = query.where(prompts.c.status.in_(statuses))
         async with self._engine.connect() as conn:
-            rows = (
-                await conn.execute(query.order_by(prompts.c.created_at, prompts.c.id))
-            ).all()
+            rows = (await conn.execute(query.order_by(prompts.c.created_at, prompts.c.id))).all()
         return [_prompt(r) for r in rows]
 
     async def unfinished(self, session_id: str) -> list[Prompt]:
@@ -108,9 +104,7 @@ class PromptStore:
         if status == "running":
             values["started_at"] = now
         elif status not in UNFINISHED_PROMPT_STATUSES:
-            values.update(
-                finished_at=now, error_code=error_code, error_message=error_message
-            )
+            values.update(finished_at=now, error_code=error_code, error_message=error_message)
         query = prompts.update().where(prompts.c.id == prompt_id).values(**values)
         if only_if:
             query = query.where(prompts.c.status.in_(only_if))
@@ -120,9 +114,7 @@ class PromptStore:
     async def running_anywhere(self) -> list[Prompt]:
         """Prompts marked running in the store, across sessions (for crash recovery)."""
         async with self._engine.connect() as conn:
-            rows = (
-                await conn.execute(_SELECT.where(prompts.c.status == "running"))
-            ).all()
+            rows = (await conn.execute(_SELECT.where(prompts.c.status == "running"))).all()
         return [_prompt(r) for r in rows]
 
 

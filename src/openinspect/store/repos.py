@@ -17,9 +17,7 @@ class RepoStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def create(
-        self, *, name: str, url: str, default_branch: str, created_by: str
-    ) -> Repo:
+    async def create(self, *, name: str, url: str, default_branch: str, created_by: str) -> Repo:
         repo = Repo(
             id=new_id("rep"),
             name=name,

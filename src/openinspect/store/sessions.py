@@ -35,9 +35,7 @@ class SessionStore:
 
     async def get(self, session_id: str) -> Session | None:
         async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(sessions.select().where(sessions.c.id == session_id))
-            ).first()
+            row = (await conn.execute(sessions.select().where(sessions.c.id == session_id))).first()
         return _session(row) if row else None
 
     async def list(
@@ -49,18 +47,14 @@ class SessionStore:
         before: str | None = None,
     ) -> list[Session]:
         """Newest first. ``before`` is a session id to page from (exclusive)."""
-        query = sessions.select().order_by(
-            sessions.c.updated_at.desc(), sessions.c.id.desc()
-        )
+        query = sessions.select().order_by(sessions.c.updated_at.desc(), sessions.c.id.desc())
         if creator_id:
             query = query.where(sessions.c.creator_id == creator_id)
         if statuses:
             query = query.where(sessions.c.status.in_(statuses))
         if before:
             anchor = (
-                sa.select(sessions.c.updated_at)
-                .where(sessions.c.id == before)
-                .scalar_subquery()
+                sa.select(sessions.c.updated_at).where(sessions.c.id == before).scalar_subquery()
             )
             query = query.where(sessions.c.updated_at < anchor)
         async with self._engine.connect() as conn:
@@ -89,9 +83,7 @@ class SessionStore:
             await conn.execute(
                 sessions.update().where(sessions.c.id == session_id).values(**values)
             )
-            row = (
-                await conn.execute(sessions.select().where(sessions.c.id == session_id))
-            ).one()
+            row = (await conn.execute(sessions.select().where(sessions.c.id == session_id))).one()
         return _session(row)
 
     async def add_participant(self, session_id: str, user_id: str) -> None:

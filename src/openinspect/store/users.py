@@ -54,17 +54,13 @@ class UserStore:
 
     async def get(self, user_id: str) -> User | None:
         async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(users.select().where(users.c.id == user_id))
-            ).first()
+            row = (await conn.execute(users.select().where(users.c.id == user_id))).first()
         return _user(row) if row else None
 
     async def count(self) -> int:
         async with self._engine.connect() as conn:
             return int(
-                (
-                    await conn.execute(sa.select(sa.func.count()).select_from(users))
-                ).scalar_one()
+                (await conn.execute(sa.select(sa.func.count()).select_from(users))).scalar_one()
             )
 
     async def create_token(self, user_id: str, name: str) -> str:

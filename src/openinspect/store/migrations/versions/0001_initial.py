@@ -86,9 +86,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["parent_id"], ["sessions.id"], name=op.f("fk_sessions_parent_id_sessions")
         ),
-        sa.ForeignKeyConstraint(
-            ["repo_id"], ["repos.id"], name=op.f("fk_sessions_repo_id_repos")
-        ),
+        sa.ForeignKeyConstraint(["repo_id"], ["repos.id"], name=op.f("fk_sessions_repo_id_repos")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sessions")),
     )
     with op.batch_alter_table("sessions", schema=None) as batch_op:

@@ -1,0 +1,238 @@
+"""The model registry: ``provider:model`` names → pydantic-ai models, and the catalog shown to
+people with each model's reasoning-effort options.
+
+Providers: ``anthropic:…``, ``openai:…``, ``openai-compatible:…`` (base URL and key from settings)
+and ``scripted:<path>`` (a local scripted LLM server speaking the OpenAI wire protocol, for tests
+and the offline demo). Keys stay here, in the control plane; nothing of this reaches a sandbox.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from pydantic_ai.models import Model
+from pydantic_ai.settings import ModelSettings
+
+from openinspect.errors import InvalidEffort, UnknownModel
+from openinspect.settings import Settings
+
+if TYPE_CHECKING:
+    from openinspect.testing.llm_server import ScriptedLLMServer
+
+Effort = Literal["minimal", "low", "medium", "high", "xhigh", "max"]
+PROVIDERS = ("anthropic", "openai", "openai-compatible", "scripted")
+
+_ANTHROPIC_EFFORTS: tuple[Effort, ...] = ("low", "medium", "high", "max")
+_OPENAI_EFFORTS: tuple[Effort, ...] = ("minimal", "low", "medium", "high")
+_GENERIC_EFFORTS: tuple[Effort, ...] = ("low", "medium", "high")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One entry of the catalog."""
+
+    id: str
+    provider: str
+    name: str
+    label: str
+    efforts: tuple[Effort, ...]
+    default_effort: Effort | None
+    available: bool
+    # USD per million tokens, used when the provider reports no cost for a request.
+    input_usd_per_mtok: float = 0.0
+    output_usd_per_mtok: float = 0.0
+
+
+_CATALOG: tuple[tuple[str, str, tuple[Effort, ...], Effort | None, float, float], ...] = (
+    ("anthropic:claude-sonnet-4-6", "Claude Sonnet 4.6", _ANTHROPIC_EFFORTS, "high", 3.0, 15.0),
+    ("anthropic:claude-opus-4-6", "Claude Opus 4.6", _ANTHROPIC_EFFORTS, "high", 5.0, 25.0),
+    ("anthropic:claude-haiku-4-5", "Claude Haiku 4.5", _ANTHROPIC_EFFORTS, None, 1.0, 5.0),
+    ("openai:gpt-5", "GPT-5", _OPENAI_EFFORTS, "medium", 1.25, 10.0),
+    ("openai:gpt-5-mini", "GPT-5 mini", _OPENAI_EFFORTS, "medium", 0.25, 2.0),
+    ("openai:gpt-5-codex", "GPT-5 Codex", _OPENAI_EFFORTS, "medium", 1.25, 10.0),
+)
+# A nominal price for scripted models, so that cost accounting and budgets are exercised offline.
+SCRIPTED_USD_PER_MTOK = (1.0, 2.0)
+
+
+def split_model_id(model_id: str) -> tuple[str, str]:
+    provider, sep, name = model_id.partition(":")
+    if not sep or not name or provider not in PROVIDERS:
+        raise UnknownModel(
+            f"Expected a model named 'provider:model', got {model_id!r}",
+            hint=f"Providers: {', '.join(PROVIDERS)}; e.g. anthropic:claude-sonnet-4-6",
+        )
+    return provider, name
+
+
+@dataclass
+class ModelRegistry:
+    """Builds models from names. Owns the scripted LLM servers it starts; ``close`` stops them."""
+
+    settings: Settings
+    _scripted: dict[Path, ScriptedLLMServer] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def catalog(self) -> list[ModelInfo]:
+        """Models people can pick, with whether their provider is configured here."""
+        models = self.settings.models
+        has = {
+            "anthropic": self.settings.anthropic_key() is not None,
+            "openai": self.settings.openai_key() is not None,
+        }
+        out = [
+            ModelInfo(
+                mid,
+                mid.split(":")[0],
+                mid.split(":", 1)[1],
+                label,
+                efforts,
+                default,
+                has[mid.split(":")[0]],
+                cin,
+                cout,
+            )
+            for mid, label, efforts, default, cin, cout in _CATALOG
+        ]
+        if models.openai_compatible_base_url:
+            out.append(
+                ModelInfo(
+                    "openai-compatible:*",
+                    "openai-compatible",
+                    "*",
+                    f"Any model at {models.openai_compatible_base_url}",
+                    _GENERIC_EFFORTS,
+                    None,
+                    True,
+                )
+            )
+        return out
+
+    def info(self, model_id: str) -> ModelInfo:
+        """Catalog entry for a model id (custom ids get generic options)."""
+        provider, name = split_model_id(model_id)
+        for entry in self.catalog():
+            if entry.id == model_id:
+                return entry
+        if provider == "scripted":
+            cin, cout = SCRIPTED_USD_PER_MTOK
+            return ModelInfo(
+                model_id,
+                provider,
+                name,
+                f"Scripted ({name})",
+                _GENERIC_EFFORTS,
+                None,
+                Path(name).is_file(),
+                cin,
+                cout,
+            )
+        efforts = (
+            _ANTHROPIC_EFFORTS
+            if provider == "anthropic"
+            else (_OPENAI_EFFORTS if provider == "openai" else _GENERIC_EFFORTS)
+        )
+        return ModelInfo(model_id, provider, name, name, efforts, None, True)
+
+    def validate(self, model_id: str, effort: str | None) -> None:
+        """Raise ``UnknownModel``/``InvalidEffort`` for a name or effort this server cannot use."""
+        info = self.info(model_id)
+        if info.provider == "scripted" and not info.available:
+            raise UnknownModel(
+                f"Scripted model file not found: {info.name}",
+                hint="scripted:<path> needs a JSON script file readable by the server",
+            )
+        if effort is not None and effort not in info.efforts:
+            raise InvalidEffort(
+                f"Reasoning effort {effort!r} is not offered by {model_id}",
+                hint=f"Choose one of: {', '.join(info.efforts)}",
+            )
+
+    def model_settings(self, effort: str | None) -> ModelSettings:
+        settings = ModelSettings()
+        if effort is not None:
+            settings["thinking"] = effort  # type: ignore[typeddict-item]
+        return settings
+
+    def cost_usd(
+        self, model_id: str, reported: Decimal | None, tokens_in: int, tokens_out: int
+    ) -> float:
+        """The provider's reported cost, else our catalog price."""
+        if reported is not None:
+            return float(reported)
+        info = self.info(model_id)
+        return (tokens_in * info.input_usd_per_mtok + tokens_out * info.output_usd_per_mtok) / 1e6
+
+    def build(self, model_id: str) -> Model:
+        """A pydantic-ai model for the name. Raises ``UnknownModel`` with what to configure."""
+        provider, name = split_model_id(model_id)
+        models = self.settings.models
+        if provider == "anthropic":
+            key = self.settings.anthropic_key()
+            if key is None:
+                raise UnknownModel(
+                    f"{model_id} needs an Anthropic API key",
+                    hint="Set ANTHROPIC_API_KEY or OPENINSPECT_MODELS__ANTHROPIC_API_KEY",
+                )
+            from pydantic_ai.models.anthropic import AnthropicModel
+            from pydantic_ai.providers.anthropic import AnthropicProvider
+
+            return AnthropicModel(
+                name,
+                provider=AnthropicProvider(
+                    api_key=key.get_secret_value(), base_url=models.anthropic_base_url
+                ),
+            )
+        if provider == "openai":
+            key = self.settings.openai_key()
+            if key is None:
+                raise UnknownModel(
+                    f"{model_id} needs an OpenAI API key",
+                    hint="Set OPENAI_API_KEY or OPENINSPECT_MODELS__OPENAI_API_KEY",
+                )
+            return _openai_chat(name, models.openai_base_url, key.get_secret_value())
+        if provider == "openai-compatible":
+            if not models.openai_compatible_base_url:
+                raise UnknownModel(
+                    f"{model_id} needs the base URL of an OpenAI-compatible server",
+                    hint="Set OPENINSPECT_MODELS__OPENAI_COMPATIBLE_BASE_URL",
+                )
+            key_value = models.openai_compatible_api_key
+            return _openai_chat(
+                name,
+                models.openai_compatible_base_url,
+                key_value.get_secret_value() if key_value else "none",
+            )
+        server = self._scripted_server(Path(name))
+        return _openai_chat(f"scripted-{Path(name).stem}", server.openai_base_url, "scripted")
+
+    def _scripted_server(self, path: Path) -> ScriptedLLMServer:
+        from openinspect.testing.llm_server import ScriptedLLMServer
+
+        path = path.expanduser().resolve()
+        with self._lock:
+            server = self._scripted.get(path)
+            if server is None:
+                if not path.is_file():
+                    raise UnknownModel(f"Scripted model file not found: {path}")
+                server = ScriptedLLMServer(path)
+                server.start()
+                self._scripted[path] = server
+            return server
+
+    def close(self) -> None:
+        with self._lock:
+            for server in self._scripted.values():
+                server.stop()
+            self._scripted.clear()
+
+
+def _openai_chat(name: str, base_url: str | None, api_key: str) -> Model:
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    return OpenAIChatModel(name, provider=OpenAIProvider(base_url=base_url, api_key=api_key))

@@ -1,0 +1,290 @@
+"""The builtin harness: one prompt → one pydantic-ai agent run, streamed into session events.
+
+Inference starts at once; tools wait for the sandbox (see ``tools``). The conversation is saved
+after every step and from a ``finally``, so a crash, a stop or an error never loses what the model
+already said. Step, time and cost limits are checked in one place, ``Budget.check``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pydantic_ai import Agent
+from pydantic_ai.exceptions import AgentRunError, ModelAPIError, UnexpectedModelBehavior
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelMessagesTypeAdapter,
+    ModelRequest,
+    ModelResponse,
+    PartDeltaEvent,
+    PartStartEvent,
+    TextPart,
+    TextPartDelta,
+    ThinkingPart,
+    ToolCallPart,
+    ToolReturnPart,
+)
+
+from openinspect.agent.models import ModelRegistry
+from openinspect.agent.tools import ToolDeps, ToolHost, builtin_tools
+from openinspect.domain.events import AgentText, AgentTextDelta, AgentThinking, ErrorInfo, Usage
+from openinspect.errors import ModelError, OpenInspectError
+from openinspect.settings import AgentSettings
+
+INSTRUCTIONS = """\
+You are openinspect, a coding agent working in a sandbox on a checkout of the user's repository.
+The repository is your working directory ({repo_dir}), on the branch {branch}.
+Use the tools to inspect, edit and test the code. Prefer small, verifiable changes, run the tests
+that cover what you changed, and say briefly what you did and how you checked it.
+Do not commit or push: every change you leave in the working tree is committed for you under the
+name of the person who asked, and pushed to {branch}, when your turn ends.
+"""
+STOPPED_TOOL_RESULT = "The user stopped this tool call before it finished."
+
+
+class LimitExceeded(OpenInspectError):
+    status = 429
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message, hint="Raise the limit in the agent settings if this was expected")
+        self.limit_code = code
+
+
+@dataclass
+class Budget:
+    """Step, wall-time and cost limits of one prompt, checked in one place."""
+
+    max_steps: int
+    max_wall_s: float
+    max_cost_usd: float
+    started: float = field(default_factory=time.monotonic)
+    steps: int = 0
+    cost_usd: float = 0.0
+
+    def check(self) -> None:
+        if self.steps >= self.max_steps:
+            raise LimitExceeded(
+                "step_limit", f"Stopped after {self.steps} model steps (limit {self.max_steps})"
+            )
+        elapsed = time.monotonic() - self.started
+        if elapsed >= self.max_wall_s:
+            raise LimitExceeded(
+                "time_limit", f"Stopped after {elapsed:.0f} s (limit {self.max_wall_s:g} s)"
+            )
+        if self.cost_usd >= self.max_cost_usd:
+            raise LimitExceeded(
+                "cost_limit",
+                f"Stopped after spending ${self.cost_usd:.4f} (limit ${self.max_cost_usd:g})",
+            )
+
+    def remaining_s(self) -> float:
+        return max(0.0, self.max_wall_s - (time.monotonic() - self.started))
+
+
+@dataclass
+class PromptRun:
+    session_id: str
+    prompt_id: str
+    content: str
+    model_id: str
+    effort: str | None
+    branch: str
+    repo_dir: str = "/workspace/repo"
+
+
+@dataclass
+class RunOutcome:
+    status: str  # "success" | "error"
+    error: ErrorInfo | None
+    cost_usd: float
+
+
+class AgentHost(ToolHost, Protocol):
+    """What a prompt run needs from its session, beyond the tools' needs."""
+
+    async def publish(self, event: AgentTextDelta) -> None:
+        """Publish an ephemeral event (not stored)."""
+
+    async def save_conversation(self, messages_json: bytes) -> None:
+        """Persist the whole message history."""
+
+    async def add_cost(self, cost_usd: float) -> float:
+        """Add to the session's cost; returns the new total."""
+
+
+def load_history(raw: bytes | None) -> list[ModelMessage]:
+    return list(ModelMessagesTypeAdapter.validate_json(raw)) if raw else []
+
+
+def close_dangling_tool_calls(messages: Sequence[ModelMessage]) -> list[ModelMessage]:
+    """A run cut short can end on tool calls without results, which providers refuse in the next
+    request. Answer each such call so the conversation can continue."""
+    out = list(messages)
+    if out and isinstance(out[-1], ModelResponse):
+        calls = [p for p in out[-1].parts if isinstance(p, ToolCallPart)]
+        if calls:
+            out.append(
+                ModelRequest(
+                    parts=[
+                        ToolReturnPart(
+                            tool_name=c.tool_name,
+                            content=STOPPED_TOOL_RESULT,
+                            tool_call_id=c.tool_call_id,
+                        )
+                        for c in calls
+                    ]
+                )
+            )
+    return out
+
+
+class Emitter:
+    """Turns model output into session events: ephemeral deltas while streaming, one durable
+    event per text or thinking part when the response is complete."""
+
+    def __init__(self, run: PromptRun, host: AgentHost) -> None:
+        self._run = run
+        self._host = host
+
+    def part_id(self, step: int, index: int) -> str:
+        return f"{self._run.prompt_id}.{step}.{index}"
+
+    async def delta(self, step: int, index: int, text: str) -> None:
+        if text:
+            await self._host.publish(
+                AgentTextDelta(
+                    session_id=self._run.session_id,
+                    prompt_id=self._run.prompt_id,
+                    part_id=self.part_id(step, index),
+                    delta=text,
+                )
+            )
+
+    async def response(self, step: int, response: ModelResponse) -> None:
+        common = {"session_id": self._run.session_id, "prompt_id": self._run.prompt_id}
+        for index, part in enumerate(response.parts):
+            if isinstance(part, TextPart) and part.content:
+                await self._host.emit(
+                    AgentText(**common, part_id=self.part_id(step, index), text=part.content)
+                )
+            elif isinstance(part, ThinkingPart) and part.content:
+                await self._host.emit(
+                    AgentThinking(**common, part_id=self.part_id(step, index), text=part.content)
+                )
+
+
+async def run_prompt(
+    run: PromptRun,
+    host: AgentHost,
+    history: list[ModelMessage],
+    registry: ModelRegistry,
+    settings: AgentSettings,
+) -> RunOutcome:
+    """Run one prompt to the end. Cancellation (stop) propagates after the history is saved."""
+    budget = Budget(settings.max_steps, settings.max_wall_s, settings.max_cost_usd)
+    emitter = Emitter(run, host)
+    agent: Agent[ToolDeps, str] = Agent(
+        registry.build(run.model_id),
+        deps_type=ToolDeps,
+        tools=builtin_tools(),
+        instructions=INSTRUCTIONS.format(repo_dir=run.repo_dir, branch=run.branch),
+    )
+    deps = ToolDeps(
+        run.session_id,
+        run.prompt_id,
+        host,
+        settings.tool_output_chars,
+        settings.bash_timeout_s,
+        settings.bash_max_timeout_s,
+    )
+    messages: list[ModelMessage] = list(history)
+    try:
+        async with asyncio.timeout(budget.remaining_s()):
+            await _drive(agent, run, deps, history, registry, budget, emitter, host, messages)
+        return RunOutcome("success", None, budget.cost_usd)
+    except TimeoutError:
+        exc = LimitExceeded("time_limit", f"Stopped after the {settings.max_wall_s:g} s limit")
+        return RunOutcome(
+            "error",
+            ErrorInfo(code=exc.limit_code, message=exc.message, hint=exc.hint),
+            budget.cost_usd,
+        )
+    except LimitExceeded as exc:
+        return RunOutcome(
+            "error",
+            ErrorInfo(code=exc.limit_code, message=exc.message, hint=exc.hint),
+            budget.cost_usd,
+        )
+    except OpenInspectError as exc:
+        return RunOutcome(
+            "error", ErrorInfo(code=exc.code, message=exc.message, hint=exc.hint), budget.cost_usd
+        )
+    except (ModelAPIError, UnexpectedModelBehavior, AgentRunError) as exc:
+        err = ModelError(f"The model request failed: {exc}")
+        return RunOutcome("error", ErrorInfo(code=err.code, message=err.message), budget.cost_usd)
+    finally:
+        await host.save_conversation(
+            ModelMessagesTypeAdapter.dump_json(close_dangling_tool_calls(messages))
+        )
+
+
+async def _drive(
+    agent: Agent[ToolDeps, str],
+    run: PromptRun,
+    deps: ToolDeps,
+    history: list[ModelMessage],
+    registry: ModelRegistry,
+    budget: Budget,
+    emitter: Emitter,
+    host: AgentHost,
+    messages: list[ModelMessage],
+) -> None:
+    save: Callable[[], Awaitable[None]] = lambda: host.save_conversation(  # noqa: E731
+        ModelMessagesTypeAdapter.dump_json(close_dangling_tool_calls(messages))
+    )
+    async with agent.iter(
+        run.content,
+        deps=deps,
+        message_history=history,
+        model_settings=registry.model_settings(run.effort),
+    ) as agent_run:
+        async for node in agent_run:
+            if Agent.is_model_request_node(node):
+                step = budget.steps
+                async with node.stream(agent_run.ctx) as stream:
+                    async for event in stream:
+                        if isinstance(event, PartStartEvent) and isinstance(event.part, TextPart):
+                            await emitter.delta(step, event.index, event.part.content)
+                        elif isinstance(event, PartDeltaEvent) and isinstance(
+                            event.delta, TextPartDelta
+                        ):
+                            await emitter.delta(step, event.index, event.delta.content_delta)
+            elif Agent.is_call_tools_node(node):
+                response = node.model_response
+                await emitter.response(budget.steps, response)
+                budget.steps += 1
+                usage = response.usage
+                cost = registry.cost_usd(
+                    run.model_id, usage.cost, usage.input_tokens, usage.output_tokens
+                )
+                budget.cost_usd += cost
+                total = await host.add_cost(cost)
+                await host.emit(
+                    Usage(
+                        session_id=run.session_id,
+                        prompt_id=run.prompt_id,
+                        model=run.model_id,
+                        input_tokens=usage.input_tokens,
+                        output_tokens=usage.output_tokens,
+                        cost_usd=cost,
+                        total_cost_usd=total,
+                    )
+                )
+                if any(isinstance(p, ToolCallPart) for p in response.parts):
+                    budget.check()  # only when the run would go on to another step
+            messages[:] = agent_run.all_messages()
+            await save()

@@ -1,0 +1,127 @@
+"""The app factory and its lifespan. Nothing happens at import.
+
+``create_app(settings)`` returns the public API (REST + client WebSocket). The sandbox bridge is a
+second, tiny app (``create_bridge_app``) served only on the Unix socket that sandboxes can reach,
+so a sandbox can never call the public API, and the public port never accepts a sandbox.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI, WebSocket
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+
+from openinspect import __version__
+from openinspect.agent.models import ModelRegistry
+from openinspect.api import ws
+from openinspect.api.auth import Bootstrap, WsTokens, bootstrap_admin, load_or_create_secret
+from openinspect.api.deps import AppState
+from openinspect.api.errors import install_error_handlers
+from openinspect.api.limits import BodySizeLimit
+from openinspect.api.routes import meta, repos, sessions
+from openinspect.bus import Bus, open_bus
+from openinspect.sandboxes.bridge import BridgeHub
+from openinspect.sandboxes.registry import resolve_provider
+from openinspect.sessions.actor import Services
+from openinspect.sessions.eventlog import EventLog
+from openinspect.sessions.manager import SessionManager
+from openinspect.settings import Settings
+from openinspect.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """Everything the lifespan opened; closed in reverse order."""
+
+    settings: Settings
+    store: Store
+    bus: Bus
+    manager: SessionManager
+    hub: BridgeHub
+    bootstrap: Bootstrap
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    home = settings.home_dir
+    home.mkdir(parents=True, exist_ok=True)
+    store = await Store.open(settings.resolved_database_url)
+    bus = open_bus(settings.bus_url)
+    models = ModelRegistry(settings)
+    hub = BridgeHub(heartbeat_timeout_s=settings.sandbox.heartbeat_timeout_s)
+    try:
+        provider = resolve_provider(settings.sandbox.provider, settings)
+        services = Services(
+            settings=settings,
+            store=store,
+            events=EventLog(store, bus),
+            models=models,
+            hub=hub,
+            provider=provider,
+        )
+        manager = SessionManager(services)
+        bootstrap = await bootstrap_admin(store, home)
+        await manager.recover()
+        yield Runtime(settings, store, bus, manager, hub, bootstrap)
+        await manager.close()
+    finally:
+        models.close()
+        await bus.close()
+        await store.close()
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
+    """The public API. With ``runtime`` given (the server shares one with the bridge app), the
+    app uses it; otherwise its lifespan opens its own."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if runtime is not None:
+            _attach(app, runtime)
+            yield
+            return
+        async with open_runtime(settings) as opened:
+            _attach(app, opened)
+            yield
+
+    app = FastAPI(
+        title="openinspect",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.add_middleware(BodySizeLimit)
+    install_error_handlers(app)
+    app.include_router(meta.router)
+    app.include_router(sessions.router)
+    app.include_router(repos.router)
+    app.include_router(ws.router)
+    return app
+
+
+def _attach(app: Starlette, runtime: Runtime) -> None:
+    secret = load_or_create_secret(runtime.settings.home_dir)
+    app.state.openinspect = AppState(
+        manager=runtime.manager,
+        store=runtime.store,
+        ws_tokens=WsTokens(secret, runtime.settings.sessions.ws_token_ttl_s),
+    )
+    app.state.runtime = runtime
+
+
+def create_bridge_app(hub: BridgeHub) -> Starlette:
+    """The app behind the Unix socket: only the sandbox bridge."""
+
+    async def bridge(websocket: WebSocket) -> None:
+        await hub.handle(websocket, websocket.headers)
+
+    return Starlette(routes=[WebSocketRoute("/sandbox/bridge", bridge)])

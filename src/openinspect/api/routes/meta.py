@@ -1,0 +1,41 @@
+"""Health, the model catalog, and who am I."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from openinspect import __version__
+from openinspect.api.deps import CurrentUser, State
+from openinspect.api.schemas import Health, ModelList, ModelOut
+from openinspect.domain.models import User
+
+router = APIRouter()
+
+
+@router.get("/healthz", tags=["meta"])
+async def healthz() -> Health:
+    return Health(status="ok", version=__version__)
+
+
+@router.get("/api/me", tags=["meta"])
+async def me(user: CurrentUser) -> User:
+    return user
+
+
+@router.get("/api/models", tags=["meta"])
+async def models(user: CurrentUser, state: State) -> ModelList:
+    registry = state.manager.services.models
+    return ModelList(
+        default=state.manager.services.settings.agent.default_model,
+        models=[
+            ModelOut(
+                id=m.id,
+                provider=m.provider,
+                label=m.label,
+                efforts=list(m.efforts),
+                default_effort=m.default_effort,
+                available=m.available,
+            )
+            for m in registry.catalog()
+        ],
+    )

@@ -1,0 +1,122 @@
+"""Session routes: thin — schema in, manager/actor call, schema out."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, status
+
+from openinspect.api.deps import CurrentUser, State
+from openinspect.api.errors import ErrorEnvelope
+from openinspect.api.schemas import (
+    EventPage,
+    PromptCreate,
+    SessionCreate,
+    SessionCreated,
+    SessionList,
+    SessionOut,
+    StopResult,
+    WsToken,
+)
+from openinspect.domain.events import dump_event
+from openinspect.domain.models import Prompt
+
+PAGE_DEFAULT = 200
+PAGE_MAX = 500
+_errors = {code: {"model": ErrorEnvelope} for code in (401, 404, 409, 413, 422, 429)}
+router = APIRouter(prefix="/api/sessions", tags=["sessions"], responses=_errors)  # type: ignore[arg-type]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_session(body: SessionCreate, user: CurrentUser, state: State) -> SessionCreated:
+    session = await state.manager.create(
+        user,
+        repo=body.repo,
+        base_branch=body.base_branch,
+        model=body.model,
+        effort=body.effort,
+        title=body.title,
+    )
+    prompt = None
+    if body.prompt is not None:
+        actor = await state.manager.actor(session.id)
+        prompt = await actor.submit(user, body.prompt, client_request_id=body.client_request_id)
+        session = actor.session
+    return SessionCreated(session=session, prompt=prompt)
+
+
+@router.get("")
+async def list_sessions(
+    user: CurrentUser,
+    state: State,
+    mine: bool = False,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> SessionList:
+    sessions = await state.store.sessions.list(creator_id=user.id if mine else None, limit=limit)
+    return SessionList(sessions=sessions)
+
+
+@router.get("/{session_id}")
+async def get_session(session_id: str, user: CurrentUser, state: State) -> SessionOut:
+    session = await state.manager.get(session_id)
+    return SessionOut(session=session, queue=await state.store.prompts.unfinished(session_id))
+
+
+@router.post("/{session_id}/prompts", status_code=status.HTTP_202_ACCEPTED)
+async def post_prompt(
+    session_id: str, body: PromptCreate, user: CurrentUser, state: State
+) -> Prompt:
+    actor = await state.manager.actor(session_id)
+    return await actor.submit(
+        user,
+        body.content,
+        model=body.model,
+        effort=body.effort,
+        client_request_id=body.client_request_id,
+    )
+
+
+@router.post("/{session_id}/prompts/{prompt_id}/cancel")
+async def cancel_prompt(session_id: str, prompt_id: str, user: CurrentUser, state: State) -> Prompt:
+    actor = await state.manager.actor(session_id)
+    await actor.cancel(prompt_id)
+    prompt = await state.store.prompts.get(prompt_id)
+    assert prompt is not None
+    return prompt
+
+
+@router.post("/{session_id}/stop")
+async def stop(session_id: str, user: CurrentUser, state: State) -> StopResult:
+    actor = await state.manager.actor(session_id)
+    return StopResult(stopped=await actor.stop())
+
+
+@router.get("/{session_id}/events")
+async def page_events(
+    session_id: str,
+    user: CurrentUser,
+    state: State,
+    before_seq: Annotated[int | None, Query(ge=1)] = None,
+    after_seq: Annotated[int | None, Query(ge=0)] = None,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = PAGE_DEFAULT,
+) -> EventPage:
+    """Durable events, oldest first: the page after ``after_seq``, or the newest page before
+    ``before_seq`` (the newest overall when neither is given)."""
+    await state.manager.get(session_id)
+    events = state.store.events
+    if after_seq is not None:
+        page = await events.after(session_id, after_seq, limit + 1)
+        more, page = len(page) > limit, page[:limit]
+    else:
+        page = await events.before(session_id, before_seq, limit + 1)
+        more, page = len(page) > limit, page[-limit:]
+    return EventPage(events=[dump_event(e) for e in page], has_more=more)
+
+
+@router.post("/{session_id}/ws-token")
+async def ws_token(session_id: str, request: Request, user: CurrentUser, state: State) -> WsToken:
+    await state.manager.get(session_id)
+    token, expires = state.ws_tokens.mint(session_id, user.id)
+    scheme = "wss" if request.url.scheme == "https" else "ws"
+    url = f"{scheme}://{request.url.netloc}/api/sessions/{session_id}/ws"
+    return WsToken(token=token, expires_at=expires, url=url)

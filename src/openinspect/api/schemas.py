@@ -1,0 +1,100 @@
+"""Wire schemas of the REST API (separate from the domain types they are built from)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from openinspect.domain.models import Prompt, Repo, Session
+
+NAME_MAX = 200
+URL_MAX = 2048
+BRANCH_MAX = 255
+MODEL_MAX = 300
+EFFORT_MAX = 16
+# The prompt limit itself is a setting checked by the session; this only bounds the body.
+CONTENT_HARD_MAX = 1_000_000
+
+
+class SessionCreate(BaseModel):
+    repo: str = Field(
+        min_length=1,
+        max_length=URL_MAX,
+        description="Registered repo name or id, a local path, or a git URL.",
+    )
+    base_branch: str | None = Field(
+        None, max_length=BRANCH_MAX, description="Branch to start from (default: the repo's)."
+    )
+    model: str | None = Field(None, max_length=MODEL_MAX, description="'provider:model'.")
+    effort: str | None = Field(None, max_length=EFFORT_MAX, description="Reasoning effort.")
+    title: str | None = Field(None, max_length=NAME_MAX)
+    prompt: str | None = Field(
+        None, max_length=CONTENT_HARD_MAX, description="Optional first prompt, queued at once."
+    )
+    client_request_id: str | None = Field(None, max_length=128)
+
+
+class PromptCreate(BaseModel):
+    content: str = Field(max_length=CONTENT_HARD_MAX)
+    model: str | None = Field(None, max_length=MODEL_MAX)
+    effort: str | None = Field(None, max_length=EFFORT_MAX)
+    client_request_id: str | None = Field(None, max_length=128)
+
+
+class RepoCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=NAME_MAX, pattern=r"^[A-Za-z0-9._/-]+$")
+    url: str = Field(min_length=1, max_length=URL_MAX, description="Local path or git URL.")
+    default_branch: str = Field("main", min_length=1, max_length=BRANCH_MAX)
+
+
+class SessionOut(BaseModel):
+    session: Session
+    queue: list[Prompt] = []
+
+
+class SessionCreated(BaseModel):
+    session: Session
+    prompt: Prompt | None = None
+
+
+class SessionList(BaseModel):
+    sessions: list[Session]
+
+
+class EventPage(BaseModel):
+    events: list[dict[str, Any]]
+    has_more: bool
+
+
+class StopResult(BaseModel):
+    stopped: bool
+
+
+class WsToken(BaseModel):
+    token: str
+    expires_at: int
+    url: str
+
+
+class RepoList(BaseModel):
+    repos: list[Repo]
+
+
+class ModelOut(BaseModel):
+    id: str
+    provider: str
+    label: str
+    efforts: list[str]
+    default_effort: str | None
+    available: bool
+
+
+class ModelList(BaseModel):
+    default: str
+    models: list[ModelOut]
+
+
+class Health(BaseModel):
+    status: str
+    version: str

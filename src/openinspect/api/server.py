@@ -1,0 +1,102 @@
+"""Run the control plane: the public API on TCP and the sandbox bridge on a Unix socket, in one
+process sharing one runtime."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+from collections.abc import Awaitable, Callable, Generator
+from dataclasses import dataclass
+
+import uvicorn
+
+from openinspect.api.app import Runtime, create_app, create_bridge_app, open_runtime
+from openinspect.settings import Settings
+
+SERVER_FILE = "server.json"
+WS_MAX_BYTES = 2 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Started:
+    url: str
+    runtime: Runtime
+
+
+class _QuietServer(uvicorn.Server):
+    """A second server in the same process must not take over the signal handlers."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(
+    settings: Settings,
+    *,
+    on_started: Callable[[Started], Awaitable[None] | None] | None = None,
+    install_signal_handlers: bool = True,
+) -> None:
+    """Serve until interrupted (or until the task running this is cancelled)."""
+    async with open_runtime(settings) as runtime:
+        sock = _listen(settings.server.host, settings.server.port)
+        port = sock.getsockname()[1]
+        url = settings.server.public_url or f"http://{settings.server.host}:{port}"
+        bridge_path = settings.bridge_socket
+        bridge_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with contextlib.suppress(FileNotFoundError):
+            bridge_path.unlink()
+        server_cls = uvicorn.Server if install_signal_handlers else _QuietServer
+        public = server_cls(
+            uvicorn.Config(
+                create_app(settings, runtime),
+                log_level=settings.log_level,
+                ws_max_size=WS_MAX_BYTES,
+                lifespan="on",
+                timeout_graceful_shutdown=5,
+            )
+        )
+        bridge = _QuietServer(
+            uvicorn.Config(
+                create_bridge_app(runtime.hub),
+                uds=str(bridge_path),
+                log_level="warning",
+                lifespan="off",
+                ws_max_size=64 * 1024 * 1024,
+                ws_ping_interval=None,
+            )
+        )
+        info = settings.home_dir / SERVER_FILE
+        info.write_text(json.dumps({"url": url, "pid": os.getpid()}))
+        bridge_task = asyncio.create_task(bridge.serve())
+        public_task = asyncio.create_task(public.serve(sockets=[sock]))
+        try:
+            while not public.started:
+                if public_task.done():
+                    await public_task
+                    return
+                await asyncio.sleep(0.01)
+            if on_started is not None:
+                result = on_started(Started(url, runtime))
+                if result is not None:
+                    await result
+            await public_task
+        finally:
+            public.should_exit = True
+            bridge.should_exit = True
+            await asyncio.gather(public_task, bridge_task, return_exceptions=True)
+            with contextlib.suppress(FileNotFoundError):
+                info.unlink()

@@ -1,0 +1,127 @@
+"""A small async client of the public API (REST + session WebSocket), used by the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from openinspect.api.auth import ADMIN_TOKEN_FILE
+from openinspect.api.server import SERVER_FILE
+from openinspect.errors import AuthError, ConfigError, OpenInspectError
+from openinspect.settings import DEFAULT_PORT, Settings
+
+HTTP_TIMEOUT_S = 60.0
+
+
+class ApiError(OpenInspectError):
+    """An error envelope returned by the server."""
+
+    def __init__(self, status: int, code: str, message: str, hint: str | None) -> None:
+        super().__init__(message, hint=hint)
+        self.http_status = status
+        self.api_code = code
+
+
+@dataclass(frozen=True)
+class Target:
+    url: str
+    token: str
+
+
+def discover(settings: Settings | None = None) -> Target:
+    """Where the server is and which token to use: OPENINSPECT_URL / OPENINSPECT_TOKEN, else
+    the files the server writes in OPENINSPECT_HOME on this machine."""
+    settings = settings or Settings()
+    home = settings.home_dir
+    url = os.environ.get("OPENINSPECT_URL")
+    if not url:
+        info = home / SERVER_FILE
+        url = json.loads(info.read_text())["url"] if info.exists() else None
+    url = url or f"http://127.0.0.1:{DEFAULT_PORT}"
+    token = os.environ.get("OPENINSPECT_TOKEN")
+    token_file = home / ADMIN_TOKEN_FILE
+    if not token and token_file.exists():
+        token = token_file.read_text().strip()
+    if not token:
+        raise ConfigError(
+            "No API token found",
+            hint=f"Set OPENINSPECT_TOKEN, or start `openinspect serve` once so that "
+            f"{Path(token_file)} exists",
+        )
+    return Target(url.rstrip("/"), token)
+
+
+class Client:
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self._http = httpx.AsyncClient(
+            base_url=target.url,
+            timeout=HTTP_TIMEOUT_S,
+            headers={"Authorization": f"Bearer {target.token}"},
+        )
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._http.aclose()
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.ConnectError as exc:
+            raise ConfigError(
+                f"Cannot reach the server at {self.target.url}",
+                hint="Start it with `openinspect serve` or set OPENINSPECT_URL",
+            ) from exc
+        if response.status_code >= 400:
+            try:
+                error = response.json()["error"]
+            except (ValueError, KeyError, TypeError):
+                error = {"code": "http_error", "message": response.text[:500], "hint": None}
+            if response.status_code == 401:
+                raise AuthError(error["message"], hint=error.get("hint"))
+            raise ApiError(response.status_code, error["code"], error["message"], error.get("hint"))
+        return response.json() if response.content else None
+
+    async def create_session(self, **body: Any) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("POST", "/api/sessions", json=body)
+        return result
+
+    async def post_prompt(self, session_id: str, **body: Any) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request(
+            "POST", f"/api/sessions/{session_id}/prompts", json=body
+        )
+        return result
+
+    async def events(self, session_id: str, *, after_seq: int = 0) -> AsyncIterator[dict[str, Any]]:
+        """Every durable event from ``after_seq`` on, page by page."""
+        while True:
+            page = await self.request(
+                "GET",
+                f"/api/sessions/{session_id}/events",
+                params={"after_seq": after_seq, "limit": 500},
+            )
+            for event in page["events"]:
+                after_seq = event["seq"]
+                yield event
+            if not page["has_more"]:
+                return
+
+    async def connect(self, session_id: str, since_seq: int | None = None) -> ClientConnection:
+        """An authenticated, subscribed session WebSocket (the ``subscribed`` reply is left
+        for the caller to read)."""
+        minted = await self.request("POST", f"/api/sessions/{session_id}/ws-token")
+        ws = await websockets.connect(minted["url"], max_size=16 * 1024 * 1024)
+        await ws.send(
+            json.dumps({"type": "subscribe", "token": minted["token"], "since_seq": since_seq})
+        )
+        return ws

@@ -1,0 +1,108 @@
+"""``openinspect doctor``: check what openinspect needs on this machine, and say how to fix it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+
+from rich.console import Console
+
+from openinspect.agent.models import ModelRegistry
+from openinspect.sandboxes.registry import bwrap_works
+from openinspect.settings import Settings
+from openinspect.store import Store
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str | None = None
+
+
+def _version(*argv: str) -> str | None:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (out.stdout or out.stderr).strip().splitlines()[0] if out.returncode == 0 else None
+
+
+async def checks(settings: Settings) -> list[Check]:
+    found: list[Check] = []
+    git = _version("git", "--version")
+    found.append(
+        Check("git", git is not None, git or "not found", None if git else "apt-get install git")
+    )
+    bwrap = shutil.which("bwrap")
+    works = bwrap is not None and bwrap_works()
+    found.append(
+        Check(
+            "bubblewrap",
+            works,
+            "namespaces work"
+            if works
+            else ("installed, but cannot create namespaces" if bwrap else "not installed"),
+            None
+            if works
+            else (
+                "apt-get install bubblewrap (or allow unprivileged user namespaces:"
+                " sysctl kernel.unprivileged_userns_clone=1); until then sandboxes "
+                "fall back to the non-isolating 'process' provider"
+            ),
+        )
+    )
+    python = _version(settings.sandbox.python, "--version")
+    found.append(
+        Check(
+            "sandbox python",
+            python is not None,
+            f"{settings.sandbox.python}: {python or 'not found'}",
+            None if python else "apt-get install python3 (the runtime runs on it)",
+        )
+    )
+    try:
+        store = await Store.open(settings.resolved_database_url)
+        await store.close()
+        found.append(Check("database", True, settings.resolved_database_url))
+    except Exception as exc:  # any failure here is the finding
+        found.append(
+            Check(
+                "database",
+                False,
+                f"{settings.resolved_database_url}: {exc}",
+                "Check OPENINSPECT_DATABASE_URL and that the server is running",
+            )
+        )
+    available = [m.id for m in ModelRegistry(settings).catalog() if m.available]
+    found.append(
+        Check(
+            "models",
+            bool(available),
+            ", ".join(available) if available else "no provider key configured",
+            None
+            if available
+            else "Set ANTHROPIC_API_KEY or OPENAI_API_KEY, or "
+            "OPENINSPECT_MODELS__OPENAI_COMPATIBLE_BASE_URL; `openinspect demo` works without one",
+        )
+    )
+    return found
+
+
+async def run_doctor(console: Console, *, json_mode: bool) -> int:
+    results = await checks(Settings())
+    if json_mode:
+        for check in results:
+            sys.stdout.write(json.dumps(asdict(check)) + "\n")
+    else:
+        for check in results:
+            mark = "[green]✔[/]" if check.ok else "[red]✘[/]"
+            console.print(f"{mark} [bold]{check.name}[/]: {check.detail}")
+            if check.fix:
+                console.print(f"    [dim]fix: {check.fix}[/]")
+    # Model keys are optional (the demo and scripted models need none).
+    return 0 if all(c.ok for c in results if c.name != "models") else 1

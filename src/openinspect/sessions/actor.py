@@ -1,0 +1,393 @@
+"""SessionActor: the one owner of a live session's state.
+
+Commands (submit, cancel, stop, typing) take the actor's lock, change the store, append events and
+wake the queue runner, a single task that runs prompts one at a time in FIFO order. A prompt's
+run is its own task so that ``stop`` can cancel it; whatever happens, the prompt ends with exactly
+one ``prompt-finished`` event, after its changes were committed and pushed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+
+from openinspect.agent.models import ModelRegistry
+from openinspect.agent.runner import PromptRun, RunOutcome, load_history, run_prompt
+from openinspect.domain.events import (
+    AgentTextDelta,
+    ErrorInfo,
+    Event,
+    GitCommit,
+    GitPush,
+    PromptCancelled,
+    PromptFinished,
+    PromptQueued,
+    PromptStarted,
+    SessionUpdated,
+    WarningEvent,
+    utcnow,
+)
+from openinspect.domain.ids import new_id
+from openinspect.domain.models import Author, Prompt, PromptStatus, Session, User
+from openinspect.errors import (
+    GitError,
+    InvalidInput,
+    PromptNotCancellable,
+    PromptNotFound,
+    PromptRequestConflict,
+    PromptTooLarge,
+    QueueFull,
+    SandboxError,
+    SessionNotPromptable,
+)
+from openinspect.sandboxes.base import SandboxProvider
+from openinspect.sandboxes.bridge import BridgeHub, SandboxConnection
+from openinspect.sessions.eventlog import EventLog
+from openinspect.sessions.git import commit_in_sandbox, commit_message, push_from_sandbox
+from openinspect.sessions.sandbox import SessionSandbox
+from openinspect.settings import Settings
+from openinspect.store import Store
+
+log = logging.getLogger(__name__)
+CLIENT_REQUEST_ID_MAX = 128
+
+
+@dataclass
+class Services:
+    """What every actor shares."""
+
+    settings: Settings
+    store: Store
+    events: EventLog
+    models: ModelRegistry
+    hub: BridgeHub
+    provider: SandboxProvider
+
+
+def fingerprint(author_id: str, content: str, model: str | None, effort: str | None) -> str:
+    raw = "\x00".join((author_id, content, model or "", effort or ""))
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class SessionActor:
+    def __init__(self, session: Session, services: Services) -> None:
+        self.session = session
+        self._s = services
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+        self._current: asyncio.Task[RunOutcome] | None = None
+        self._current_prompt: Prompt | None = None
+        self._stop_requested = False
+        self.sandbox = SessionSandbox(
+            session,
+            settings=services.settings,
+            store=services.store,
+            hub=services.hub,
+            provider=services.provider,
+            emit=self.emit,
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._runner is None:
+            self._runner = asyncio.create_task(self._run_queue(), name=f"queue {self.session.id}")
+            self._wake.set()
+
+    async def close(self) -> None:
+        """Stop the running prompt (it is marked interrupted) and the sandbox."""
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+            self._runner = None
+        await self.sandbox.destroy()
+
+    async def emit(self, event: Event) -> Event:
+        return await self._s.events.append(event)
+
+    async def _set_status(self, status: str) -> None:
+        if self.session.status == status:
+            return
+        self.session = await self._s.store.sessions.update(self.session.id, status=status)  # type: ignore[arg-type]
+        await self.emit(SessionUpdated(session_id=self.session.id, status=self.session.status))
+
+    # -- commands --------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        user: User,
+        content: str,
+        *,
+        model: str | None = None,
+        effort: str | None = None,
+        client_request_id: str | None = None,
+    ) -> Prompt:
+        """Queue a prompt. Idempotent by ``client_request_id``."""
+        limits = self._s.settings.sessions
+        if len(content) > limits.max_prompt_chars:
+            raise PromptTooLarge(
+                f"The prompt has {len(content)} characters; the limit is {limits.max_prompt_chars}",
+                hint="Shorten it, or attach long material as a file in the repo",
+            )
+        if not content.strip():
+            raise InvalidInput("The prompt is empty")
+        if (
+            client_request_id is not None
+            and not 0 < len(client_request_id) <= CLIENT_REQUEST_ID_MAX
+        ):
+            raise InvalidInput(f"client_request_id must be 1 to {CLIENT_REQUEST_ID_MAX} characters")
+        if self.session.status in ("archived", "failed"):
+            raise SessionNotPromptable(f"The session is {self.session.status}")
+        self._s.models.validate(
+            model or self.session.model,
+            effort if effort is not None else (self.session.effort if model is None else None),
+        )
+        print_ = fingerprint(user.id, content, model, effort)
+        async with self._lock:
+            if client_request_id is not None:
+                found = await self._s.store.prompts.by_client_request_id(
+                    self.session.id, client_request_id
+                )
+                if found is not None:
+                    prompt, earlier = found
+                    if earlier != print_:
+                        raise PromptRequestConflict(
+                            f"client_request_id {client_request_id!r} was already used for a "
+                            "different prompt",
+                            hint="Use a new id for a new prompt",
+                        )
+                    return prompt
+            unfinished = await self._s.store.prompts.unfinished(self.session.id)
+            if len(unfinished) >= limits.max_unfinished_prompts:
+                raise QueueFull(
+                    f"The session already has {len(unfinished)} unfinished prompts "
+                    f"(limit {limits.max_unfinished_prompts})",
+                    hint="Wait for one to finish or cancel a queued prompt",
+                )
+            prompt = Prompt(
+                id=new_id("prm"),
+                session_id=self.session.id,
+                author=Author.of(user),
+                content=content,
+                model=model,
+                effort=effort,
+                client_request_id=client_request_id,
+                status="queued",
+                error_code=None,
+                error_message=None,
+                created_at=utcnow(),
+                started_at=None,
+                finished_at=None,
+            )
+            await self._s.store.prompts.create(prompt, print_)
+            await self._s.store.sessions.add_participant(self.session.id, user.id)
+            await self.emit(
+                PromptQueued(
+                    session_id=self.session.id,
+                    prompt_id=prompt.id,
+                    author=prompt.author,
+                    content=content,
+                    model=model or self.session.model,
+                    effort=self._effort_for(prompt),
+                    client_request_id=client_request_id,
+                    position=len(unfinished),
+                )
+            )
+            await self._set_status("active")
+        self.start()
+        self._wake.set()
+        return prompt
+
+    async def cancel(self, prompt_id: str) -> None:
+        """Cancel a queued prompt."""
+        async with self._lock:
+            prompt = await self._s.store.prompts.get(prompt_id)
+            if prompt is None or prompt.session_id != self.session.id:
+                raise PromptNotFound(f"No prompt {prompt_id!r} in session {self.session.id}")
+            if not await self._s.store.prompts.set_status(
+                prompt_id, "cancelled", only_if=("queued",)
+            ):
+                hint = "Use stop to end the running prompt" if prompt.status == "running" else None
+                raise PromptNotCancellable(f"The prompt is {prompt.status}, not queued", hint=hint)
+            await self.emit(PromptCancelled(session_id=self.session.id, prompt_id=prompt_id))
+
+    async def stop(self) -> bool:
+        """Stop the running prompt. Returns False when nothing was running."""
+        task = self._current
+        if task is None or task.done():
+            return False
+        self._stop_requested = True
+        task.cancel()
+        return True
+
+    def typing(self) -> None:
+        """Someone is typing a prompt: start the sandbox now so it is ready sooner."""
+        self.sandbox.reset_failure()
+        self.sandbox.warm()
+
+    async def queue(self) -> list[Prompt]:
+        return await self._s.store.prompts.unfinished(self.session.id)
+
+    # -- the queue runner ------------------------------------------------------------------
+
+    def _effort_for(self, prompt: Prompt) -> str | None:
+        if prompt.effort is not None:
+            return prompt.effort
+        return self.session.effort if prompt.model is None else None
+
+    async def _run_queue(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while True:
+                queued = await self._s.store.prompts.for_session(self.session.id, ("queued",))
+                if not queued:
+                    break
+                await self._execute(queued[0])
+            if self.session.status == "active":
+                await self._set_status("idle")
+
+    async def _execute(self, prompt: Prompt) -> None:
+        if not await self._s.store.prompts.set_status(prompt.id, "running", only_if=("queued",)):
+            return  # cancelled between the query and now
+        started = time.monotonic()
+        model = prompt.model or self.session.model
+        effort = self._effort_for(prompt)
+        await self.emit(
+            PromptStarted(
+                session_id=self.session.id, prompt_id=prompt.id, model=model, effort=effort
+            )
+        )
+        self.sandbox.reset_failure()
+        self.sandbox.warm()  # boots in parallel with the first model request
+        history = load_history(await self._s.store.sessions.load_conversation(self.session.id))
+        run = PromptRun(
+            session_id=self.session.id,
+            prompt_id=prompt.id,
+            content=prompt.content,
+            model_id=model,
+            effort=effort,
+            branch=self.session.branch,
+        )
+        self._stop_requested = False
+        self._current_prompt = prompt
+        self._current = asyncio.create_task(
+            run_prompt(
+                run, _Host(self, prompt.id), history, self._s.models, self._s.settings.agent
+            ),
+            name=f"prompt {prompt.id}",
+        )
+        status: PromptStatus
+        error: ErrorInfo | None = None
+        try:
+            outcome = await asyncio.shield(self._current)
+            status = "success" if outcome.status == "success" else "error"
+            error = outcome.error
+        except asyncio.CancelledError:
+            if not self._stop_requested:  # the server is shutting down: leave it "running"
+                self._current.cancel()
+                raise
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._current
+            status = "stopped"
+        except Exception as exc:  # a bug: report it on the prompt rather than kill the queue
+            log.exception("prompt %s crashed", prompt.id)
+            status, error = "error", ErrorInfo(code="internal", message=repr(exc))
+        finally:
+            self._current = None
+            self._current_prompt = None
+        await self._commit_and_push(prompt)
+        await self._s.store.prompts.set_status(
+            prompt.id,
+            status,
+            error_code=error.code if error else None,
+            error_message=error.message if error else None,
+        )
+        await self.emit(
+            PromptFinished(
+                session_id=self.session.id,
+                prompt_id=prompt.id,
+                status=status,
+                error=error,
+                duration_ms=int((time.monotonic() - started) * 1000),
+            )
+        )
+
+    async def _commit_and_push(self, prompt: Prompt) -> None:
+        box = self.sandbox.connection_if_ready()
+        if box is None:
+            return
+        sid = self.session.id
+        try:
+            commit = await commit_in_sandbox(box, prompt.author, commit_message(prompt.content))
+            if commit is None:
+                return
+            await self.emit(
+                GitCommit(
+                    session_id=sid,
+                    prompt_id=prompt.id,
+                    sha=commit.sha,
+                    branch=self.session.branch,
+                    message=commit.message,
+                    author=prompt.author,
+                    files_changed=commit.files_changed,
+                )
+            )
+            await push_from_sandbox(
+                box,
+                self._s.settings.home_dir / "mirrors" / _mirror_name(self.session.repo_url),
+                self.session.repo_url,
+                self.session.branch,
+                commit.sha,
+                self._s.settings.home_dir / "tmp",
+            )
+            await self.emit(
+                GitPush(
+                    session_id=sid,
+                    prompt_id=prompt.id,
+                    sha=commit.sha,
+                    branch=self.session.branch,
+                    remote=self.session.repo_url,
+                )
+            )
+        except (GitError, SandboxError) as exc:
+            await self.emit(
+                WarningEvent(session_id=sid, prompt_id=prompt.id, code=exc.code, message=str(exc))
+            )
+
+
+def _mirror_name(origin: str) -> str:
+    return hashlib.sha256(origin.encode()).hexdigest()[:24] + ".git"
+
+
+class _Host:
+    """The agent's view of the session it runs in."""
+
+    def __init__(self, actor: SessionActor, prompt_id: str) -> None:
+        self._actor = actor
+        self._prompt_id = prompt_id
+
+    async def sandbox(self) -> SandboxConnection:
+        return await self._actor.sandbox.ready()
+
+    async def emit(self, event: Event) -> None:
+        await self._actor.emit(event)
+
+    async def publish(self, event: AgentTextDelta) -> None:
+        await self._actor._s.events.publish(event)
+
+    async def save_conversation(self, messages_json: bytes) -> None:
+        await self._actor._s.store.sessions.save_conversation(self._actor.session.id, messages_json)
+
+    async def add_cost(self, cost_usd: float) -> float:
+        session = await self._actor._s.store.sessions.update(
+            self._actor.session.id, add_cost_usd=cost_usd
+        )
+        self._actor.session = session
+        return session.total_cost_usd

@@ -1,0 +1,75 @@
+"""Append + fan-out: persist a durable event with the next gap-free seq, then publish it.
+
+The session's owner is the only writer of its log, so seqs come from a per-session counter
+primed from the store; a per-session lock keeps store order and publish order the same.
+Bus messages are JSON envelopes: ``{"kind": "event", "event": {...}}`` or
+``{"kind": "presence", "participants": [...]}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from openinspect.bus import Bus
+from openinspect.domain.events import Event, dump_event, is_ephemeral
+from openinspect.store import Store
+
+
+def channel(session_id: str) -> str:
+    return f"session:{session_id}"
+
+
+class EventLog:
+    def __init__(self, store: Store, bus: Bus) -> None:
+        self._store = store
+        self._bus = bus
+        self._last_seq: dict[str, int] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def _lock(self, session_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(session_id, asyncio.Lock())
+
+    async def _seq(self, session_id: str) -> int:
+        if session_id not in self._last_seq:
+            self._last_seq[session_id] = await self._store.events.last_seq(session_id)
+        return self._last_seq[session_id]
+
+    async def append(self, event: Event) -> Event:
+        """Persist ``event`` with the next seq, then publish it. Returns the stored event."""
+        if is_ephemeral(event):
+            await self.publish(event)
+            return event
+        async with self._lock(event.session_id):
+            seq = await self._seq(event.session_id) + 1
+            stored = event.model_copy(update={"seq": seq})
+            await self._store.events.append(stored)
+            self._last_seq[event.session_id] = seq
+            await self._bus.publish(channel(event.session_id), _envelope("event", stored))
+        return stored
+
+    async def publish(self, event: Event) -> None:
+        """Publish an ephemeral event; it carries the seq of the last durable event."""
+        seq = await self._seq(event.session_id)
+        await self._bus.publish(
+            channel(event.session_id), _envelope("event", event.model_copy(update={"seq": seq}))
+        )
+
+    async def publish_presence(self, session_id: str, participants: list[dict[str, Any]]) -> None:
+        message = json.dumps({"kind": "presence", "participants": participants})
+        await self._bus.publish(channel(session_id), message)
+
+    def subscribe(self, session_id: str) -> AbstractAsyncContextManager[AsyncIterator[str]]:
+        """Listen to a session's channel (see ``Bus.subscribe``)."""
+        return self._bus.subscribe(channel(session_id))
+
+    def forget(self, session_id: str) -> None:
+        self._last_seq.pop(session_id, None)
+        self._locks.pop(session_id, None)
+
+
+def _envelope(kind: str, event: Event) -> str:
+    return json.dumps({"kind": kind, "event": dump_event(event)})

@@ -1,0 +1,175 @@
+"""SessionManager: creates sessions, owns the live SessionActors, recovers after a crash.
+
+On start it marks prompts left ``running`` by a dead process as ``interrupted`` (with a
+``prompt-finished`` event, never silently) and restarts the queues of sessions with queued prompts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from openinspect.domain.events import PromptFinished, SessionCreated, SessionUpdated, utcnow
+from openinspect.domain.ids import new_id, session_branch
+from openinspect.domain.models import Author, Session, User
+from openinspect.errors import InvalidInput, SessionNotFound
+from openinspect.sessions.actor import Services, SessionActor
+from openinspect.sessions.git import branch_exists, ensure_mirror, normalize_origin
+from openinspect.sessions.presence import Presence
+
+log = logging.getLogger(__name__)
+TITLE_MAX_CHARS = 200
+BRANCH_NAME_MAX = 255
+_BAD_BRANCH_CHARS = set(" ~^:?*[\\") | {chr(c) for c in range(32)}
+
+
+def validate_branch(name: str) -> str:
+    """A conservative check of a git branch name; a clear error instead of a git failure later."""
+    if (
+        not name
+        or len(name) > BRANCH_NAME_MAX
+        or name.startswith(("-", "/"))
+        or ".." in name
+        or name.endswith((".lock", "/", "."))
+        or "@{" in name
+        or any(c in _BAD_BRANCH_CHARS for c in name)
+    ):
+        raise InvalidInput(
+            f"Invalid branch name {name!r}",
+            hint="Use letters, digits, '-', '_', '.' and '/' (e.g. main)",
+        )
+    return name
+
+
+class SessionManager:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.presence = Presence()
+        self._actors: dict[str, SessionActor] = {}
+        self._lock = asyncio.Lock()
+
+    async def recover(self) -> None:
+        """Reconcile the store with a process that died: sandboxes are gone, running prompts
+        were interrupted, queued prompts still want to run."""
+        store = self.services.store
+        await store.sandboxes.mark_all_stopped()
+        for prompt in await store.prompts.running_anywhere():
+            await store.prompts.set_status(
+                prompt.id,
+                "interrupted",
+                error_code="interrupted",
+                error_message="The server stopped while this prompt was running",
+                only_if=("running",),
+            )
+            await self.services.events.append(
+                PromptFinished(
+                    session_id=prompt.session_id, prompt_id=prompt.id, status="interrupted"
+                )
+            )
+            log.warning("prompt %s of session %s was interrupted", prompt.id, prompt.session_id)
+        for session in await store.sessions.list(statuses=("active", "idle"), limit=10_000):
+            if session.sandbox_status not in ("none", "stopped", "lost", "failed"):
+                await store.sessions.update(session.id, sandbox_status="lost")
+            if await store.prompts.for_session(session.id, ("queued",)):
+                (await self.actor(session.id)).start()
+            elif session.status == "active":
+                await store.sessions.update(session.id, status="idle")
+                await self.services.events.append(
+                    SessionUpdated(session_id=session.id, status="idle")
+                )
+
+    async def create(
+        self,
+        user: User,
+        *,
+        repo: str,
+        base_branch: str | None = None,
+        model: str | None = None,
+        effort: str | None = None,
+        title: str | None = None,
+    ) -> Session:
+        """Create a session on a repo (registered name or id, local path, or git URL)."""
+        store = self.services.store
+        registered = await store.repos.find(repo)
+        origin = registered.url if registered else normalize_origin(repo)
+        base = validate_branch(base_branch or (registered.default_branch if registered else "main"))
+        model_id = model or self.services.settings.agent.default_model
+        self.services.models.validate(model_id, effort)
+        mirror = await ensure_mirror(self.services.settings.home_dir / "mirrors", origin)
+        if not await branch_exists(mirror, base):
+            raise InvalidInput(
+                f"Branch {base!r} does not exist in {origin}",
+                hint="Pass --branch with an existing base branch",
+            )
+        now = utcnow()
+        session_id = new_id("ses")
+        session = Session(
+            id=session_id,
+            title=(title or "").strip()[:TITLE_MAX_CHARS] or "Untitled session",
+            repo_url=origin,
+            repo_id=registered.id if registered else None,
+            base_branch=base,
+            branch=session_branch(session_id),
+            model=model_id,
+            effort=effort,
+            status="created",
+            sandbox_status="none",
+            creator_id=user.id,
+            parent_id=None,
+            total_cost_usd=0.0,
+            last_seq=0,
+            created_at=now,
+            updated_at=now,
+        )
+        await store.sessions.create(session)
+        await self.services.events.append(
+            SessionCreated(
+                session_id=session_id,
+                title=session.title,
+                repo_url=origin,
+                base_branch=base,
+                branch=session.branch,
+                model=model_id,
+                effort=effort,
+                creator=Author.of(user),
+            )
+        )
+        return session
+
+    async def get(self, session_id: str) -> Session:
+        session = await self.services.store.sessions.get(session_id)
+        if session is None:
+            raise SessionNotFound(
+                f"No session {session_id!r}", hint="List sessions with `openinspect sessions list`"
+            )
+        return session
+
+    async def actor(self, session_id: str) -> SessionActor:
+        """The live actor of a session, created on first use."""
+        async with self._lock:
+            actor = self._actors.get(session_id)
+            if actor is None:
+                actor = SessionActor(await self.get(session_id), self.services)
+                self._actors[session_id] = actor
+            return actor
+
+    def live_actor(self, session_id: str) -> SessionActor | None:
+        return self._actors.get(session_id)
+
+    async def snapshot(self, session_id: str) -> dict[str, Any]:
+        """What a joining client needs besides events: the session, who is here, the queue."""
+        session = await self.get(session_id)
+        queue = await self.services.store.prompts.unfinished(session_id)
+        return {
+            "session": session.model_dump(mode="json"),
+            "participants": self.presence.snapshot(session_id),
+            "queue": [p.model_dump(mode="json") for p in queue],
+        }
+
+    async def close(self) -> None:
+        """Stop every actor; running prompts stay ``running`` in the store and are marked
+        interrupted by the next start's ``recover``."""
+        actors = list(self._actors.values())
+        self._actors.clear()
+        await asyncio.gather(*(a.close() for a in actors), return_exceptions=True)

@@ -1,0 +1,194 @@
+"""One session's sandbox: start it (in the background, so inference never waits for it), report
+its boot as events, hand the ready connection to tools, and tear it down.
+
+Status flow: ``none → warming → booting → ready`` and ``failed`` or ``lost``. A failed boot is
+reported once; the next prompt (or ``typing``) tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from openinspect.domain.events import Event, SandboxLog, SandboxStatusChanged, WarningEvent
+from openinspect.domain.ids import new_id
+from openinspect.domain.models import SandboxStatus, Session
+from openinspect.errors import OpenInspectError, SandboxBootFailed, SandboxError, SandboxLost
+from openinspect.sandboxes.base import SandboxHandle, SandboxProvider, SandboxSpec
+from openinspect.sandboxes.bridge import BridgeHub, SandboxConnection
+from openinspect.sessions.git import branch_exists, ensure_mirror
+from openinspect.settings import Settings
+from openinspect.store import Store
+
+log = logging.getLogger(__name__)
+Emit = Callable[[Event], Awaitable[Event]]
+
+
+class SessionSandbox:
+    def __init__(
+        self,
+        session: Session,
+        *,
+        settings: Settings,
+        store: Store,
+        hub: BridgeHub,
+        provider: SandboxProvider,
+        emit: Emit,
+    ) -> None:
+        self._session = session
+        self._settings = settings
+        self._store = store
+        self._hub = hub
+        self._provider = provider
+        self._emit = emit
+        self._boot: asyncio.Task[SandboxConnection] | None = None
+        self._handle: SandboxHandle | None = None
+        self._conn: SandboxConnection | None = None
+        self._sandbox_id: str | None = None
+        self.status: SandboxStatus = "none"
+
+    @property
+    def workspace_dir(self) -> Any:
+        return self._settings.workspaces_dir / self._session.id
+
+    def warm(self) -> None:
+        """Start booting unless a sandbox is booting or alive. Returns at once."""
+        if self._boot is not None and not self._boot.done():
+            return
+        if self._boot is not None and self._conn is not None and self.status == "ready":
+            return
+        self._boot = asyncio.create_task(self._start(), name=f"boot {self._session.id}")
+        self._boot.add_done_callback(_consume_exception)
+
+    def reset_failure(self) -> None:
+        """Allow a new boot after a failure (called when a new prompt starts)."""
+        if self.status in ("failed", "lost") and self._boot is not None and self._boot.done():
+            self._boot = None
+
+    async def ready(self) -> SandboxConnection:
+        """The connection once the sandbox is ready. Raises ``SandboxError`` if it cannot be."""
+        self.warm()
+        assert self._boot is not None
+        conn = await asyncio.shield(self._boot)
+        if self.status != "ready":
+            raise SandboxLost(f"The sandbox is {self.status}", hint="Send another prompt to retry")
+        return conn
+
+    def connection_if_ready(self) -> SandboxConnection | None:
+        return self._conn if self.status == "ready" else None
+
+    async def _set_status(self, status: SandboxStatus, message: str | None = None) -> None:
+        self.status = status
+        await self._store.sessions.update(self._session.id, sandbox_status=status)
+        if self._sandbox_id is not None:
+            await self._store.sandboxes.set_status(self._sandbox_id, status)
+        await self._emit(
+            SandboxStatusChanged(session_id=self._session.id, status=status, message=message)
+        )
+
+    async def _start(self) -> SandboxConnection:
+        await self._set_status("warming")
+        try:
+            return await self._boot_sandbox()
+        except asyncio.CancelledError:
+            await self._teardown()
+            raise
+        except OpenInspectError as exc:
+            await self._teardown()
+            await self._set_status("failed", str(exc))
+            raise SandboxBootFailed(
+                f"The sandbox could not start: {exc.message}", hint=exc.hint
+            ) from exc
+
+    async def _boot_sandbox(self) -> SandboxConnection:
+        session, settings = self._session, self._settings
+        mirror = await ensure_mirror(settings.home_dir / "mirrors", session.repo_url)
+        if not await branch_exists(mirror, session.base_branch):
+            raise SandboxError(f"Branch {session.base_branch!r} not found in {session.repo_url}")
+        token = secrets.token_urlsafe(32)
+        self._sandbox_id = new_id("sbx")
+        conn = self._hub.register(self._sandbox_id, token)
+        conn.on_message = self._on_message
+        self._conn = conn
+        await self._store.sandboxes.create(
+            sandbox_id=self._sandbox_id,
+            session_id=session.id,
+            provider=self._provider.name,
+            token_hash=hashlib.sha256(token.encode()).hexdigest(),
+        )
+        self.workspace_dir.mkdir(parents=True, exist_ok=True)
+        spec = SandboxSpec(
+            sandbox_id=self._sandbox_id,
+            session_id=session.id,
+            workspace_dir=self.workspace_dir,
+            clone_source=str(mirror),
+            clone_source_is_path=True,
+            base_branch=session.base_branch,
+            work_branch=session.branch,
+            boot_mode="fresh",
+            token=token,
+            bridge_socket=settings.bridge_socket,
+            env={},
+            setup_timeout_s=settings.sandbox.setup_timeout_s,
+            start_timeout_s=settings.sandbox.start_timeout_s,
+            heartbeat_s=settings.sandbox.heartbeat_interval_s,
+            max_processes=settings.sandbox.max_processes,
+        )
+        self._handle = await self._provider.create(spec)
+        await self._set_status("booting")
+        await conn.wait_ready(settings.sandbox.boot_timeout_s)
+        await self._set_status("ready")
+        return conn
+
+    async def _on_message(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        sid = self._session.id
+        if kind == "log":
+            await self._emit(
+                SandboxLog(
+                    session_id=sid,
+                    source=str(message.get("source", "")),
+                    line=str(message.get("line", "")),
+                )
+            )
+        elif kind == "boot" and message.get("phase") == "warning":
+            await self._emit(
+                WarningEvent(
+                    session_id=sid,
+                    code="sandbox_boot_warning",
+                    message=str(message.get("message", "")),
+                )
+            )
+
+    async def destroy(self) -> None:
+        """Stop the sandbox and everything in it. Idempotent."""
+        if self._boot is not None and not self._boot.done():
+            self._boot.cancel()
+            with contextlib.suppress(BaseException):
+                await self._boot
+        await self._teardown()
+        if self.status not in ("none", "failed", "lost", "stopped"):
+            await self._set_status("stopped")
+
+    async def _teardown(self) -> None:
+        conn, handle = self._conn, self._handle
+        self._conn, self._handle = None, None
+        if conn is not None:
+            with contextlib.suppress(SandboxError):
+                await asyncio.wait_for(conn.shutdown(), timeout=2)
+        if handle is not None:
+            await self._provider.destroy(handle)
+        if self._sandbox_id is not None:
+            self._hub.unregister(self._sandbox_id)
+
+
+def _consume_exception(task: asyncio.Task[SandboxConnection]) -> None:
+    # The failure is reported as events and re-raised to whoever awaits ready(); this only keeps
+    # asyncio from logging "exception was never retrieved" when nobody did.
+    if not task.cancelled():
+        task.exception()

@@ -1,0 +1,56 @@
+"""Shared fixtures: a sample repo with a bare origin, the scripted LLM, and a real server."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from openinspect.testing.repos import make_sample_repo
+from openinspect.testing.llm_server import ScriptedLLMServer
+from openinspect.testing.server import ServerProcess
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+# Values a prompt-injected agent must never see; the tests search the sandbox for them.
+SECRET_ANTHROPIC = "sk-ant-test-SECRET-0123456789"
+SECRET_COMPAT = "sk-compat-test-SECRET-9876543210"
+MODEL = "openai-compatible:scripted"
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip on a developer machine; under CI a missing service is a failure."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: required)")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def origin(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    root.mkdir()
+    return make_sample_repo(root)
+
+
+@pytest.fixture
+def llm() -> Iterator[ScriptedLLMServer]:
+    with ScriptedLLMServer({"turns": []}) as server:
+        yield server
+
+
+def server_env(llm: ScriptedLLMServer, **extra: str) -> dict[str, str]:
+    return {
+        "OPENINSPECT_MODELS__OPENAI_COMPATIBLE_BASE_URL": llm.openai_base_url,
+        "OPENINSPECT_MODELS__OPENAI_COMPATIBLE_API_KEY": SECRET_COMPAT,
+        "ANTHROPIC_API_KEY": SECRET_ANTHROPIC,
+        "OPENINSPECT_AGENT__DEFAULT_MODEL": MODEL,
+        "OPENINSPECT_SANDBOX__PROVIDER": "bwrap",
+        **extra,
+    }
+
+
+@pytest.fixture
+def server(tmp_path: Path, llm: ScriptedLLMServer) -> Iterator[ServerProcess]:
+    with ServerProcess(tmp_path / "home", env=server_env(llm)) as proc:
+        yield proc

@@ -1,0 +1,106 @@
+"""The Alembic migrations build the schema the code expects, on SQLite and on Postgres."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from openinspect.domain.events import SessionCreated, load_event
+from openinspect.domain.models import Author
+from openinspect.store import Store
+from openinspect.store.tables import metadata
+from tests.conftest import skip_or_fail
+
+PG_ADMIN_URL = os.environ.get(
+    "OPENINSPECT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """A throwaway database on the local Postgres."""
+    admin = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"openinspect_test_{secrets.token_hex(4)}"
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except (OSError, sa.exc.SQLAlchemyError) as exc:
+        await admin.dispose()
+        skip_or_fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc}")
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+async def _exercise(url: str) -> None:
+    store = await Store.open(url)
+    try:
+        # Twice: migrating an up-to-date schema is a no-op.
+        from openinspect.store.db import migrate
+
+        await migrate(store.engine)
+        async with store.engine.connect() as conn:
+            tables = await conn.run_sync(lambda c: set(sa.inspect(c).get_table_names()))
+        assert set(metadata.tables) <= tables
+        user = await store.users.create(name="Ada", email="ada@example.com", role="admin")
+        token = await store.users.create_token(user.id, "t")
+        assert (await store.users.authenticate(token)) == user
+        assert await store.users.authenticate(token + "x") is None
+        from openinspect.domain.models import Session
+        from openinspect.domain.events import utcnow
+
+        now = utcnow()
+        session = Session(
+            id="ses_0123456789abcdef",
+            title="t",
+            repo_url="/r",
+            repo_id=None,
+            base_branch="main",
+            branch="openinspect/01234567",
+            model="scripted:x",
+            effort=None,
+            status="created",
+            sandbox_status="none",
+            creator_id=user.id,
+            parent_id=None,
+            total_cost_usd=0.0,
+            last_seq=0,
+            created_at=now,
+            updated_at=now,
+        )
+        await store.sessions.create(session)
+        event = SessionCreated(
+            session_id=session.id,
+            seq=1,
+            title="t",
+            repo_url="/r",
+            base_branch="main",
+            branch=session.branch,
+            model="scripted:x",
+            effort=None,
+            creator=Author.of(user),
+        )
+        await store.events.append(event)
+        with pytest.raises(sa.exc.IntegrityError):
+            await store.events.append(event)  # a seq is never written twice
+        assert await store.events.after(session.id, 0, 10) == [load_event(event.model_dump())]
+        assert (await store.sessions.get(session.id)).last_seq == 1  # type: ignore[union-attr]
+    finally:
+        await store.close()
+
+
+async def test_migrations_on_sqlite(tmp_path: object) -> None:
+    await _exercise(f"sqlite+aiosqlite:///{tmp_path}/oi.db")
+
+
+@pytest.mark.postgres
+async def test_migrations_on_postgres(pg_url: str) -> None:
+    await _exercise(pg_url)
