@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from openinspect.testing.repos import make_sample_repo
 from openinspect.testing.llm_server import ScriptedLLMServer
+from openinspect.testing.repos import make_sample_repo
 from openinspect.testing.server import ServerProcess
 
 IN_CI = os.environ.get("CI", "").lower() == "true"

@@ -14,7 +14,7 @@ import pytest
 from openinspect.testing.llm_server import ScriptedLLMServer
 from openinspect.testing.server import ServerProcess
 from tests.conftest import SECRET_ANTHROPIC, SECRET_COMPAT, server_env
-from tests.e2e.helpers import client_for, collect, durable, finished, start_session
+from tests.e2e.helpers import client_for, collect, finished, start_session
 
 pytestmark = pytest.mark.e2e
 

@@ -54,8 +54,8 @@ async def _exercise(url: str) -> None:
         token = await store.users.create_token(user.id, "t")
         assert (await store.users.authenticate(token)) == user
         assert await store.users.authenticate(token + "x") is None
-        from openinspect.domain.models import Session
         from openinspect.domain.events import utcnow
+        from openinspect.domain.models import Session
 
         now = utcnow()
         session = Session(

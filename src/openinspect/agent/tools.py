@@ -131,7 +131,13 @@ async def read(
         args["limit"] = limit
 
     async def body(box: SandboxConnection) -> _Outcome:
-        return _Outcome(await box.read_file(path, offset=offset, limit=limit))
+        result = await box.read_file(path, offset=offset, limit=limit)
+        note = (
+            f"\n[file has {result['total_lines']} lines; output truncated]"
+            if result["truncated"]
+            else ""
+        )
+        return _Outcome(result["content"] + note)
 
     return await _run_tool(ctx, "read", args, body)
 
@@ -161,8 +167,9 @@ async def glob(ctx: RunContext[ToolDeps], pattern: str) -> str:
     """List files matching a glob pattern (e.g. `src/**/*.py`), relative to the repository."""
 
     async def body(box: SandboxConnection) -> _Outcome:
-        paths = await box.glob(pattern)
-        return _Outcome("\n".join(paths) if paths else "(no matches)")
+        result = await box.glob(pattern)
+        text = "\n".join(result["paths"]) if result["paths"] else "(no matches)"
+        return _Outcome(text + ("\n[more matches not shown]" if result["truncated"] else ""))
 
     return await _run_tool(ctx, "glob", {"pattern": pattern}, body)
 
@@ -174,8 +181,9 @@ async def grep(ctx: RunContext[ToolDeps], pattern: str, path: str | None = None)
         args["path"] = path
 
     async def body(box: SandboxConnection) -> _Outcome:
-        matches = await box.grep(pattern, path=path)
-        return _Outcome(matches or "(no matches)")
+        result = await box.grep(pattern, path=path)
+        text = "\n".join(result["matches"]) if result["matches"] else "(no matches)"
+        return _Outcome(text + ("\n[more matches not shown]" if result["truncated"] else ""))
 
     return await _run_tool(ctx, "grep", args, body)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
@@ -11,7 +10,7 @@ from dataclasses import asdict, dataclass
 from rich.console import Console
 
 from openinspect.agent.models import ModelRegistry
-from openinspect.sandboxes.registry import bwrap_works
+from openinspect.sandboxes.bwrap import probe_bwrap
 from openinspect.settings import Settings
 from openinspect.store import Store
 
@@ -38,15 +37,13 @@ async def checks(settings: Settings) -> list[Check]:
     found.append(
         Check("git", git is not None, git or "not found", None if git else "apt-get install git")
     )
-    bwrap = shutil.which("bwrap")
-    works = bwrap is not None and bwrap_works()
+    problem = probe_bwrap()
+    works = problem is None
     found.append(
         Check(
             "bubblewrap",
             works,
-            "namespaces work"
-            if works
-            else ("installed, but cannot create namespaces" if bwrap else "not installed"),
+            "namespaces work" if works else str(problem),
             None
             if works
             else (

@@ -14,10 +14,10 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from openinspect.domain.models import Author
 from openinspect.errors import GitError, InvalidInput
+from openinspect.sandboxes.bridge import SandboxConnection
 
 COMMITTER_NAME = "openinspect"
 COMMITTER_EMAIL = "openinspect@users.noreply.openinspect.dev"
@@ -127,26 +127,9 @@ _BUNDLE_SCRIPT = "git bundle create --quiet - HEAD --not --remotes=origin | base
 BUNDLE_MAX_BYTES = 200 * 1024 * 1024
 
 
-class Shell(Protocol):
-    """Runs a command in the sandbox (``SandboxConnection.exec`` satisfies it)."""
-
-    async def exec(
-        self,
-        command: str,
-        *,
-        cwd: str | None = None,
-        env: dict[str, str] | None = None,
-        timeout_s: float,
-    ) -> ExecLike: ...
-
-
-class ExecLike(Protocol):
-    exit_code: int
-    stdout: str
-    stderr: str
-
-
-async def commit_in_sandbox(box: Shell, author: Author, message: str) -> CommitInfo | None:
+async def commit_in_sandbox(
+    box: SandboxConnection, author: Author, message: str
+) -> CommitInfo | None:
     """Commit every change in the sandbox's working tree as ``author``, with ``openinspect`` as
     committer. Returns None when there is nothing to commit."""
     env = {
@@ -168,7 +151,7 @@ async def commit_in_sandbox(box: Shell, author: Author, message: str) -> CommitI
 
 
 async def push_from_sandbox(
-    box: Shell, mirror: Path, origin: str, branch: str, sha: str, scratch_dir: Path
+    box: SandboxConnection, mirror: Path, origin: str, branch: str, sha: str, scratch_dir: Path
 ) -> None:
     """Carry the sandbox's new commits to the host as a bundle, then push ``sha`` to ``branch``
     on the real origin from the trusted mirror."""

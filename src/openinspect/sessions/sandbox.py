@@ -19,6 +19,7 @@ from openinspect.domain.events import Event, SandboxLog, SandboxStatusChanged, W
 from openinspect.domain.ids import new_id
 from openinspect.domain.models import SandboxStatus, Session
 from openinspect.errors import OpenInspectError, SandboxBootFailed, SandboxError, SandboxLost
+from openinspect.runtime.protocol import RuntimeEvent
 from openinspect.sandboxes.base import SandboxHandle, SandboxProvider, SandboxSpec
 from openinspect.sandboxes.bridge import BridgeHub, SandboxConnection
 from openinspect.sessions.git import branch_exists, ensure_mirror
@@ -50,6 +51,7 @@ class SessionSandbox:
         self._handle: SandboxHandle | None = None
         self._conn: SandboxConnection | None = None
         self._sandbox_id: str | None = None
+        self._watcher: asyncio.Task[None] | None = None
         self.status: SandboxStatus = "none"
 
     @property
@@ -140,12 +142,23 @@ class SessionSandbox:
             max_processes=settings.sandbox.max_processes,
         )
         self._handle = await self._provider.create(spec)
+        self._watcher = asyncio.create_task(self._watch_exit(self._handle, conn))
         await self._set_status("booting")
         await conn.wait_ready(settings.sandbox.boot_timeout_s)
         await self._set_status("ready")
         return conn
 
-    async def _on_message(self, message: dict[str, Any]) -> None:
+    async def _watch_exit(self, handle: SandboxHandle, conn: SandboxConnection) -> None:
+        """A sandbox process that exits on its own is lost; say so once."""
+        code = await self._provider.wait(handle)
+        conn.mark_lost(f"the sandbox process exited with status {code}")
+        if self._handle is handle:  # not a teardown we asked for
+            self._handle, self._conn = None, None
+            self._hub.unregister(handle.sandbox_id)
+            if self.status in ("booting", "ready"):
+                await self._set_status("lost", f"The sandbox process exited ({code})")
+
+    async def _on_message(self, message: RuntimeEvent) -> None:
         kind = message.get("type")
         sid = self._session.id
         if kind == "log":
@@ -156,7 +169,11 @@ class SessionSandbox:
                     line=str(message.get("line", "")),
                 )
             )
-        elif kind == "boot" and message.get("phase") == "warning":
+        elif (
+            kind == "boot"
+            and message.get("message")
+            and message.get("phase") not in ("ready", "failed")
+        ):
             await self._emit(
                 WarningEvent(
                     session_id=sid,
@@ -178,6 +195,9 @@ class SessionSandbox:
     async def _teardown(self) -> None:
         conn, handle = self._conn, self._handle
         self._conn, self._handle = None, None
+        if self._watcher is not None:
+            self._watcher.cancel()
+            self._watcher = None
         if conn is not None:
             with contextlib.suppress(SandboxError):
                 await asyncio.wait_for(conn.shutdown(), timeout=2)

@@ -1,0 +1,81 @@
+"""One JSON error envelope for every failure, in-process through the ASGI app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from openinspect.api.app import _attach, create_app, open_runtime
+from openinspect.settings import SandboxSettings, Settings
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    settings = Settings(home=tmp_path / "home", sandbox=SandboxSettings(provider="process"))
+    async with open_runtime(settings) as runtime:
+        app = create_app(settings, runtime)
+        _attach(app, runtime)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            assert runtime.bootstrap.token is not None
+            yield client, runtime.bootstrap.token
+
+
+def _shape(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "hint"}
+    assert body["error"]["code"] == code
+    assert body["error"]["message"]
+
+
+async def test_error_envelope(api: tuple[httpx.AsyncClient, str], tmp_path: Path) -> None:
+    client, token = api
+    auth = {"Authorization": f"Bearer {token}"}
+    _shape(await client.get("/api/sessions"), 401, "unauthenticated")
+    _shape(
+        await client.get("/api/sessions", headers={"Authorization": "Bearer nope"}),
+        401,
+        "unauthenticated",
+    )
+    _shape(await client.get("/api/sessions/ses_missing", headers=auth), 404, "session_not_found")
+    _shape(await client.post("/api/sessions", headers=auth, json={}), 422, "invalid_input")
+    _shape(
+        await client.post("/api/sessions", headers=auth, json={"repo": str(tmp_path / "no")}),
+        422,
+        "invalid_input",
+    )
+    _shape(
+        await client.post(
+            "/api/sessions", headers=auth, json={"repo": "/tmp", "model": "nonsense"}
+        ),
+        422,
+        "unknown_model",
+    )
+    _shape(
+        await client.post(
+            "/api/sessions",
+            headers=auth,
+            content=b"x" * (3 * 1024 * 1024),
+        ),
+        413,
+        "payload_too_large",
+    )
+    _shape(await client.get("/api/nothing-here", headers=auth), 404, "not_found")
+
+
+async def test_models_and_health(api: tuple[httpx.AsyncClient, str]) -> None:
+    client, token = api
+    assert (await client.get("/healthz")).json()["status"] == "ok"
+    models = (await client.get("/api/models", headers={"Authorization": f"Bearer {token}"})).json()
+    ids = {m["id"]: m for m in models["models"]}
+    assert "anthropic:claude-sonnet-4-6" in ids
+    assert ids["anthropic:claude-sonnet-4-6"]["efforts"] == ["low", "medium", "high", "max"]
+    openapi = (await client.get("/api/openapi.json")).json()
+    assert "/api/sessions/{session_id}/prompts" in openapi["paths"]

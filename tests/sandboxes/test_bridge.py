@@ -1,0 +1,274 @@
+"""The bridge end to end: a real runtime (``process`` provider) dialling a real uvicorn server on
+a Unix socket, and raw WebSocket clients standing in for a misbehaving runtime."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+from websockets.asyncio.client import unix_connect
+from websockets.exceptions import InvalidStatus
+
+from openinspect.errors import RpcError, SandboxBootFailed, SandboxLost, SandboxUnavailable
+from openinspect.runtime.protocol import BRIDGE_URI, SANDBOX_ID_HEADER
+from openinspect.runtime.supervisor import EXIT_REJECTED
+from openinspect.sandboxes.bridge import BridgeHub
+from openinspect.sandboxes.process import ProcessProvider
+
+from .conftest import (
+    Bridge,
+    StartSandbox,
+    serve_bridge,
+    wait_until_gone,
+    wait_until_running,
+)
+
+BOOT_TIMEOUT_S = 60.0
+STOP_WITHIN_S = 5.0
+
+
+async def test_exec_streams_output_and_returns_exit_code(
+    process_provider: ProcessProvider, start_sandbox: StartSandbox
+) -> None:
+    box = await start_sandbox(process_provider)
+    await box.conn.wait_ready(BOOT_TIMEOUT_S)
+    seen: list[tuple[str, str]] = []
+
+    async def on_output(stream: str, data: str) -> None:
+        seen.append((stream, data))
+
+    result = await box.conn.exec(
+        "echo out; echo err >&2; pwd; echo $GREETING; exit 3",
+        env={"GREETING": "hi"},
+        timeout_s=30,
+        on_output=on_output,
+    )
+
+    assert result.exit_code == 3
+    assert result.timed_out is False
+    assert result.stdout == f"out\n{box.handle.repo_dir}\nhi\n"
+    assert result.stderr == "err\n"
+    assert "".join(d for s, d in seen if s == "stdout") == result.stdout
+    assert "".join(d for s, d in seen if s == "stderr") == result.stderr
+
+
+async def test_requests_before_ready_are_served(
+    process_provider: ProcessProvider, start_sandbox: StartSandbox
+) -> None:
+    box = await start_sandbox(process_provider)
+    # Sent before the runtime even connected: queued, then delivered on connect.
+    result = await box.conn.exec("echo early", timeout_s=30)
+    assert result.stdout == "early\n"
+    await box.conn.wait_ready(BOOT_TIMEOUT_S)
+
+
+async def test_cancelling_the_caller_kills_the_command(
+    process_provider: ProcessProvider, start_sandbox: StartSandbox, marker: str
+) -> None:
+    box = await start_sandbox(process_provider)
+    await box.conn.wait_ready(BOOT_TIMEOUT_S)
+    task = asyncio.create_task(
+        box.conn.exec(f"bash -c 'exec -a {marker} sleep 600'", timeout_s=600)
+    )
+    await wait_until_running(marker)
+
+    started = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    left = await wait_until_gone(marker, timeout_s=STOP_WITHIN_S)
+
+    assert left == []
+    assert time.monotonic() - started < STOP_WITHIN_S
+
+
+async def test_exec_timeout_over_the_bridge(
+    process_provider: ProcessProvider, start_sandbox: StartSandbox, marker: str
+) -> None:
+    box = await start_sandbox(process_provider)
+    await box.conn.wait_ready(BOOT_TIMEOUT_S)
+
+    result = await box.conn.exec(
+        f"echo before; bash -c 'exec -a {marker} sleep 600'", timeout_s=0.5
+    )
+
+    assert result.timed_out is True
+    assert result.exit_code in (128 + 15, 128 + 9)
+    assert result.stdout == "before\n"
+    assert await wait_until_gone(marker, timeout_s=STOP_WITHIN_S) == []
+
+
+async def test_file_methods_and_their_error_codes(
+    process_provider: ProcessProvider, start_sandbox: StartSandbox
+) -> None:
+    box = await start_sandbox(process_provider)
+    await box.conn.wait_ready(BOOT_TIMEOUT_S)
+    conn = box.conn
+
+    written = await conn.write_file("pkg/mod.py", "a = 1\nb = 1\nc = 2\n")
+    assert written == {"path": "pkg/mod.py", "bytes": 18}
+    assert await conn.read_file("pkg/mod.py", offset=2, limit=1) == {
+        "content": "b = 1\n",
+        "total_lines": 3,
+        "truncated": False,
+    }
+    with pytest.raises(RpcError) as ambiguous:
+        await conn.edit_file("pkg/mod.py", "= 1", "= 9")
+    assert ambiguous.value.details["rpc_code"] == "edit_ambiguous"
+    assert "found 2 times" in ambiguous.value.message
+    with pytest.raises(RpcError) as missing:
+        await conn.edit_file("pkg/mod.py", "zzz", "y")
+    assert missing.value.details["rpc_code"] == "edit_no_match"
+    await conn.edit_file("pkg/mod.py", "c = 2", "c = 3")
+    assert (box.handle.repo_dir / "pkg" / "mod.py").read_text() == "a = 1\nb = 1\nc = 3\n"
+    with pytest.raises(RpcError) as not_found:
+        await conn.read_file("nope.txt")
+    assert not_found.value.details["rpc_code"] == "not_found"
+
+    assert (await conn.glob("**/*.py"))["paths"] == ["pkg/mod.py", "src/app.py"]
+    grep = await conn.grep(r"c = \d")
+    assert grep == {"matches": ["pkg/mod.py:3:c = 3"], "truncated": False}
+    with pytest.raises(RpcError) as unknown:
+        await conn.call("launch_missiles", {})
+    assert unknown.value.details["rpc_code"] == "unknown_method"
+
+
+async def test_failing_start_script_fails_the_boot(
+    process_provider: ProcessProvider, start_sandbox: StartSandbox
+) -> None:
+    box = await start_sandbox(process_provider, base_branch="broken")
+
+    with pytest.raises(SandboxBootFailed) as failed:
+        await box.conn.wait_ready(BOOT_TIMEOUT_S)
+
+    assert failed.value.details["phase"] == "start"
+    assert failed.value.details["exit_code"] == 7
+    assert "start.sh exited with 7" in failed.value.message
+    assert "database refused to start" in failed.value.message  # the last log lines
+    assert box.conn.status == "failed"
+    # The runtime keeps serving: the agent can still look around.
+    assert (await box.conn.exec("echo still here", timeout_s=30)).stdout == "still here\n"
+
+
+async def test_result_survives_a_dropped_connection(
+    process_provider: ProcessProvider, start_sandbox: StartSandbox, bridge: Bridge
+) -> None:
+    box = await start_sandbox(process_provider)
+    await box.conn.wait_ready(BOOT_TIMEOUT_S)
+    first_output = asyncio.Event()
+
+    async def on_output(stream: str, data: str) -> None:
+        first_output.set()
+
+    task = asyncio.create_task(
+        box.conn.exec("echo first; sleep 1; echo second", timeout_s=30, on_output=on_output)
+    )
+    await first_output.wait()
+    connections_before = len(bridge.sockets)
+    await bridge.sockets[-1].close(code=1011)
+
+    result = await task
+
+    assert result.exit_code == 0
+    assert "second\n" in result.stdout
+    assert len(bridge.sockets) > connections_before  # it really reconnected
+    assert len(box.of_type("hello")) >= 2
+    assert box.conn.status == "ready"
+
+
+async def test_shutdown_stops_the_runtime(
+    process_provider: ProcessProvider, start_sandbox: StartSandbox, marker: str
+) -> None:
+    box = await start_sandbox(process_provider)
+    await box.conn.wait_ready(BOOT_TIMEOUT_S)
+    running = asyncio.create_task(
+        box.conn.exec(f"bash -c 'exec -a {marker} sleep 600'", timeout_s=600)
+    )
+    await wait_until_running(marker)
+
+    await box.conn.shutdown()
+
+    assert await process_provider.wait(box.handle) == 0
+    assert await wait_until_gone(marker, timeout_s=STOP_WITHIN_S) == []
+    with pytest.raises(SandboxLost):
+        await running
+    with pytest.raises(SandboxLost):
+        await box.conn.exec("true", timeout_s=5)
+
+
+async def test_runtime_with_a_wrong_token_exits_for_good(
+    process_provider: ProcessProvider, start_sandbox: StartSandbox
+) -> None:
+    box = await start_sandbox(process_provider, token="not-the-registered-token")
+
+    assert await process_provider.wait(box.handle) == EXIT_REJECTED
+    with pytest.raises(SandboxUnavailable, match="never connected"):
+        await box.conn.wait_ready(0.1)
+
+
+async def test_handshake_is_refused_before_upgrade(bridge: Bridge) -> None:
+    bridge.hub.register("sbx-known", "right-token")
+    for sandbox_id, token in (("sbx-known", "wrong-token"), ("sbx-unknown", "right-token")):
+        headers = {"Authorization": f"Bearer {token}", SANDBOX_ID_HEADER: sandbox_id}
+        with pytest.raises(InvalidStatus) as refused:
+            async with unix_connect(
+                str(bridge.socket_path), uri=BRIDGE_URI, additional_headers=headers
+            ):
+                pass
+        assert refused.value.response.status_code == 403
+
+
+async def test_silent_sandbox_is_marked_lost_and_fails_pending_calls() -> None:
+    async with serve_bridge(BridgeHub(heartbeat_timeout_s=0.5)) as bridge:
+        conn = bridge.hub.register("sbx-silent", "token")
+        headers = {"Authorization": "Bearer token", SANDBOX_ID_HEADER: "sbx-silent"}
+        async with unix_connect(
+            str(bridge.socket_path), uri=BRIDGE_URI, additional_headers=headers
+        ) as fake_runtime:
+            pending = asyncio.create_task(conn.read_file("README.md"))
+            request = json.loads(await fake_runtime.recv())
+            assert request["method"] == "read_file"
+            with pytest.raises(SandboxLost, match="heartbeat timeout"):
+                await pending
+            assert conn.status == "lost"
+            with pytest.raises(SandboxLost):
+                await conn.wait_ready(1)
+
+
+async def test_rpc_error_and_cancel_reach_a_raw_runtime(bridge: Bridge) -> None:
+    conn = bridge.hub.register("sbx-raw", "token")
+    headers = {"Authorization": "Bearer token", SANDBOX_ID_HEADER: "sbx-raw"}
+    async with unix_connect(
+        str(bridge.socket_path), uri=BRIDGE_URI, additional_headers=headers
+    ) as fake_runtime:
+        failing = asyncio.create_task(conn.edit_file("a.txt", "x", "y"))
+        request = json.loads(await fake_runtime.recv())
+        await fake_runtime.send(
+            json.dumps({"id": request["id"], "error": {"code": "io_error", "message": "disk full"}})
+        )
+        with pytest.raises(RpcError, match="disk full") as error:
+            await failing
+        assert error.value.details == {"rpc_code": "io_error", "method": "edit_file"}
+
+        waiting = asyncio.create_task(conn.exec("sleep 600", timeout_s=600))
+        request = json.loads(await fake_runtime.recv())
+        waiting.cancel()
+        assert json.loads(await fake_runtime.recv()) == {"cancel": request["id"]}
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+
+
+async def test_mark_lost_fails_waiters(bridge: Bridge) -> None:
+    conn = bridge.hub.register("sbx-dies", "token")
+    waiter = asyncio.create_task(conn.wait_ready(30))
+    call = asyncio.create_task(conn.glob("*"))
+    await asyncio.sleep(0)
+
+    conn.mark_lost("sandbox process exited with 137")
+
+    with pytest.raises(SandboxLost, match="exited with 137"):
+        await waiter
+    with pytest.raises(SandboxLost, match="exited with 137"):
+        await call
