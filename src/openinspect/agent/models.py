@@ -152,11 +152,17 @@ class ModelRegistry:
                 hint=f"Choose one of: {', '.join(info.efforts)}",
             )
 
-    def model_settings(self, effort: str | None) -> ModelSettings:
-        settings = ModelSettings()
-        if effort is not None:
-            settings["thinking"] = effort  # type: ignore[typeddict-item]
-        return settings
+    def model_settings(self, model_id: str, effort: str | None) -> ModelSettings:
+        """Request settings carrying the reasoning effort the way the provider takes it."""
+        if effort is None:
+            return ModelSettings()
+        if split_model_id(model_id)[0] == "anthropic":
+            return ModelSettings(thinking=effort)  # type: ignore[typeddict-item]
+        # OpenAI-style servers take `reasoning_effort`; the provider-specific setting is sent
+        # as is, where the generic one is dropped for models pydantic-ai does not know.
+        from pydantic_ai.models.openai import OpenAIChatModelSettings
+
+        return OpenAIChatModelSettings(openai_reasoning_effort=effort)  # type: ignore[typeddict-item]
 
     def cost_usd(
         self, model_id: str, reported: Decimal | None, tokens_in: int, tokens_out: int
@@ -209,6 +215,13 @@ class ModelRegistry:
             )
         server = self._scripted_server(Path(name))
         return _openai_chat(f"scripted-{Path(name).stem}", server.openai_base_url, "scripted")
+
+    def preload(self) -> None:
+        """Import the model clients now, so the first prompt does not pay for it (seconds)."""
+        import pydantic_ai.models.anthropic
+        import pydantic_ai.models.openai
+        import pydantic_ai.providers.anthropic
+        import pydantic_ai.providers.openai  # noqa: F401
 
     def _scripted_server(self, path: Path) -> ScriptedLLMServer:
         from openinspect.testing.llm_server import ScriptedLLMServer

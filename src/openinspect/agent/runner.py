@@ -250,7 +250,7 @@ async def _drive(
         run.content,
         deps=deps,
         message_history=history,
-        model_settings=registry.model_settings(run.effort),
+        model_settings=registry.model_settings(run.model_id, run.effort),
     ) as agent_run:
         async for node in agent_run:
             if Agent.is_model_request_node(node):

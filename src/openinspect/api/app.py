@@ -7,6 +7,7 @@ so a sandbox can never call the public API, and the public port never accepts a 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -55,6 +56,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     store = await Store.open(settings.resolved_database_url)
     bus = open_bus(settings.bus_url)
     models = ModelRegistry(settings)
+    await asyncio.to_thread(models.preload)
     hub = BridgeHub(heartbeat_timeout_s=settings.sandbox.heartbeat_timeout_s)
     try:
         provider = resolve_provider(settings.sandbox.provider, settings)
