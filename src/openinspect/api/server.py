@@ -26,6 +26,11 @@ class Started:
     runtime: Runtime
 
 
+async def _finish(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+    server.should_exit = True
+    await task
+
+
 class _QuietServer(uvicorn.Server):
     """A second server in the same process must not take over the signal handlers."""
 
@@ -49,8 +54,9 @@ async def serve(
     *,
     on_started: Callable[[Started], Awaitable[None] | None] | None = None,
     install_signal_handlers: bool = True,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Serve until interrupted (or until the task running this is cancelled)."""
+    """Serve until interrupted, or until ``stop`` is set (a graceful shutdown)."""
     async with open_runtime(settings) as runtime:
         sock = _listen(settings.server.host, settings.server.port)
         port = sock.getsockname()[1]
@@ -93,7 +99,11 @@ async def serve(
                 result = on_started(Started(url, runtime))
                 if result is not None:
                     await result
-            await public_task
+            if stop is not None:
+                stopper = asyncio.create_task(stop.wait())
+                await asyncio.wait({public_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                stopper.cancel()
+            await _finish(public, public_task)
         finally:
             public.should_exit = True
             bridge.should_exit = True

@@ -9,7 +9,6 @@ to the session branch; the demo prints the branch, the commit and the diff.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import shutil
 import tempfile
@@ -62,8 +61,9 @@ async def run_demo(console: Console, *, keep: bool = False) -> int:
             sandbox=SandboxSettings(provider="auto"),
         )
         started: asyncio.Future[Started] = asyncio.get_running_loop().create_future()
+        stop = asyncio.Event()
         server = asyncio.create_task(
-            serve(settings, on_started=started.set_result, install_signal_handlers=False)
+            serve(settings, on_started=started.set_result, install_signal_handlers=False, stop=stop)
         )
         try:
             info = await asyncio.wait_for(asyncio.shield(started), timeout=30)
@@ -75,9 +75,8 @@ async def run_demo(console: Console, *, keep: bool = False) -> int:
             )
             return await _session(console, Client(Target(info.url, token)), origin, script)
         finally:
-            server.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await server
+            stop.set()
+            await asyncio.wait_for(server, timeout=30)
     finally:
         if keep:
             console.print(f"[dim]kept {root}[/]")

@@ -28,6 +28,7 @@ from openinspect.store import Store
 
 log = logging.getLogger(__name__)
 Emit = Callable[[Event], Awaitable[Event]]
+RUNTIME_WARNING_PREFIX = "[openinspect] warning:"
 
 
 class SessionSandbox:
@@ -159,26 +160,25 @@ class SessionSandbox:
                 await self._set_status("lost", f"The sandbox process exited ({code})")
 
     async def _on_message(self, message: RuntimeEvent) -> None:
-        kind = message.get("type")
+        """Boot progress becomes ``sandbox-log`` lines; a setup failure is also a warning."""
         sid = self._session.id
-        if kind == "log":
+        if message["type"] == "log":
+            line = message["line"]
+            await self._emit(SandboxLog(session_id=sid, source=message["source"], line=line))
+            if line.startswith(RUNTIME_WARNING_PREFIX):
+                await self._emit(
+                    WarningEvent(
+                        session_id=sid,
+                        code="sandbox_setup_failed",
+                        message=line.removeprefix(RUNTIME_WARNING_PREFIX).strip(),
+                    )
+                )
+        elif message["type"] == "boot" and message.get("message"):
             await self._emit(
                 SandboxLog(
                     session_id=sid,
-                    source=str(message.get("source", "")),
-                    line=str(message.get("line", "")),
-                )
-            )
-        elif (
-            kind == "boot"
-            and message.get("message")
-            and message.get("phase") not in ("ready", "failed")
-        ):
-            await self._emit(
-                WarningEvent(
-                    session_id=sid,
-                    code="sandbox_boot_warning",
-                    message=str(message.get("message", "")),
+                    source="boot",
+                    line=f"{message['phase']}: {message.get('message')}",
                 )
             )
 

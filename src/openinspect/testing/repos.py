@@ -39,6 +39,7 @@ def make_sample_repo(root: Path) -> Path:
     work.mkdir()
     (work / "calc.py").write_text(_CALC)
     (work / "test_calc.py").write_text(_TEST)
+    (work / ".gitignore").write_text("__pycache__/\n")
     (work / ".openinspect").mkdir()
     (work / ".openinspect" / "start.sh").write_text(_START)
     (work / ".openinspect" / "start.sh").chmod(0o755)
