@@ -26,11 +26,6 @@ class Started:
     runtime: Runtime
 
 
-async def _finish(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
-    server.should_exit = True
-    await task
-
-
 class _QuietServer(uvicorn.Server):
     """A second server in the same process must not take over the signal handlers."""
 
@@ -103,7 +98,8 @@ async def serve(
                 stopper = asyncio.create_task(stop.wait())
                 await asyncio.wait({public_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
                 stopper.cancel()
-            await _finish(public, public_task)
+                public.should_exit = True
+            await public_task
         finally:
             public.should_exit = True
             bridge.should_exit = True

@@ -11,9 +11,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from openinspect.cli.client import Client, discover
+from openinspect.cli.client import ApiError, Client, discover
 from openinspect.cli.render import Renderer, watch
 from openinspect.errors import OpenInspectError
 
@@ -32,9 +33,10 @@ def _run(coro: Coroutine[Any, Any, int | None]) -> None:
     try:
         code = asyncio.run(coro)
     except OpenInspectError as exc:
-        err_console.print(f"[red]error[{exc.code}]:[/] {exc.message}")
+        code = exc.api_code if isinstance(exc, ApiError) else exc.code
+        err_console.print(f"[red]error \\[{code}]:[/] {escape(exc.message)}")
         if exc.hint:
-            err_console.print(f"[dim]hint: {exc.hint}[/]")
+            err_console.print(f"[dim]hint: {escape(exc.hint)}[/]")
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
