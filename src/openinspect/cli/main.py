@@ -33,8 +33,8 @@ def _run(coro: Coroutine[Any, Any, int | None]) -> None:
     try:
         code = asyncio.run(coro)
     except OpenInspectError as exc:
-        code = exc.api_code if isinstance(exc, ApiError) else exc.code
-        err_console.print(f"[red]error \\[{code}]:[/] {escape(exc.message)}")
+        error_code = exc.api_code if isinstance(exc, ApiError) else exc.code
+        err_console.print(f"[red]error \\[{error_code}]:[/] {escape(exc.message)}")
         if exc.hint:
             err_console.print(f"[dim]hint: {escape(exc.hint)}[/]")
         raise typer.Exit(2) from None
