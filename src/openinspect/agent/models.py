@@ -76,6 +76,7 @@ class ModelRegistry:
     settings: Settings
     _scripted: dict[Path, ScriptedLLMServer] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _built: dict[str, Model] = field(default_factory=dict)
 
     def catalog(self) -> list[ModelInfo]:
         """Models people can pick, with whether their provider is configured here."""
@@ -174,7 +175,14 @@ class ModelRegistry:
         return (tokens_in * info.input_usd_per_mtok + tokens_out * info.output_usd_per_mtok) / 1e6
 
     def build(self, model_id: str) -> Model:
-        """A pydantic-ai model for the name. Raises ``UnknownModel`` with what to configure."""
+        """A pydantic-ai model for the name, built once and reused, so its HTTP client keeps
+        its connections. Raises ``UnknownModel`` with what to configure."""
+        model = self._built.get(model_id)
+        if model is None:
+            model = self._built[model_id] = self._build(model_id)
+        return model
+
+    def _build(self, model_id: str) -> Model:
         provider, name = split_model_id(model_id)
         models = self.settings.models
         if provider == "anthropic":

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from pydantic_ai import Agent
+from pydantic_ai.usage import UsageLimits
 from pydantic_ai.exceptions import AgentRunError, ModelAPIError, UnexpectedModelBehavior
 from pydantic_ai.messages import (
     ModelMessage,
@@ -246,11 +247,15 @@ async def _drive(
     save: Callable[[], Awaitable[None]] = lambda: host.save_conversation(  # noqa: E731
         ModelMessagesTypeAdapter.dump_json(close_dangling_tool_calls(messages))
     )
+    # Our Budget enforces the step limit; pydantic-ai's own request limit (50 by default) must
+    # not end a run first.
+    limits = UsageLimits(request_limit=budget.max_steps + 1)
     async with agent.iter(
         run.content,
         deps=deps,
         message_history=history,
         model_settings=registry.model_settings(run.model_id, run.effort),
+        usage_limits=limits,
     ) as agent_run:
         async for node in agent_run:
             if Agent.is_model_request_node(node):

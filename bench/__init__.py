@@ -1,0 +1,13 @@
+"""openinspect benchmarks: ``python -m bench`` (or ``make bench``) prints one JSON object.
+
+- ``first_model_request_ms``: prompt POST → the scripted model receives the prompt's first
+  request; ``cold`` on a new session (its sandbox boots), ``warm`` on a follow-up prompt.
+- ``first_tool_result_ms``: prompt POST → the client receives the prompt's first ``tool-result``
+  (one ``bash true`` call), cold and warm, against a bare ``bwrap … /usr/bin/true`` subprocess.
+- ``fanout``: N session WebSocket clients (1, 10, 100) during a long prompt: delivered events/s
+  and p99 latency (receive time − the event's ``ts``), against a bare ``websockets`` broadcast
+  server replaying the same messages at the same pace.
+
+Modules: ``latency``, ``fanout``, ``ws_baseline`` (the baseline server, run as a subprocess),
+``common`` (environment, percentiles), ``suite`` (the run as a whole).
+"""

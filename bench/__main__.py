@@ -1,0 +1,72 @@
+"""``python -m bench``: run the benchmarks, print one JSON object on stdout (progress on stderr)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from bench.suite import TOTAL_TIMEOUT_S, Config, run
+
+
+def _counts(text: str) -> tuple[int, ...]:
+    counts = tuple(int(part) for part in text.split(",") if part.strip())
+    if not counts or any(n < 1 for n in counts):
+        raise argparse.ArgumentTypeError("expected positive integers, e.g. 1,10,100")
+    return counts
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("expected a positive integer")
+    return value
+
+
+def parse_args(argv: list[str]) -> Config:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    defaults = Config()
+    parser.add_argument(
+        "--samples",
+        type=_positive,
+        default=defaults.samples,
+        help="latency sessions (one cold and one warm sample each)",
+    )
+    parser.add_argument(
+        "--baseline-samples",
+        type=_positive,
+        default=defaults.baseline_samples,
+        help="runs of the bare bwrap baseline",
+    )
+    parser.add_argument(
+        "--turns", type=_positive, default=defaults.turns, help="scripted turns of the fan-out"
+    )
+    parser.add_argument(
+        "--clients",
+        type=_counts,
+        default=defaults.clients,
+        help="fan-out client counts, comma-separated",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=TOTAL_TIMEOUT_S, help="hard time limit, seconds"
+    )
+    args = parser.parse_args(argv)
+    return Config(
+        samples=args.samples,
+        baseline_samples=args.baseline_samples,
+        turns=args.turns,
+        clients=args.clients,
+        timeout_s=args.timeout,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_args(sys.argv[1:] if argv is None else argv)
+    result = asyncio.run(run(config))
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

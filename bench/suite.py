@@ -1,0 +1,51 @@
+"""The whole benchmark run: configuration, the order of the parts, and the JSON result."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bench import fanout, latency
+from bench.common import bench_env, machine, progress
+
+TOTAL_TIMEOUT_S = 900.0
+"""Hard stop of a whole run; a normal run takes a few minutes at most."""
+
+
+@dataclass(frozen=True)
+class Config:
+    samples: int = 8
+    """Sessions for the latency part; each gives one cold and one warm sample."""
+    baseline_samples: int = 20
+    """Runs of the bare ``bwrap … true`` baseline."""
+    turns: int = 100
+    """Scripted turns of the fan-out prompt (about four durable events each)."""
+    clients: tuple[int, ...] = field(default=(1, 10, 100))
+    """Client counts of the fan-out part."""
+    timeout_s: float = TOTAL_TIMEOUT_S
+    share_server: bool = False
+    """One server for both parts (faster; the smoke test) instead of a fresh one for each."""
+
+
+async def run(config: Config) -> dict[str, Any]:
+    """Run every benchmark and return the result object (see ``bench/__init__.py``)."""
+    started = time.monotonic()
+    async with asyncio.timeout(config.timeout_s):
+        if config.share_server:
+            async with bench_env("all") as env:
+                latencies = await latency.run(config.samples, config.baseline_samples, env)
+                fan = await fanout.run(config.clients, config.turns, env)
+        else:
+            latencies = await latency.run(config.samples, config.baseline_samples)
+            fan = await fanout.run(config.clients, config.turns)
+    elapsed = time.monotonic() - started
+    progress(f"done in {elapsed:.1f} s")
+    return {
+        **latencies,
+        "fanout": fan,
+        "machine": machine(),
+        "config": {**asdict(config), "clients": list(config.clients)},
+        "runtime_s": round(elapsed, 1),
+    }

@@ -1,0 +1,122 @@
+"""The agent loop against the scripted model over real HTTP: limits, history, events.
+
+The session is replaced by an in-memory host whose sandbox is unavailable: these tests are about
+the loop, and tool failures reach the model as results, so no sandbox is needed to exercise it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from openinspect.agent.models import ModelRegistry
+from openinspect.agent.runner import PromptRun, load_history, run_prompt
+from openinspect.domain.events import AgentTextDelta, Event
+from openinspect.errors import SandboxUnavailable
+from openinspect.sandboxes.bridge import SandboxConnection
+from openinspect.settings import AgentSettings, ModelProviderSettings, Settings
+from openinspect.testing.llm_server import ScriptedLLMServer
+
+
+class MemoryHost:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.deltas: list[AgentTextDelta] = []
+        self.saved: bytes | None = None
+        self.cost = 0.0
+
+    async def sandbox(self) -> SandboxConnection:
+        raise SandboxUnavailable("no sandbox in this test")
+
+    async def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+    async def publish(self, event: AgentTextDelta) -> None:
+        self.deltas.append(event)
+
+    async def save_conversation(self, messages_json: bytes) -> None:
+        self.saved = messages_json
+
+    async def add_cost(self, cost_usd: float) -> float:
+        self.cost += cost_usd
+        return self.cost
+
+
+@pytest.fixture
+def llm() -> Iterator[ScriptedLLMServer]:
+    with ScriptedLLMServer({"turns": []}) as server:
+        yield server
+
+
+def registry(llm: ScriptedLLMServer) -> ModelRegistry:
+    return ModelRegistry(
+        Settings(models=ModelProviderSettings(openai_compatible_base_url=llm.openai_base_url))
+    )
+
+
+def tool_turns(n: int) -> list[dict[str, object]]:
+    return [
+        {"text": f"step {i}", "tool_calls": [{"name": "glob", "args": {"pattern": "*"}}]}
+        for i in range(n)
+    ]
+
+
+RUN = PromptRun(
+    session_id="ses_1",
+    prompt_id="prm_1",
+    content="go",
+    model_id="openai-compatible:m",
+    effort=None,
+    branch="openinspect/1",
+)
+
+
+async def test_more_than_fifty_steps_are_allowed_up_to_our_limit(llm: ScriptedLLMServer) -> None:
+    llm.reset({"turns": [*tool_turns(55), {"text": "finished"}]})
+    host = MemoryHost()
+    outcome = await run_prompt(RUN, host, [], registry(llm), AgentSettings(max_steps=100))
+    assert outcome.status == "success", outcome.error
+    results = [e for e in host.events if e.type == "tool-result"]
+    assert len(results) == 55
+    assert all(r.is_error and "sandbox_unavailable" in r.output for r in results)  # type: ignore[union-attr]
+    assert host.deltas, "text streams as deltas"
+
+
+async def test_step_limit_ends_the_prompt_with_a_clear_error(llm: ScriptedLLMServer) -> None:
+    llm.reset({"turns": tool_turns(10)})
+    host = MemoryHost()
+    outcome = await run_prompt(RUN, host, [], registry(llm), AgentSettings(max_steps=3))
+    assert outcome.status == "error" and outcome.error is not None
+    assert outcome.error.code == "step_limit"
+    assert "3" in outcome.error.message
+    # The history saved after the cut is valid: every tool call has an answer.
+    history = load_history(host.saved)
+    llm.reset({"turns": [{"text": "resumed"}]})
+    again = await run_prompt(RUN, host, history, registry(llm), AgentSettings())
+    assert again.status == "success"
+
+
+async def test_cost_limit(llm: ScriptedLLMServer, tmp_path: Path) -> None:
+    # Scripted models carry a nominal price, so spend accrues without a real provider.
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({"turns": tool_turns(10)}))
+    run = dataclasses.replace(RUN, model_id=f"scripted:{script}")
+    host = MemoryHost()
+    models = registry(llm)
+    try:
+        outcome = await run_prompt(run, host, [], models, AgentSettings(max_cost_usd=0.000001))
+    finally:
+        models.close()
+    assert outcome.error is not None and outcome.error.code == "cost_limit"
+    usage = [e for e in host.events if e.type == "usage"]
+    assert usage and usage[-1].total_cost_usd > 0.000001  # type: ignore[union-attr]
+
+
+async def test_time_limit(llm: ScriptedLLMServer) -> None:
+    llm.reset({"turns": [{"text": "slow", "delay_ms": 3000}]})
+    outcome = await run_prompt(RUN, MemoryHost(), [], registry(llm), AgentSettings(max_wall_s=0.5))
+    assert outcome.error is not None and outcome.error.code == "time_limit"

@@ -1,0 +1,69 @@
+"""Smoke test of the benchmarks: every part runs end to end with tiny sizes and the result has
+the documented shape. Nothing is asserted about the timings except that they are positive."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from bench.__main__ import parse_args
+from bench.suite import Config, run
+from openinspect.sandboxes.bwrap import probe_bwrap
+from tests.conftest import skip_or_fail
+
+pytestmark = [pytest.mark.e2e, pytest.mark.bwrap]
+
+
+def positive(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def check_summary(summary: dict[str, Any], n: int) -> None:
+    assert summary["n"] == n
+    assert positive(summary["p50"]) and positive(summary["p95"])
+
+
+def check_fanout(run_: dict[str, Any], clients: int) -> None:
+    assert run_["events"] > 0 and run_["events"] % clients == 0
+    assert positive(run_["events_per_s"])
+    assert positive(run_["p99_latency_ms"])
+
+
+@pytest.mark.timeout(90)
+async def test_every_part_runs_and_reports_the_documented_keys() -> None:
+    reason = probe_bwrap()
+    if reason is not None:
+        skip_or_fail(reason)
+    config = Config(samples=1, baseline_samples=2, turns=3, clients=(1, 2), share_server=True)
+    started = time.monotonic()
+    result = json.loads(json.dumps(await run(config)))  # JSON-serializable as printed
+    assert time.monotonic() - started < 60
+
+    for kind in ("cold", "warm"):
+        check_summary(result["first_model_request_ms"][kind], 1)
+        check_summary(result["first_tool_result_ms"][kind], 1)
+    tool = result["first_tool_result_ms"]
+    check_summary(tool["baseline_bwrap_true_ms"], 2)
+    assert positive(tool["ratio_cold_to_baseline"])
+    assert positive(tool["ratio_warm_to_baseline"])
+
+    fan = result["fanout"]
+    for n in (1, 2):
+        key = f"clients_{n}"
+        check_fanout(fan[key], n)
+        check_fanout(fan["baseline_websockets"][key], n)
+        assert fan[key]["events"] == fan["baseline_websockets"][key]["events"]
+        assert positive(fan["ratio_p99_to_baseline"][key])
+
+    assert positive(result["machine"]["cpus"])
+    assert isinstance(result["machine"]["python"], str)
+
+
+def test_command_line_options() -> None:
+    config = parse_args(["--samples", "3", "--clients", "1,5", "--turns", "7"])
+    assert config == Config(samples=3, clients=(1, 5), turns=7)
+    with pytest.raises(SystemExit):
+        parse_args(["--clients", "0"])
