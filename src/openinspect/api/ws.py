@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import secrets
@@ -44,6 +45,19 @@ class _Prompt(BaseModel):
     model: str | None = None
     effort: str | None = None
     client_request_id: str | None = None
+
+
+@functools.lru_cache(maxsize=4096)
+def _outgoing(raw: str) -> tuple[int | None, str]:
+    """A bus message as the text every subscribed client gets, and its durable seq (None for
+    ephemeral messages). Cached: the same message fans out to every connection of the process,
+    and is parsed and encoded once."""
+    message = json.loads(raw)
+    if message["kind"] == "presence":
+        return None, json.dumps({"type": "presence", "participants": message["participants"]})
+    event = message["event"]
+    seq = None if event["type"] == "agent-text-delta" else int(event["seq"])
+    return seq, json.dumps({"type": "event", "event": event})
 
 
 class _Connection:
@@ -92,16 +106,13 @@ class _Connection:
         )
 
     async def forward(self, raw: str) -> None:
-        message = json.loads(raw)
-        if message["kind"] == "presence":
-            await self.send({"type": "presence", "participants": message["participants"]})
-            return
-        event = message["event"]
-        if event["type"] != "agent-text-delta":
-            if event["seq"] <= self.last_seq:
+        seq, text = _outgoing(raw)
+        if seq is not None:
+            if seq <= self.last_seq:
                 return  # already sent in the snapshot
-            self.last_seq = event["seq"]
-        await self.send({"type": "event", "event": event})
+            self.last_seq = seq
+        async with self._send_lock:
+            await self.ws.send_text(text)
 
     async def handle(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
