@@ -12,7 +12,7 @@ from websockets.asyncio.client import unix_connect
 from websockets.exceptions import InvalidStatus
 
 from openinspect.errors import RpcError, SandboxBootFailed, SandboxLost, SandboxUnavailable
-from openinspect.runtime.protocol import BRIDGE_URI, SANDBOX_ID_HEADER
+from openinspect.runtime.protocol import BRIDGE_URI, CLOSE_REPLACED, SANDBOX_ID_HEADER
 from openinspect.runtime.supervisor import EXIT_REJECTED
 from openinspect.sandboxes.bridge import BridgeHub
 from openinspect.sandboxes.process import ProcessProvider
@@ -272,3 +272,29 @@ async def test_mark_lost_fails_waiters(bridge: Bridge) -> None:
         await waiter
     with pytest.raises(SandboxLost, match="exited with 137"):
         await call
+
+
+async def test_heartbeats_arrive(
+    process_provider: ProcessProvider, start_sandbox: StartSandbox
+) -> None:
+    box = await start_sandbox(process_provider, heartbeat_s=0.2)
+    await box.conn.wait_ready(BOOT_TIMEOUT_S)
+    while not box.of_type("heartbeat"):
+        await asyncio.sleep(0.05)
+    assert box.of_type("heartbeat")[0] == {"type": "heartbeat"}
+
+
+async def test_a_new_connection_replaces_the_old_one(bridge: Bridge) -> None:
+    conn = bridge.hub.register("sbx-twice", "token")
+    headers = {"Authorization": "Bearer token", SANDBOX_ID_HEADER: "sbx-twice"}
+    path = str(bridge.socket_path)
+    async with unix_connect(path, uri=BRIDGE_URI, additional_headers=headers) as old:
+        pending = asyncio.create_task(conn.glob("*"))
+        first = json.loads(await old.recv())
+        async with unix_connect(path, uri=BRIDGE_URI, additional_headers=headers) as new:
+            await old.wait_closed()
+            assert old.close_code == CLOSE_REPLACED
+            replayed = json.loads(await new.recv())  # the unanswered call is re-sent
+            assert replayed == first
+            await new.send(json.dumps({"id": first["id"], "result": {"paths": ["a"]}}))
+            assert await pending == {"paths": ["a"]}

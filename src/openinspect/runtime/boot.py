@@ -1,0 +1,214 @@
+"""Boot: clone the repo (unless the workspace already has it), ``setup.sh``, ``start.sh``.
+
+``.openinspect/setup.sh`` runs on ``fresh`` and ``build`` boots (a failure or timeout is a warning
+on ``fresh``, fatal on ``build``); ``.openinspect/start.sh`` runs on every boot but ``build`` (a
+failure or timeout fails the boot). Both run under ``/bin/bash`` with cwd = the repo and
+``OPENINSPECT_BOOT_MODE`` set; their output becomes ``log`` events; a timeout kills their group.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .bridge import Outbox
+from .procs import Child
+from .protocol import BootMessage, BootMode, BootPhase, LogMessage, LogSource
+
+CLONE_TIMEOUT_S = 600.0
+MAX_LOG_LINE_CHARS = 4000
+SETUP_SCRIPT = ".openinspect/setup.sh"
+START_SCRIPT = ".openinspect/start.sh"
+
+_EmitLine = Callable[[str], Awaitable[None]]
+
+
+class BootFailed(Exception):
+    """A boot step failed; ``exit_code`` is the step's status when it ran to an end."""
+
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class BootPlan:
+    """What to boot: where, from what, which branches, which mode, and the scripts' limits."""
+
+    workspace: Path
+    clone_source: str
+    base_branch: str
+    work_branch: str | None
+    boot_mode: BootMode
+    setup_timeout_s: float
+    start_timeout_s: float
+
+    @property
+    def repo_dir(self) -> Path:
+        """Where the repo is checked out."""
+        return self.workspace / "repo"
+
+
+class Boot:
+    """Runs a :class:`BootPlan`, reporting ``boot`` and ``log`` events through the outbox."""
+
+    def __init__(self, plan: BootPlan, outbox: Outbox, env: Mapping[str, str]) -> None:
+        self._plan = plan
+        self._outbox = outbox
+        self._env = {**env, "OPENINSPECT_BOOT_MODE": plan.boot_mode}
+        self.phase: BootPhase | None = None
+
+    async def run(self) -> bool:
+        """Boot once; sends ``ready`` or ``failed`` and returns whether it is ready."""
+        started = time.monotonic()
+        try:
+            await self._clone()
+            await self._setup()
+            await self._start()
+        except BootFailed as failure:
+            message: BootMessage = {
+                "type": "boot",
+                "phase": "failed",
+                "message": failure.message,
+                "duration_ms": _ms_since(started),
+            }
+            if failure.exit_code is not None:
+                message["exit_code"] = failure.exit_code
+            await self._announce(message)
+            return False
+        await self._announce({"type": "boot", "phase": "ready", "duration_ms": _ms_since(started)})
+        return True
+
+    async def _announce(self, message: BootMessage) -> None:
+        self.phase = message["phase"]
+        await self._outbox.put(message)
+
+    async def _clone(self) -> None:
+        plan = self._plan
+        if (plan.repo_dir / ".git").exists():
+            await self._announce(
+                {"type": "boot", "phase": "clone", "message": "reusing the existing checkout"}
+            )
+            return
+        await self._announce(
+            {"type": "boot", "phase": "clone", "message": f"cloning branch {plan.base_branch}"}
+        )
+        if plan.repo_dir.exists():  # a clone interrupted by a crash; git refuses a non-empty dir
+            shutil.rmtree(plan.repo_dir)
+        await self._git(
+            ["clone", "--branch", plan.base_branch, "--", plan.clone_source, str(plan.repo_dir)],
+            cwd=plan.workspace,
+            what="git clone",
+        )
+        if not plan.work_branch:
+            return
+        remote_ref = f"refs/remotes/origin/{plan.work_branch}"
+        exists = await self._git(
+            ["rev-parse", "--verify", "--quiet", remote_ref], what="", check=False
+        )
+        if exists == 0:  # a follow-up session continues the branch it pushed before
+            args = ["checkout", "-b", plan.work_branch, "--track", f"origin/{plan.work_branch}"]
+        else:
+            args = ["checkout", "-b", plan.work_branch]
+        await self._git(args, what=f"creating branch {plan.work_branch}")
+
+    async def _git(
+        self, args: list[str], *, what: str, cwd: Path | None = None, check: bool = True
+    ) -> int:
+        code, timed_out = await self._run_logged(
+            ["git", *args], "clone", CLONE_TIMEOUT_S, cwd=cwd or self._plan.repo_dir
+        )
+        if check and (timed_out or code != 0):
+            reason = f"timed out after {CLONE_TIMEOUT_S:g} s" if timed_out else f"exit {code}"
+            raise BootFailed(f"{what} failed ({reason})", None if timed_out else code)
+        return code
+
+    async def _setup(self) -> None:
+        plan = self._plan
+        if plan.boot_mode not in ("fresh", "build") or not (plan.repo_dir / SETUP_SCRIPT).is_file():
+            return
+        await self._announce(
+            {"type": "boot", "phase": "setup", "message": f"running {SETUP_SCRIPT}"}
+        )
+        code, timed_out = await self._run_script(SETUP_SCRIPT, "setup", plan.setup_timeout_s)
+        if not timed_out and code == 0:
+            return
+        reason = (
+            f"timed out after {plan.setup_timeout_s:g} s" if timed_out else f"exited with {code}"
+        )
+        if plan.boot_mode == "build":
+            raise BootFailed(f"{SETUP_SCRIPT} {reason}", None if timed_out else code)
+        await self._log("setup", f"[openinspect] warning: {SETUP_SCRIPT} {reason}; continuing")
+
+    async def _start(self) -> None:
+        plan = self._plan
+        if plan.boot_mode == "build" or not (plan.repo_dir / START_SCRIPT).is_file():
+            return
+        await self._announce(
+            {"type": "boot", "phase": "start", "message": f"running {START_SCRIPT}"}
+        )
+        code, timed_out = await self._run_script(START_SCRIPT, "start", plan.start_timeout_s)
+        if timed_out:
+            raise BootFailed(f"{START_SCRIPT} timed out after {plan.start_timeout_s:g} s")
+        if code != 0:
+            raise BootFailed(f"{START_SCRIPT} exited with {code}", code)
+
+    async def _run_script(
+        self, script: str, source: LogSource, timeout_s: float
+    ) -> tuple[int, bool]:
+        return await self._run_logged(
+            ["/bin/bash", script], source, timeout_s, cwd=self._plan.repo_dir
+        )
+
+    async def _run_logged(
+        self, argv: list[str], source: LogSource, timeout_s: float, *, cwd: Path
+    ) -> tuple[int, bool]:
+        """Run ``argv`` with its output as ``log`` lines; returns (exit status, timed out)."""
+        try:
+            child = await Child.spawn(argv, cwd=cwd, env=self._env, merge_stderr=True)
+        except OSError as exc:
+            raise BootFailed(f"cannot run {argv[0]}: {exc}") from exc
+        lines = _LineSplitter(lambda line: self._log(source, line))
+        result = await child.run(lambda _stream, data: lines.feed(data), timeout_s)
+        await lines.close()
+        return result
+
+    async def _log(self, source: LogSource, line: str) -> None:
+        message: LogMessage = {"type": "log", "source": source, "line": line}
+        await self._outbox.put(message, droppable=True)
+
+
+class _LineSplitter:
+    """Turns a byte stream into lines (``\\r\\n`` and overlong lines handled)."""
+
+    def __init__(self, emit: _EmitLine) -> None:
+        self._emit = emit
+        self._buffer = b""
+
+    async def feed(self, data: bytes) -> None:
+        """Emit every line ``data`` completes."""
+        self._buffer += data
+        *complete, self._buffer = self._buffer.split(b"\n")
+        if len(self._buffer) > MAX_LOG_LINE_CHARS:  # a progress bar without newlines
+            complete.append(self._buffer)
+            self._buffer = b""
+        for raw in complete:
+            await self._emit(_decode_line(raw))
+
+    async def close(self) -> None:
+        """Emit the last line even without a newline."""
+        if self._buffer:
+            await self._emit(_decode_line(self._buffer))
+            self._buffer = b""
+
+
+def _decode_line(raw: bytes) -> str:
+    return raw.rstrip(b"\r").decode("utf-8", errors="replace")[:MAX_LOG_LINE_CHARS]
+
+
+def _ms_since(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)

@@ -1,0 +1,211 @@
+"""The bridge client: dials the control plane, keeps dialling, never loses a final answer.
+
+Outgoing messages go through an :class:`Outbox` that outlives connections: a message leaves it
+only once a connection accepted it, so results produced while disconnected are delivered after
+the reconnect. Output chunks and log lines may be dropped when the outbox is full and no
+connection drains it; results, errors and boot events never are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+from websockets.asyncio.client import ClientConnection, unix_connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from .protocol import (
+    BRIDGE_URI,
+    PERMANENT_CLOSE_CODES,
+    PERMANENT_HTTP_STATUSES,
+    SANDBOX_ID_HEADER,
+    HeartbeatMessage,
+    HelloMessage,
+)
+
+logger = logging.getLogger("openinspect.runtime.bridge")
+
+OUTBOX_LIMIT_CHARS = 8 * 1024 * 1024
+"""Droppable messages wait (connected) or are dropped (disconnected) past this much backlog."""
+BACKOFF_INITIAL_S = 0.1
+BACKOFF_MAX_S = 5.0
+STABLE_CONNECTION_S = 5.0
+"""A connection that lasted this long resets the reconnect backoff."""
+OPEN_TIMEOUT_S = 10.0
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+class BridgeRejected(Exception):
+    """The control plane refused this sandbox for good (bad token, lost, replaced)."""
+
+
+class Outbox:
+    """Serialized messages waiting to be sent, kept across reconnects."""
+
+    def __init__(self, limit_chars: int = OUTBOX_LIMIT_CHARS) -> None:
+        self._items: collections.deque[str] = collections.deque()
+        self._size = 0
+        self._limit = limit_chars
+        self._connected = False
+        self._cond = asyncio.Condition()
+
+    async def put(self, message: Mapping[str, object], *, droppable: bool = False) -> bool:
+        """Queue ``message``; returns False if it was droppable and had to be dropped.
+
+        A droppable message waits for room while connected (backpressure on a chatty command)
+        and is dropped when there is no room and no connection.
+        """
+        text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+        async with self._cond:
+            while droppable and self._items and self._size + len(text) > self._limit:
+                if not self._connected:
+                    return False
+                await self._cond.wait()
+            self._items.append(text)
+            self._size += len(text)
+            self._cond.notify_all()
+        return True
+
+    async def peek(self) -> str:
+        """The oldest message, waiting for one if the outbox is empty."""
+        async with self._cond:
+            await self._cond.wait_for(lambda: bool(self._items))
+            return self._items[0]
+
+    async def pop(self) -> None:
+        """Remove the oldest message once it was sent."""
+        async with self._cond:
+            self._size -= len(self._items.popleft())
+            self._cond.notify_all()
+
+    async def set_connected(self, connected: bool) -> None:
+        """Record whether a connection drains the outbox (waiting droppables re-check)."""
+        async with self._cond:
+            self._connected = connected
+            self._cond.notify_all()
+
+
+class BridgeClient:
+    """One sandbox's connection to the control plane, re-dialled with exponential backoff.
+
+    ``hello`` builds the first message of every connection; ``on_message`` gets every other
+    control-plane message except ``shutdown``, which ends :meth:`run`.
+    """
+
+    def __init__(
+        self,
+        socket_path: str,
+        sandbox_id: str,
+        token: str,
+        outbox: Outbox,
+        *,
+        hello: Callable[[], HelloMessage],
+        on_message: Callable[[dict[str, object]], None],
+    ) -> None:
+        self._path = socket_path
+        self._headers = {"Authorization": f"Bearer {token}", SANDBOX_ID_HEADER: sandbox_id}
+        self._outbox = outbox
+        self._hello = hello
+        self._on_message = on_message
+        self.connected = asyncio.Event()
+        self.ever_connected = asyncio.Event()
+
+    async def run(self) -> None:
+        """Stay connected until a ``shutdown`` message; raises :class:`BridgeRejected`."""
+        delay_s = BACKOFF_INITIAL_S
+        while True:
+            started = time.monotonic()
+            close_code: int | None = None
+            try:
+                async with unix_connect(
+                    self._path,
+                    uri=BRIDGE_URI,
+                    additional_headers=self._headers,
+                    compression=None,  # a local socket: deflate would only cost CPU
+                    max_size=MAX_MESSAGE_BYTES,
+                    open_timeout=OPEN_TIMEOUT_S,
+                    proxy=None,
+                ) as ws:
+                    if await self._serve(ws):
+                        return
+                    close_code = ws.close_code
+            except InvalidStatus as exc:
+                status = exc.response.status_code
+                if status in PERMANENT_HTTP_STATUSES:
+                    raise BridgeRejected(
+                        f"the control plane refused the bridge handshake with HTTP {status}"
+                    ) from exc
+                logger.warning("bridge handshake failed: %s", exc)
+            except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError) as exc:
+                logger.info("bridge unavailable (%s); retrying in %.1f s", exc, delay_s)
+            finally:
+                self.connected.clear()
+                await self._outbox.set_connected(False)
+            if close_code in PERMANENT_CLOSE_CODES:
+                raise BridgeRejected(f"the control plane closed the bridge with code {close_code}")
+            if time.monotonic() - started >= STABLE_CONNECTION_S:
+                delay_s = BACKOFF_INITIAL_S
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, BACKOFF_MAX_S)
+
+    async def heartbeat(self, interval_s: float) -> None:
+        """Send a heartbeat every ``interval_s`` while connected (not buffered while not)."""
+        beat: HeartbeatMessage = {"type": "heartbeat"}
+        while True:
+            await asyncio.sleep(interval_s)
+            if self.connected.is_set():
+                await self._outbox.put(beat, droppable=True)
+
+    async def _serve(self, ws: ClientConnection) -> bool:
+        """Pump one connection; True when the control plane asked to shut down."""
+        await ws.send(json.dumps(self._hello()))
+        self.connected.set()
+        self.ever_connected.set()
+        await self._outbox.set_connected(True)
+        logger.info("bridge connected")
+        receiver = asyncio.create_task(self._receive(ws))
+        sender = asyncio.create_task(self._send(ws))
+        try:
+            done, _ = await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (receiver, sender):
+                task.cancel()
+            await asyncio.gather(receiver, sender, return_exceptions=True)
+        for name, finished in (("receiver", receiver), ("sender", sender)):
+            if not finished.cancelled() and (exc := finished.exception()) is not None:
+                logger.error("bridge %s failed", name, exc_info=exc)
+        if receiver not in done or receiver.cancelled() or receiver.exception() is not None:
+            return False
+        return receiver.result()
+
+    async def _receive(self, ws: ClientConnection) -> bool:
+        try:
+            async for raw in ws:
+                try:
+                    message = json.loads(raw)
+                except ValueError:
+                    logger.warning("ignoring a bridge message that is not JSON: %.200r", raw)
+                    continue
+                if not isinstance(message, dict):
+                    logger.warning("ignoring a bridge message that is not an object")
+                    continue
+                if message.get("type") == "shutdown":
+                    return True
+                self._on_message(message)
+        except ConnectionClosed:
+            pass
+        return False
+
+    async def _send(self, ws: ClientConnection) -> None:
+        try:
+            while True:
+                text = await self._outbox.peek()
+                await ws.send(text)
+                # Popped only after the connection took it: a drop mid-send keeps it queued.
+                await self._outbox.pop()
+        except ConnectionClosed:
+            return

@@ -1,0 +1,92 @@
+"""The RPC methods: ``exec`` here, the file methods in :mod:`.files`.
+
+``exec`` runs ``/bin/bash -c COMMAND`` as the leader of a new session, streams its output as
+batched chunks, and on timeout or cancellation kills its whole process group (SIGTERM, a
+:data:`~.procs.KILL_GRACE_S` grace, SIGKILL). A failing command is not an error: its exit status
+is the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from .files import FileOps
+from .params import optional_str, optional_str_map, require_positive_float, require_str
+from .procs import Child, ChunkBatcher, Emit
+from .protocol import ExecResult, RpcFailure
+
+SHELL = "/bin/bash"
+
+
+class Executor:
+    """Dispatches RPC methods for one sandbox; commands get ``base_env`` plus their own env."""
+
+    def __init__(self, repo_dir: Path, base_env: Mapping[str, str]) -> None:
+        self.repo_dir = repo_dir
+        self._base_env = dict(base_env)
+        files = FileOps(repo_dir)
+        self._file_methods: dict[str, Callable[[Mapping[str, object]], Mapping[str, object]]] = {
+            "read_file": files.read_file,
+            "write_file": files.write_file,
+            "edit_file": files.edit_file,
+            "glob": files.glob,
+            "grep": files.grep,
+        }
+
+    @property
+    def methods(self) -> list[str]:
+        """Every method name this executor answers."""
+        return ["exec", *self._file_methods]
+
+    async def run(
+        self, method: str, params: Mapping[str, object], emit: Emit
+    ) -> Mapping[str, object]:
+        """Run one method; raises :class:`RpcFailure` with a stable code when it cannot."""
+        if method == "exec":
+            return await self.exec(params, emit)
+        operation = self._file_methods.get(method)
+        if operation is None:
+            raise RpcFailure(
+                "unknown_method",
+                f"unknown method {method!r}; available: {', '.join(self.methods)}",
+            )
+        # File methods block; a thread keeps heartbeats and other commands' output flowing.
+        return await asyncio.to_thread(operation, params)
+
+    async def exec(self, params: Mapping[str, object], emit: Emit) -> ExecResult:
+        """Run a shell command; returns its exit status, whether it timed out, and its duration."""
+        command = require_str(params, "command", allow_empty=False)
+        timeout_s = require_positive_float(params, "timeout_s")
+        cwd = self._cwd(optional_str(params, "cwd"))
+        env = {**self._base_env, **optional_str_map(params, "env")}
+        started = time.monotonic()
+        try:
+            child = await Child.spawn([SHELL, "-c", command], cwd=cwd, env=env)
+        except OSError as exc:
+            raise RpcFailure("io_error", f"cannot start {SHELL}: {exc}") from exc
+        batcher = ChunkBatcher(emit)
+        ticker = asyncio.create_task(batcher.run())
+        try:
+            exit_code, timed_out = await child.run(batcher.feed, timeout_s)
+        finally:
+            ticker.cancel()
+            await asyncio.gather(ticker, return_exceptions=True)
+        await batcher.close()
+        return {
+            "exit_code": exit_code,
+            "timed_out": timed_out,
+            "duration_ms": round((time.monotonic() - started) * 1000),
+        }
+
+    def _cwd(self, raw: str | None) -> Path:
+        if raw is None:
+            # Before the clone finishes there is no repo yet; run in the workspace instead.
+            return self.repo_dir if self.repo_dir.is_dir() else self.repo_dir.parent
+        path = Path(raw)
+        path = path if path.is_absolute() else self.repo_dir / path
+        if not path.is_dir():
+            raise RpcFailure("not_found", f"working directory {raw!r} does not exist")
+        return path

@@ -1,0 +1,217 @@
+"""The supervisor: connect the bridge, boot, then serve RPC until told to stop.
+
+Environment (set by the sandbox provider):
+
+=============================  ==============================================================
+``OPENINSPECT_BRIDGE_SOCKET``  Unix socket of the control plane's bridge (required).
+``OPENINSPECT_SANDBOX_ID``     This sandbox's id, sent as ``X-Sandbox-Id`` (required).
+``OPENINSPECT_SANDBOX_TOKEN``  Bearer token of the bridge (required; hidden from commands).
+``OPENINSPECT_BOOT_MODE``      ``build``, ``fresh``, ``repo_image`` or ``snapshot_restore``
+                               (required; also passed to setup.sh and start.sh).
+``OPENINSPECT_WORKSPACE``      Writable workspace; the repo lives in ``$WORKSPACE/repo``
+                               (required).
+``OPENINSPECT_CLONE_SOURCE``   Path or URL to clone from (required).
+``OPENINSPECT_BASE_BRANCH``    Branch to clone (required).
+``OPENINSPECT_WORK_BRANCH``    Branch to work on: tracked if the remote has it, else created
+                               from the base; empty stays on the base branch.
+``OPENINSPECT_SETUP_TIMEOUT_S``  Time limit of setup.sh (default 300).
+``OPENINSPECT_START_TIMEOUT_S``  Time limit of start.sh (default 120).
+``OPENINSPECT_HEARTBEAT_S``    Heartbeat interval (default 30).
+``OPENINSPECT_MAX_PROCESSES``  RLIMIT_NPROC for the runtime and its commands (default: unset).
+=============================  ==============================================================
+
+Order: connect and send ``hello`` first (the control plane learns the sandbox is alive), then
+boot (:mod:`.boot`). RPC requests are served from the first connection on, during boot and after
+it, whatever its outcome. ``shutdown`` from the control plane or SIGTERM/SIGINT kill every running
+command and exit 0; a permanent refusal by the control plane exits with :data:`EXIT_REJECTED`.
+
+Commands and scripts inherit this environment minus the bridge token and socket, and minus the
+runtime's own library directory in ``PYTHONPATH``. Core dumps are disabled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import resource
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import RUNTIME_VERSION
+from .boot import Boot, BootPlan
+from .bridge import BridgeClient, BridgeRejected, Outbox
+from .executor import Executor
+from .protocol import BOOT_MODES, BootMode, HelloMessage
+from .rpc import RpcServer
+
+logger = logging.getLogger("openinspect.runtime")
+
+DEFAULT_SETUP_TIMEOUT_S = 300.0
+DEFAULT_START_TIMEOUT_S = 120.0
+DEFAULT_HEARTBEAT_S = 30.0
+EXIT_REJECTED = 3
+_PREFIX = "OPENINSPECT_"
+_REQUIRED = (
+    "BRIDGE_SOCKET",
+    "SANDBOX_ID",
+    "SANDBOX_TOKEN",
+    "BOOT_MODE",
+    "WORKSPACE",
+    "CLONE_SOURCE",
+    "BASE_BRANCH",
+)
+_HIDDEN_FROM_COMMANDS = ("OPENINSPECT_SANDBOX_TOKEN", "OPENINSPECT_BRIDGE_SOCKET")
+
+
+class ConfigMissing(Exception):
+    """The environment lacks or garbles a required variable."""
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """The runtime's settings, read from ``OPENINSPECT_*`` environment variables."""
+
+    bridge_socket: str
+    sandbox_id: str
+    token: str
+    plan: BootPlan
+    heartbeat_s: float
+    max_processes: int | None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RuntimeConfig:
+        """Read the config; raises :class:`ConfigMissing` naming every bad variable."""
+        problems = [
+            f"{_PREFIX}{name} is not set" for name in _REQUIRED if not env.get(_PREFIX + name)
+        ]
+        mode = env.get(_PREFIX + "BOOT_MODE", "")
+        if mode and mode not in BOOT_MODES:
+            problems.append(
+                f"{_PREFIX}BOOT_MODE must be one of {', '.join(BOOT_MODES)}, got {mode!r}"
+            )
+        numbers: dict[str, float] = {}
+        for name, default in (
+            ("SETUP_TIMEOUT_S", DEFAULT_SETUP_TIMEOUT_S),
+            ("START_TIMEOUT_S", DEFAULT_START_TIMEOUT_S),
+            ("HEARTBEAT_S", DEFAULT_HEARTBEAT_S),
+            ("MAX_PROCESSES", 0.0),
+        ):
+            raw = env.get(_PREFIX + name)
+            try:
+                numbers[name] = float(raw) if raw else default
+            except ValueError:
+                problems.append(f"{_PREFIX}{name} must be a number, got {raw!r}")
+        if problems:
+            raise ConfigMissing(
+                "cannot start: "
+                + "; ".join(problems)
+                + " (the sandbox provider sets these; see openinspect.runtime.supervisor)"
+            )
+        boot_mode: BootMode = next(m for m in BOOT_MODES if m == mode)
+        return cls(
+            bridge_socket=env[_PREFIX + "BRIDGE_SOCKET"],
+            sandbox_id=env[_PREFIX + "SANDBOX_ID"],
+            token=env[_PREFIX + "SANDBOX_TOKEN"],
+            plan=BootPlan(
+                workspace=Path(env[_PREFIX + "WORKSPACE"]),
+                clone_source=env[_PREFIX + "CLONE_SOURCE"],
+                base_branch=env[_PREFIX + "BASE_BRANCH"],
+                work_branch=env.get(_PREFIX + "WORK_BRANCH") or None,
+                boot_mode=boot_mode,
+                setup_timeout_s=numbers["SETUP_TIMEOUT_S"],
+                start_timeout_s=numbers["START_TIMEOUT_S"],
+            ),
+            heartbeat_s=numbers["HEARTBEAT_S"],
+            max_processes=int(numbers["MAX_PROCESSES"]) or None,
+        )
+
+
+def command_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """What commands and scripts inherit: ``env`` without the runtime's private entries."""
+    child = {k: v for k, v in env.items() if k not in _HIDDEN_FROM_COMMANDS}
+    # The runtime's own lib (websockets, this package) must not shadow the repo's packages.
+    own_lib = os.path.abspath(Path(__file__).parent.parent.parent)
+    kept = [
+        p
+        for p in child.get("PYTHONPATH", "").split(os.pathsep)
+        if p and os.path.abspath(p) != own_lib
+    ]
+    if kept:
+        child["PYTHONPATH"] = os.pathsep.join(kept)
+    else:
+        child.pop("PYTHONPATH", None)
+    return child
+
+
+def apply_limits(max_processes: int | None) -> None:
+    """Disable core dumps and cap processes; inherited by every command (best effort: the
+    kernel does not apply RLIMIT_NPROC to a process whose real uid is root outside the box)."""
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if max_processes:
+        _soft, hard = resource.getrlimit(resource.RLIMIT_NPROC)
+        limit = max_processes if hard == resource.RLIM_INFINITY else min(max_processes, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NPROC, (limit, limit))
+        except (ValueError, OSError) as exc:
+            logger.warning("cannot set RLIMIT_NPROC to %d: %s", limit, exc)
+
+
+async def serve(config: RuntimeConfig, env: Mapping[str, str]) -> int:
+    """Run the runtime until shutdown; returns the process exit status."""
+    apply_limits(config.max_processes)
+    child_env = command_environment(env)
+    outbox = Outbox()
+    rpc = RpcServer(Executor(config.plan.repo_dir, child_env), outbox)
+    boot = Boot(config.plan, outbox, child_env)
+
+    def hello() -> HelloMessage:
+        return {
+            "type": "hello",
+            "runtime_version": RUNTIME_VERSION,
+            "boot_mode": config.plan.boot_mode,
+            "sandbox_id": config.sandbox_id,
+            "phase": boot.phase,
+        }
+
+    client = BridgeClient(
+        config.bridge_socket,
+        config.sandbox_id,
+        config.token,
+        outbox,
+        hello=hello,
+        on_message=rpc.handle,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    async def boot_when_connected() -> None:
+        await client.ever_connected.wait()
+        await boot.run()
+
+    client_task = asyncio.create_task(client.run())
+    stop_task = asyncio.create_task(stop.wait())
+    background = [
+        asyncio.create_task(boot_when_connected()),
+        asyncio.create_task(client.heartbeat(config.heartbeat_s)),
+    ]
+    await asyncio.wait({client_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (*background, stop_task):
+        task.cancel()
+    # Kill the commands first: they must not outlive the runtime, even on a rejected bridge.
+    await rpc.close()
+    await asyncio.gather(*background, stop_task, return_exceptions=True)
+    if not client_task.done():
+        client_task.cancel()
+    await asyncio.gather(client_task, return_exceptions=True)
+    if not client_task.cancelled() and isinstance(client_task.exception(), BridgeRejected):
+        logger.error("exiting: %s", client_task.exception())
+        return EXIT_REJECTED
+    logger.info("shut down")
+    return 0

@@ -1,0 +1,19 @@
+"""Sandboxes: the provider seam (:mod:`.base`), its backends found through :mod:`.registry`
+(:mod:`.bwrap`, :mod:`.process`), and the bridge their runtimes dial (:mod:`.bridge`)."""
+
+from .base import SandboxHandle, SandboxProvider, SandboxSpec
+from .bridge import BridgeHub, BridgeSocket
+from .connection import ExecResult, SandboxConnection
+from .registry import available_providers, resolve_provider
+
+__all__ = [
+    "BridgeHub",
+    "BridgeSocket",
+    "ExecResult",
+    "SandboxConnection",
+    "SandboxHandle",
+    "SandboxProvider",
+    "SandboxSpec",
+    "available_providers",
+    "resolve_provider",
+]

@@ -1,0 +1,137 @@
+"""The sandbox seam: what a backend must do to run a sandbox, and nothing more.
+
+A provider only starts the in-sandbox runtime (``python3 -m openinspect.runtime``) next to a
+workspace, with the environment documented in :mod:`openinspect.runtime.supervisor`. The runtime
+then dials the control plane's bridge; everything else (boot progress, commands, files) goes over
+the bridge (:mod:`openinspect.sandboxes.bridge`), never through the provider.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from openinspect.runtime.protocol import BootMode
+
+DEFAULT_SETUP_TIMEOUT_S = 300.0
+DEFAULT_START_TIMEOUT_S = 120.0
+DEFAULT_HEARTBEAT_S = 30.0
+DEFAULT_MAX_PROCESSES = 4096
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """Everything a provider needs to start one sandbox.
+
+    ``workspace_dir`` is a host directory the provider creates (mode 0700) and the only one the
+    sandbox may write; the repo is cloned into ``workspace_dir / "repo"`` unless it is already
+    there (a restarted sandbox reuses it). ``clone_source`` is a local bare mirror when
+    ``clone_source_is_path`` (isolating providers require that: they have no network), else a
+    URL. ``env`` is the dev environment's extra variables (repo secrets the user configured);
+    it never holds control-plane credentials. ``token`` authenticates the runtime on the bridge.
+    """
+
+    sandbox_id: str
+    session_id: str
+    workspace_dir: Path
+    clone_source: str
+    clone_source_is_path: bool
+    base_branch: str
+    work_branch: str
+    token: str = field(repr=False)
+    bridge_socket: Path
+    boot_mode: BootMode = "fresh"
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    setup_timeout_s: float = DEFAULT_SETUP_TIMEOUT_S
+    start_timeout_s: float = DEFAULT_START_TIMEOUT_S
+    heartbeat_s: float = DEFAULT_HEARTBEAT_S
+    max_processes: int = DEFAULT_MAX_PROCESSES
+
+    def runtime_env(
+        self, *, bridge_socket: str, workspace: str, clone_source: str
+    ) -> dict[str, str]:
+        """The ``OPENINSPECT_*`` variables of the runtime, with paths as the sandbox sees them."""
+        return {
+            "OPENINSPECT_BRIDGE_SOCKET": bridge_socket,
+            "OPENINSPECT_SANDBOX_ID": self.sandbox_id,
+            "OPENINSPECT_SANDBOX_TOKEN": self.token,
+            "OPENINSPECT_BOOT_MODE": self.boot_mode,
+            "OPENINSPECT_WORKSPACE": workspace,
+            "OPENINSPECT_CLONE_SOURCE": clone_source,
+            "OPENINSPECT_BASE_BRANCH": self.base_branch,
+            "OPENINSPECT_WORK_BRANCH": self.work_branch,
+            "OPENINSPECT_SETUP_TIMEOUT_S": f"{self.setup_timeout_s:g}",
+            "OPENINSPECT_START_TIMEOUT_S": f"{self.start_timeout_s:g}",
+            "OPENINSPECT_HEARTBEAT_S": f"{self.heartbeat_s:g}",
+            "OPENINSPECT_MAX_PROCESSES": str(self.max_processes),
+        }
+
+
+@dataclass
+class SandboxHandle:
+    """A running sandbox as its provider knows it.
+
+    ``pid`` is the host process the provider started (the bwrap monitor or the runtime itself);
+    ``repo_dir`` is the host path of the checkout; ``log_path`` collects the sandbox process's
+    stdout and stderr on the host, outside the sandbox's view.
+    """
+
+    sandbox_id: str
+    provider: str
+    pid: int
+    workspace_dir: Path
+    repo_dir: Path
+    log_path: Path | None = None
+
+
+class SnapshotRef(Protocol):
+    """Opaque reference to a provider's snapshot (no provider supports snapshots yet)."""
+
+
+@runtime_checkable
+class SandboxProvider(Protocol):
+    """A sandbox backend. Implementations live one per module and are found by the registry.
+
+    ``name`` is the registry name; ``isolates`` tells whether a sandbox is kept from the host
+    (its files, network and processes). A provider never raises anything but
+    :class:`~openinspect.errors.SandboxError` subclasses and
+    :class:`~openinspect.errors.ConfigError` out of these methods.
+    """
+
+    name: str
+    isolates: bool
+
+    async def create(self, spec: SandboxSpec) -> SandboxHandle:
+        """Create ``spec.workspace_dir`` and start the runtime in a new sandbox.
+
+        Returns as soon as the process runs; it does not wait for the runtime to dial the bridge
+        or to boot (use ``SandboxConnection.wait_ready`` for that). Raises ``SandboxUnavailable``
+        when the sandbox cannot be started (with what to do about it) and ``ConfigError`` for a
+        bad setting.
+        """
+        ...
+
+    async def wait(self, handle: SandboxHandle) -> int:
+        """Wait until the sandbox process exits and return its exit status.
+
+        The session engine awaits this to learn that a sandbox died (and then calls
+        ``SandboxConnection.mark_lost``). Returns at once for a destroyed or unknown sandbox.
+        """
+        ...
+
+    async def destroy(self, handle: SandboxHandle) -> None:
+        """Stop the sandbox and every process in it: SIGTERM, at most ~3 s of grace, SIGKILL.
+
+        Idempotent; never raises for a sandbox that is already gone. The workspace directory is
+        left in place (a restarted session reuses it); the caller deletes it when it is done.
+        """
+        ...
+
+    async def snapshot(self, handle: SandboxHandle) -> SnapshotRef:
+        """Capture the sandbox's filesystem; raises ``SandboxError`` when not supported."""
+        ...
+
+    async def restore(self, ref: SnapshotRef, spec: SandboxSpec) -> SandboxHandle:
+        """Start a sandbox from a snapshot; raises ``SandboxError`` when not supported."""
+        ...

@@ -1,0 +1,175 @@
+"""What the local backends (``bwrap``, ``process``) share: where the runtime's code is, the
+sandbox environment, and starting, awaiting and stopping a host process per sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import os
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import openinspect
+from openinspect.errors import SandboxUnavailable
+
+from .base import SandboxHandle, SandboxSpec
+
+DESTROY_GRACE_S = 3.0
+"""Time a sandbox process gets between SIGTERM and SIGKILL on destroy."""
+RUNTIME_MODULE = "openinspect.runtime"
+LANG = "C.UTF-8"
+TERM = "xterm-256color"
+HOME_DIRNAME = ".home"
+REPO_DIRNAME = "repo"
+
+
+@dataclass(frozen=True)
+class RuntimeSources:
+    """Host paths of everything the runtime imports: nothing but these reaches a sandbox."""
+
+    package_init: Path
+    """``openinspect/__init__.py`` (kept import-free so that it is safe to expose)."""
+    runtime_dir: Path
+    """``openinspect/runtime/``."""
+    websockets_dir: Path
+    """The ``websockets`` package, the runtime's only dependency."""
+
+
+def runtime_sources() -> RuntimeSources:
+    """Locate the runtime's code in the installed packages."""
+    spec = importlib.util.find_spec("websockets")
+    if spec is None or not spec.submodule_search_locations:
+        raise SandboxUnavailable(
+            "the sandbox runtime needs the 'websockets' package, which is not installed",
+            hint="pip install websockets",
+        )
+    package_dir = Path(openinspect.__file__).parent
+    return RuntimeSources(
+        package_init=package_dir / "__init__.py",
+        runtime_dir=package_dir / "runtime",
+        websockets_dir=Path(next(iter(spec.submodule_search_locations))),
+    )
+
+
+def runtime_argv(python: str) -> list[str]:
+    """How to start the runtime: ``-s`` ignores a user site the sandbox could plant in its
+    home, ``-B`` writes no bytecode next to the read-only code."""
+    return [python, "-s", "-B", "-m", RUNTIME_MODULE]
+
+
+def sandbox_env(
+    spec: SandboxSpec,
+    *,
+    path: str,
+    home: str,
+    pythonpath: str,
+    runtime_env: Mapping[str, str],
+) -> dict[str, str]:
+    """The whole environment of a sandbox's runtime (nothing is inherited from the server).
+
+    ``spec.env`` may override ``PATH``, ``HOME``, ``LANG`` and ``TERM``; its ``PYTHONPATH`` is
+    appended to the runtime's (the runtime strips its own entry for commands); ``OPENINSPECT_*``
+    names are reserved for the runtime.
+    """
+    env = {
+        "PATH": path,
+        "HOME": home,
+        "LANG": LANG,
+        "TERM": TERM,
+        # The host's system gitconfig can carry credential helpers and URL rewrites.
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }
+    env.update({k: v for k, v in spec.env.items() if not k.startswith("OPENINSPECT_")})
+    extra_pythonpath = spec.env.get("PYTHONPATH")
+    env["PYTHONPATH"] = (
+        f"{pythonpath}{os.pathsep}{extra_pythonpath}" if extra_pythonpath else pythonpath
+    )
+    env.update(runtime_env)
+    return env
+
+
+def prepare_workspace(spec: SandboxSpec) -> Path:
+    """Create the workspace and its home dir; returns the host log file path (beside it)."""
+    try:
+        spec.workspace_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (spec.workspace_dir / HOME_DIRNAME).mkdir(mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise SandboxUnavailable(
+            f"cannot create the workspace {spec.workspace_dir}: {exc.strerror or exc}",
+            hint="check that the workspaces directory is writable",
+        ) from exc
+    return spec.workspace_dir.parent / f"{spec.workspace_dir.name}.log"
+
+
+class LocalProcesses:
+    """Host processes of one local provider, by sandbox id."""
+
+    def __init__(self, provider: str) -> None:
+        self._provider = provider
+        self._procs: dict[str, asyncio.subprocess.Process] = {}
+
+    async def start(
+        self,
+        spec: SandboxSpec,
+        argv: list[str],
+        env: Mapping[str, str],
+        *,
+        log_path: Path,
+        pass_fds: tuple[int, ...] = (),
+    ) -> SandboxHandle:
+        """Start ``argv`` in a new session with output appended to ``log_path``."""
+        try:
+            with log_path.open("ab") as log:
+                proc = await asyncio.create_subprocess_exec(
+                    *argv,
+                    cwd=spec.workspace_dir,
+                    env=dict(env),
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=asyncio.subprocess.STDOUT,
+                    start_new_session=True,  # its own group: destroy signals it alone
+                    pass_fds=pass_fds,
+                )
+        except OSError as exc:
+            raise SandboxUnavailable(
+                f"cannot start the {self._provider} sandbox ({argv[0]}): {exc.strerror or exc}"
+            ) from exc
+        self._procs[spec.sandbox_id] = proc
+        return SandboxHandle(
+            sandbox_id=spec.sandbox_id,
+            provider=self._provider,
+            pid=proc.pid,
+            workspace_dir=spec.workspace_dir,
+            repo_dir=spec.workspace_dir / REPO_DIRNAME,
+            log_path=log_path,
+        )
+
+    async def wait(self, handle: SandboxHandle) -> int:
+        """The process's exit status once it exits; -1 for an unknown or destroyed sandbox."""
+        proc = self._procs.get(handle.sandbox_id)
+        if proc is None:
+            return -1
+        return await proc.wait()
+
+    async def stop(self, handle: SandboxHandle, grace_s: float = DESTROY_GRACE_S) -> None:
+        """SIGTERM the process group, wait up to ``grace_s``, SIGKILL it; idempotent."""
+        proc = self._procs.get(handle.sandbox_id)
+        if proc is None:
+            return
+        try:
+            if proc.returncode is None:
+                _signal_group(proc.pid, signal.SIGTERM)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(proc.wait(), grace_s)
+            _signal_group(proc.pid, signal.SIGKILL)
+            await proc.wait()
+        finally:
+            self._procs.pop(handle.sandbox_id, None)
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)

@@ -1,0 +1,229 @@
+"""The ``bwrap`` provider: real bubblewrap boxes, and proof that they keep the host out."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from openinspect.errors import SandboxUnavailable
+from openinspect.sandboxes.base import SandboxSpec
+from openinspect.sandboxes.bwrap import BOX_BRIDGE_SOCKET, BwrapProvider, build_argv, build_env
+from openinspect.sandboxes.local import runtime_sources
+from openinspect.sandboxes.registry import resolve_provider
+from openinspect.settings import Settings
+
+from .conftest import StartSandbox, git, wait_until_gone, wait_until_running
+
+pytestmark = pytest.mark.bwrap
+
+BOOT_TIMEOUT_S = 60.0
+HOME_SECRET = "HOME-SECRET-7f3a9c"
+KEY_SECRET = "sk-ant-SECRET-bwrap-41d2"
+
+
+def test_argv_builds_a_closed_box(settings: Settings, tmp_path: Path) -> None:
+    spec = SandboxSpec(
+        sandbox_id="sbx-argv",
+        session_id="ses",
+        workspace_dir=tmp_path / "ws",
+        clone_source=str(tmp_path / "mirror.git"),
+        clone_source_is_path=True,
+        base_branch="main",
+        work_branch="openinspect/x",
+        token="tok-SECRET",
+        bridge_socket=tmp_path / "bridge.sock",
+        env={"PYTHONPATH": "/workspace/repo/src", "DATABASE_URL": "postgres://u:pw-SECRET@db"},
+    )
+    argv = build_argv(spec, bwrap="bwrap", python="/usr/bin/python3", sources=runtime_sources())
+    env = build_env(spec)
+
+    for flag in ("--unshare-all", "--die-with-parent", "--new-session", "--cap-drop"):
+        assert flag in argv
+    assert not any("SECRET" in arg for arg in argv)  # host users can read command lines
+    mounted = {argv[i + 2] for i, arg in enumerate(argv) if arg in ("--bind", "--ro-bind")}
+    assert "/etc/shadow" not in mounted
+    assert "/etc/gitconfig" not in mounted
+    assert "/etc/ssl/private" not in mounted
+    assert not any(m.startswith(("/root", "/home")) for m in mounted)
+    assert env["HOME"] == "/workspace/.home"
+    assert env["PYTHONPATH"] == "/opt/openinspect/lib:/workspace/repo/src"
+    assert env["OPENINSPECT_CLONE_SOURCE"] == "/opt/openinspect/origin"
+    assert env["OPENINSPECT_BRIDGE_SOCKET"] == BOX_BRIDGE_SOCKET
+    assert env["DATABASE_URL"] == "postgres://u:pw-SECRET@db"
+    assert env["OPENINSPECT_SANDBOX_TOKEN"] == "tok-SECRET"
+    assert {k for k in env if not k.startswith("OPENINSPECT_")} == {
+        "PATH",
+        "HOME",
+        "LANG",
+        "TERM",
+        "GIT_CONFIG_NOSYSTEM",
+        "PYTHONPATH",
+        "DATABASE_URL",
+    }
+    assert argv[-5:] == ["/usr/bin/python3", "-s", "-B", "-m", "openinspect.runtime"]
+
+
+@pytest.fixture
+def host_listener() -> Iterator[socket.socket]:
+    """A TCP port on the host's loopback that nothing in a sandbox may reach."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.setblocking(False)
+    yield listener
+    listener.close()
+
+
+async def test_boots_and_serves_rpc_in_a_box(
+    bwrap_provider: BwrapProvider, start_sandbox: StartSandbox
+) -> None:
+    box = await start_sandbox(bwrap_provider)
+    await box.conn.wait_ready(BOOT_TIMEOUT_S)
+
+    repo = box.handle.repo_dir
+    assert bwrap_provider.isolates is True
+    assert git("rev-parse", "--abbrev-ref", "HEAD", cwd=repo).strip() == box.spec.work_branch
+    assert (repo / ".setup-ran").read_text() == "fresh\n"
+    assert (repo / ".start-ran").read_text() == "fresh\n"
+    assert ("start", "start running in fresh mode") in [
+        (e["source"], e["line"]) for e in box.of_type("log")
+    ]
+    result = await box.conn.exec("pwd; id -u; hostname", timeout_s=30)
+    assert result.stdout.splitlines()[0] == "/workspace/repo"
+    await box.conn.write_file("made-in-box.txt", "hi\n")
+    assert (repo / "made-in-box.txt").read_text() == "hi\n"
+
+
+async def test_box_cannot_see_the_host(
+    bwrap_provider: BwrapProvider,
+    start_sandbox: StartSandbox,
+    settings: Settings,
+    host_listener: socket.socket,
+    monkeypatch: pytest.MonkeyPatch,
+    marker: str,
+) -> None:
+    home = settings.home_dir
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "openinspect.db").write_text(HOME_SECRET)
+    (home / "admin.token").write_text(HOME_SECRET)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY_SECRET)
+    monkeypatch.setenv("OPENAI_API_KEY", KEY_SECRET)
+    port = host_listener.getsockname()[1]
+    box = await start_sandbox(bwrap_provider)
+    await box.conn.wait_ready(BOOT_TIMEOUT_S)
+
+    async def run(command: str) -> tuple[int, str]:
+        result = await box.conn.exec(command, timeout_s=30)
+        return result.exit_code, result.stdout + result.stderr
+
+    code, _ = await run(f"cat {home / 'admin.token'}")
+    assert code != 0
+    code, _ = await run(f"ls {home}")
+    assert code != 0
+    _, found = await run(
+        "find / -path /proc -prune -o -path /usr -prune -o -path /dev -prune -o -path /sys "
+        r"-prune -o \( -name admin.token -o -name openinspect.db \) -print"
+    )
+    assert found == ""
+    _, grepped = await run(f"grep -rls {HOME_SECRET} /workspace /etc /opt /run /tmp")
+    assert grepped == ""
+    code, _ = await run(f"ls {Path.home()}")
+    assert code != 0
+    for private in ("/etc/shadow", "/etc/gitconfig", "/etc/ssl/private"):
+        code, _ = await run(f"test -e {private}")
+        assert code != 0, private
+
+    code, _ = await run("touch /usr/oi-write-test")
+    assert code != 0
+    host_process = subprocess.Popen(["bash", "-c", f"exec -a {marker} sleep 600"])
+    try:
+        await wait_until_running(marker)
+        _, processes = await run("cat /proc/[0-9]*/cmdline | tr '\\0' ' '")
+    finally:
+        host_process.kill()
+        host_process.wait()
+    assert marker not in processes  # the host's processes are not visible
+    assert "openinspect.runtime" in processes
+
+    code, output = await run(f"exec 3<>/dev/tcp/127.0.0.1/{port}")
+    assert code != 0, output
+    with pytest.raises(BlockingIOError):
+        host_listener.accept()
+
+    _, env = await run("env")
+    assert "ANTHROPIC_API_KEY" not in env
+    assert "OPENAI_API_KEY" not in env
+    # Not in any environment in the box, the runtime's included.
+    _, environs = await run("cat /proc/[0-9]*/environ | tr '\\0' '\\n'")
+    assert KEY_SECRET not in environs
+    assert "OPENINSPECT_SANDBOX_TOKEN" not in env
+
+
+async def test_timeout_kills_the_group_inside_the_box(
+    bwrap_provider: BwrapProvider, start_sandbox: StartSandbox, marker: str
+) -> None:
+    box = await start_sandbox(bwrap_provider)
+    await box.conn.wait_ready(BOOT_TIMEOUT_S)
+
+    result = await box.conn.exec(
+        f"( bash -c 'exec -a {marker} sleep 600' & ); bash -c 'exec -a {marker} sleep 600'",
+        timeout_s=0.5,
+    )
+
+    assert result.timed_out is True
+    assert await wait_until_gone(marker, timeout_s=5) == []
+
+
+async def test_destroy_leaves_no_process(
+    bwrap_provider: BwrapProvider, start_sandbox: StartSandbox, marker: str
+) -> None:
+    box = await start_sandbox(bwrap_provider)
+    await box.conn.wait_ready(BOOT_TIMEOUT_S)
+    running = asyncio.create_task(
+        box.conn.exec(
+            f"setsid bash -c 'exec -a {marker} sleep 600' >/dev/null 2>&1 </dev/null & "
+            f"bash -c 'exec -a {marker} sleep 600'",
+            timeout_s=600,
+        )
+    )
+    assert len(await wait_until_running(marker)) >= 2
+
+    await bwrap_provider.destroy(box.handle)
+    box.conn.mark_lost("destroyed")  # what the session engine does when the process exits
+
+    assert await wait_until_gone(marker, timeout_s=5) == []
+    await bwrap_provider.destroy(box.handle)  # idempotent
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+
+
+async def test_remote_clone_source_is_refused(
+    bwrap_provider: BwrapProvider, start_sandbox: StartSandbox
+) -> None:
+    with pytest.raises(SandboxUnavailable, match="local mirror"):
+        await start_sandbox(
+            bwrap_provider,
+            clone_source="https://example.com/repo.git",
+            clone_source_is_path=False,
+        )
+
+
+def test_auto_picks_bwrap_where_it_works(bwrap_provider: BwrapProvider, settings: Settings) -> None:
+    assert resolve_provider("auto", settings).name == "bwrap"
+
+
+async def test_destroy_right_after_create_leaves_no_process(
+    bwrap_provider: BwrapProvider, start_sandbox: StartSandbox
+) -> None:
+    # bwrap arms --die-with-parent only once the box is set up: killing it earlier must not
+    # orphan the box's init.
+    for i in range(40):
+        box = await start_sandbox(bwrap_provider)
+        await asyncio.sleep(i * 0.0005)
+        await bwrap_provider.destroy(box.handle)
+        assert await wait_until_gone(str(box.spec.workspace_dir), timeout_s=5) == []
