@@ -189,9 +189,19 @@ async def test_queue_limits_idempotency_and_cancel(
     )
 
 
+_STARTED = time.monotonic()
+
+
 def _sleepers() -> list[str]:
-    out = subprocess.run(["pgrep", "-af", "sleep 600"], capture_output=True, text=True)
-    return [line for line in out.stdout.splitlines() if "pgrep" not in line]
+    """`sleep 600` processes started during this test run (older ones belong to someone else)."""
+    max_age_s = int(time.monotonic() - _STARTED) + 1
+    out = subprocess.run(["ps", "-eo", "etimes=,stat=,args="], capture_output=True, text=True)
+    found = []
+    for line in out.stdout.splitlines():
+        age, stat, args = line.split(None, 2)
+        if args.strip() == "sleep 600" and int(age) <= max_age_s and not stat.startswith("Z"):
+            found.append(line)
+    return found
 
 
 async def test_stop_ends_a_long_command_within_seconds(
