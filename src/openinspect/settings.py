@@ -166,6 +166,11 @@ class Settings(BaseSettings):
         return self.home_dir / "workspaces"
 
     @property
+    def mirrors_dir(self) -> Path:
+        """Bare mirrors of origins, which sandboxes clone from (read-only)."""
+        return self.home_dir / "mirrors"
+
+    @property
     def run_dir(self) -> Path:
         """Sockets and other per-boot files."""
         return self.home_dir / "run"

@@ -47,7 +47,12 @@ from openinspect.errors import (
 from openinspect.sandboxes.base import SandboxProvider
 from openinspect.sandboxes.bridge import BridgeHub, SandboxConnection
 from openinspect.sessions.eventlog import EventLog
-from openinspect.sessions.git import commit_in_sandbox, commit_message, push_from_sandbox
+from openinspect.sessions.git import (
+    commit_in_sandbox,
+    commit_message,
+    mirror_path,
+    push_from_sandbox,
+)
 from openinspect.sessions.sandbox import SessionSandbox
 from openinspect.settings import Settings
 from openinspect.store import Store
@@ -341,7 +346,7 @@ class SessionActor:
             )
             await push_from_sandbox(
                 box,
-                self._s.settings.home_dir / "mirrors" / _mirror_name(self.session.repo_url),
+                mirror_path(self._s.settings.mirrors_dir, self.session.repo_url),
                 self.session.repo_url,
                 self.session.branch,
                 commit.sha,
@@ -360,10 +365,6 @@ class SessionActor:
             await self.emit(
                 WarningEvent(session_id=sid, prompt_id=prompt.id, code=exc.code, message=str(exc))
             )
-
-
-def _mirror_name(origin: str) -> str:
-    return hashlib.sha256(origin.encode()).hexdigest()[:24] + ".git"
 
 
 class _Host:

@@ -83,15 +83,19 @@ def normalize_origin(url: str) -> str:
     return str(path.resolve())
 
 
+def mirror_path(mirrors_dir: Path, origin: str) -> Path:
+    """Where the bare mirror of ``origin`` lives."""
+    return mirrors_dir / f"{hashlib.sha256(origin.encode()).hexdigest()[:24]}.git"
+
+
 async def ensure_mirror(mirrors_dir: Path, origin: str) -> Path:
     """A bare mirror of ``origin`` under ``mirrors_dir``, created or refreshed."""
-    key = hashlib.sha256(origin.encode()).hexdigest()[:24]
-    mirror = mirrors_dir / f"{key}.git"
+    mirror = mirror_path(mirrors_dir, origin)
     if (mirror / "HEAD").exists():
         await git("remote", "update", "--prune", cwd=mirror)
     else:
         mirrors_dir.mkdir(parents=True, exist_ok=True)
-        tmp = mirrors_dir / f"{key}.tmp-{os.getpid()}"
+        tmp = mirror.with_name(f"{mirror.stem}.tmp-{os.getpid()}")
         await git("clone", "--mirror", "--quiet", origin, str(tmp))
         tmp.rename(mirror)
     return mirror

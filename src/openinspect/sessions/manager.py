@@ -96,7 +96,7 @@ class SessionManager:
         base = validate_branch(base_branch or (registered.default_branch if registered else "main"))
         model_id = model or self.services.settings.agent.default_model
         self.services.models.validate(model_id, effort)
-        mirror = await ensure_mirror(self.services.settings.home_dir / "mirrors", origin)
+        mirror = await ensure_mirror(self.services.settings.mirrors_dir, origin)
         if not await branch_exists(mirror, base):
             raise InvalidInput(
                 f"Branch {base!r} does not exist in {origin}",

@@ -110,7 +110,7 @@ class SessionSandbox:
 
     async def _boot_sandbox(self) -> SandboxConnection:
         session, settings = self._session, self._settings
-        mirror = await ensure_mirror(settings.home_dir / "mirrors", session.repo_url)
+        mirror = await ensure_mirror(settings.mirrors_dir, session.repo_url)
         if not await branch_exists(mirror, session.base_branch):
             raise SandboxError(f"Branch {session.base_branch!r} not found in {session.repo_url}")
         token = secrets.token_urlsafe(32)
