@@ -86,7 +86,6 @@ class SessionActor:
         self._wake = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._current: asyncio.Task[RunOutcome] | None = None
-        self._current_prompt: Prompt | None = None
         self._stop_requested = False
         self.sandbox = SessionSandbox(
             session,
@@ -281,7 +280,6 @@ class SessionActor:
             branch=self.session.branch,
         )
         self._stop_requested = False
-        self._current_prompt = prompt
         self._current = asyncio.create_task(
             run_prompt(
                 run, _Host(self, prompt.id), history, self._s.models, self._s.settings.agent
@@ -306,7 +304,6 @@ class SessionActor:
             status, error = "error", ErrorInfo(code="internal", message=repr(exc))
         finally:
             self._current = None
-            self._current_prompt = None
         await self._commit_and_push(prompt)
         await self._s.store.prompts.set_status(
             prompt.id,

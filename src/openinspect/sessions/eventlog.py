@@ -66,10 +66,6 @@ class EventLog:
         """Listen to a session's channel (see ``Bus.subscribe``)."""
         return self._bus.subscribe(channel(session_id))
 
-    def forget(self, session_id: str) -> None:
-        self._last_seq.pop(session_id, None)
-        self._locks.pop(session_id, None)
-
 
 def _envelope(kind: str, event: Event) -> str:
     return json.dumps({"kind": kind, "event": dump_event(event)})

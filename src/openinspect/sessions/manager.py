@@ -154,9 +154,6 @@ class SessionManager:
                 self._actors[session_id] = actor
             return actor
 
-    def live_actor(self, session_id: str) -> SessionActor | None:
-        return self._actors.get(session_id)
-
     async def snapshot(self, session_id: str) -> dict[str, Any]:
         """What a joining client needs besides events: the session, who is here, the queue."""
         session = await self.get(session_id)

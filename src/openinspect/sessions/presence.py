@@ -47,6 +47,3 @@ class Presence:
             if watcher.status == "active":
                 entry["status"] = "active"
         return sorted(users.values(), key=lambda e: e["name"])
-
-    def watching(self, session_id: str) -> int:
-        return len(self._watchers.get(session_id, {}))

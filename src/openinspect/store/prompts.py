@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -116,7 +115,3 @@ class PromptStore:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(_SELECT.where(prompts.c.status == "running"))).all()
         return [_prompt(r) for r in rows]
-
-
-def started_at_or_now(prompt: Prompt) -> datetime:
-    return prompt.started_at or utcnow()
