@@ -13,7 +13,7 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Any
+from pathlib import Path
 
 from openinspect.domain.events import Event, SandboxLog, SandboxStatusChanged, WarningEvent
 from openinspect.domain.ids import new_id
@@ -56,21 +56,21 @@ class SessionSandbox:
         self.status: SandboxStatus = "none"
 
     @property
-    def workspace_dir(self) -> Any:
+    def workspace_dir(self) -> Path:
         return self._settings.workspaces_dir / self._session.id
 
     def warm(self) -> None:
-        """Start booting unless a sandbox is booting or alive. Returns at once."""
-        if self._boot is not None and not self._boot.done():
-            return
-        if self._boot is not None and self._conn is not None and self.status == "ready":
+        """Start booting unless a boot was already started (it may be running, have succeeded,
+        or have failed: a failure stands until ``reset_failure``). Returns at once."""
+        if self._boot is not None:
             return
         self._boot = asyncio.create_task(self._start(), name=f"boot {self._session.id}")
         self._boot.add_done_callback(_consume_exception)
 
     def reset_failure(self) -> None:
-        """Allow a new boot after a failure (called when a new prompt starts)."""
-        if self.status in ("failed", "lost") and self._boot is not None and self._boot.done():
+        """Allow a new boot if the last one failed or its sandbox is gone (called when a new
+        prompt starts, or someone types)."""
+        if self._boot is not None and self._boot.done() and self.status != "ready":
             self._boot = None
 
     async def ready(self) -> SandboxConnection:

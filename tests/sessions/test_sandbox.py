@@ -1,0 +1,78 @@
+"""A session's sandbox boots in the background and reports a failed boot once; only a new
+prompt (or typing) tries again."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from openinspect.api.app import Runtime, create_bridge_app, open_runtime
+from openinspect.errors import SandboxError
+from openinspect.settings import SandboxSettings, Settings
+
+
+@pytest.fixture
+async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
+    settings = Settings(home=tmp_path / "home", sandbox=SandboxSettings(provider="process"))
+    async with open_runtime(settings) as opened:
+        settings.bridge_socket.parent.mkdir(parents=True, exist_ok=True)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_bridge_app(opened.hub),
+                uds=str(settings.bridge_socket),
+                lifespan="off",
+                log_level="warning",
+            )
+        )
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.01)
+        try:
+            yield opened
+        finally:
+            server.should_exit = True
+            await task
+
+
+async def _warmings(runtime: Runtime, session_id: str) -> int:
+    events = await runtime.store.events.after(session_id, 0, 1000)
+    return sum(1 for e in events if e.type == "sandbox-status" and e.status == "warming")
+
+
+async def test_a_failed_boot_is_not_retried_until_the_next_prompt(
+    runtime: Runtime, origin: Path, tmp_path: Path
+) -> None:
+    work = tmp_path / "broken"
+    subprocess.run(["git", "clone", "-q", str(origin), str(work)], check=True)
+    (work / ".openinspect" / "start.sh").write_text("#!/bin/sh\necho broken >&2\nexit 3\n")
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qam", "x"],
+        cwd=work,
+        check=True,
+    )
+    subprocess.run(["git", "push", "-q", "origin", "main"], cwd=work, check=True)
+    user = runtime.bootstrap.user
+    assert user is not None
+    session = await runtime.manager.create(user, repo=str(origin), model="openai:gpt-5")
+    sandbox = (await runtime.manager.actor(session.id)).sandbox
+
+    with pytest.raises(SandboxError, match="start"):
+        await sandbox.ready()
+    # Every later tool call of the same prompt gets the failure without booting again.
+    for _ in range(3):
+        with pytest.raises(SandboxError):
+            await sandbox.ready()
+    assert sandbox.status == "failed"
+    assert await _warmings(runtime, session.id) == 1
+
+    sandbox.reset_failure()  # what a new prompt does
+    with pytest.raises(SandboxError):
+        await sandbox.ready()
+    assert await _warmings(runtime, session.id) == 2
