@@ -23,7 +23,12 @@ def cli(
     timeout_s: float = 120,
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("OPENINSPECT_")}
+    # The runner's own settings and model keys must not leak into the CLI under test.
+    full_env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("OPENINSPECT_") and k not in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")
+    }
     if server is not None:
         full_env |= {
             "OPENINSPECT_URL": server.url,

@@ -24,7 +24,8 @@ from pydantic import BaseModel, Field, ValidationError
 from openinspect.api.deps import AppState
 from openinspect.bus import SubscriberOverflow
 from openinspect.domain.events import dump_event
-from openinspect.errors import InvalidInput, OpenInspectError, SessionNotFound
+from openinspect.domain.models import User
+from openinspect.errors import AuthError, InvalidInput, OpenInspectError, SessionNotFound
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -61,11 +62,11 @@ def _outgoing(raw: str) -> tuple[int | None, str]:
 
 
 class _Connection:
-    def __init__(self, ws: WebSocket, state: AppState, session_id: str, user_id: str) -> None:
+    def __init__(self, ws: WebSocket, state: AppState, session_id: str, user: User) -> None:
         self.ws = ws
         self.state = state
         self.session_id = session_id
-        self.user_id = user_id
+        self.user = user
         self.client_id = secrets.token_hex(8)
         self.last_seq = 0
         self._send_lock = asyncio.Lock()
@@ -116,16 +117,15 @@ class _Connection:
 
     async def handle(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
-        actor = await self.state.manager.actor(self.session_id)
         if kind == "ping":
             await self.send({"type": "pong"})
-        elif kind == "prompt":
+            return
+        actor = await self.state.manager.actor(self.session_id)
+        if kind == "prompt":
             body = _Prompt.model_validate(message)
-            user = await self.state.store.users.get(self.user_id)
-            assert user is not None
             try:
                 prompt = await actor.submit(
-                    user,
+                    self.user,
                     body.content,
                     model=body.model,
                     effort=body.effort,
@@ -185,7 +185,7 @@ class _Connection:
         )
 
 
-async def _authenticate(ws: WebSocket, state: AppState, session_id: str) -> tuple[str, _Subscribe]:
+async def _authenticate(ws: WebSocket, state: AppState, session_id: str) -> tuple[User, _Subscribe]:
     while True:
         async with asyncio.timeout(AUTH_TIMEOUT_S):
             raw = await ws.receive_text()
@@ -196,7 +196,10 @@ async def _authenticate(ws: WebSocket, state: AppState, session_id: str) -> tupl
         if message.get("type") != "subscribe":
             raise InvalidInput("The first message must be subscribe")
         sub = _Subscribe.model_validate(message)
-        return state.ws_tokens.verify(sub.token, session_id), sub
+        user = await state.store.users.get(state.ws_tokens.verify(sub.token, session_id))
+        if user is None:
+            raise AuthError("The user of this token no longer exists")
+        return user, sub
 
 
 @router.websocket("/api/sessions/{session_id}/ws")
@@ -204,7 +207,7 @@ async def session_socket(ws: WebSocket, session_id: str) -> None:
     state: AppState = ws.app.state.openinspect
     await ws.accept()
     try:
-        user_id, sub = await _authenticate(ws, state, session_id)
+        user, sub = await _authenticate(ws, state, session_id)
         await state.manager.get(session_id)
     except TimeoutError:
         await ws.close(CLOSE_AUTH_TIMEOUT, "No subscribe message in time")
@@ -217,12 +220,11 @@ async def session_socket(ws: WebSocket, session_id: str) -> None:
         return
     except WebSocketDisconnect:
         return
-    user = await state.store.users.get(user_id)
-    conn = _Connection(ws, state, session_id, user_id)
+    conn = _Connection(ws, state, session_id, user)
     presence = state.manager.presence
     async with state.manager.services.events.subscribe(session_id) as messages:
         await conn.subscribed(sub.since_seq)
-        presence.join(session_id, conn.client_id, user_id, user.name if user else user_id)
+        presence.join(session_id, conn.client_id, user.id, user.name)
         await conn.publish_presence()
         pump = asyncio.create_task(_pump(conn, messages))
         try:

@@ -191,13 +191,12 @@ def sessions_prompt(
 
     async def main() -> int:
         async with Client(discover()) as client:
+            # Read where the log stands first, so the watch starts right before this prompt.
+            session = (await client.request("GET", f"/api/sessions/{session_id}"))["session"]
             prompt = await client.post_prompt(session_id, content=text, model=model, effort=effort)
             if not follow:
                 _emit_json(prompt) if json_out else console.print(f"queued {prompt['id']}")
                 return 0
-            last_seq = (await client.request("GET", f"/api/sessions/{session_id}"))["session"][
-                "last_seq"
-            ]
             renderer = Renderer(console, json_mode=json_out)
 
             def done(event: dict[str, Any]) -> bool:
@@ -207,7 +206,7 @@ def sessions_prompt(
                 )
 
             last = await watch(
-                client, session_id, renderer, until=done, since_seq=max(0, last_seq - 1)
+                client, session_id, renderer, until=done, since_seq=session["last_seq"]
             )
             return 0 if last is not None and last.get("status") == "success" else 1
 

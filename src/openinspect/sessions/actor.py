@@ -32,7 +32,7 @@ from openinspect.domain.events import (
     utcnow,
 )
 from openinspect.domain.ids import new_id
-from openinspect.domain.models import Author, Prompt, PromptStatus, Session, User
+from openinspect.domain.models import Author, Prompt, PromptStatus, Session, SessionStatus, User
 from openinspect.errors import (
     GitError,
     InvalidInput,
@@ -115,10 +115,10 @@ class SessionActor:
     async def emit(self, event: Event) -> Event:
         return await self._s.events.append(event)
 
-    async def _set_status(self, status: str) -> None:
+    async def _set_status(self, status: SessionStatus) -> None:
         if self.session.status == status:
             return
-        self.session = await self._s.store.sessions.update(self.session.id, status=status)  # type: ignore[arg-type]
+        self.session = await self._s.store.sessions.update(self.session.id, status=status)
         await self.emit(SessionUpdated(session_id=self.session.id, status=self.session.status))
 
     # -- commands --------------------------------------------------------------------------
@@ -148,10 +148,7 @@ class SessionActor:
             raise InvalidInput(f"client_request_id must be 1 to {CLIENT_REQUEST_ID_MAX} characters")
         if self.session.status in ("archived", "failed"):
             raise SessionNotPromptable(f"The session is {self.session.status}")
-        self._s.models.validate(
-            model or self.session.model,
-            effort if effort is not None else (self.session.effort if model is None else None),
-        )
+        self._s.models.validate(model or self.session.model, self._effort(model, effort))
         print_ = fingerprint(user.id, content, model, effort)
         async with self._lock:
             if client_request_id is not None:
@@ -198,7 +195,7 @@ class SessionActor:
                     author=prompt.author,
                     content=content,
                     model=model or self.session.model,
-                    effort=self._effort_for(prompt),
+                    effort=self._effort(prompt.model, prompt.effort),
                     client_request_id=client_request_id,
                     position=len(unfinished),
                 )
@@ -240,10 +237,12 @@ class SessionActor:
 
     # -- the queue runner ------------------------------------------------------------------
 
-    def _effort_for(self, prompt: Prompt) -> str | None:
-        if prompt.effort is not None:
-            return prompt.effort
-        return self.session.effort if prompt.model is None else None
+    def _effort(self, model: str | None, effort: str | None) -> str | None:
+        """A prompt's effort, else the session's unless the prompt picked another model (whose
+        effort options may differ)."""
+        if effort is not None:
+            return effort
+        return self.session.effort if model is None else None
 
     async def _run_queue(self) -> None:
         while True:
@@ -262,7 +261,7 @@ class SessionActor:
             return  # cancelled between the query and now
         started = time.monotonic()
         model = prompt.model or self.session.model
-        effort = self._effort_for(prompt)
+        effort = self._effort(prompt.model, prompt.effort)
         await self.emit(
             PromptStarted(
                 session_id=self.session.id, prompt_id=prompt.id, model=model, effort=effort
