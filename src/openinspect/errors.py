@@ -23,6 +23,8 @@ tree, and the API turns any of them into the one JSON error envelope using ``cod
     │   └── SessionNotPromptable          "session_not_promptable"   409
     ├── GitError                          "git_failed"               502
     ├── ModelError                        "model_failed"             502
+    ├── LimitExceeded                     "limit_exceeded"           429
+    │                                     (limit_code: step_limit | time_limit | cost_limit)
     └── SandboxError                      "sandbox_failed"           503
         ├── SandboxUnavailable            "sandbox_unavailable"      503
         ├── SandboxBootFailed             "sandbox_boot_failed"      503
@@ -132,6 +134,17 @@ class GitError(OpenInspectError):
 class ModelError(OpenInspectError):
     code = "model_failed"
     status = 502
+
+
+class LimitExceeded(OpenInspectError):
+    """A prompt hit one of the agent's limits; ``limit_code`` says which."""
+
+    code = "limit_exceeded"
+    status = 429
+
+    def __init__(self, limit_code: str, message: str) -> None:
+        super().__init__(message, hint="Raise the limit in the agent settings if this was expected")
+        self.limit_code = limit_code
 
 
 class SandboxError(OpenInspectError):

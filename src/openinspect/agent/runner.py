@@ -33,7 +33,7 @@ from pydantic_ai.usage import UsageLimits
 from openinspect.agent.models import ModelRegistry
 from openinspect.agent.tools import ToolDeps, ToolHost, builtin_tools
 from openinspect.domain.events import AgentText, AgentTextDelta, AgentThinking, ErrorInfo, Usage
-from openinspect.errors import ModelError, OpenInspectError
+from openinspect.errors import LimitExceeded, ModelError, OpenInspectError
 from openinspect.settings import AgentSettings
 
 INSTRUCTIONS = """\
@@ -45,14 +45,6 @@ Do not commit or push: every change you leave in the working tree is committed f
 name of the person who asked, and pushed to {branch}, when your turn ends.
 """
 STOPPED_TOOL_RESULT = "The user stopped this tool call before it finished."
-
-
-class LimitExceeded(OpenInspectError):
-    status = 429
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message, hint="Raise the limit in the agent settings if this was expected")
-        self.limit_code = code
 
 
 @dataclass
