@@ -4,7 +4,6 @@ the documented shape. Nothing is asserted about the timings except that they are
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
@@ -38,9 +37,7 @@ async def test_every_part_runs_and_reports_the_documented_keys() -> None:
     if reason is not None:
         skip_or_fail(reason)
     config = Config(samples=1, baseline_samples=2, turns=3, clients=(1, 2), share_server=True)
-    started = time.monotonic()
     result = json.loads(json.dumps(await run(config)))  # JSON-serializable as printed
-    assert time.monotonic() - started < 60
 
     for kind in ("cold", "warm"):
         check_summary(result["first_model_request_ms"][kind], 1)
