@@ -110,6 +110,109 @@ class ModelProviderSettings(BaseModel):
     )
 
 
+GITHUB_WEB_URL = "https://github.com"
+GITHUB_API_URL = "https://api.github.com"
+
+
+class GitHubSettings(BaseModel):
+    """GitHub or GitHub Enterprise Server: the App (installation tokens for git and PRs), OAuth
+    sign-in, and webhooks. Tokens and keys never reach a sandbox."""
+
+    web_url: str = Field(
+        GITHUB_WEB_URL,
+        description="Web base URL: OAuth pages and git remotes (your GHES host for Enterprise).",
+    )
+    api_url: str | None = Field(
+        None,
+        description="REST API base URL; default https://api.github.com for github.com, "
+        "<web_url>/api/v3 otherwise.",
+    )
+    app_id: int | None = Field(None, description="GitHub App id.")
+    app_private_key: SecretStr | None = Field(
+        None, description="GitHub App private key, PEM (PKCS#1 or PKCS#8)."
+    )
+    app_private_key_path: Path | None = Field(
+        None, description="File holding the GitHub App private key, instead of app_private_key."
+    )
+    installation_id: int | None = Field(
+        None, description="App installation to use; default: looked up per repository."
+    )
+    client_id: str | None = Field(None, description="OAuth client id (of the GitHub App).")
+    client_secret: SecretStr | None = Field(None, description="OAuth client secret.")
+    webhook_secret: SecretStr | None = Field(
+        None, description="Secret that signs webhook deliveries (HMAC-SHA256)."
+    )
+    token_refresh_margin_s: float = Field(
+        300, description="An installation token is replaced this long before it expires."
+    )
+    access_check: bool = Field(
+        True,
+        description="Require that a user can read a repo through their own GitHub identity "
+        "before starting a session on it. Turn off only for single-tenant installs.",
+    )
+    access_cache_ttl_s: float = Field(
+        60, description="How long a positive or negative repo access check is remembered."
+    )
+    request_timeout_s: float = Field(30, description="Timeout of one GitHub API request.")
+    webhook_max_bytes: int = Field(
+        5 * 1024 * 1024, description="Largest webhook body accepted, in bytes."
+    )
+
+    @property
+    def resolved_api_url(self) -> str:
+        if self.api_url:
+            return self.api_url.rstrip("/")
+        web = self.web_url.rstrip("/")
+        return GITHUB_API_URL if web == GITHUB_WEB_URL else f"{web}/api/v3"
+
+    def private_key_pem(self) -> str | None:
+        if self.app_private_key is not None:
+            return self.app_private_key.get_secret_value()
+        if self.app_private_key_path is not None:
+            return self.app_private_key_path.expanduser().read_text()
+        return None
+
+    @property
+    def app_configured(self) -> bool:
+        return self.app_id is not None and (
+            self.app_private_key is not None or self.app_private_key_path is not None
+        )
+
+    @property
+    def oauth_configured(self) -> bool:
+        return self.client_id is not None and self.client_secret is not None
+
+
+class AuthSettings(BaseModel):
+    """Who may sign in, and with what role. Sign-in fails closed: with no allowlist set, nobody
+    may sign in through GitHub unless allow_all_users is on."""
+
+    allowed_users: list[str] = Field(
+        default_factory=list, description="GitHub logins allowed to sign in."
+    )
+    allowed_orgs: list[str] = Field(
+        default_factory=list, description="GitHub organisations whose members may sign in."
+    )
+    allowed_email_domains: list[str] = Field(
+        default_factory=list,
+        description="Email domains (of a verified GitHub email) whose owners may sign in.",
+    )
+    allow_all_users: bool = Field(
+        False, description="Let any GitHub user sign in (unsafe; only when no list is set)."
+    )
+    admin_users: list[str] = Field(
+        default_factory=list, description="GitHub logins that get the admin role at sign-in."
+    )
+    web_token_ttl_s: int = Field(
+        7 * 24 * 3600, description="Lifetime of a browser sign-in, in seconds."
+    )
+    encryption_key: SecretStr | None = Field(
+        None,
+        description="Base64 of 32 bytes: AES-256-GCM key for OAuth tokens at rest; default a "
+        "key file created in home.",
+    )
+
+
 class Settings(BaseSettings):
     """Root of the settings tree."""
 
@@ -138,6 +241,8 @@ class Settings(BaseSettings):
     sandbox: SandboxSettings = Field(default_factory=lambda: SandboxSettings())
     agent: AgentSettings = Field(default_factory=lambda: AgentSettings())
     models: ModelProviderSettings = Field(default_factory=lambda: ModelProviderSettings())
+    github: GitHubSettings = Field(default_factory=lambda: GitHubSettings())
+    auth: AuthSettings = Field(default_factory=lambda: AuthSettings())
     anthropic_api_key: SecretStr | None = Field(
         None,
         validation_alias=AliasChoices("OPENINSPECT_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"),

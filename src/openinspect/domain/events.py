@@ -165,6 +165,18 @@ class PrOpened(_EventBase):
     number: int
 
 
+PrState = Literal["open", "closed", "merged"]
+
+
+class PrUpdated(_EventBase):
+    """A pull request of the session changed: new title/body, or its state (from webhooks)."""
+
+    type: Literal["pr-updated"] = "pr-updated"
+    url: str
+    number: int
+    state: PrState
+
+
 class ArtifactCreated(_EventBase):
     type: Literal["artifact-created"] = "artifact-created"
     kind: str
@@ -208,6 +220,7 @@ Event = Annotated[
     | GitCommit
     | GitPush
     | PrOpened
+    | PrUpdated
     | ArtifactCreated
     | ChildSessionUpdated
     | WarningEvent

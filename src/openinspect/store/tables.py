@@ -66,6 +66,8 @@ api_tokens = sa.Table(
     sa.Column("created_at", _ts, nullable=False),
     sa.Column("last_used_at", _ts, nullable=True),
     sa.Column("revoked_at", _ts, nullable=True),
+    sa.Column("kind", sa.String(16), nullable=False, server_default="api"),
+    sa.Column("expires_at", _ts, nullable=True),
 )
 
 repos = sa.Table(
@@ -188,4 +190,80 @@ sandboxes = sa.Table(
     sa.Column("stopped_at", _ts, nullable=True),
     sa.Column("last_heartbeat_at", _ts, nullable=True),
     sa.Index("ix_sandboxes_session_id", "session_id"),
+)
+
+# --- people and GitHub (migration 0002) ---
+
+identities = sa.Table(
+    "identities",
+    metadata,
+    sa.Column(
+        "user_id",
+        sa.String(40),
+        sa.ForeignKey("users.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("provider", sa.String(16), primary_key=True),
+    sa.Column("subject", sa.String(64), nullable=False),
+    sa.Column("login", sa.String(100), nullable=False),
+    sa.Column("avatar_url", sa.String(2048), nullable=True),
+    # AES-256-GCM (nonce ‖ ciphertext, base64) of the user's OAuth tokens; never stored in clear.
+    sa.Column("access_token_enc", sa.Text, nullable=True),
+    sa.Column("access_token_expires_at", _ts, nullable=True),
+    sa.Column("refresh_token_enc", sa.Text, nullable=True),
+    sa.Column("scopes", sa.String(500), nullable=True),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("updated_at", _ts, nullable=False),
+    sa.UniqueConstraint("provider", "subject"),
+)
+
+session_branches = sa.Table(
+    "session_branches",
+    metadata,
+    sa.Column(
+        "session_id",
+        sa.String(40),
+        sa.ForeignKey("sessions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("branch", sa.String(255), primary_key=True),
+    sa.Column("head_sha", sa.String(64), nullable=True),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("updated_at", _ts, nullable=False),
+)
+
+pull_requests = sa.Table(
+    "pull_requests",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column(
+        "session_id",
+        sa.String(40),
+        sa.ForeignKey("sessions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("repo", sa.String(300), nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("branch", sa.String(255), nullable=False),
+    sa.Column("base", sa.String(255), nullable=False),
+    sa.Column("title", sa.String(500), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("draft", sa.Boolean, nullable=False),
+    sa.Column("opened_as", sa.String(8), nullable=False),
+    sa.Column("author_login", sa.String(100), nullable=True),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("updated_at", _ts, nullable=False),
+    sa.UniqueConstraint("repo", "number"),
+    sa.UniqueConstraint("session_id", "branch"),
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("provider", sa.String(16), primary_key=True),
+    sa.Column("delivery_id", sa.String(100), primary_key=True),
+    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("received_at", _ts, nullable=False),
+    sa.Index("ix_webhook_deliveries_received_at", "received_at"),
 )
