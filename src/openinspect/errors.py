@@ -6,8 +6,12 @@ tree, and the API turns any of them into the one JSON error envelope using ``cod
 
     OpenInspectError                      code "internal"            500
     ├── ConfigError                       "config_invalid"           500
+    │   └── NotConfigured                 "not_configured"           501
     ├── AuthError                         "unauthenticated"          401
-    │   └── ForbiddenError                "forbidden"                403
+    │   ├── ForbiddenError                "forbidden"                403
+    │   │   ├── SignInRefused             "sign_in_refused"          403
+    │   │   └── RepoAccessDenied          "repo_access_denied"       403
+    │   └── WebhookSignatureInvalid       "webhook_signature_invalid" 401
     ├── NotFoundError                     "not_found"                404
     │   ├── SessionNotFound               "session_not_found"        404
     │   ├── PromptNotFound                "prompt_not_found"         404
@@ -22,6 +26,11 @@ tree, and the API turns any of them into the one JSON error envelope using ``cod
     │   ├── PromptRequestConflict         "prompt_request_conflict"  409
     │   └── SessionNotPromptable          "session_not_promptable"   409
     ├── GitError                          "git_failed"               502
+    ├── ScmError                          "scm_failed"               502
+    │   ├── ScmAuthFailed                 "scm_auth_failed"          502
+    │   ├── ScmNotFound                   "scm_not_found"            404
+    │   ├── ScmRateLimited                "scm_rate_limited"         429
+    │   └── ScmUnavailable                "scm_unavailable"          503
     ├── ModelError                        "model_failed"             502
     ├── LimitExceeded                     "limit_exceeded"           429
     │                                     (limit_code: step_limit | time_limit | cost_limit)
@@ -59,6 +68,13 @@ class ConfigError(OpenInspectError):
     code = "config_invalid"
 
 
+class NotConfigured(ConfigError):
+    """A feature was used that this install has not set up (e.g. GitHub sign-in)."""
+
+    code = "not_configured"
+    status = 501
+
+
 class AuthError(OpenInspectError):
     code = "unauthenticated"
     status = 401
@@ -67,6 +83,22 @@ class AuthError(OpenInspectError):
 class ForbiddenError(AuthError):
     code = "forbidden"
     status = 403
+
+
+class SignInRefused(ForbiddenError):
+    """The identity provider vouched for the person, but the allowlists do not admit them."""
+
+    code = "sign_in_refused"
+
+
+class RepoAccessDenied(ForbiddenError):
+    """The user cannot read a repository through their own identity."""
+
+    code = "repo_access_denied"
+
+
+class WebhookSignatureInvalid(AuthError):
+    code = "webhook_signature_invalid"
 
 
 class NotFoundError(OpenInspectError):
@@ -129,6 +161,34 @@ class SessionNotPromptable(ConflictError):
 class GitError(OpenInspectError):
     code = "git_failed"
     status = 502
+
+
+class ScmError(OpenInspectError):
+    """A call to the SCM provider (GitHub) failed; the message carries GitHub's own cause."""
+
+    code = "scm_failed"
+    status = 502
+
+
+class ScmAuthFailed(ScmError):
+    """GitHub refused our credentials (App key, installation, or a user's OAuth token)."""
+
+    code = "scm_auth_failed"
+
+
+class ScmNotFound(ScmError):
+    code = "scm_not_found"
+    status = 404
+
+
+class ScmRateLimited(ScmError):
+    code = "scm_rate_limited"
+    status = 429
+
+
+class ScmUnavailable(ScmError):
+    code = "scm_unavailable"
+    status = 503
 
 
 class ModelError(OpenInspectError):
