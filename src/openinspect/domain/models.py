@@ -100,3 +100,26 @@ class Participant(_Record):
     name: str
     role: Literal["owner", "member"]
     presence: Literal["active", "idle", "away"]
+
+
+PullRequestState = Literal["open", "closed", "merged"]
+OpenedAs = Literal["user", "app"]
+
+
+class PullRequestRecord(_Record):
+    """A pull request a session opened; ``opened_as`` says whose token opened it."""
+
+    id: str
+    session_id: str
+    repo: str
+    number: int
+    url: str
+    branch: str
+    base: str
+    title: str
+    state: PullRequestState
+    draft: bool
+    opened_as: OpenedAs
+    author_login: str | None
+    created_at: datetime
+    updated_at: datetime

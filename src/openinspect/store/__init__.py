@@ -6,13 +6,16 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from openinspect.store.branches import BranchStore
 from openinspect.store.db import create_engine, migrate
 from openinspect.store.events import EventStore
 from openinspect.store.prompts import PromptStore
+from openinspect.store.pulls import PullRequestStore
 from openinspect.store.repos import RepoStore
 from openinspect.store.sandboxes import SandboxStore
 from openinspect.store.sessions import SessionStore
 from openinspect.store.users import UserStore
+from openinspect.store.webhooks import WebhookStore
 
 
 @dataclass
@@ -24,6 +27,9 @@ class Store:
     prompts: PromptStore
     events: EventStore
     sandboxes: SandboxStore
+    branches: BranchStore
+    pulls: PullRequestStore
+    webhooks: WebhookStore
 
     @classmethod
     async def open(cls, url: str, *, run_migrations: bool = True) -> Store:
@@ -39,6 +45,9 @@ class Store:
             prompts=PromptStore(engine),
             events=EventStore(engine),
             sandboxes=SandboxStore(engine),
+            branches=BranchStore(engine),
+            pulls=PullRequestStore(engine),
+            webhooks=WebhookStore(engine),
         )
 
     async def close(self) -> None:

@@ -1,0 +1,91 @@
+"""Session branches, pull requests and webhook deliveries in the store."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from openinspect.domain.events import utcnow
+from openinspect.domain.models import PullRequestRecord, Session
+from openinspect.store import Store
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+    yield opened
+    await opened.close()
+
+
+async def _session(store: Store) -> str:
+    user = await store.users.create(name="Ada", email="ada@example.com", role="member")
+    now = utcnow()
+    session = Session(
+        id="ses_1",
+        title="t",
+        repo_url="https://github.com/o/r.git",
+        repo_id=None,
+        base_branch="main",
+        branch="openinspect/1",
+        model="scripted:x",
+        effort=None,
+        status="created",
+        sandbox_status="none",
+        creator_id=user.id,
+        parent_id=None,
+        total_cost_usd=0.0,
+        last_seq=0,
+        created_at=now,
+        updated_at=now,
+    )
+    await store.sessions.create(session)
+    return session.id
+
+
+async def test_branches_are_recorded_per_session(store: Store) -> None:
+    sid = await _session(store)
+    assert await store.branches.names(sid) == frozenset()
+    await store.branches.record(sid, "openinspect/1", "a" * 40)
+    await store.branches.record(sid, "openinspect/1-docs", "b" * 40)
+    await store.branches.record(sid, "openinspect/1", "c" * 40)
+    assert await store.branches.names(sid) == {"openinspect/1", "openinspect/1-docs"}
+
+
+async def _save(store: Store, sid: str, title: str) -> PullRequestRecord:
+    return await store.pulls.save(
+        session_id=sid,
+        repo="o/r",
+        number=7,
+        url="https://github.com/o/r/pull/7",
+        branch="openinspect/1",
+        base="main",
+        title=title,
+        state="open",
+        draft=False,
+        opened_as="user",
+        author_login="ada",
+    )
+
+
+async def test_one_pull_request_per_branch_and_state_from_webhooks(store: Store) -> None:
+    sid = await _session(store)
+    first = await _save(store, sid, "First")
+    second = await _save(store, sid, "Second")
+    assert first.id == second.id
+    assert second.title == "Second"
+    assert [p.id for p in await store.pulls.for_session(sid)] == [first.id]
+    merged = await store.pulls.set_state("O/R", 7, "merged")
+    assert merged is not None
+    assert merged.state == "merged"
+    assert await store.pulls.set_state("o/r", 8, "closed") is None
+
+
+async def test_a_delivery_is_claimed_once(store: Store) -> None:
+    assert await store.webhooks.claim("github", "d-1", "pull_request")
+    assert not await store.webhooks.claim("github", "d-1", "pull_request")
+    assert await store.webhooks.claim("github", "d-2", "pull_request")
+    await store.webhooks.release("github", "d-1")
+    assert await store.webhooks.claim("github", "d-1", "pull_request")
+    assert await store.webhooks.prune() == 0
