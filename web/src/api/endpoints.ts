@@ -1,0 +1,55 @@
+// The REST endpoints the app uses, typed.
+import { api } from './client';
+import type {
+  DiffResponse,
+  DurableEvent,
+  ModelList,
+  Prompt,
+  Repo,
+  Session,
+  User,
+  WsToken,
+} from './types';
+
+const enc = encodeURIComponent;
+
+export interface CreateSessionBody {
+  repo: string;
+  base_branch?: string;
+  model?: string;
+  effort?: string;
+  title?: string;
+  prompt?: string;
+  client_request_id?: string;
+}
+
+export interface PromptBody {
+  content: string;
+  model?: string;
+  effort?: string;
+  client_request_id: string;
+}
+
+export const endpoints = {
+  me: (token?: string) => api.get<User>('/api/me', token ? { token } : undefined),
+  sessions: (signal?: AbortSignal) =>
+    api.get<{ sessions: Session[] }>('/api/sessions?limit=200', { signal }),
+  session: (id: string) => api.get<{ session: Session; queue: Prompt[] }>(`/api/sessions/${enc(id)}`),
+  createSession: (body: CreateSessionBody) =>
+    api.post<{ session: Session; prompt: Prompt | null }>('/api/sessions', body),
+  prompt: (id: string, body: PromptBody) => api.post<Prompt>(`/api/sessions/${enc(id)}/prompts`, body),
+  cancelPrompt: (id: string, promptId: string) =>
+    api.post<Prompt>(`/api/sessions/${enc(id)}/prompts/${enc(promptId)}/cancel`),
+  stop: (id: string) => api.post<{ stopped: boolean }>(`/api/sessions/${enc(id)}/stop`),
+  events: (id: string, beforeSeq: number, limit: number) =>
+    api.get<{ events: DurableEvent[]; has_more: boolean }>(
+      `/api/sessions/${enc(id)}/events?before_seq=${beforeSeq}&limit=${limit}`,
+    ),
+  wsToken: (id: string) => api.post<WsToken>(`/api/sessions/${enc(id)}/ws-token`),
+  diff: (id: string, signal?: AbortSignal) =>
+    api.get<DiffResponse>(`/api/sessions/${enc(id)}/diff`, { signal }),
+  repos: () => api.get<{ repos: Repo[] }>('/api/repos'),
+  createRepo: (body: { name: string; url: string; default_branch: string }) =>
+    api.post<Repo>('/api/repos', body),
+  models: () => api.get<ModelList>('/api/models'),
+};

@@ -1,0 +1,330 @@
+// Wire types of the openinspect REST + WebSocket API (mirrors src/openinspect/domain/*.py and
+// src/openinspect/api/schemas.py). Unknown fields are ignored; unknown event types still render.
+
+export type SessionStatus = 'created' | 'active' | 'idle' | 'archived' | 'failed';
+export type PromptStatus =
+  | 'queued'
+  | 'running'
+  | 'success'
+  | 'error'
+  | 'stopped'
+  | 'cancelled'
+  | 'interrupted';
+export type SandboxStatus =
+  | 'none'
+  | 'warming'
+  | 'booting'
+  | 'ready'
+  | 'snapshotting'
+  | 'stopped'
+  | 'lost'
+  | 'failed';
+
+export interface User {
+  id: string;
+  name: string;
+  email: string;
+  git_name: string;
+  git_email: string;
+  role: 'admin' | 'member';
+  created_at: string;
+}
+
+export interface Author {
+  id: string;
+  name: string;
+  email: string;
+}
+
+export interface Repo {
+  id: string;
+  name: string;
+  url: string;
+  default_branch: string;
+  created_at: string;
+}
+
+export interface Session {
+  id: string;
+  title: string;
+  repo_url: string;
+  repo_id: string | null;
+  base_branch: string;
+  branch: string;
+  model: string;
+  effort: string | null;
+  status: SessionStatus;
+  sandbox_status: SandboxStatus;
+  creator_id: string;
+  parent_id: string | null;
+  total_cost_usd: number;
+  last_seq: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface Prompt {
+  id: string;
+  session_id: string;
+  author: Author;
+  content: string;
+  model: string | null;
+  effort: string | null;
+  client_request_id: string | null;
+  status: PromptStatus;
+  error_code: string | null;
+  error_message: string | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+export interface ModelInfo {
+  id: string;
+  provider: string;
+  label: string;
+  efforts: string[];
+  default_effort: string | null;
+  available: boolean;
+}
+
+export interface ModelList {
+  default: string;
+  models: ModelInfo[];
+}
+
+export interface Participant {
+  user_id: string;
+  name: string;
+  status: 'active' | 'idle';
+  clients?: number;
+}
+
+export interface WsToken {
+  token: string;
+  expires_at: number;
+  url: string;
+}
+
+export interface ErrorInfo {
+  code: string;
+  message: string;
+  hint?: string | null;
+}
+
+// ---- events (src/openinspect/domain/events.py) ----------------------------------------------
+
+interface Base {
+  v?: number;
+  session_id: string;
+  seq: number;
+  ts: string;
+  prompt_id?: string | null;
+}
+
+export interface SessionCreatedEvent extends Base {
+  type: 'session-created';
+  title: string;
+  repo_url: string;
+  base_branch: string;
+  branch: string;
+  model: string;
+  effort: string | null;
+  creator: Author;
+}
+export interface SessionUpdatedEvent extends Base {
+  type: 'session-updated';
+  status?: SessionStatus | null;
+  title?: string | null;
+  total_cost_usd?: number | null;
+}
+export interface PromptQueuedEvent extends Base {
+  type: 'prompt-queued';
+  author: Author;
+  content: string;
+  model: string;
+  effort: string | null;
+  client_request_id?: string | null;
+  position: number;
+}
+export interface PromptStartedEvent extends Base {
+  type: 'prompt-started';
+  model: string;
+  effort: string | null;
+}
+export interface PromptFinishedEvent extends Base {
+  type: 'prompt-finished';
+  status: PromptStatus;
+  error?: ErrorInfo | null;
+  duration_ms?: number | null;
+}
+export interface PromptCancelledEvent extends Base {
+  type: 'prompt-cancelled';
+}
+export interface AgentTextEvent extends Base {
+  type: 'agent-text';
+  part_id: string;
+  text: string;
+}
+export interface AgentTextDeltaEvent extends Base {
+  type: 'agent-text-delta';
+  part_id: string;
+  delta: string;
+}
+export interface AgentThinkingEvent extends Base {
+  type: 'agent-thinking';
+  part_id: string;
+  text: string;
+}
+export interface ToolCallEvent extends Base {
+  type: 'tool-call';
+  call_id: string;
+  tool: string;
+  args: Record<string, unknown>;
+}
+export interface ToolResultEvent extends Base {
+  type: 'tool-result';
+  call_id: string;
+  tool: string;
+  output: string;
+  is_error?: boolean;
+  exit_code?: number | null;
+  duration_ms?: number | null;
+  truncated_for_model?: boolean;
+}
+export interface UsageEvent extends Base {
+  type: 'usage';
+  model: string;
+  input_tokens: number;
+  output_tokens: number;
+  cost_usd: number;
+  total_cost_usd: number;
+}
+export interface SandboxStatusEvent extends Base {
+  type: 'sandbox-status';
+  status: SandboxStatus;
+  message?: string | null;
+}
+export interface SandboxLogEvent extends Base {
+  type: 'sandbox-log';
+  source: string;
+  line: string;
+}
+export interface GitCommitEvent extends Base {
+  type: 'git-commit';
+  sha: string;
+  branch: string;
+  message: string;
+  author: Author;
+  files_changed: number;
+}
+export interface GitPushEvent extends Base {
+  type: 'git-push';
+  sha: string;
+  branch: string;
+  remote: string;
+}
+export interface PrOpenedEvent extends Base {
+  type: 'pr-opened';
+  url: string;
+  number: number;
+}
+export interface ArtifactCreatedEvent extends Base {
+  type: 'artifact-created';
+  kind: string;
+  url: string;
+}
+export interface ChildSessionUpdatedEvent extends Base {
+  type: 'child-session-updated';
+  child_session_id: string;
+  status: SessionStatus;
+}
+export interface WarningEvent extends Base {
+  type: 'warning';
+  code: string;
+  message: string;
+}
+export interface ErrorEvent extends Base {
+  type: 'error';
+  code: string;
+  message: string;
+  hint?: string | null;
+}
+
+export type DurableEvent =
+  | SessionCreatedEvent
+  | SessionUpdatedEvent
+  | PromptQueuedEvent
+  | PromptStartedEvent
+  | PromptFinishedEvent
+  | PromptCancelledEvent
+  | AgentTextEvent
+  | AgentThinkingEvent
+  | ToolCallEvent
+  | ToolResultEvent
+  | UsageEvent
+  | SandboxStatusEvent
+  | SandboxLogEvent
+  | GitCommitEvent
+  | GitPushEvent
+  | PrOpenedEvent
+  | ArtifactCreatedEvent
+  | ChildSessionUpdatedEvent
+  | WarningEvent
+  | ErrorEvent;
+
+export type SessionEvent = DurableEvent | AgentTextDeltaEvent;
+
+// ---- WebSocket messages ------------------------------------------------------------------------
+
+export interface SubscribedMessage {
+  type: 'subscribed';
+  session: Session;
+  participants: Participant[];
+  queue: Prompt[];
+  events: DurableEvent[];
+  has_more: boolean;
+  reset: boolean;
+  last_seq: number;
+}
+
+export type ServerMessage =
+  | SubscribedMessage
+  | { type: 'event'; event: SessionEvent }
+  | { type: 'presence'; participants: Participant[] }
+  | { type: 'history-page'; events: DurableEvent[]; has_more: boolean }
+  | { type: 'prompt-accepted'; client_request_id: string | null; prompt: Prompt }
+  | { type: 'error'; code: string; message: string; hint?: string | null; client_request_id?: string | null }
+  | { type: 'pong' };
+
+export type ClientMessage =
+  | { type: 'subscribe'; token: string; since_seq?: number }
+  | { type: 'prompt'; content: string; model?: string; effort?: string; client_request_id: string }
+  | { type: 'cancel-prompt'; prompt_id: string }
+  | { type: 'stop' }
+  | { type: 'typing' }
+  | { type: 'presence'; status: 'active' | 'idle' }
+  | { type: 'history'; before_seq: number; limit?: number }
+  | { type: 'ping' };
+
+// ---- the diff endpoint (GET /api/sessions/{id}/diff) --------------------------------------------
+
+export interface DiffFile {
+  path: string;
+  old_path: string | null;
+  status: 'added' | 'modified' | 'deleted' | 'renamed';
+  additions: number;
+  deletions: number;
+  patch: string;
+  binary: boolean;
+  truncated: boolean;
+}
+
+export interface DiffResponse {
+  base: string;
+  branch: string;
+  base_sha: string | null;
+  head_sha: string | null;
+  files: DiffFile[];
+  truncated: boolean;
+}

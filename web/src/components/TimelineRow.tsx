@@ -1,0 +1,415 @@
+// One timeline row per reducer item. Rows are memoised on (item, open, showAll): the reducer
+// keeps an item's identity while it does not change, so streaming and new events re-render only
+// the rows that changed.
+import { memo } from 'preact/compat';
+import type {
+  DurableEvent,
+  GitCommitEvent,
+  GitPushEvent,
+  SandboxStatus,
+} from '../api/types';
+import { ansiToHtml, escapeHtml, stripAnsi } from '../lib/ansi';
+import { duration, modelLabel, relativeTime, shortSha, usd } from '../lib/format';
+import { renderMarkdown } from '../lib/markdown';
+import type { Item, LogsItem, PromptEndItem, PromptItem, ToolItem } from '../timeline/reduce';
+import { Avatar, StatusDot } from './bits';
+
+export interface RowProps {
+  item: Item;
+  open: boolean;
+  showAll: boolean;
+  onToggle(key: string): void;
+  onShowAll(key: string): void;
+  sessionModel: string;
+}
+
+export const TimelineRow = memo(
+  function TimelineRow(props: RowProps) {
+    const { item } = props;
+    switch (item.kind) {
+      case 'prompt':
+        return <PromptRow item={item} sessionModel={props.sessionModel} />;
+      case 'prompt-finished':
+        return <PromptEnd item={item} />;
+      case 'agent-text':
+        return (
+          <div
+            class="agent-text md"
+            data-testid="agent-text"
+            dangerouslySetInnerHTML={{ __html: renderMarkdown(item.text) }}
+          />
+        );
+      case 'streaming':
+        return (
+          <div class="agent-text md streaming" data-testid="streaming-text" aria-busy="true">
+            <div dangerouslySetInnerHTML={{ __html: renderMarkdown(item.text) }} />
+            {item.gapped && (
+              <p class="muted small">
+                Reconnected while this streamed: some text may be missing until the step ends.
+              </p>
+            )}
+          </div>
+        );
+      case 'agent-thinking':
+        return (
+          <div class="thinking">
+            <button
+              type="button"
+              class="link-button muted"
+              aria-expanded={props.open}
+              onClick={() => props.onToggle(item.key)}
+            >
+              {props.open ? '▾' : '▸'} Thinking
+            </button>
+            {props.open && <div class="md muted" dangerouslySetInnerHTML={{ __html: renderMarkdown(item.text) }} />}
+          </div>
+        );
+      case 'tool':
+        return <ToolCard {...props} item={item} />;
+      case 'sandbox-log':
+        return <BootLogs item={item} open={props.open} onToggle={props.onToggle} />;
+      case 'event':
+        return <EventRow event={item.event} />;
+    }
+  },
+  (a, b) => a.item === b.item && a.open === b.open && a.showAll === b.showAll && a.sessionModel === b.sessionModel,
+);
+
+function PromptRow({ item, sessionModel }: { item: PromptItem; sessionModel: string }) {
+  const override = item.model && item.model !== sessionModel;
+  return (
+    <div class={`prompt-item status-${item.status}`} data-testid="prompt-item" data-prompt-id={item.promptId}>
+      <div class="prompt-head">
+        <Avatar userId={item.author.id} name={item.author.name} size={22} />
+        <span class="prompt-author" data-testid="prompt-author">
+          {item.author.name}
+        </span>
+        <time class="muted small" dateTime={item.ts} title={new Date(item.ts).toLocaleString()}>
+          {relativeTime(item.ts)}
+        </time>
+        {override && <span class="chip small" title={item.model}>{modelLabel(item.model)}</span>}
+        {item.effort && <span class="chip small">effort {item.effort}</span>}
+        <span class={`badge badge-${item.status}`}>{item.status}</span>
+      </div>
+      <div class="prompt-content">{item.content}</div>
+    </div>
+  );
+}
+
+function PromptEnd({ item }: { item: PromptEndItem }) {
+  const took = item.durationMs != null ? ` in ${duration(item.durationMs)}` : '';
+  if (item.status === 'success')
+    return <div class="turn-end ok">✓ Done{took}</div>;
+  if (item.status === 'stopped') return <div class="turn-end warn">■ Stopped{took}</div>;
+  return (
+    <div class="turn-end bad">
+      ✗ Prompt {item.status}
+      {took}
+      {item.error && (
+        <span>
+          {' '}
+          — <code>{item.error.code}</code> {item.error.message}
+          {item.error.hint && <span class="muted"> ({item.error.hint})</span>}
+        </span>
+      )}
+    </div>
+  );
+}
+
+// ---- tool cards ---------------------------------------------------------------------------------
+
+const HEAD_LINES = 80;
+
+function toolSummary(item: ToolItem): string {
+  const a = item.args;
+  if (!a) return '(call in older history)';
+  const str = (k: string) => (typeof a[k] === 'string' ? (a[k] as string) : '');
+  switch (item.tool) {
+    case 'bash':
+      return str('command');
+    case 'read':
+      return str('path') + (a.offset ? `:${String(a.offset)}` : '');
+    case 'write':
+      return `${str('path')} (${(str('content').match(/\n/g)?.length ?? 0) + 1} lines)`;
+    case 'edit':
+      return str('path');
+    case 'glob':
+      return str('pattern');
+    case 'grep':
+      return `${str('pattern')}${a.path ? ` in ${str('path')}` : ''}`;
+    default: {
+      const json = JSON.stringify(a);
+      return json.length > 160 ? `${json.slice(0, 160)}…` : json;
+    }
+  }
+}
+
+function ToolCard(props: RowProps & { item: ToolItem }) {
+  const { item, open, showAll } = props;
+  const r = item.result;
+  const summary = toolSummary(item);
+  const firstLine = summary.split('\n')[0]!;
+  const icon = item.status === 'running' ? '◌' : item.status === 'error' ? '✗' : '✓';
+  return (
+    <div class={`tool-card tool-${item.status}`} data-testid="tool-card" data-tool={item.tool} data-status={item.status}>
+      <button
+        type="button"
+        class="tool-head"
+        data-testid="tool-card-toggle"
+        aria-expanded={open}
+        onClick={() => props.onToggle(item.key)}
+      >
+        <span class={`tool-icon ${item.status === 'running' ? 'spin' : ''}`} aria-hidden="true">
+          {icon}
+        </span>
+        <span class="tool-name">{item.tool}</span>
+        <span class="tool-summary mono" title={summary}>
+          {item.tool === 'bash' ? '$ ' : ''}
+          {firstLine}
+          {summary.includes('\n') ? ' …' : ''}
+        </span>
+        <span class="tool-meta">
+          {item.interrupted && <span class="badge badge-stopped">no result</span>}
+          {r && r.exit_code != null && (
+            <span class={`exit ${r.exit_code === 0 ? 'ok' : 'bad'}`} data-testid="tool-exit-code" title="exit code">
+              exit {r.exit_code}
+            </span>
+          )}
+          {r && r.is_error && r.exit_code == null && <span class="exit bad">error</span>}
+          {r && r.duration_ms != null && <span class="muted">{duration(r.duration_ms)}</span>}
+          {item.status === 'running' && <span class="muted">running…</span>}
+        </span>
+        <span class="chev" aria-hidden="true">
+          {open ? '▾' : '▸'}
+        </span>
+      </button>
+      {open && (
+        <div class="tool-body">
+          {item.args && <ToolArgs item={item} />}
+          {r ? (
+            <ToolOutput output={r.output} tail={item.tool === 'bash'} showAll={showAll} onShowAll={() => props.onShowAll(item.key)} />
+          ) : (
+            <div class="muted small">{item.interrupted ? 'The prompt ended before this call returned.' : 'Waiting for output…'}</div>
+          )}
+          {r?.truncated_for_model && <div class="muted small">The model saw a truncated copy of this output.</div>}
+        </div>
+      )}
+    </div>
+  );
+}
+
+function ToolArgs({ item }: { item: ToolItem }) {
+  const a = item.args!;
+  if (item.tool === 'bash') {
+    const cmd = typeof a.command === 'string' ? a.command : '';
+    if (!cmd.includes('\n')) return null;
+    return <pre class="tool-args mono">{cmd}</pre>;
+  }
+  if (item.tool === 'edit' && typeof a.old === 'string' && typeof a.new === 'string') {
+    return (
+      <pre class="tool-args mono edit-diff">
+        {a.old.split('\n').map((l, i) => (
+          <div key={`o${i}`} class="d-del">- {l}</div>
+        ))}
+        {a.new.split('\n').map((l, i) => (
+          <div key={`n${i}`} class="d-add">+ {l}</div>
+        ))}
+      </pre>
+    );
+  }
+  if (item.tool === 'write' && typeof a.content === 'string') {
+    return <pre class="tool-args mono">{a.content.length > 4000 ? `${a.content.slice(0, 4000)}\n…` : a.content}</pre>;
+  }
+  return <pre class="tool-args mono">{JSON.stringify(a, null, 2)}</pre>;
+}
+
+function ToolOutput(props: { output: string; tail: boolean; showAll: boolean; onShowAll(): void }) {
+  const lines = props.output.split('\n');
+  if (lines.length && lines[lines.length - 1] === '') lines.pop();
+  const long = lines.length > HEAD_LINES || props.output.length > 20_000;
+  let shown = props.output;
+  let hidden = 0;
+  if (long && !props.showAll) {
+    const picked = props.tail ? lines.slice(-HEAD_LINES) : lines.slice(0, HEAD_LINES);
+    shown = picked.join('\n');
+    if (shown.length > 20_000) shown = props.tail ? shown.slice(-20_000) : shown.slice(0, 20_000);
+    hidden = Math.max(0, lines.length - picked.length);
+  }
+  if (!props.output) return <div class="muted small">(no output)</div>;
+  const more = long && !props.showAll && (
+    <button type="button" class="link-button show-all" data-testid="show-all" onClick={props.onShowAll}>
+      Show all {lines.length} lines{hidden ? ` (${hidden} hidden)` : ''}
+    </button>
+  );
+  return (
+    <div class="tool-output-wrap">
+      {props.tail && more}
+      <pre
+        class="tool-output mono"
+        data-testid="tool-output"
+        aria-label={stripAnsi(shown).slice(0, 80)}
+        dangerouslySetInnerHTML={{ __html: ansiToHtml(shown) }}
+      />
+      {!props.tail && more}
+    </div>
+  );
+}
+
+// ---- boot logs ----------------------------------------------------------------------------------
+
+function BootLogs({ item, open, onToggle }: { item: LogsItem; open: boolean; onToggle(key: string): void }) {
+  const last = item.lines[item.lines.length - 1];
+  return (
+    <div class="boot-logs" data-testid="boot-logs">
+      <button type="button" class="link-button muted" aria-expanded={open} onClick={() => onToggle(item.key)}>
+        {open ? '▾' : '▸'} Sandbox setup log · {item.lines.length} line{item.lines.length === 1 ? '' : 's'}
+        {item.outcome ? ` · ${item.outcome}` : ' · running'}
+        {!open && last && <span class="mono small log-last"> {stripAnsi(last.line).slice(0, 120)}</span>}
+      </button>
+      {open && (
+        <pre
+          class="tool-output mono"
+          dangerouslySetInnerHTML={{
+            __html: item.lines.map((l) => `<span class="log-src">${escapeHtml(l.source)}</span> ${ansiToHtml(l.line)}`).join('\n'),
+          }}
+        />
+      )}
+    </div>
+  );
+}
+
+// ---- single events ------------------------------------------------------------------------------
+
+const SANDBOX_TEXT: Record<SandboxStatus, string> = {
+  none: 'No sandbox',
+  warming: 'Sandbox warming up',
+  booting: 'Sandbox booting',
+  ready: 'Sandbox ready',
+  snapshotting: 'Sandbox snapshotting',
+  stopped: 'Sandbox stopped',
+  lost: 'Sandbox lost',
+  failed: 'Sandbox failed',
+};
+
+export function sandboxLabel(s: SandboxStatus | null): string {
+  return s ? SANDBOX_TEXT[s] ?? s : 'Sandbox';
+}
+
+function EventRow({ event: e }: { event: DurableEvent }) {
+  switch (e.type) {
+    case 'git-commit':
+      return <Commit e={e} />;
+    case 'git-push':
+      return <Push e={e} />;
+    case 'pr-opened':
+      return (
+        <div class="event-line">
+          <span class="ev-icon" aria-hidden="true">⇡</span> Pull request opened:{' '}
+          <a href={e.url} target="_blank" rel="noopener noreferrer" data-testid="pr-link">
+            #{e.number}
+          </a>
+        </div>
+      );
+    case 'warning':
+      return (
+        <div class="event-line warn" data-testid="event-warning">
+          <span class="ev-icon" aria-hidden="true">⚠</span> <code>{e.code}</code> {e.message}
+        </div>
+      );
+    case 'error':
+      return (
+        <div class="event-line bad" data-testid="event-error">
+          <span class="ev-icon" aria-hidden="true">✗</span> <code>{e.code}</code> {e.message}
+          {e.hint && <span class="muted"> — {e.hint}</span>}
+        </div>
+      );
+    case 'usage':
+      return (
+        <div class="event-line usage muted small">
+          {modelLabel(e.model)} · {e.input_tokens.toLocaleString()} in / {e.output_tokens.toLocaleString()} out · {usd(e.cost_usd)}
+          <span class="usage-total"> · session {usd(e.total_cost_usd)}</span>
+        </div>
+      );
+    case 'sandbox-status':
+      return (
+        <div class="event-line muted small">
+          <StatusDot kind="sandbox" status={e.status} /> {sandboxLabel(e.status)}
+          {e.message && <span> — {e.message}</span>}
+        </div>
+      );
+    case 'session-created':
+      return (
+        <div class="event-line muted small">
+          {e.creator.name} started this session on <code>{e.repo_url}</code> from <code>{e.base_branch}</code> →{' '}
+          <code>{e.branch}</code> with {modelLabel(e.model)}
+          {e.effort ? ` (${e.effort})` : ''}
+        </div>
+      );
+    case 'session-updated':
+      return (
+        <div class="event-line muted small">
+          {e.title ? `Renamed to “${e.title}”` : `Session ${e.status}`}
+        </div>
+      );
+    case 'artifact-created':
+      return (
+        <div class="event-line">
+          <span class="ev-icon" aria-hidden="true">▣</span> {e.kind}:{' '}
+          <a href={e.url} target="_blank" rel="noopener noreferrer">
+            {e.url}
+          </a>
+        </div>
+      );
+    case 'child-session-updated':
+      return (
+        <div class="event-line muted small">
+          Child session <a href={`/sessions/${e.child_session_id}`}>{e.child_session_id}</a> is {e.status}
+        </div>
+      );
+    case 'prompt-cancelled':
+      return <div class="event-line muted small">A queued prompt was cancelled</div>;
+    default:
+      return <div class="event-line muted small">{(e as { type: string }).type}</div>;
+  }
+}
+
+function Commit({ e }: { e: GitCommitEvent }) {
+  const [subject] = e.message.split('\n');
+  return (
+    <div class="event-line commit" data-testid="git-commit" data-sha={e.sha}>
+      <span class="ev-icon" aria-hidden="true">●</span>
+      <code class="sha" title={e.sha}>
+        {shortSha(e.sha)}
+      </code>
+      <span class="commit-msg">{subject}</span>
+      <span class="muted small">
+        {' '}
+        on <code>{e.branch}</code> · {e.author.name} · {e.files_changed} file{e.files_changed === 1 ? '' : 's'}
+      </span>
+    </div>
+  );
+}
+
+function Push({ e }: { e: GitPushEvent }) {
+  return (
+    <div class="event-line push" data-testid="git-push">
+      <span class="ev-icon" aria-hidden="true">↑</span> Pushed <code class="sha">{shortSha(e.sha)}</code> to{' '}
+      <code>{e.branch}</code> <span class="muted small">({e.remote})</span>
+    </div>
+  );
+}
+
+/** A height guess per row before it is measured. */
+export function estimateRow(item: Item): number {
+  switch (item.kind) {
+    case 'prompt':
+      return 64 + Math.ceil(item.content.length / 100) * 20;
+    case 'agent-text':
+    case 'streaming':
+      return 24 + (item.text.split('\n').length + Math.ceil(item.text.length / 110)) * 20;
+    case 'tool':
+      return 40;
+    default:
+      return 30;
+  }
+}

@@ -1,0 +1,72 @@
+// Formatting helpers: relative time, durations, money, names.
+
+export function relativeTime(iso: string, now = Date.now()): string {
+  const t = Date.parse(iso);
+  if (!Number.isFinite(t)) return '';
+  const s = Math.round((now - t) / 1000);
+  if (s < 10) return 'just now';
+  if (s < 60) return `${s}s ago`;
+  const m = Math.round(s / 60);
+  if (m < 60) return `${m}m ago`;
+  const h = Math.round(m / 60);
+  if (h < 24) return `${h}h ago`;
+  const d = Math.round(h / 24);
+  if (d < 30) return `${d}d ago`;
+  return new Date(t).toLocaleDateString();
+}
+
+export function duration(ms: number | null | undefined): string {
+  if (ms == null) return '';
+  if (ms < 1000) return `${ms} ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(s < 10 ? 1 : 0)} s`;
+  const m = Math.floor(s / 60);
+  return `${m}m ${Math.round(s % 60)}s`;
+}
+
+export function usd(n: number | null | undefined): string {
+  if (n == null) return '$0.00';
+  if (n > 0 && n < 0.01) return `$${n.toFixed(4)}`;
+  return `$${n.toFixed(2)}`;
+}
+
+export function initials(name: string): string {
+  const parts = name.trim().split(/[\s._@-]+/).filter(Boolean);
+  if (parts.length === 0) return '?';
+  if (parts.length === 1) return parts[0]!.slice(0, 2).toUpperCase();
+  return (parts[0]![0]! + parts[parts.length - 1]![0]!).toUpperCase();
+}
+
+/** A stable hue for a user id (avatars). */
+export function hueOf(id: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < id.length; i++) {
+    h ^= id.charCodeAt(i);
+    h = Math.imul(h, 16777619);
+  }
+  return Math.abs(h) % 360;
+}
+
+/** Last path segment or repo name of a repo URL/path. */
+export function repoLabel(url: string): string {
+  const clean = url.replace(/\.git$/, '').replace(/\/+$/, '');
+  const parts = clean.split(/[/:]/).filter(Boolean);
+  return parts.slice(-2).join('/') || url;
+}
+
+export function shortSha(sha: string): string {
+  return sha.slice(0, 8);
+}
+
+export function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+/** A short model name: scripted models by file name, others as given. */
+export function modelLabel(id: string): string {
+  if (id.startsWith('scripted:')) {
+    const path = id.slice('scripted:'.length);
+    return `scripted:${path.split('/').pop() ?? path}`;
+  }
+  return id;
+}

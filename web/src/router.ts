@@ -1,0 +1,34 @@
+// History-API routing: /, /new, /sessions/:id, /repos, /signin.
+import { createStore } from './lib/store';
+
+export type Route =
+  | { name: 'list' }
+  | { name: 'new' }
+  | { name: 'session'; id: string }
+  | { name: 'repos' }
+  | { name: 'signin'; next: string | null }
+  | { name: 'not-found'; path: string };
+
+export function parseRoute(pathname: string, search = ''): Route {
+  const path = pathname.replace(/\/+$/, '') || '/';
+  if (path === '/') return { name: 'list' };
+  if (path === '/new') return { name: 'new' };
+  if (path === '/repos') return { name: 'repos' };
+  if (path === '/signin') return { name: 'signin', next: new URLSearchParams(search).get('next') };
+  const m = /^\/sessions\/([^/]+)$/.exec(path);
+  if (m) return { name: 'session', id: decodeURIComponent(m[1]!) };
+  return { name: 'not-found', path };
+}
+
+export const location$ = createStore({ path: location.pathname, search: location.search });
+
+addEventListener('popstate', () => location$.set({ path: location.pathname, search: location.search }));
+
+export function navigate(to: string, opts: { replace?: boolean } = {}): void {
+  const url = new URL(to, location.origin);
+  if (url.pathname === location.pathname && url.search === location.search) return;
+  if (opts.replace) history.replaceState(null, '', url.pathname + url.search);
+  else history.pushState(null, '', url.pathname + url.search);
+  location$.set({ path: url.pathname, search: url.search });
+  if (!opts.replace) window.scrollTo(0, 0);
+}

@@ -1,0 +1,426 @@
+import { describe, expect, it } from 'vitest';
+import type {
+  Author,
+  DurableEvent,
+  Prompt,
+  Session,
+  SubscribedMessage,
+} from '../api/types';
+import {
+  type Item,
+  type TimelineState,
+  initialTimeline,
+  itemType,
+  reduce,
+  reduceAll,
+} from './reduce';
+
+const SID = 'ses_1';
+const ALICE: Author = { id: 'usr_a', name: 'Alice', email: 'a@example.com' };
+const BOB: Author = { id: 'usr_b', name: 'Bob', email: 'b@example.com' };
+
+function session(over: Partial<Session> = {}): Session {
+  return {
+    id: SID,
+    title: 'Fix the bug',
+    repo_url: '/tmp/repo',
+    repo_id: null,
+    base_branch: 'main',
+    branch: 'openinspect/abc',
+    model: 'scripted:x',
+    effort: null,
+    status: 'idle',
+    sandbox_status: 'none',
+    creator_id: ALICE.id,
+    parent_id: null,
+    total_cost_usd: 0,
+    last_seq: 0,
+    created_at: '2024-01-01T00:00:00Z',
+    updated_at: '2024-01-01T00:00:00Z',
+    ...over,
+  };
+}
+
+const ts = '2024-01-01T00:00:00Z';
+const base = (seq: number, prompt_id: string | null = null) => ({ session_id: SID, seq, ts, prompt_id });
+
+const E = {
+  created: (seq: number): DurableEvent => ({
+    ...base(seq),
+    type: 'session-created',
+    title: 'Fix the bug',
+    repo_url: '/tmp/repo',
+    base_branch: 'main',
+    branch: 'openinspect/abc',
+    model: 'scripted:x',
+    effort: null,
+    creator: ALICE,
+  }),
+  queued: (seq: number, pid: string, author = ALICE, content = 'do it'): DurableEvent => ({
+    ...base(seq, pid),
+    type: 'prompt-queued',
+    author,
+    content,
+    model: 'scripted:x',
+    effort: null,
+    position: 0,
+  }),
+  started: (seq: number, pid: string): DurableEvent => ({
+    ...base(seq, pid),
+    type: 'prompt-started',
+    model: 'scripted:x',
+    effort: null,
+  }),
+  finished: (seq: number, pid: string, status: 'success' | 'error' | 'stopped' = 'success'): DurableEvent => ({
+    ...base(seq, pid),
+    type: 'prompt-finished',
+    status,
+    error: status === 'error' ? { code: 'model_error', message: 'boom', hint: null } : null,
+    duration_ms: 1200,
+  }),
+  cancelled: (seq: number, pid: string): DurableEvent => ({ ...base(seq, pid), type: 'prompt-cancelled' }),
+  text: (seq: number, pid: string, part: string, text: string): DurableEvent => ({
+    ...base(seq, pid),
+    type: 'agent-text',
+    part_id: part,
+    text,
+  }),
+  call: (seq: number, pid: string, id: string, command = 'ls'): DurableEvent => ({
+    ...base(seq, pid),
+    type: 'tool-call',
+    call_id: id,
+    tool: 'bash',
+    args: { command },
+  }),
+  result: (seq: number, pid: string, id: string, exit_code = 0): DurableEvent => ({
+    ...base(seq, pid),
+    type: 'tool-result',
+    call_id: id,
+    tool: 'bash',
+    output: 'out',
+    is_error: false,
+    exit_code,
+    duration_ms: 5,
+  }),
+  log: (seq: number, line: string): DurableEvent => ({ ...base(seq), type: 'sandbox-log', source: 'setup', line }),
+  sandbox: (seq: number, status: 'booting' | 'ready' | 'failed'): DurableEvent => ({
+    ...base(seq),
+    type: 'sandbox-status',
+    status,
+  }),
+  usage: (seq: number, total: number): DurableEvent => ({
+    ...base(seq),
+    type: 'usage',
+    model: 'scripted:x',
+    input_tokens: 10,
+    output_tokens: 5,
+    cost_usd: 0.01,
+    total_cost_usd: total,
+  }),
+};
+
+function delta(seq: number, pid: string, part: string, text: string) {
+  return {
+    type: 'event' as const,
+    event: { ...base(seq, pid), type: 'agent-text-delta' as const, part_id: part, delta: text },
+  };
+}
+const ev = (event: DurableEvent) => ({ type: 'event' as const, event });
+
+function subscribed(
+  events: DurableEvent[],
+  over: Partial<SubscribedMessage> = {},
+): SubscribedMessage {
+  const last = events.length ? events[events.length - 1]!.seq : 0;
+  return {
+    type: 'subscribed',
+    session: session({ last_seq: last }),
+    participants: [],
+    queue: [],
+    events,
+    has_more: false,
+    reset: true,
+    last_seq: last,
+    ...over,
+  };
+}
+
+function prompt(id: string, status: Prompt['status'], author = ALICE, content = 'do it'): Prompt {
+  return {
+    id,
+    session_id: SID,
+    author,
+    content,
+    model: null,
+    effort: null,
+    client_request_id: null,
+    status,
+    error_code: null,
+    error_message: null,
+    created_at: ts,
+    started_at: null,
+    finished_at: null,
+  };
+}
+
+const seqs = (s: TimelineState) => s.events.map((e) => e.seq);
+const kinds = (s: TimelineState) => s.rows.map((r: Item) => itemType(r));
+
+function range(from: number, to: number): DurableEvent[] {
+  const out: DurableEvent[] = [];
+  for (let i = from; i <= to; i++) out.push(E.log(i, `line ${i}`));
+  return out;
+}
+
+describe('streaming text', () => {
+  it('accumulates deltas, then the durable agent-text replaces them', () => {
+    let s = reduce(initialTimeline, subscribed([E.created(1), E.queued(2, 'p1'), E.started(3, 'p1')]));
+    s = reduce(s, delta(3, 'p1', 'p1.0.0', 'Hel'));
+    s = reduce(s, delta(3, 'p1', 'p1.0.0', 'lo '));
+    s = reduce(s, delta(3, 'p1', 'p1.0.0', 'world'));
+    const streaming = s.rows.filter((r) => r.kind === 'streaming');
+    expect(streaming).toHaveLength(1);
+    expect(streaming[0]).toMatchObject({ text: 'Hello world', partId: 'p1.0.0', seq: 3 });
+    expect(s.rows[s.rows.length - 1]!.kind).toBe('streaming');
+
+    s = reduce(s, ev(E.text(4, 'p1', 'p1.0.0', 'Hello world!')));
+    expect(s.rows.filter((r) => r.kind === 'streaming')).toHaveLength(0);
+    const texts = s.rows.filter((r) => r.kind === 'agent-text');
+    expect(texts).toHaveLength(1);
+    expect(texts[0]).toMatchObject({ text: 'Hello world!' });
+    // A late delta of a finished part is ignored.
+    s = reduce(s, delta(4, 'p1', 'p1.0.0', 'late'));
+    expect(s.rows.filter((r) => r.kind === 'streaming')).toHaveLength(0);
+  });
+
+  it('keeps a stream before durable events that follow it, and drops it when its prompt ends', () => {
+    let s = reduce(initialTimeline, subscribed([E.queued(1, 'p1'), E.started(2, 'p1')]));
+    s = reduce(s, delta(2, 'p1', 'p1.0.0', 'thinking aloud'));
+    s = reduce(s, ev(E.call(3, 'p1', 'c1')));
+    expect(kinds(s)).toEqual(['prompt', 'agent-text-delta', 'tool']);
+    s = reduce(s, ev(E.finished(4, 'p1', 'stopped')));
+    expect(kinds(s)).toEqual(['prompt', 'tool', 'prompt-finished']);
+  });
+
+  it('marks a stream as gapped across a reconnect', () => {
+    let s = reduce(initialTimeline, subscribed([E.queued(1, 'p1'), E.started(2, 'p1')]));
+    s = reduce(s, delta(2, 'p1', 'p1.0.0', 'abc'));
+    s = reduce(s, { type: 'disconnected' });
+    const stream = s.rows.find((r) => r.kind === 'streaming');
+    expect(stream).toMatchObject({ gapped: true, text: 'abc' });
+  });
+});
+
+describe('snapshot then live', () => {
+  it('replays the subscribed window and appends live events in order', () => {
+    let s = reduce(
+      initialTimeline,
+      subscribed([E.created(1), E.queued(2, 'p1'), E.started(3, 'p1')], {
+        queue: [prompt('p1', 'running')],
+        participants: [{ user_id: ALICE.id, name: 'Alice', status: 'active' }],
+      }),
+    );
+    expect(s.subscribed).toBe(true);
+    expect(s.resumeSeq).toBe(3);
+    expect(s.queue).toEqual([expect.objectContaining({ id: 'p1', status: 'running' })]);
+    expect(s.participants).toHaveLength(1);
+    s = reduceAll(s, [ev(E.call(4, 'p1', 'c1')), ev(E.result(5, 'p1', 'c1')), ev(E.text(6, 'p1', 'x', 'done'))]);
+    expect(seqs(s)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(kinds(s)).toEqual(['session-created', 'prompt', 'tool', 'agent-text']);
+    expect(s.resumeSeq).toBe(6);
+    expect(s.gap).toBe(false);
+    expect(s.session?.last_seq).toBe(6);
+  });
+
+  it('updates cost, sandbox status and session status from live events only', () => {
+    let s = reduce(initialTimeline, subscribed([E.usage(1, 0.5)], { session: session({ total_cost_usd: 0.75, last_seq: 1 }) }));
+    // The replayed usage (0.5) is older than the snapshot (0.75): the snapshot wins.
+    expect(s.totalCostUsd).toBe(0.75);
+    s = reduce(s, ev(E.usage(2, 0.9)));
+    expect(s.totalCostUsd).toBe(0.9);
+    s = reduce(s, ev(E.sandbox(3, 'booting')));
+    expect(s.sandboxStatus).toBe('booting');
+    s = reduce(s, ev({ ...base(4), type: 'session-updated', status: 'active' }));
+    expect(s.session?.status).toBe('active');
+  });
+});
+
+describe('resume after reconnect', () => {
+  it('drops the overlap and keeps every event once, in order', () => {
+    let s = reduce(initialTimeline, subscribed(range(1, 10)));
+    s = reduce(s, { type: 'disconnected' });
+    // The client resubscribes with since_seq = 10; a sloppy server (or a racing live event)
+    // may resend some of what we have.
+    s = reduce(s, subscribed(range(8, 15), { reset: false }));
+    s = reduce(s, ev(E.log(15, 'again')));
+    s = reduce(s, ev(E.log(16, 'live')));
+    expect(seqs(s)).toEqual(Array.from({ length: 16 }, (_, i) => i + 1));
+    expect(s.resumeSeq).toBe(16);
+    const logs = s.rows.filter((r) => r.kind === 'sandbox-log');
+    expect(logs).toHaveLength(1);
+    expect(logs[0]!.kind === 'sandbox-log' && logs[0]!.lines.map((l) => l.seq)).toEqual(
+      Array.from({ length: 16 }, (_, i) => i + 1),
+    );
+  });
+
+  it('detects a gap in the live stream and keeps the resume point before it', () => {
+    let s = reduce(initialTimeline, subscribed(range(1, 5)));
+    s = reduce(s, ev(E.log(6, 'six')));
+    s = reduce(s, ev(E.log(9, 'nine')));
+    expect(s.gap).toBe(true);
+    expect(s.resumeSeq).toBe(6);
+    // Resubscribing from 6 fills the hole.
+    s = reduce(s, subscribed(range(7, 9), { reset: false }));
+    expect(s.gap).toBe(false);
+    expect(seqs(s)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(s.resumeSeq).toBe(9);
+  });
+
+  it('a delta that follows an event we never got is a gap too', () => {
+    let s = reduce(initialTimeline, subscribed(range(1, 3)));
+    s = reduce(s, delta(5, 'p1', 'p1.0.0', 'x'));
+    expect(s.gap).toBe(true);
+  });
+
+  it('does not requeue prompts from replayed events, but the snapshot queue counts', () => {
+    let s = reduce(initialTimeline, subscribed([E.queued(1, 'p1'), E.started(2, 'p1'), E.finished(3, 'p1')]));
+    expect(s.queue).toEqual([]);
+    s = reduce(
+      s,
+      subscribed([E.queued(4, 'p2', BOB)], { reset: false, queue: [prompt('p2', 'queued', BOB)] }),
+    );
+    expect(s.queue.map((q) => [q.id, q.status])).toEqual([['p2', 'queued']]);
+    // The live copy of the same prompt-queued (a racing bus message) changes nothing.
+    s = reduce(s, ev(E.queued(4, 'p2', BOB)));
+    expect(s.queue).toHaveLength(1);
+  });
+
+  it('a reset subscribe starts over', () => {
+    let s = reduce(initialTimeline, subscribed(range(1, 5)));
+    s = reduce(s, subscribed(range(100, 110), { has_more: true }));
+    expect(seqs(s)[0]).toBe(100);
+    expect(s.events).toHaveLength(11);
+    expect(s.hasMoreBefore).toBe(true);
+  });
+});
+
+describe('history pages', () => {
+  it('slots an older page before the current window', () => {
+    let s = reduce(initialTimeline, subscribed(range(501, 1000), { has_more: true }));
+    expect(s.hasMoreBefore).toBe(true);
+    s = reduce(s, ev(E.log(1001, 'live')));
+    s = reduce(s, { type: 'history-page', events: range(301, 500), has_more: true });
+    expect(seqs(s)[0]).toBe(301);
+    expect(seqs(s)[seqs(s).length - 1]).toBe(1001);
+    expect(s.hasMoreBefore).toBe(true);
+    // An overlapping and final page.
+    s = reduce(s, { type: 'history-page', events: range(1, 310), has_more: false });
+    expect(seqs(s)).toEqual(Array.from({ length: 1001 }, (_, i) => i + 1));
+    expect(s.hasMoreBefore).toBe(false);
+    // Live state is not moved by history (the resume point stays at the live edge).
+    expect(s.resumeSeq).toBe(1001);
+  });
+
+  it('pairs a tool result with its call once the call arrives in an older page', () => {
+    let s = reduce(initialTimeline, subscribed([E.result(11, 'p1', 'c1'), E.text(12, 'p1', 'x', 'ok')], { has_more: true }));
+    let tools = s.rows.filter((r) => r.kind === 'tool');
+    expect(tools).toHaveLength(1);
+    expect(tools[0]).toMatchObject({ args: undefined, status: 'done' });
+    s = reduce(s, { type: 'history-page', events: [E.queued(9, 'p1'), E.call(10, 'p1', 'c1', 'make test')], has_more: false });
+    tools = s.rows.filter((r) => r.kind === 'tool');
+    expect(tools).toHaveLength(1);
+    expect(tools[0]).toMatchObject({ args: { command: 'make test' }, status: 'done', seq: 10 });
+    expect(kinds(s)).toEqual(['prompt', 'tool', 'agent-text']);
+  });
+});
+
+describe('tool cards', () => {
+  it('pairs tool-call with tool-result by call_id, interleaved', () => {
+    let s = reduce(initialTimeline, subscribed([E.queued(1, 'p1'), E.started(2, 'p1')]));
+    s = reduceAll(s, [
+      ev(E.call(3, 'p1', 'a', 'ls')),
+      ev(E.call(4, 'p1', 'b', 'false')),
+      ev(E.result(5, 'p1', 'b', 1)),
+    ]);
+    let tools = s.rows.filter((r) => r.kind === 'tool');
+    expect(tools.map((t) => t.kind === 'tool' && [t.callId, t.status])).toEqual([
+      ['a', 'running'],
+      ['b', 'error'],
+    ]);
+    const before = tools[1];
+    s = reduce(s, ev(E.result(6, 'p1', 'a', 0)));
+    tools = s.rows.filter((r) => r.kind === 'tool');
+    expect(tools.map((t) => t.kind === 'tool' && [t.callId, t.status, t.result?.exit_code])).toEqual([
+      ['a', 'done', 0],
+      ['b', 'error', 1],
+    ]);
+    // Unchanged items keep their identity (rows that did not change are not re-rendered).
+    expect(tools[1]).toBe(before);
+  });
+
+  it('a call without a result when its prompt ends is marked interrupted', () => {
+    let s = reduce(initialTimeline, subscribed([E.queued(1, 'p1'), E.started(2, 'p1'), E.call(3, 'p1', 'c')]));
+    s = reduce(s, ev(E.finished(4, 'p1', 'stopped')));
+    expect(s.rows.find((r) => r.kind === 'tool')).toMatchObject({ status: 'error', interrupted: true });
+    expect(s.rows.find((r) => r.kind === 'prompt')).toMatchObject({ status: 'stopped' });
+  });
+});
+
+describe('queue', () => {
+  it('follows prompt-queued/started/finished/cancelled', () => {
+    let s = reduce(initialTimeline, subscribed([E.created(1)]));
+    s = reduceAll(s, [ev(E.queued(2, 'p1', ALICE, 'first')), ev(E.queued(3, 'p2', BOB, 'second')), ev(E.queued(4, 'p3'))]);
+    expect(s.queue.map((q) => [q.id, q.status, q.author.name])).toEqual([
+      ['p1', 'queued', 'Alice'],
+      ['p2', 'queued', 'Bob'],
+      ['p3', 'queued', 'Alice'],
+    ]);
+    s = reduce(s, ev(E.started(5, 'p1')));
+    expect(s.queue[0]).toMatchObject({ id: 'p1', status: 'running' });
+    s = reduce(s, ev(E.cancelled(6, 'p3')));
+    expect(s.queue.map((q) => q.id)).toEqual(['p1', 'p2']);
+    s = reduce(s, ev(E.finished(7, 'p1')));
+    s = reduce(s, ev(E.started(8, 'p2')));
+    expect(s.queue.map((q) => [q.id, q.status])).toEqual([['p2', 'running']]);
+    expect(s.rows.filter((r) => r.kind === 'prompt').map((p) => p.kind === 'prompt' && p.status)).toEqual([
+      'success',
+      'running',
+      'cancelled',
+    ]);
+  });
+});
+
+describe('boot logs', () => {
+  it('groups sandbox-log lines of one boot, closed by ready', () => {
+    let s = reduce(initialTimeline, subscribed([E.sandbox(1, 'booting'), E.log(2, 'a'), E.queued(3, 'p1'), E.log(4, 'b'), E.sandbox(5, 'ready'), E.log(6, 'c')]));
+    const logs = s.rows.filter((r) => r.kind === 'sandbox-log');
+    expect(logs).toHaveLength(2);
+    expect(logs[0]).toMatchObject({ outcome: 'ready' });
+    expect(logs[0]!.kind === 'sandbox-log' && logs[0]!.lines.map((l) => l.line)).toEqual(['a', 'b']);
+    s = reduce(s, ev(E.log(7, 'd')));
+    const last = s.rows.filter((r) => r.kind === 'sandbox-log')[1]!;
+    expect(last.kind === 'sandbox-log' && last.lines.map((l) => l.line)).toEqual(['c', 'd']);
+  });
+});
+
+describe('scale', () => {
+  it('folds 5,000 events quickly enough to rebuild on every live event', () => {
+    const events: DurableEvent[] = [];
+    let seq = 0;
+    for (let p = 0; p < 500; p++) {
+      const pid = `p${p}`;
+      events.push(E.queued(++seq, pid), E.started(++seq, pid));
+      for (let c = 0; c < 3; c++) {
+        events.push(E.call(++seq, pid, `${pid}c${c}`), E.result(++seq, pid, `${pid}c${c}`));
+      }
+      events.push(E.text(++seq, pid, `${pid}.t`, 'ok'), E.finished(++seq, pid));
+    }
+    let s = reduce(initialTimeline, subscribed(events));
+    expect(s.events).toHaveLength(5000);
+    const t0 = performance.now();
+    for (let i = 0; i < 50; i++) s = reduce(s, ev(E.log(++seq, 'x')));
+    const perEvent = (performance.now() - t0) / 50;
+    expect(s.events).toHaveLength(5050);
+    expect(perEvent).toBeLessThan(50); // generous: it is ~1 ms here; catches accidental O(n²)
+  });
+});

@@ -1,0 +1,145 @@
+// `/repos` — registered repositories, and a form to register one (local path or git URL).
+import { useEffect, useState } from 'preact/hooks';
+import { toErrorInfo } from '../api/client';
+import { endpoints } from '../api/endpoints';
+import type { ErrorInfo, Repo } from '../api/types';
+import { InlineError, Link } from '../components/bits';
+import { relativeTime } from '../lib/format';
+import { reportError } from '../state';
+
+export function Repos() {
+  const [repos, setRepos] = useState<Repo[] | null>(null);
+  const [name, setName] = useState('');
+  const [url, setUrl] = useState('');
+  const [branch, setBranch] = useState('main');
+  const [error, setError] = useState<ErrorInfo | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [added, setAdded] = useState<string | null>(null);
+
+  const load = () =>
+    endpoints
+      .repos()
+      .then((r) => setRepos(r.repos))
+      .catch((err) => {
+        setRepos((r) => r ?? []);
+        reportError(err);
+      });
+
+  useEffect(() => {
+    document.title = 'Repos · openinspect';
+    void load();
+  }, []);
+
+  // Suggest a name from the URL or path.
+  const onUrl = (value: string) => {
+    setUrl(value);
+    if (!name || name === guessName(url)) setName(guessName(value));
+  };
+
+  const submit = async () => {
+    setBusy(true);
+    setError(null);
+    setAdded(null);
+    try {
+      const repo = await endpoints.createRepo({ name: name.trim(), url: url.trim(), default_branch: branch.trim() || 'main' });
+      setAdded(repo.name);
+      setName('');
+      setUrl('');
+      setBranch('main');
+      await load();
+    } catch (err) {
+      setError(toErrorInfo(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <div class="page repos-page">
+      <div class="page-head">
+        <h1>Repositories</h1>
+      </div>
+      <form
+        class="form card"
+        aria-label="Register a repository"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void submit();
+        }}
+      >
+        <h2>Register a repository</h2>
+        <label class="field">
+          <span>Local path or git URL</span>
+          <input
+            data-testid="repo-url"
+            required
+            placeholder="/home/me/src/project or https://github.com/org/project.git"
+            value={url}
+            onInput={(e) => onUrl((e.target as HTMLInputElement).value)}
+          />
+        </label>
+        <div class="row2">
+          <label class="field">
+            <span>Name</span>
+            <input
+              data-testid="repo-name"
+              required
+              pattern="[A-Za-z0-9._\/\-]+"
+              title="Letters, digits, . _ / -"
+              placeholder="org/project"
+              value={name}
+              onInput={(e) => setName((e.target as HTMLInputElement).value)}
+            />
+          </label>
+          <label class="field">
+            <span>Default branch</span>
+            <input
+              data-testid="repo-default-branch"
+              required
+              value={branch}
+              onInput={(e) => setBranch((e.target as HTMLInputElement).value)}
+            />
+          </label>
+        </div>
+        <InlineError error={error} testId="repo-error" />
+        <div class="form-actions">
+          {added && (
+            <span class="ok small" role="status">
+              Registered {added}.
+            </span>
+          )}
+          <div class="spacer" />
+          <button type="submit" class="button primary" data-testid="repo-submit" disabled={busy}>
+            {busy ? 'Registering…' : 'Register'}
+          </button>
+        </div>
+      </form>
+      <section class="card" aria-label="Registered repositories">
+        {repos === null && <p class="muted">Loading…</p>}
+        {repos?.length === 0 && <p class="muted">No repository registered yet. Sessions can also use any local path or git URL.</p>}
+        <ul class="repo-list">
+          {repos?.map((r) => (
+            <li key={r.id} class="repo-row" data-testid="repo-row" data-repo-id={r.id}>
+              <span class="repo-name">{r.name}</span>
+              <span class="mono muted repo-url" title={r.url}>
+                {r.url}
+              </span>
+              <code class="small">{r.default_branch}</code>
+              <span class="muted small">{relativeTime(r.created_at)}</span>
+              <Link href={`/new?repo=${encodeURIComponent(r.name)}`} class="button ghost small">
+                New session
+              </Link>
+            </li>
+          ))}
+        </ul>
+      </section>
+    </div>
+  );
+}
+
+function guessName(url: string): string {
+  const clean = url.trim().replace(/\.git$/, '').replace(/\/+$/, '');
+  const parts = clean.split(/[/:]/).filter(Boolean);
+  const tail = /^(https?|ssh|git)$/i.test(parts[0] ?? '') ? parts.slice(-2) : parts.slice(-1);
+  return tail.join('/').replace(/[^A-Za-z0-9._/-]/g, '-');
+}

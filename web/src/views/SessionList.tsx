@@ -1,0 +1,232 @@
+// `/` — the session inbox: Running / Needs attention / Recent, filter mine/all, search,
+// unread markers; polled every 3 s while the tab is visible (rows update in place).
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { endpoints } from '../api/endpoints';
+import type { Session } from '../api/types';
+import { Link, StatusDot } from '../components/bits';
+import { relativeTime, repoLabel } from '../lib/format';
+import { type ListFilter, listFilter, markAllSeen, onSeenChange, seenSeq, setListFilter } from '../lib/prefs';
+import { useStore } from '../lib/store';
+import { me$, names$, reportError, sessions$, shownTitle, titles$ } from '../state';
+
+const POLL_MS = 3000;
+
+export type Group = 'running' | 'attention' | 'recent';
+
+/** Where a session belongs (derived from what the list endpoint gives). */
+export function groupOf(s: Session): Group {
+  if (s.status === 'active') return 'running';
+  // The list has no last-prompt outcome (see the report): a failed session or sandbox is what we can see.
+  if (s.status === 'failed' || s.sandbox_status === 'failed') return 'attention';
+  return 'recent';
+}
+
+/** Fetch the list now and every 3 s while visible; shared by the list and the palette. */
+export function useSessionPolling(): void {
+  useEffect(() => {
+    let inFlight: AbortController | null = null;
+    let failures = 0;
+    const tick = () => {
+      if (document.visibilityState !== 'visible' || inFlight) return;
+      const ctl = new AbortController();
+      inFlight = ctl;
+      endpoints
+        .sessions(ctl.signal)
+        .then(({ sessions }) => {
+          failures = 0;
+          const prev = sessions$.get();
+          // No flicker: keep the same array when nothing changed.
+          if (!prev || !sameList(prev, sessions)) sessions$.set(sessions);
+        })
+        .catch((err) => {
+          if (ctl.signal.aborted) return;
+          if (++failures === 1 || failures % 20 === 0) reportError(err);
+        })
+        .finally(() => {
+          if (inFlight === ctl) inFlight = null;
+        });
+    };
+    tick();
+    const timer = setInterval(tick, POLL_MS);
+    const onVis = () => tick();
+    document.addEventListener('visibilitychange', onVis);
+    return () => {
+      clearInterval(timer);
+      document.removeEventListener('visibilitychange', onVis);
+      inFlight?.abort();
+    };
+  }, []);
+}
+
+function sameList(a: Session[], b: Session[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (
+      x.id !== y.id ||
+      x.updated_at !== y.updated_at ||
+      x.last_seq !== y.last_seq ||
+      x.status !== y.status ||
+      x.sandbox_status !== y.sandbox_status ||
+      x.title !== y.title
+    )
+      return false;
+  }
+  return true;
+}
+
+export function SessionList() {
+  useSessionPolling();
+  const sessions = useStore(sessions$);
+  const me = useStore(me$);
+  const names = useStore(names$);
+  const titles = useStore(titles$);
+  const [filter, setFilter] = useState<ListFilter>(listFilter);
+  const [query, setQuery] = useState('');
+  const [, setSeenTick] = useState(0);
+  const [, setClock] = useState(0);
+  const searchRef = useRef<HTMLInputElement>(null);
+
+  useEffect(() => onSeenChange(() => setSeenTick((n) => n + 1)), []);
+  useEffect(() => {
+    const t = setInterval(() => setClock((n) => n + 1), 30_000);
+    return () => clearInterval(t);
+  }, []);
+  useEffect(() => {
+    document.title = 'Sessions · openinspect';
+    const onKey = (e: KeyboardEvent) => {
+      const target = e.target as HTMLElement | null;
+      if (e.key === '/' && !e.ctrlKey && !e.metaKey && !(target && /INPUT|TEXTAREA|SELECT/.test(target.tagName))) {
+        e.preventDefault();
+        searchRef.current?.focus();
+      }
+    };
+    addEventListener('keydown', onKey);
+    return () => removeEventListener('keydown', onKey);
+  }, []);
+
+  const choose = (f: ListFilter) => {
+    setFilter(f);
+    setListFilter(f);
+  };
+
+  const visible = useMemo(() => {
+    const q = query.trim().toLowerCase();
+    return (sessions ?? []).filter(
+      (s) =>
+        (filter === 'all' || s.creator_id === me?.id) &&
+        (!q || shownTitle(s, titles).toLowerCase().includes(q) || s.repo_url.toLowerCase().includes(q)),
+    );
+  }, [sessions, filter, query, me?.id, titles]);
+
+  const groups: { id: Group; label: string; rows: Session[] }[] = [
+    { id: 'running', label: 'Running', rows: [] },
+    { id: 'attention', label: 'Needs attention', rows: [] },
+    { id: 'recent', label: 'Recent', rows: [] },
+  ];
+  for (const s of visible) groups.find((g) => g.id === groupOf(s))!.rows.push(s);
+  const unread = visible.filter((s) => s.last_seq > seenSeq(s.id));
+
+  return (
+    <div class="page list-page">
+      <div class="page-head">
+        <h1>Sessions</h1>
+        <div class="spacer" />
+        <Link href="/new" class="button primary">
+          New session
+        </Link>
+      </div>
+      <div class="toolbar">
+        <input
+          ref={searchRef}
+          type="search"
+          class="search"
+          data-testid="session-search"
+          placeholder="Search title or repo   /"
+          aria-label="Search sessions by title or repo"
+          value={query}
+          onInput={(e) => setQuery((e.target as HTMLInputElement).value)}
+        />
+        <div class="seg" role="group" aria-label="Whose sessions">
+          <button type="button" data-testid="filter-mine" aria-pressed={filter === 'mine'} onClick={() => choose('mine')}>
+            Mine
+          </button>
+          <button type="button" data-testid="filter-all" aria-pressed={filter === 'all'} onClick={() => choose('all')}>
+            All
+          </button>
+        </div>
+        {unread.length > 0 && (
+          <button type="button" class="link-button small" onClick={() => (markAllSeen(unread), setSeenTick((n) => n + 1))}>
+            Mark all read
+          </button>
+        )}
+      </div>
+      <div class="session-list" data-testid="session-list">
+        {sessions === null && <p class="muted empty">Loading sessions…</p>}
+        {sessions !== null && visible.length === 0 && (
+          <div class="empty">
+            <p class="muted">{sessions.length === 0 ? 'No sessions yet.' : 'No session matches.'}</p>
+            {sessions.length === 0 && (
+              <Link href="/new" class="button primary">
+                Start a session
+              </Link>
+            )}
+          </div>
+        )}
+        {groups
+          .filter((g) => g.rows.length > 0)
+          .map((g) => (
+            <section key={g.id} class={`group group-${g.id}`} aria-labelledby={`group-${g.id}`}>
+              <h2 id={`group-${g.id}`} class="group-title">
+                {g.label} <span class="count">{g.rows.length}</span>
+              </h2>
+              <ul class="rows">
+                {g.rows.map((s) => (
+                  <SessionRow key={s.id} s={s} title={shownTitle(s, titles)} meId={me?.id ?? null} names={names} />
+                ))}
+              </ul>
+            </section>
+          ))}
+      </div>
+    </div>
+  );
+}
+
+function SessionRow(props: { s: Session; title: string; meId: string | null; names: Record<string, string> }) {
+  const { s, title, meId, names } = props;
+  const unread = s.last_seq > seenSeq(s.id);
+  const author = s.creator_id === meId ? 'you' : names[s.creator_id] ?? s.creator_id;
+  const status = s.status === 'active' ? 'running' : s.status;
+  return (
+    <li>
+      <Link
+        href={`/sessions/${s.id}`}
+        class={`session-row ${unread ? 'unread' : ''}`}
+        data-testid="session-row"
+        data-session-id={s.id}
+        aria-label={`${title}, ${status}${unread ? ', unread' : ''}`}
+      >
+        <StatusDot status={s.status} />
+        <span class="row-title">
+          {title}
+          {unread && <span class="unread-dot" title="New activity" aria-hidden="true" />}
+          {(s.sandbox_status === 'failed' || s.sandbox_status === 'lost') && (
+            <span class="badge badge-error row-sandbox">sandbox {s.sandbox_status}</span>
+          )}
+        </span>
+        <span class={`badge badge-${s.status} row-status`}>{status}</span>
+        <span class="row-repo mono" title={s.repo_url}>
+          {repoLabel(s.repo_url)}
+        </span>
+        <span class="row-branch mono" title={`${s.base_branch} → ${s.branch}`}>
+          {s.branch}
+        </span>
+        <span class="row-author">{author}</span>
+        <time class="row-time muted" dateTime={s.updated_at} title={new Date(s.updated_at).toLocaleString()}>
+          {relativeTime(s.updated_at)}
+        </time>
+      </Link>
+    </li>
+  );
+}

@@ -1,0 +1,372 @@
+// /sessions/:id — header (title, status, sandbox, cost, presence, connection), the live timeline,
+// the queue and prompt box, and the Changes panel.
+import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import type { Participant } from '../api/types';
+import { Avatar, InlineError, Link, StatusDot } from '../components/bits';
+import { DiffPanel } from '../components/DiffPanel';
+import { ModelPicker } from '../components/ModelPicker';
+import { TimelineRow, estimateRow, sandboxLabel } from '../components/TimelineRow';
+import { VirtualList } from '../components/VirtualList';
+import { toErrorInfo } from '../api/client';
+import type { ErrorInfo } from '../api/types';
+import { modelLabel, repoLabel, usd } from '../lib/format';
+import { useStore } from '../lib/store';
+import { UNTITLED, currentSession$, learnTitle, me$, reportError, titleFromPrompt, titles$ } from '../state';
+import { type Item, type QueueEntry, isRunning, itemType } from '../timeline/reduce';
+import type { SocketStatus } from '../ws/socket';
+import { type SessionController, useSession } from './useSession';
+
+const getKey = (item: Item) => item.key;
+
+export function SessionView({ id }: { id: string }) {
+  const ctl = useSession(id);
+  const { state, status } = ctl;
+  const session = state.session;
+  const running = isRunning(state);
+  const [panel, setPanel] = useState(() => matchMedia('(min-width: 1100px)').matches);
+  const [expanded, setExpanded] = useState<Set<string>>(() => new Set());
+  const [showAll, setShowAll] = useState<Set<string>>(() => new Set());
+  const [atBottom, setAtBottom] = useState(true);
+  const [jump, setJump] = useState(0);
+
+  // Refetch the diff after each commit or push.
+  const gitCount = useMemo(
+    () => state.events.reduce((n, e) => n + (e.type === 'git-commit' || e.type === 'git-push' ? 1 : 0), 0),
+    [state.events],
+  );
+
+  useEffect(() => {
+    document.title = session ? `${session.title} · openinspect` : 'openinspect';
+  }, [session?.title]);
+
+  // The palette can stop this session.
+  useEffect(() => {
+    currentSession$.set({ id, title: session?.title ?? id, running, stop: ctl.stop });
+  }, [id, session?.title, running, ctl.stop]);
+  useEffect(() => () => currentSession$.set(null), []);
+
+  const toggle = useCallback(
+    (key: string) =>
+      setExpanded((s) => {
+        const n = new Set(s);
+        if (n.has(key)) n.delete(key);
+        else n.add(key);
+        return n;
+      }),
+    [],
+  );
+  const onShowAll = useCallback((key: string) => setShowAll((s) => new Set(s).add(key)), []);
+  const sessionModel = session?.model ?? '';
+  const render = useCallback(
+    (item: Item) => (
+      <TimelineRow
+        item={item}
+        open={expanded.has(item.key)}
+        showAll={showAll.has(item.key)}
+        onToggle={toggle}
+        onShowAll={onShowAll}
+        sessionModel={sessionModel}
+      />
+    ),
+    [expanded, showAll, toggle, onShowAll, sessionModel],
+  );
+  const rowProps = useCallback(
+    (item: Item) => ({ 'data-testid': 'timeline-item', 'data-seq': String(item.seq), 'data-type': itemType(item) }),
+    [],
+  );
+
+  const header = state.hasMoreBefore ? (
+    <div class="load-older">
+      <button type="button" class="button ghost small" data-testid="load-older" onClick={ctl.loadOlder} disabled={ctl.loadingOlder}>
+        {ctl.loadingOlder ? 'Loading older events…' : 'Load older events'}
+      </button>
+    </div>
+  ) : state.subscribed && state.events.length > 0 ? (
+    <div class="timeline-start muted small">Beginning of the session</div>
+  ) : null;
+
+  return (
+    <div class={`session-page ${panel ? 'with-panel' : ''}`}>
+      <SessionHeader ctl={ctl} panel={panel} onPanel={() => setPanel((p) => !p)} />
+      <ConnectionBanner status={status} onRetry={ctl.reconnect} />
+      <div class="session-body">
+        <section class="timeline-col" aria-label="Timeline">
+          {!state.subscribed && !status.fatal && <div class="timeline-loading muted">Connecting to the session…</div>}
+          {status.fatal && !state.subscribed && (
+            <div class="timeline-loading">
+              <InlineError error={status.fatal} />
+              <Link href="/">Back to the sessions</Link>
+            </div>
+          )}
+          {state.subscribed && state.rows.length === 0 && <div class="timeline-loading muted">No events yet.</div>}
+          <VirtualList
+            items={state.rows}
+            getKey={getKey}
+            estimate={estimateRow}
+            render={render}
+            rowProps={rowProps}
+            header={header}
+            testId="timeline"
+            class="timeline"
+            ariaLabel="Session timeline"
+            onNearTop={ctl.loadOlder}
+            onAtBottomChange={setAtBottom}
+            scrollToBottomSignal={jump}
+          />
+          {!atBottom && (
+            <button type="button" class="jump-bottom" onClick={() => setJump((n) => n + 1)}>
+              ↓ Latest
+            </button>
+          )}
+          <Queue queue={state.queue} onCancel={ctl.cancelPrompt} />
+          <PromptBox
+            ctl={ctl}
+            running={running}
+            disabled={!session || session.status === 'archived' || session.status === 'failed'}
+            sessionModel={sessionModel}
+            onSent={() => setJump((n) => n + 1)}
+          />
+        </section>
+        {panel && (
+          <aside class="side-panel">
+            <DiffPanel sessionId={id} refreshKey={gitCount} onClose={() => setPanel(false)} />
+          </aside>
+        )}
+      </div>
+    </div>
+  );
+}
+
+function SessionHeader({ ctl, panel, onPanel }: { ctl: SessionController; panel: boolean; onPanel(): void }) {
+  const { state, status } = ctl;
+  const s = state.session;
+  const running = isRunning(state);
+  const sandbox = state.sandboxStatus ?? 'none';
+  const shownTitle = s ? displayTitle(s.id, s.title, state.rows) : '';
+  useEffect(() => {
+    if (s && shownTitle !== s.title) learnTitle(s.id, shownTitle);
+  }, [s?.id, s?.title, shownTitle]);
+  return (
+    <header class="session-header">
+      <div class="session-title-row">
+        <Link href="/" class="back" aria-label="All sessions">
+          ←
+        </Link>
+        {s && <StatusDot status={s.status} label={`Session ${s.status}`} />}
+        <h1 data-testid="session-title" class="session-title">
+          {s ? shownTitle : status.fatal ? 'Session unavailable' : 'Loading…'}
+        </h1>
+        {s && <span class={`badge badge-${s.status}`}>{running ? 'running' : s.status}</span>}
+        <div class="spacer" />
+        <Presence participants={state.participants} />
+        <span
+          class={`conn conn-${status.state}`}
+          data-testid="connection-status"
+          data-state={status.state}
+          role="status"
+          title={status.state === 'online' ? 'Live' : status.state === 'connecting' ? 'Connecting' : 'Offline'}
+        >
+          <StatusDot status={status.state} />
+          <span class="conn-label">{status.state === 'online' ? 'Live' : status.state === 'connecting' ? 'Connecting' : 'Offline'}</span>
+        </span>
+        <button type="button" class="button ghost small" aria-pressed={panel} onClick={onPanel}>
+          Changes
+        </button>
+      </div>
+      {s && (
+        <div class="session-meta">
+          <span title={s.repo_url}>
+            <span class="muted">repo</span> <code>{repoLabel(s.repo_url)}</code>
+          </span>
+          <span>
+            <code>{s.base_branch}</code> <span class="muted">→</span> <code>{s.branch}</code>
+          </span>
+          <span>
+            <span class="muted">model</span> <span title={s.model}>{modelLabel(s.model)}</span>
+            {s.effort ? ` · ${s.effort}` : ''}
+          </span>
+          <span class="sandbox" data-testid="sandbox-status" data-status={sandbox}>
+            <StatusDot status={sandbox} /> {sandboxLabel(sandbox)}
+          </span>
+          <span data-testid="usage-cost" title="Total model cost of this session">
+            <span class="muted">cost</span> {usd(state.totalCostUsd)}
+          </span>
+        </div>
+      )}
+    </header>
+  );
+}
+
+function Presence({ participants }: { participants: readonly Participant[] }) {
+  const me = useStore(me$);
+  return (
+    <div class="presence" data-testid="presence" aria-label={`${participants.length} watching`} role="group">
+      {participants.map((p) => (
+        <Avatar
+          key={p.user_id}
+          userId={p.user_id}
+          name={p.user_id === me?.id ? `${p.name} (you)` : p.name}
+          status={p.status}
+          size={24}
+          testId="presence-avatar"
+        />
+      ))}
+    </div>
+  );
+}
+
+function ConnectionBanner({ status, onRetry }: { status: SocketStatus; onRetry(): void }) {
+  const [now, setNow] = useState(Date.now());
+  const offline = status.state !== 'online' && status.everOnline && !status.fatal;
+  useEffect(() => {
+    if (!offline) return;
+    const t = setInterval(() => setNow(Date.now()), 500);
+    return () => clearInterval(t);
+  }, [offline]);
+  if (!offline) return null;
+  const secs = status.retryAt ? Math.max(0, Math.ceil((status.retryAt - now) / 1000)) : 0;
+  return (
+    <div class="offline-banner" role="status">
+      <StatusDot status="offline" />
+      {status.state === 'connecting' ? 'Reconnecting…' : `Offline — reconnecting${secs ? ` in ${secs} s` : ''}.`}{' '}
+      <span class="muted">Nothing will be lost: the timeline resumes where it left off.</span>
+      {status.state === 'offline' && (
+        <button type="button" class="link-button" onClick={onRetry}>
+          Retry now
+        </button>
+      )}
+    </div>
+  );
+}
+
+function Queue({ queue, onCancel }: { queue: readonly QueueEntry[]; onCancel(id: string): void }) {
+  if (queue.length === 0) return null;
+  return (
+    <div class="queue" data-testid="queue" aria-label="Prompt queue">
+      {queue.map((q) => (
+        <div key={q.id} class={`queued q-${q.status}`} data-testid={q.status === 'queued' ? 'queued-prompt' : 'running-prompt'} data-prompt-id={q.id}>
+          <span class={`badge badge-${q.status}`}>{q.status}</span>
+          <span class="queued-text" title={q.content}>
+            {q.content}
+          </span>
+          <span class="muted small">{q.author.name}</span>
+          {q.status === 'queued' && (
+            <button
+              type="button"
+              class="icon-button"
+              data-testid="queued-cancel"
+              aria-label={`Cancel queued prompt: ${q.content.slice(0, 40)}`}
+              onClick={() => onCancel(q.id)}
+            >
+              ×
+            </button>
+          )}
+        </div>
+      ))}
+    </div>
+  );
+}
+
+function PromptBox(props: { ctl: SessionController; running: boolean; disabled: boolean; sessionModel: string; onSent(): void }) {
+  const { ctl, running } = props;
+  const [text, setText] = useState('');
+  const [model, setModel] = useState('');
+  const [effort, setEffort] = useState('');
+  const [sending, setSending] = useState(false);
+  const [error, setError] = useState<ErrorInfo | null>(null);
+  const ref = useRef<HTMLTextAreaElement>(null);
+
+  const send = async () => {
+    const content = text;
+    if (!content.trim() || sending) return;
+    setSending(true);
+    setError(null);
+    setText('');
+    try {
+      await ctl.sendPrompt(content, model || undefined, effort || undefined);
+      props.onSent();
+    } catch (err) {
+      setText((t) => t || content); // give the text back
+      setError(toErrorInfo(err));
+      reportError(err);
+    } finally {
+      setSending(false);
+      ref.current?.focus();
+    }
+  };
+
+  const onKeyDown = (e: KeyboardEvent) => {
+    if (e.isComposing) return;
+    if (e.key === 'Enter' && !e.shiftKey && !e.altKey) {
+      e.preventDefault();
+      void send();
+    } else if (e.key === 'Escape' && running) {
+      e.preventDefault();
+      ctl.stop();
+    }
+  };
+
+  return (
+    <form
+      class="prompt-box"
+      onSubmit={(e) => {
+        e.preventDefault();
+        void send();
+      }}
+    >
+      <InlineError error={error} />
+      <textarea
+        ref={ref}
+        data-testid="prompt-input"
+        aria-label="Prompt"
+        placeholder={props.disabled ? 'This session does not take prompts' : running ? 'Queue a follow-up… (Esc stops the running prompt)' : 'Ask the agent… (Enter to send, Shift+Enter for a new line)'}
+        rows={3}
+        value={text}
+        disabled={props.disabled}
+        onInput={(e) => {
+          setText((e.target as HTMLTextAreaElement).value);
+          ctl.typing();
+        }}
+        onKeyDown={onKeyDown}
+      />
+      <div class="prompt-actions">
+        <ModelPicker
+          model={model}
+          effort={effort}
+          onModel={setModel}
+          onEffort={setEffort}
+          defaultLabel={props.sessionModel ? `Session model (${modelLabel(props.sessionModel)})` : 'Session model'}
+          defaultModel={props.sessionModel}
+          modelTestId="prompt-model"
+          effortTestId="prompt-effort"
+          compact
+        />
+        <div class="spacer" />
+        <button
+          type="button"
+          class="button danger"
+          data-testid="stop-button"
+          disabled={!running}
+          onClick={ctl.stop}
+          title="Stop the running prompt (Esc)"
+        >
+          ■ Stop
+        </button>
+        <button type="submit" class="button primary" data-testid="prompt-send" disabled={props.disabled || sending || !text.trim()}>
+          {sending ? 'Sending…' : running ? 'Queue' : 'Send'}
+        </button>
+      </div>
+    </form>
+  );
+}
+
+/** The server titles prompt-less sessions "Untitled session": show the first prompt instead. */
+function displayTitle(id: string, title: string, rows: readonly Item[]): string {
+  if (title !== UNTITLED) return title;
+  const first = rows.find((r) => r.kind === 'prompt');
+  if (first && first.kind === 'prompt') {
+    const shown = titleFromPrompt(first.content);
+    if (shown) return shown;
+  }
+  return titles$.get()[id] ?? title;
+}
