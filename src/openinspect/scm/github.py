@@ -1,0 +1,372 @@
+"""GitHub (and GitHub Enterprise Server) through githubkit: App installation tokens, users,
+repository access checks, pull requests, reviews and comments, and OAuth sign-in.
+
+Three identities talk to GitHub:
+
+- **the App** (a JWT signed with its private key): finds the installation of a repository and
+  mints installation tokens;
+- **an installation token** (``ghs_…``, about an hour, scoped here to one repository with
+  contents and pull-request write): git fetch/push through the proxy, PRs without a user token,
+  reviews and comments;
+- **a user token** (from OAuth sign-in): who the person is, whether *they* may read a repo, and
+  PRs opened in their name.
+
+Every failure leaves this module as an ``ScmError`` subclass (see ``scm.github_errors``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+from typing import Self, cast
+
+import githubkit
+import httpx
+from githubkit import TokenAuthStrategy, UnauthAuthStrategy
+from githubkit.cache import MemCacheStrategy
+from githubkit.config import get_config
+from githubkit.retry import RetryServerError
+from githubkit.utils import UNSET
+from githubkit_schemas.latest.models import OrganizationSimple
+from githubkit_schemas.latest.models import PullRequest as GhPull
+from githubkit_schemas.latest.models import PullRequestSimple as GhPullSimple
+
+from openinspect.errors import (
+    ScmAuthFailed,
+    ScmError,
+    ScmNotFound,
+    ScmRateLimited,
+    ScmUnavailable,
+)
+from openinspect.scm.base import (
+    Comment,
+    DeviceCode,
+    DevicePoll,
+    InstallationToken,
+    OAuthToken,
+    PullRequest,
+    PullState,
+    RepoRef,
+    ReviewComment,
+    ReviewEvent,
+    ScmUser,
+    UserEmail,
+)
+from openinspect.scm.github_app import GitHubApp, github_errors
+from openinspect.scm.github_oauth import DEFAULT_OAUTH_SCOPES, GitHubOAuth
+from openinspect.settings import GitHubSettings
+
+USER_AGENT = "openinspect"
+PER_PAGE = 100
+
+UserClient = githubkit.GitHub[TokenAuthStrategy]
+
+
+class _SharedTransport(httpx.AsyncBaseTransport):
+    """githubkit opens and closes an httpx client per request; this keeps the connection pool
+    alive across them. The owner closes the real transport."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _pull(data: GhPull | GhPullSimple) -> PullRequest:
+    state: PullState = (
+        "merged" if data.merged_at else ("closed" if data.state == "closed" else "open")
+    )
+    return PullRequest(
+        number=data.number,
+        url=data.html_url,
+        state=state,
+        draft=data.draft is True,
+        title=data.title,
+        body=data.body or "",
+        head=data.head.ref,
+        base=data.base.ref,
+        author_login=data.user.login if data.user else None,
+    )
+
+
+class GitHub:
+    """The GitHub provider (``scm.base.ScmProvider``), built from ``GitHubSettings``.
+
+    ``transport`` replaces the HTTP transport (tests rarely need it: point ``web_url`` at
+    ``openinspect.testing.github.FakeGitHub`` instead). ``retry_server_errors`` retries a 5xx
+    answer once after a second. Use ``async with GitHub(settings) as gh`` or call ``aclose()``.
+    """
+
+    def __init__(
+        self,
+        settings: GitHubSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry_server_errors: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.api_url = settings.resolved_api_url
+        self.web_url = settings.web_url.rstrip("/")
+        self._transport = transport or httpx.AsyncHTTPTransport()
+        self._owns_transport = transport is None
+        shared = _SharedTransport(self._transport)
+        self._config = get_config(
+            base_url=self.api_url,
+            user_agent=USER_AGENT,
+            timeout=settings.request_timeout_s,
+            async_transport=shared,
+            # Own cache: githubkit's default is process-wide and keys the App JWT by app id only.
+            cache_strategy=MemCacheStrategy(),
+            http_cache=False,
+            auto_retry=RetryServerError(max_retry=1) if retry_server_errors else False,
+        )
+        self._anon: githubkit.GitHub[UnauthAuthStrategy] = githubkit.GitHub(config=self._config)
+        self._app = GitHubApp(settings, self._config)
+        self._oauth = GitHubOAuth(settings, transport=shared)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _errors(self, doing: str) -> AbstractAsyncContextManager[None]:
+        return github_errors(doing, self.api_url)
+
+    def _as(self, token: str) -> UserClient:
+        return self._anon.with_auth(TokenAuthStrategy(token))
+
+    async def _installation_client(self, repo: RepoRef) -> UserClient:
+        return self._as((await self.installation_token(repo)).token)
+
+    # ------------------------------------------------------------------ the App
+
+    async def installation_token(self, repo: RepoRef) -> InstallationToken:
+        """A token for git fetch/push and PRs on ``repo`` only; cached per (installation, repo)
+        and replaced once less than ``token_refresh_margin_s`` remains. Concurrent callers
+        share one mint."""
+        return await self._app.repo_token(repo)
+
+    async def installation_repos(self) -> list[RepoRef]:
+        """Every repository of the configured installation, or of all the App's installations."""
+        repos: set[RepoRef] = set()
+        for installation_id in await self._app.installation_ids():
+            token = await self._app.installation_token(installation_id)
+            gh = self._as(token.token)
+            async with self._errors(f"listing the repositories of installation {installation_id}"):
+                async for item in gh.rest.paginate(
+                    gh.rest.apps.async_list_repos_accessible_to_installation,
+                    map_func=lambda r: r.parsed_data.repositories,
+                    per_page=PER_PAGE,
+                ):
+                    repos.add(RepoRef.parse(item.full_name))
+        return sorted(repos)
+
+    # ------------------------------------------------------------------ users
+
+    async def get_user(self, user_token: str) -> ScmUser:
+        """Who ``user_token`` belongs to (``GET /user``)."""
+        gh = self._as(user_token)
+        async with self._errors("getting the signed-in user"):
+            data = (await gh.rest.users.async_get_authenticated()).parsed_data
+            return ScmUser(
+                id=data.id,
+                login=data.login,
+                name=data.name,
+                email=data.email,
+                avatar_url=data.avatar_url or None,
+            )
+
+    async def user_emails(self, user_token: str) -> list[UserEmail]:
+        """The user's addresses (needs the ``user:email`` scope or the Email permission)."""
+        gh = self._as(user_token)
+        async with self._errors("listing the user's email addresses"):
+            return [
+                UserEmail(email=e.email, verified=e.verified, primary=e.primary)
+                async for e in gh.rest.paginate(
+                    gh.rest.users.async_list_emails_for_authenticated_user, per_page=PER_PAGE
+                )
+            ]
+
+    async def user_orgs(self, user_token: str) -> list[str]:
+        """Logins of the user's organisations (needs ``read:org`` / Members read)."""
+        gh = self._as(user_token)
+        logins: list[str] = []
+        org: OrganizationSimple
+        async with self._errors("listing the user's organisations"):
+            async for org in gh.rest.paginate(
+                gh.rest.orgs.async_list_for_authenticated_user, per_page=PER_PAGE
+            ):
+                logins.append(org.login)
+        return logins
+
+    async def user_can_read(self, user_token: str, repo: RepoRef) -> bool:
+        """Whether the user may read ``repo`` with their own identity (not the App's).
+
+        False when GitHub says 404 or 403; ``ScmAuthFailed`` when the token itself is refused
+        (401), so callers can ask the person to sign in again.
+        """
+        gh = self._as(user_token)
+        try:
+            async with self._errors(f"checking the user's access to {repo}"):
+                data = (await gh.rest.repos.async_get(repo.owner, repo.name)).parsed_data
+                permissions = data.permissions or None
+        except ScmNotFound:
+            return False
+        except (ScmAuthFailed, ScmRateLimited, ScmUnavailable):
+            raise
+        except ScmError as exc:
+            if exc.details.get("github_status") == 403:
+                return False
+            raise
+        return bool(permissions is not None and permissions.pull)
+
+    # ------------------------------------------------------------------ pull requests
+
+    async def find_pull(
+        self, repo: RepoRef, branch: str, token: str | None = None
+    ) -> PullRequest | None:
+        """The PR from ``branch`` of ``repo``: the open one, else the newest closed or merged
+        one, else None. Read with ``token`` if given, else as the App."""
+        gh = self._as(token) if token else await self._installation_client(repo)
+        async with self._errors(f"looking for the PR of {repo} branch {branch}"):
+            response = await gh.rest.pulls.async_list(
+                repo.owner,
+                repo.name,
+                head=f"{repo.owner}:{branch}",
+                state="all",
+                sort="created",
+                direction="desc",
+                per_page=PER_PAGE,
+            )
+            found = cast(list[GhPullSimple], response.parsed_data)
+            pulls = [_pull(p) for p in found if p.head.ref == branch]
+        for pull in pulls:
+            if pull.state == "open":
+                return pull
+        return pulls[0] if pulls else None
+
+    async def create_pull(
+        self,
+        repo: RepoRef,
+        *,
+        head: str,
+        base: str,
+        title: str,
+        body: str,
+        draft: bool = False,
+        user_token: str | None = None,
+    ) -> PullRequest:
+        """Open a PR from ``head`` into ``base`` as the user (``user_token``) or as the App."""
+        gh = self._as(user_token) if user_token else await self._installation_client(repo)
+        async with self._errors(f"opening a PR on {repo} from {head} into {base}"):
+            response = await gh.rest.pulls.async_create(
+                repo.owner, repo.name, head=head, base=base, title=title, body=body, draft=draft
+            )
+            return _pull(response.parsed_data)
+
+    async def update_pull(
+        self,
+        repo: RepoRef,
+        number: int,
+        *,
+        title: str | None = None,
+        body: str | None = None,
+        user_token: str | None = None,
+    ) -> PullRequest:
+        """Change the title and/or body of PR ``number`` (None leaves a field as it is)."""
+        gh = self._as(user_token) if user_token else await self._installation_client(repo)
+        async with self._errors(f"updating PR #{number} of {repo}"):
+            response = await gh.rest.pulls.async_update(
+                repo.owner,
+                repo.name,
+                number,
+                title=UNSET if title is None else title,
+                body=UNSET if body is None else body,
+            )
+            return _pull(response.parsed_data)
+
+    async def get_pull(self, repo: RepoRef, number: int) -> PullRequest:
+        """PR ``number`` of ``repo``, read as the App."""
+        gh = await self._installation_client(repo)
+        async with self._errors(f"getting PR #{number} of {repo}"):
+            return _pull((await gh.rest.pulls.async_get(repo.owner, repo.name, number)).parsed_data)
+
+    async def create_review(
+        self,
+        repo: RepoRef,
+        number: int,
+        body: str,
+        event: ReviewEvent = "COMMENT",
+        comments: Sequence[ReviewComment] = (),
+    ) -> Comment:
+        """Review PR ``number`` as the App, with optional line comments."""
+        gh = await self._installation_client(repo)
+        async with self._errors(f"reviewing PR #{number} of {repo}"):
+            response = await gh.rest.pulls.async_create_review(
+                repo.owner,
+                repo.name,
+                number,
+                body=body,
+                event=event,
+                comments=[
+                    {"path": c.path, "body": c.body, "line": c.line, "side": c.side}
+                    for c in comments
+                ],
+            )
+            review = response.parsed_data
+            return Comment(id=review.id, url=review.html_url)
+
+    async def create_issue_comment(self, repo: RepoRef, number: int, body: str) -> Comment:
+        """Comment on issue or PR ``number`` as the App."""
+        gh = await self._installation_client(repo)
+        async with self._errors(f"commenting on #{number} of {repo}"):
+            response = await gh.rest.issues.async_create_comment(
+                repo.owner, repo.name, number, body=body
+            )
+            comment = response.parsed_data
+            return Comment(id=comment.id, url=comment.html_url)
+
+    # ------------------------------------------------------------------ OAuth sign-in
+
+    def authorize_url(
+        self, state: str, redirect_uri: str, scopes: Sequence[str] = DEFAULT_OAUTH_SCOPES
+    ) -> str:
+        """The GitHub page that signs the person in and returns to ``redirect_uri``."""
+        return self._oauth.authorize_url(state, redirect_uri, scopes)
+
+    async def exchange_code(self, code: str, redirect_uri: str) -> OAuthToken:
+        """The user's token for the ``code`` GitHub sent back to ``redirect_uri``."""
+        return await self._oauth.exchange_code(code, redirect_uri)
+
+    async def refresh_user_token(self, refresh_token: str) -> OAuthToken:
+        """A fresh user token (and refresh token) for an expiring one."""
+        return await self._oauth.refresh_user_token(refresh_token)
+
+    async def start_device_flow(self, scopes: Sequence[str] = DEFAULT_OAUTH_SCOPES) -> DeviceCode:
+        """Begin a device sign-in (for the CLI)."""
+        return await self._oauth.start_device_flow(scopes)
+
+    async def poll_device_flow(self, device_code: str) -> DevicePoll:
+        """Poll a device sign-in once."""
+        return await self._oauth.poll_device_flow(device_code)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def aclose(self) -> None:
+        """Close connections. Safe to call twice."""
+        await self._oauth.aclose()
+        if self._owns_transport:
+            await self._transport.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,197 @@
+"""What the fake GitHub knows, as plain pydantic records (so the whole state is one JSON file).
+
+Logins, owners and repository names are case-insensitive on GitHub; the maps here are keyed by
+the lower-cased name and the records keep the spelling they were created with.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Permission = Literal["pull", "push", "admin"]
+Level = Literal["none", "pull", "push", "admin"]
+LEVELS: dict[Level, int] = {"none": 0, "pull": 1, "push": 2, "admin": 3}
+
+
+class EmailRec(BaseModel):
+    email: str
+    verified: bool = True
+    primary: bool = False
+
+
+class UserRec(BaseModel):
+    id: int
+    login: str
+    name: str | None = None
+    emails: list[EmailRec] = Field(default_factory=list)
+    orgs: list[str] = Field(default_factory=list)
+    type: Literal["User", "Organization"] = "User"
+    created_at: float
+
+
+class ReviewRec(BaseModel):
+    id: int
+    user_login: str
+    user_is_bot: bool = False
+    body: str
+    state: str
+    commit_id: str
+    comments: list[dict[str, object]] = Field(default_factory=list)
+    submitted_at: float
+
+
+class CommentRec(BaseModel):
+    id: int
+    user_login: str
+    user_is_bot: bool = False
+    body: str
+    created_at: float
+
+
+class PullRec(BaseModel):
+    id: int
+    number: int
+    title: str
+    body: str | None = None
+    head: str
+    base: str
+    head_sha: str
+    base_sha: str
+    user_login: str
+    user_is_bot: bool = False
+    draft: bool = False
+    state: Literal["open", "closed"] = "open"
+    merged: bool = False
+    merged_at: float | None = None
+    merged_by: str | None = None
+    merge_commit_sha: str | None = None
+    closed_at: float | None = None
+    created_at: float
+    updated_at: float
+    reviews: list[ReviewRec] = Field(default_factory=list)
+    comments: list[CommentRec] = Field(default_factory=list)
+
+
+class RepoRec(BaseModel):
+    id: int
+    owner: str
+    name: str
+    private: bool = True
+    default_branch: str = "main"
+    collaborators: dict[str, Permission] = Field(default_factory=dict)
+    """Lower-cased login → permission. The owning user is always admin."""
+    created_at: float
+    pushed_at: float
+    next_number: int = 1
+    pulls: dict[int, PullRec] = Field(default_factory=dict)
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner}/{self.name}"
+
+    @property
+    def key(self) -> str:
+        return self.full_name.lower()
+
+
+class InstallationRec(BaseModel):
+    id: int
+    account: str
+    repos: list[str]
+    """Lower-cased full names."""
+    permissions: dict[str, str]
+    created_at: float
+
+
+class InstallationTokenRec(BaseModel):
+    token: str
+    installation_id: int
+    repos: list[str]
+    """Lower-cased full names the token may use."""
+    permissions: dict[str, str]
+    expires_at: float
+
+
+class UserTokenRec(BaseModel):
+    token: str
+    login: str
+    scopes: list[str] = Field(default_factory=list)
+    expires_at: float | None = None
+    refresh_token: str | None = None
+    refresh_expires_at: float | None = None
+
+
+class OAuthCodeRec(BaseModel):
+    code: str
+    login: str
+    client_id: str
+    redirect_uri: str | None
+    scopes: list[str]
+    expires_at: float
+
+
+class DeviceGrantRec(BaseModel):
+    device_code: str
+    user_code: str
+    client_id: str
+    scopes: list[str]
+    expires_at: float
+    interval_s: float
+    last_poll_at: float | None = None
+    login: str | None = None
+    denied: bool = False
+    done: bool = False
+
+
+class AppRec(BaseModel):
+    id: int
+    slug: str
+    name: str
+    client_id: str
+    client_secret: str
+    webhook_secret: str
+    private_key_pem: str
+
+    @property
+    def bot_login(self) -> str:
+        return f"{self.slug}[bot]"
+
+    @property
+    def bot_id(self) -> int:
+        return 40_000_000 + self.id
+
+
+class HookRec(BaseModel):
+    url: str
+    secret: str
+
+
+class Settings(BaseModel):
+    """Knobs tests turn."""
+
+    installation_token_ttl_s: float = 3600.0
+    user_token_ttl_s: float | None = 8 * 3600.0
+    """None: user tokens never expire and come without a refresh token."""
+    refresh_token_ttl_s: float = 184 * 24 * 3600.0
+    device_interval_s: float = 5.0
+    device_expires_s: float = 900.0
+    oauth_user: str | None = None
+    oauth_deny: bool = False
+
+
+class StateData(BaseModel):
+    """Everything, as persisted under ``--data DIR`` (``state.json``)."""
+
+    next_id: int = 1000
+    app: AppRec
+    settings: Settings = Field(default_factory=Settings)
+    users: dict[str, UserRec] = Field(default_factory=dict)
+    repos: dict[str, RepoRec] = Field(default_factory=dict)
+    installations: dict[int, InstallationRec] = Field(default_factory=dict)
+    installation_tokens: dict[str, InstallationTokenRec] = Field(default_factory=dict)
+    user_tokens: dict[str, UserTokenRec] = Field(default_factory=dict)
+    codes: dict[str, OAuthCodeRec] = Field(default_factory=dict)
+    devices: dict[str, DeviceGrantRec] = Field(default_factory=dict)
+    hook: HookRec | None = None
