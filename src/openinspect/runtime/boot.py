@@ -4,6 +4,10 @@
 on ``fresh``, fatal on ``build``); ``.openinspect/start.sh`` runs on every boot but ``build`` (a
 failure or timeout fails the boot). Both run under ``/bin/bash`` with cwd = the repo and
 ``OPENINSPECT_BOOT_MODE`` set; their output becomes ``log`` events; a timeout kills their group.
+
+With a git proxy (``git_remote_url``: the loopback forwarder's URL for the session's repo),
+every boot points ``origin`` at it, since the forwarder's port changes from boot to boot, and
+sets repo-local config that keeps git from asking anyone for credentials (:data:`PROXY_CONFIG`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,12 @@ CLONE_TIMEOUT_S = 600.0
 MAX_LOG_LINE_CHARS = 4000
 SETUP_SCRIPT = ".openinspect/setup.sh"
 START_SCRIPT = ".openinspect/start.sh"
+PROXY_CONFIG = (
+    ("credential.helper", ""),  # none: the forwarder adds the only credential there is
+    ("http.lowSpeedLimit", "1"),  # a connection that moves nothing for 10 minutes is dead
+    ("http.lowSpeedTime", "600"),
+    ("push.default", "current"),  # a plain `git push` pushes the session branch
+)
 
 _EmitLine = Callable[[str], Awaitable[None]]
 
@@ -46,6 +56,7 @@ class BootPlan:
     boot_mode: BootMode
     setup_timeout_s: float
     start_timeout_s: float
+    git_remote_path: str | None = None
 
     @property
     def repo_dir(self) -> Path:
@@ -56,8 +67,16 @@ class BootPlan:
 class Boot:
     """Runs a :class:`BootPlan`, reporting ``boot`` and ``log`` events through the outbox."""
 
-    def __init__(self, plan: BootPlan, outbox: Outbox, env: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        plan: BootPlan,
+        outbox: Outbox,
+        env: Mapping[str, str],
+        *,
+        git_remote_url: str | None = None,
+    ) -> None:
         self._plan = plan
+        self._git_remote_url = git_remote_url
         self._outbox = outbox
         self._env = {**env, "OPENINSPECT_BOOT_MODE": plan.boot_mode}
         self.phase: BootPhase | None = None
@@ -67,6 +86,7 @@ class Boot:
         started = time.monotonic()
         try:
             await self._clone()
+            await self._point_origin()
             await self._setup()
             await self._start()
         except BootFailed as failure:
@@ -115,6 +135,18 @@ class Boot:
         else:
             args = ["checkout", "-b", plan.work_branch]
         await self._git(args, what=f"creating branch {plan.work_branch}")
+
+    async def _point_origin(self) -> None:
+        if not self._plan.git_remote_path:
+            return
+        if self._git_remote_url is None:
+            raise BootFailed("the git forwarder is not running, so origin cannot reach the proxy")
+        await self._git(
+            ["remote", "set-url", "origin", self._git_remote_url],
+            what="pointing origin at the git proxy",
+        )
+        for key, value in PROXY_CONFIG:
+            await self._git(["config", key, value], what=f"setting {key}")
 
     async def _git(
         self, args: list[str], *, what: str, cwd: Path | None = None, check: bool = True

@@ -18,6 +18,9 @@ Environment (set by the sandbox provider):
 ``OPENINSPECT_START_TIMEOUT_S``  Time limit of start.sh (default 120).
 ``OPENINSPECT_HEARTBEAT_S``    Heartbeat interval (default 30).
 ``OPENINSPECT_MAX_PROCESSES``  RLIMIT_NPROC for the runtime and its commands (default: unset).
+``OPENINSPECT_GIT_REMOTE_PATH``  ``/git/<session>/<owner>/<repo>.git``: serve the git proxy on
+                               loopback (:mod:`.gitforward`) and point ``origin`` at it; unset
+                               leaves ``origin`` as cloned.
 =============================  ==============================================================
 
 Order: connect and send ``hello`` first (the control plane learns the sandbox is alive), then
@@ -26,7 +29,8 @@ it, whatever its outcome. ``shutdown`` from the control plane or SIGTERM/SIGINT 
 command and exit 0; a permanent refusal by the control plane exits with :data:`EXIT_REJECTED`.
 
 Commands and scripts inherit this environment minus the bridge token and socket, and minus the
-runtime's own library directory in ``PYTHONPATH``. Core dumps are disabled.
+runtime's own library directory in ``PYTHONPATH``, plus ``GIT_TERMINAL_PROMPT=0`` (git must
+never wait for a password nobody will type). Core dumps are disabled.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from . import RUNTIME_VERSION
 from .boot import Boot, BootPlan
 from .bridge import BridgeClient, BridgeRejected, Outbox
 from .executor import Executor
+from .gitforward import GIT_PATH_PREFIX, GitForwarder
 from .protocol import BOOT_MODES, BootMode, HelloMessage
 from .rpc import RpcServer
 
@@ -105,6 +110,12 @@ class RuntimeConfig:
                 numbers[name] = float(raw) if raw else default
             except ValueError:
                 problems.append(f"{_PREFIX}{name} must be a number, got {raw!r}")
+        git_remote_path = env.get(_PREFIX + "GIT_REMOTE_PATH") or None
+        if git_remote_path is not None and not git_remote_path.startswith(GIT_PATH_PREFIX):
+            problems.append(
+                f"{_PREFIX}GIT_REMOTE_PATH must start with {GIT_PATH_PREFIX}, "
+                f"got {git_remote_path!r}"
+            )
         if problems:
             raise ConfigMissing(
                 "cannot start: "
@@ -124,6 +135,7 @@ class RuntimeConfig:
                 boot_mode=boot_mode,
                 setup_timeout_s=numbers["SETUP_TIMEOUT_S"],
                 start_timeout_s=numbers["START_TIMEOUT_S"],
+                git_remote_path=git_remote_path,
             ),
             heartbeat_s=numbers["HEARTBEAT_S"],
             max_processes=int(numbers["MAX_PROCESSES"]) or None,
@@ -164,10 +176,35 @@ def apply_limits(max_processes: int | None) -> None:
 async def serve(config: RuntimeConfig, env: Mapping[str, str]) -> int:
     """Run the runtime until shutdown; returns the process exit status."""
     apply_limits(config.max_processes)
-    child_env = command_environment(env)
+    child_env = {**command_environment(env), "GIT_TERMINAL_PROMPT": "0"}
     outbox = Outbox()
     rpc = RpcServer(Executor(config.plan.repo_dir, child_env), outbox)
-    boot = Boot(config.plan, outbox, child_env)
+    forwarder, git_remote_url = await _start_forwarder(config)
+    try:
+        boot = Boot(config.plan, outbox, child_env, git_remote_url=git_remote_url)
+        return await _run(config, outbox, rpc, boot)
+    finally:
+        if forwarder is not None:
+            await forwarder.close()
+
+
+async def _start_forwarder(config: RuntimeConfig) -> tuple[GitForwarder | None, str | None]:
+    """The git proxy's loopback forwarder, when the sandbox has one (before boot: boot points
+    ``origin`` at it). A forwarder that cannot listen fails the boot, not the runtime."""
+    path = config.plan.git_remote_path
+    if path is None:
+        return None, None
+    forwarder = GitForwarder(config.bridge_socket, config.token)
+    try:
+        await forwarder.start()
+    except OSError as exc:
+        logger.error("cannot start the git forwarder: %s", exc)
+        return None, None
+    return forwarder, forwarder.url(path)
+
+
+async def _run(config: RuntimeConfig, outbox: Outbox, rpc: RpcServer, boot: Boot) -> int:
+    """Connect, boot, serve RPC until shutdown; returns the exit status."""
 
     def hello() -> HelloMessage:
         return {

@@ -47,12 +47,15 @@ class SandboxSpec:
     start_timeout_s: float = DEFAULT_START_TIMEOUT_S
     heartbeat_s: float = DEFAULT_HEARTBEAT_S
     max_processes: int = DEFAULT_MAX_PROCESSES
+    git_remote_path: str | None = None
+    """``/git/<session>/<owner>/<repo>.git`` on the bridge socket: the runtime points ``origin``
+    at the git proxy there (through its loopback forwarder). None leaves ``origin`` as cloned."""
 
     def runtime_env(
         self, *, bridge_socket: str, workspace: str, clone_source: str
     ) -> dict[str, str]:
         """The ``OPENINSPECT_*`` variables of the runtime, with paths as the sandbox sees them."""
-        return {
+        env = {
             "OPENINSPECT_BRIDGE_SOCKET": bridge_socket,
             "OPENINSPECT_SANDBOX_ID": self.sandbox_id,
             "OPENINSPECT_SANDBOX_TOKEN": self.token,
@@ -66,6 +69,9 @@ class SandboxSpec:
             "OPENINSPECT_HEARTBEAT_S": f"{self.heartbeat_s:g}",
             "OPENINSPECT_MAX_PROCESSES": str(self.max_processes),
         }
+        if self.git_remote_path:
+            env["OPENINSPECT_GIT_REMOTE_PATH"] = self.git_remote_path
+        return env
 
 
 @dataclass

@@ -1,0 +1,265 @@
+"""The push policy: every rule, each kind of command, and atomic refusal."""
+
+from __future__ import annotations
+
+import pytest
+
+from openinspect.scm.push_rules import (
+    ATOMIC_REFUSED,
+    TAG_REFUSED,
+    PushPolicy,
+    RefUpdate,
+    accepted,
+    refusal_summary,
+)
+
+ZERO = "0" * 40
+A = "a" * 40
+B = "b" * 40
+ZERO256 = "0" * 64
+C256 = "c" * 64
+ALLOWED_ONLY = "sessions may push only to openinspect/s1 or to new branches under openinspect/"
+
+POLICY = PushPolicy(
+    session_branch="openinspect/s1",
+    base_branch="main",
+    created_branches=frozenset({"openinspect/mine"}),
+)
+
+
+def create(ref: str) -> RefUpdate:
+    return RefUpdate(ZERO, A, ref)
+
+
+def update(ref: str) -> RefUpdate:  # a fast-forward and a force push look the same on the wire
+    return RefUpdate(A, B, ref)
+
+
+def delete(ref: str) -> RefUpdate:
+    return RefUpdate(A, ZERO, ref)
+
+
+@pytest.mark.parametrize(
+    ("command", "allowed", "reason", "created"),
+    [
+        # the session branch: create, update, force; never delete
+        (create("refs/heads/openinspect/s1"), True, "the session's branch", False),
+        (update("refs/heads/openinspect/s1"), True, "the session's branch", False),
+        (
+            delete("refs/heads/openinspect/s1"),
+            False,
+            "openinspect/s1 is this session's branch and cannot be deleted",
+            False,
+        ),
+        # the base branch: nothing at all
+        (
+            update("refs/heads/main"),
+            False,
+            "main is the base branch; push to openinspect/s1 instead",
+            False,
+        ),
+        (
+            create("refs/heads/main"),
+            False,
+            "main is the base branch; push to openinspect/s1 instead",
+            False,
+        ),
+        (
+            delete("refs/heads/main"),
+            False,
+            "main is the base branch; push to openinspect/s1 instead",
+            False,
+        ),
+        # new branches under the prefix are created and owned
+        (
+            create("refs/heads/openinspect/other"),
+            True,
+            "a new branch under the session prefix",
+            True,
+        ),
+        (create("refs/heads/openinspect/a/b"), True, "a new branch under the session prefix", True),
+        # branches the session created: update, force, delete
+        (update("refs/heads/openinspect/mine"), True, "a branch this session created", False),
+        (delete("refs/heads/openinspect/mine"), True, "a branch this session created", False),
+        # branches under the prefix it did not create
+        (
+            update("refs/heads/openinspect/existing"),
+            False,
+            f"openinspect/existing was not created by this session; {ALLOWED_ONLY}",
+            False,
+        ),
+        (
+            delete("refs/heads/openinspect/existing"),
+            False,
+            "openinspect/existing was not created by this session; deleting it is refused",
+            False,
+        ),
+        # every other branch
+        (create("refs/heads/feature"), False, ALLOWED_ONLY, False),
+        (update("refs/heads/feature"), False, ALLOWED_ONLY, False),
+        (
+            delete("refs/heads/feature"),
+            False,
+            "feature was not created by this session; deleting it is refused",
+            False,
+        ),
+        (create("refs/heads/openinspect"), False, ALLOWED_ONLY, False),
+        (create("refs/heads/openinspectx/y"), False, ALLOWED_ONLY, False),
+        # tags, whatever the operation
+        (create("refs/tags/v2"), False, TAG_REFUSED, False),
+        (update("refs/tags/v1"), False, TAG_REFUSED, False),
+        (delete("refs/tags/v1"), False, TAG_REFUSED, False),
+        # refs outside refs/heads
+        (
+            create("refs/notes/commits"),
+            False,
+            f"refs/notes/commits is not a branch; {ALLOWED_ONLY}",
+            False,
+        ),
+        (
+            create("refs/pull/1/head"),
+            False,
+            f"refs/pull/1/head is not a branch; {ALLOWED_ONLY}",
+            False,
+        ),
+        (create("HEAD"), False, f"HEAD is not a branch; {ALLOWED_ONLY}", False),
+        (
+            create("refs/heads-not/x"),
+            False,
+            f"refs/heads-not/x is not a branch; {ALLOWED_ONLY}",
+            False,
+        ),
+        # SHA-256 repositories
+        (
+            RefUpdate(ZERO256, C256, "refs/heads/openinspect/new256"),
+            True,
+            "a new branch under the session prefix",
+            True,
+        ),
+        (
+            RefUpdate(C256, ZERO256, "refs/heads/main"),
+            False,
+            "main is the base branch; push to openinspect/s1 instead",
+            False,
+        ),
+    ],
+)
+def test_decide(command: RefUpdate, allowed: bool, reason: str, created: bool) -> None:
+    decision = POLICY.decide(command)
+    assert (decision.allowed, decision.reason, decision.created) == (allowed, reason, created)
+    assert decision.update is command
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "refs/heads/openinspect/../main",
+        "refs/heads/openinspect/x.lock",
+        "refs/heads/openinspect/.hidden",
+        "refs/heads/openinspect/a b",
+        "refs/heads/openinspect/a~1",
+        "refs/heads/openinspect/a^",
+        "refs/heads/openinspect/a:b",
+        "refs/heads/openinspect/a\x01",
+        "refs/heads/openinspect/x/",
+        "refs/heads/openinspect//x",
+        "refs/heads/openinspect/@{1}",
+        "refs/heads/",
+    ],
+)
+def test_invalid_branch_names_are_refused(ref: str) -> None:
+    decision = POLICY.decide(create(ref))
+    assert not decision.allowed
+    assert decision.reason == f"{ref} is not a valid branch name"
+
+
+def test_an_allowed_push_keeps_each_reason() -> None:
+    commands = [update("refs/heads/openinspect/s1"), create("refs/heads/openinspect/new")]
+    decisions = POLICY.check(commands)
+    assert [d.allowed for d in decisions] == [True, True]
+    assert accepted(decisions)
+    assert refusal_summary(decisions) == "push accepted"
+
+
+def test_one_refused_command_refuses_the_whole_push() -> None:
+    commands = [
+        update("refs/heads/openinspect/s1"),
+        update("refs/heads/main"),
+        create("refs/heads/openinspect/new"),
+        create("refs/tags/v9"),
+    ]
+    decisions = POLICY.check(commands)
+    assert not accepted(decisions)
+    assert [(d.update.ref, d.allowed, d.reason) for d in decisions] == [
+        ("refs/heads/openinspect/s1", False, ATOMIC_REFUSED),
+        ("refs/heads/main", False, "main is the base branch; push to openinspect/s1 instead"),
+        ("refs/heads/openinspect/new", False, ATOMIC_REFUSED),
+        ("refs/tags/v9", False, TAG_REFUSED),
+    ]
+    assert not any(d.created for d in decisions)
+    assert refusal_summary(decisions).splitlines() == [
+        "push refused",
+        f"refs/heads/openinspect/s1: {ATOMIC_REFUSED}",
+        "refs/heads/main: main is the base branch; push to openinspect/s1 instead",
+        f"refs/heads/openinspect/new: {ATOMIC_REFUSED}",
+        f"refs/tags/v9: {TAG_REFUSED}",
+    ]
+
+
+def test_new_branches_lists_only_created_branches_under_the_prefix() -> None:
+    commands = [
+        create("refs/heads/openinspect/s1"),  # the session branch is always allowed, not owned
+        create("refs/heads/openinspect/new"),
+        update("refs/heads/openinspect/mine"),
+        create("refs/heads/feature"),
+        create("refs/tags/openinspect/t"),
+    ]
+    assert POLICY.new_branches(commands) == frozenset({"openinspect/new"})
+
+
+def test_created_branches_grow_the_policy() -> None:
+    before = PushPolicy("openinspect/s1", "main")
+    assert not before.decide(update("refs/heads/openinspect/new")).allowed
+    after = PushPolicy(
+        "openinspect/s1",
+        "main",
+        created_branches=before.new_branches([create("refs/heads/openinspect/new")]),
+    )
+    assert after.decide(update("refs/heads/openinspect/new")).allowed
+    assert after.decide(delete("refs/heads/openinspect/new")).allowed
+
+
+def test_base_branch_wins_over_a_created_or_prefixed_base() -> None:
+    policy = PushPolicy(
+        "openinspect/s2",
+        "openinspect/s1",
+        created_branches=frozenset({"openinspect/s1"}),
+    )
+    for command in (update("refs/heads/openinspect/s1"), delete("refs/heads/openinspect/s1")):
+        decision = policy.decide(command)
+        assert not decision.allowed
+        assert decision.reason == (
+            "openinspect/s1 is the base branch; push to openinspect/s2 instead"
+        )
+
+
+def test_a_custom_prefix() -> None:
+    policy = PushPolicy("bots/s1", "develop", prefix="bots/")
+    assert policy.decide(create("refs/heads/bots/x")).created
+    refused = policy.decide(create("refs/heads/openinspect/x"))
+    assert refused.reason == "sessions may push only to bots/s1 or to new branches under bots/"
+
+
+def test_bad_policies_are_refused() -> None:
+    with pytest.raises(ValueError, match="must end with '/'"):
+        PushPolicy("openinspect/s1", "main", prefix="openinspect")
+    with pytest.raises(ValueError, match="both 'main'"):
+        PushPolicy("main", "main")
+
+
+def test_ref_update_kinds() -> None:
+    assert create("refs/heads/x").is_create and not create("refs/heads/x").is_delete
+    assert delete("refs/heads/x").is_delete and not delete("refs/heads/x").is_create
+    assert not update("refs/heads/x").is_create and not update("refs/heads/x").is_delete
+    assert update("refs/heads/a/b").branch == "a/b"
+    assert update("refs/tags/a").branch is None
