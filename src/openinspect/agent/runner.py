@@ -41,8 +41,10 @@ You are openinspect, a coding agent working in a sandbox on a checkout of the us
 The repository is your working directory ({repo_dir}), on the branch {branch}.
 Use the tools to inspect, edit and test the code. Prefer small, verifiable changes, run the tests
 that cover what you changed, and say briefly what you did and how you checked it.
-Do not commit or push: every change you leave in the working tree is committed for you under the
-name of the person who asked, and pushed to {branch}, when your turn ends.
+Every change you leave in the working tree is committed for you under the name of the person who
+asked, and pushed to {branch}, when your turn ends; you may also commit and `git push` yourself
+(to {branch} or a new branch under openinspect/). When asked for a pull request, use the
+create_pull_request tool.
 """
 STOPPED_TOOL_RESULT = "The user stopped this tool call before it finished."
 

@@ -2,6 +2,7 @@
 
     bash {command, timeout_s?}   read {path, offset?, limit?}   write {path, content}
     edit {path, old, new}        glob {pattern}                 grep {pattern, path?}
+    create_pull_request {title, body, draft?}
 
 Each runs in the session's sandbox through the bridge. A tool waits for the sandbox to be ready,
 so the model can start thinking while the sandbox boots. Every call produces a ``tool-call`` and a
@@ -19,10 +20,10 @@ from typing import Any, Protocol
 from pydantic_ai import RunContext, Tool
 
 from openinspect.domain.events import Event, ToolCall, ToolResult
-from openinspect.errors import RpcError, SandboxError
+from openinspect.errors import OpenInspectError, RpcError, SandboxError
 from openinspect.sandboxes.bridge import SandboxConnection
 
-TOOL_NAMES = ("bash", "read", "write", "edit", "glob", "grep")
+TOOL_NAMES = ("bash", "read", "write", "edit", "glob", "grep", "create_pull_request")
 
 
 class ToolHost(Protocol):
@@ -34,6 +35,12 @@ class ToolHost(Protocol):
 
     async def emit(self, event: Event) -> None:
         """Append a durable event to the session log."""
+        ...
+
+    async def open_pull_request(self, title: str, body: str, draft: bool) -> str:
+        """Commit and push the work so far, then open the session branch's pull request as the
+        person who asked (or update the open one). Returns a one-line summary for the model;
+        raises ``OpenInspectError`` with a message the model can act on."""
         ...
 
 
@@ -188,5 +195,29 @@ async def grep(ctx: RunContext[ToolDeps], pattern: str, path: str | None = None)
     return await _run_tool(ctx, "grep", args, body)
 
 
+async def create_pull_request(
+    ctx: RunContext[ToolDeps], title: str, body: str, draft: bool = False
+) -> str:
+    """Open a pull request from this session's branch into its base branch, authored by the
+    person who asked; calling it again updates the title and body of the open pull request.
+    Your changes so far are committed and pushed first. `body` is Markdown: say what changed and
+    how it was tested."""
+    args: dict[str, Any] = {"title": title, "body": body, "draft": draft}
+
+    async def run(box: SandboxConnection) -> _Outcome:
+        try:
+            return _Outcome(await ctx.deps.host.open_pull_request(title, body, draft))
+        except SandboxError:
+            raise
+        except OpenInspectError as exc:
+            hint = f" ({exc.hint})" if exc.hint else ""
+            return _Outcome(f"error [{exc.code}]: {exc.message}{hint}", True)
+
+    return await _run_tool(ctx, "create_pull_request", args, run)
+
+
 def builtin_tools() -> list[Tool[ToolDeps]]:
-    return [Tool(fn, takes_ctx=True) for fn in (bash, read, write, edit, glob, grep)]
+    return [
+        Tool(fn, takes_ctx=True)
+        for fn in (bash, read, write, edit, glob, grep, create_pull_request)
+    ]

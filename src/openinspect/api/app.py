@@ -1,8 +1,9 @@
 """The app factory and its lifespan. Nothing happens at import.
 
-``create_app(settings)`` returns the public API (REST + client WebSocket). The sandbox bridge is a
-second, tiny app (``create_bridge_app``) served only on the Unix socket that sandboxes can reach,
-so a sandbox can never call the public API, and the public port never accepts a sandbox.
+``create_app(settings)`` returns the public API (REST + client WebSocket) and the web app at
+``/``. The sandbox bridge is a second, tiny app (``create_bridge_app``) served only on the Unix
+socket that sandboxes can reach, so a sandbox can never call the public API, and the public port
+never accepts a sandbox.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI, WebSocket
 from starlette.applications import Starlette
-from starlette.routing import WebSocketRoute
+from starlette.routing import BaseRoute, WebSocketRoute
 
 from openinspect import __version__
 from openinspect.agent.models import ModelRegistry
@@ -24,15 +25,22 @@ from openinspect.api.auth import Bootstrap, WsTokens, bootstrap_admin, load_or_c
 from openinspect.api.deps import AppState
 from openinspect.api.errors import install_error_handlers
 from openinspect.api.limits import BodySizeLimit
-from openinspect.api.routes import meta, repos, sessions
+from openinspect.api.routes import auth, meta, repos, sessions, webhooks
+from openinspect.api.web import mount_web
 from openinspect.bus import Bus, open_bus
+from openinspect.people.service import People
 from openinspect.sandboxes.bridge import BridgeHub
 from openinspect.sandboxes.registry import resolve_provider
+from openinspect.scm.gitproxy import GitProxyAuthority, git_proxy_routes
 from openinspect.sessions.actor import Services
 from openinspect.sessions.eventlog import EventLog
+from openinspect.sessions.git_authority import SessionGitAuthority
 from openinspect.sessions.manager import SessionManager
+from openinspect.sessions.origins import Origins
+from openinspect.sessions.pulls import PullRequests
 from openinspect.settings import Settings
 from openinspect.store import Store
+from openinspect.store.crypto import Sealer
 
 log = logging.getLogger(__name__)
 
@@ -47,33 +55,63 @@ class Runtime:
     manager: SessionManager
     hub: BridgeHub
     bootstrap: Bootstrap
+    people: People
+    git_authority: SessionGitAuthority
+    origins: Origins
 
 
 @asynccontextmanager
 async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     home = settings.home_dir
     home.mkdir(parents=True, exist_ok=True)
-    store = await Store.open(settings.resolved_database_url)
+    sealer = Sealer.from_settings(settings.auth.encryption_key, home)
+    store = await Store.open(settings.resolved_database_url, sealer=sealer)
     bus = open_bus(settings.bus_url)
     models = ModelRegistry(settings)
     await asyncio.to_thread(models.preload)
     hub = BridgeHub(heartbeat_timeout_s=settings.sandbox.heartbeat_timeout_s)
+    people: People | None = None
+    origins: Origins | None = None
     try:
+        people = People.open(settings, store, load_or_create_secret(home))
+        origins = Origins(people.github, settings.github.web_url)
+        events = EventLog(store, bus)
         provider = resolve_provider(settings.sandbox.provider, settings)
+        pulls = PullRequests(
+            store=store,
+            events=events,
+            github=people.github,
+            user_tokens=people.user_tokens,
+            web_url=settings.github.web_url,
+        )
         services = Services(
             settings=settings,
             store=store,
-            events=EventLog(store, bus),
+            events=events,
             models=models,
             hub=hub,
             provider=provider,
+            origins=origins,
+            pulls=pulls,
         )
         manager = SessionManager(services)
+        manager.repo_guard = people.repo_policy
+        authority = SessionGitAuthority(
+            store=store,
+            events=events,
+            hub=hub,
+            origins=origins,
+            running_prompt=manager.running_prompt,
+        )
         bootstrap = await bootstrap_admin(store, home)
         await manager.recover()
-        yield Runtime(settings, store, bus, manager, hub, bootstrap)
+        yield Runtime(settings, store, bus, manager, hub, bootstrap, people, authority, origins)
         await manager.close()
     finally:
+        if origins is not None:
+            await origins.aclose()
+        if people is not None:
+            await people.aclose()
         models.close()
         await bus.close()
         await store.close()
@@ -101,12 +139,15 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         docs_url="/api/docs",
         redoc_url=None,
     )
-    app.add_middleware(BodySizeLimit)
+    app.add_middleware(BodySizeLimit, path_limits={"/webhooks/": settings.github.webhook_max_bytes})
     install_error_handlers(app)
     app.include_router(meta.router)
     app.include_router(sessions.router)
     app.include_router(repos.router)
     app.include_router(ws.router)
+    app.include_router(auth.router)
+    app.include_router(webhooks.router)
+    mount_web(app)  # last: the API's routes win over the app's history-API fallback
     return app
 
 
@@ -116,14 +157,20 @@ def _attach(app: Starlette, runtime: Runtime) -> None:
         manager=runtime.manager,
         store=runtime.store,
         ws_tokens=WsTokens(secret, runtime.settings.sessions.ws_token_ttl_s),
+        people=runtime.people,
+        settings=runtime.settings,
+        pulls=runtime.manager.services.pulls,
     )
     app.state.runtime = runtime
 
 
-def create_bridge_app(hub: BridgeHub) -> Starlette:
-    """The app behind the Unix socket: only the sandbox bridge."""
+def create_bridge_app(hub: BridgeHub, git_authority: GitProxyAuthority | None = None) -> Starlette:
+    """The app behind the Unix socket: the sandbox bridge and the git proxy, nothing else."""
 
     async def bridge(websocket: WebSocket) -> None:
         await hub.handle(websocket, websocket.headers)
 
-    return Starlette(routes=[WebSocketRoute("/sandbox/bridge", bridge)])
+    routes: list[BaseRoute] = [WebSocketRoute("/sandbox/bridge", bridge)]
+    if git_authority is not None:
+        routes.extend(git_proxy_routes(git_authority))
+    return Starlette(routes=routes)

@@ -12,7 +12,6 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import subprocess
 import time
@@ -22,18 +21,14 @@ from pathlib import Path
 from openinspect.domain.models import User
 from openinspect.errors import AuthError, ForbiddenError
 from openinspect.store import Store
+from openinspect.store.crypto import write_private_file
 
 ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105 - a file name
 SECRET_FILE = "secret.key"  # noqa: S105 - a file name
 _SECRET_BYTES = 32
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(path, 0o600)
+_write_private = write_private_file
 
 
 def load_or_create_secret(home: Path) -> bytes:

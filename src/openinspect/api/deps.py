@@ -1,4 +1,4 @@
-"""Request dependencies: the app's services and the authenticated user."""
+"""Request dependencies: the app's services, the authenticated user, and role checks."""
 
 from __future__ import annotations
 
@@ -10,8 +10,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from openinspect.api.auth import WsTokens
 from openinspect.domain.models import User
-from openinspect.errors import AuthError
+from openinspect.errors import AuthError, ConfigError, ForbiddenError
+from openinspect.people.roles import ensure_can_see, is_admin
+from openinspect.people.service import People
 from openinspect.sessions.manager import SessionManager
+from openinspect.sessions.pulls import PullRequests
+from openinspect.settings import Settings
 from openinspect.store import Store
 
 _bearer = HTTPBearer(auto_error=False)
@@ -22,6 +26,14 @@ class AppState:
     manager: SessionManager
     store: Store
     ws_tokens: WsTokens
+    settings: Settings
+    pulls: PullRequests
+    people: People | None = None
+
+    def require_people(self) -> People:
+        if self.people is None:
+            raise ConfigError("The app was started without its people services")
+        return self.people
 
 
 def app_state(request: Request) -> AppState:
@@ -38,11 +50,29 @@ async def current_user(
             "This endpoint needs an API token",
             hint="Send 'Authorization: Bearer <token>' (see `openinspect serve`)",
         )
-    user = await app_state(request).store.users.authenticate(credentials.credentials)
-    if user is None:
-        raise AuthError("Unknown or revoked API token")
+    found = await app_state(request).store.users.lookup(credentials.credentials)
+    if found is None:
+        raise AuthError(
+            "Unknown, expired or revoked API token",
+            hint="Sign in again (`openinspect login`, or the web app) or mint a new token",
+        )
+    request.state.token_id = found.token_id
+    return found.user
+
+
+async def admin_user(user: Annotated[User, Depends(current_user)]) -> User:
+    if not is_admin(user):
+        raise ForbiddenError("This needs the admin role", hint="Ask an admin of this server")
     return user
+
+
+async def visible_session(request: Request, user: Annotated[User, Depends(current_user)]) -> None:
+    """For routes under ``/api/sessions/{session_id}``: members reach only their sessions."""
+    session_id = request.path_params.get("session_id")
+    if session_id:
+        await ensure_can_see(app_state(request).store, user, session_id)
 
 
 State = Annotated[AppState, Depends(app_state)]
 CurrentUser = Annotated[User, Depends(current_user)]
+AdminUser = Annotated[User, Depends(admin_user)]

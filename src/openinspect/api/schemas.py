@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from openinspect.domain.models import Prompt, Repo, Session
+from openinspect.domain.models import Prompt, PullRequestRecord, Repo, Session
 
 NAME_MAX = 200
 URL_MAX = 2048
@@ -69,6 +69,39 @@ class EventPage(BaseModel):
 
 class StopResult(BaseModel):
     stopped: bool
+
+
+class PullRequestCreate(BaseModel):
+    title: str = Field(min_length=1, max_length=256)
+    body: str = Field("", max_length=60_000)
+    draft: bool = False
+
+
+class PullRequestList(BaseModel):
+    pull_requests: list[PullRequestRecord]
+
+
+class DiffFileOut(BaseModel):
+    path: str
+    old_path: str | None = Field(description="The path before a rename, else null.")
+    status: Literal["added", "modified", "deleted", "renamed"]
+    additions: int
+    deletions: int
+    patch: str = Field(
+        description="Unified diff hunks, from the first '@@' line, without the file header; "
+        "empty for binary files."
+    )
+    binary: bool
+    truncated: bool = Field(description="The patch was cut at the per-file or total limit.")
+
+
+class SessionDiffOut(BaseModel):
+    base: str = Field(description="The base branch.")
+    branch: str = Field(description="The session branch.")
+    base_sha: str | None = Field(description="The merge base the diff is taken from.")
+    head_sha: str | None = Field(description="The session branch's tip; null until pushed.")
+    files: list[DiffFileOut] = Field(description="Empty until the branch is pushed.")
+    truncated: bool = Field(description="Files were left out or a patch was cut.")
 
 
 class WsToken(BaseModel):

@@ -72,7 +72,7 @@ async def serve(
         )
         bridge = _QuietServer(
             uvicorn.Config(
-                create_bridge_app(runtime.hub),
+                create_bridge_app(runtime.hub, runtime.git_authority),
                 uds=str(bridge_path),
                 log_level="warning",
                 lifespan="off",

@@ -15,6 +15,7 @@ from websockets.asyncio.client import ClientConnection
 
 from openinspect.api.auth import ADMIN_TOKEN_FILE
 from openinspect.api.server import SERVER_FILE
+from openinspect.cli.credentials import Credentials
 from openinspect.errors import AuthError, ConfigError, OpenInspectError
 from openinspect.settings import DEFAULT_PORT, Settings
 
@@ -38,23 +39,25 @@ class Target:
 
 def discover(settings: Settings | None = None) -> Target:
     """Where the server is and which token to use: OPENINSPECT_URL / OPENINSPECT_TOKEN, else
-    the files the server writes in OPENINSPECT_HOME on this machine."""
+    the server and token of ``openinspect login`` (``credentials.json``), else the files the
+    server writes in OPENINSPECT_HOME on this machine."""
     settings = settings or Settings()
     home = settings.home_dir
-    url = os.environ.get("OPENINSPECT_URL")
+    credentials = Credentials.load(home)
+    url = os.environ.get("OPENINSPECT_URL") or credentials.current
     if not url:
         info = home / SERVER_FILE
         url = json.loads(info.read_text())["url"] if info.exists() else None
     url = url or f"http://127.0.0.1:{DEFAULT_PORT}"
-    token = os.environ.get("OPENINSPECT_TOKEN")
+    token = os.environ.get("OPENINSPECT_TOKEN") or credentials.token_for(url)
     token_file = home / ADMIN_TOKEN_FILE
     if not token and token_file.exists():
         token = token_file.read_text().strip()
     if not token:
         raise ConfigError(
             "No API token found",
-            hint=f"Set OPENINSPECT_TOKEN, or start `openinspect serve` once so that "
-            f"{Path(token_file)} exists",
+            hint=f"Run `openinspect login`, set OPENINSPECT_TOKEN, or start `openinspect serve` "
+            f"once so that {Path(token_file)} exists",
         )
     return Target(url.rstrip("/"), token)
 

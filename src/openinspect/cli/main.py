@@ -248,5 +248,105 @@ def llm_server(
     serve_llm(script, host=host, port=port)
 
 
+@testing_app.command("github-server")
+def github_server(
+    data: Annotated[Path, typer.Option("--data", help="Directory for its state and repos.")],
+    port: Annotated[int, typer.Option(help="TCP port (0 picks a free one).")] = 8901,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    repo: Annotated[
+        list[str] | None,
+        typer.Option("--repo", help="owner/name=PATH: import the git repo at PATH (repeatable)."),
+    ] = None,
+    user: Annotated[
+        list[str] | None, typer.Option("--user", help="A GitHub user to create (repeatable).")
+    ] = None,
+    webhook_url: Annotated[
+        str | None, typer.Option(help="Deliver webhooks here (e.g. http://…/webhooks/github).")
+    ] = None,
+) -> None:
+    """Run the fake GitHub (REST API, OAuth, webhooks, git) in the foreground; prints the
+    OPENINSPECT_GITHUB__* settings that point a server at it."""
+    from openinspect.testing.github.cli import serve as serve_github
+
+    try:
+        serve_github(
+            data_dir=data,
+            port=port,
+            host=host,
+            repos=repo or [],
+            users=user or [],
+            webhook_url=webhook_url,
+        )
+    except ValueError as exc:
+        err_console.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+
+
+tokens_app = typer.Typer(help="Your API tokens on the server.", no_args_is_help=True)
+app.add_typer(tokens_app, name="tokens")
+UrlOpt = Annotated[
+    str | None, typer.Option("--url", help="Server URL (default: OPENINSPECT_URL or the current).")
+]
+
+
+@app.command()
+def login(
+    url: UrlOpt = None,
+    token: Annotated[
+        str | None, typer.Option(help="Keep this API token instead of signing in with GitHub.")
+    ] = None,
+) -> None:
+    """Sign in to a server with GitHub (device flow), or keep a token you already have."""
+    from openinspect.cli import login as flows
+    from openinspect.settings import Settings
+
+    settings = Settings()
+    target = flows.server_url(url, settings)
+    if token:
+        _run(flows.token_login(console, settings, target, token))
+    else:
+        _run(flows.device_login(console, settings, target))
+
+
+@app.command()
+def logout(url: UrlOpt = None) -> None:
+    """Revoke this CLI's token on the server and forget it."""
+    from openinspect.cli import login as flows
+    from openinspect.settings import Settings
+
+    settings = Settings()
+    _run(flows.logout(console, settings, flows.server_url(url, settings)))
+
+
+@tokens_app.command("list")
+def tokens_list(json_out: JsonOpt = False) -> None:
+    """Your tokens (not the secrets: those are shown once, at creation)."""
+    from openinspect.cli import login as flows
+
+    _run(flows.tokens_list(console, json_out))
+
+
+@tokens_app.command("create")
+def tokens_create(
+    name: Annotated[str, typer.Argument(help="What the token is for.")],
+    expires_days: Annotated[
+        int | None, typer.Option("--expires-days", min=1, help="Expire after this many days.")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Mint an API token for scripts and print it (once)."""
+    from openinspect.cli import login as flows
+
+    _run(flows.tokens_create(console, name, expires_days, json_out))
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token_id: Annotated[str, typer.Argument(help="The token's id (tok_…).")]) -> None:
+    """Revoke one of your tokens."""
+    from openinspect.cli import login as flows
+
+    _run(flows.tokens_revoke(console, token_id))
+
+
 def main() -> None:
     app()

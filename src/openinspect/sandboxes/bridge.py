@@ -73,6 +73,17 @@ class BridgeHub:
         """The connection of a registered sandbox."""
         return self._connections.get(sandbox_id)
 
+    def identify(self, token: str) -> str | None:
+        """The id of the registered, not lost sandbox whose token this is (used by the git
+        proxy, which gets the token from the box's forwarder but no sandbox id)."""
+        digest = _token_hash(token)
+        found: str | None = None
+        for sandbox_id, connection in list(self._connections.items()):
+            # Every entry is compared, so the time taken does not tell which one matched.
+            if hmac.compare_digest(digest, connection.token_hash) and connection.status != "lost":
+                found = sandbox_id
+        return found
+
     async def close(self) -> None:
         """Unregister every sandbox (on server shutdown)."""
         for sandbox_id in list(self._connections):

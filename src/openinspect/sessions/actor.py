@@ -22,7 +22,6 @@ from openinspect.domain.events import (
     ErrorInfo,
     Event,
     GitCommit,
-    GitPush,
     PromptCancelled,
     PromptFinished,
     PromptQueued,
@@ -32,7 +31,15 @@ from openinspect.domain.events import (
     utcnow,
 )
 from openinspect.domain.ids import new_id
-from openinspect.domain.models import Author, Prompt, PromptStatus, Session, SessionStatus, User
+from openinspect.domain.models import (
+    Author,
+    Prompt,
+    PromptStatus,
+    PullRequestRecord,
+    Session,
+    SessionStatus,
+    User,
+)
 from openinspect.errors import (
     GitError,
     InvalidInput,
@@ -47,12 +54,9 @@ from openinspect.errors import (
 from openinspect.sandboxes.base import SandboxProvider
 from openinspect.sandboxes.bridge import BridgeHub, SandboxConnection
 from openinspect.sessions.eventlog import EventLog
-from openinspect.sessions.git import (
-    commit_in_sandbox,
-    commit_message,
-    mirror_path,
-    push_from_sandbox,
-)
+from openinspect.sessions.git import commit_in_sandbox, commit_message, push_in_sandbox
+from openinspect.sessions.origins import Origins
+from openinspect.sessions.pulls import PullRequests
 from openinspect.sessions.sandbox import SessionSandbox
 from openinspect.settings import Settings
 from openinspect.store import Store
@@ -71,6 +75,8 @@ class Services:
     models: ModelRegistry
     hub: BridgeHub
     provider: SandboxProvider
+    origins: Origins
+    pulls: PullRequests
 
 
 def fingerprint(author_id: str, content: str, model: str | None, effort: str | None) -> str:
@@ -87,10 +93,13 @@ class SessionActor:
         self._runner: asyncio.Task[None] | None = None
         self._current: asyncio.Task[RunOutcome] | None = None
         self._stop_requested = False
+        self._running_prompt_id: str | None = None
+        self._git_lock = asyncio.Lock()  # one commit/push at a time (prompt end, PR tool, API)
         self.sandbox = SessionSandbox(
             session,
             settings=services.settings,
             store=services.store,
+            origins=services.origins,
             hub=services.hub,
             provider=services.provider,
             emit=self.emit,
@@ -260,6 +269,13 @@ class SessionActor:
         if not await self._s.store.prompts.set_status(prompt.id, "running", only_if=("queued",)):
             return  # cancelled between the query and now
         started = time.monotonic()
+        self._running_prompt_id = prompt.id
+        try:
+            await self._run_prompt(prompt, started)
+        finally:
+            self._running_prompt_id = None
+
+    async def _run_prompt(self, prompt: Prompt, started: float) -> None:
         model = prompt.model or self.session.model
         effort = self._effort(prompt.model, prompt.effort)
         await self.emit(
@@ -280,9 +296,7 @@ class SessionActor:
         )
         self._stop_requested = False
         self._current = asyncio.create_task(
-            run_prompt(
-                run, _Host(self, prompt.id), history, self._s.models, self._s.settings.agent
-            ),
+            run_prompt(run, _Host(self, prompt), history, self._s.models, self._s.settings.agent),
             name=f"prompt {prompt.id}",
         )
         status: PromptStatus
@@ -320,18 +334,34 @@ class SessionActor:
             )
         )
 
+    @property
+    def running_prompt_id(self) -> str | None:
+        """The prompt being run now, if any (the git proxy tags pushes with it)."""
+        return self._running_prompt_id
+
     async def _commit_and_push(self, prompt: Prompt) -> None:
+        """Commit what the prompt left in the working tree, then push the branch through the
+        git proxy (which records the ``git-push``). Failures become warnings, never lost work:
+        the commit stays in the sandbox and the next prompt's push carries it."""
         box = self.sandbox.connection_if_ready()
         if box is None:
             return
         sid = self.session.id
         try:
-            commit = await commit_in_sandbox(box, prompt.author, commit_message(prompt.content))
-            if commit is None:
-                return
+            async with self._git_lock:
+                await self._commit(box, prompt)
+                await push_in_sandbox(box, self.session.branch)
+        except (GitError, SandboxError) as exc:
+            await self.emit(
+                WarningEvent(session_id=sid, prompt_id=prompt.id, code=exc.code, message=str(exc))
+            )
+
+    async def _commit(self, box: SandboxConnection, prompt: Prompt) -> None:
+        commit = await commit_in_sandbox(box, prompt.author, commit_message(prompt.content))
+        if commit is not None:
             await self.emit(
                 GitCommit(
-                    session_id=sid,
+                    session_id=self.session.id,
                     prompt_id=prompt.id,
                     sha=commit.sha,
                     branch=self.session.branch,
@@ -340,35 +370,41 @@ class SessionActor:
                     files_changed=commit.files_changed,
                 )
             )
-            await push_from_sandbox(
-                box,
-                mirror_path(self._s.settings.mirrors_dir, self.session.repo_url),
-                self.session.repo_url,
-                self.session.branch,
-                commit.sha,
-                self._s.settings.home_dir / "tmp",
+
+    async def open_pull_request(
+        self, prompt: Prompt | None, user: User, *, title: str, body: str, draft: bool
+    ) -> PullRequestRecord:
+        """Commit and push what is in the sandbox (when one is up), then open or update the
+        session branch's pull request as ``user``."""
+        self._s.pulls.repo_of(self.session)  # a clear error before any git work
+        box = self.sandbox.connection_if_ready()
+        if box is not None:
+            async with self._git_lock:
+                if prompt is not None:
+                    await self._commit(box, prompt)
+                await push_in_sandbox(box, self.session.branch)
+        elif not await self._s.store.branches.names(self.session.id):
+            raise SessionNotPromptable(
+                "Nothing was pushed from this session yet, so there is no branch to open a "
+                "pull request from",
+                hint="Send a prompt that changes the code first",
             )
-            await self.emit(
-                GitPush(
-                    session_id=sid,
-                    prompt_id=prompt.id,
-                    sha=commit.sha,
-                    branch=self.session.branch,
-                    remote=self.session.repo_url,
-                )
-            )
-        except (GitError, SandboxError) as exc:
-            await self.emit(
-                WarningEvent(session_id=sid, prompt_id=prompt.id, code=exc.code, message=str(exc))
-            )
+        return await self._s.pulls.open_or_update(
+            self.session,
+            user,
+            title=title,
+            body=body,
+            draft=draft,
+            prompt_id=prompt.id if prompt else None,
+        )
 
 
 class _Host:
     """The agent's view of the session it runs in."""
 
-    def __init__(self, actor: SessionActor, prompt_id: str) -> None:
+    def __init__(self, actor: SessionActor, prompt: Prompt) -> None:
         self._actor = actor
-        self._prompt_id = prompt_id
+        self._prompt = prompt
 
     async def sandbox(self) -> SandboxConnection:
         return await self._actor.sandbox.ready()
@@ -381,6 +417,16 @@ class _Host:
 
     async def save_conversation(self, messages_json: bytes) -> None:
         await self._actor._s.store.sessions.save_conversation(self._actor.session.id, messages_json)
+
+    async def open_pull_request(self, title: str, body: str, draft: bool) -> str:
+        actor = self._actor
+        user = await actor._s.store.users.get(self._prompt.author.id)
+        if user is None:
+            raise SessionNotPromptable("The person who asked for this prompt no longer exists")
+        record = await actor.open_pull_request(
+            self._prompt, user, title=title, body=body, draft=draft
+        )
+        return f"Pull request #{record.number} ({record.state}): {record.url}"
 
     async def add_cost(self, cost_usd: float) -> float:
         session = await self._actor._s.store.sessions.update(

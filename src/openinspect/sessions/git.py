@@ -1,15 +1,15 @@
 """Git on the control-plane side: repo mirrors, and commit + push of a session's workspace.
 
 The sandbox clones from a local bare mirror that the control plane keeps up to date, so a box
-needs no network and no credentials to get the code. After each prompt the control plane commits
-the workspace with the prompting user as author and ``openinspect`` as committer, and pushes the
-session branch to the real origin.
+needs no network and no credentials to get the code; its ``origin`` then points at the git proxy
+(``sessions.git_authority``). After each prompt the control plane commits the workspace inside the
+sandbox with the prompting user as author and ``openinspect`` as committer, and the sandbox pushes
+the session branch through the proxy like any developer would.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import os
 from dataclasses import dataclass
@@ -32,7 +32,8 @@ class CommitInfo:
     files_changed: int
 
 
-def _env() -> dict[str, str]:
+def git_env() -> dict[str, str]:
+    """The environment git runs in: no inherited GIT_* variables, no prompts, C locale."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     env.update(GIT_TERMINAL_PROMPT="0", LC_ALL="C")
     return env
@@ -49,7 +50,7 @@ async def git(
         "git",
         *args,
         cwd=cwd,
-        env=env or _env(),
+        env=env or git_env(),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -88,15 +89,19 @@ def mirror_path(mirrors_dir: Path, origin: str) -> Path:
     return mirrors_dir / f"{hashlib.sha256(origin.encode()).hexdigest()[:24]}.git"
 
 
-async def ensure_mirror(mirrors_dir: Path, origin: str) -> Path:
-    """A bare mirror of ``origin`` under ``mirrors_dir``, created or refreshed."""
+async def ensure_mirror(
+    mirrors_dir: Path, origin: str, auth_env: dict[str, str] | None = None
+) -> Path:
+    """A bare mirror of ``origin`` under ``mirrors_dir``, created or refreshed. ``auth_env``
+    carries credentials for the origin as environment (see ``Origins.git_env``)."""
     mirror = mirror_path(mirrors_dir, origin)
+    env = {**git_env(), **(auth_env or {})}
     if (mirror / "HEAD").exists():
-        await git("remote", "update", "--prune", cwd=mirror)
+        await git("remote", "update", "--prune", cwd=mirror, env=env)
     else:
         mirrors_dir.mkdir(parents=True, exist_ok=True)
         tmp = mirror.with_name(f"{mirror.stem}.tmp-{os.getpid()}")
-        await git("clone", "--mirror", "--quiet", origin, str(tmp))
+        await git("clone", "--mirror", "--quiet", origin, str(tmp), env=env)
         tmp.rename(mirror)
     return mirror
 
@@ -126,9 +131,6 @@ git -c commit.gpgsign=false commit --quiet --no-verify -m "$OPENINSPECT_COMMIT_M
 git rev-parse HEAD
 git show --name-only --format= HEAD | grep -c . || true
 """
-# The commits that origin lacks, as a git bundle, base64 on stdout (the bridge carries text).
-_BUNDLE_SCRIPT = "git bundle create --quiet - HEAD --not --remotes=origin | base64 -w0"
-BUNDLE_MAX_BYTES = 200 * 1024 * 1024
 
 
 async def commit_in_sandbox(
@@ -154,31 +156,16 @@ async def commit_in_sandbox(
     )
 
 
-async def push_from_sandbox(
-    box: SandboxConnection, mirror: Path, origin: str, branch: str, sha: str, scratch_dir: Path
-) -> None:
-    """Carry the sandbox's new commits to the host as a bundle, then push ``sha`` to ``branch``
-    on the real origin from the trusted mirror."""
-    result = await box.exec(_BUNDLE_SCRIPT, timeout_s=GIT_TIMEOUT_S)
+# Through the git proxy: the push is checked against the session's branch rules and recorded
+# there, so the agent's own pushes and this one are treated alike.
+_PUSH_SCRIPT = 'git push --porcelain origin "HEAD:refs/heads/$OPENINSPECT_BRANCH"'
+
+
+async def push_in_sandbox(box: SandboxConnection, branch: str) -> None:
+    """Push the sandbox's HEAD to ``branch`` on origin (the git proxy). Nothing new: no-op."""
+    result = await box.exec(
+        _PUSH_SCRIPT, env={"OPENINSPECT_BRANCH": branch}, timeout_s=GIT_TIMEOUT_S
+    )
     if result.exit_code != 0:
-        raise GitError(f"Bundling the session's commits failed: {result.stderr.strip()}")
-    data = base64.b64decode(result.stdout.strip() or b"")
-    if len(data) > BUNDLE_MAX_BYTES:
-        raise GitError(
-            f"The session's new commits are {len(data)} bytes; the limit is {BUNDLE_MAX_BYTES}",
-            hint="Avoid committing large generated files",
-        )
-    scratch_dir.mkdir(parents=True, exist_ok=True)
-    bundle = scratch_dir / f"push-{sha[:12]}.bundle"
-    bundle.write_bytes(data)
-    try:
-        ref = f"refs/openinspect/push/{sha}"
-        await git("fetch", "--quiet", "--no-tags", str(bundle), f"+HEAD:{ref}", cwd=mirror)
-        fetched = (await git("rev-parse", ref, cwd=mirror)).strip()
-        if fetched != sha:
-            raise GitError(f"The sandbox sent {fetched[:12]} but committed {sha[:12]}")
-        # An explicit URL, not the mirror's remote: the mirror's remote would push every ref.
-        await git("push", "--quiet", origin, f"{sha}:refs/heads/{branch}", cwd=mirror)
-        await git("update-ref", "-d", ref, cwd=mirror)
-    finally:
-        bundle.unlink(missing_ok=True)
+        output = (result.stderr or result.stdout).strip()
+        raise GitError(f"git push to {branch} failed: {output}")

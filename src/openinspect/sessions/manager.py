@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from openinspect.domain.events import PromptFinished, SessionCreated, SessionUpdated, utcnow
@@ -15,6 +16,7 @@ from openinspect.domain.ids import new_id, session_branch
 from openinspect.domain.models import Author, Session, User
 from openinspect.errors import InvalidInput, SessionNotFound
 from openinspect.sessions.actor import Services, SessionActor
+from openinspect.sessions.diff import SessionDiffs
 from openinspect.sessions.git import branch_exists, ensure_mirror, normalize_origin
 from openinspect.sessions.presence import Presence
 
@@ -22,6 +24,9 @@ log = logging.getLogger(__name__)
 TITLE_MAX_CHARS = 200
 BRANCH_NAME_MAX = 255
 _BAD_BRANCH_CHARS = set(" ~^:?*[\\") | {chr(c) for c in range(32)}
+RepoGuard = Callable[[User, str, bool], Awaitable[None]]
+"""Called with (user, repo URL or path, whether it is registered) before a session is created;
+raises to refuse (``people.roles.SessionRepoPolicy``)."""
 
 
 def validate_branch(name: str) -> str:
@@ -46,8 +51,15 @@ class SessionManager:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.presence = Presence()
+        self.diffs = SessionDiffs(services.settings.mirrors_dir, auth_env=services.origins.git_env)
         self._actors: dict[str, SessionActor] = {}
+        self.repo_guard: RepoGuard | None = None
         self._lock = asyncio.Lock()
+
+    def running_prompt(self, session_id: str) -> str | None:
+        """The prompt the session is running now, if it is live here."""
+        actor = self._actors.get(session_id)
+        return actor.running_prompt_id if actor is not None else None
 
     async def recover(self) -> None:
         """Reconcile the store with a process that died: sandboxes are gone, running prompts
@@ -92,11 +104,16 @@ class SessionManager:
         """Create a session on a repo (registered name or id, local path, or git URL)."""
         store = self.services.store
         registered = await store.repos.find(repo)
-        origin = registered.url if registered else normalize_origin(repo)
+        if self.repo_guard is not None:  # roles and the GitHub access check; before any fetch
+            await self.repo_guard(user, registered.url if registered else repo, bool(registered))
+        origins = self.services.origins
+        origin = origins.canonical(registered.url if registered else normalize_origin(repo))
         base = validate_branch(base_branch or (registered.default_branch if registered else "main"))
         model_id = model or self.services.settings.agent.default_model
         self.services.models.validate(model_id, effort)
-        mirror = await ensure_mirror(self.services.settings.mirrors_dir, origin)
+        mirror = await ensure_mirror(
+            self.services.settings.mirrors_dir, origin, await origins.git_env(origin)
+        )
         if not await branch_exists(mirror, base):
             raise InvalidInput(
                 f"Branch {base!r} does not exist in {origin}",

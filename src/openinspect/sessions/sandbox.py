@@ -23,6 +23,7 @@ from openinspect.runtime.protocol import RuntimeEvent
 from openinspect.sandboxes.base import SandboxHandle, SandboxProvider, SandboxSpec
 from openinspect.sandboxes.bridge import BridgeHub, SandboxConnection
 from openinspect.sessions.git import branch_exists, ensure_mirror
+from openinspect.sessions.origins import Origins
 from openinspect.settings import Settings
 from openinspect.store import Store
 
@@ -38,6 +39,7 @@ class SessionSandbox:
         *,
         settings: Settings,
         store: Store,
+        origins: Origins,
         hub: BridgeHub,
         provider: SandboxProvider,
         emit: Emit,
@@ -45,6 +47,7 @@ class SessionSandbox:
         self._session = session
         self._settings = settings
         self._store = store
+        self._origins = origins
         self._hub = hub
         self._provider = provider
         self._emit = emit
@@ -110,7 +113,10 @@ class SessionSandbox:
 
     async def _boot_sandbox(self) -> SandboxConnection:
         session, settings = self._session, self._settings
-        mirror = await ensure_mirror(settings.mirrors_dir, session.repo_url)
+        origin = session.repo_url
+        mirror = await ensure_mirror(
+            settings.mirrors_dir, origin, await self._origins.git_env(origin)
+        )
         if not await branch_exists(mirror, session.base_branch):
             raise SandboxError(f"Branch {session.base_branch!r} not found in {session.repo_url}")
         token = secrets.token_urlsafe(32)
@@ -133,6 +139,7 @@ class SessionSandbox:
             clone_source_is_path=True,
             base_branch=session.base_branch,
             work_branch=session.branch,
+            git_remote_path=self._origins.proxy_path(session.id, origin),
             boot_mode="fresh",
             token=token,
             bridge_socket=settings.bridge_socket,

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openinspect.store.branches import BranchStore
+from openinspect.store.crypto import Sealer
 from openinspect.store.db import create_engine, migrate
 from openinspect.store.events import EventStore
+from openinspect.store.identities import IdentityStore
 from openinspect.store.prompts import PromptStore
 from openinspect.store.pulls import PullRequestStore
 from openinspect.store.repos import RepoStore
@@ -30,10 +32,15 @@ class Store:
     branches: BranchStore
     pulls: PullRequestStore
     webhooks: WebhookStore
+    identities: IdentityStore
 
     @classmethod
-    async def open(cls, url: str, *, run_migrations: bool = True) -> Store:
-        """Connect, migrate to the newest schema, and return the store. Close with ``close``."""
+    async def open(
+        cls, url: str, *, run_migrations: bool = True, sealer: Sealer | None = None
+    ) -> Store:
+        """Connect, migrate to the newest schema, and return the store. Close with ``close``.
+        ``sealer`` encrypts the OAuth tokens kept with identities (without it, keeping or reading
+        one is a ``ConfigError``)."""
         engine = create_engine(url)
         if run_migrations:
             await migrate(engine)
@@ -48,6 +55,7 @@ class Store:
             branches=BranchStore(engine),
             pulls=PullRequestStore(engine),
             webhooks=WebhookStore(engine),
+            identities=IdentityStore(engine, sealer),
         )
 
     async def close(self) -> None:

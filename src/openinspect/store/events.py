@@ -36,6 +36,34 @@ class EventStore:
                 .values(last_seq=event.seq, updated_at=event.ts)
             )
 
+    async def append_many(self, session_id: str, batch: list[Event]) -> None:
+        """Store a batch of one session's events, seqs assigned and ascending, in one
+        transaction (imports and seeded histories; live events go through ``append``)."""
+        if not batch:
+            return
+        if any(e.session_id != session_id for e in batch):
+            raise ValueError("append_many takes the events of one session")
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                events.insert(),
+                [
+                    {
+                        "session_id": e.session_id,
+                        "seq": e.seq,
+                        "type": e.type,
+                        "prompt_id": e.prompt_id,
+                        "ts": e.ts,
+                        "data": json.dumps(dump_event(e)),
+                    }
+                    for e in batch
+                ],
+            )
+            await conn.execute(
+                sessions.update()
+                .where(sessions.c.id == session_id)
+                .values(last_seq=batch[-1].seq, updated_at=batch[-1].ts)
+            )
+
     async def last_seq(self, session_id: str) -> int:
         query = sa.select(sa.func.max(events.c.seq)).where(events.c.session_id == session_id)
         async with self._engine.connect() as conn:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openinspect.domain.events import utcnow
@@ -38,6 +39,11 @@ class SandboxStore:
             await conn.execute(
                 sandboxes.update().where(sandboxes.c.id == sandbox_id).values(**values)
             )
+
+    async def session_of(self, sandbox_id: str) -> str | None:
+        query = sa.select(sandboxes.c.session_id).where(sandboxes.c.id == sandbox_id)
+        async with self._engine.connect() as conn:
+            return (await conn.execute(query)).scalar_one_or_none()
 
     async def mark_all_stopped(self) -> int:
         """On start: sandboxes of a previous process are gone (they die with their parent)."""

@@ -42,6 +42,7 @@ class SessionStore:
         self,
         *,
         creator_id: str | None = None,
+        participant_id: str | None = None,
         statuses: Sequence[str] | None = None,
         limit: int = 50,
         before: str | None = None,
@@ -50,6 +51,14 @@ class SessionStore:
         query = sessions.select().order_by(sessions.c.updated_at.desc(), sessions.c.id.desc())
         if creator_id:
             query = query.where(sessions.c.creator_id == creator_id)
+        if participant_id:  # sessions the user created or took part in
+            query = query.where(
+                sessions.c.id.in_(
+                    sa.select(participants.c.session_id).where(
+                        participants.c.user_id == participant_id
+                    )
+                )
+            )
         if statuses:
             query = query.where(sessions.c.status.in_(statuses))
         if before:

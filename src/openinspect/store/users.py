@@ -1,21 +1,60 @@
-"""Users and their API tokens. Tokens are stored as SHA-256 hashes only."""
+"""Users and their API tokens. Tokens are stored as SHA-256 hashes only.
+
+A token has a ``kind``: ``api`` (made by a person for scripts), ``web`` (minted at browser
+sign-in, expiring after ``auth.web_token_ttl_s``) or ``cli`` (minted by ``openinspect login``).
+Expired and revoked tokens authenticate nobody. ``last_used_at`` is written at most once per
+``LAST_USED_RESOLUTION_S`` per token, so that authenticating is a read, not a write, per request.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openinspect.domain.events import utcnow
 from openinspect.domain.ids import new_id
 from openinspect.domain.models import Role, User
+from openinspect.errors import ConflictError, NotFoundError
 from openinspect.store.tables import api_tokens, users
 
 TOKEN_PREFIX = "oi_"  # noqa: S105 - a prefix, not a secret
 _TOKEN_BYTES = 32
+_PREFIX_CHARS = 8
+LAST_USED_RESOLUTION_S = 60
+TokenKind = Literal["api", "web", "cli"]
+
+
+class ApiToken(BaseModel):
+    """What is known about a token besides its secret (which is never stored)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    user_id: str
+    name: str
+    kind: TokenKind
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    """A valid bearer token: whose it is and which token it was."""
+
+    user: User
+    token_id: str
+    kind: TokenKind
 
 
 def hash_token(token: str) -> str:
@@ -63,29 +102,146 @@ class UserStore:
                 (await conn.execute(sa.select(sa.func.count()).select_from(users))).scalar_one()
             )
 
-    async def create_token(self, user_id: str, name: str) -> str:
-        """Mint an API token for a user. Returns the token; only its hash is kept."""
-        token = TOKEN_PREFIX + secrets.token_urlsafe(_TOKEN_BYTES)
+    async def list_all(self) -> list[User]:
+        """Every user, oldest first."""
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(users.select().order_by(users.c.created_at))).all()
+        return [_user(r) for r in rows]
+
+    async def set_role(self, user_id: str, role: Role) -> User:
+        """Change a user's role. Refuses to demote the last admin (nobody could undo it)."""
         async with self._engine.begin() as conn:
-            await conn.execute(
-                api_tokens.insert().values(
-                    id=new_id("tok"),
-                    user_id=user_id,
-                    name=name,
-                    token_hash=hash_token(token),
-                    prefix=token[:8],
-                    created_at=utcnow(),
-                )
-            )
+            row = (await conn.execute(users.select().where(users.c.id == user_id))).first()
+            if row is None:
+                raise NotFoundError(f"No user {user_id!r}", hint="List users with GET /api/users")
+            if row.role == "admin" and role != "admin":
+                admins = (
+                    await conn.execute(
+                        sa.select(sa.func.count()).select_from(users).where(users.c.role == "admin")
+                    )
+                ).scalar_one()
+                if admins <= 1:
+                    raise ConflictError(
+                        "This is the only admin; demoting them would leave nobody able to "
+                        "manage the install",
+                        hint="Make another user admin first",
+                    )
+            await conn.execute(users.update().where(users.c.id == user_id).values(role=role))
+            row = (await conn.execute(users.select().where(users.c.id == user_id))).one()
+        return _user(row)
+
+    async def update_git_identity(
+        self, user_id: str, *, git_name: str | None = None, git_email: str | None = None
+    ) -> User:
+        """Set the name and email written into the commits of this user's prompts."""
+        values: dict[str, Any] = {}
+        if git_name is not None:
+            values["git_name"] = git_name
+        if git_email is not None:
+            values["git_email"] = git_email
+        async with self._engine.begin() as conn:
+            if values:
+                await conn.execute(users.update().where(users.c.id == user_id).values(**values))
+            row = (await conn.execute(users.select().where(users.c.id == user_id))).first()
+        if row is None:
+            raise NotFoundError(f"No user {user_id!r}")
+        return _user(row)
+
+    async def create_token(
+        self,
+        user_id: str,
+        name: str,
+        *,
+        kind: TokenKind = "api",
+        expires_at: datetime | None = None,
+    ) -> str:
+        """Mint an API token for a user. Returns the token; only its hash is kept."""
+        token, _ = await self.mint_token(user_id, name, kind=kind, expires_at=expires_at)
         return token
 
-    async def authenticate(self, token: str) -> User | None:
-        """The user a bearer token belongs to, or None if it is unknown or revoked."""
-        digest = hash_token(token)
+    async def mint_token(
+        self,
+        user_id: str,
+        name: str,
+        *,
+        kind: TokenKind = "api",
+        expires_at: datetime | None = None,
+    ) -> tuple[str, ApiToken]:
+        """Mint a token: the secret (shown once) and its record."""
+        token = TOKEN_PREFIX + secrets.token_urlsafe(_TOKEN_BYTES)
+        record = ApiToken(
+            id=new_id("tok"),
+            user_id=user_id,
+            name=name,
+            kind=kind,
+            prefix=token[:_PREFIX_CHARS],
+            created_at=utcnow(),
+            last_used_at=None,
+            expires_at=expires_at,
+            revoked_at=None,
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                api_tokens.insert().values(**record.model_dump(), token_hash=hash_token(token))
+            )
+        return token, record
+
+    async def tokens(self, user_id: str) -> list[ApiToken]:
+        """A user's tokens that are not revoked (expired ones included), newest first."""
         query = (
-            sa.select(users, api_tokens.c.token_hash)
+            sa.select(*_TOKEN_COLUMNS)
+            .where(api_tokens.c.user_id == user_id, api_tokens.c.revoked_at.is_(None))
+            .order_by(api_tokens.c.created_at.desc())
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [ApiToken.model_validate(r._mapping) for r in rows]
+
+    async def get_token(self, token_id: str) -> ApiToken | None:
+        query = sa.select(*_TOKEN_COLUMNS).where(api_tokens.c.id == token_id)
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return ApiToken.model_validate(row._mapping) if row else None
+
+    async def revoke_token(self, token_id: str) -> bool:
+        """Revoke a token; False if it does not exist or was already revoked."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                api_tokens.update()
+                .where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            )
+        return result.rowcount > 0
+
+    async def delete_expired_tokens(self, user_id: str) -> int:
+        """Forget a user's tokens that expired (they authenticate nobody anyway)."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                api_tokens.delete().where(
+                    api_tokens.c.user_id == user_id, api_tokens.c.expires_at < utcnow()
+                )
+            )
+        return result.rowcount
+
+    async def lookup(self, token: str) -> Authenticated | None:
+        """The user and token record of a bearer token; None if it is unknown, revoked or
+        expired."""
+        digest = hash_token(token)
+        now = utcnow()
+        query = (
+            sa.select(
+                users,
+                api_tokens.c.token_hash,
+                api_tokens.c.id.label("token_id"),
+                api_tokens.c.kind.label("token_kind"),
+                api_tokens.c.last_used_at.label("token_last_used_at"),
+            )
             .join(api_tokens, api_tokens.c.user_id == users.c.id)
-            .where(api_tokens.c.token_hash == digest, api_tokens.c.revoked_at.is_(None))
+            .where(
+                api_tokens.c.token_hash == digest,
+                api_tokens.c.revoked_at.is_(None),
+                sa.or_(api_tokens.c.expires_at.is_(None), api_tokens.c.expires_at > now),
+            )
         )
         async with self._engine.connect() as conn:
             row = (await conn.execute(query)).first()
@@ -94,5 +250,39 @@ class UserStore:
         if row is None or not hmac.compare_digest(row.token_hash, digest):
             return None
         data = dict(row._mapping)
+        token_id, kind = data.pop("token_id"), data.pop("token_kind")
+        last_used = data.pop("token_last_used_at")
         data.pop("token_hash")
-        return User.model_validate(data)
+        if last_used is None or now - last_used >= timedelta(seconds=LAST_USED_RESOLUTION_S):
+            await self._touch(token_id, now)
+        return Authenticated(User.model_validate(data), token_id, kind)
+
+    async def _touch(self, token_id: str, now: datetime) -> None:
+        stale = now - timedelta(seconds=LAST_USED_RESOLUTION_S)
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                api_tokens.update()
+                .where(
+                    api_tokens.c.id == token_id,
+                    sa.or_(api_tokens.c.last_used_at.is_(None), api_tokens.c.last_used_at < stale),
+                )
+                .values(last_used_at=now)
+            )
+
+    async def authenticate(self, token: str) -> User | None:
+        """The user a bearer token belongs to, or None if it is unknown, revoked or expired."""
+        found = await self.lookup(token)
+        return found.user if found else None
+
+
+_TOKEN_COLUMNS = (
+    api_tokens.c.id,
+    api_tokens.c.user_id,
+    api_tokens.c.name,
+    api_tokens.c.kind,
+    api_tokens.c.prefix,
+    api_tokens.c.created_at,
+    api_tokens.c.last_used_at,
+    api_tokens.c.expires_at,
+    api_tokens.c.revoked_at,
+)

@@ -6,8 +6,8 @@ from fastapi import APIRouter
 
 from openinspect import __version__
 from openinspect.api.deps import CurrentUser, State
+from openinspect.api.people_schemas import UserOut
 from openinspect.api.schemas import Health, ModelList, ModelOut
-from openinspect.domain.models import User
 
 router = APIRouter()
 
@@ -18,8 +18,8 @@ async def healthz() -> Health:
 
 
 @router.get("/api/me", tags=["meta"])
-async def me(user: CurrentUser) -> User:
-    return user
+async def me(user: CurrentUser, state: State) -> UserOut:
+    return UserOut.of(user, await state.store.identities.get(user.id, "github"))
 
 
 @router.get("/api/models", tags=["meta"])

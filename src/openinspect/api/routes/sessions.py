@@ -4,27 +4,36 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
 
-from openinspect.api.deps import CurrentUser, State
+from openinspect.api.deps import CurrentUser, State, visible_session
 from openinspect.api.errors import ErrorEnvelope
 from openinspect.api.schemas import (
     EventPage,
     PromptCreate,
+    PullRequestCreate,
+    PullRequestList,
     SessionCreate,
     SessionCreated,
+    SessionDiffOut,
     SessionList,
     SessionOut,
     StopResult,
     WsToken,
 )
 from openinspect.domain.events import dump_event
-from openinspect.domain.models import Prompt
+from openinspect.domain.models import Prompt, PullRequestRecord
+from openinspect.people.roles import is_admin
 
 PAGE_DEFAULT = 200
 PAGE_MAX = 500
 _errors = {code: {"model": ErrorEnvelope} for code in (401, 404, 409, 413, 422, 429)}
-router = APIRouter(prefix="/api/sessions", tags=["sessions"], responses=_errors)  # type: ignore[arg-type]
+router = APIRouter(
+    prefix="/api/sessions",
+    tags=["sessions"],
+    responses=_errors,  # type: ignore[arg-type]
+    dependencies=[Depends(visible_session)],  # members reach only their own sessions
+)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -52,7 +61,11 @@ async def list_sessions(
     mine: bool = False,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> SessionList:
-    sessions = await state.store.sessions.list(creator_id=user.id if mine else None, limit=limit)
+    sessions = await state.store.sessions.list(
+        creator_id=user.id if mine else None,
+        participant_id=None if is_admin(user) else user.id,
+        limit=limit,
+    )
     return SessionList(sessions=sessions)
 
 
@@ -113,6 +126,14 @@ async def page_events(
     return EventPage(events=[dump_event(e) for e in page], has_more=more)
 
 
+@router.get("/{session_id}/diff", responses={502: {"model": ErrorEnvelope}})
+async def get_diff(session_id: str, user: CurrentUser, state: State) -> SessionDiffOut:
+    """The session branch's changes against its base (``base...branch``), per file."""
+    session = await state.manager.get(session_id)
+    diff = await state.manager.diffs.get(session)
+    return SessionDiffOut.model_validate(diff, from_attributes=True)
+
+
 @router.post("/{session_id}/ws-token")
 async def ws_token(session_id: str, request: Request, user: CurrentUser, state: State) -> WsToken:
     await state.manager.get(session_id)
@@ -120,3 +141,23 @@ async def ws_token(session_id: str, request: Request, user: CurrentUser, state: 
     scheme = "wss" if request.url.scheme == "https" else "ws"
     url = f"{scheme}://{request.url.netloc}/api/sessions/{session_id}/ws"
     return WsToken(token=token, expires_at=expires, url=url)
+
+
+@router.post(
+    "/{session_id}/pull-request",
+    responses={501: {"model": ErrorEnvelope}, 502: {"model": ErrorEnvelope}},
+)
+async def open_pull_request(
+    session_id: str, body: PullRequestCreate, user: CurrentUser, state: State
+) -> PullRequestRecord:
+    """Open the session branch's pull request as the caller (or update the open one)."""
+    actor = await state.manager.actor(session_id)
+    return await actor.open_pull_request(
+        None, user, title=body.title, body=body.body, draft=body.draft
+    )
+
+
+@router.get("/{session_id}/pull-requests")
+async def list_pull_requests(session_id: str, user: CurrentUser, state: State) -> PullRequestList:
+    await state.manager.get(session_id)
+    return PullRequestList(pull_requests=await state.store.pulls.for_session(session_id))

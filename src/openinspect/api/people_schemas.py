@@ -1,0 +1,140 @@
+"""Wire schemas of sign-in, tokens and users (separate from the store's records)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from openinspect.domain.models import Role, User
+from openinspect.store.identities import Identity
+from openinspect.store.users import ApiToken, TokenKind
+
+NAME_MAX = 200
+EMAIL_MAX = 320
+TOKEN_DAYS_MAX = 3650
+_EMAIL_RE = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
+_BAD_NAME_CHARS = set("<>\n\r\t\x00")
+
+
+class UserOut(BaseModel):
+    id: str
+    name: str
+    email: str
+    git_name: str
+    git_email: str
+    role: Role
+    created_at: datetime
+    github_login: str | None = None
+    avatar_url: str | None = None
+
+    @classmethod
+    def of(cls, user: User, identity: Identity | None = None) -> UserOut:
+        return cls(
+            **user.model_dump(),
+            github_login=identity.login if identity else None,
+            avatar_url=identity.avatar_url if identity else None,
+        )
+
+
+class UserList(BaseModel):
+    users: list[UserOut]
+
+
+class RoleUpdate(BaseModel):
+    role: Role
+
+
+class MeUpdate(BaseModel):
+    """The name and email written into the commits of your prompts."""
+
+    git_name: str | None = Field(None, min_length=1, max_length=NAME_MAX)
+    git_email: str | None = Field(None, min_length=3, max_length=EMAIL_MAX)
+
+    @field_validator("git_name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        if not value or any(c in _BAD_NAME_CHARS for c in value):
+            raise ValueError("a git name is non-empty text without <, >, or control characters")
+        return value
+
+    @field_validator("git_email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        if not _EMAIL_RE.match(value):
+            raise ValueError("expected an email address such as ada@example.com")
+        return value
+
+
+class TokenOut(BaseModel):
+    id: str
+    name: str
+    kind: TokenKind
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    current: bool = Field(False, description="The token this request was made with.")
+
+    @classmethod
+    def of(cls, token: ApiToken, current_id: str | None = None) -> TokenOut:
+        return cls(
+            **token.model_dump(include=set(cls.model_fields) - {"current"}),
+            current=token.id == current_id,
+        )
+
+
+class TokenList(BaseModel):
+    tokens: list[TokenOut]
+
+
+class TokenCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=NAME_MAX)
+    expires_in_days: int | None = Field(
+        None, ge=1, le=TOKEN_DAYS_MAX, description="Days until it expires; never when omitted."
+    )
+
+
+class TokenCreated(BaseModel):
+    token: str = Field(description="The token itself. Shown this once; only a hash is kept.")
+    info: TokenOut
+
+
+class Provider(BaseModel):
+    id: Literal["github"]
+    name: str
+    login_url: str = Field(description="Send the browser here (GET) to sign in.")
+    device_url: str = Field(description="Device flow for command lines (POST).")
+
+
+class Providers(BaseModel):
+    providers: list[Provider] = Field(description="Enabled sign-in methods; empty when none.")
+    token_login: bool = Field(True, description="An API token can always be pasted instead.")
+
+
+class DeviceStart(BaseModel):
+    device_code: str
+    user_code: str
+    verification_uri: str
+    interval_s: float
+    expires_in_s: float
+
+
+class DeviceTokenRequest(BaseModel):
+    device_code: str = Field(min_length=1, max_length=200)
+    name: str | None = Field(
+        None, max_length=NAME_MAX, description="Name of the token minted (default the CLI's)."
+    )
+
+
+class SignedIn(BaseModel):
+    token: str
+    user: UserOut

@@ -1,0 +1,82 @@
+"""Your API tokens and git identity; users and roles (admins)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter, Request, status
+
+from openinspect.api.deps import AdminUser, CurrentUser, State
+from openinspect.api.errors import ErrorEnvelope
+from openinspect.api.people_schemas import (
+    MeUpdate,
+    RoleUpdate,
+    TokenCreate,
+    TokenCreated,
+    TokenList,
+    TokenOut,
+    UserList,
+    UserOut,
+)
+from openinspect.domain.events import utcnow
+from openinspect.errors import NotFoundError
+from openinspect.people.roles import is_admin
+from openinspect.scm.user_tokens import PROVIDER
+
+_errors = {code: {"model": ErrorEnvelope} for code in (401, 403, 404, 409, 422)}
+router = APIRouter(prefix="/api", responses=_errors)  # type: ignore[arg-type]
+
+
+@router.get("/tokens", tags=["tokens"])
+async def list_tokens(request: Request, user: CurrentUser, state: State) -> TokenList:
+    """Your tokens that are not revoked (expired ones included), newest first."""
+    tokens = await state.store.users.tokens(user.id)
+    return TokenList(tokens=[TokenOut.of(t, request.state.token_id) for t in tokens])
+
+
+@router.post("/tokens", tags=["tokens"], status_code=status.HTTP_201_CREATED)
+async def create_token(body: TokenCreate, user: CurrentUser, state: State) -> TokenCreated:
+    """Mint an API token for scripts. The token is in this answer only."""
+    days = body.expires_in_days
+    expires_at = utcnow() + timedelta(days=days) if days else None
+    token, record = await state.store.users.mint_token(
+        user.id, body.name, kind="api", expires_at=expires_at
+    )
+    return TokenCreated(token=token, info=TokenOut.of(record))
+
+
+@router.delete("/tokens/{token_id}", tags=["tokens"], status_code=status.HTTP_204_NO_CONTENT)
+async def revoke_token(token_id: str, user: CurrentUser, state: State) -> None:
+    """Revoke one of your tokens (admins: anyone's)."""
+    record = await state.store.users.get_token(token_id)
+    if (
+        record is None
+        or record.revoked_at is not None
+        or (record.user_id != user.id and not is_admin(user))
+    ):
+        raise NotFoundError(f"No token {token_id!r}", hint="List yours with GET /api/tokens")
+    await state.store.users.revoke_token(token_id)
+
+
+@router.patch("/me", tags=["meta"])
+async def update_me(body: MeUpdate, user: CurrentUser, state: State) -> UserOut:
+    """Change the name and email written into the commits of your prompts."""
+    updated = await state.store.users.update_git_identity(
+        user.id, git_name=body.git_name, git_email=body.git_email
+    )
+    return UserOut.of(updated, await state.store.identities.get(user.id, PROVIDER))
+
+
+@router.get("/users", tags=["users"])
+async def list_users(user: AdminUser, state: State) -> UserList:
+    """Every user with their GitHub login (admins only)."""
+    identities = await state.store.identities.of_provider(PROVIDER)
+    users = await state.store.users.list_all()
+    return UserList(users=[UserOut.of(u, identities.get(u.id)) for u in users])
+
+
+@router.patch("/users/{user_id}", tags=["users"])
+async def set_role(user_id: str, body: RoleUpdate, user: AdminUser, state: State) -> UserOut:
+    """Make a user admin or member (admins only; the last admin stays admin)."""
+    updated = await state.store.users.set_role(user_id, body.role)
+    return UserOut.of(updated, await state.store.identities.get(user_id, PROVIDER))

@@ -1,0 +1,102 @@
+"""The session engine's side of the git proxy: who a request is, where it goes, what it may push.
+
+A request carries the sandbox token its box's forwarder adds. It must belong to a live sandbox of
+the session named in the path, and the path's repo must be that session's; then the proxy
+forwards to the session's origin with credentials the sandbox never sees, under the session's
+push policy. Every push attempt becomes events: a ``git-push`` per ref that landed, a ``warning``
+(``push_refused``) for one that did not.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from openinspect.domain.events import GitPush, WarningEvent
+from openinspect.errors import AuthError, ForbiddenError, NotFoundError
+from openinspect.sandboxes.bridge import BridgeHub
+from openinspect.scm.gitproxy import ProxyGrant
+from openinspect.scm.push_rules import PushPolicy, RefUpdate
+from openinspect.sessions.eventlog import EventLog
+from openinspect.sessions.origins import Origins
+from openinspect.store import Store
+
+log = logging.getLogger(__name__)
+ZERO_SHA = "0" * 40
+
+
+class SessionGitAuthority:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        events: EventLog,
+        hub: BridgeHub,
+        origins: Origins,
+        running_prompt: Callable[[str], str | None],
+    ) -> None:
+        self._store = store
+        self._events = events
+        self._hub = hub
+        self._origins = origins
+        self._running_prompt = running_prompt
+
+    async def authorize(
+        self, session_id: str, owner: str, repo: str, credential: str | None, service: str
+    ) -> ProxyGrant:
+        if not credential:
+            raise AuthError("The git proxy needs the sandbox's token")
+        sandbox_id = self._hub.identify(credential)
+        # A token sent but wrong is 403, not 401: on 401 git would try to prompt for a password
+        # in the box and hide our message.
+        if sandbox_id is None:
+            raise ForbiddenError("Unknown or expired sandbox token")
+        if await self._store.sandboxes.session_of(sandbox_id) != session_id:
+            raise ForbiddenError(f"This sandbox does not belong to session {session_id}")
+        session = await self._store.sessions.get(session_id)
+        if session is None:
+            raise NotFoundError(f"No session {session_id}")
+        expected = self._origins.slug(session.repo_url)
+        if (owner.lower(), repo.lower()) != (expected[0].lower(), expected[1].lower()):
+            raise NotFoundError(
+                f"{owner}/{repo} is not a repository of this session",
+                hint=f"This session works on {expected[0]}/{expected[1]}",
+            )
+        policy = PushPolicy(
+            session_branch=session.branch,
+            base_branch=session.base_branch,
+            created_branches=await self._store.branches.names(session_id),
+        )
+        return ProxyGrant(session_id, self._origins.upstream(session.repo_url), policy)
+
+    async def pushed(
+        self, grant: ProxyGrant, updates: list[RefUpdate], ok: bool, message: str
+    ) -> None:
+        sid = grant.session_id
+        prompt_id = self._running_prompt(sid)
+        if not ok:
+            await self._events.append(
+                WarningEvent(
+                    session_id=sid,
+                    prompt_id=prompt_id,
+                    code="push_refused",
+                    message=message or "The push was refused",
+                )
+            )
+            return
+        session = await self._store.sessions.get(sid)
+        remote = session.repo_url if session else ""
+        for update in updates:
+            branch = update.branch
+            if branch is None:
+                continue
+            await self._store.branches.record(sid, branch, None if update.is_delete else update.new)
+            await self._events.append(
+                GitPush(
+                    session_id=sid,
+                    prompt_id=prompt_id,
+                    sha=ZERO_SHA if update.is_delete else update.new,
+                    branch=branch,
+                    remote=remote,
+                )
+            )
