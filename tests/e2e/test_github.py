@@ -18,6 +18,7 @@ from openinspect.scm.webhooks import sign
 from openinspect.testing.github import FakeGitHub
 from openinspect.testing.llm_server import ScriptedLLMServer
 from openinspect.testing.server import ServerProcess
+from tests.cli.test_cli import cli
 from tests.conftest import server_env
 from tests.e2e.helpers import collect, finished
 
@@ -208,7 +209,22 @@ async def test_git_through_the_proxy_pull_requests_and_webhooks(
         on_github = fake.pull(REPO, pr["number"])
         assert "Opened by openinspect on behalf of" in on_github.body, on_github.body
 
-        # The agent's tool, as alice: the same PR is updated, with her own token.
+        # The CLI, as alice: the same PR is updated, with her own token.
+        shown = cli(
+            "sessions",
+            "pr",
+            sid,
+            "--title",
+            "Widgets (cli)",
+            "--json",
+            server=gh_server,
+            env={"OPENINSPECT_TOKEN": alice},
+        )
+        assert shown.returncode == 0, shown.stderr
+        assert json.loads(shown.stdout)["number"] == pr["number"]
+        assert fake.pull(REPO, pr["number"]).title == "Widgets (cli)"
+
+        # The agent's tool, as alice: updated again.
         llm.reset(
             {
                 "turns": [
@@ -228,8 +244,8 @@ async def test_git_through_the_proxy_pull_requests_and_webhooks(
         events = await collect(client, sid, finished(third["id"]), timeout_s=120)
         (result,) = outputs(events, third["id"])
         assert f"#{pr['number']}" in result and "open" in result, result
-        [update] = fake.requests_to("PATCH", rf"/repos/{REPO}/pulls/{pr['number']}$")
-        assert update.login == "alice"
+        updates = fake.requests_to("PATCH", rf"/repos/{REPO}/pulls/{pr['number']}$")
+        assert [u.login for u in updates] == ["alice", "alice"]
         assert fake.pull(REPO, pr["number"]).title == "Widgets, better"
 
         # A signed pull_request webhook marks it merged on the session, once.

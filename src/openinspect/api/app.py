@@ -105,6 +105,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         )
         bootstrap = await bootstrap_admin(store, home)
         await manager.recover()
+        await store.webhooks.prune()
         yield Runtime(settings, store, bus, manager, hub, bootstrap, people, authority, origins)
         await manager.close()
     finally:

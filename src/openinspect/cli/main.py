@@ -228,6 +228,32 @@ def sessions_stop(session_id: str, json_out: JsonOpt = False) -> None:
     _run(main())
 
 
+@sessions_app.command("pr")
+def sessions_pr(
+    session_id: str,
+    title: Annotated[str, typer.Option("--title", "-t", help="Pull request title.")],
+    body: Annotated[str, typer.Option("--body", "-b", help="Markdown body.")] = "",
+    draft: Annotated[bool, typer.Option("--draft", help="Open it as a draft.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Open the session branch's pull request as you (or update the open one)."""
+
+    async def main() -> int:
+        async with Client(discover()) as client:
+            pr = await client.request(
+                "POST",
+                f"/api/sessions/{session_id}/pull-request",
+                json={"title": title, "body": body, "draft": draft},
+            )
+        if json_out:
+            _emit_json(pr)
+        else:
+            console.print(f"#{pr['number']} {pr['state']}: {pr['url']}")
+        return 0
+
+    _run(main())
+
+
 @app.command()
 def doctor(json_out: JsonOpt = False) -> None:
     """Check this machine: bubblewrap, git, the database, model settings."""

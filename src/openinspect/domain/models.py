@@ -15,6 +15,8 @@ SandboxStatus = Literal[
     "none", "warming", "booting", "ready", "snapshotting", "stopped", "lost", "failed"
 ]
 Role = Literal["admin", "member"]
+UNTITLED_SESSION = "Untitled session"
+"""The title of a session created without one, until its first prompt names it."""
 
 UNFINISHED_PROMPT_STATUSES: tuple[PromptStatus, ...] = ("queued", "running")
 FINISHED_PROMPT_STATUSES: tuple[PromptStatus, ...] = (

@@ -32,6 +32,7 @@ from openinspect.domain.events import (
 )
 from openinspect.domain.ids import new_id
 from openinspect.domain.models import (
+    UNTITLED_SESSION,
     Author,
     Prompt,
     PromptStatus,
@@ -63,6 +64,7 @@ from openinspect.store import Store
 
 log = logging.getLogger(__name__)
 CLIENT_REQUEST_ID_MAX = 128
+TITLE_FROM_PROMPT_CHARS = 80
 
 
 @dataclass
@@ -210,9 +212,22 @@ class SessionActor:
                 )
             )
             await self._set_status("active")
+            if self.session.title == UNTITLED_SESSION:
+                await self._name_after(content)
         self.start()
         self._wake.set()
         return prompt
+
+    async def _name_after(self, content: str) -> None:
+        """A session created without a title takes the first line of its first prompt."""
+        first = next((line.strip() for line in content.splitlines() if line.strip()), "")
+        title = (
+            first
+            if len(first) <= TITLE_FROM_PROMPT_CHARS
+            else first[: TITLE_FROM_PROMPT_CHARS - 1].rstrip() + "…"
+        )
+        self.session = await self._s.store.sessions.update(self.session.id, title=title)
+        await self.emit(SessionUpdated(session_id=self.session.id, title=title))
 
     async def cancel(self, prompt_id: str) -> None:
         """Cancel a queued prompt."""

@@ -13,7 +13,7 @@ from typing import Any
 
 from openinspect.domain.events import PromptFinished, SessionCreated, SessionUpdated, utcnow
 from openinspect.domain.ids import new_id, session_branch
-from openinspect.domain.models import Author, Session, User
+from openinspect.domain.models import UNTITLED_SESSION, Author, Session, User
 from openinspect.errors import InvalidInput, SessionNotFound
 from openinspect.sessions.actor import Services, SessionActor
 from openinspect.sessions.diff import SessionDiffs
@@ -123,7 +123,7 @@ class SessionManager:
         session_id = new_id("ses")
         session = Session(
             id=session_id,
-            title=(title or "").strip()[:TITLE_MAX_CHARS] or "Untitled session",
+            title=(title or "").strip()[:TITLE_MAX_CHARS] or UNTITLED_SESSION,
             repo_url=origin,
             repo_id=registered.id if registered else None,
             base_branch=base,
