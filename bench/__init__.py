@@ -7,7 +7,10 @@
 - ``fanout``: N session WebSocket clients (1, 10, 100) during a long prompt: delivered events/s
   and p99 latency (receive time − the event's ``ts``), against a bare ``websockets`` broadcast
   server replaying the same messages at the same pace.
+- ``web_open_5000_events_ms``: headless Chromium opening a 5,000-event session in the web app:
+  time to first timeline paint and to interactive, and to an older page after scrolling to the
+  top, against the same page opening a one-prompt session.
 
-Modules: ``latency``, ``fanout``, ``ws_baseline`` (the baseline server, run as a subprocess),
-``common`` (environment, percentiles), ``suite`` (the run as a whole).
+Modules: ``latency``, ``fanout``, ``web``, ``ws_baseline`` (the baseline server, run as a
+subprocess), ``common`` (environment, percentiles), ``suite`` (the run as a whole).
 """

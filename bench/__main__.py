@@ -49,6 +49,12 @@ def parse_args(argv: list[str]) -> Config:
         help="fan-out client counts, comma-separated",
     )
     parser.add_argument(
+        "--web-samples",
+        type=_positive,
+        default=defaults.web_samples,
+        help="openings of the 5,000-event session in headless Chromium",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=TOTAL_TIMEOUT_S, help="hard time limit, seconds"
     )
     args = parser.parse_args(argv)
@@ -57,6 +63,7 @@ def parse_args(argv: list[str]) -> Config:
         baseline_samples=args.baseline_samples,
         turns=args.turns,
         clients=args.clients,
+        web_samples=args.web_samples,
         timeout_s=args.timeout,
     )
 

@@ -7,7 +7,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bench import fanout, latency
+from bench import fanout, latency, web
 from bench.common import bench_env, machine, progress
 
 TOTAL_TIMEOUT_S = 900.0
@@ -24,6 +24,8 @@ class Config:
     """Scripted turns of the fan-out prompt (about four durable events each)."""
     clients: tuple[int, ...] = field(default=(1, 10, 100))
     """Client counts of the fan-out part."""
+    web_samples: int = 5
+    """Openings of the 5,000-event session in the browser (and of the baseline session)."""
     timeout_s: float = TOTAL_TIMEOUT_S
     share_server: bool = False
     """One server for both parts (faster; the smoke test) instead of a fresh one for each."""
@@ -40,11 +42,14 @@ async def run(config: Config) -> dict[str, Any]:
         else:
             latencies = await latency.run(config.samples, config.baseline_samples)
             fan = await fanout.run(config.clients, config.turns)
+        # Its own server in any case: seeding the long session restarts the server.
+        web_open = await web.run(config.web_samples)
     elapsed = time.monotonic() - started
     progress(f"done in {elapsed:.1f} s")
     return {
         **latencies,
         "fanout": fan,
+        "web_open_5000_events_ms": web_open,
         "machine": machine(),
         "config": {**asdict(config), "clients": list(config.clients)},
         "runtime_s": round(elapsed, 1),

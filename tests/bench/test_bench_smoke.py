@@ -11,9 +11,10 @@ import pytest
 from bench.__main__ import parse_args
 from bench.suite import Config, run
 from openinspect.sandboxes.bwrap import probe_bwrap
+from openinspect.testing.browser import browser_missing, web_missing
 from tests.conftest import skip_or_fail
 
-pytestmark = [pytest.mark.e2e, pytest.mark.bwrap]
+pytestmark = [pytest.mark.e2e, pytest.mark.bwrap, pytest.mark.browser]
 
 
 def positive(value: Any) -> bool:
@@ -31,12 +32,14 @@ def check_fanout(run_: dict[str, Any], clients: int) -> None:
     assert positive(run_["p99_latency_ms"])
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(180)
 async def test_every_part_runs_and_reports_the_documented_keys() -> None:
-    reason = probe_bwrap()
+    reason = probe_bwrap() or browser_missing() or web_missing()
     if reason is not None:
         skip_or_fail(reason)
-    config = Config(samples=1, baseline_samples=2, turns=3, clients=(1, 2), share_server=True)
+    config = Config(
+        samples=1, baseline_samples=2, turns=3, clients=(1, 2), web_samples=1, share_server=True
+    )
     result = json.loads(json.dumps(await run(config)))  # JSON-serializable as printed
 
     for kind in ("cold", "warm"):
@@ -55,12 +58,22 @@ async def test_every_part_runs_and_reports_the_documented_keys() -> None:
         assert fan[key]["events"] == fan["baseline_websockets"][key]["events"]
         assert positive(fan["ratio_p99_to_baseline"][key])
 
+    web = result["web_open_5000_events_ms"]
+    assert web["events"] == 5000
+    for measure in ("first_paint", "interactive", "older_page"):
+        check_summary(web[measure], 1)
+    for measure in ("first_paint", "interactive"):
+        check_summary(web["baseline_15_events"][measure], 1)
+    assert positive(web["ratio_first_paint_to_baseline"])
+    assert positive(web["ratio_interactive_to_baseline"])
+
     assert positive(result["machine"]["cpus"])
     assert isinstance(result["machine"]["python"], str)
 
 
 def test_command_line_options() -> None:
-    config = parse_args(["--samples", "3", "--clients", "1,5", "--turns", "7"])
-    assert config == Config(samples=3, clients=(1, 5), turns=7)
+    argv = ["--samples", "3", "--clients", "1,5", "--turns", "7", "--web-samples", "2"]
+    config = parse_args(argv)
+    assert config == Config(samples=3, clients=(1, 5), turns=7, web_samples=2)
     with pytest.raises(SystemExit):
         parse_args(["--clients", "0"])

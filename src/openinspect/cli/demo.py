@@ -31,7 +31,7 @@ SCRIPT: dict[str, Any] = {
             "text": "I'll start by reading the code and running the tests.",
             "tool_calls": [
                 {"name": "read", "args": {"path": "calc.py"}},
-                {"name": "bash", "args": {"command": "python3 -m unittest -q 2>&1"}},
+                {"name": "bash", "args": {"command": "python3 -B -m unittest -q 2>&1"}},
             ],
         },
         {
@@ -43,7 +43,7 @@ SCRIPT: dict[str, Any] = {
                 }
             ],
         },
-        {"tool_calls": [{"name": "bash", "args": {"command": "python3 -m unittest -q 2>&1"}}]},
+        {"tool_calls": [{"name": "bash", "args": {"command": "python3 -B -m unittest -q 2>&1"}}]},
         {"text": "Fixed: `add` now returns `a + b`, and `test_calc` passes."},
     ]
 }
