@@ -198,18 +198,33 @@ async def test_git_through_the_proxy_pull_requests_and_webhooks(
         assert search.splitlines()[0] == "searched", search
         assert fake.branch_sha(REPO, "main") == main_before
 
-        # A pull request by the admin, who has no GitHub token: the App opens it on their behalf.
-        async with Client(Target(gh_server.url, gh_server.token)) as admin:
-            pr = await admin.request(
-                "POST",
-                f"/api/sessions/{sid}/pull-request",
-                json={"title": "Widgets", "body": "Changes."},
-            )
-        assert pr["opened_as"] == "app" and pr["state"] == "open"
-        on_github = fake.pull(REPO, pr["number"])
-        assert "Opened by openinspect on behalf of" in on_github.body, on_github.body
+        # The agent's tool opens the PR as alice, who asked, with her own token.
+        llm.reset(
+            {
+                "turns": [
+                    {
+                        "tool_calls": [
+                            {
+                                "name": "create_pull_request",
+                                "args": {"title": "Widgets", "body": "Tested."},
+                            }
+                        ]
+                    },
+                    {"text": "Opened."},
+                ]
+            }
+        )
+        third = await client.post_prompt(sid, content="Open a PR")
+        events = await collect(client, sid, finished(third["id"]), timeout_s=120)
+        (result,) = outputs(events, third["id"])
+        [opened] = [e for e in events if e["type"] == "pr-opened"]
+        assert f"#{opened['number']} (open)" in result, result
+        [created] = fake.requests_to("POST", rf"/repos/{REPO}/pulls$")
+        assert (created.auth, created.login) == ("user", "alice")
+        first_pr = fake.pull(REPO, opened["number"])
+        assert first_pr.title == "Widgets" and "on behalf of" not in first_pr.body
 
-        # The CLI, as alice: the same PR is updated, with her own token.
+        # The CLI, as alice, updates the same PR (one PR per branch).
         shown = cli(
             "sessions",
             "pr",
@@ -221,34 +236,30 @@ async def test_git_through_the_proxy_pull_requests_and_webhooks(
             env={"OPENINSPECT_TOKEN": alice},
         )
         assert shown.returncode == 0, shown.stderr
-        assert json.loads(shown.stdout)["number"] == pr["number"]
-        assert fake.pull(REPO, pr["number"]).title == "Widgets (cli)"
+        assert json.loads(shown.stdout)["number"] == opened["number"]
+        [patched] = fake.requests_to("PATCH", rf"/repos/{REPO}/pulls/{opened['number']}$")
+        assert patched.login == "alice"
+        assert fake.pull(REPO, opened["number"]).title == "Widgets (cli)"
 
-        # The agent's tool, as alice: updated again.
-        llm.reset(
-            {
-                "turns": [
-                    {
-                        "tool_calls": [
-                            {
-                                "name": "create_pull_request",
-                                "args": {"title": "Widgets, better", "body": "Tested."},
-                            }
-                        ]
-                    },
-                    {"text": "Opened."},
-                ]
-            }
-        )
-        third = await client.post_prompt(sid, content="Open a PR")
-        events = await collect(client, sid, finished(third["id"]), timeout_s=120)
-        (result,) = outputs(events, third["id"])
-        assert f"#{pr['number']}" in result and "open" in result, result
-        updates = fake.requests_to("PATCH", rf"/repos/{REPO}/pulls/{pr['number']}$")
-        assert [u.login for u in updates] == ["alice", "alice"]
-        assert fake.pull(REPO, pr["number"]).title == "Widgets, better"
+        # Closed on GitHub: the signed webhook reaches the session, and the branch is free.
+        fake.close_pull(REPO, opened["number"])
+        listed = await client.request("GET", f"/api/sessions/{sid}/pull-requests")
+        assert [p["state"] for p in listed["pull_requests"]] == ["closed"]
 
-        # A signed pull_request webhook marks it merged on the session, once.
+        # The admin has no GitHub token: the App opens the new PR and says on whose behalf.
+        async with Client(Target(gh_server.url, gh_server.token)) as admin:
+            pr = await admin.request(
+                "POST",
+                f"/api/sessions/{sid}/pull-request",
+                json={"title": "Widgets, again", "body": "Changes."},
+            )
+        assert (pr["opened_as"], pr["state"]) == ("app", "open")
+        assert pr["number"] != opened["number"]
+        assert fake.requests_to("POST", rf"/repos/{REPO}/pulls$")[-1].auth == "installation"
+        body = fake.pull(REPO, pr["number"]).body
+        assert "Opened by openinspect on behalf of" in body, body
+
+        # Merged on GitHub: merged on the session, once, however often it is delivered.
         before = (await client.request("GET", f"/api/sessions/{sid}"))["session"]["last_seq"]
         fake.merge_pull(REPO, pr["number"])
         listed = await client.request("GET", f"/api/sessions/{sid}/pull-requests")
