@@ -16,6 +16,8 @@ export default defineConfig({
     proxy: {
       '/api': { target: API, ws: true, changeOrigin: false },
       '/healthz': { target: API },
+      // Sign-in routes are the server's, except /auth/complete: a page of this app.
+      '^/auth/(?!complete(?:[/?#]|$))': { target: API },
     },
   },
   test: {

@@ -80,7 +80,9 @@ async def test_index_has_no_cache_and_a_strict_policy(client: httpx.AsyncClient)
     assert policy["object-src"] == "'none'"
 
 
-@pytest.mark.parametrize("path", ["/sessions/ses_123", "/repos", "/new", "/index.html"])
+@pytest.mark.parametrize(
+    "path", ["/sessions/ses_123", "/repos", "/new", "/index.html", "/auth/complete"]
+)
 async def test_app_routes_fall_back_to_the_index(client: httpx.AsyncClient, path: str) -> None:
     response = await client.get(path)
     assert response.status_code == 200

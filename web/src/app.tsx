@@ -1,33 +1,25 @@
 // The shell: auth gate, top bar, routes, error banner, command palette.
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { auth } from './api/client';
+import type { User } from './api/types';
 import { endpoints } from './api/endpoints';
-import { ErrorBanner, ErrorBoundary, Link } from './components/bits';
+import { Avatar, ErrorBanner, ErrorBoundary, Link } from './components/bits';
 import { Palette } from './components/Palette';
 import { currentTheme, toggleTheme } from './lib/prefs';
 import { useStore } from './lib/store';
 import { location$, navigate, parseRoute } from './router';
-import { clearErrors, me$, paletteOpen$, reportError, sessions$ } from './state';
+import { signOut, signOutReason } from './signout';
+import { me$, paletteOpen$, reportError } from './state';
+import { AuthComplete } from './views/AuthComplete';
 import { NewSession } from './views/NewSession';
 import { Repos } from './views/Repos';
 import { SessionList } from './views/SessionList';
 import { SessionView } from './views/SessionView';
 import { SignIn } from './views/SignIn';
-
-function signOut(reason?: string) {
-  auth.setToken(null);
-  me$.set(null);
-  sessions$.set(null);
-  clearErrors();
-  const here = location.pathname + location.search;
-  const next = here.startsWith('/signin') ? '' : `?next=${encodeURIComponent(here)}`;
-  signOutReason = reason ?? null;
-  navigate(`/signin${next}`, { replace: true });
-}
-let signOutReason: string | null = null;
+import { Tokens } from './views/Tokens';
 
 // Any 401 from the API: the token is gone or wrong; back to sign-in.
-auth.onUnauthorized = () => signOut('Your token was refused: sign in again.');
+auth.onUnauthorized = () => signOut({ reason: 'Your token was refused: sign in again.' });
 
 export function App() {
   const loc = useStore(location$);
@@ -46,19 +38,31 @@ export function App() {
   }, []);
 
   useEffect(() => {
-    if (!auth.token() && route.name !== 'signin') {
+    if (!auth.token() && route.name !== 'signin' && route.name !== 'auth-complete') {
       const here = loc.path + loc.search;
       navigate(here === '/' ? '/signin' : `/signin?next=${encodeURIComponent(here)}`, { replace: true });
     }
   }, [route.name, loc.path, loc.search]);
 
-  const onSignOut = useCallback(() => signOut(), []);
+  const onSignOut = useCallback(() => signOut({ revoke: true }), []);
+
+  if (route.name === 'auth-complete') {
+    return (
+      <ErrorBoundary>
+        <AuthComplete />
+      </ErrorBoundary>
+    );
+  }
 
   if (route.name === 'signin' || !auth.token()) {
     return (
       <ErrorBoundary>
         <ErrorBanner />
-        <SignIn next={route.name === 'signin' ? route.next : null} reason={signOutReason} />
+        <SignIn
+          next={route.name === 'signin' ? route.next : null}
+          error={route.name === 'signin' ? route.error : null}
+          reason={signOutReason()}
+        />
       </ErrorBoundary>
     );
   }
@@ -79,6 +83,8 @@ export function App() {
             <SessionView key={route.id} id={route.id} />
           ) : route.name === 'repos' ? (
             <Repos />
+          ) : route.name === 'tokens' ? (
+            <Tokens />
           ) : (
             <div class="page">
               <h1>Not found</h1>
@@ -117,6 +123,9 @@ function TopBar({ route, onSignOut }: { route: string; onSignOut(): void }) {
         <Link href="/repos" data-testid="nav-repos" aria-current={route === 'repos' ? 'page' : undefined}>
           Repos
         </Link>
+        <Link href="/settings/tokens" class="nav-narrow-hide" data-testid="nav-tokens" aria-current={route === 'tokens' ? 'page' : undefined}>
+          Tokens
+        </Link>
       </nav>
       <div class="spacer" />
       <button type="button" class="kbd-button" onClick={() => paletteOpen$.set(true)} aria-label="Open the command palette">
@@ -132,14 +141,31 @@ function TopBar({ route, onSignOut }: { route: string; onSignOut(): void }) {
       >
         {theme === 'dark' ? '☀' : '☾'}
       </button>
-      {me && (
-        <span class="me hide-narrow" title={me.email}>
-          {me.name}
-        </span>
-      )}
+      {me && <Me me={me} />}
       <button type="button" class="button ghost small" data-testid="signout" onClick={onSignOut}>
         Sign out
       </button>
     </header>
+  );
+}
+
+/** Who am I: avatar (GitHub's, else initials), GitHub login (else name), and the admin role. */
+function Me({ me }: { me: User }) {
+  const login = me.github_login;
+  const label = login ? `@${login}` : me.name;
+  const admin = me.role === 'admin';
+  const title = `Signed in as ${me.name}${login ? ` (@${login} on GitHub)` : ''} <${me.email}>${admin ? ' · admin' : ''}`;
+  return (
+    <span class="me" data-testid="me" data-role={me.role} title={title}>
+      <Avatar userId={me.id} name={me.name} src={me.avatar_url} size={24} />
+      <span class="me-name hide-narrow" data-testid="me-login">
+        {label}
+      </span>
+      {admin && (
+        <span class="me-role hide-narrow" data-testid="me-role">
+          admin
+        </span>
+      )}
+    </span>
   );
 }

@@ -1,4 +1,4 @@
-// History-API routing: /, /new, /sessions/:id, /repos, /signin.
+// History-API routing: /, /new, /sessions/:id, /repos, /settings/tokens, /signin, /auth/complete.
 import { createStore } from './lib/store';
 
 export type Route =
@@ -6,7 +6,10 @@ export type Route =
   | { name: 'new' }
   | { name: 'session'; id: string }
   | { name: 'repos' }
-  | { name: 'signin'; next: string | null }
+  | { name: 'tokens' }
+  | { name: 'signin'; next: string | null; error: string | null }
+  /** Where Sign in with GitHub lands, with the token in the fragment. */
+  | { name: 'auth-complete' }
   | { name: 'not-found'; path: string };
 
 export function parseRoute(pathname: string, search = ''): Route {
@@ -14,7 +17,12 @@ export function parseRoute(pathname: string, search = ''): Route {
   if (path === '/') return { name: 'list' };
   if (path === '/new') return { name: 'new' };
   if (path === '/repos') return { name: 'repos' };
-  if (path === '/signin') return { name: 'signin', next: new URLSearchParams(search).get('next') };
+  if (path === '/settings/tokens') return { name: 'tokens' };
+  if (path === '/signin') {
+    const q = new URLSearchParams(search);
+    return { name: 'signin', next: q.get('next'), error: q.get('error') };
+  }
+  if (path === '/auth/complete') return { name: 'auth-complete' };
   const m = /^\/sessions\/([^/]+)$/.exec(path);
   if (m) return { name: 'session', id: decodeURIComponent(m[1]!) };
   return { name: 'not-found', path };

@@ -43,6 +43,8 @@ from openinspect.errors import NotFoundError
 DIST_DIR = Path(__file__).resolve().parent.parent / "web" / "dist"
 """Where ``npm run build`` (``make run``) writes the app; shipped in the wheel."""
 API_PREFIXES = ("/api", "/healthz", "/sandbox", "/git", "/webhooks", "/auth")
+APP_PAGES_UNDER_API_PREFIXES = ("/auth/complete",)
+"""Pages of the app that live under a server prefix (sign-in ends at ``/auth/complete``)."""
 ASSETS_PREFIX = "/assets/"
 ASSET_CACHE_CONTROL = "public, max-age=31536000, immutable"
 PAGE_CACHE_CONTROL = "no-cache"
@@ -60,8 +62,8 @@ _NOT_BUILT_HINT = (
 def content_security_policy(index_html: str) -> str:
     """The CSP of the app's pages: this origin only, plus the hashes of the page's inline
     scripts. Styles may be inline: tool output's 256- and true-colour ANSI escapes become
-    ``style`` attributes (inline CSS runs no script and, by ``img-src``/``font-src``, loads
-    nothing from elsewhere)."""
+    ``style`` attributes (inline CSS runs no script). Images may come from any https origin:
+    people's avatars are served by the identity provider's CDN."""
     hashes = " ".join(
         f"'sha256-{base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()}'"
         for body in _INLINE_SCRIPT.findall(index_html)
@@ -72,7 +74,7 @@ def content_security_policy(index_html: str) -> str:
             "default-src 'self'",
             f"script-src {script_src}",
             "style-src 'self' 'unsafe-inline'",
-            "img-src 'self' data:",
+            "img-src 'self' data: https:",  # avatars come from the identity provider's CDN
             "font-src 'self' data:",
             "connect-src 'self'",
             "object-src 'none'",
@@ -115,7 +117,9 @@ class WebApp:
             return
         path: str = scope["path"]
         method: str = scope["method"]
-        if any(path == p or path.startswith(p + "/") for p in API_PREFIXES):
+        if path not in APP_PAGES_UNDER_API_PREFIXES and any(
+            path == p or path.startswith(p + "/") for p in API_PREFIXES
+        ):
             raise NotFoundError(
                 f"No route {method} {path}", hint="See /api/openapi.json for the API's routes"
             )

@@ -27,6 +27,13 @@ export function toErrorInfo(err: unknown): ErrorInfo {
 }
 
 const TOKEN_KEY = 'oi.token';
+/** How the stored token was obtained: 'web' = minted by Sign in with GitHub (sign-out revokes
+ * it); absent = pasted (an admin or API token, which sign-out only forgets). */
+const TOKEN_SOURCE_KEY = 'oi.token.source';
+
+export type TokenSource = 'pasted' | 'web';
+
+let memorySource: TokenSource = 'pasted';
 
 export const auth = {
   token(): string | null {
@@ -36,12 +43,23 @@ export const auth = {
       return null;
     }
   },
-  setToken(token: string | null): void {
+  setToken(token: string | null, source: TokenSource = 'pasted'): void {
+    memorySource = token ? source : 'pasted';
     try {
       if (token) sessionStorage.setItem(TOKEN_KEY, token);
       else sessionStorage.removeItem(TOKEN_KEY);
+      if (token && source === 'web') sessionStorage.setItem(TOKEN_SOURCE_KEY, source);
+      else sessionStorage.removeItem(TOKEN_SOURCE_KEY);
     } catch {
       /* storage disabled: the token lives as long as the page */
+    }
+  },
+  /** Where the stored token came from (see TOKEN_SOURCE_KEY). */
+  tokenSource(): TokenSource {
+    try {
+      return sessionStorage.getItem(TOKEN_SOURCE_KEY) === 'web' ? 'web' : memorySource;
+    } catch {
+      return memorySource;
     }
   },
   /** Called on any 401 from the API (set by the app: clears the token, shows sign-in). */
@@ -116,4 +134,5 @@ export const api = {
   get: <T>(path: string, opts?: RequestOptions) => request<T>('GET', path, opts),
   post: <T>(path: string, body?: unknown, opts?: RequestOptions) =>
     request<T>('POST', path, { ...opts, body: body ?? {} }),
+  del: <T = void>(path: string, opts?: RequestOptions) => request<T>('DELETE', path, opts),
 };

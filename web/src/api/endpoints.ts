@@ -1,12 +1,16 @@
 // The REST endpoints the app uses, typed.
 import { api } from './client';
 import type {
+  ApiToken,
+  AuthProviders,
   DiffResponse,
   DurableEvent,
   ModelList,
   Prompt,
+  PullRequest,
   Repo,
   Session,
+  TokenCreated,
   User,
   WsToken,
 } from './types';
@@ -30,7 +34,18 @@ export interface PromptBody {
   client_request_id: string;
 }
 
+export interface PullRequestBody {
+  title: string;
+  body: string;
+  draft: boolean;
+}
+
 export const endpoints = {
+  /** Sign-in methods (no auth needed). */
+  providers: (signal?: AbortSignal) => api.get<AuthProviders>('/auth/providers', { signal }),
+  /** Revoke the token the request is made with; `token` is passed explicitly so that a 401 here
+   * does not trigger the global sign-out. */
+  logout: (token: string) => api.post<void>('/auth/logout', undefined, { token }),
   me: (token?: string) => api.get<User>('/api/me', token ? { token } : undefined),
   sessions: (signal?: AbortSignal) =>
     api.get<{ sessions: Session[] }>('/api/sessions?limit=200', { signal }),
@@ -52,4 +67,11 @@ export const endpoints = {
   createRepo: (body: { name: string; url: string; default_branch: string }) =>
     api.post<Repo>('/api/repos', body),
   models: () => api.get<ModelList>('/api/models'),
+  pullRequests: (id: string, signal?: AbortSignal) =>
+    api.get<{ pull_requests: PullRequest[] }>(`/api/sessions/${enc(id)}/pull-requests`, { signal }),
+  openPullRequest: (id: string, body: PullRequestBody) =>
+    api.post<PullRequest>(`/api/sessions/${enc(id)}/pull-request`, body),
+  tokens: () => api.get<{ tokens: ApiToken[] }>('/api/tokens'),
+  createToken: (body: { name: string; expires_in_days?: number }) => api.post<TokenCreated>('/api/tokens', body),
+  revokeToken: (tokenId: string) => api.del(`/api/tokens/${enc(tokenId)}`),
 };

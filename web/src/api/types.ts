@@ -28,6 +28,66 @@ export interface User {
   git_email: string;
   role: 'admin' | 'member';
   created_at: string;
+  /** Set once the user signed in with GitHub (null for the admin token's user, say). */
+  github_login?: string | null;
+  avatar_url?: string | null;
+}
+
+// ---- sign-in and tokens (src/openinspect/api/people_schemas.py) ------------------------------
+
+export interface AuthProvider {
+  id: 'github';
+  name: string;
+  /** Send the browser here (GET, with ?next=) to sign in. */
+  login_url: string;
+  device_url: string;
+}
+
+export interface AuthProviders {
+  /** Enabled sign-in methods; empty when none. */
+  providers: AuthProvider[];
+  token_login?: boolean;
+}
+
+export type TokenKind = 'api' | 'web' | 'cli';
+
+export interface ApiToken {
+  id: string;
+  name: string;
+  kind: TokenKind;
+  prefix: string;
+  created_at: string;
+  last_used_at: string | null;
+  expires_at: string | null;
+  /** The token this request was made with. */
+  current?: boolean;
+}
+
+export interface TokenCreated {
+  /** The token itself: in this answer only. */
+  token: string;
+  info: ApiToken;
+}
+
+// ---- pull requests (src/openinspect/domain/models.py PullRequestRecord) ----------------------
+
+export type PrState = 'open' | 'closed' | 'merged';
+
+export interface PullRequest {
+  id: string;
+  session_id: string;
+  repo: string;
+  number: number;
+  url: string;
+  branch: string;
+  base: string;
+  title: string;
+  state: PrState;
+  draft: boolean;
+  opened_as: 'user' | 'app';
+  author_login: string | null;
+  created_at: string;
+  updated_at: string;
 }
 
 export interface Author {
@@ -229,6 +289,12 @@ export interface PrOpenedEvent extends Base {
   url: string;
   number: number;
 }
+export interface PrUpdatedEvent extends Base {
+  type: 'pr-updated';
+  url: string;
+  number: number;
+  state: PrState;
+}
 export interface ArtifactCreatedEvent extends Base {
   type: 'artifact-created';
   kind: string;
@@ -268,6 +334,7 @@ export type DurableEvent =
   | GitCommitEvent
   | GitPushEvent
   | PrOpenedEvent
+  | PrUpdatedEvent
   | ArtifactCreatedEvent
   | ChildSessionUpdatedEvent
   | WarningEvent

@@ -19,7 +19,13 @@ function savedMode(): Mode {
   }
 }
 
-export function DiffPanel(props: { sessionId: string; refreshKey: number; onClose?(): void }) {
+export function DiffPanel(props: {
+  sessionId: string;
+  refreshKey: number;
+  onClose?(): void;
+  /** Each diff loaded (the session view learns from `head_sha` that the branch was pushed). */
+  onLoaded?(diff: DiffResponse): void;
+}) {
   const [data, setData] = useState<DiffResponse | null>(null);
   const [error, setError] = useState<ErrorInfo | null>(null);
   const [loading, setLoading] = useState(false);
@@ -39,6 +45,7 @@ export function DiffPanel(props: { sessionId: string; refreshKey: number; onClos
           .then((d) => {
             setData(d);
             setError(null);
+            props.onLoaded?.(d);
           })
           .catch((err) => {
             if (!ctl.signal.aborted) setError(toErrorInfo(err));

@@ -303,11 +303,24 @@ function EventRow({ event: e }: { event: DurableEvent }) {
       return <Push e={e} />;
     case 'pr-opened':
       return (
-        <div class="event-line">
+        <div class="event-line pr-event pr-open">
           <span class="ev-icon" aria-hidden="true">⇡</span> Pull request opened:{' '}
           <a href={e.url} target="_blank" rel="noopener noreferrer" data-testid="pr-link">
             #{e.number}
           </a>
+        </div>
+      );
+    case 'pr-updated':
+      return (
+        <div class={`event-line pr-event pr-${e.state}`} data-testid="pr-state" data-state={e.state}>
+          <span class="ev-icon" aria-hidden="true">
+            {e.state === 'merged' ? '⇄' : e.state === 'closed' ? '✕' : '⇡'}
+          </span>{' '}
+          Pull request{' '}
+          <a href={e.url} target="_blank" rel="noopener noreferrer">
+            #{e.number}
+          </a>{' '}
+          {e.state === 'open' ? 'updated' : <span class="pr-word">{e.state}</span>}
         </div>
       );
     case 'warning':

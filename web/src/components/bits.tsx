@@ -1,5 +1,6 @@
 // Small shared pieces: links, avatars, status dots, the error banner and boundary.
 import { Component, type ComponentChildren, type JSX } from 'preact';
+import { useState } from 'preact/hooks';
 import type { ErrorInfo } from '../api/types';
 import { hueOf, initials } from '../lib/format';
 import { useStore } from '../lib/store';
@@ -25,9 +26,20 @@ export function Link(props: AnchorProps) {
   );
 }
 
-export function Avatar(props: { userId: string; name: string; size?: number; status?: 'active' | 'idle'; testId?: string }) {
+/** A round avatar: the picture at `src` when given and loadable, else initials on a colour
+ * derived from the user id. */
+export function Avatar(props: {
+  userId: string;
+  name: string;
+  size?: number;
+  status?: 'active' | 'idle';
+  testId?: string;
+  src?: string | null;
+}) {
   const size = props.size ?? 26;
   const hue = hueOf(props.userId);
+  const [broken, setBroken] = useState<string | null>(null);
+  const src = props.src && /^(https:\/\/|\/(?![/\\]))/.test(props.src) && broken !== props.src ? props.src : null;
   return (
     <span
       class={`avatar ${props.status ? `presence-${props.status}` : ''}`}
@@ -39,7 +51,20 @@ export function Avatar(props: { userId: string; name: string; size?: number; sta
       data-user-id={props.testId ? props.userId : undefined}
       data-status={props.testId ? props.status : undefined}
     >
-      {initials(props.name)}
+      {src ? (
+        <img
+          class="avatar-img"
+          src={src}
+          alt=""
+          width={size}
+          height={size}
+          referrerpolicy="no-referrer"
+          decoding="async"
+          onError={() => setBroken(src)}
+        />
+      ) : (
+        initials(props.name)
+      )}
     </span>
   );
 }

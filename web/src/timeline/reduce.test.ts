@@ -2,13 +2,17 @@ import { describe, expect, it } from 'vitest';
 import type {
   Author,
   DurableEvent,
+  PrState,
   Prompt,
+  PullRequest,
   Session,
   SubscribedMessage,
 } from '../api/types';
 import {
   type Item,
   type TimelineState,
+  currentPull,
+  hasPushed,
   initialTimeline,
   itemType,
   reduce,
@@ -107,6 +111,20 @@ const E = {
     ...base(seq),
     type: 'sandbox-status',
     status,
+  }),
+  push: (seq: number): DurableEvent => ({ ...base(seq), type: 'git-push', sha: 'abc123', branch: 'openinspect/abc', remote: 'origin' }),
+  prOpened: (seq: number, number = 7): DurableEvent => ({
+    ...base(seq),
+    type: 'pr-opened',
+    url: `https://github.com/o/r/pull/${number}`,
+    number,
+  }),
+  prUpdated: (seq: number, state: PrState, number = 7): DurableEvent => ({
+    ...base(seq),
+    type: 'pr-updated',
+    url: `https://github.com/o/r/pull/${number}`,
+    number,
+    state,
   }),
   usage: (seq: number, total: number): DurableEvent => ({
     ...base(seq),
@@ -422,5 +440,100 @@ describe('scale', () => {
     const perEvent = (performance.now() - t0) / 50;
     expect(s.events).toHaveLength(5050);
     expect(perEvent).toBeLessThan(50); // generous: it is ~1 ms here; catches accidental O(n²)
+  });
+});
+
+function pullRecord(number: number, state: PrState, title = 'Fix the bug'): PullRequest {
+  return {
+    id: `pr_${number}`,
+    session_id: SID,
+    repo: 'o/r',
+    number,
+    url: `https://github.com/o/r/pull/${number}`,
+    branch: 'openinspect/abc',
+    base: 'main',
+    title,
+    state,
+    draft: false,
+    opened_as: 'user',
+    author_login: 'alice',
+    created_at: ts,
+    updated_at: ts,
+  };
+}
+
+const pullStates = (s: TimelineState) => s.pulls.map((p) => [p.number, p.state]);
+
+describe('pull requests', () => {
+  it('pr-opened then pr-updated: the latest state wins, and both are rows', () => {
+    let s = reduce(initialTimeline, subscribed([E.created(1), E.push(2)]));
+    expect(s.pulls).toEqual([]);
+    expect(currentPull(s)).toBeNull();
+    expect(hasPushed(s)).toBe(true);
+    s = reduce(s, ev(E.prOpened(3)));
+    expect(pullStates(s)).toEqual([[7, 'open']]);
+    expect(currentPull(s)).toMatchObject({ number: 7, state: 'open', url: 'https://github.com/o/r/pull/7' });
+    s = reduce(s, ev(E.prUpdated(4, 'merged')));
+    expect(pullStates(s)).toEqual([[7, 'merged']]);
+    expect(kinds(s)).toEqual(['session-created', 'git-push', 'pr-opened', 'pr-updated']);
+  });
+
+  it('is replay-safe: a resume or an older page does not roll the state back', () => {
+    let s = reduce(initialTimeline, subscribed([E.prOpened(3), E.prUpdated(4, 'closed')], { has_more: true }));
+    expect(pullStates(s)).toEqual([[7, 'closed']]);
+    const before = s.pulls;
+    // A resume that resends what we had, then a reset subscribe that replays it all.
+    s = reduce(s, subscribed([E.prOpened(3), E.prUpdated(4, 'closed')], { reset: false }));
+    expect(s.pulls).toBe(before);
+    s = reduce(s, subscribed([E.prOpened(3), E.prUpdated(4, 'closed')]));
+    expect(pullStates(s)).toEqual([[7, 'closed']]);
+    // An older page arrives last, carrying an older state of the same PR.
+    s = reduce(s, { type: 'history-page', events: [E.prUpdated(1, 'open'), E.prOpened(2)], has_more: false });
+    expect(pullStates(s)).toEqual([[7, 'closed']]);
+    // The live copy of an event we have changes nothing either.
+    s = reduce(s, ev(E.prOpened(3)));
+    expect(pullStates(s)).toEqual([[7, 'closed']]);
+    // Newer news does.
+    s = reduce(s, ev(E.prUpdated(5, 'open')));
+    expect(pullStates(s)).toEqual([[7, 'open']]);
+  });
+
+  it('merges the REST list by the seq it was asked at', () => {
+    let s = reduce(initialTimeline, subscribed([E.created(1), E.push(2)]));
+    // The list, asked at seq 2: an open PR with its title.
+    s = reduce(s, { type: 'pull-requests', pull_requests: [pullRecord(7, 'open', 'Fix it')], as_of_seq: 2 });
+    expect(currentPull(s)).toMatchObject({ number: 7, state: 'open', title: 'Fix it', draft: false });
+    // A newer event wins over it and keeps the title.
+    s = reduce(s, ev(E.prUpdated(3, 'merged')));
+    expect(currentPull(s)).toMatchObject({ state: 'merged', title: 'Fix it' });
+    // A slow answer to an older request does not undo it…
+    s = reduce(s, { type: 'pull-requests', pull_requests: [pullRecord(7, 'open', 'Old title')], as_of_seq: 2 });
+    expect(currentPull(s)).toMatchObject({ state: 'merged', title: 'Fix it' });
+    // …but a list asked after it is the truth (e.g. reopened by a webhook we have no event of yet).
+    s = reduce(s, { type: 'pull-requests', pull_requests: [pullRecord(7, 'open', 'Reopened')], as_of_seq: 3 });
+    expect(currentPull(s)).toMatchObject({ state: 'open', title: 'Reopened' });
+    // A replay of the event the list was asked after does not undo the list.
+    s = reduce(s, subscribed([E.created(1), E.push(2), E.prUpdated(3, 'merged')]));
+    expect(currentPull(s)).toMatchObject({ state: 'open', title: 'Reopened' });
+  });
+
+  it('a title learnt from an older list fills in a PR known from newer events', () => {
+    let s = reduce(initialTimeline, subscribed([E.prOpened(3), E.prUpdated(4, 'merged')]));
+    expect(currentPull(s)).toMatchObject({ title: null });
+    s = reduce(s, { type: 'pull-requests', pull_requests: [pullRecord(7, 'open', 'Fix it')], as_of_seq: 2 });
+    expect(currentPull(s)).toMatchObject({ state: 'merged', title: 'Fix it' });
+  });
+
+  it('shows the open PR in the header, else the newest', () => {
+    let s = reduce(initialTimeline, subscribed([E.prOpened(1, 5), E.prUpdated(2, 'closed', 5), E.prOpened(3, 9)]));
+    expect(pullStates(s)).toEqual([
+      [5, 'closed'],
+      [9, 'open'],
+    ]);
+    expect(currentPull(s)?.number).toBe(9);
+    s = reduce(s, ev(E.prUpdated(4, 'merged', 9)));
+    expect(currentPull(s)?.number).toBe(9);
+    s = reduce(s, { type: 'pull-requests', pull_requests: [pullRecord(5, 'open')], as_of_seq: 4 });
+    expect(currentPull(s)?.number).toBe(5);
   });
 });

@@ -16,6 +16,10 @@
 // - Live state (queue, session status, sandbox status, cost) starts from the `subscribed`
 //   snapshot and is then moved only by events newer than the snapshot (`liveBase`): replayed and
 //   older history events are already reflected in the snapshot and must not re-queue old prompts.
+// - Pull requests (`pulls`) are kept per number with the seq their state is as of: a pr-opened /
+//   pr-updated event (live, replayed or from an older page) or a REST snapshot (`pull-requests`,
+//   as of the resume seq when it was asked) changes a PR only if it is at least as new as what
+//   we hold, so the latest state wins whatever order they arrive in, and replays change nothing.
 
 import type {
   AgentTextDeltaEvent,
@@ -24,8 +28,10 @@ import type {
   ErrorInfo,
   GitCommitEvent,
   Participant,
+  PrState,
   Prompt,
   PromptStatus,
+  PullRequest,
   SandboxStatus,
   ServerMessage,
   Session,
@@ -157,6 +163,18 @@ export interface QueueEntry {
   status: 'queued' | 'running';
 }
 
+/** A pull request of the session, as far as we know. */
+export interface PullState {
+  number: number;
+  url: string;
+  state: PrState;
+  /** From the REST list only (events carry no title). */
+  title: string | null;
+  draft: boolean;
+  /** The seq this state is as of: its event's, or (resume seq + 0.5) when a REST list was asked. */
+  asOf: number;
+}
+
 export interface TimelineState {
   /** Durable events, unique, ascending seq. */
   events: readonly DurableEvent[];
@@ -180,6 +198,8 @@ export interface TimelineState {
   queue: readonly QueueEntry[];
   sandboxStatus: SandboxStatus | null;
   totalCostUsd: number;
+  /** The session's pull requests, by number. */
+  pulls: readonly PullState[];
 }
 
 export const initialTimeline: TimelineState = {
@@ -197,12 +217,15 @@ export const initialTimeline: TimelineState = {
   queue: [],
   sandboxStatus: null,
   totalCostUsd: 0,
+  pulls: [],
 };
 
 export type TimelineAction =
   | ServerMessage
   /** The socket closed: streaming text may miss deltas from now on. */
-  | { type: 'disconnected' };
+  | { type: 'disconnected' }
+  /** GET /api/sessions/{id}/pull-requests (or a POST's answer), asked when `resumeSeq` was `as_of_seq`. */
+  | { type: 'pull-requests'; pull_requests: readonly PullRequest[]; as_of_seq: number };
 
 /** Apply one action. */
 export function reduce(state: TimelineState, action: TimelineAction): TimelineState {
@@ -223,6 +246,7 @@ class Draft {
   private events: DurableEvent[] | null = null;
   private streams: StreamItem[] | null = null;
   private queue: QueueEntry[] | null = null;
+  private pulls: PullState[] | null = null;
   private eventsChanged = false;
   private streamsChanged = false;
 
@@ -246,6 +270,39 @@ class Draft {
     return this.queue;
   }
 
+  private pl(): PullState[] {
+    if (this.pulls === null) this.pulls = this.s.pulls.slice();
+    return this.pulls;
+  }
+
+  /** What we learnt about PR `number` as of `asOf`; older news only fills in missing fields. */
+  private notePull(
+    number: number,
+    asOf: number,
+    fields: { url: string; state: PrState },
+    details?: { title: string; draft: boolean },
+  ): void {
+    const list = this.pulls ?? this.s.pulls;
+    const i = list.findIndex((p) => p.number === number);
+    if (i < 0) {
+      const next = this.pl();
+      next.push({ number, asOf, ...fields, title: details?.title ?? null, draft: details?.draft ?? false });
+      next.sort((a, b) => a.number - b.number);
+      return;
+    }
+    const cur = list[i]!;
+    if (asOf < cur.asOf) {
+      if (details && cur.title === null) this.pl()[i] = { ...cur, ...details };
+      return;
+    }
+    const same =
+      cur.url === fields.url &&
+      cur.state === fields.state &&
+      cur.asOf === asOf &&
+      (!details || (cur.title === details.title && cur.draft === details.draft));
+    if (!same) this.pl()[i] = { ...cur, ...fields, ...(details ?? {}), asOf };
+  }
+
   apply(action: TimelineAction): void {
     switch (action.type) {
       case 'subscribed':
@@ -258,6 +315,12 @@ class Draft {
         return this.history(action.events, action.has_more);
       case 'presence':
         this.s.participants = action.participants;
+        return;
+      case 'pull-requests':
+        // The list reflects every event up to as_of_seq, and maybe some after it: it ranks just
+        // above event as_of_seq (a replay of that event must not undo it) and below the next one.
+        for (const p of action.pull_requests)
+          this.notePull(p.number, action.as_of_seq + 0.5, { url: p.url, state: p.state }, { title: p.title, draft: p.draft });
         return;
       case 'disconnected':
         if (this.s.streams.length || this.streams?.length)
@@ -371,6 +434,7 @@ class Draft {
     if (n === 0 || list[n - 1]!.seq < e.seq) {
       this.ev().push(e);
       this.eventsChanged = true;
+      this.noteEvent(e);
       return true;
     }
     let lo = 0;
@@ -383,7 +447,14 @@ class Draft {
     if (lo < n && list[lo]!.seq === e.seq) return false;
     this.ev().splice(lo, 0, e);
     this.eventsChanged = true;
+    this.noteEvent(e);
     return true;
+  }
+
+  /** State kept from every event we get, old or new (not only live ones). */
+  private noteEvent(e: DurableEvent): void {
+    if (e.type === 'pr-opened') this.notePull(e.number, e.seq, { url: e.url, state: 'open' });
+    else if (e.type === 'pr-updated') this.notePull(e.number, e.seq, { url: e.url, state: e.state });
   }
 
   /** Move live state (queue, session, sandbox, cost) by an event newer than the snapshot. */
@@ -442,6 +513,7 @@ class Draft {
     const s = this.s;
     if (this.events) s.events = this.events;
     if (this.queue) s.queue = this.queue;
+    if (this.pulls) s.pulls = this.pulls;
     if (this.eventsChanged) {
       const built = buildItems(s.events, s.items);
       s.items = built.items;
@@ -708,6 +780,22 @@ export function isRunning(state: TimelineState): boolean {
 /** Commits shown in the timeline, newest last. */
 export function commits(state: TimelineState): GitCommitEvent[] {
   return state.events.filter((e): e is GitCommitEvent => e.type === 'git-commit');
+}
+
+/** The PR to show in the header: the open one (newest), else the newest. */
+export function currentPull(state: TimelineState): PullState | null {
+  let best: PullState | null = null;
+  for (const p of state.pulls) {
+    if (!best) best = p;
+    else if ((p.state === 'open') !== (best.state === 'open')) best = p.state === 'open' ? p : best;
+    else if (p.number > best.number) best = p;
+  }
+  return best;
+}
+
+/** The session branch was pushed (a git-push in the events we hold). */
+export function hasPushed(state: TimelineState): boolean {
+  return state.events.some((e) => e.type === 'git-push');
 }
 
 /** The seq to ask `history` before (the oldest we hold), or null when we hold nothing. */

@@ -1,10 +1,13 @@
 // /sessions/:id — header (title, status, sandbox, cost, presence, connection), the live timeline,
 // the queue and prompt box, and the Changes panel.
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import type { Participant } from '../api/types';
+import { ApiError } from '../api/client';
+import { endpoints } from '../api/endpoints';
+import type { DiffResponse, Participant, PullRequest } from '../api/types';
 import { Avatar, InlineError, Link, StatusDot } from '../components/bits';
 import { DiffPanel } from '../components/DiffPanel';
 import { ModelPicker } from '../components/ModelPicker';
+import { PrChip, PrDialog, prSummary } from '../components/PullRequest';
 import { TimelineRow, estimateRow, sandboxLabel } from '../components/TimelineRow';
 import { VirtualList } from '../components/VirtualList';
 import { toErrorInfo } from '../api/client';
@@ -12,7 +15,7 @@ import type { ErrorInfo } from '../api/types';
 import { modelLabel, repoLabel, usd } from '../lib/format';
 import { useStore } from '../lib/store';
 import { UNTITLED, currentSession$, learnTitle, me$, reportError, titleFromPrompt, titles$ } from '../state';
-import { type Item, type QueueEntry, isRunning, itemType } from '../timeline/reduce';
+import { type Item, type QueueEntry, commits, currentPull, hasPushed, isRunning, itemType } from '../timeline/reduce';
 import type { SocketStatus } from '../ws/socket';
 import { type SessionController, useSession } from './useSession';
 
@@ -34,6 +37,10 @@ export function SessionView({ id }: { id: string }) {
     () => state.events.reduce((n, e) => n + (e.type === 'git-commit' || e.type === 'git-push' ? 1 : 0), 0),
     [state.events],
   );
+  // The branch was pushed (its push may be in older, unloaded history: the diff knows too).
+  const [diffPushed, setDiffPushed] = useState(false);
+  const onDiff = useCallback((d: DiffResponse) => setDiffPushed(!!d.head_sha), []);
+  usePullRequests(id, ctl);
 
   useEffect(() => {
     document.title = session ? `${session.title} · openinspect` : 'openinspect';
@@ -87,7 +94,7 @@ export function SessionView({ id }: { id: string }) {
 
   return (
     <div class={`session-page ${panel ? 'with-panel' : ''}`}>
-      <SessionHeader ctl={ctl} panel={panel} onPanel={() => setPanel((p) => !p)} />
+      <SessionHeader ctl={ctl} panel={panel} onPanel={() => setPanel((p) => !p)} pushed={diffPushed || hasPushed(state)} />
       <ConnectionBanner status={status} onRetry={ctl.reconnect} />
       <div class="session-body">
         <section class="timeline-col" aria-label="Timeline">
@@ -129,7 +136,7 @@ export function SessionView({ id }: { id: string }) {
         </section>
         {panel && (
           <aside class="side-panel">
-            <DiffPanel sessionId={id} refreshKey={gitCount} onClose={() => setPanel(false)} />
+            <DiffPanel sessionId={id} refreshKey={gitCount} onClose={() => setPanel(false)} onLoaded={onDiff} />
           </aside>
         )}
       </div>
@@ -137,12 +144,45 @@ export function SessionView({ id }: { id: string }) {
   );
 }
 
-function SessionHeader({ ctl, panel, onPanel }: { ctl: SessionController; panel: boolean; onPanel(): void }) {
+/** The session's PRs: the REST list on open and after each pr-* event, merged by the reducer. */
+function usePullRequests(id: string, ctl: SessionController): void {
+  const { state, dispatch, resumeSeq } = ctl;
+  const prEvents = useMemo(
+    () => state.events.reduce((n, e) => n + (e.type === 'pr-opened' || e.type === 'pr-updated' ? 1 : 0), 0),
+    [state.events],
+  );
+  useEffect(() => {
+    if (!state.subscribed) return; // the session exists and is ours to see
+    const ctlr = new AbortController();
+    const asOf = resumeSeq();
+    const timer = window.setTimeout(() => {
+      endpoints
+        .pullRequests(id, ctlr.signal)
+        .then((r) => dispatch({ type: 'pull-requests', pull_requests: r.pull_requests, as_of_seq: asOf }))
+        .catch((err) => {
+          if (!ctlr.signal.aborted && !(err instanceof ApiError && err.status === 404)) reportError(err);
+        });
+    }, prEvents ? 300 : 0); // a burst of PR events: one request
+    return () => {
+      clearTimeout(timer);
+      ctlr.abort();
+    };
+  }, [id, state.subscribed, prEvents, dispatch, resumeSeq]);
+}
+
+function SessionHeader({ ctl, panel, onPanel, pushed }: { ctl: SessionController; panel: boolean; onPanel(): void; pushed: boolean }) {
   const { state, status } = ctl;
   const s = state.session;
   const running = isRunning(state);
   const sandbox = state.sandboxStatus ?? 'none';
   const shownTitle = s ? displayTitle(s.id, s.title, state.rows) : '';
+  const pull = currentPull(state);
+  const openPull = pull?.state === 'open' ? pull : null;
+  const [prDialog, setPrDialog] = useState(false);
+  const onPrDone = useCallback(
+    (pr: PullRequest) => ctl.dispatch({ type: 'pull-requests', pull_requests: [pr], as_of_seq: ctl.resumeSeq() }),
+    [ctl.dispatch, ctl.resumeSeq],
+  );
   useEffect(() => {
     if (s && shownTitle !== s.title) learnTitle(s.id, shownTitle);
   }, [s?.id, s?.title, shownTitle]);
@@ -157,7 +197,20 @@ function SessionHeader({ ctl, panel, onPanel }: { ctl: SessionController; panel:
           {s ? shownTitle : status.fatal ? 'Session unavailable' : 'Loading…'}
         </h1>
         {s && <span class={`badge badge-${s.status}`}>{running ? 'running' : s.status}</span>}
+        {pull && <PrChip pull={pull} />}
         <div class="spacer" />
+        {s && (pushed || state.pulls.length > 0) && (
+          <button
+            type="button"
+            class="button small"
+            data-testid="pr-create"
+            aria-haspopup="dialog"
+            onClick={() => setPrDialog(true)}
+            title={openPull ? `Push the latest work and update pull request #${openPull.number}` : 'Open a pull request of the session branch'}
+          >
+            {openPull ? 'Update PR' : 'Create PR'}
+          </button>
+        )}
         <Presence participants={state.participants} />
         <span
           class={`conn conn-${status.state}`}
@@ -192,6 +245,16 @@ function SessionHeader({ ctl, panel, onPanel }: { ctl: SessionController; panel:
             <span class="muted">cost</span> {usd(state.totalCostUsd)}
           </span>
         </div>
+      )}
+      {prDialog && s && (
+        <PrDialog
+          sessionId={s.id}
+          open={openPull}
+          defaultTitle={shownTitle}
+          defaultBody={prSummary({ title: shownTitle, sessionUrl: `${location.origin}/sessions/${s.id}`, commits: commits(state) })}
+          onClose={() => setPrDialog(false)}
+          onDone={onPrDone}
+        />
       )}
     </header>
   );

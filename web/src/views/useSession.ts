@@ -37,6 +37,10 @@ export interface SessionController {
   stop(): void;
   typing(): void;
   reconnect(): void;
+  /** Apply an action from outside the socket (e.g. the REST list of pull requests) at once. */
+  dispatch(action: TimelineAction): void;
+  /** The resume seq right now (what a REST answer asked now is as of). */
+  resumeSeq(): number;
 }
 
 export function useSession(sessionId: string): SessionController {
@@ -295,7 +299,16 @@ export function useSession(sessionId: string): SessionController {
 
   const reconnect = useCallback(() => socketRef.current?.reconnect(), []);
 
-  return { state, status, loadingOlder, loadOlder, sendPrompt, cancelPrompt, stop, typing, reconnect };
+  const dispatch = useCallback((action: TimelineAction) => {
+    flushNow.current(); // keep the order: what the socket delivered first applies first
+    const next = reduceAll(stateRef.current, [action]);
+    stateRef.current = next;
+    setState(next);
+  }, []);
+
+  const resumeSeq = useCallback(() => stateRef.current.resumeSeq, []);
+
+  return { state, status, loadingOlder, loadOlder, sendPrompt, cancelPrompt, stop, typing, reconnect, dispatch, resumeSeq };
 }
 
 function learnNames(pairs: [string, string][]): void {
