@@ -81,7 +81,10 @@ async def serve(
             )
         )
         info = settings.home_dir / SERVER_FILE
-        info.write_text(json.dumps({"url": url, "pid": os.getpid()}))
+        # Atomically: clients poll for this file and must never read it half-written.
+        partial = info.with_name(f".{info.name}.{os.getpid()}")
+        partial.write_text(json.dumps({"url": url, "pid": os.getpid()}))
+        partial.replace(info)
         bridge_task = asyncio.create_task(bridge.serve())
         public_task = asyncio.create_task(public.serve(sockets=[sock]))
         try:

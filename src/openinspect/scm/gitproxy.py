@@ -447,8 +447,13 @@ class _StreamedReply(Response):
                     task.cancel()
             await asyncio.gather(stream, *([watcher] if watcher else []), return_exceptions=True)
             await self._reply.aclose()
-            if self._on_done is not None:
-                await self._on_done()
+            await self._finish()
+
+    async def _finish(self) -> None:
+        """Run ``on_done`` once, however the stream ended."""
+        on_done, self._on_done = self._on_done, None
+        if on_done is not None:
+            await on_done()
 
     async def _stream(self, send: Send) -> None:
         try:
@@ -464,6 +469,10 @@ class _StreamedReply(Response):
                     if self._on_chunk is not None:
                         self._on_chunk(chunk)
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                # Hold the end of the answer until ``on_done`` ran: git exits when the answer
+                # ends, and whoever waits for git (the post-prompt push) must find the push's
+                # events already recorded.
+                await self._finish()
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         except TimeoutError:
             logger.warning("git proxy: an answer was cut off at the operation's time limit")
