@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from openinspect.domain.events import utcnow
-from openinspect.domain.models import PullRequestRecord, Session
+from openinspect.domain.models import Author, Prompt, PullRequestRecord, Session
 from openinspect.store import Store
 
 
@@ -89,3 +90,32 @@ async def test_a_delivery_is_claimed_once(store: Store) -> None:
     await store.webhooks.release("github", "d-1")
     assert await store.webhooks.claim("github", "d-1", "pull_request")
     assert await store.webhooks.prune() == 0
+
+
+async def test_a_session_list_knows_creators_and_how_the_newest_prompt_ended(
+    store: Store,
+) -> None:
+    sid = await _session(store)
+    session = await store.sessions.get(sid)
+    assert session is not None
+    author = Author.of((await store.users.get_many([session.creator_id]))[session.creator_id])
+    for minute, status in ((1, "success"), (2, "error")):
+        prompt = Prompt(
+            id=f"prm_{minute}",
+            session_id=sid,
+            author=author,
+            content="x",
+            model=None,
+            effort=None,
+            client_request_id=None,
+            status=status,
+            error_code="model_failed" if status == "error" else None,
+            error_message=None,
+            created_at=utcnow() + timedelta(minutes=minute),
+            started_at=None,
+            finished_at=None,
+        )
+        await store.prompts.create(prompt, f"fp{minute}")
+    assert await store.prompts.last_outcomes([sid, "ses_none"]) == {sid: ("error", "model_failed")}
+    assert await store.prompts.last_outcomes([]) == {}
+    assert await store.users.get_many([]) == {}

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from openinspect.domain.models import Prompt, PullRequestRecord, Repo, Session
+from openinspect.domain.models import Author, Prompt, PullRequestRecord, Repo, Session
 
 NAME_MAX = 200
 URL_MAX = 2048
@@ -58,8 +58,19 @@ class SessionCreated(BaseModel):
     prompt: Prompt | None = None
 
 
+class LastPrompt(BaseModel):
+    status: str
+    error_code: str | None = None
+
+
 class SessionList(BaseModel):
     sessions: list[Session]
+    creators: dict[str, Author] = Field(
+        default_factory=dict, description="The sessions' creators, by user id."
+    )
+    last_prompts: dict[str, LastPrompt] = Field(
+        default_factory=dict, description="How each session's newest prompt ended, by session id."
+    )
 
 
 class EventPage(BaseModel):

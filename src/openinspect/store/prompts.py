@@ -83,6 +83,27 @@ class PromptStore:
             rows = (await conn.execute(query.order_by(prompts.c.created_at, prompts.c.id))).all()
         return [_prompt(r) for r in rows]
 
+    async def last_outcomes(self, session_ids: Sequence[str]) -> dict[str, tuple[str, str | None]]:
+        """The status and error code of each session's newest prompt (sessions with none are
+        left out): what a session list needs to say "needs attention"."""
+        if not session_ids:
+            return {}
+        newest = (
+            sa.select(prompts.c.session_id, sa.func.max(prompts.c.created_at).label("at"))
+            .where(prompts.c.session_id.in_(session_ids))
+            .group_by(prompts.c.session_id)
+            .subquery()
+        )
+        query = sa.select(prompts.c.session_id, prompts.c.status, prompts.c.error_code).join(
+            newest,
+            sa.and_(
+                prompts.c.session_id == newest.c.session_id, prompts.c.created_at == newest.c.at
+            ),
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {row.session_id: (row.status, row.error_code) for row in rows}
+
     async def unfinished(self, session_id: str) -> list[Prompt]:
         """Running and queued prompts, in queue order."""
         return await self.for_session(session_id, UNFINISHED_PROMPT_STATUSES)

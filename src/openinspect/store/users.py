@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -95,6 +96,14 @@ class UserStore:
         async with self._engine.connect() as conn:
             row = (await conn.execute(users.select().where(users.c.id == user_id))).first()
         return _user(row) if row else None
+
+    async def get_many(self, user_ids: Iterable[str]) -> dict[str, User]:
+        wanted = set(user_ids)
+        if not wanted:
+            return {}
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(users.select().where(users.c.id.in_(wanted)))).all()
+        return {row.id: _user(row) for row in rows}
 
     async def count(self) -> int:
         async with self._engine.connect() as conn:

@@ -10,6 +10,7 @@ import type {
   PullRequest,
   Repo,
   Session,
+  SessionListResponse,
   TokenCreated,
   User,
   WsToken,
@@ -48,7 +49,7 @@ export const endpoints = {
   logout: (token: string) => api.post<void>('/auth/logout', undefined, { token }),
   me: (token?: string) => api.get<User>('/api/me', token ? { token } : undefined),
   sessions: (signal?: AbortSignal) =>
-    api.get<{ sessions: Session[] }>('/api/sessions?limit=200', { signal }),
+    api.get<SessionListResponse>('/api/sessions?limit=200', { signal }),
   session: (id: string) => api.get<{ session: Session; queue: Prompt[] }>(`/api/sessions/${enc(id)}`),
   createSession: (body: CreateSessionBody) =>
     api.post<{ session: Session; prompt: Prompt | null }>('/api/sessions', body),

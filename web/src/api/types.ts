@@ -96,6 +96,18 @@ export interface Author {
   email: string;
 }
 
+/** How a session's newest prompt ended (from the session list). */
+export interface LastPrompt {
+  status: string;
+  error_code: string | null;
+}
+
+export interface SessionListResponse {
+  sessions: Session[];
+  creators?: Record<string, Author>;
+  last_prompts?: Record<string, LastPrompt>;
+}
+
 export interface Repo {
   id: string;
   name: string;

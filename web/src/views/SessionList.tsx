@@ -2,24 +2,18 @@
 // unread markers; polled every 3 s while the tab is visible (rows update in place).
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { endpoints } from '../api/endpoints';
-import type { Session } from '../api/types';
+import type { LastPrompt, Session } from '../api/types';
+import { type Group, groupOf } from '../lib/grouping';
 import { Link, StatusDot } from '../components/bits';
 import { relativeTime, repoLabel } from '../lib/format';
 import { type ListFilter, listFilter, markAllSeen, onSeenChange, seenSeq, setListFilter } from '../lib/prefs';
-import { useStore } from '../lib/store';
-import { me$, names$, reportError, sessions$, shownTitle, titles$ } from '../state';
+import { createStore, useStore } from '../lib/store';
+import { learnName, me$, names$, reportError, sessions$, shownTitle, titles$ } from '../state';
 
 const POLL_MS = 3000;
 
-export type Group = 'running' | 'attention' | 'recent';
-
-/** Where a session belongs (derived from what the list endpoint gives). */
-export function groupOf(s: Session): Group {
-  if (s.status === 'active') return 'running';
-  // The list has no last-prompt outcome (see the report): a failed session or sandbox is what we can see.
-  if (s.status === 'failed' || s.sandbox_status === 'failed') return 'attention';
-  return 'recent';
-}
+/** The newest prompt outcome of each listed session, by session id. */
+export const lastPrompts$ = createStore<Record<string, LastPrompt>>({});
 
 /** Fetch the list now and every 3 s while visible; shared by the list and the palette. */
 export function useSessionPolling(): void {
@@ -32,8 +26,11 @@ export function useSessionPolling(): void {
       inFlight = ctl;
       endpoints
         .sessions(ctl.signal)
-        .then(({ sessions }) => {
+        .then(({ sessions, creators, last_prompts }) => {
           failures = 0;
+          for (const [id, author] of Object.entries(creators ?? {})) learnName(id, author.name);
+          const outcomes = last_prompts ?? {};
+          if (JSON.stringify(outcomes) !== JSON.stringify(lastPrompts$.get())) lastPrompts$.set(outcomes);
           const prev = sessions$.get();
           // No flicker: keep the same array when nothing changed.
           if (!prev || !sameList(prev, sessions)) sessions$.set(sessions);
@@ -82,6 +79,7 @@ export function SessionList() {
   const me = useStore(me$);
   const names = useStore(names$);
   const titles = useStore(titles$);
+  const lastPrompts = useStore(lastPrompts$);
   const [filter, setFilter] = useState<ListFilter>(listFilter);
   const [query, setQuery] = useState('');
   const [, setSeenTick] = useState(0);
@@ -125,7 +123,7 @@ export function SessionList() {
     { id: 'attention', label: 'Needs attention', rows: [] },
     { id: 'recent', label: 'Recent', rows: [] },
   ];
-  for (const s of visible) groups.find((g) => g.id === groupOf(s))!.rows.push(s);
+  for (const s of visible) groups.find((g) => g.id === groupOf(s, lastPrompts[s.id]))!.rows.push(s);
   const unread = visible.filter((s) => s.last_seq > seenSeq(s.id));
 
   return (

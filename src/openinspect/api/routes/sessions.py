@@ -10,6 +10,7 @@ from openinspect.api.deps import CurrentUser, State, visible_session
 from openinspect.api.errors import ErrorEnvelope
 from openinspect.api.schemas import (
     EventPage,
+    LastPrompt,
     PromptCreate,
     PullRequestCreate,
     PullRequestList,
@@ -22,7 +23,7 @@ from openinspect.api.schemas import (
     WsToken,
 )
 from openinspect.domain.events import dump_event
-from openinspect.domain.models import Prompt, PullRequestRecord
+from openinspect.domain.models import Author, Prompt, PullRequestRecord
 from openinspect.people.roles import is_admin
 
 PAGE_DEFAULT = 200
@@ -66,7 +67,16 @@ async def list_sessions(
         participant_id=None if is_admin(user) else user.id,
         limit=limit,
     )
-    return SessionList(sessions=sessions)
+    creators = await state.store.users.get_many(s.creator_id for s in sessions)
+    outcomes = await state.store.prompts.last_outcomes([s.id for s in sessions])
+    return SessionList(
+        sessions=sessions,
+        creators={uid: Author.of(u) for uid, u in creators.items()},
+        last_prompts={
+            sid: LastPrompt(status=status, error_code=code)
+            for sid, (status, code) in outcomes.items()
+        },
+    )
 
 
 @router.get("/{session_id}")
