@@ -139,14 +139,20 @@ async (timeoutMs) => {
   const before = loaded.oldest;
   const older = () => [...document.querySelectorAll('[data-testid="timeline-item"]')]
     .some((row) => Number(row.dataset.seq) < before);
+  const timeline = document.querySelector('[data-testid="timeline"]');
   const started = performance.now();
-  document.querySelector('[data-testid="timeline"]').scrollTop = 0;
+  timeline.scrollTop = 0;
   return await new Promise((resolve) => {
     const tick = () => {
       const now = performance.now();
       if (older()) resolve({ ms: now - started, oldest: loaded.oldest });
       else if (now - started > timeoutMs) resolve({ ms: null, oldest: loaded.oldest });
-      else requestAnimationFrame(tick);
+      else {
+        // Stay at the top, as a person holding the scrollbar would: a first paint that is
+        // still settling may scroll the view back to the newest row once.
+        if (timeline.scrollTop !== 0) timeline.scrollTop = 0;
+        requestAnimationFrame(tick);
+      }
     };
     requestAnimationFrame(tick);
   });
