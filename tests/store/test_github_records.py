@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from openinspect.domain.events import utcnow
-from openinspect.domain.models import Author, Prompt, PullRequestRecord, Session
+from openinspect.domain.models import Author, Prompt, PullRequestRecord
 from openinspect.store import Store
+from tests.store.records import session_record
 
 
 @pytest.fixture
@@ -22,25 +23,7 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 async def _session(store: Store) -> str:
     user = await store.users.create(name="Ada", email="ada@example.com", role="member")
-    now = utcnow()
-    session = Session(
-        id="ses_1",
-        title="t",
-        repo_url="https://github.com/o/r.git",
-        repo_id=None,
-        base_branch="main",
-        branch="openinspect/1",
-        model="scripted:x",
-        effort=None,
-        status="created",
-        sandbox_status="none",
-        creator_id=user.id,
-        parent_id=None,
-        total_cost_usd=0.0,
-        last_seq=0,
-        created_at=now,
-        updated_at=now,
-    )
+    session = session_record("ses_1", user.id, "https://github.com/o/r.git")
     await store.sessions.create(session)
     return session.id
 

@@ -15,6 +15,7 @@ from openinspect.domain.models import Author
 from openinspect.store import Store
 from openinspect.store.tables import metadata
 from tests.conftest import skip_or_fail
+from tests.store.records import session_record
 
 PG_ADMIN_URL = os.environ.get(
     "OPENINSPECT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -54,28 +55,7 @@ async def _exercise(url: str) -> None:
         token = await store.users.create_token(user.id, "t")
         assert (await store.users.authenticate(token)) == user
         assert await store.users.authenticate(token + "x") is None
-        from openinspect.domain.events import utcnow
-        from openinspect.domain.models import Session
-
-        now = utcnow()
-        session = Session(
-            id="ses_0123456789abcdef",
-            title="t",
-            repo_url="/r",
-            repo_id=None,
-            base_branch="main",
-            branch="openinspect/01234567",
-            model="scripted:x",
-            effort=None,
-            status="created",
-            sandbox_status="none",
-            creator_id=user.id,
-            parent_id=None,
-            total_cost_usd=0.0,
-            last_seq=0,
-            created_at=now,
-            updated_at=now,
-        )
+        session = session_record("ses_0123456789abcdef", user.id)
         await store.sessions.create(session)
         event = SessionCreated(
             session_id=session.id,

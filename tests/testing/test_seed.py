@@ -13,36 +13,18 @@ from openinspect.domain.events import (
     ToolCall,
     ToolResult,
     dump_event,
-    utcnow,
 )
-from openinspect.domain.models import Author, Session
+from openinspect.domain.models import Author
 from openinspect.store import Store
 from openinspect.testing.seed import add_user, seed_history, synthetic_history
+from tests.store.records import session_record
 
 
 async def test_history_is_gap_free_and_appended_after_the_existing_log(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
     store = await Store.open(url)
     user, token = await add_user(url, "Grace Hopper")
-    now = utcnow()
-    session = Session(
-        id="ses_seeded",
-        title="t",
-        repo_url="/tmp/x",
-        repo_id=None,
-        base_branch="main",
-        branch="openinspect/seeded",
-        model="m",
-        effort=None,
-        status="idle",
-        sandbox_status="none",
-        creator_id=user.id,
-        parent_id=None,
-        total_cost_usd=0.0,
-        last_seq=0,
-        created_at=now,
-        updated_at=now,
-    )
+    session = session_record("ses_seeded", user.id, "/tmp/x")
     try:
         await store.sessions.create(session)
         created = SessionCreated(

@@ -1,0 +1,29 @@
+"""Store records for tests that need a row to hang things on."""
+
+from __future__ import annotations
+
+from openinspect.domain.events import utcnow
+from openinspect.domain.models import Session
+
+
+def session_record(session_id: str, creator_id: str, repo_url: str = "/r") -> Session:
+    """A freshly created session (status ``created``, no sandbox, empty log)."""
+    now = utcnow()
+    return Session(
+        id=session_id,
+        title="t",
+        repo_url=repo_url,
+        repo_id=None,
+        base_branch="main",
+        branch=f"openinspect/{session_id.removeprefix('ses_')[:8]}",
+        model="scripted:x",
+        effort=None,
+        status="created",
+        sandbox_status="none",
+        creator_id=creator_id,
+        parent_id=None,
+        total_cost_usd=0.0,
+        last_seq=0,
+        created_at=now,
+        updated_at=now,
+    )
