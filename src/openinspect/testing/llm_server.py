@@ -27,12 +27,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self, TypeAlias
 
 import uvicorn
@@ -55,6 +53,7 @@ from openinspect.testing._llm_wire import (
     openai_error,
     openai_stream,
 )
+from openinspect.testing.background import BackgroundServer, bind, url_host
 
 __all__ = [
     "DEFAULT_FINAL_TEXT",
@@ -398,29 +397,16 @@ def _build_app(state: _ScriptState) -> Starlette:
     )
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    """Bind before the server thread starts, so the real port (for port 0) is known at once."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.create_server((host, port), family=family, backlog=128)
-    sock.set_inheritable(True)
-    return sock
-
-
-def _url_host(host: str) -> str:
-    if host in ("", "0.0.0.0"):  # noqa: S104 - mapping a wildcard bind to a dialable address
-        return "127.0.0.1"
-    if host == "::":
-        return "[::1]"
-    return f"[{host}]" if ":" in host else host
-
-
-class ScriptedLLMServer:
+class ScriptedLLMServer(BackgroundServer):
     """The scripted LLM server, run in a background thread with its own event loop.
 
     ``ScriptedLLMServer(script, host="127.0.0.1", port=0)``; ``script`` is a path to a JSON
     script, a parsed mapping, an ``LLMScript``, or None (every request gets ``final_text``). Use it
-    as a (sync or async) context manager, or call ``start()``/``stop()``.
+    as a (sync or async) context manager, or call ``start()``/``stop()``. ``base_url`` is the
+    Anthropic SDK's base URL.
     """
+
+    label = "scripted LLM server"
 
     def __init__(
         self,
@@ -429,120 +415,14 @@ class ScriptedLLMServer:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
+        super().__init__(host=host, port=port)
         self._state = _ScriptState(load_script(script) if script is not None else LLMScript())
-        self._host = host
-        self._requested_port = port
-        self._port: int | None = None
         self._app = _build_app(self._state)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._sock: socket.socket | None = None
-        self._thread_error: BaseException | None = None
 
-    # ------------------------------------------------------------------ lifecycle
-
-    def start(self, timeout_s: float = 10.0) -> Self:
-        """Bind, start serving in a background thread, and return once requests are accepted."""
-        if self._thread is not None:
-            raise RuntimeError("ScriptedLLMServer is already started")
-        sock = _bind(self._host, self._requested_port)
-        self._sock = sock
-        self._port = int(sock.getsockname()[1])
-        # log_config/log_level None: an in-process server must not reconfigure the host's logging.
-        config = uvicorn.Config(
-            self._app,
-            log_config=None,
-            log_level=None,
-            lifespan="off",
-            loop="asyncio",
-            timeout_graceful_shutdown=2,
-        )
-        server = uvicorn.Server(config)
-        self._server = server
-        self._thread_error = None
-        thread = threading.Thread(
-            target=self._run,
-            args=(server, sock),
-            name=f"scripted-llm-{self._port}",
-            daemon=True,
-        )
-        self._thread = thread
-        thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not server.started:
-            if not thread.is_alive():
-                self._cleanup()
-                raise RuntimeError(
-                    f"scripted LLM server failed to start: {self._thread_error!r}"
-                ) from self._thread_error
-            if time.monotonic() > deadline:
-                self.stop()
-                raise TimeoutError(f"scripted LLM server did not start within {timeout_s}s")
-            time.sleep(0.002)
-        return self
-
-    def _run(self, server: uvicorn.Server, sock: socket.socket) -> None:
-        try:
-            server.run(sockets=[sock])
-        except BaseException as exc:  # reported to start(), which runs in the caller's thread
-            self._thread_error = exc
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop serving and wait for the thread to end. Safe to call twice."""
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-        self._cleanup()
-
-    def _cleanup(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-        self._sock = None
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> Self:
-        return self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        # Off the caller's loop: graceful shutdown may wait on a stream that loop is still reading.
-        await asyncio.to_thread(self.stop)
+    def _asgi_app(self) -> Starlette:
+        return self._app
 
     # ------------------------------------------------------------------ addresses
-
-    @property
-    def host(self) -> str:
-        """The host the server binds to."""
-        return self._host
-
-    @property
-    def port(self) -> int:
-        """The bound port (the real one when started with port 0)."""
-        if self._port is None:
-            raise RuntimeError("ScriptedLLMServer is not started; its port is not known yet")
-        return self._port
-
-    @property
-    def base_url(self) -> str:
-        """``http://HOST:PORT``: the Anthropic SDK's ``base_url``."""
-        return f"http://{_url_host(self._host)}:{self.port}"
 
     @property
     def openai_base_url(self) -> str:
@@ -616,8 +496,8 @@ def serve(
     """
     script = load_script(script_path)
     state = _ScriptState(script)
-    sock = _bind(host, port)
-    base_url = f"http://{_url_host(host)}:{sock.getsockname()[1]}"
+    sock = bind(host, port)
+    base_url = f"http://{url_host(host)}:{sock.getsockname()[1]}"
     print(
         f"Scripted LLM server: {len(script.turns)} turn(s) from {script_path}",
         flush=True,

@@ -22,13 +22,9 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-import socket
 import tempfile
-import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Literal, Self
 
 import uvicorn
@@ -39,6 +35,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from openinspect.settings import GitHubSettings
+from openinspect.testing.background import STOP_TIMEOUT_S, BackgroundServer
 from openinspect.testing.github import api, control, gitops, oauth, pulls
 from openinspect.testing.github.core import Core, Failure, RecordedRequest, RequestLogMiddleware
 from openinspect.testing.github.git_http import GitHttp
@@ -58,21 +55,6 @@ from openinspect.testing.github.webhooks import DEFAULT_DELIVERY_TIMEOUT_S, Deli
 EmailSpec = str | tuple[str, bool, bool] | EmailRec
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.create_server((host, port), family=family, backlog=128)
-    sock.set_inheritable(True)
-    return sock
-
-
-def _url_host(host: str) -> str:
-    if host in ("", "0.0.0.0"):  # noqa: S104 - mapping a wildcard bind to a dialable address
-        return "127.0.0.1"
-    if host == "::":
-        return "[::1]"
-    return f"[{host}]" if ":" in host else host
-
-
 def _emails(login: str, emails: Sequence[EmailSpec] | None) -> list[EmailRec]:
     if emails is None:
         return [EmailRec(email=f"{login.lower()}@example.com", verified=True, primary=True)]
@@ -87,12 +69,14 @@ def _emails(login: str, emails: Sequence[EmailSpec] | None) -> list[EmailRec]:
     return out
 
 
-class FakeGitHub:
+class FakeGitHub(BackgroundServer):
     """The fake, served from a background thread (``start``/``stop`` or a context manager).
 
     ``data_dir`` keeps the state (``state.json``) and the bare repositories; without it they
     live in a temporary directory removed by ``stop()``.
     """
+
+    label = "fake GitHub"
 
     def __init__(
         self,
@@ -111,14 +95,8 @@ class FakeGitHub:
             root, persist = data_dir, True
         self.data_dir = root
         self.core = Core(FakeState(root, persist=persist), Deliverer(webhook_timeout_s))
-        self._host = host
-        self._requested_port = port
-        self._port: int | None = None
+        super().__init__(host=host, port=port)
         self._app = self._build_app()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._sock: socket.socket | None = None
-        self._thread_error: BaseException | None = None
 
     @property
     def state(self) -> FakeState:
@@ -135,56 +113,16 @@ class FakeGitHub:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def _listen(self) -> socket.socket:
-        sock = _bind(self._host, self._requested_port)
-        self._sock = sock
-        self._port = int(sock.getsockname()[1])
-        self.core.site = Site(f"http://{_url_host(self._host)}:{self._port}")
+    def _asgi_app(self) -> ASGIApp:
+        return self._app
+
+    def _on_listen(self) -> None:
+        self.core.site = Site(self.base_url)
         self.core.deliverer.start()
-        return sock
-
-    def start(self, timeout_s: float = 10.0) -> Self:
-        """Bind, serve in a background thread, and return once requests are accepted."""
-        if self._thread is not None:
-            raise RuntimeError("FakeGitHub is already started")
-        sock = self._listen()
-        config = uvicorn.Config(
-            self._app,
-            log_config=None,
-            log_level=None,
-            lifespan="off",
-            loop="asyncio",
-            timeout_graceful_shutdown=2,
-        )
-        server = uvicorn.Server(config)
-        self._server = server
-        thread = threading.Thread(
-            target=self._run, args=(server, sock), name=f"fake-github-{self._port}", daemon=True
-        )
-        self._thread = thread
-        thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not server.started:
-            if not thread.is_alive():
-                self.stop()
-                raise RuntimeError(
-                    f"fake GitHub failed to start: {self._thread_error!r}"
-                ) from self._thread_error
-            if time.monotonic() > deadline:
-                self.stop()
-                raise TimeoutError(f"fake GitHub did not start within {timeout_s}s")
-            time.sleep(0.002)
-        return self
-
-    def _run(self, server: uvicorn.Server, sock: socket.socket) -> None:
-        try:
-            server.run(sockets=[sock])
-        except BaseException as exc:  # reported to start(), which runs in the caller's thread
-            self._thread_error = exc
 
     def serve_forever(self, log_level: str = "warning") -> None:
         """Serve in this thread until interrupted (Ctrl-C / SIGTERM); for the CLI."""
-        sock = self._listen() if self._sock is None else self._sock
+        sock = self._listen()
         config = uvicorn.Config(self._app, log_level=log_level, lifespan="off", loop="asyncio")
         try:
             uvicorn.Server(config).run(sockets=[sock])
@@ -193,53 +131,18 @@ class FakeGitHub:
 
     def bind(self) -> Self:
         """Bind the port now (``url`` is known), serve later with ``serve_forever``."""
-        if self._sock is None:
-            self._listen()
+        self._listen()
         return self
 
-    def stop(self, timeout_s: float = 5.0) -> None:
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """Stop serving, stop webhook delivery, remove the temporary directory. Idempotent."""
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-        if self._sock is not None:
-            self._sock.close()
-        self._server = self._thread = self._sock = None
+        super().stop(timeout_s)
         self.core.deliverer.stop()
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> Self:
-        return self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await asyncio.to_thread(self.stop)
-
     # ------------------------------------------------------------------ addresses and settings
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("FakeGitHub is not started; its port is not known yet")
-        return self._port
 
     @property
     def url(self) -> str:
