@@ -46,6 +46,12 @@ class SessionSettings(BaseModel):
     stop_grace_s: float = Field(
         3.0, description="Seconds a stopped command gets after SIGTERM before SIGKILL."
     )
+    max_commit_file_bytes: int = Field(
+        5 * 1024 * 1024,
+        ge=1,
+        description="Largest file the end-of-prompt commit adds, in bytes; bigger ones stay out "
+        "of the commit (and are named in a warning).",
+    )
 
 
 class SandboxSettings(BaseModel):

@@ -194,18 +194,17 @@ async def test_push_to_the_session_branch_lands(proxy: Proxy) -> None:
 async def test_a_created_branch_can_then_be_updated_and_deleted(proxy: Proxy) -> None:
     work = await proxy.clone()
     first = await commit(proxy.git, work, "a.txt")
-    await proxy.git.run("push", "--quiet", "origin", "HEAD:openinspect/other", cwd=work)
-    assert await proxy.upstream_ref("openinspect/other") == first
-    assert proxy.authority.created == {"openinspect/other"}
+    other = f"{SESSION_BRANCH}-other"
+    await proxy.git.run("push", "--quiet", "origin", f"HEAD:{other}", cwd=work)
+    assert await proxy.upstream_ref(other) == first
+    assert proxy.authority.created == {other}
 
     second = await commit(proxy.git, work, "b.txt")
-    await proxy.git.run("push", "--quiet", "origin", "HEAD:openinspect/other", cwd=work)
-    assert await proxy.upstream_ref("openinspect/other") == second
-    await proxy.git.run(
-        "push", "--quiet", "--force", "origin", "HEAD~2:openinspect/other", cwd=work
-    )
-    await proxy.git.run("push", "--quiet", "origin", ":openinspect/other", cwd=work)
-    assert await proxy.upstream_ref("openinspect/other") is None
+    await proxy.git.run("push", "--quiet", "origin", f"HEAD:{other}", cwd=work)
+    assert await proxy.upstream_ref(other) == second
+    await proxy.git.run("push", "--quiet", "--force", "origin", f"HEAD~2:{other}", cwd=work)
+    await proxy.git.run("push", "--quiet", "origin", f":{other}", cwd=work)
+    assert await proxy.upstream_ref(other) is None
     assert [p.ok for p in proxy.authority.pushes] == [True] * 4
 
 
@@ -312,7 +311,7 @@ async def test_deleting_a_branch_the_session_did_not_create_is_refused(proxy: Pr
         proxy,
         work,
         ["--force", "origin", "HEAD:openinspect/existing"],
-        ["(openinspect/existing was not created by this session; sessions may push only to"],
+        ["(sessions may push only to openinspect/ses1 or to new branches named"],
     )
 
 
@@ -325,7 +324,7 @@ async def test_other_branches_are_refused_and_a_push_is_all_or_nothing(proxy: Pr
         ["origin", "HEAD", "HEAD:feature"],
         [
             "! [remote rejected] HEAD -> feature (sessions may push only to openinspect/ses1 "
-            "or to new branches under openinspect/)",
+            "or to new branches named openinspect/ses1-<name>)",
             "! [remote rejected] HEAD -> openinspect/ses1 (not pushed: another ref in this push "
             "was refused",
         ],
@@ -644,7 +643,7 @@ async def test_a_gzip_push_body(proxy: Proxy) -> None:
         stdout=asyncio.subprocess.PIPE,
     )
     pack, _ = await proc.communicate(f"{sha}\n^{base}\n".encode())
-    ref = "refs/heads/openinspect/gz"
+    ref = f"refs/heads/{SESSION_BRANCH}-gz"
     body = encode(f"{'0' * 40} {sha} {ref}\0report-status side-band-64k") + FLUSH + pack
     async with httpx.AsyncClient(headers=AUTH_HEADER) as client:
         response = await client.post(

@@ -18,13 +18,23 @@ A = "a" * 40
 B = "b" * 40
 ZERO256 = "0" * 64
 C256 = "c" * 64
-ALLOWED_ONLY = "sessions may push only to openinspect/s1 or to new branches under openinspect/"
+ALLOWED_ONLY = (
+    "sessions may push only to openinspect/s1 or to new branches named openinspect/s1-<name>"
+)
+TAKEN = (
+    "already exists on the origin and this session did not create it; "
+    "an existing branch is not taken over"
+)
+FOREIGN = f"belongs to another session; {ALLOWED_ONLY}"
 
 POLICY = PushPolicy(
     session_branch="openinspect/s1",
     base_branch="main",
-    created_branches=frozenset({"openinspect/mine"}),
+    created_branches=frozenset({"openinspect/s1", "openinspect/s1-mine", "openinspect/legacy"}),
+    foreign_branches=frozenset({"openinspect/s1-squatted"}),
 )
+# A session that has not pushed its branch yet.
+FRESH = PushPolicy(session_branch="openinspect/s1", base_branch="main")
 
 
 def create(ref: str) -> RefUpdate:
@@ -43,7 +53,7 @@ def delete(ref: str) -> RefUpdate:
     ("command", "allowed", "reason", "created"),
     [
         # the session branch: create, update, force; never delete
-        (create("refs/heads/openinspect/s1"), True, "the session's branch", False),
+        (create("refs/heads/openinspect/s1"), True, "the session's branch", True),
         (update("refs/heads/openinspect/s1"), True, "the session's branch", False),
         (
             delete("refs/heads/openinspect/s1"),
@@ -70,24 +80,52 @@ def delete(ref: str) -> RefUpdate:
             "main is the base branch; push to openinspect/s1 instead",
             False,
         ),
-        # new branches under the prefix are created and owned
+        # new branches under the session's own name are created and owned
         (
-            create("refs/heads/openinspect/other"),
+            create("refs/heads/openinspect/s1-other"),
             True,
-            "a new branch under the session prefix",
+            "a new branch under the session's name",
             True,
         ),
-        (create("refs/heads/openinspect/a/b"), True, "a new branch under the session prefix", True),
-        # branches the session created: update, force, delete
-        (update("refs/heads/openinspect/mine"), True, "a branch this session created", False),
-        (delete("refs/heads/openinspect/mine"), True, "a branch this session created", False),
-        # branches under the prefix it did not create
         (
-            update("refs/heads/openinspect/existing"),
+            create("refs/heads/openinspect/s1-a/b"),
+            True,
+            "a new branch under the session's name",
+            True,
+        ),
+        # branches the session created: update, force, delete (also ones from before the
+        # naming rule, which the store says it owns)
+        (update("refs/heads/openinspect/s1-mine"), True, "a branch this session created", False),
+        (delete("refs/heads/openinspect/s1-mine"), True, "a branch this session created", False),
+        (update("refs/heads/openinspect/legacy"), True, "a branch this session created", False),
+        # a name under its own that exists on the origin but that it did not create
+        (update("refs/heads/openinspect/s1-human"), False, f"openinspect/s1-human {TAKEN}", False),
+        (
+            delete("refs/heads/openinspect/s1-human"),
             False,
-            f"openinspect/existing was not created by this session; {ALLOWED_ONLY}",
+            "openinspect/s1-human was not created by this session; deleting it is refused",
             False,
         ),
+        # a name under its own that another session claimed: not even a create
+        (
+            create("refs/heads/openinspect/s1-squatted"),
+            False,
+            f"openinspect/s1-squatted {FOREIGN}",
+            False,
+        ),
+        (
+            update("refs/heads/openinspect/s1-squatted"),
+            False,
+            f"openinspect/s1-squatted {FOREIGN}",
+            False,
+        ),
+        # other sessions' names, whether or not they exist on the origin
+        (create("refs/heads/openinspect/s2"), False, ALLOWED_ONLY, False),
+        (create("refs/heads/openinspect/s2-x"), False, ALLOWED_ONLY, False),
+        (create("refs/heads/openinspect/s1/x"), False, ALLOWED_ONLY, False),
+        (create("refs/heads/openinspect/s10"), False, ALLOWED_ONLY, False),
+        (create("refs/heads/openinspect/other"), False, ALLOWED_ONLY, False),
+        (update("refs/heads/openinspect/existing"), False, ALLOWED_ONLY, False),
         (
             delete("refs/heads/openinspect/existing"),
             False,
@@ -104,7 +142,7 @@ def delete(ref: str) -> RefUpdate:
             False,
         ),
         (create("refs/heads/openinspect"), False, ALLOWED_ONLY, False),
-        (create("refs/heads/openinspectx/y"), False, ALLOWED_ONLY, False),
+        (create("refs/heads/openinspect/s1-"), False, ALLOWED_ONLY, False),
         # tags, whatever the operation
         (create("refs/tags/v2"), False, TAG_REFUSED, False),
         (update("refs/tags/v1"), False, TAG_REFUSED, False),
@@ -131,9 +169,9 @@ def delete(ref: str) -> RefUpdate:
         ),
         # SHA-256 repositories
         (
-            RefUpdate(ZERO256, C256, "refs/heads/openinspect/new256"),
+            RefUpdate(ZERO256, C256, "refs/heads/openinspect/s1-new256"),
             True,
-            "a new branch under the session prefix",
+            "a new branch under the session's name",
             True,
         ),
         (
@@ -174,7 +212,7 @@ def test_invalid_branch_names_are_refused(ref: str) -> None:
 
 
 def test_an_allowed_push_keeps_each_reason() -> None:
-    commands = [update("refs/heads/openinspect/s1"), create("refs/heads/openinspect/new")]
+    commands = [update("refs/heads/openinspect/s1"), create("refs/heads/openinspect/s1-new")]
     decisions = POLICY.check(commands)
     assert [d.allowed for d in decisions] == [True, True]
     assert accepted(decisions)
@@ -185,7 +223,7 @@ def test_one_refused_command_refuses_the_whole_push() -> None:
     commands = [
         update("refs/heads/openinspect/s1"),
         update("refs/heads/main"),
-        create("refs/heads/openinspect/new"),
+        create("refs/heads/openinspect/s1-new"),
         create("refs/tags/v9"),
     ]
     decisions = POLICY.check(commands)
@@ -193,7 +231,7 @@ def test_one_refused_command_refuses_the_whole_push() -> None:
     assert [(d.update.ref, d.allowed, d.reason) for d in decisions] == [
         ("refs/heads/openinspect/s1", False, ATOMIC_REFUSED),
         ("refs/heads/main", False, "main is the base branch; push to openinspect/s1 instead"),
-        ("refs/heads/openinspect/new", False, ATOMIC_REFUSED),
+        ("refs/heads/openinspect/s1-new", False, ATOMIC_REFUSED),
         ("refs/tags/v9", False, TAG_REFUSED),
     ]
     assert not any(d.created for d in decisions)
@@ -201,58 +239,65 @@ def test_one_refused_command_refuses_the_whole_push() -> None:
         "push refused",
         f"refs/heads/openinspect/s1: {ATOMIC_REFUSED}",
         "refs/heads/main: main is the base branch; push to openinspect/s1 instead",
-        f"refs/heads/openinspect/new: {ATOMIC_REFUSED}",
+        f"refs/heads/openinspect/s1-new: {ATOMIC_REFUSED}",
         f"refs/tags/v9: {TAG_REFUSED}",
     ]
 
 
-def test_new_branches_lists_only_created_branches_under_the_prefix() -> None:
+def test_new_branches_lists_only_branches_the_push_created() -> None:
     commands = [
-        create("refs/heads/openinspect/s1"),  # the session branch is always allowed, not owned
-        create("refs/heads/openinspect/new"),
-        update("refs/heads/openinspect/mine"),
+        create("refs/heads/openinspect/s1"),
+        create("refs/heads/openinspect/s1-new"),
+        update("refs/heads/openinspect/s1-mine"),
+        create("refs/heads/openinspect/s2"),
         create("refs/heads/feature"),
         create("refs/tags/openinspect/t"),
     ]
-    assert POLICY.new_branches(commands) == frozenset({"openinspect/new"})
+    assert FRESH.new_branches(commands) == frozenset({"openinspect/s1", "openinspect/s1-new"})
 
 
 def test_created_branches_grow_the_policy() -> None:
-    before = PushPolicy("openinspect/s1", "main")
-    assert not before.decide(update("refs/heads/openinspect/new")).allowed
+    assert not FRESH.decide(update("refs/heads/openinspect/s1-new")).allowed
     after = PushPolicy(
         "openinspect/s1",
         "main",
-        created_branches=before.new_branches([create("refs/heads/openinspect/new")]),
+        created_branches=FRESH.new_branches([create("refs/heads/openinspect/s1-new")]),
     )
-    assert after.decide(update("refs/heads/openinspect/new")).allowed
-    assert after.decide(delete("refs/heads/openinspect/new")).allowed
+    assert after.decide(update("refs/heads/openinspect/s1-new")).allowed
+    assert after.decide(delete("refs/heads/openinspect/s1-new")).allowed
+
+
+def test_an_existing_session_branch_it_never_pushed_is_not_taken_over() -> None:
+    """Someone else put ``openinspect/s1`` on the origin: the session may not build on it."""
+    refused = FRESH.decide(update("refs/heads/openinspect/s1"))
+    assert (refused.allowed, refused.reason) == (False, f"openinspect/s1 {TAKEN}")
+    assert FRESH.decide(create("refs/heads/openinspect/s1")).allowed
+
+
+def test_a_session_branch_another_session_claimed_is_refused_even_to_create() -> None:
+    squatted = PushPolicy("openinspect/s1", "main", foreign_branches=frozenset({"openinspect/s1"}))
+    decision = squatted.decide(create("refs/heads/openinspect/s1"))
+    assert (decision.allowed, decision.reason) == (False, f"openinspect/s1 {FOREIGN}")
 
 
 def test_base_branch_wins_over_a_created_or_prefixed_base() -> None:
     policy = PushPolicy(
         "openinspect/s2",
-        "openinspect/s1",
-        created_branches=frozenset({"openinspect/s1"}),
+        "openinspect/s2-base",
+        created_branches=frozenset({"openinspect/s2-base"}),
     )
-    for command in (update("refs/heads/openinspect/s1"), delete("refs/heads/openinspect/s1")):
+    for command in (
+        update("refs/heads/openinspect/s2-base"),
+        delete("refs/heads/openinspect/s2-base"),
+    ):
         decision = policy.decide(command)
         assert not decision.allowed
         assert decision.reason == (
-            "openinspect/s1 is the base branch; push to openinspect/s2 instead"
+            "openinspect/s2-base is the base branch; push to openinspect/s2 instead"
         )
 
 
-def test_a_custom_prefix() -> None:
-    policy = PushPolicy("bots/s1", "develop", prefix="bots/")
-    assert policy.decide(create("refs/heads/bots/x")).created
-    refused = policy.decide(create("refs/heads/openinspect/x"))
-    assert refused.reason == "sessions may push only to bots/s1 or to new branches under bots/"
-
-
 def test_bad_policies_are_refused() -> None:
-    with pytest.raises(ValueError, match="must end with '/'"):
-        PushPolicy("openinspect/s1", "main", prefix="openinspect")
     with pytest.raises(ValueError, match="both 'main'"):
         PushPolicy("main", "main")
 

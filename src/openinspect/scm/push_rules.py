@@ -1,10 +1,13 @@
 """Which ref updates a session may push: pure policy, no I/O.
 
-A session may push to its own branch (``openinspect/<id>``: create, update, force) and may create
-new branches under the prefix (``openinspect/…``); a branch it created it may then update, force
-or delete. Everything else is refused with a reason git shows the agent: tags, refs outside
-``refs/heads/``, the base branch (any update, force or deletion), branches the session did not
-create, and deletions of anything it did not create.
+Branch names belong to sessions. A session's own branch is ``<branch>`` (``openinspect/<id>``);
+the new branches it may create are named ``<branch>-<name>`` (not ``<branch>/<name>``: git cannot
+hold both ``a`` and ``a/b``). It may create its branch, and update or force it once it pushed it;
+it may create a branch under its name, then update, force or delete it. Everything else is refused
+with a reason git shows the agent: tags, refs outside ``refs/heads/``, the base branch (any
+update, force or deletion), names owned by another session (the store keeps every session's
+claims, also after the branch was deleted on the origin), names it did not create (an existing
+branch it never pushed is not taken over), and deletions of anything it did not create.
 
 A push is all-or-nothing: when any command is refused, every command is (the ones that were fine
 say so in their reason), so a push never half-lands through the proxy.
@@ -18,7 +21,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-DEFAULT_BRANCH_PREFIX = "openinspect/"
+NAME_SEPARATOR = "-"
+"""Between a session's branch and the name of a branch it creates."""
 HEADS = "refs/heads/"
 TAGS = "refs/tags/"
 
@@ -71,7 +75,8 @@ class RefUpdate:
 class Decision:
     """The verdict on one :class:`RefUpdate`: ``reason`` is shown to the agent when refused.
 
-    ``created`` marks a new branch under the prefix, which the session owns once the push lands.
+    ``created`` marks a new branch (the session's own, or one under its name), which the session
+    owns once the push lands.
     """
 
     update: RefUpdate
@@ -85,18 +90,17 @@ class PushPolicy:
     """The branches one session may push to.
 
     ``session_branch`` is ``openinspect/<id>``; ``base_branch`` the branch the session started
-    from; ``created_branches`` the branches under ``prefix`` that earlier pushes of this session
-    created (the proxy's authority keeps that list and adds to it after each landed push).
+    from; ``created_branches`` the branches this session pushed and owns (the proxy's authority
+    keeps that list and adds to it after each landed push); ``foreign_branches`` the names under
+    this session's own name that another session owns.
     """
 
     session_branch: str
     base_branch: str
-    prefix: str = DEFAULT_BRANCH_PREFIX
     created_branches: frozenset[str] = frozenset()
+    foreign_branches: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
-        if not self.prefix.endswith("/"):
-            raise ValueError(f"the branch prefix must end with '/', got {self.prefix!r}")
         if self.session_branch == self.base_branch:
             raise ValueError(
                 f"the session branch and the base branch are both {self.base_branch!r}; "
@@ -104,10 +108,15 @@ class PushPolicy:
             )
 
     @property
+    def namespace(self) -> str:
+        """New branches of this session start with this: ``openinspect/<id>-``."""
+        return self.session_branch + NAME_SEPARATOR
+
+    @property
     def allowed_summary(self) -> str:
         return (
             f"sessions may push only to {self.session_branch} "
-            f"or to new branches under {self.prefix}"
+            f"or to new branches named {self.namespace}<name>"
         )
 
     def decide(self, update: RefUpdate) -> Decision:
@@ -126,27 +135,31 @@ class PushPolicy:
                 False,
                 f"{branch} is the base branch; push to {self.session_branch} instead",
             )
+        if branch in self.foreign_branches:
+            return Decision(
+                update, False, f"{branch} belongs to another session; {self.allowed_summary}"
+            )
+        owned = branch in self.created_branches
         if branch == self.session_branch:
             if update.is_delete:
                 return Decision(
                     update, False, f"{branch} is this session's branch and cannot be deleted"
                 )
-            return Decision(update, True, "the session's branch")
-        owned = branch in self.created_branches
-        if update.is_delete:
+            if update.is_create:
+                return Decision(update, True, "the session's branch", True)
             if owned:
-                return Decision(update, True, "a branch this session created")
+                return Decision(update, True, "the session's branch")
+            return Decision(update, False, _not_taken_over(branch))
+        if owned:
+            return Decision(update, True, "a branch this session created")
+        if update.is_delete:
             return Decision(
                 update, False, f"{branch} was not created by this session; deleting it is refused"
             )
-        if branch.startswith(self.prefix) and len(branch) > len(self.prefix):
+        if branch.startswith(self.namespace) and len(branch) > len(self.namespace):
             if update.is_create:
-                return Decision(update, True, "a new branch under the session prefix", True)
-            if owned:
-                return Decision(update, True, "a branch this session created")
-            return Decision(
-                update, False, f"{branch} was not created by this session; {self.allowed_summary}"
-            )
+                return Decision(update, True, "a new branch under the session's name", True)
+            return Decision(update, False, _not_taken_over(branch))
         return Decision(update, False, self.allowed_summary)
 
     def check(self, updates: Sequence[RefUpdate]) -> list[Decision]:
@@ -160,12 +173,19 @@ class PushPolicy:
         ]
 
     def new_branches(self, updates: Iterable[RefUpdate]) -> frozenset[str]:
-        """The branches these (landed) updates created that the session now owns."""
+        """The branches these (landed) updates created, which the session now owns."""
         return frozenset(
             update.branch
             for update in updates
             if update.branch is not None and self.decide(update).created
         )
+
+
+def _not_taken_over(branch: str) -> str:
+    return (
+        f"{branch} already exists on the origin and this session did not create it; "
+        "an existing branch is not taken over"
+    )
 
 
 def accepted(decisions: Iterable[Decision]) -> bool:

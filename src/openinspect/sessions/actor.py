@@ -55,7 +55,12 @@ from openinspect.errors import (
 from openinspect.sandboxes.base import SandboxProvider
 from openinspect.sandboxes.bridge import BridgeHub, SandboxConnection
 from openinspect.sessions.eventlog import EventLog
-from openinspect.sessions.git import commit_in_sandbox, commit_message, push_in_sandbox
+from openinspect.sessions.git import (
+    clip_git_output,
+    commit_in_sandbox,
+    commit_message,
+    push_in_sandbox,
+)
 from openinspect.sessions.origins import Origins
 from openinspect.sessions.pulls import PullRequests
 from openinspect.sessions.sandbox import SessionSandbox
@@ -65,6 +70,10 @@ from openinspect.store import Store
 log = logging.getLogger(__name__)
 CLIENT_REQUEST_ID_MAX = 128
 TITLE_FROM_PROMPT_CHARS = 80
+PUSH_FAILED_HINT = (
+    "The changes are committed in the session's sandbox; the next prompt's push sends them again"
+)
+COMMIT_FAILED_HINT = "The changes are still in the session's sandbox, uncommitted"
 
 
 @dataclass
@@ -332,7 +341,18 @@ class SessionActor:
             status, error = "error", ErrorInfo(code="internal", message=repr(exc))
         finally:
             self._current = None
-        await self._commit_and_push(prompt)
+        git_error = await self._commit_and_push(prompt)
+        if git_error is not None and status == "success":
+            status, error = "error", git_error
+        elif git_error is not None:  # the prompt's own failure says more; this one is added
+            await self.emit(
+                WarningEvent(
+                    session_id=self.session.id,
+                    prompt_id=prompt.id,
+                    code=git_error.code,
+                    message=git_error.message,
+                )
+            )
         await self._s.store.prompts.set_status(
             prompt.id,
             status,
@@ -354,25 +374,54 @@ class SessionActor:
         """The prompt being run now, if any (the git proxy tags pushes with it)."""
         return self._running_prompt_id
 
-    async def _commit_and_push(self, prompt: Prompt) -> None:
+    async def _commit_and_push(self, prompt: Prompt) -> ErrorInfo | None:
         """Commit what the prompt left in the working tree, then push the branch through the
-        git proxy (which records the ``git-push``). Failures become warnings, never lost work:
-        the commit stays in the sandbox and the next prompt's push carries it."""
+        git proxy (which records the ``git-push``) when there is a new commit. A failure is the
+        prompt's (``commit_failed`` / ``push_failed``, with git's reason); the commit stays in
+        the sandbox and the next prompt's push carries it."""
         box = self.sandbox.connection_if_ready()
         if box is None:
-            return
-        sid = self.session.id
+            return None
+        code, hint = "commit_failed", COMMIT_FAILED_HINT
         try:
             async with self._git_lock:
                 await self._commit(box, prompt)
-                await push_in_sandbox(box, self.session.branch)
+                code, hint = "push_failed", PUSH_FAILED_HINT
+                await self._push(box)
         except (GitError, SandboxError) as exc:
-            await self.emit(
-                WarningEvent(session_id=sid, prompt_id=prompt.id, code=exc.code, message=str(exc))
-            )
+            log.info("session %s: %s: %s", self.session.id, code, exc)
+            return ErrorInfo(code=code, message=clip_git_output(str(exc)), hint=hint)
+        return None
+
+    async def _push(self, box: SandboxConnection) -> str | None:
+        """Push the session branch if the sandbox has a commit the origin lacks."""
+        branch = self.session.branch
+        return await push_in_sandbox(
+            box,
+            branch,
+            base_branch=self.session.base_branch,
+            pushed_sha=await self._s.store.branches.head(self.session.id, branch),
+        )
 
     async def _commit(self, box: SandboxConnection, prompt: Prompt) -> None:
-        commit = await commit_in_sandbox(box, prompt.author, commit_message(prompt.content))
+        result = await commit_in_sandbox(
+            box,
+            prompt.author,
+            commit_message(prompt.content),
+            max_file_bytes=self._s.settings.sessions.max_commit_file_bytes,
+        )
+        if result.skipped:
+            names = ", ".join(f"{f.path} ({f.size_bytes:,} bytes)" for f in result.skipped)
+            limit = self._s.settings.sessions.max_commit_file_bytes
+            await self.emit(
+                WarningEvent(
+                    session_id=self.session.id,
+                    prompt_id=prompt.id,
+                    code="files_too_large",
+                    message=clip_git_output(f"Not committed, larger than {limit:,} bytes: {names}"),
+                )
+            )
+        commit = result.commit
         if commit is not None:
             await self.emit(
                 GitCommit(
@@ -397,7 +446,7 @@ class SessionActor:
             async with self._git_lock:
                 if prompt is not None:
                     await self._commit(box, prompt)
-                await push_in_sandbox(box, self.session.branch)
+                await self._push(box)
         elif not await self._s.store.branches.names(self.session.id):
             raise SessionNotPromptable(
                 "Nothing was pushed from this session yet, so there is no branch to open a "

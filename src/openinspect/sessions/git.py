@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,50 +123,170 @@ def commit_message(prompt: str) -> str:
     return f"{subject}\n\nPrompted through openinspect.\n"
 
 
+GENERATED_PATTERNS = (
+    "__pycache__/",
+    "*.py[co]",
+    ".pytest_cache/",
+    ".mypy_cache/",
+    ".ruff_cache/",
+    ".tox/",
+    ".nox/",
+    ".coverage",
+    "htmlcov/",
+    "*.egg-info/",
+    ".eggs/",
+    ".venv/",
+    ".ipynb_checkpoints/",
+    "node_modules/",
+    ".next/",
+    ".parcel-cache/",
+    ".turbo/",
+    "dist/",
+    "build/",
+    ".DS_Store",
+    "Thumbs.db",
+    "*.swp",
+)
+"""What tools and editors leave behind: the end-of-prompt commit leaves these out (gitignore
+syntax), except the ones the repo already tracks files of."""
+
 # Runs inside the sandbox: the agent's repo, its config and its hooks are never opened by git on
-# the host, where a planted core.fsmonitor or hook would run outside the box.
+# the host, where a planted core.fsmonitor or hook would run outside the box. The generated
+# patterns go to an excludes file of our own under .git (never committed, the repo's .gitignore
+# and info/exclude untouched), each only when `ls-files --ignored` finds no tracked file it
+# matches. Files over the size limit are unstaged again (a tracked one keeps its old content).
 _COMMIT_SCRIPT = """set -e
-git add --all
+git_dir=$(git rev-parse --git-dir)
+excludes="$git_dir/openinspect-exclude"
+: > "$excludes"
+while IFS= read -r pattern; do
+  [ -n "$pattern" ] || continue
+  if [ -z "$(git ls-files --cached --ignored --exclude="$pattern" | head -n 1)" ]; then
+    printf '%s\n' "$pattern" >> "$excludes"
+  fi
+done <<< "$OPENINSPECT_GENERATED"
+git -c core.excludesFile="$excludes" add --all
+while IFS= read -r -d '' path; do
+  size=$(git cat-file -s ":$path")
+  if [ "$size" -gt "$OPENINSPECT_MAX_FILE_BYTES" ]; then
+    git reset --quiet -- "$path"
+    printf 'skipped %s %s\n' "$size" "$path"
+  fi
+done < <(git diff --cached --name-only --diff-filter=AM --no-renames -z)
 if git diff --cached --quiet; then exit 0; fi
 git -c commit.gpgsign=false commit --quiet --no-verify -m "$OPENINSPECT_COMMIT_MESSAGE"
-git rev-parse HEAD
-git show --name-only --format= HEAD | grep -c . || true
+printf 'commit %s\n' "$(git rev-parse HEAD)"
+printf 'files %s\n' "$(git show --name-only --format= HEAD | grep -c . || true)"
 """
 
 
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file the commit left out for its size."""
+
+    path: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    """What the end-of-prompt commit did: ``commit`` is None when there was nothing to commit."""
+
+    commit: CommitInfo | None
+    skipped: tuple[SkippedFile, ...] = ()
+
+
+def _parse_commit_output(stdout: str, message: str) -> CommitResult:
+    sha: str | None = None
+    files = 0
+    skipped: list[SkippedFile] = []
+    for line in stdout.splitlines():
+        kind, _, rest = line.partition(" ")
+        if kind == "commit":
+            sha = rest.strip()
+        elif kind == "files" and rest.strip().isdigit():
+            files = int(rest)
+        elif kind == "skipped":
+            size, _, path = rest.partition(" ")
+            if size.isdigit():
+                skipped.append(SkippedFile(path, int(size)))
+    info = CommitInfo(sha=sha, message=message, files_changed=files) if sha else None
+    return CommitResult(info, tuple(skipped))
+
+
 async def commit_in_sandbox(
-    box: SandboxConnection, author: Author, message: str
-) -> CommitInfo | None:
-    """Commit every change in the sandbox's working tree as ``author``, with ``openinspect`` as
-    committer. Returns None when there is nothing to commit."""
+    box: SandboxConnection, author: Author, message: str, *, max_file_bytes: int
+) -> CommitResult:
+    """Commit the changes in the sandbox's working tree as ``author``, with ``openinspect`` as
+    committer: everything but generated artefacts (:data:`GENERATED_PATTERNS`) and files over
+    ``max_file_bytes``, which are reported in the result."""
     env = {
         "GIT_AUTHOR_NAME": author.name,
         "GIT_AUTHOR_EMAIL": author.email,
         "GIT_COMMITTER_NAME": COMMITTER_NAME,
         "GIT_COMMITTER_EMAIL": COMMITTER_EMAIL,
         "OPENINSPECT_COMMIT_MESSAGE": message,
+        "OPENINSPECT_GENERATED": "\n".join(GENERATED_PATTERNS),
+        "OPENINSPECT_MAX_FILE_BYTES": str(max_file_bytes),
     }
     result = await box.exec(_COMMIT_SCRIPT, env=env, timeout_s=GIT_TIMEOUT_S)
     if result.exit_code != 0:
-        raise GitError(f"Commit in the sandbox failed: {(result.stderr or result.stdout).strip()}")
-    lines = result.stdout.split()
-    if not lines:
-        return None
-    return CommitInfo(
-        sha=lines[0], message=message, files_changed=int(lines[1]) if len(lines) > 1 else 0
-    )
+        raise GitError(
+            f"Commit in the sandbox failed: {clip_git_output(result.stderr or result.stdout)}"
+        )
+    return _parse_commit_output(result.stdout, message)
 
 
 # Through the git proxy: the push is checked against the session's branch rules and recorded
-# there, so the agent's own pushes and this one are treated alike.
-_PUSH_SCRIPT = 'git push --porcelain origin "HEAD:refs/heads/$OPENINSPECT_BRANCH"'
+# there, so the agent's own pushes and this one are treated alike. Only a commit of the session's
+# own is pushed: not what the session pushed already, not a HEAD that the base branch contains.
+_PUSH_SCRIPT = """set -e
+head=$(git rev-parse --verify HEAD)
+if [ "$head" = "$OPENINSPECT_PUSHED" ]; then echo unchanged; exit 0; fi
+if git merge-base --is-ancestor "$head" "refs/remotes/origin/$OPENINSPECT_BASE" 2>/dev/null; then
+  echo on-base
+  exit 0
+fi
+git push origin "HEAD:refs/heads/$OPENINSPECT_BRANCH"
+echo "pushed $head"
+"""
 
 
-async def push_in_sandbox(box: SandboxConnection, branch: str) -> None:
-    """Push the sandbox's HEAD to ``branch`` on origin (the git proxy). Nothing new: no-op."""
-    result = await box.exec(
-        _PUSH_SCRIPT, env={"OPENINSPECT_BRANCH": branch}, timeout_s=GIT_TIMEOUT_S
-    )
+async def push_in_sandbox(
+    box: SandboxConnection, branch: str, *, base_branch: str, pushed_sha: str | None
+) -> str | None:
+    """Push the sandbox's HEAD to ``branch`` on origin (the git proxy) when it has a commit of
+    its own: not ``pushed_sha`` (where the session last put the branch), not on ``base_branch``.
+    Returns the pushed sha, or None when there was nothing to push."""
+    env = {
+        "OPENINSPECT_BRANCH": branch,
+        "OPENINSPECT_BASE": base_branch,
+        "OPENINSPECT_PUSHED": pushed_sha or "",
+    }
+    result = await box.exec(_PUSH_SCRIPT, env=env, timeout_s=GIT_TIMEOUT_S)
     if result.exit_code != 0:
-        output = (result.stderr or result.stdout).strip()
+        output = clip_git_output(f"{result.stderr}\n{result.stdout}")
         raise GitError(f"git push to {branch} failed: {output}")
+    kind, _, sha = result.stdout.strip().rpartition("\n")[2].partition(" ")
+    return sha.strip() if kind == "pushed" else None
+
+
+GIT_MESSAGE_MAX_CHARS = 1500
+_GIT_NOISE = ("hint:", "To ", "Done")
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+")
+
+
+def clip_git_output(text: str) -> str:
+    """git's own words for a failure, fit to show people: URLs (the box's address of the proxy)
+    replaced by ``origin``, git's advice lines dropped, cut to :data:`GIT_MESSAGE_MAX_CHARS`
+    keeping the start and the end."""
+    lines = [
+        _URL.sub("origin", line.rstrip())
+        for line in text.splitlines()
+        if line.strip() and not line.startswith(_GIT_NOISE)
+    ]
+    message = "\n".join(lines) or "git gave no reason"
+    if len(message) <= GIT_MESSAGE_MAX_CHARS:
+        return message
+    tail = GIT_MESSAGE_MAX_CHARS // 4
+    return message[: GIT_MESSAGE_MAX_CHARS - tail - 1] + "…" + message[-tail:]

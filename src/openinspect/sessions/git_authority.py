@@ -3,8 +3,9 @@
 A request carries the sandbox token its box's forwarder adds. It must belong to a live sandbox of
 the session named in the path, and the path's repo must be that session's; then the proxy
 forwards to the session's origin with credentials the sandbox never sees, under the session's
-push policy. Every push attempt becomes events: a ``git-push`` per ref that landed, a ``warning``
-(``push_refused``) for one that did not.
+push policy (built from the branch claims in the store: see ``store.branches``). Every push
+attempt becomes events: a ``git-push`` per ref that landed, a ``warning`` (``push_refused``) for
+one that did not.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from openinspect.domain.events import GitPush, WarningEvent
 from openinspect.errors import AuthError, ForbiddenError, NotFoundError
 from openinspect.sandboxes.bridge import BridgeHub
 from openinspect.scm.gitproxy import ProxyGrant
-from openinspect.scm.push_rules import PushPolicy, RefUpdate
+from openinspect.scm.push_rules import NAME_SEPARATOR, PushPolicy, RefUpdate
 from openinspect.sessions.eventlog import EventLog
 from openinspect.sessions.origins import Origins
 from openinspect.store import Store
@@ -62,10 +63,18 @@ class SessionGitAuthority:
                 f"{owner}/{repo} is not a repository of this session",
                 hint=f"This session works on {expected[0]}/{expected[1]}",
             )
+        branches = self._store.branches
+        # A branch it pushed is the session's only while it holds the name: one that two
+        # sessions pushed before claims existed belongs to the first.
+        created = await branches.names(session_id) & await branches.claimed(session_id)
+        namespace = session.branch + NAME_SEPARATOR
         policy = PushPolicy(
             session_branch=session.branch,
             base_branch=session.base_branch,
-            created_branches=await self._store.branches.names(session_id),
+            created_branches=created,
+            foreign_branches=await branches.claimed_by_others(
+                session_id, session.repo_url, session.branch, namespace
+            ),
         )
         return ProxyGrant(session_id, self._origins.upstream(session.repo_url), policy)
 
@@ -90,6 +99,9 @@ class SessionGitAuthority:
             branch = update.branch
             if branch is None:
                 continue
+            # Claimed before it is recorded: a crash in between leaves the name reserved.
+            if session is not None:
+                await self._store.branches.claim(sid, remote, branch)
             await self._store.branches.record(sid, branch, None if update.is_delete else update.new)
             await self._events.append(
                 GitPush(

@@ -1,7 +1,9 @@
 """SessionManager: creates sessions, owns the live SessionActors, recovers after a crash.
 
 On start it marks prompts left ``running`` by a dead process as ``interrupted`` (with a
-``prompt-finished`` event, never silently) and restarts the queues of sessions with queued prompts.
+``prompt-finished`` event, never silently, after recording any push of theirs that landed on the
+origin unrecorded: ``sessions.git_recovery``) and restarts the queues of sessions with queued
+prompts.
 """
 
 from __future__ import annotations
@@ -9,19 +11,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from openinspect.domain.events import PromptFinished, SessionCreated, SessionUpdated, utcnow
 from openinspect.domain.ids import new_id, session_branch
 from openinspect.domain.models import UNTITLED_SESSION, Author, Session, User
-from openinspect.errors import InvalidInput, SessionNotFound
+from openinspect.errors import GitError, InvalidInput, SessionNotFound
 from openinspect.sessions.actor import Services, SessionActor
 from openinspect.sessions.diff import SessionDiffs
 from openinspect.sessions.git import branch_exists, ensure_mirror, normalize_origin
+from openinspect.sessions.git_recovery import reconcile_pushes
 from openinspect.sessions.presence import Presence
 
 log = logging.getLogger(__name__)
 TITLE_MAX_CHARS = 200
+SESSION_ID_DRAWS = 5
 BRANCH_NAME_MAX = 255
 _BAD_BRANCH_CHARS = set(" ~^:?*[\\") | {chr(c) for c in range(32)}
 RepoGuard = Callable[[User, str, bool], Awaitable[None]]
@@ -67,6 +72,10 @@ class SessionManager:
         store = self.services.store
         await store.sandboxes.mark_all_stopped()
         for prompt in await store.prompts.running_anywhere():
+            # Before the prompt ends in the log: a push it made may have landed unrecorded.
+            await reconcile_pushes(
+                store, self.services.events, self.services.origins, prompt.session_id, prompt.id
+            )
             await store.prompts.set_status(
                 prompt.id,
                 "interrupted",
@@ -120,7 +129,7 @@ class SessionManager:
                 hint="Pass --branch with an existing base branch",
             )
         now = utcnow()
-        session_id = new_id("ses")
+        session_id = await self._claim_session_id(origin, mirror)
         session = Session(
             id=session_id,
             title=(title or "").strip()[:TITLE_MAX_CHARS] or UNTITLED_SESSION,
@@ -153,6 +162,23 @@ class SessionManager:
             )
         )
         return session
+
+    async def _claim_session_id(self, origin: str, mirror: Path) -> str:
+        """A new session id whose branch this session now owns on ``origin``: never a name that
+        another session claimed or that already exists on the origin (ids are random, so a
+        second draw is a rare event and a third one rarer still)."""
+        branches = self.services.store.branches
+        for _ in range(SESSION_ID_DRAWS):
+            session_id = new_id("ses")
+            branch = session_branch(session_id)
+            if await branch_exists(mirror, branch):
+                continue
+            if await branches.claim(session_id, origin, branch):
+                return session_id
+        raise GitError(
+            f"No free session branch name on {origin} after {SESSION_ID_DRAWS} draws",
+            hint="Delete stale openinspect/… branches on the origin",
+        )
 
     async def get(self, session_id: str) -> Session:
         session = await self.services.store.sessions.get(session_id)

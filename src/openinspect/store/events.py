@@ -91,3 +91,15 @@ class EventStore:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).scalars().all()
         return [load_event(r) for r in reversed(rows)]
+
+    async def latest_of(self, session_id: str, types: tuple[str, ...], limit: int) -> list[Event]:
+        """The newest ``limit`` events of the given types, newest first."""
+        query = (
+            sa.select(events.c.data)
+            .where(events.c.session_id == session_id, events.c.type.in_(types))
+            .order_by(events.c.seq.desc())
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).scalars().all()
+        return [load_event(r) for r in rows]

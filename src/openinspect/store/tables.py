@@ -232,6 +232,17 @@ session_branches = sa.Table(
     sa.Column("updated_at", _ts, nullable=False),
 )
 
+branch_claims = sa.Table(
+    "branch_claims",
+    metadata,
+    # sha256 of the session's canonical repo URL: a fixed-size key for a unique index.
+    sa.Column("repo_key", sa.String(64), primary_key=True),
+    sa.Column("branch", sa.String(255), primary_key=True),
+    # No foreign key: a claim outlives its session, so the name is never handed out again.
+    sa.Column("session_id", sa.String(40), nullable=False, index=True),
+    sa.Column("created_at", _ts, nullable=False),
+)
+
 pull_requests = sa.Table(
     "pull_requests",
     metadata,
