@@ -51,6 +51,7 @@ async def run(
     return mine
 
 
+@pytest.mark.timeout(600)  # five prompts, each with its sandbox
 async def test_a_session_cannot_create_another_sessions_branch_before_or_after_it_exists(
     server: ServerProcess, llm: ScriptedLLMServer, origin: Path
 ) -> None:
