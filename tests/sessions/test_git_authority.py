@@ -11,6 +11,7 @@ import pytest
 from openinspect.api.app import Runtime, open_runtime
 from openinspect.domain.models import Session
 from openinspect.errors import AuthError, ForbiddenError, NotFoundError
+from openinspect.scm.gitproxy import ProxyGrant
 from openinspect.scm.push_rules import RefUpdate
 from openinspect.scm.upstream import LocalUpstream
 from openinspect.settings import SandboxSettings, Settings
@@ -78,3 +79,53 @@ async def test_pushes_become_events_and_owned_branches(runtime: Runtime, origin:
     events = await runtime.store.events.after(session.id, 0, 500)
     tail = [(e.type, getattr(e, "branch", None) or getattr(e, "code", None)) for e in events[-2:]]
     assert tail == [("git-push", "openinspect/extra"), ("warning", "push_refused")]
+
+
+async def test_a_session_owns_its_branch_name_from_creation(runtime: Runtime, origin: Path) -> None:
+    mine, other = await _session(runtime, origin), await _session(runtime, origin)
+    branches = runtime.store.branches
+    assert await branches.owner(mine.repo_url, mine.branch) == mine.id
+    assert not await branches.claim(other.id, mine.repo_url, mine.branch)
+    assert await branches.claim(mine.id, mine.repo_url, mine.branch)  # already its own
+    # The same name in another repo is a different name.
+    assert await branches.claim(other.id, "/elsewhere", mine.branch)
+
+
+async def test_the_push_policy_comes_from_the_claims(runtime: Runtime, origin: Path) -> None:
+    mine, other = await _session(runtime, origin), await _session(runtime, origin)
+    await _sandbox(runtime, mine.id, "sbx_mine", "token-mine")
+    await _sandbox(runtime, other.id, "sbx_other", "token-other")
+    authority, (owner, name) = runtime.git_authority, runtime.origins.slug(mine.repo_url)
+    branches = runtime.store.branches
+    # Before names were strict, the other session took one under mine's name, and both pushed
+    # a branch of a third name (mine first).
+    squatted = f"{mine.branch}-docs"
+    assert await branches.claim(other.id, other.repo_url, squatted)
+    for session in (mine, other):
+        assert await branches.claim(session.id, session.repo_url, "openinspect/legacy") is (
+            session is mine
+        )
+        await branches.record(session.id, "openinspect/legacy", SHA)
+
+    async def grant(sid: str, token: str) -> ProxyGrant:
+        return await authority.authorize(sid, owner, name, token, "git-receive-pack")
+
+    policy = (await grant(mine.id, "token-mine")).policy
+    assert policy.foreign_branches == {squatted}
+    assert policy.created_branches == {"openinspect/legacy"}
+    assert not policy.decide(RefUpdate(ZERO, SHA, f"refs/heads/{squatted}")).allowed
+    assert policy.decide(RefUpdate(ZERO, SHA, f"refs/heads/{mine.branch}-api")).allowed
+    # Its own branch exists nowhere yet: it may create it, not move an existing one.
+    assert policy.decide(RefUpdate(ZERO, SHA, f"refs/heads/{mine.branch}")).allowed
+    assert not policy.decide(RefUpdate(SHA, "2" * 40, f"refs/heads/{mine.branch}")).allowed
+
+    others = (await grant(other.id, "token-other")).policy
+    assert others.created_branches == frozenset()  # the legacy name is mine's
+    assert not others.decide(RefUpdate(SHA, ZERO, "refs/heads/openinspect/legacy")).allowed
+
+    # Once its branch landed, the session may move it.
+    mine_grant = await grant(mine.id, "token-mine")
+    landed = RefUpdate(ZERO, SHA, f"refs/heads/{mine.branch}")
+    await authority.pushed(mine_grant, [landed], True, "")
+    policy = (await grant(mine.id, "token-mine")).policy
+    assert policy.decide(RefUpdate(SHA, "2" * 40, f"refs/heads/{mine.branch}")).allowed
