@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 
 from openinspect.domain.events import GitCommit, GitPush
-from openinspect.errors import GitError
+from openinspect.errors import OpenInspectError
 from openinspect.sessions.eventlog import EventLog
 from openinspect.sessions.git import git, git_env
 from openinspect.sessions.origins import Origins
@@ -59,7 +59,7 @@ async def reconcile_pushes(
     names = sorted({session.branch} | (await branches.names(session_id) & owned))
     try:
         tips = await origin_tips(origins, session.repo_url, names)
-    except GitError as exc:
+    except OpenInspectError as exc:  # git, or the origin's credentials (GitHub down, say)
         log.warning("session %s: cannot read the origin's branches: %s", session_id, exc)
         return []
     recent = await store.events.latest_of(session_id, ("git-commit", "git-push"), RECENT_GIT_EVENTS)
