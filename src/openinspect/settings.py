@@ -114,6 +114,12 @@ class ModelProviderSettings(BaseModel):
     openai_compatible_api_key: SecretStr | None = Field(
         None, description="API key for the OpenAI-compatible server, if it needs one."
     )
+    scripted_dir: Path | None = Field(
+        None,
+        description="Directory of JSON scripts usable as 'scripted:<file name>' models (tests, "
+        "demos). Unset: only the shipped 'scripted:demo-…' scripts work. Anyone who can start "
+        "a session can replay any file in it.",
+    )
 
 
 GITHUB_WEB_URL = "https://github.com"

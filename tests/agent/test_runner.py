@@ -104,9 +104,9 @@ async def test_cost_limit(llm: ScriptedLLMServer, tmp_path: Path) -> None:
     # Scripted models carry a nominal price, so spend accrues without a real provider.
     script = tmp_path / "script.json"
     script.write_text(json.dumps({"turns": tool_turns(10)}))
-    run = dataclasses.replace(RUN, model_id=f"scripted:{script}")
+    run = dataclasses.replace(RUN, model_id="scripted:script.json")
     host = MemoryHost()
-    models = registry(llm)
+    models = ModelRegistry(Settings(models=ModelProviderSettings(scripted_dir=tmp_path)))
     try:
         outcome = await run_prompt(run, host, [], models, AgentSettings(max_cost_usd=0.000001))
     finally:

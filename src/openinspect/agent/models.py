@@ -2,8 +2,12 @@
 people with each model's reasoning-effort options.
 
 Providers: ``anthropic:…``, ``openai:…``, ``openai-compatible:…`` (base URL and key from settings)
-and ``scripted:<path>`` (a local scripted LLM server speaking the OpenAI wire protocol, for tests
-and the offline demo). Keys stay here, in the control plane; nothing of this reaches a sandbox.
+and ``scripted:<name>`` (a local scripted LLM server speaking the OpenAI wire protocol, for tests
+and the offline demo; which names work is ``agent.scripted``'s business). Keys stay here, in the
+control plane; nothing of this reaches a sandbox.
+
+A scripted model replays its script from the first turn in every session: the session id travels
+as a request header (``REPLAY_HEADER``) and the scripted server keeps one position per session.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic_ai.models import Model
 from pydantic_ai.settings import ModelSettings
 
+from openinspect.agent import scripted
 from openinspect.errors import InvalidEffort, UnknownModel
 from openinspect.settings import Settings
 
@@ -99,6 +104,22 @@ class ModelRegistry:
             )
             for mid, label, efforts, default, cin, cout in _CATALOG
         ]
+        cin, cout = SCRIPTED_USD_PER_MTOK
+        for name in scripted.packaged_names():
+            label = f"Demo script: {name.removeprefix(scripted.DEMO_PREFIX)} (no key needed)"
+            out.append(
+                ModelInfo(
+                    f"scripted:{name}",
+                    "scripted",
+                    name,
+                    label,
+                    _GENERIC_EFFORTS,
+                    None,
+                    True,
+                    cin,
+                    cout,
+                )
+            )
         if models.openai_compatible_base_url:
             out.append(
                 ModelInfo(
@@ -112,6 +133,28 @@ class ModelRegistry:
                 )
             )
         return out
+
+    def default_model(self) -> str:
+        """The configured default, or — when it cannot run here because no provider is set up —
+        the first demo script, so that a server without keys is still usable."""
+        configured = self.settings.agent.default_model
+        if self._provider_configured(configured) or not self.demo_models():
+            return configured
+        return self.demo_models()[0]
+
+    def demo_models(self) -> list[str]:
+        """The shipped ``scripted:demo-…`` models, offered when no provider is configured."""
+        return [f"scripted:{name}" for name in scripted.packaged_names()]
+
+    def _provider_configured(self, model_id: str) -> bool:
+        provider = model_id.partition(":")[0]
+        if provider == "anthropic":
+            return self.settings.anthropic_key() is not None
+        if provider == "openai":
+            return self.settings.openai_key() is not None
+        if provider == "openai-compatible":
+            return self.settings.models.openai_compatible_base_url is not None
+        return provider == "scripted"
 
     def info(self, model_id: str) -> ModelInfo:
         """Catalog entry for a model id (custom ids get generic options)."""
@@ -128,7 +171,8 @@ class ModelRegistry:
                 f"Scripted ({name})",
                 _GENERIC_EFFORTS,
                 None,
-                Path(name).is_file(),
+                # Not an oracle: only the catalog (shipped demo names) reaches people.
+                False,
                 cin,
                 cout,
             )
@@ -142,22 +186,29 @@ class ModelRegistry:
     def validate(self, model_id: str, effort: str | None) -> None:
         """Raise ``UnknownModel``/``InvalidEffort`` for a name or effort this server cannot use."""
         info = self.info(model_id)
-        if info.provider == "scripted" and not info.available:
-            raise UnknownModel(
-                f"Scripted model file not found: {info.name}",
-                hint="scripted:<path> needs a JSON script file readable by the server",
-            )
+        if info.provider == "scripted":
+            # Resolve and parse now, so a bad name is refused before a session exists; the
+            # errors are the same for every refused name (``agent.scripted``).
+            scripted.load(self._script_path(info.name))
         if effort is not None and effort not in info.efforts:
             raise InvalidEffort(
                 f"Reasoning effort {effort!r} is not offered by {model_id}",
                 hint=f"Choose one of: {', '.join(info.efforts)}",
             )
 
-    def model_settings(self, model_id: str, effort: str | None) -> ModelSettings:
-        """Request settings carrying the reasoning effort the way the provider takes it."""
+    def model_settings(
+        self, model_id: str, effort: str | None, *, session_id: str | None = None
+    ) -> ModelSettings:
+        """Request settings carrying the reasoning effort the way the provider takes it (and,
+        for scripted models, the session whose script position answers)."""
+        provider = split_model_id(model_id)[0]
+        if provider == "scripted" and session_id is not None:
+            from openinspect.testing.llm_server import REPLAY_HEADER
+
+            return ModelSettings(extra_headers={REPLAY_HEADER: session_id})
         if effort is None:
             return ModelSettings()
-        if split_model_id(model_id)[0] == "anthropic":
+        if provider == "anthropic":
             return ModelSettings(thinking=effort)  # type: ignore[typeddict-item]
         # OpenAI-style servers take `reasoning_effort`; the provider-specific setting is sent
         # as is, where the generic one is dropped for models pydantic-ai does not know.
@@ -221,7 +272,7 @@ class ModelRegistry:
                 models.openai_compatible_base_url,
                 key_value.get_secret_value() if key_value else "none",
             )
-        server = self._scripted_server(Path(name))
+        server = self._scripted_server(self._script_path(name))
         return _openai_chat(f"scripted-{Path(name).stem}", server.openai_base_url, "scripted")
 
     def preload(self) -> None:
@@ -231,16 +282,16 @@ class ModelRegistry:
         import pydantic_ai.providers.anthropic
         import pydantic_ai.providers.openai  # noqa: F401
 
+    def _script_path(self, name: str) -> Path:
+        return scripted.resolve(name, self.settings.models.scripted_dir)
+
     def _scripted_server(self, path: Path) -> ScriptedLLMServer:
         from openinspect.testing.llm_server import ScriptedLLMServer
 
-        path = path.expanduser().resolve()
         with self._lock:
             server = self._scripted.get(path)
             if server is None:
-                if not path.is_file():
-                    raise UnknownModel(f"Scripted model file not found: {path}")
-                server = ScriptedLLMServer(path)
+                server = ScriptedLLMServer(scripted.load(path))
                 server.start()
                 self._scripted[path] = server
             return server

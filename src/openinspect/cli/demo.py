@@ -9,11 +9,9 @@ to the session branch; the demo prints the branch, the commit and the diff.
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.syntax import Syntax
@@ -25,36 +23,14 @@ from openinspect.settings import SandboxSettings, ServerSettings, Settings
 from openinspect.testing.repos import git_output, make_sample_repo
 
 PROMPT = "The add() function in calc.py is wrong and its test fails. Fix it and run the tests."
-SCRIPT: dict[str, Any] = {
-    "turns": [
-        {
-            "text": "I'll start by reading the code and running the tests.",
-            "tool_calls": [
-                {"name": "read", "args": {"path": "calc.py"}},
-                {"name": "bash", "args": {"command": "python3 -B -m unittest -q 2>&1"}},
-            ],
-        },
-        {
-            "text": "`add` subtracts instead of adding. Fixing it.",
-            "tool_calls": [
-                {
-                    "name": "edit",
-                    "args": {"path": "calc.py", "old": "return a - b", "new": "return a + b"},
-                }
-            ],
-        },
-        {"tool_calls": [{"name": "bash", "args": {"command": "python3 -B -m unittest -q 2>&1"}}]},
-        {"text": "Fixed: `add` now returns `a + b`, and `test_calc` passes."},
-    ]
-}
+DEMO_MODEL = "scripted:demo-fix-add"
+"""Shipped in the package (``openinspect/testing/scripts``), so it works without any setting."""
 
 
 async def run_demo(console: Console, *, keep: bool = False) -> int:
     root = Path(tempfile.mkdtemp(prefix="openinspect-demo-"))
     try:
         origin = make_sample_repo(root)
-        script = root / "agent-script.json"
-        script.write_text(json.dumps(SCRIPT, indent=2))
         settings = Settings(
             home=root / "home",
             server=ServerSettings(port=0),
@@ -73,7 +49,7 @@ async def run_demo(console: Console, *, keep: bool = False) -> int:
                 f"[bold]openinspect demo[/] · server {info.url} · sandboxes: "
                 f"{info.runtime.manager.services.provider.name}"
             )
-            return await _session(console, Client(Target(info.url, token)), origin, script)
+            return await _session(console, Client(Target(info.url, token)), origin)
         finally:
             stop.set()
             await asyncio.wait_for(server, timeout=30)
@@ -84,10 +60,10 @@ async def run_demo(console: Console, *, keep: bool = False) -> int:
             shutil.rmtree(root, ignore_errors=True)
 
 
-async def _session(console: Console, client: Client, origin: Path, script: Path) -> int:
+async def _session(console: Console, client: Client, origin: Path) -> int:
     async with client:
         created = await client.create_session(
-            repo=str(origin), model=f"scripted:{script}", title="Fix add()", prompt=PROMPT
+            repo=str(origin), model=DEMO_MODEL, title="Fix add()", prompt=PROMPT
         )
         session, prompt = created["session"], created["prompt"]
         renderer = Renderer(console)

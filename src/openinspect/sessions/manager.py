@@ -118,7 +118,7 @@ class SessionManager:
         origins = self.services.origins
         origin = origins.canonical(registered.url if registered else normalize_origin(repo))
         base = validate_branch(base_branch or (registered.default_branch if registered else "main"))
-        model_id = model or self.services.settings.agent.default_model
+        model_id = model or self.services.models.default_model()
         self.services.models.validate(model_id, effort)
         mirror = await ensure_mirror(
             self.services.settings.mirrors_dir, origin, await origins.git_env(origin)

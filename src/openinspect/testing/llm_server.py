@@ -11,6 +11,9 @@ protocol, answers with the next turn of a JSON script::
     ]}
 
 When the turns run out it answers with ``final_text`` and no tool calls, so an agent loop ends.
+A request carrying the ``x-openinspect-replay-key`` header (openinspect sends the session id) has
+its own position in the script, so every session replays the script from its first turn; requests
+without it share one position.
 Every model request is recorded (body, path, protocol, headers without secrets, arrival time) and
 can be read from Python (``server.requests``) or over HTTP (``GET /_scripted/requests``).
 
@@ -29,6 +32,7 @@ import json
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Self, TypeAlias
@@ -57,6 +61,7 @@ from openinspect.testing.background import BackgroundServer, bind, url_host
 
 __all__ = [
     "DEFAULT_FINAL_TEXT",
+    "REPLAY_HEADER",
     "LLMScript",
     "RecordedRequest",
     "ScriptError",
@@ -69,6 +74,9 @@ __all__ = [
 ]
 
 DEFAULT_FINAL_TEXT = "Scripted model: no more turns."
+REPLAY_HEADER = "x-openinspect-replay-key"
+REPLAY_KEYS_MAX = 10_000
+"""Script positions remembered; past it the longest-unused key starts over (bounded memory)."""
 
 # Never recorded: a request log must be safe to print or store in a benchmark result.
 _SECRET_HEADERS = frozenset(
@@ -213,7 +221,7 @@ class _ScriptState:
     def __init__(self, script: LLMScript) -> None:
         self._cond = threading.Condition()
         self._script = script
-        self._next_turn = 0
+        self._positions: OrderedDict[str, int] = OrderedDict()
         self._records: list[RecordedRequest] = []
         self._call_counter = 0
 
@@ -225,7 +233,7 @@ class _ScriptState:
     @property
     def turns_used(self) -> int:
         with self._cond:
-            return self._next_turn
+            return sum(self._positions.values())
 
     def records(self) -> list[RecordedRequest]:
         with self._cond:
@@ -235,7 +243,7 @@ class _ScriptState:
         with self._cond:
             if script is not None:
                 self._script = script
-            self._next_turn = 0
+            self._positions.clear()
             self._records = []
             self._call_counter = 0
             self._cond.notify_all()
@@ -260,13 +268,18 @@ class _ScriptState:
     ) -> _Answer:
         """Record the request and pick its turn under one lock, so no two requests share a turn."""
         headers = {k: v for k, v in request.headers.items() if k not in _SECRET_HEADERS}
+        key = request.headers.get(REPLAY_HEADER, "")
         with self._cond:
             turn_index: int | None = None
             turn: ScriptedTurn | None = None
-            if self._next_turn < len(self._script.turns):
-                turn_index = self._next_turn
+            position = self._positions.pop(key, 0)
+            if position < len(self._script.turns):
+                turn_index = position
                 turn = self._script.turns[turn_index]
-                self._next_turn += 1
+                position += 1
+            self._positions[key] = position  # most recently used last
+            if len(self._positions) > REPLAY_KEYS_MAX:
+                self._positions.popitem(last=False)
             number = len(self._records) + 1
             calls: list[WireToolCall] = []
             for call in turn.tool_calls if turn else []:

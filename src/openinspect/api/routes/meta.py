@@ -26,7 +26,7 @@ async def me(user: CurrentUser, state: State) -> UserOut:
 async def models(user: CurrentUser, state: State) -> ModelList:
     registry = state.manager.services.models
     return ModelList(
-        default=state.manager.services.settings.agent.default_model,
+        default=registry.default_model(),
         models=[
             ModelOut(
                 id=m.id,
