@@ -24,7 +24,8 @@ tree, and the API turns any of them into the one JSON error envelope using ``cod
     │   ├── QueueFull                     "prompt_queue_full"        429
     │   ├── PromptNotCancellable          "prompt_not_cancellable"   409
     │   ├── PromptRequestConflict         "prompt_request_conflict"  409
-    │   └── SessionNotPromptable          "session_not_promptable"   409
+    │   ├── SessionNotPromptable          "session_not_promptable"   409
+    │   └── UserLimitReached              "user_limit_reached"       429
     ├── GitError                          "git_failed"               502
     ├── ScmError                          "scm_failed"               502
     │   ├── ScmAuthFailed                 "scm_auth_failed"          502
@@ -156,6 +157,13 @@ class PromptRequestConflict(ConflictError):
 
 class SessionNotPromptable(ConflictError):
     code = "session_not_promptable"
+
+
+class UserLimitReached(ConflictError):
+    """A per-user limit (sessions working at once, sandboxes running at once) is reached."""
+
+    code = "user_limit_reached"
+    status = 429
 
 
 class GitError(OpenInspectError):

@@ -43,6 +43,26 @@ class SessionSettings(BaseModel):
     )
     history_page_max: int = Field(500, description="Largest page of older events a client gets.")
     ws_token_ttl_s: int = Field(300, description="Lifetime of a WebSocket token, in seconds.")
+    ws_auth_recheck_s: float = Field(
+        15.0,
+        description="How often an open WebSocket re-reads that its token is live and its user "
+        "may see the session (also checked on every command), in seconds.",
+    )
+    ws_send_timeout_s: float = Field(
+        10.0,
+        description="A WebSocket client that takes no frame for this long is cut off (4009), "
+        "in seconds.",
+    )
+    ws_frame_cache_bytes: int = Field(
+        64 * 1024 * 1024,
+        description="Memory for encoded WebSocket frames shared by every client of a process, "
+        "in bytes.",
+    )
+    max_active_per_user: int = Field(
+        5,
+        description="Sessions one user may have working at once (with a queued or running "
+        "prompt of theirs); past it a new session or prompt is refused (429).",
+    )
     stop_grace_s: float = Field(
         3.0, description="Seconds a stopped command gets after SIGTERM before SIGKILL."
     )
@@ -76,6 +96,11 @@ class SandboxSettings(BaseModel):
     )
     max_processes: int = Field(
         4096, description="Process limit inside a sandbox (RLIMIT_NPROC for its commands)."
+    )
+    max_running_per_user: int = Field(
+        5,
+        description="Sandboxes running at once for the sessions one user created; an idle one "
+        "is stopped to make room, else a new prompt is refused (429).",
     )
 
 

@@ -248,9 +248,7 @@ async def _drive(
         run.content,
         deps=deps,
         message_history=history,
-        model_settings=registry.model_settings(
-            run.model_id, run.effort, session_id=run.session_id
-        ),
+        model_settings=registry.model_settings(run.model_id, run.effort, session_id=run.session_id),
         usage_limits=limits,
     ) as agent_run:
         async for node in agent_run:

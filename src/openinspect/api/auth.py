@@ -1,9 +1,12 @@
 """Authentication: bearer API tokens for REST, short-lived session-scoped tokens for WebSockets,
 and the first-start bootstrap of an admin user.
 
-API tokens are random, stored hashed (see ``store.users``). WebSocket tokens are stateless:
-``<payload>.<HMAC-SHA256>`` over ``{session, user, expiry}`` with a server secret kept (0600) in
-the home directory, so any replica sharing the home or secret can check them.
+API tokens are random, stored hashed (see ``store.users``). WebSocket tokens are signed:
+``<payload>.<HMAC-SHA256>`` over ``{session, user, parent token, expiry}`` with a server secret
+kept (0600) in the home directory, so any replica sharing the home or secret can check them. A
+valid signature is not enough: the socket also checks, in the database, that the parent token is
+still live and that the user may see the session (``api.ws``), so revoking the parent voids every
+WebSocket token minted from it on every replica.
 """
 
 from __future__ import annotations
@@ -86,6 +89,17 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+@dataclass(frozen=True)
+class WsClaims:
+    """What a valid WebSocket token says: who, and which API token it was minted from."""
+
+    user_id: str
+    token_id: str
+
+
+WS_TOKEN_MAX_CHARS = 2048
+
+
 class WsTokens:
     def __init__(self, secret: bytes, ttl_s: int) -> None:
         self._secret = secret
@@ -94,23 +108,34 @@ class WsTokens:
     def _sign(self, payload: str) -> str:
         return _b64(hmac.new(self._secret, payload.encode(), hashlib.sha256).digest())
 
-    def mint(self, session_id: str, user_id: str) -> tuple[str, int]:
-        """A token for one user on one session. Returns it and its expiry (unix seconds)."""
+    def mint(self, session_id: str, user_id: str, token_id: str) -> tuple[str, int]:
+        """A token for one user on one session, bound to the API token ``token_id`` it was
+        minted with. Returns it and its expiry (unix seconds)."""
         expires = int(time.time()) + self._ttl_s
-        payload = _b64(json.dumps({"s": session_id, "u": user_id, "e": expires}).encode())
+        claims = {"s": session_id, "u": user_id, "t": token_id, "e": expires}
+        payload = _b64(json.dumps(claims).encode())
         return f"{payload}.{self._sign(payload)}", expires
 
-    def verify(self, token: str, session_id: str) -> str:
-        """The user id in a valid token for ``session_id``; raises ``AuthError`` otherwise."""
+    def verify(self, token: str, session_id: str) -> WsClaims:
+        """The claims of a valid token for ``session_id``; raises ``AuthError`` otherwise —
+        for any string at all (non-ASCII, not base64, not JSON, wrong shapes)."""
+        invalid = AuthError("Invalid WebSocket token", hint="Mint one with POST .../ws-token")
+        if not token.isascii() or len(token) > WS_TOKEN_MAX_CHARS:
+            raise invalid
         payload, _, signature = token.partition(".")
         if not payload or not hmac.compare_digest(signature, self._sign(payload)):
-            raise AuthError("Invalid WebSocket token", hint="Mint one with POST .../ws-token")
+            raise invalid
         try:
             claims = json.loads(_unb64(payload))
         except ValueError as exc:
-            raise AuthError("Malformed WebSocket token") from exc
+            raise invalid from exc
+        if not isinstance(claims, dict):
+            raise invalid
+        user_id, token_id, expires = claims.get("u"), claims.get("t"), claims.get("e")
+        if not (isinstance(user_id, str) and isinstance(token_id, str)):
+            raise invalid  # also tokens minted before they were bound to their parent
         if claims.get("s") != session_id:
             raise ForbiddenError("This WebSocket token is for another session")
-        if int(claims.get("e", 0)) < time.time():
+        if not isinstance(expires, int) or expires < time.time():
             raise AuthError("The WebSocket token has expired", hint="Mint a new one")
-        return str(claims["u"])
+        return WsClaims(user_id, token_id)

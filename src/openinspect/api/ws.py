@@ -4,76 +4,135 @@ The first message must be ``subscribe {token, since_seq?}`` within ``AUTH_TIMEOU
 handler subscribes to the bus *before* it reads the log, then drops bus events it already sent,
 so a joining or resuming client sees every durable event exactly once, in order.
 
-Close codes: 4001 bad token, 4004 session not found, 4008 no subscribe in time,
-4009 fell behind (reconnect with ``since_seq``).
+A signed token is not enough. On subscribe, on every command and every
+``sessions.ws_auth_recheck_s`` the socket reads from the database that the API token the
+WebSocket token was minted from is still live and that its user may see the session (admins all,
+members their own — ``people.roles``), so a revocation, a deleted user or a lost role closes the
+socket on whichever replica holds it.
+
+Close codes: 4001 bad, expired or revoked token (or its user is gone), 4004 no such session or
+one you may not see (the same answer), 4008 no subscribe in time, 4009 fell behind or stopped
+reading (reconnect with ``since_seq``), 1009 a frame over the server's frame limit. Every other
+malformed frame gets an ``error`` message and the socket stays open.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import json
 import logging
 import secrets
-from typing import Any
+from typing import Any, Literal, NoReturn, TypeVar
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
+from openinspect.api.auth import WS_TOKEN_MAX_CHARS
 from openinspect.api.deps import AppState
+from openinspect.api.ws_frames import MAX_SEQ, FrameCache, encode, parse_incoming
 from openinspect.bus import SubscriberOverflow
 from openinspect.domain.events import dump_event
 from openinspect.domain.models import User
 from openinspect.errors import AuthError, InvalidInput, OpenInspectError, SessionNotFound
+from openinspect.people.roles import ensure_can_see
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
 AUTH_TIMEOUT_S = 10.0
-MESSAGE_MAX_CHARS = 1_000_000
+CLOSE_TIMEOUT_S = 2.0
 RESUME_MAX_EVENTS = 10_000
 CLOSE_AUTH, CLOSE_NOT_FOUND, CLOSE_AUTH_TIMEOUT, CLOSE_RESYNC = 4001, 4004, 4008, 4009
+COMMANDS = ("subscribe", "prompt", "cancel-prompt", "stop", "typing", "presence", "history", "ping")
 
 
-class _Subscribe(BaseModel):
-    token: str = Field(max_length=2048)
-    since_seq: int | None = Field(None, ge=0)
+class _Close(Exception):
+    """End the socket with a close code."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
 
 
-class _Prompt(BaseModel):
-    content: str
-    model: str | None = None
-    effort: str | None = None
-    client_request_id: str | None = None
+class _Frame(BaseModel):
+    model_config = ConfigDict(extra="ignore")
 
 
-@functools.lru_cache(maxsize=4096)
-def _outgoing(raw: str) -> tuple[int | None, str]:
-    """A bus message as the text every subscribed client gets, and its durable seq (None for
-    ephemeral messages). Cached: the same message fans out to every connection of the process,
-    and is parsed and encoded once."""
-    message = json.loads(raw)
-    if message["kind"] == "presence":
-        return None, json.dumps({"type": "presence", "participants": message["participants"]})
-    event = message["event"]
-    seq = None if event["type"] == "agent-text-delta" else int(event["seq"])
-    return seq, json.dumps({"type": "event", "event": event})
+_F = TypeVar("_F", bound=_Frame)
+
+
+class _Subscribe(_Frame):
+    token: StrictStr = Field(max_length=WS_TOKEN_MAX_CHARS)
+    since_seq: StrictInt | None = Field(None, ge=0, le=MAX_SEQ)
+
+
+class _Prompt(_Frame):
+    content: StrictStr
+    model: StrictStr | None = Field(None, max_length=300)
+    effort: StrictStr | None = Field(None, max_length=16)
+    client_request_id: StrictStr | None = None
+
+
+class _Cancel(_Frame):
+    prompt_id: StrictStr = Field(max_length=64)
+
+
+class _Presence(_Frame):
+    status: Literal["active", "idle"] = "active"
+
+
+class _History(_Frame):
+    before_seq: StrictInt | None = Field(None, ge=1, le=MAX_SEQ)
+    limit: StrictInt = Field(200, ge=1, le=MAX_SEQ)
+
+
+def _invalid(exc: ValidationError, kind: str) -> InvalidInput:
+    """A validation failure as a message naming fields and rules, never the values sent."""
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or kind}: {e['msg']}" for e in exc.errors()[:5]
+    )
+    return InvalidInput(f"Invalid {kind} message: {problems}", hint="See docs/sessions.md")
+
+
+def _frames(ws: WebSocket, state: AppState) -> FrameCache:
+    """The process's cache of encoded frames (one per app, sized by settings)."""
+    cache: FrameCache | None = getattr(ws.app.state, "ws_frames", None)
+    if cache is None:
+        cache = ws.app.state.ws_frames = FrameCache(state.settings.sessions.ws_frame_cache_bytes)
+    return cache
 
 
 class _Connection:
-    def __init__(self, ws: WebSocket, state: AppState, session_id: str, user: User) -> None:
+    def __init__(
+        self, ws: WebSocket, state: AppState, session_id: str, user: User, token_id: str
+    ) -> None:
         self.ws = ws
         self.state = state
         self.session_id = session_id
         self.user = user
+        self.token_id = token_id
         self.client_id = secrets.token_hex(8)
         self.last_seq = 0
+        self.frames = _frames(ws, state)
+        self.send_timeout_s = state.settings.sessions.ws_send_timeout_s
         self._send_lock = asyncio.Lock()
 
+    async def authorise(self) -> None:
+        """Raise ``_Close`` unless the parent token is live and its user may see the session."""
+        await _authorise(self.state, self.session_id, self.user.id, self.token_id)
+
+    async def send_text(self, text: str) -> None:
+        """Send a frame, or close with 4009 if the client does not take it in time: a client
+        that stops reading must not hold a task and a growing buffer forever."""
+        try:
+            async with asyncio.timeout(self.send_timeout_s), self._send_lock:
+                await self.ws.send_text(text)
+        except TimeoutError:
+            raise _Close(CLOSE_RESYNC, "Too slow to read; reconnect with since_seq") from None
+
     async def send(self, message: dict[str, Any]) -> None:
-        async with self._send_lock:
-            await self.ws.send_text(json.dumps(message))
+        await self.send_text(encode(message))
 
     async def error(self, exc: OpenInspectError, **extra: Any) -> None:
         await self.send(
@@ -107,22 +166,36 @@ class _Connection:
         )
 
     async def forward(self, raw: str) -> None:
-        seq, text = _outgoing(raw)
+        seq, text = self.frames.outgoing(raw)
         if seq is not None:
             if seq <= self.last_seq:
                 return  # already sent in the snapshot
             self.last_seq = seq
-        async with self._send_lock:
-            await self.ws.send_text(text)
+        await self.send_text(text)
 
     async def handle(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
         if kind == "ping":
             await self.send({"type": "pong"})
             return
+        if not isinstance(kind, str) or kind not in COMMANDS:
+            raise InvalidInput(
+                "Unknown message type", hint=f"Expected one of: {', '.join(COMMANDS)}"
+            )
+        await self.authorise()  # every command, not only the subscribe
+        if kind == "subscribe":
+            raise InvalidInput("Already subscribed", hint="Open a new socket to resubscribe")
+        if kind == "history":
+            await self.history(message)
+            return
+        if kind == "presence":
+            status = _validated(_Presence, message, kind).status
+            self.state.manager.presence.update(self.session_id, self.client_id, status)
+            await self.publish_presence()
+            return
         actor = await self.state.manager.actor(self.session_id)
         if kind == "prompt":
-            body = _Prompt.model_validate(message)
+            body = _validated(_Prompt, message, kind)
             try:
                 prompt = await actor.submit(
                     self.user,
@@ -142,34 +215,17 @@ class _Connection:
                 }
             )
         elif kind == "cancel-prompt":
-            await actor.cancel(str(message.get("prompt_id", "")))
+            await actor.cancel(_validated(_Cancel, message, kind).prompt_id)
         elif kind == "stop":
             await actor.stop()
-        elif kind == "typing":
-            actor.typing()
-        elif kind == "presence":
-            idle = message.get("status") == "idle"
-            self.state.manager.presence.update(
-                self.session_id, self.client_id, "idle" if idle else "active"
-            )
-            await self.publish_presence()
-        elif kind == "history":
-            await self.history(message)
-        else:
-            raise InvalidInput(
-                f"Unknown message type {kind!r}",
-                hint="Expected subscribe, prompt, cancel-prompt, stop, typing, "
-                "presence, history or ping",
-            )
+        else:  # typing
+            await self.state.manager.warm(self.user, actor)
 
     async def history(self, message: dict[str, Any]) -> None:
         page_max = self.state.manager.services.settings.sessions.history_page_max
-        before = message.get("before_seq")
-        limit = message.get("limit", 200)
-        if not isinstance(before, int) or not isinstance(limit, int) or limit < 1:
-            raise InvalidInput("history needs an integer before_seq and a positive limit")
-        limit = min(limit, page_max)
-        events = await self.state.store.events.before(self.session_id, before, limit + 1)
+        body = _validated(_History, message, "history")
+        limit = min(body.limit, page_max)
+        events = await self.state.store.events.before(self.session_id, body.before_seq, limit + 1)
         await self.send(
             {
                 "type": "history-page",
@@ -185,21 +241,66 @@ class _Connection:
         )
 
 
-async def _authenticate(ws: WebSocket, state: AppState, session_id: str) -> tuple[User, _Subscribe]:
+def _validated(model: type[_F], message: dict[str, Any], kind: str) -> _F:
+    try:
+        return model.model_validate(message)
+    except ValidationError as exc:
+        raise _invalid(exc, kind) from None
+
+
+async def _authorise(state: AppState, session_id: str, user_id: str, token_id: str) -> User:
+    """The user, fresh from the database, if the token is live and they may see the session."""
+    user = await state.store.users.live_token_user(token_id)
+    if user is None or user.id != user_id:
+        raise _Close(CLOSE_AUTH, "The token was revoked or has expired")
+    try:
+        await ensure_can_see(state.store, user, session_id)
+    except SessionNotFound:
+        raise _Close(CLOSE_NOT_FOUND, "No such session") from None
+    return user
+
+
+async def _authenticate(
+    ws: WebSocket, state: AppState, session_id: str
+) -> tuple[User, str, int | None]:
+    """Wait for a valid subscribe; malformed frames before it get ``error`` messages."""
+    deadline = asyncio.get_running_loop().time() + AUTH_TIMEOUT_S
+    try:
+        async with asyncio.timeout_at(deadline):
+            sub = await _first_subscribe(ws)
+    except TimeoutError:
+        raise _Close(CLOSE_AUTH_TIMEOUT, "No subscribe message in time") from None
+    try:
+        claims = state.ws_tokens.verify(sub.token, session_id)
+    except AuthError as exc:
+        raise _Close(CLOSE_AUTH, exc.message[:120]) from None
+    user = await _authorise(state, session_id, claims.user_id, claims.token_id)
+    try:
+        await state.manager.get(session_id)
+    except SessionNotFound:
+        raise _Close(CLOSE_NOT_FOUND, "No such session") from None
+    return user, claims.token_id, sub.since_seq
+
+
+async def _first_subscribe(ws: WebSocket) -> _Subscribe:
     while True:
-        async with asyncio.timeout(AUTH_TIMEOUT_S):
-            raw = await ws.receive_text()
-        message = json.loads(raw)
-        if message.get("type") == "ping":
-            await ws.send_text(json.dumps({"type": "pong"}))
-            continue
-        if message.get("type") != "subscribe":
-            raise InvalidInput("The first message must be subscribe")
-        sub = _Subscribe.model_validate(message)
-        user = await state.store.users.get(state.ws_tokens.verify(sub.token, session_id))
-        if user is None:
-            raise AuthError("The user of this token no longer exists")
-        return user, sub
+        received = await ws.receive()
+        if received["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(received.get("code", 1000))
+        try:
+            message = parse_incoming(received)
+            kind = message.get("type")
+            if kind == "ping":
+                await ws.send_text(encode({"type": "pong"}))
+                continue
+            if kind != "subscribe":
+                raise InvalidInput(
+                    "The first message must be subscribe", hint="See docs/sessions.md"
+                )
+            return _validated(_Subscribe, message, "subscribe")
+        except InvalidInput as exc:
+            error = {"type": "error", "code": exc.code, "message": exc.message, "hint": exc.hint}
+            await ws.send_text(encode(error))
 
 
 @router.websocket("/api/sessions/{session_id}/ws")
@@ -207,34 +308,45 @@ async def session_socket(ws: WebSocket, session_id: str) -> None:
     state: AppState = ws.app.state.openinspect
     await ws.accept()
     try:
-        user, sub = await _authenticate(ws, state, session_id)
-        await state.manager.get(session_id)
-    except TimeoutError:
-        await ws.close(CLOSE_AUTH_TIMEOUT, "No subscribe message in time")
-        return
-    except SessionNotFound as exc:
-        await ws.close(CLOSE_NOT_FOUND, exc.message[:120])
-        return
-    except (OpenInspectError, ValidationError, ValueError) as exc:
-        await ws.close(CLOSE_AUTH, str(exc)[:120])
-        return
+        user, token_id, since_seq = await _authenticate(ws, state, session_id)
+        conn = _Connection(ws, state, session_id, user, token_id)
+        await _serve(conn, since_seq)
+    except _Close as close:
+        await _close(ws, close.code, close.reason)
     except WebSocketDisconnect:
         return
-    conn = _Connection(ws, state, session_id, user)
+
+
+async def _serve(conn: _Connection, since_seq: int | None) -> None:
+    """Run the reader, the bus pump and the periodic re-check until one of them ends."""
+    state, session_id = conn.state, conn.session_id
     presence = state.manager.presence
     async with state.manager.services.events.subscribe(session_id) as messages:
-        await conn.subscribed(sub.since_seq)
-        presence.join(session_id, conn.client_id, user.id, user.name)
-        await conn.publish_presence()
-        pump = asyncio.create_task(_pump(conn, messages))
+        await conn.subscribed(since_seq)
+        presence.join(session_id, conn.client_id, conn.user.id, conn.user.name)
         try:
-            await _read(conn)
-        finally:
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await pump
-            presence.leave(session_id, conn.client_id)
             await conn.publish_presence()
+            tasks = [
+                asyncio.create_task(_read(conn)),
+                asyncio.create_task(_pump(conn, messages)),
+                asyncio.create_task(_recheck(conn)),
+            ]
+            try:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError, _Close, Exception):
+                        await task
+            for task in done:
+                failure = None if task.cancelled() else task.exception()
+                if failure is not None:
+                    raise failure  # a _Close ends the socket with its code
+        finally:
+            presence.leave(session_id, conn.client_id)
+            with contextlib.suppress(Exception):
+                await conn.publish_presence()
 
 
 async def _pump(conn: _Connection, messages: Any) -> None:
@@ -242,25 +354,45 @@ async def _pump(conn: _Connection, messages: Any) -> None:
         async for raw in messages:
             await conn.forward(raw)
     except SubscriberOverflow:
-        await conn.ws.close(CLOSE_RESYNC, "Fell behind; reconnect with since_seq")
+        raise _Close(CLOSE_RESYNC, "Fell behind; reconnect with since_seq") from None
+
+
+async def _recheck(conn: _Connection) -> NoReturn:
+    interval = conn.state.settings.sessions.ws_auth_recheck_s
+    while True:
+        await asyncio.sleep(interval)
+        await conn.authorise()
 
 
 async def _read(conn: _Connection) -> None:
     while True:
-        try:
-            raw = await conn.ws.receive_text()
-        except (WebSocketDisconnect, RuntimeError):
+        received = await conn.ws.receive()
+        if received["type"] == "websocket.disconnect":
             return
         try:
-            if len(raw) > MESSAGE_MAX_CHARS:
-                raise InvalidInput(
-                    f"Message of {len(raw)} characters; the limit is {MESSAGE_MAX_CHARS}"
-                )
-            message = json.loads(raw)
-            if not isinstance(message, dict):
-                raise InvalidInput("Messages are JSON objects with a 'type'")
-            await conn.handle(message)
+            await conn.handle(parse_incoming(received))
         except OpenInspectError as exc:
             await conn.error(exc)
-        except (ValidationError, ValueError) as exc:
-            await conn.error(InvalidInput(f"Invalid message: {exc}"))
+
+
+async def _close(ws: WebSocket, code: int, reason: str) -> None:
+    """Close with ``code``; a client that does not read cannot take even the close frame, so
+    past ``CLOSE_TIMEOUT_S`` the connection is dropped."""
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT_S):
+            await ws.close(code, reason)
+    except TimeoutError:
+        _abort(ws)
+    except (RuntimeError, OSError, WebSocketDisconnect):
+        return  # already closed by the other side
+
+
+def _abort(ws: WebSocket) -> None:
+    """Drop the TCP connection under the ASGI server (uvicorn's protocol owns the transport):
+    closing gracefully would wait for a peer that is not reading to take the buffered bytes."""
+    protocol = getattr(getattr(ws, "_send", None), "__self__", None)
+    transport = getattr(protocol, "transport", None)
+    if transport is not None:
+        transport.abort()
+    else:
+        log.warning("could not drop a WebSocket connection whose client stopped reading")

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from openinspect.agent.models import ModelRegistry
@@ -106,6 +107,8 @@ class SessionActor:
         self._stop_requested = False
         self._running_prompt_id: str | None = None
         self._git_lock = asyncio.Lock()  # one commit/push at a time (prompt end, PR tool, API)
+        # Per-user limits, set by the manager (``sessions.limits``); raises to refuse a prompt.
+        self.admission: Callable[[User, SessionActor], Awaitable[None]] | None = None
         self.sandbox = SessionSandbox(
             session,
             settings=services.settings,
@@ -184,6 +187,8 @@ class SessionActor:
                             hint="Use a new id for a new prompt",
                         )
                     return prompt
+            if self.admission is not None:
+                await self.admission(user, self)
             unfinished = await self._s.store.prompts.unfinished(self.session.id)
             if len(unfinished) >= limits.max_unfinished_prompts:
                 raise QueueFull(

@@ -22,6 +22,7 @@ from openinspect.sessions.actor import Services, SessionActor
 from openinspect.sessions.diff import SessionDiffs
 from openinspect.sessions.git import branch_exists, ensure_mirror, normalize_origin
 from openinspect.sessions.git_recovery import reconcile_pushes
+from openinspect.sessions.limits import UserLimits
 from openinspect.sessions.presence import Presence
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class SessionManager:
         self.diffs = SessionDiffs(services.settings.mirrors_dir, auth_env=services.origins.git_env)
         self._actors: dict[str, SessionActor] = {}
         self.repo_guard: RepoGuard | None = None
+        self.limits = UserLimits(services.settings, services.store)
         self._lock = asyncio.Lock()
 
     def running_prompt(self, session_id: str) -> str | None:
@@ -112,6 +114,7 @@ class SessionManager:
     ) -> Session:
         """Create a session on a repo (registered name or id, local path, or git URL)."""
         store = self.services.store
+        await self.limits.check_working(user, None)  # before anything is fetched or stored
         registered = await store.repos.find(repo)
         if self.repo_guard is not None:  # roles and the GitHub access check; before any fetch
             await self.repo_guard(user, registered.url if registered else repo, bool(registered))
@@ -194,8 +197,20 @@ class SessionManager:
             actor = self._actors.get(session_id)
             if actor is None:
                 actor = SessionActor(await self.get(session_id), self.services)
+                actor.admission = self._admit
                 self._actors[session_id] = actor
             return actor
+
+    async def _admit(self, user: User, actor: SessionActor) -> None:
+        """Per-user limits on a new prompt: the prompting user's working sessions, and room for
+        a sandbox among those of the session's creator."""
+        await self.limits.check_working(user, actor.session.id)
+        await self.limits.make_room(actor.session.creator_id, actor, list(self._actors.values()))
+
+    async def warm(self, user: User, actor: SessionActor) -> None:
+        """Someone is typing: start the sandbox early, if that stops nobody else's."""
+        if await self.limits.has_room(actor.session.creator_id, actor):
+            actor.typing()
 
     async def snapshot(self, session_id: str) -> dict[str, Any]:
         """What a joining client needs besides events: the session, who is here, the queue."""

@@ -222,6 +222,23 @@ class UserStore:
             )
         return result.rowcount > 0
 
+    async def live_token_user(self, token_id: str) -> User | None:
+        """The user of a token that is neither revoked nor expired (and whose user still
+        exists), read fresh from the database; None otherwise. WebSockets call it on connect,
+        on every command and periodically, so a revocation reaches every replica."""
+        query = (
+            sa.select(users)
+            .join(api_tokens, api_tokens.c.user_id == users.c.id)
+            .where(
+                api_tokens.c.id == token_id,
+                api_tokens.c.revoked_at.is_(None),
+                sa.or_(api_tokens.c.expires_at.is_(None), api_tokens.c.expires_at > utcnow()),
+            )
+        )
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return _user(row) if row else None
+
     async def delete_expired_tokens(self, user_id: str) -> int:
         """Forget a user's tokens that expired (they authenticate nobody anyway)."""
         async with self._engine.begin() as conn:

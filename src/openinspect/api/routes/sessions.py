@@ -147,7 +147,8 @@ async def get_diff(session_id: str, user: CurrentUser, state: State) -> SessionD
 @router.post("/{session_id}/ws-token")
 async def ws_token(session_id: str, request: Request, user: CurrentUser, state: State) -> WsToken:
     await state.manager.get(session_id)
-    token, expires = state.ws_tokens.mint(session_id, user.id)
+    # Bound to the API token of this request: revoking it voids the WebSocket token too.
+    token, expires = state.ws_tokens.mint(session_id, user.id, request.state.token_id)
     scheme = "wss" if request.url.scheme == "https" else "ws"
     url = f"{scheme}://{request.url.netloc}/api/sessions/{session_id}/ws"
     return WsToken(token=token, expires_at=expires, url=url)
