@@ -208,3 +208,27 @@ async def test_a_client_that_stops_reading_is_cut_off(
             assert received < 10_000_000
         finally:
             sock.close()
+
+
+async def test_the_cli_client_takes_large_non_ascii_frames(live: Live) -> None:
+    """9 MB of non-ASCII text: ASCII-escaped it was an 18 MB frame, over the CLI's 16 MiB
+    limit; as UTF-8 it stays 9 MB and the CLI's own client reads it."""
+    from openinspect.cli.client import Client, Target
+
+    _, ada = await live.member("ada")
+    session = await live.session(ada)
+    text = "日本語のテキスト" * 375_000  # 3 M characters: 9 MB of UTF-8, 18 MB escaped
+    raw = json.dumps({"kind": "event", "event": {"type": "warning", "seq": 10**6, "message": text}})
+    async with Client(Target(live.url, ada)) as client:
+        ws = await client.connect(session["id"])
+        try:
+            assert json.loads(await ws.recv())["type"] == "subscribed"
+            await live.runtime.bus.publish(f"session:{session['id']}", raw)
+            async with asyncio.timeout(20):
+                while True:
+                    frame = await ws.recv()
+                    if isinstance(frame, str) and text in frame:
+                        break
+            assert len(frame.encode()) < 16 * 1024 * 1024
+        finally:
+            await ws.close()
