@@ -232,3 +232,29 @@ async def test_the_cli_client_takes_large_non_ascii_frames(live: Live) -> None:
             assert len(frame.encode()) < 16 * 1024 * 1024
         finally:
             await ws.close()
+
+
+async def test_invalid_utf8_in_a_text_frame_closes_with_1007_without_a_traceback(
+    live: Live, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, ada = await live.member("ada")
+    session = await live.session(ada)
+    token = await live.ws_token(ada, session["id"])
+    sock = await _hung_client(live.url, f"/api/sessions/{session['id']}/ws", token)
+    loop = asyncio.get_running_loop()
+    try:
+        payload = b'{"type": "ping", "x": "\xff\xfe"}'
+        mask = os.urandom(4)
+        frame = bytes([0x81, 0x80 | len(payload)]) + mask
+        frame += bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        await loop.sock_sendall(sock, frame)
+        received = b""
+        with contextlib.suppress(ConnectionResetError):
+            async with asyncio.timeout(10):
+                while chunk := await loop.sock_recv(sock, 65536):
+                    received += chunk
+        # The close frame: opcode 8, then the code 1007 (invalid frame payload data).
+        assert b"\x88" in received and struct.pack("!H", 1007) in received
+    finally:
+        sock.close()
+    _no_traceback(caplog)

@@ -39,6 +39,21 @@ from openinspect.people.roles import ensure_can_see
 log = logging.getLogger(__name__)
 router = APIRouter()
 
+
+class _ClientFaultWithoutTraceback(logging.Filter):
+    """uvicorn logs a client's invalid UTF-8 text frame (it closes the socket with 1007) with a
+    traceback, as if it were a server fault; keep the line, drop the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("Invalid UTF-8 sequence received from client"):
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+logging.getLogger("uvicorn.error").addFilter(_ClientFaultWithoutTraceback())
+
 AUTH_TIMEOUT_S = 10.0
 CLOSE_TIMEOUT_S = 2.0
 RESUME_MAX_EVENTS = 10_000
