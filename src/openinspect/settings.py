@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_HOME = Path("~/.local/share/openinspect")
@@ -145,6 +145,12 @@ class ModelProviderSettings(BaseModel):
         "demos). Unset: only the shipped 'scripted:demo-…' scripts work. Anyone who can start "
         "a session can replay any file in it.",
     )
+
+    @field_validator("scripted_dir", mode="before")
+    @classmethod
+    def _empty_is_off(cls, value: object) -> object:
+        # An empty variable means "off", not the server's working directory.
+        return None if isinstance(value, str) and not value.strip() else value
 
 
 GITHUB_WEB_URL = "https://github.com"

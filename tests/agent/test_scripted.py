@@ -7,6 +7,8 @@ import dataclasses
 import json
 from pathlib import Path
 
+import pytest
+
 from openinspect.agent import scripted
 from openinspect.agent.models import ModelRegistry
 from openinspect.agent.runner import run_prompt
@@ -48,3 +50,8 @@ def test_the_shipped_demo_scripts_are_valid_and_offered_without_a_provider() -> 
     assert keyed.default_model() == keyed.settings.agent.default_model
     available = {m.id for m in bare.catalog() if m.available}
     assert {"scripted:demo-fix-add", "scripted:demo-tour"} <= available
+
+
+def test_an_empty_scripts_dir_setting_means_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENINSPECT_MODELS__SCRIPTED_DIR", "")
+    assert Settings().models.scripted_dir is None  # not the working directory
