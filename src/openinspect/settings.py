@@ -60,8 +60,8 @@ class SessionSettings(BaseModel):
     )
     max_active_per_user: int = Field(
         5,
-        description="Sessions one user may have working at once (with a queued or running "
-        "prompt of theirs); past it a new session or prompt is refused (429).",
+        description="Sessions one member may have working at once (with a queued or running "
+        "prompt of theirs); past it a new session or prompt is refused (429). Admins: no limit.",
     )
     stop_grace_s: float = Field(
         3.0, description="Seconds a stopped command gets after SIGTERM before SIGKILL."
@@ -99,8 +99,8 @@ class SandboxSettings(BaseModel):
     )
     max_running_per_user: int = Field(
         5,
-        description="Sandboxes running at once for the sessions one user created; an idle one "
-        "is stopped to make room, else a new prompt is refused (429).",
+        description="Sandboxes running at once for the sessions one member created; an idle "
+        "one is stopped to make room, else a new prompt is refused (429). Admins: no limit.",
     )
 
 

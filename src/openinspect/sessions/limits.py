@@ -11,8 +11,9 @@ Both are counted in the database, so they hold across replicas sharing it:
   room; only when none is idle is the prompt refused. A typing hint never evicts anything: it only
   warms a sandbox when there is room.
 
-The checks are not atomic with the queueing that follows (two prompts racing from one user may
-both pass); they bound a user's footprint, they are not a billing meter.
+Admins are not limited: they run the install (and its benchmarks); the limits keep any one member
+from taking the host. The checks are not atomic with the queueing that follows (two prompts racing
+from one user may both pass); they bound a user's footprint, they are not a billing meter.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import sqlalchemy as sa
 
 from openinspect.domain.models import UNFINISHED_PROMPT_STATUSES, User
 from openinspect.errors import UserLimitReached
+from openinspect.people.roles import is_admin
 from openinspect.settings import Settings
 from openinspect.store import Store
 from openinspect.store.tables import prompts, sandboxes, sessions
@@ -68,6 +70,8 @@ class UserLimits:
 
     async def check_working(self, user: User, session_id: str | None) -> None:
         """Refuse when the user already has the most sessions working at once."""
+        if is_admin(user):
+            return
         limit = self._settings.sessions.max_active_per_user
         working = await self.working_sessions(user.id, besides=session_id)
         if working >= limit:
@@ -77,12 +81,15 @@ class UserLimits:
             )
 
     async def make_room(
-        self, creator_id: str, actor: SessionActor | None, live: Iterable[SessionActor]
+        self, creator: User, actor: SessionActor | None, live: Iterable[SessionActor]
     ) -> None:
         """Make sure ``actor``'s session (or a new one, for None) may run a sandbox; stop an
         idle one of the same creator if needed; refuse when every one is busy."""
+        if is_admin(creator):
+            return
         if actor is not None and actor.sandbox.status in RUNNING_SANDBOX_STATUSES:
             return
+        creator_id = creator.id
         limit = self._settings.sandbox.max_running_per_user
         besides = actor.session.id if actor is not None else None
         running = await self.running_sandboxes(creator_id, besides=besides)
@@ -98,12 +105,12 @@ class UserLimits:
                 hint="Wait for a prompt in another session to finish, then try again",
             )
 
-    async def has_room(self, creator_id: str, actor: SessionActor) -> bool:
+    async def has_room(self, creator: User, actor: SessionActor) -> bool:
         """Whether ``actor`` may start a sandbox without stopping anyone's."""
-        if actor.sandbox.status in RUNNING_SANDBOX_STATUSES:
+        if is_admin(creator) or actor.sandbox.status in RUNNING_SANDBOX_STATUSES:
             return True
         limit = self._settings.sandbox.max_running_per_user
-        return await self.running_sandboxes(creator_id, besides=actor.session.id) < limit
+        return await self.running_sandboxes(creator.id, besides=actor.session.id) < limit
 
 
 def _idle(actor: SessionActor, creator_id: str) -> bool:

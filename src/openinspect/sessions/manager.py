@@ -205,12 +205,19 @@ class SessionManager:
         """Per-user limits on a new prompt: the prompting user's working sessions, and room for
         a sandbox among those of the session's creator."""
         await self.limits.check_working(user, actor.session.id)
-        await self.limits.make_room(actor.session.creator_id, actor, list(self._actors.values()))
+        creator = await self._creator(actor)
+        await self.limits.make_room(creator, actor, list(self._actors.values()))
 
     async def warm(self, user: User, actor: SessionActor) -> None:
         """Someone is typing: start the sandbox early, if that stops nobody else's."""
-        if await self.limits.has_room(actor.session.creator_id, actor):
+        if await self.limits.has_room(await self._creator(actor), actor):
             actor.typing()
+
+    async def _creator(self, actor: SessionActor) -> User:
+        creator = await self.services.store.users.get(actor.session.creator_id)
+        if creator is None:  # the creator was removed: the session is nobody's to run
+            raise SessionNotFound(f"No session {actor.session.id!r}")
+        return creator
 
     async def snapshot(self, session_id: str) -> dict[str, Any]:
         """What a joining client needs besides events: the session, who is here, the queue."""
