@@ -205,7 +205,7 @@ class SessionManager:
         """Per-user limits on a new prompt: the prompting user's working sessions, and room for
         a sandbox among those of the session's creator."""
         await self.limits.check_working(user, actor.session.id)
-        creator = await self._creator(actor)
+        creator = user if user.id == actor.session.creator_id else await self._creator(actor)
         await self.limits.make_room(creator, actor, list(self._actors.values()))
 
     async def warm(self, user: User, actor: SessionActor) -> None:
