@@ -26,13 +26,13 @@ from openinspect.bus import SubscriberOverflow
 from openinspect.domain.events import dump_event
 from openinspect.domain.models import User
 from openinspect.errors import AuthError, InvalidInput, OpenInspectError, SessionNotFound
+from openinspect.sessions.replay import join_replay, newest_window
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
 AUTH_TIMEOUT_S = 10.0
 MESSAGE_MAX_CHARS = 1_000_000
-RESUME_MAX_EVENTS = 10_000
 CLOSE_AUTH, CLOSE_NOT_FOUND, CLOSE_AUTH_TIMEOUT, CLOSE_RESYNC = 4001, 4004, 4008, 4009
 
 
@@ -81,18 +81,15 @@ class _Connection:
         )
 
     async def subscribed(self, since_seq: int | None) -> None:
-        events_store = self.state.store.events
-        window = self.state.manager.services.settings.sessions.replay_events
-        reset = since_seq is None
-        if since_seq is not None:
-            events = await events_store.after(self.session_id, since_seq, RESUME_MAX_EVENTS + 1)
-            if len(events) > RESUME_MAX_EVENTS:
-                reset = True  # too far behind: start over from the newest window
-        if reset:
-            events = await events_store.before(self.session_id, None, window + 1)
-            has_more, events = len(events) > window, events[-window:]
-        else:
-            has_more = False
+        limits = self.state.manager.services.settings.sessions
+        replay = await join_replay(
+            self.state.store.events,
+            self.session_id,
+            since_seq,
+            max_events=limits.replay_events,
+            max_chars=limits.replay_max_bytes,
+        )
+        events, has_more, reset = replay.events, replay.has_more, replay.reset
         self.last_seq = events[-1].seq if events else (since_seq or 0)
         snapshot = await self.state.manager.snapshot(self.session_id)
         await self.send(
@@ -168,13 +165,18 @@ class _Connection:
         limit = message.get("limit", 200)
         if not isinstance(before, int) or not isinstance(limit, int) or limit < 1:
             raise InvalidInput("history needs an integer before_seq and a positive limit")
-        limit = min(limit, page_max)
-        events = await self.state.store.events.before(self.session_id, before, limit + 1)
+        events, has_more = await newest_window(
+            self.state.store.events,
+            self.session_id,
+            before_seq=before,
+            max_events=min(limit, page_max),
+            max_chars=self.state.manager.services.settings.sessions.replay_max_bytes,
+        )
         await self.send(
             {
                 "type": "history-page",
-                "events": [dump_event(e) for e in events[-limit:]],
-                "has_more": len(events) > limit,
+                "events": [dump_event(e) for e in events],
+                "has_more": has_more,
             }
         )
 
