@@ -55,6 +55,8 @@ EXEC_ANSWER_MARGIN_S = 60.0
 """Extra time an ``exec`` answer may take past the command's own timeout."""
 WATCHDOG_MAX_INTERVAL_S = 5.0
 LOG_TAIL_LINES = 20
+CLOSE_RECONNECT = 1012
+"""The WebSocket standard "service restart": the runtime reconnects."""
 HELLO_TIMEOUT_S = 10.0
 """A connection that sends no ``hello`` within this is closed."""
 EXEC_KEEP_CHARS = 256 * 1024
@@ -330,6 +332,13 @@ class SandboxConnection:
         """Ask the runtime to kill its commands and exit; the connection becomes ``lost``."""
         await self._send({"type": "shutdown"})
         self.mark_lost("the sandbox was shut down")
+
+    async def disconnect(self, reason: str) -> None:
+        """Close the current connection but keep the sandbox: the runtime reconnects with
+        backoff and calls waiting for an answer are re-sent (what a network blip does)."""
+        socket = self._claimed
+        if socket is not None:
+            await close_quietly(socket, CLOSE_RECONNECT, reason)
 
     def mark_lost(self, reason: str) -> None:
         """Declare the sandbox gone: pending and future calls raise ``SandboxLost``.
