@@ -70,7 +70,8 @@ SANDBOX_ID_HEADER = "X-Sandbox-Id"
 CLOSE_UNAUTHORIZED = 4001
 """Unknown sandbox id or wrong token."""
 CLOSE_REPLACED = 4002
-"""Another connection authenticated as the same sandbox and took over."""
+"""Another connection authenticated as the same sandbox and took over (no longer sent: a second
+connection is refused with :data:`CLOSE_BUSY` instead; still permanent for older servers)."""
 CLOSE_GONE = 4010
 """The control plane considers the sandbox lost or shut down."""
 CLOSE_BUSY = 4009

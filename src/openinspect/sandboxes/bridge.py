@@ -22,14 +22,9 @@ from collections.abc import Mapping
 
 from openinspect.runtime.protocol import CLOSE_GONE, CLOSE_UNAUTHORIZED, SANDBOX_ID_HEADER
 
-from .connection import (
-    DEFAULT_HEARTBEAT_TIMEOUT_S,
-    BridgeSocket,
-    ExecResult,
-    SandboxConnection,
-    close_quietly,
-)
+from .connection import DEFAULT_HEARTBEAT_TIMEOUT_S, ExecResult, SandboxConnection
 from .pacing import BridgeLimits
+from .socket import BridgeSocket, close_quietly
 
 __all__ = ["BridgeHub", "BridgeSocket", "ExecResult", "SandboxConnection"]
 

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import json
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, cast
 
 from openinspect.errors import RpcError, SandboxBootFailed, SandboxLost, SandboxUnavailable
 from openinspect.runtime.protocol import (
@@ -45,6 +44,7 @@ from openinspect.runtime.protocol import (
 from . import inbound
 from .capture import OutputCapture
 from .pacing import BootLogBudget, BridgeLimits, Pacer
+from .socket import BridgeSocket, close_quietly
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,6 @@ EXEC_KEEP_CHARS = 256 * 1024
 """``ExecResult`` keeps at most this much of each stream by default, half from its start and
 half from its end (``on_output`` still sees it all)."""
 _MAX_QUEUED_CANCELS = 1000
-_CLOSE_REASON_CHARS = 120  # a close frame's reason must fit in 123 bytes
 
 ConnectionStatus = Literal["booting", "ready", "failed", "lost"]
 ChunkCallback = Callable[[str, str], Awaitable[None]]
@@ -72,27 +71,6 @@ MessageCallback = Callable[[RuntimeEvent], Awaitable[None]]
 LimitCallback = Callable[[str, str], Awaitable[None]]
 """``(code, message)`` when a limit first bites: ``sandbox_log_truncated``,
 ``bridge_rate_limited`` or ``bridge_message_refused``."""
-
-
-class BridgeSocket(Protocol):
-    """The WebSocket the hub talks to (Starlette's ``WebSocket`` satisfies it)."""
-
-    async def accept(self) -> None:
-        """Complete the handshake (the hub calls it once the runtime is authenticated)."""
-        ...
-
-    async def receive_text(self) -> str:
-        """The next text message; raises (any exception) once the peer is gone."""
-        ...
-
-    async def send_text(self, data: str) -> None:
-        """Send one text message; raises (any exception) if the socket is closed."""
-        ...
-
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close the socket with a WebSocket close code; before ``accept`` this rejects the
-        handshake (an HTTP 403)."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -361,7 +339,7 @@ class SandboxConnection:
                 )
         if self._watchdog is not None and self._watchdog is not asyncio.current_task():
             self._watchdog.cancel()
-        socket, self._socket = self._socket, None
+        socket, self._socket = self._claimed, None  # also one that has not said hello yet
         if socket is not None:
             self._in_background(close_quietly(socket, CLOSE_GONE, reason))
 
@@ -496,34 +474,12 @@ class SandboxConnection:
             return
         if call.future.done():
             return
-        if isinstance(message, inbound.Failure):
-            code, detail = message.error.code, message.error.message
-            call.future.set_exception(RpcError(detail or code, rpc_code=code, method=call.method))
-            return
-        cap = call.max_result_chars
-        if cap is not None and call.method not in inbound.RESULT_METHODS and frame_chars > cap:
-            call.future.set_exception(
-                RpcError(
-                    f"{call.method} answered with {frame_chars} characters; at most {cap} "
-                    "are accepted",
-                    rpc_code="too_large",
-                    method=call.method,
-                )
-            )
-            return
         try:
-            result = inbound.result_of(call.method, message.result, max_chars=cap)
-        except inbound.Malformed as exc:
-            call.future.set_exception(
-                RpcError(
-                    f"the sandbox runtime answered {call.method} with a malformed result "
-                    f"({exc.reason})",
-                    rpc_code="internal",
-                    method=call.method,
-                )
+            call.future.set_result(
+                inbound.answer_of(call.method, message, frame_chars, call.max_result_chars)
             )
-            return
-        call.future.set_result(result)
+        except RpcError as exc:
+            call.future.set_exception(exc)
 
     async def _on_event(self, message: inbound.Event) -> None:
         if isinstance(message, inbound.Hello):
@@ -623,9 +579,3 @@ class SandboxConnection:
         task = loop.create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-
-async def close_quietly(socket: BridgeSocket, code: int, reason: str) -> None:
-    """Close ``socket`` with ``code``, ignoring a socket that is already gone."""
-    with contextlib.suppress(Exception):  # already closed: nothing left to tell it
-        await socket.close(code, reason[:_CLOSE_REASON_CHARS])

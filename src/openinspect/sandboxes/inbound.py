@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from openinspect.errors import RpcError
 from openinspect.runtime.files import (
     MAX_GLOB_RESULTS,
     MAX_GREP_LINE_CHARS,
@@ -224,3 +225,28 @@ def result_of(
             checked[key] = checked[key][:cap]
             checked["truncated"] = True
     return checked
+
+
+def answer_of(
+    method: str, message: Failure | Result, frame_chars: int, max_chars: int | None
+) -> dict[str, Any]:
+    """The result a call returns for ``message``, checked by :func:`result_of`; raises
+    ``RpcError``: the runtime's error, ``too_large`` for a frame of an unchecked method over
+    ``max_chars``, ``internal`` for a malformed result."""
+    if isinstance(message, Failure):
+        code, detail = message.error.code, message.error.message
+        raise RpcError(detail or code, rpc_code=code, method=method)
+    if max_chars is not None and method not in RESULT_METHODS and frame_chars > max_chars:
+        raise RpcError(
+            f"{method} answered with {frame_chars} characters; at most {max_chars} are accepted",
+            rpc_code="too_large",
+            method=method,
+        )
+    try:
+        return result_of(method, message.result, max_chars=max_chars)
+    except Malformed as exc:
+        raise RpcError(
+            f"the sandbox runtime answered {method} with a malformed result ({exc.reason})",
+            rpc_code="internal",
+            method=method,
+        ) from None
