@@ -308,3 +308,49 @@ async def test_a_frame_over_the_limit_closes_the_connection(box: Box) -> None:
     count_after, _ = await _stored(box)
     assert count_after == count_before  # nothing of it was parsed or stored
     await _echo_works(box)
+
+
+FORGER = r"""
+import glob, json, os, sys
+env = None
+for path in glob.glob("/proc/[0-9]*/environ"):
+    try:
+        entries = open(path, "rb").read().split(b"\0")
+    except OSError:
+        continue
+    found = dict(e.decode(errors="replace").split("=", 1) for e in entries if b"=" in e)
+    if "OPENINSPECT_SANDBOX_TOKEN" in found:
+        env = found
+        break
+if env is None:
+    print("no-token"); sys.exit(0)
+sys.path[:0] = [p for p in env.get("PYTHONPATH", "").split(":") if p]
+from websockets.sync.client import unix_connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+headers = {"Authorization": "Bearer " + env["OPENINSPECT_SANDBOX_TOKEN"],
+           "X-Sandbox-Id": env["OPENINSPECT_SANDBOX_ID"]}
+try:
+    with unix_connect(env["OPENINSPECT_BRIDGE_SOCKET"], uri="ws://localhost/sandbox/bridge",
+                      additional_headers=headers) as ws:
+        try:
+            ws.send(json.dumps({"type": "hello", "runtime_version": "x", "boot_mode": "fresh",
+                                "sandbox_id": env["OPENINSPECT_SANDBOX_ID"], "phase": "ready"}))
+            print("got", ws.recv(timeout=5)[:80])
+        except TimeoutError:
+            print("connected")
+        except ConnectionClosed:
+            print("closed", ws.close_code)
+except InvalidStatus as exc:
+    print("refused", exc.response.status_code)
+"""
+
+
+async def test_a_forger_inside_the_box_is_refused_while_the_runtime_is_connected(
+    box: Box,
+) -> None:
+    """The attack as the agent would run it: find the token in the runtime's environment and
+    dial the bridge socket from inside the box."""
+    result = await box.conn.exec(f"python3 - <<'EOF'\n{FORGER}\nEOF", timeout_s=60)
+    verdict = result.stdout.strip()
+    assert verdict in ("no-token", f"closed {CLOSE_BUSY}"), (verdict, result.stderr[-2000:])
+    await _echo_works(box)
