@@ -19,6 +19,13 @@ DEFAULT_HOME = Path("~/.local/share/openinspect")
 DEFAULT_PORT = 8765
 DEFAULT_MODEL = "anthropic:claude-sonnet-4-6"
 MAX_SOCKET_PATH = 100
+DEFAULT_BRIDGE_MESSAGES_PER_S = 1000.0
+"""A 200 MB command output is about 3,000 chunk messages; boot logs are one message a line."""
+DEFAULT_BRIDGE_BYTES_PER_S = 32 * 1024 * 1024
+DEFAULT_BOOT_LOG_MAX_BYTES = 1024 * 1024
+DEFAULT_BOOT_LOG_MAX_LINES = 5000
+DEFAULT_TOOL_EVENT_OUTPUT_CHARS = 256 * 1024
+DEFAULT_REPLAY_MAX_BYTES = 4 * 1024 * 1024
 
 
 class ServerSettings(BaseModel):
@@ -40,6 +47,11 @@ class SessionSettings(BaseModel):
     max_prompt_chars: int = Field(64_000, description="Longest prompt accepted, in characters.")
     replay_events: int = Field(
         500, description="Durable events sent to a client when it joins a session."
+    )
+    replay_max_bytes: int = Field(
+        DEFAULT_REPLAY_MAX_BYTES,
+        description="Most bytes of stored events a joining or resuming client gets at once "
+        "(at least the newest event); older ones are paged with history.",
     )
     history_page_max: int = Field(500, description="Largest page of older events a client gets.")
     ws_token_ttl_s: int = Field(300, description="Lifetime of a WebSocket token, in seconds.")
@@ -102,6 +114,27 @@ class SandboxSettings(BaseModel):
         description="Sandboxes running at once for the sessions one member created; an idle "
         "one is stopped to make room, else a new prompt is refused (429). Admins: no limit.",
     )
+    bridge_messages_per_s: float = Field(
+        DEFAULT_BRIDGE_MESSAGES_PER_S,
+        gt=0,
+        description="Bridge messages per second a sandbox may send (token bucket, one second "
+        "of burst); answers to running calls wait, other messages over it are dropped.",
+    )
+    bridge_bytes_per_s: int = Field(
+        DEFAULT_BRIDGE_BYTES_PER_S,
+        gt=0,
+        description="Bridge bytes per second read from a sandbox; past it, reading pauses.",
+    )
+    boot_log_max_bytes: int = Field(
+        DEFAULT_BOOT_LOG_MAX_BYTES,
+        ge=0,
+        description="Boot log bytes kept per sandbox; then one 'boot log truncated' line.",
+    )
+    boot_log_max_lines: int = Field(
+        DEFAULT_BOOT_LOG_MAX_LINES,
+        ge=0,
+        description="Boot log lines kept per sandbox; then one 'boot log truncated' line.",
+    )
 
 
 class AgentSettings(BaseModel):
@@ -114,7 +147,14 @@ class AgentSettings(BaseModel):
     max_wall_s: float = Field(3600, description="Wall-clock time allowed per prompt, in seconds.")
     max_cost_usd: float = Field(10.0, description="Model spend allowed per prompt, in US dollars.")
     tool_output_chars: int = Field(
-        30_000, description="Tool output longer than this is truncated for the model."
+        30_000,
+        description="Tool output the model gets: two thirds from the start, one third from the "
+        "end, and a notice of what was left out between.",
+    )
+    tool_event_output_chars: int = Field(
+        DEFAULT_TOOL_EVENT_OUTPUT_CHARS,
+        description="Tool output kept in the stored tool-result event: half from the start, "
+        "half from the end, and a notice of what was left out between.",
     )
     bash_timeout_s: float = Field(
         600, description="Default time limit of one bash tool call, in seconds."

@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
-from openinspect.runtime.protocol import BRIDGE_PATH
+from openinspect.runtime.protocol import BRIDGE_PATH, MAX_FRAME_BYTES
 from openinspect.sandboxes.base import SandboxHandle, SandboxProvider, SandboxSpec
 from openinspect.sandboxes.bridge import BridgeHub, SandboxConnection
 from openinspect.sandboxes.bwrap import BwrapProvider, probe_bwrap
@@ -137,6 +137,7 @@ async def serve_bridge(hub: BridgeHub) -> AsyncIterator[Bridge]:
         app,
         uds=str(bridge.socket_path),
         ws="websockets-sansio",
+        ws_max_size=MAX_FRAME_BYTES,  # as the real server
         log_config=None,
         log_level="warning",
         lifespan="off",

@@ -4,15 +4,22 @@ a Unix socket, and raw WebSocket clients standing in for a misbehaving runtime."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+from collections.abc import AsyncIterator
 
 import pytest
-from websockets.asyncio.client import unix_connect
-from websockets.exceptions import InvalidStatus
+from websockets.asyncio.client import ClientConnection, unix_connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from openinspect.errors import RpcError, SandboxBootFailed, SandboxLost, SandboxUnavailable
-from openinspect.runtime.protocol import BRIDGE_URI, CLOSE_REPLACED, SANDBOX_ID_HEADER
+from openinspect.runtime.protocol import (
+    BRIDGE_URI,
+    CLOSE_BUSY,
+    CLOSE_UNAUTHORIZED,
+    SANDBOX_ID_HEADER,
+)
 from openinspect.runtime.supervisor import EXIT_REJECTED
 from openinspect.sandboxes.bridge import BridgeHub
 from openinspect.sandboxes.process import ProcessProvider
@@ -27,6 +34,28 @@ from .conftest import (
 
 BOOT_TIMEOUT_S = 60.0
 STOP_WITHIN_S = 5.0
+
+
+@contextlib.asynccontextmanager
+async def raw_runtime(
+    bridge: Bridge, sandbox_id: str, token: str = "token", *, hello: bool = True
+) -> AsyncIterator[ClientConnection]:
+    """A hand-driven runtime connection that has said its ``hello`` (unless told not to)."""
+    headers = {"Authorization": f"Bearer {token}", SANDBOX_ID_HEADER: sandbox_id}
+    async with unix_connect(
+        str(bridge.socket_path), uri=BRIDGE_URI, additional_headers=headers
+    ) as ws:
+        if hello:
+            message = {
+                "type": "hello",
+                "runtime_version": "test",
+                "boot_mode": "fresh",
+                "sandbox_id": sandbox_id,
+                "phase": None,
+            }
+            with contextlib.suppress(ConnectionClosed):  # a refused one: the test looks why
+                await ws.send(json.dumps(message))
+        yield ws
 
 
 async def test_exec_streams_output_and_returns_exit_code(
@@ -223,10 +252,7 @@ async def test_handshake_is_refused_before_upgrade(bridge: Bridge) -> None:
 async def test_silent_sandbox_is_marked_lost_and_fails_pending_calls() -> None:
     async with serve_bridge(BridgeHub(heartbeat_timeout_s=0.5)) as bridge:
         conn = bridge.hub.register("sbx-silent", "token")
-        headers = {"Authorization": "Bearer token", SANDBOX_ID_HEADER: "sbx-silent"}
-        async with unix_connect(
-            str(bridge.socket_path), uri=BRIDGE_URI, additional_headers=headers
-        ) as fake_runtime:
+        async with raw_runtime(bridge, "sbx-silent") as fake_runtime:
             pending = asyncio.create_task(conn.read_file("README.md"))
             request = json.loads(await fake_runtime.recv())
             assert request["method"] == "read_file"
@@ -239,10 +265,7 @@ async def test_silent_sandbox_is_marked_lost_and_fails_pending_calls() -> None:
 
 async def test_rpc_error_and_cancel_reach_a_raw_runtime(bridge: Bridge) -> None:
     conn = bridge.hub.register("sbx-raw", "token")
-    headers = {"Authorization": "Bearer token", SANDBOX_ID_HEADER: "sbx-raw"}
-    async with unix_connect(
-        str(bridge.socket_path), uri=BRIDGE_URI, additional_headers=headers
-    ) as fake_runtime:
+    async with raw_runtime(bridge, "sbx-raw") as fake_runtime:
         failing = asyncio.create_task(conn.edit_file("a.txt", "x", "y"))
         request = json.loads(await fake_runtime.recv())
         await fake_runtime.send(
@@ -284,17 +307,46 @@ async def test_heartbeats_arrive(
     assert box.of_type("heartbeat")[0] == {"type": "heartbeat"}
 
 
-async def test_a_new_connection_replaces_the_old_one(bridge: Bridge) -> None:
+async def test_a_second_connection_is_refused_while_one_is_open(bridge: Bridge) -> None:
     conn = bridge.hub.register("sbx-twice", "token")
-    headers = {"Authorization": "Bearer token", SANDBOX_ID_HEADER: "sbx-twice"}
-    path = str(bridge.socket_path)
-    async with unix_connect(path, uri=BRIDGE_URI, additional_headers=headers) as old:
+    async with raw_runtime(bridge, "sbx-twice") as first:
         pending = asyncio.create_task(conn.glob("*"))
-        first = json.loads(await old.recv())
-        async with unix_connect(path, uri=BRIDGE_URI, additional_headers=headers) as new:
-            await old.wait_closed()
-            assert old.close_code == CLOSE_REPLACED
-            replayed = json.loads(await new.recv())  # the unanswered call is re-sent
-            assert replayed == first
-            await new.send(json.dumps({"id": first["id"], "result": {"paths": ["a"]}}))
-            assert await pending == {"paths": ["a"]}
+        request = json.loads(await first.recv())
+        async with raw_runtime(bridge, "sbx-twice") as second:
+            with pytest.raises(ConnectionClosed):
+                await second.recv()
+            assert second.close_code == CLOSE_BUSY  # not permanent: the real runtime retries
+        await first.send(
+            json.dumps({"id": request["id"], "result": {"paths": ["a"], "truncated": False}})
+        )
+        assert await pending == {"paths": ["a"], "truncated": False}
+    # Once the first is gone, a new connection is served, and the unanswered call re-sent.
+    pending = asyncio.create_task(conn.glob("*"))
+    async with raw_runtime(bridge, "sbx-twice") as first:
+        request = json.loads(await first.recv())
+    while conn.connected:  # until the server saw it go (before, a reconnect is told to wait)
+        await asyncio.sleep(0.01)
+    async with raw_runtime(bridge, "sbx-twice") as again:
+        assert json.loads(await again.recv()) == request
+        await again.send(
+            json.dumps({"id": request["id"], "result": {"paths": [], "truncated": False}})
+        )
+        assert await pending == {"paths": [], "truncated": False}
+
+
+async def test_a_connection_must_start_with_its_own_hello(bridge: Bridge) -> None:
+    bridge.hub.register("sbx-mine", "token")
+    bridge.hub.register("sbx-other", "other-token")
+    async with raw_runtime(bridge, "sbx-mine", hello=False) as ws:
+        await ws.send(json.dumps({"type": "heartbeat"}))
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+        assert ws.close_code == CLOSE_UNAUTHORIZED
+    async with raw_runtime(bridge, "sbx-mine", hello=False) as ws:
+        hello = {"type": "hello", "runtime_version": "x", "boot_mode": "fresh"}
+        await ws.send(json.dumps({**hello, "sandbox_id": "sbx-other", "phase": "ready"}))
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+        assert ws.close_code == CLOSE_UNAUTHORIZED
+    other = bridge.hub.get("sbx-other")
+    assert other is not None and other.status == "booting" and other.hello is None

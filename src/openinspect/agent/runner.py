@@ -195,6 +195,7 @@ async def run_prompt(
         settings.tool_output_chars,
         settings.bash_timeout_s,
         settings.bash_max_timeout_s,
+        settings.tool_event_output_chars,
     )
     messages: list[ModelMessage] = list(history)
     try:

@@ -6,8 +6,16 @@
 
 Each runs in the session's sandbox through the bridge. A tool waits for the sandbox to be ready,
 so the model can start thinking while the sandbox boots. Every call produces a ``tool-call`` and a
-``tool-result`` event with the full output; the model gets the output truncated. Failures the agent
-must react to (non-zero exit, file not found, ambiguous edit) come back as results, not exceptions.
+``tool-result`` event. Failures the agent must react to (non-zero exit, file not found, ambiguous
+edit) come back as results, not exceptions.
+
+Output is cut twice from one bounded capture (:class:`~openinspect.sandboxes.capture.
+OutputCapture`; a command's output is streamed into it, never held whole): the event keeps
+``event_limit_chars`` (half from the start, half from the end), the model ``output_limit_chars``
+(two thirds from the start, one third from the end: the tail is where test summaries are). Each
+cut copy carries a line in place of what it left out, e.g.
+``[… 187,234,112 bytes (2,345,678 lines) omitted …]``, counting everything missing from it.
+``bash`` interleaves stdout and stderr in the order they arrived.
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ from pydantic_ai import RunContext, Tool
 from openinspect.domain.events import Event, ToolCall, ToolResult
 from openinspect.errors import OpenInspectError, RpcError, SandboxError
 from openinspect.sandboxes.bridge import SandboxConnection
+from openinspect.sandboxes.capture import OutputCapture
+from openinspect.settings import DEFAULT_TOOL_EVENT_OUTPUT_CHARS
 
 TOOL_NAMES = ("bash", "read", "write", "edit", "glob", "grep", "create_pull_request")
 
@@ -52,23 +62,44 @@ class ToolDeps:
     output_limit_chars: int
     bash_timeout_s: float
     bash_max_timeout_s: float
+    event_limit_chars: int = DEFAULT_TOOL_EVENT_OUTPUT_CHARS
 
 
 @dataclass
 class _Outcome:
-    output: str
+    output: OutputCapture | str
     is_error: bool = False
     exit_code: int | None = None
+    footer: str = ""
+    """Appended after the (possibly cut) output, never cut itself."""
 
 
-def truncate_for_model(text: str, limit: int) -> tuple[str, bool]:
-    """Keep the head and tail of long output; the full text stays in the event."""
-    if len(text) <= limit:
-        return text, False
-    head = limit * 2 // 3
-    tail = limit - head
-    dropped = len(text) - head - tail
-    return f"{text[:head]}\n[… {dropped} characters truncated …]\n{text[-tail:]}", True
+def _halves(limit: int, head_share: float) -> tuple[int, int]:
+    head = int(limit * head_share)
+    return head, limit - head
+
+
+def _captured(output: OutputCapture | str, limit: int) -> OutputCapture:
+    if isinstance(output, OutputCapture):
+        return output
+    head, tail = _halves(limit, 0.5)
+    capture = OutputCapture(head, tail)
+    capture.add(output)
+    return capture
+
+
+def render_output(capture: OutputCapture, limit: int, footer: str = "") -> tuple[str, bool]:
+    """The output cut to ``limit`` characters (two thirds from the start, one third from the
+    end) with the omitted notice in between, then ``footer``; and whether it was cut."""
+    head, tail = _halves(limit, 2 / 3)
+    text, omitted = capture.render(head, tail)
+    return _with_footer(text, footer), omitted is not None
+
+
+def _with_footer(text: str, footer: str) -> str:
+    if not footer:
+        return text
+    return f"{text}{'' if not text or text.endswith(chr(10)) else chr(10)}{footer}"
 
 
 async def _run_tool(
@@ -89,13 +120,16 @@ async def _run_tool(
     except SandboxError as exc:
         outcome = _Outcome(f"error [{exc.code}]: {exc}", True)
     duration_ms = int((time.monotonic() - started) * 1000)
-    for_model, truncated = truncate_for_model(outcome.output, deps.output_limit_chars)
+    capture = _captured(outcome.output, deps.event_limit_chars)
+    for_model, truncated = render_output(capture, deps.output_limit_chars, outcome.footer)
+    event_head, event_tail = _halves(deps.event_limit_chars, 0.5)
+    for_event, _ = capture.render(event_head, event_tail)
     await deps.host.emit(
         ToolResult(
             **common,
             call_id=call_id,
             tool=tool,
-            output=outcome.output,
+            output=_with_footer(for_event, outcome.footer),
             is_error=outcome.is_error,
             exit_code=outcome.exit_code,
             duration_ms=duration_ms,
@@ -116,13 +150,18 @@ async def bash(ctx: RunContext[ToolDeps], command: str, timeout_s: float | None 
         args["timeout_s"] = timeout_s
 
     async def body(box: SandboxConnection) -> _Outcome:
-        result = await box.exec(command, timeout_s=limit)
-        output = result.stdout + (result.stderr if result.stderr else "")
+        head, tail = _halves(deps.event_limit_chars, 0.5)
+        capture = OutputCapture(head, tail)
+
+        async def on_output(_stream: str, data: str) -> None:
+            capture.add(data)
+
+        result = await box.exec(command, timeout_s=limit, on_output=on_output, keep_chars=0)
         footer = f"[exit code {result.exit_code}]"
         if result.timed_out:
             footer = f"[timed out after {limit:g} s; process group killed]"
-        text = f"{output}{'' if not output or output.endswith(chr(10)) else chr(10)}{footer}"
-        return _Outcome(text, result.exit_code != 0 or result.timed_out, result.exit_code)
+        failed = result.exit_code != 0 or result.timed_out
+        return _Outcome(capture, failed, result.exit_code, footer=footer)
 
     return await _run_tool(ctx, "bash", args, body)
 
@@ -138,13 +177,11 @@ async def read(
         args["limit"] = limit
 
     async def body(box: SandboxConnection) -> _Outcome:
-        result = await box.read_file(path, offset=offset, limit=limit)
-        note = (
-            f"\n[file has {result['total_lines']} lines; output truncated]"
-            if result["truncated"]
-            else ""
+        result = await box.read_file(
+            path, offset=offset, limit=limit, max_chars=ctx.deps.event_limit_chars
         )
-        return _Outcome(result["content"] + note)
+        note = f"[file has {result['total_lines']} lines; output truncated]"
+        return _Outcome(result["content"], footer=note if result["truncated"] else "")
 
     return await _run_tool(ctx, "read", args, body)
 

@@ -30,6 +30,7 @@ from openinspect.api.web import mount_web
 from openinspect.bus import Bus, open_bus
 from openinspect.people.service import People
 from openinspect.sandboxes.bridge import BridgeHub
+from openinspect.sandboxes.pacing import BridgeLimits
 from openinspect.sandboxes.registry import resolve_provider
 from openinspect.scm.gitproxy import GitProxyAuthority, git_proxy_routes
 from openinspect.sessions.actor import Services
@@ -69,7 +70,10 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     bus = open_bus(settings.bus_url)
     models = ModelRegistry(settings)
     await asyncio.to_thread(models.preload)
-    hub = BridgeHub(heartbeat_timeout_s=settings.sandbox.heartbeat_timeout_s)
+    hub = BridgeHub(
+        heartbeat_timeout_s=settings.sandbox.heartbeat_timeout_s,
+        limits=BridgeLimits.from_settings(settings.sandbox),
+    )
     people: People | None = None
     origins: Origins | None = None
     try:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import uvicorn
 
 from openinspect.api.app import Runtime, create_app, create_bridge_app, open_runtime
+from openinspect.runtime.protocol import MAX_FRAME_BYTES
 from openinspect.settings import Settings
 
 SERVER_FILE = "server.json"
@@ -76,7 +77,7 @@ async def serve(
                 uds=str(bridge_path),
                 log_level="warning",
                 lifespan="off",
-                ws_max_size=64 * 1024 * 1024,
+                ws_max_size=MAX_FRAME_BYTES,  # past it: close 1009, nothing parsed
                 ws_ping_interval=None,
             )
         )

@@ -35,6 +35,7 @@ from openinspect.domain.events import dump_event
 from openinspect.domain.models import User
 from openinspect.errors import AuthError, InvalidInput, OpenInspectError, SessionNotFound
 from openinspect.people.roles import ensure_can_see
+from openinspect.sessions.replay import join_replay, newest_window
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -56,7 +57,6 @@ logging.getLogger("uvicorn.error").addFilter(_ClientFaultWithoutTraceback())
 
 AUTH_TIMEOUT_S = 10.0
 CLOSE_TIMEOUT_S = 2.0
-RESUME_MAX_EVENTS = 10_000
 CLOSE_AUTH, CLOSE_NOT_FOUND, CLOSE_AUTH_TIMEOUT, CLOSE_RESYNC = 4001, 4004, 4008, 4009
 COMMANDS = ("subscribe", "prompt", "cancel-prompt", "stop", "typing", "presence", "history", "ping")
 
@@ -155,18 +155,15 @@ class _Connection:
         )
 
     async def subscribed(self, since_seq: int | None) -> None:
-        events_store = self.state.store.events
-        window = self.state.manager.services.settings.sessions.replay_events
-        reset = since_seq is None
-        if since_seq is not None:
-            events = await events_store.after(self.session_id, since_seq, RESUME_MAX_EVENTS + 1)
-            if len(events) > RESUME_MAX_EVENTS:
-                reset = True  # too far behind: start over from the newest window
-        if reset:
-            events = await events_store.before(self.session_id, None, window + 1)
-            has_more, events = len(events) > window, events[-window:]
-        else:
-            has_more = False
+        limits = self.state.manager.services.settings.sessions
+        replay = await join_replay(
+            self.state.store.events,
+            self.session_id,
+            since_seq,
+            max_events=limits.replay_events,
+            max_chars=limits.replay_max_bytes,
+        )
+        events, has_more, reset = replay.events, replay.has_more, replay.reset
         self.last_seq = events[-1].seq if events else (since_seq or 0)
         snapshot = await self.state.manager.snapshot(self.session_id)
         await self.send(
@@ -239,13 +236,18 @@ class _Connection:
     async def history(self, message: dict[str, Any]) -> None:
         page_max = self.state.manager.services.settings.sessions.history_page_max
         body = _validated(_History, message, "history")
-        limit = min(body.limit, page_max)
-        events = await self.state.store.events.before(self.session_id, body.before_seq, limit + 1)
+        events, has_more = await newest_window(
+            self.state.store.events,
+            self.session_id,
+            before_seq=body.before_seq,
+            max_events=min(body.limit, page_max),
+            max_chars=self.state.manager.services.settings.sessions.replay_max_bytes,
+        )
         await self.send(
             {
                 "type": "history-page",
-                "events": [dump_event(e) for e in events[-limit:]],
-                "has_more": len(events) > limit,
+                "events": [dump_event(e) for e in events],
+                "has_more": has_more,
             }
         )
 

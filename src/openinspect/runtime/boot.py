@@ -20,10 +20,16 @@ from pathlib import Path
 
 from .bridge import Outbox
 from .procs import Child
-from .protocol import BootMessage, BootMode, BootPhase, LogMessage, LogSource
+from .protocol import (
+    MAX_LOG_LINE_CHARS,
+    BootMessage,
+    BootMode,
+    BootPhase,
+    LogMessage,
+    LogSource,
+)
 
 CLONE_TIMEOUT_S = 600.0
-MAX_LOG_LINE_CHARS = 4000
 SETUP_SCRIPT = ".openinspect/setup.sh"
 START_SCRIPT = ".openinspect/start.sh"
 PROXY_CONFIG = (

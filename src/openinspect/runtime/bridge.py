@@ -4,6 +4,10 @@ Outgoing messages go through an :class:`Outbox` that outlives connections: a mes
 only once a connection accepted it, so results produced while disconnected are delivered after
 the reconnect. Output chunks and log lines may be dropped when the outbox is full and no
 connection drains it; results, errors and boot events never are.
+
+No message leaves bigger than :data:`~.protocol.MAX_FRAME_BYTES` (the control plane would close
+the connection, and the reconnect would re-send it forever): an oversize answer becomes a
+``too_large`` error, anything else oversize is dropped.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from .protocol import (
     BRIDGE_URI,
+    MAX_FRAME_BYTES,
     PERMANENT_CLOSE_CODES,
     PERMANENT_HTTP_STATUSES,
     SANDBOX_ID_HEADER,
@@ -59,7 +64,9 @@ class Outbox:
         A droppable message waits for room while connected (backpressure on a chatty command)
         and is dropped when there is no room and no connection.
         """
-        text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+        text = _encode_within_frame(message)
+        if text is None:
+            return False
         async with self._cond:
             while droppable and self._items and self._size + len(text) > self._limit:
                 if not self._connected:
@@ -87,6 +94,38 @@ class Outbox:
         async with self._cond:
             self._connected = connected
             self._cond.notify_all()
+
+
+def _encode(message: Mapping[str, object]) -> str:
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+
+
+def _frame_bytes(text: str) -> int:
+    # UTF-8 takes at most 4 bytes a character: only a long text needs measuring.
+    return len(text) if len(text) * 4 <= MAX_FRAME_BYTES else len(text.encode())
+
+
+def _encode_within_frame(message: Mapping[str, object]) -> str | None:
+    """``message`` as sent, or its ``too_large`` replacement, or None to drop it."""
+    text = _encode(message)
+    size = _frame_bytes(text)
+    if size <= MAX_FRAME_BYTES:
+        return text
+    rid = message.get("id")
+    if isinstance(rid, str) and ("result" in message or "error" in message):
+        logger.warning("answer to %s is %d bytes; sending too_large instead", rid, size)
+        return _encode(
+            {
+                "id": rid,
+                "error": {
+                    "code": "too_large",
+                    "message": f"the result is {size} bytes; the bridge carries at most "
+                    f"{MAX_FRAME_BYTES} (ask for less: a smaller window or pattern)",
+                },
+            }
+        )
+    logger.warning("dropping a %d-byte message over the %d-byte frame limit", size, MAX_FRAME_BYTES)
+    return None
 
 
 class BridgeClient:

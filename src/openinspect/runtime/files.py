@@ -23,8 +23,9 @@ from .protocol import (
     WriteFileResult,
 )
 
-MAX_READ_CHARS = 4_000_000
-"""``read_file`` stops adding lines past this size and sets ``truncated``."""
+MAX_READ_CHARS = 1_000_000
+"""``read_file`` stops adding lines past this size and sets ``truncated`` (so that the answer
+fits in a bridge frame, :data:`~.protocol.MAX_FRAME_BYTES`, for any text)."""
 MAX_GLOB_RESULTS = 1000
 MAX_GREP_MATCHES = 500
 MAX_GREP_LINE_CHARS = 500

@@ -40,6 +40,23 @@ at the handshake (HTTP 403). After accepting, it closes a connection it will nev
 :data:`CLOSE_UNAUTHORIZED`, :data:`CLOSE_REPLACED` or :data:`CLOSE_GONE`. The runtime exits for
 good on those codes and on an HTTP 401/403/404/410 handshake answer; on anything else it
 reconnects with backoff.
+
+**Limits.** The control plane trusts nothing it reads here: the token is in the runtime's
+environment, so any process in the box can open a bridge connection of its own. Therefore:
+
+- One connection per sandbox at a time. A connection made while another one of the same sandbox
+  is open is closed at once with :data:`CLOSE_BUSY` (not permanent: the real runtime, whose
+  previous connection the control plane may not have seen end yet, retries with backoff). The
+  runtime connects before it runs any other code in the box, so it holds the slot first.
+- The first message of a connection must be a ``hello`` naming the authenticated sandbox, else
+  the connection is closed with :data:`CLOSE_UNAUTHORIZED`.
+- A frame over :data:`MAX_FRAME_BYTES` closes the connection with 1009 (message too big); the
+  runtime never sends one (it answers ``too_large`` instead of an oversize result).
+- Every message is validated by type; strings are cut to the limits below (``log`` lines to
+  :data:`MAX_LOG_LINE_CHARS`, which the runtime also applies); malformed messages and answers to
+  unknown ids are dropped; results are cut to what the method can legitimately return.
+- A token bucket per sandbox paces reading (messages and bytes per second); events over the rate
+  are dropped, answers to running requests wait. Boot log volume is capped per sandbox.
 """
 
 from __future__ import annotations
@@ -53,10 +70,26 @@ SANDBOX_ID_HEADER = "X-Sandbox-Id"
 CLOSE_UNAUTHORIZED = 4001
 """Unknown sandbox id or wrong token."""
 CLOSE_REPLACED = 4002
-"""Another connection authenticated as the same sandbox and took over."""
+"""Another connection authenticated as the same sandbox and took over (no longer sent: a second
+connection is refused with :data:`CLOSE_BUSY` instead; still permanent for older servers)."""
 CLOSE_GONE = 4010
 """The control plane considers the sandbox lost or shut down."""
+CLOSE_BUSY = 4009
+"""Another connection of this sandbox is open; retry later (not permanent)."""
+CLOSE_TOO_BIG = 1009
+"""A frame over :data:`MAX_FRAME_BYTES` (the WebSocket standard code, sent by the server)."""
 PERMANENT_CLOSE_CODES = frozenset({CLOSE_UNAUTHORIZED, CLOSE_REPLACED, CLOSE_GONE})
+
+MAX_FRAME_BYTES = 4 * 1024 * 1024
+"""Largest runtime → control plane frame; the bridge server closes the connection past it."""
+MAX_LOG_LINE_CHARS = 4000
+"""A ``log`` line is cut to this (by the runtime, and again by the control plane)."""
+MAX_CHUNK_CHARS = 256 * 1024
+"""A ``chunk``'s ``data`` is cut to this (the runtime sends at most about 80 KiB)."""
+MAX_MESSAGE_CHARS = 2000
+"""A ``boot`` or ``error`` message is cut to this."""
+MAX_ID_CHARS = 64
+"""Request ids (the control plane makes 32 hex digits)."""
 PERMANENT_HTTP_STATUSES = frozenset({401, 403, 404, 410})
 
 Stream = Literal["stdout", "stderr"]
@@ -73,6 +106,7 @@ ErrorCode = Literal[
     "io_error",
     "unknown_method",
     "cancelled",
+    "too_large",
     "internal",
 ]
 ERROR_CODES: tuple[ErrorCode, ...] = (
@@ -83,6 +117,7 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     "io_error",
     "unknown_method",
     "cancelled",
+    "too_large",
     "internal",
 )
 

@@ -9,7 +9,9 @@ Mounting (in the web layer, which this module does not import)::
 
 The hub authenticates the handshake before accepting it: an unknown sandbox id, a wrong token or
 a sandbox already marked lost is refused with HTTP 403 and never upgraded, and the runtime exits
-for good. The wire format is documented in :mod:`openinspect.runtime.protocol`.
+for good. An accepted connection is then held to everything :mod:`.connection` checks (one at a
+time, our ``hello`` first, validated and paced messages). The wire format and its limits are
+documented in :mod:`openinspect.runtime.protocol`.
 """
 
 from __future__ import annotations
@@ -20,13 +22,9 @@ from collections.abc import Mapping
 
 from openinspect.runtime.protocol import CLOSE_GONE, CLOSE_UNAUTHORIZED, SANDBOX_ID_HEADER
 
-from .connection import (
-    DEFAULT_HEARTBEAT_TIMEOUT_S,
-    BridgeSocket,
-    ExecResult,
-    SandboxConnection,
-    close_quietly,
-)
+from .connection import DEFAULT_HEARTBEAT_TIMEOUT_S, ExecResult, SandboxConnection
+from .pacing import BridgeLimits
+from .socket import BridgeSocket, close_quietly
 
 __all__ = ["BridgeHub", "BridgeSocket", "ExecResult", "SandboxConnection"]
 
@@ -45,8 +43,14 @@ class BridgeHub:
     registers a sandbox before its provider starts it and unregisters it when it is destroyed.
     """
 
-    def __init__(self, *, heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        *,
+        heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_TIMEOUT_S,
+        limits: BridgeLimits | None = None,
+    ) -> None:
         self._heartbeat_timeout_s = heartbeat_timeout_s
+        self._limits = limits or BridgeLimits()
         self._connections: dict[str, SandboxConnection] = {}
 
     def register(self, sandbox_id: str, token: str) -> SandboxConnection:
@@ -58,7 +62,10 @@ class BridgeHub:
         if previous is not None:
             previous.mark_lost("replaced by a new registration")
         connection = SandboxConnection(
-            sandbox_id, _token_hash(token), heartbeat_timeout_s=self._heartbeat_timeout_s
+            sandbox_id,
+            _token_hash(token),
+            heartbeat_timeout_s=self._heartbeat_timeout_s,
+            limits=self._limits,
         )
         self._connections[sandbox_id] = connection
         return connection
@@ -93,8 +100,9 @@ class BridgeHub:
         """Authenticate, accept and serve one runtime WebSocket until it disconnects.
 
         ``socket`` must not be accepted yet; ``headers`` are the handshake's (any case). A
-        refused handshake is closed before accepting (HTTP 403). A newer connection of the same
-        sandbox replaces this one; calls waiting for an answer stay pending across the gap.
+        refused handshake is closed before accepting (HTTP 403). A second connection while one of
+        the same sandbox is open is closed with ``CLOSE_BUSY``; calls waiting for an answer stay
+        pending across a reconnect.
         """
         lowered = {key.lower(): value for key, value in headers.items()}
         sandbox_id = lowered.get(SANDBOX_ID_HEADER.lower(), "")

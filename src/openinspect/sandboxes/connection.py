@@ -3,25 +3,33 @@
 A :class:`SandboxConnection` outlives WebSocket connections: when the runtime reconnects, calls
 still waiting for an answer are re-sent (the runtime runs each id once and re-sends a finished
 one's answer), so a running command's result survives a dropped socket.
+
+Nothing read from the box is trusted (the token is in the runtime's environment, so any process
+in the box can connect): one connection at a time (a second one is closed with ``CLOSE_BUSY``),
+the first message must be the ``hello`` of this sandbox, every message is validated and cut by
+:mod:`.inbound`, reading is paced by :class:`~.pacing.Pacer`, and boot log lines stop at the
+box's :class:`~.pacing.BootLogBudget`. Limits that bite are reported once each through
+``on_limit``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import json
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeVar, cast
+from typing import Any, Literal, cast
 
 from openinspect.errors import RpcError, SandboxBootFailed, SandboxLost, SandboxUnavailable
 from openinspect.runtime.protocol import (
+    CLOSE_BUSY,
     CLOSE_GONE,
-    CLOSE_REPLACED,
+    CLOSE_UNAUTHORIZED,
+    MAX_FRAME_BYTES,
     BootMessage,
     BootPhase,
     EditFileResult,
@@ -33,6 +41,11 @@ from openinspect.runtime.protocol import (
     WriteFileResult,
 )
 
+from . import inbound
+from .capture import OutputCapture
+from .pacing import BootLogBudget, BridgeLimits, Pacer
+from .socket import BridgeSocket, close_quietly
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_HEARTBEAT_TIMEOUT_S = 90.0
@@ -42,37 +55,22 @@ EXEC_ANSWER_MARGIN_S = 60.0
 """Extra time an ``exec`` answer may take past the command's own timeout."""
 WATCHDOG_MAX_INTERVAL_S = 5.0
 LOG_TAIL_LINES = 20
-MAX_CAPTURED_CHARS = 8_000_000
-"""``ExecResult`` keeps at most this much of each stream (``on_output`` still sees it all)."""
+CLOSE_RECONNECT = 1012
+"""The WebSocket standard "service restart": the runtime reconnects."""
+HELLO_TIMEOUT_S = 10.0
+"""A connection that sends no ``hello`` within this is closed."""
+EXEC_KEEP_CHARS = 256 * 1024
+"""``ExecResult`` keeps at most this much of each stream by default, half from its start and
+half from its end (``on_output`` still sees it all)."""
 _MAX_QUEUED_CANCELS = 1000
-_CLOSE_REASON_CHARS = 120  # a close frame's reason must fit in 123 bytes
-_T = TypeVar("_T")
 
 ConnectionStatus = Literal["booting", "ready", "failed", "lost"]
 ChunkCallback = Callable[[str, str], Awaitable[None]]
 """``(stream, data)`` for each output chunk; ``stream`` is ``"stdout"`` or ``"stderr"``."""
 MessageCallback = Callable[[RuntimeEvent], Awaitable[None]]
-
-
-class BridgeSocket(Protocol):
-    """The WebSocket the hub talks to (Starlette's ``WebSocket`` satisfies it)."""
-
-    async def accept(self) -> None:
-        """Complete the handshake (the hub calls it once the runtime is authenticated)."""
-        ...
-
-    async def receive_text(self) -> str:
-        """The next text message; raises (any exception) once the peer is gone."""
-        ...
-
-    async def send_text(self, data: str) -> None:
-        """Send one text message; raises (any exception) if the socket is closed."""
-        ...
-
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close the socket with a WebSocket close code; before ``accept`` this rejects the
-        handshake (an HTTP 403)."""
-        ...
+LimitCallback = Callable[[str, str], Awaitable[None]]
+"""``(code, message)`` when a limit first bites: ``sandbox_log_truncated``,
+``bridge_rate_limited`` or ``bridge_message_refused``."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +84,8 @@ class ExecResult:
     stdout: str
     stderr: str
     output_truncated: bool = False
-    """True when stdout or stderr was cut at :data:`MAX_CAPTURED_CHARS`."""
+    """True when the middle of stdout or stderr was cut (``keep_chars``); the cut text carries
+    a notice saying how many bytes and lines are missing there."""
 
 
 @dataclass
@@ -95,21 +94,7 @@ class _Call:
     params: dict[str, Any]
     future: asyncio.Future[dict[str, Any]]
     on_chunk: ChunkCallback | None
-
-
-class _Capture:
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.size = 0
-        self.truncated = False
-
-    def add(self, data: str) -> None:
-        room = MAX_CAPTURED_CHARS - self.size
-        if len(data) > room:
-            self.truncated = True
-            data = data[: max(room, 0)]
-        self.parts.append(data)
-        self.size += len(data)
+    max_result_chars: int | None
 
 
 class SandboxConnection:
@@ -119,10 +104,12 @@ class SandboxConnection:
     sandbox died, went silent, or was shut down); ``lost`` is final. RPC works in every status
     but ``lost``: requests made before the runtime connects are sent when it does.
 
-    ``on_message``, when set, is awaited with every event the runtime sends, as the parsed JSON
-    dict (see :data:`~openinspect.runtime.protocol.RuntimeEvent`: ``hello``, ``boot``, ``log``,
-    ``heartbeat``; ignore other types), in order, before the next message is read. Keep it
-    quick and never await this connection's RPC inside it (the answer could not be read).
+    ``on_message``, when set, is awaited with every event the runtime sends, validated and cut
+    (see :data:`~openinspect.runtime.protocol.RuntimeEvent`: ``hello``, ``boot``, ``log``,
+    ``heartbeat``; ignore other types), in order, before the next message is read. ``log``
+    events stop once the boot log budget is spent. Keep it quick and never await this
+    connection's RPC inside it (the answer could not be read). ``on_limit`` is awaited once per
+    kind of limit that bites (see :data:`LimitCallback`).
     """
 
     def __init__(
@@ -131,11 +118,21 @@ class SandboxConnection:
         token_hash: bytes,
         *,
         heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_TIMEOUT_S,
+        limits: BridgeLimits | None = None,
     ) -> None:
         self.sandbox_id = sandbox_id
         self.token_hash = token_hash
         self.status: ConnectionStatus = "booting"
         self.on_message: MessageCallback | None = None
+        self.on_limit: LimitCallback | None = None
+        self.limits = limits or BridgeLimits()
+        self.boot_log = BootLogBudget(
+            self.limits.boot_log_max_bytes, self.limits.boot_log_max_lines
+        )
+        self.dropped_messages = 0
+        """Messages dropped as malformed, over the rate, or answering no running call."""
+        self._pacer = Pacer(self.limits)
+        self._reported: set[str] = set()
         self.hello: HelloMessage | None = None
         self.phase: BootPhase | None = None
         self.boot_failure: BootMessage | None = None
@@ -144,6 +141,7 @@ class SandboxConnection:
         self.log_tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
         self._heartbeat_timeout_s = heartbeat_timeout_s
         self._socket: BridgeSocket | None = None
+        self._claimed: BridgeSocket | None = None  # open, maybe before its hello
         self._send_lock = asyncio.Lock()
         self._settled = asyncio.Event()
         self._calls: dict[str, _Call] = {}
@@ -188,19 +186,25 @@ class SandboxConnection:
         *,
         on_chunk: ChunkCallback | None = None,
         timeout_s: float | None = None,
+        max_result_chars: int | None = None,
     ) -> dict[str, Any]:
         """Run one RPC method in the sandbox and return its result.
 
+        The result is checked against the method's shape and cut to what it can return
+        (:func:`.inbound.result_of`; ``max_result_chars`` cuts ``read_file`` content further, and
+        for other methods refuses an answer frame longer than that with ``too_large``).
+
         Raises ``RpcError`` when the runtime answers with an error (``details["rpc_code"]`` is its
-        stable code, e.g. ``edit_no_match``), ``SandboxLost`` if the sandbox is or becomes lost,
-        ``SandboxUnavailable`` if no answer came within ``timeout_s``. Cancelling the awaiting
-        task cancels the request in the sandbox (an ``exec``'s process group is killed).
+        stable code, e.g. ``edit_no_match``) or a malformed result, ``SandboxLost`` if the sandbox
+        is or becomes lost, ``SandboxUnavailable`` if no answer came within ``timeout_s``.
+        Cancelling the awaiting task cancels the request in the sandbox (an ``exec``'s process
+        group is killed).
         """
         if self.status == "lost":
             raise SandboxLost(f"sandbox {self.sandbox_id} was lost: {self.lost_reason}")
         rid = uuid.uuid4().hex  # unique across re-registrations: the runtime caches answers by id
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._calls[rid] = _Call(method, dict(params), future, on_chunk)
+        self._calls[rid] = _Call(method, dict(params), future, on_chunk, max_result_chars)
         try:
             await self._send({"id": rid, "method": method, "params": dict(params)})
             return await asyncio.wait_for(future, timeout_s)
@@ -225,10 +229,13 @@ class SandboxConnection:
         env: Mapping[str, str] | None = None,
         timeout_s: float,
         on_output: ChunkCallback | None = None,
+        keep_chars: int = EXEC_KEEP_CHARS,
     ) -> ExecResult:
         """Run ``command`` with ``/bin/bash -c`` in the repo (or ``cwd``), killing its process
-        group after ``timeout_s``; streams output to ``on_output`` and returns all of it."""
-        captures = {"stdout": _Capture(), "stderr": _Capture()}
+        group after ``timeout_s``; streams output to ``on_output`` and returns the first and last
+        ``keep_chars / 2`` characters of each stream (0 when ``on_output`` keeps its own)."""
+        head = keep_chars // 2
+        captures = {s: OutputCapture(head, keep_chars - head) for s in ("stdout", "stderr")}
 
         async def on_chunk(stream: str, data: str) -> None:
             captures["stderr" if stream == "stderr" else "stdout"].add(data)
@@ -243,28 +250,35 @@ class SandboxConnection:
         result = await self.call(
             "exec", params, on_chunk=on_chunk, timeout_s=timeout_s + EXEC_ANSWER_MARGIN_S
         )
-        out, err = captures["stdout"], captures["stderr"]
+        (stdout, cut_out), (stderr, cut_err) = (c.render() for c in captures.values())
         return ExecResult(
-            exit_code=_typed(result, "exit_code", int),
-            timed_out=_typed(result, "timed_out", bool),
-            duration_ms=_typed(result, "duration_ms", int),
-            stdout="".join(out.parts),
-            stderr="".join(err.parts),
-            output_truncated=out.truncated or err.truncated,
+            exit_code=result["exit_code"],
+            timed_out=result["timed_out"],
+            duration_ms=result["duration_ms"],
+            stdout=stdout,
+            stderr=stderr,
+            output_truncated=cut_out is not None or cut_err is not None,
         )
 
     async def read_file(
-        self, path: str, *, offset: int | None = None, limit: int | None = None
+        self,
+        path: str,
+        *,
+        offset: int | None = None,
+        limit: int | None = None,
+        max_chars: int | None = None,
     ) -> ReadFileResult:
-        """Lines of a file (``offset`` is 1-based); ``not_found`` if it does not exist."""
+        """Lines of a file (``offset`` is 1-based), at most ``max_chars`` of them (``truncated``
+        says so); ``not_found`` if it does not exist."""
         params: dict[str, Any] = {"path": path}
         if offset is not None:
             params["offset"] = offset
         if limit is not None:
             params["limit"] = limit
-        return cast(
-            ReadFileResult, await self.call("read_file", params, timeout_s=FILE_RPC_TIMEOUT_S)
+        result = await self.call(
+            "read_file", params, timeout_s=FILE_RPC_TIMEOUT_S, max_result_chars=max_chars
         )
+        return cast(ReadFileResult, result)
 
     async def write_file(self, path: str, content: str) -> WriteFileResult:
         """Write a file, creating parent directories."""
@@ -297,6 +311,13 @@ class SandboxConnection:
         await self._send({"type": "shutdown"})
         self.mark_lost("the sandbox was shut down")
 
+    async def disconnect(self, reason: str) -> None:
+        """Close the current connection but keep the sandbox: the runtime reconnects with
+        backoff and calls waiting for an answer are re-sent (what a network blip does)."""
+        socket = self._claimed
+        if socket is not None:
+            await close_quietly(socket, CLOSE_RECONNECT, reason)
+
     def mark_lost(self, reason: str) -> None:
         """Declare the sandbox gone: pending and future calls raise ``SandboxLost``.
 
@@ -318,23 +339,34 @@ class SandboxConnection:
                 )
         if self._watchdog is not None and self._watchdog is not asyncio.current_task():
             self._watchdog.cancel()
-        socket, self._socket = self._socket, None
+        socket, self._socket = self._claimed, None  # also one that has not said hello yet
         if socket is not None:
             self._in_background(close_quietly(socket, CLOSE_GONE, reason))
 
     # --- used by BridgeHub -------------------------------------------------------------------
 
     async def serve(self, socket: BridgeSocket) -> None:
-        """Take ``socket`` as the current connection and pump it until it ends."""
-        previous, self._socket = self._socket, socket
-        self._last_seen = time.monotonic()
-        if self._watchdog is None or self._watchdog.done():
-            self._watchdog = asyncio.create_task(self._watch())
-        if previous is not None:
-            await close_quietly(previous, CLOSE_REPLACED, "replaced by a newer connection")
-        await self._replay()
+        """Pump ``socket`` (accepted) until it ends; the first message must be our ``hello``.
+
+        Only one connection is served at a time: one opened while another is open is closed
+        with ``CLOSE_BUSY`` (the real runtime retries with backoff). Refusing is safer than
+        letting the newest replace the oldest: the runtime connects before anything else in the
+        box runs, so it holds the slot, and a process in the box that has the token cannot
+        push it out and take the calls.
+        """
+        if self._claimed is not None:
+            await close_quietly(socket, CLOSE_BUSY, "another connection of this sandbox is open")
+            return
+        self._claimed = socket
         try:
-            while True:
+            if not await self._accept_hello(socket):
+                return
+            self._socket = socket
+            self._last_seen = time.monotonic()
+            if self._watchdog is None or self._watchdog.done():
+                self._watchdog = asyncio.create_task(self._watch())
+            await self._replay()
+            while self._socket is socket:
                 try:
                     text = await socket.receive_text()
                 except Exception:  # the framework's disconnect exception: we must not import it
@@ -343,6 +375,32 @@ class SandboxConnection:
         finally:
             if self._socket is socket:
                 self._socket = None
+            if self._claimed is socket:
+                self._claimed = None
+
+    async def _accept_hello(self, socket: BridgeSocket) -> bool:
+        try:
+            text = await asyncio.wait_for(socket.receive_text(), HELLO_TIMEOUT_S)
+        except TimeoutError:
+            await close_quietly(socket, CLOSE_UNAUTHORIZED, "no hello in time")
+            return False
+        except Exception:  # gone before saying hello
+            return False
+        await self._pacer.bytes.take(len(text))
+        try:
+            message = inbound.parse(text) if len(text) <= MAX_FRAME_BYTES else None
+        except inbound.Malformed:
+            message = None
+        if not isinstance(message, inbound.Hello) or message.sandbox_id != self.sandbox_id:
+            await self._report(
+                "bridge_message_refused",
+                "a bridge connection did not start with this sandbox's hello and was closed",
+            )
+            await close_quietly(socket, CLOSE_UNAUTHORIZED, "the first message must be our hello")
+            return False
+        self._last_seen = time.monotonic()
+        await self._on_event(message)
+        return True
 
     # --- internals ---------------------------------------------------------------------------
 
@@ -374,58 +432,114 @@ class SandboxConnection:
 
     async def _dispatch(self, text: str) -> None:
         self._last_seen = time.monotonic()
+        await self._pacer.bytes.take(len(text))  # backpressure before any parsing
         try:
-            message = json.loads(text)
-        except ValueError:
-            logger.warning("sandbox %s sent a message that is not JSON", self.sandbox_id)
+            if len(text) > MAX_FRAME_BYTES:  # a server configured without the frame limit
+                raise inbound.Malformed(f"a frame of {len(text)} characters")
+            message = inbound.parse(text)
+        except inbound.Malformed as exc:
+            logger.warning("sandbox %s sent a bad message (%s)", self.sandbox_id, exc.reason)
+            self.dropped_messages += 1
+            await self._report(
+                "bridge_message_refused", "the sandbox sent a malformed bridge message (dropped)"
+            )
             return
-        if not isinstance(message, dict):
+        if isinstance(message, inbound.Chunk | inbound.Failure | inbound.Result):
+            call = self._calls.get(message.id)
+            if call is not None:
+                await self._pacer.messages.take()  # a running call's answer waits, never drops
+                await self._answer(call, message, len(text))
+                return
+        if not self._pacer.messages.try_take():
+            self.dropped_messages += 1
+            await self._report(
+                "bridge_rate_limited",
+                f"the sandbox sent more than {self.limits.messages_per_s:g} bridge messages a "
+                "second; the excess was dropped",
+            )
             return
-        if "type" in message:
+        if isinstance(message, inbound.Hello | inbound.Boot | inbound.Log | inbound.Heartbeat):
             await self._on_event(message)
-            return
-        rid = message.get("id")
-        call = self._calls.get(rid) if isinstance(rid, str) else None
-        if call is None:
-            return  # a late answer to a cancelled or timed-out call, or a replayed duplicate
-        if isinstance(chunk := message.get("chunk"), dict):
-            stream, data = chunk.get("stream"), chunk.get("data")
-            if call.on_chunk is not None and isinstance(stream, str) and isinstance(data, str):
+        else:
+            # A late answer to a cancelled or timed-out call, a replayed duplicate, or made up.
+            self.dropped_messages += 1
+
+    async def _answer(self, call: _Call, message: inbound.Reply, frame_chars: int) -> None:
+        if isinstance(message, inbound.Chunk):
+            if call.on_chunk is not None:
                 try:
-                    await call.on_chunk(stream, data)
+                    await call.on_chunk(message.chunk.stream, message.chunk.data)
                 except Exception:
                     logger.exception("output callback of %s failed", call.method)
-        elif call.future.done():
             return
-        elif isinstance(result := message.get("result"), dict):
-            call.future.set_result(result)
-        elif isinstance(error := message.get("error"), dict):
-            code, detail = str(error.get("code", "internal")), str(error.get("message", ""))
-            call.future.set_exception(RpcError(detail or code, rpc_code=code, method=call.method))
+        if call.future.done():
+            return
+        try:
+            call.future.set_result(
+                inbound.answer_of(call.method, message, frame_chars, call.max_result_chars)
+            )
+        except RpcError as exc:
+            call.future.set_exception(exc)
 
-    async def _on_event(self, message: dict[str, Any]) -> None:
-        kind = message.get("type")
-        if kind == "hello":
-            self.hello = cast(HelloMessage, message)
-            if message.get("phase") == "ready" and self.status == "booting":
+    async def _on_event(self, message: inbound.Event) -> None:
+        if isinstance(message, inbound.Hello):
+            if message.sandbox_id != self.sandbox_id:
+                await self._refuse_claim()
+                return
+            self.hello = cast(HelloMessage, message.model_dump())
+            if message.phase == "ready" and self.status == "booting":
                 self._settle("ready")  # booted while the control plane was not listening
-        elif kind == "boot":
-            phase = message.get("phase")
-            if phase == "failed" and self.status == "booting":
+        elif isinstance(message, inbound.Boot):
+            if message.phase == "failed" and self.status == "booting":
                 self.failed_phase = self.phase
-                self.boot_failure = cast(BootMessage, message)
+                self.boot_failure = cast(BootMessage, message.model_dump(exclude_none=True))
                 self._settle("failed")
-            elif phase == "ready" and self.status == "booting":
+            elif message.phase == "ready" and self.status == "booting":
                 self._settle("ready")
-            if isinstance(phase, str):
-                self.phase = cast(BootPhase, phase)
-        elif kind == "log":
-            self.log_tail.append(f"[{message.get('source')}] {message.get('line')}")
+            self.phase = message.phase
+            if message.message is not None and not await self._admit_log(message.message):
+                message = message.model_copy(update={"message": None})
+        elif isinstance(message, inbound.Log):
+            self.log_tail.append(f"[{message.source}] {message.line}")
+            if not await self._admit_log(message.line):
+                return
         if self.on_message is not None:
+            dumped = message.model_dump(exclude_none=not isinstance(message, inbound.Hello))
             try:
-                await self.on_message(cast(RuntimeEvent, message))
+                await self.on_message(cast(RuntimeEvent, dumped))
             except Exception:
                 logger.exception("on_message of sandbox %s failed", self.sandbox_id)
+
+    async def _admit_log(self, line: str) -> bool:
+        if self.boot_log.admit(line):
+            return True
+        budget = self.boot_log
+        await self._report(
+            "sandbox_log_truncated",
+            f"boot log truncated: the sandbox's log reached its limit of {budget.max_lines:,} "
+            f"lines or {budget.max_bytes:,} bytes; later lines are not kept",
+        )
+        return False
+
+    async def _refuse_claim(self) -> None:
+        await self._report(
+            "bridge_message_refused", "a bridge connection claimed another sandbox and was closed"
+        )
+        socket, self._socket = self._socket, None
+        if socket is not None:
+            await close_quietly(socket, CLOSE_UNAUTHORIZED, "hello names another sandbox")
+
+    async def _report(self, code: str, message: str) -> None:
+        """Tell ``on_limit`` about ``code`` the first time only: one warning per box."""
+        if code in self._reported:
+            return
+        self._reported.add(code)
+        logger.warning("sandbox %s: %s", self.sandbox_id, message)
+        if self.on_limit is not None:
+            try:
+                await self.on_limit(code, message)
+            except Exception:
+                logger.exception("on_limit of sandbox %s failed", self.sandbox_id)
 
     def _settle(self, status: ConnectionStatus) -> None:
         self.status = status
@@ -465,20 +579,3 @@ class SandboxConnection:
         task = loop.create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-
-def _typed(result: Mapping[str, Any], name: str, kind: type[_T]) -> _T:
-    value = result.get(name)
-    if not isinstance(value, kind):
-        raise RpcError(
-            f"the sandbox runtime answered with a malformed result: expected {kind.__name__} "
-            f"{name!r}, got {value!r}",
-            rpc_code="internal",
-        )
-    return value
-
-
-async def close_quietly(socket: BridgeSocket, code: int, reason: str) -> None:
-    """Close ``socket`` with ``code``, ignoring a socket that is already gone."""
-    with contextlib.suppress(Exception):  # already closed: nothing left to tell it
-        await socket.close(code, reason[:_CLOSE_REASON_CHARS])

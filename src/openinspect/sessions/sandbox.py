@@ -56,6 +56,7 @@ class SessionSandbox:
         self._conn: SandboxConnection | None = None
         self._sandbox_id: str | None = None
         self._watcher: asyncio.Task[None] | None = None
+        self._setup_warned = False
         self.status: SandboxStatus = "none"
 
     @property
@@ -123,6 +124,8 @@ class SessionSandbox:
         self._sandbox_id = new_id("sbx")
         conn = self._hub.register(self._sandbox_id, token)
         conn.on_message = self._on_message
+        conn.on_limit = self._on_limit
+        self._setup_warned = False
         self._conn = conn
         await self._store.sandboxes.create(
             sandbox_id=self._sandbox_id,
@@ -167,12 +170,17 @@ class SessionSandbox:
                 await self._set_status("lost", f"The sandbox process exited ({code})")
 
     async def _on_message(self, message: RuntimeEvent) -> None:
-        """Boot progress becomes ``sandbox-log`` lines; a setup failure is also a warning."""
+        """Boot progress becomes ``sandbox-log`` lines; a setup failure is also a warning (once
+        a box: the runtime sends one, anything more is made up in the box).
+
+        The connection has validated and cut every message and stops ``log`` lines at the box's
+        boot log budget, so what this stores is bounded (see :mod:`openinspect.sandboxes`)."""
         sid = self._session.id
         if message["type"] == "log":
             line = message["line"]
             await self._emit(SandboxLog(session_id=sid, source=message["source"], line=line))
-            if line.startswith(RUNTIME_WARNING_PREFIX):
+            if line.startswith(RUNTIME_WARNING_PREFIX) and not self._setup_warned:
+                self._setup_warned = True
                 await self._emit(
                     WarningEvent(
                         session_id=sid,
@@ -188,6 +196,15 @@ class SessionSandbox:
                     line=f"{message['phase']}: {message.get('message')}",
                 )
             )
+
+    async def _on_limit(self, code: str, message: str) -> None:
+        """A bridge limit bit (at most once per kind and box): the end of a cut boot log is
+        marked in the log itself, the rest is a warning."""
+        sid = self._session.id
+        if code == "sandbox_log_truncated":
+            await self._emit(SandboxLog(session_id=sid, source="openinspect", line=message))
+        else:
+            await self._emit(WarningEvent(session_id=sid, code=code, message=message))
 
     async def destroy(self) -> None:
         """Stop the sandbox and everything in it. Idempotent."""

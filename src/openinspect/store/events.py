@@ -103,3 +103,42 @@ class EventStore:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).scalars().all()
         return [load_event(r) for r in rows]
+
+    async def sizes(
+        self,
+        session_id: str,
+        *,
+        after_seq: int | None = None,
+        before_seq: int | None = None,
+        limit: int,
+    ) -> list[tuple[int, int]]:
+        """``(seq, stored characters)`` of up to ``limit`` events: the oldest after
+        ``after_seq`` if given (ascending), else the newest before ``before_seq`` (descending).
+        Lets a reader choose a window by size before it loads a single event."""
+        query = sa.select(events.c.seq, sa.func.length(events.c.data)).where(
+            events.c.session_id == session_id
+        )
+        if after_seq is not None:
+            query = query.where(events.c.seq > after_seq).order_by(events.c.seq)
+        else:
+            if before_seq is not None:
+                query = query.where(events.c.seq < before_seq)
+            query = query.order_by(events.c.seq.desc())
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query.limit(limit))).all()
+        return [(int(seq), int(size)) for seq, size in rows]
+
+    async def between(self, session_id: str, first_seq: int, last_seq: int) -> list[Event]:
+        """Events with ``first_seq <= seq <= last_seq``, oldest first."""
+        query = (
+            sa.select(events.c.data)
+            .where(
+                events.c.session_id == session_id,
+                events.c.seq >= first_seq,
+                events.c.seq <= last_seq,
+            )
+            .order_by(events.c.seq)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).scalars().all()
+        return [load_event(r) for r in rows]
