@@ -5,8 +5,8 @@ work on the server's own checkout and push a branch into it), so the CLI sends o
 paths: a local path, or the current directory when ``--repo`` is left out, becomes the root of the
 git repository it is in. URLs pass through; any other word is a registered repo's name or id
 (unless a directory of that name exists here, which wins), checked against the server's list so
-that it is never taken for a path there either. Errors name
-the absolute path that was tried: it is the person's own path, on their own machine.
+that it is never taken for a path there either. Errors name the absolute path that was tried: it
+is the person's own path, on their own machine.
 """
 
 from __future__ import annotations
