@@ -5,6 +5,7 @@ help prints flags as flags."""
 from __future__ import annotations
 
 import os
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -87,3 +88,14 @@ def test_every_help_prints_flags_as_flags() -> None:
                 # The flag is followed by its help text, not by a value placeholder.
                 assert "<" not in line.split()[1], (path, line)
     assert flags_seen > len(paths)
+
+
+def test_a_plain_http_client_skips_the_ca_bundle_and_trusts_nothing() -> None:
+    """Skipping the CA bundle for http:// servers must not turn into trusting any https."""
+    from openinspect.cli.client import _tls_for
+
+    context = _tls_for("http://127.0.0.1:8765")
+    assert isinstance(context, ssl.SSLContext)
+    assert context.get_ca_certs() == [] and context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname
+    assert _tls_for("https://openinspect.example") is True
