@@ -10,7 +10,9 @@
 - ``web_open_5000_events_ms``: headless Chromium opening a 5,000-event session in the web app:
   time to first timeline paint and to interactive, and to an older page after scrolling to the
   top, against the same page opening a one-prompt session.
+- ``cli_start_ms``: a fresh ``python -m openinspect --help`` and ``… sessions list`` (against the
+  bench server) from spawn to exit, against ``python -c pass`` in the same run.
 
-Modules: ``latency``, ``fanout``, ``web``, ``ws_baseline`` (the baseline server, run as a
-subprocess), ``common`` (environment, percentiles), ``suite`` (the run as a whole).
+Modules: ``latency``, ``fanout``, ``web``, ``cli_start``, ``ws_baseline`` (the baseline server,
+run as a subprocess), ``common`` (environment, percentiles), ``suite`` (the run as a whole).
 """

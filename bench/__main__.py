@@ -55,6 +55,12 @@ def parse_args(argv: list[str]) -> Config:
         help="openings of the 5,000-event session in headless Chromium",
     )
     parser.add_argument(
+        "--cli-samples",
+        type=_positive,
+        default=defaults.cli_samples,
+        help="runs of each CLI command (and of python -c pass) for cli_start_ms",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=TOTAL_TIMEOUT_S, help="hard time limit, seconds"
     )
     args = parser.parse_args(argv)
@@ -64,6 +70,7 @@ def parse_args(argv: list[str]) -> Config:
         turns=args.turns,
         clients=args.clients,
         web_samples=args.web_samples,
+        cli_samples=args.cli_samples,
         timeout_s=args.timeout,
     )
 

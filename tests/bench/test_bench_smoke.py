@@ -38,7 +38,13 @@ async def test_every_part_runs_and_reports_the_documented_keys() -> None:
     if reason is not None:
         skip_or_fail(reason)
     config = Config(
-        samples=1, baseline_samples=2, turns=3, clients=(1, 2), web_samples=1, share_server=True
+        samples=1,
+        baseline_samples=2,
+        turns=3,
+        clients=(1, 2),
+        web_samples=1,
+        cli_samples=2,
+        share_server=True,
     )
     result = json.loads(json.dumps(await run(config)))  # JSON-serializable as printed
 
@@ -67,13 +73,19 @@ async def test_every_part_runs_and_reports_the_documented_keys() -> None:
     assert positive(web["ratio_first_paint_to_baseline"])
     assert positive(web["ratio_interactive_to_baseline"])
 
+    cli = result["cli_start_ms"]
+    for command in ("help", "sessions_list", "baseline_python_pass"):
+        check_summary(cli[command], 2)
+    assert positive(cli["ratio_help_to_baseline"])
+    assert positive(cli["ratio_sessions_list_to_baseline"])
+
     assert positive(result["machine"]["cpus"])
     assert isinstance(result["machine"]["python"], str)
 
 
 def test_command_line_options() -> None:
     argv = ["--samples", "3", "--clients", "1,5", "--turns", "7", "--web-samples", "2"]
-    config = parse_args(argv)
-    assert config == Config(samples=3, clients=(1, 5), turns=7, web_samples=2)
+    config = parse_args([*argv, "--cli-samples", "4"])
+    assert config == Config(samples=3, clients=(1, 5), turns=7, web_samples=2, cli_samples=4)
     with pytest.raises(SystemExit):
         parse_args(["--clients", "0"])

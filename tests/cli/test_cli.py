@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,37 +10,9 @@ import pytest
 
 from openinspect.testing.llm_server import ScriptedLLMServer
 from openinspect.testing.server import ServerProcess
+from tests.cli.helpers import cli
 
 pytestmark = pytest.mark.e2e
-
-
-def cli(
-    *args: str,
-    server: ServerProcess | None = None,
-    timeout_s: float = 120,
-    env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess[str]:
-    # The runner's own settings and model keys must not leak into the CLI under test.
-    full_env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("OPENINSPECT_") and k not in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")
-    }
-    if server is not None:
-        full_env |= {
-            "OPENINSPECT_URL": server.url,
-            "OPENINSPECT_TOKEN": server.token,
-            "OPENINSPECT_HOME": str(server.home),
-        }
-    full_env |= env or {}
-    return subprocess.run(
-        [sys.executable, "-m", "openinspect", *args],
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-    )
 
 
 def test_run_streams_json_events_and_exits_with_the_prompt(

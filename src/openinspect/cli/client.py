@@ -1,23 +1,32 @@
-"""A small async client of the public API (REST + session WebSocket), used by the CLI."""
+"""A small async client of the public API (REST + session WebSocket), used by the CLI.
+
+It imports httpx (and websockets when a session is watched) and nothing of the server: every
+client command's start-up time is the interpreter's plus these.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import ssl
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-import websockets
-from websockets.asyncio.client import ClientConnection
-
-from openinspect.api.auth import ADMIN_TOKEN_FILE
-from openinspect.api.server import SERVER_FILE
 from openinspect.cli.credentials import Credentials
+from openinspect.cli.local import ADMIN_TOKEN_FILE, DEFAULT_PORT, SERVER_FILE, home_dir
 from openinspect.errors import AuthError, ConfigError, OpenInspectError
-from openinspect.settings import DEFAULT_PORT, Settings
+
+# httpx imports its own command-line tool (pygments, rich.syntax, rich.progress: a quarter of a
+# second) whenever click and rich are installed, as they are here; nothing uses it. A None entry
+# makes that optional import fail, and httpx carries on without it.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+import httpx  # noqa: E402
+
+if TYPE_CHECKING:
+    from websockets.asyncio.client import ClientConnection
 
 HTTP_TIMEOUT_S = 60.0
 
@@ -37,12 +46,11 @@ class Target:
     token: str
 
 
-def discover(settings: Settings | None = None) -> Target:
+def discover(home: Path | None = None) -> Target:
     """Where the server is and which token to use: OPENINSPECT_URL / OPENINSPECT_TOKEN, else
     the server and token of ``openinspect login`` (``credentials.json``), else the files the
     server writes in OPENINSPECT_HOME on this machine."""
-    settings = settings or Settings()
-    home = settings.home_dir
+    home = home or home_dir()
     credentials = Credentials.load(home)
     url = os.environ.get("OPENINSPECT_URL") or credentials.current
     if not url:
@@ -62,6 +70,15 @@ def discover(settings: Settings | None = None) -> Target:
     return Target(url.rstrip("/"), token)
 
 
+def _tls_for(url: str) -> ssl.SSLContext | bool:
+    """TLS settings for a server URL. Loading the CA bundle costs a fifth of a second of every
+    start, and a plain-http server (the local default) never uses it: for one, a context that
+    trusts no CA at all, so that any https it could meet fails instead of being trusted."""
+    if url.startswith("http://"):
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    return True
+
+
 class Client:
     def __init__(self, target: Target) -> None:
         self.target = target
@@ -69,6 +86,7 @@ class Client:
             base_url=target.url,
             timeout=HTTP_TIMEOUT_S,
             headers={"Authorization": f"Bearer {target.token}"},
+            verify=_tls_for(target.url),
         )
 
     async def __aenter__(self) -> Client:
@@ -122,6 +140,8 @@ class Client:
     async def connect(self, session_id: str, since_seq: int | None = None) -> ClientConnection:
         """An authenticated, subscribed session WebSocket (the ``subscribed`` reply is left
         for the caller to read)."""
+        import websockets  # only the commands that watch a session pay for it
+
         minted = await self.request("POST", f"/api/sessions/{session_id}/ws-token")
         ws = await websockets.connect(minted["url"], max_size=16 * 1024 * 1024)
         await ws.send(

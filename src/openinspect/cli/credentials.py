@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from openinspect.store.crypto import write_private_file
-
 CREDENTIALS_FILE = "credentials.json"
 
 
@@ -58,5 +56,8 @@ class Credentials:
         return removed
 
     def save(self) -> None:
+        # Imported here: the store package pulls in SQLAlchemy, which reading must not pay for.
+        from openinspect.store.crypto import write_private_file
+
         data = {"current": self.current, "servers": self.servers}
         write_private_file(self.path, (json.dumps(data, indent=2) + "\n").encode())

@@ -14,6 +14,7 @@ import os
 import platform
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,11 +22,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from openinspect.api.server import SERVER_FILE
 from openinspect.cli.client import HTTP_TIMEOUT_S, ApiError, Client, Target, discover
 from openinspect.cli.credentials import Credentials
+from openinspect.cli.local import DEFAULT_PORT, SERVER_FILE
 from openinspect.errors import AuthError, ConfigError
-from openinspect.settings import DEFAULT_PORT, Settings
 
 SLOW_DOWN_STEP_S = 5.0
 MIN_POLL_S = 0.05
@@ -35,14 +35,14 @@ def _emit(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj) + "\n")
 
 
-def server_url(explicit: str | None, settings: Settings) -> str:
+def server_url(explicit: str | None, home: Path) -> str:
     """The server to sign in to: ``--url``, OPENINSPECT_URL, the current login, or this
     machine's server."""
     url = explicit or os.environ.get("OPENINSPECT_URL")
     if not url:
-        url = Credentials.load(settings.home_dir).current
+        url = Credentials.load(home).current
     if not url:
-        info = settings.home_dir / SERVER_FILE
+        info = home / SERVER_FILE
         url = json.loads(info.read_text())["url"] if info.exists() else None
     return (url or f"http://127.0.0.1:{DEFAULT_PORT}").rstrip("/")
 
@@ -65,19 +65,19 @@ async def _post(http: httpx.AsyncClient, path: str, body: dict[str, Any]) -> htt
         ) from exc
 
 
-def _save(settings: Settings, url: str, token: str, user: dict[str, Any]) -> None:
-    credentials = Credentials.load(settings.home_dir)
+def _save(home: Path, url: str, token: str, user: dict[str, Any]) -> None:
+    credentials = Credentials.load(home)
     credentials.set(url, token, user_id=user.get("id"), login=user.get("github_login"))
     credentials.save()
 
 
-def _signed_in(console: Console, url: str, user: dict[str, Any], settings: Settings) -> None:
+def _signed_in(console: Console, url: str, user: dict[str, Any], home: Path) -> None:
     who = f"@{user['github_login']}" if user.get("github_login") else user["name"]
     console.print(f"Signed in to {url} as [bold]{escape(who)}[/] ({user['role']})")
-    console.print(f"[dim]token kept in {Credentials.load(settings.home_dir).path}[/]")
+    console.print(f"[dim]token kept in {Credentials.load(home).path}[/]")
 
 
-async def device_login(console: Console, settings: Settings, url: str) -> int:
+async def device_login(console: Console, home: Path, url: str) -> int:
     """Sign in with GitHub's device flow, through the server."""
     name = f"openinspect login ({platform.node() or 'cli'})"
     async with httpx.AsyncClient(base_url=url, timeout=HTTP_TIMEOUT_S) as http:
@@ -101,8 +101,8 @@ async def device_login(console: Console, settings: Settings, url: str) -> int:
                 )
                 if answer.status_code == 200:
                     signed = answer.json()
-                    _save(settings, url, signed["token"], signed["user"])
-                    _signed_in(console, url, signed["user"], settings)
+                    _save(home, url, signed["token"], signed["user"])
+                    _signed_in(console, url, signed["user"], home)
                     return 0
                 error = _error(answer)
                 if error.api_code == "authorization_pending":
@@ -115,18 +115,18 @@ async def device_login(console: Console, settings: Settings, url: str) -> int:
     raise ApiError(410, "expired", "The code expired before it was entered", "Run login again")
 
 
-async def token_login(console: Console, settings: Settings, url: str, token: str) -> int:
+async def token_login(console: Console, home: Path, url: str, token: str) -> int:
     """Keep a token made elsewhere, after checking that the server accepts it."""
     async with Client(Target(url, token)) as client:
         user = await client.request("GET", "/api/me")
-    _save(settings, url, token, user)
-    _signed_in(console, url, user, settings)
+    _save(home, url, token, user)
+    _signed_in(console, url, user, home)
     return 0
 
 
-async def logout(console: Console, settings: Settings, url: str) -> int:
+async def logout(console: Console, home: Path, url: str) -> int:
     """Revoke the stored token of ``url`` on the server (best effort) and forget it."""
-    credentials = Credentials.load(settings.home_dir)
+    credentials = Credentials.load(home)
     token = credentials.token_for(url)
     if token is None:
         console.print(f"Not signed in to {url}")

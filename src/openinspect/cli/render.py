@@ -8,9 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import websockets
 from rich.console import Console
-from rich.markdown import Markdown
 from rich.status import Status
 from rich.text import Text
 
@@ -73,6 +71,8 @@ class Renderer:
         elif kind == "prompt-started":
             self.progress("[cyan]model thinking…[/]")
         elif kind == "agent-text":
+            from rich.markdown import Markdown  # markdown-it is slow to import: only when needed
+
             out(Markdown(event["text"]))
         elif kind == "agent-thinking":
             out(Text(_clip(event["text"], 4), style="dim italic"))
@@ -124,6 +124,8 @@ async def watch(
     """Stream a session's events until ``until(event)`` is true (or forever). Reconnects with
     backoff and resumes from the last seq, so nothing is missed or printed twice. Returns the
     event that ended the watch."""
+    from websockets.exceptions import ConnectionClosed
+
     last_seq = since_seq
     delay = 0.2
     while True:
@@ -148,7 +150,7 @@ async def watch(
                         renderer.event(event)
                         if until is not None and until(event):
                             return event
-        except (OSError, websockets.ConnectionClosed):
+        except (OSError, ConnectionClosed):
             renderer.progress(f"[red]disconnected — reconnecting in {delay:.1f} s[/]")
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX_S)

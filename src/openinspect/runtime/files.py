@@ -33,6 +33,10 @@ MAX_GREP_FILE_BYTES = 16 * 1024 * 1024
 GREP_DEADLINE_S = 30.0
 _BINARY_SNIFF_BYTES = 8192
 _SKIP_DIRS = frozenset({".git"})
+_NS_PER_S = 1_000_000_000
+MTIME_STEP_NS = 1_000
+"""How far past the previous mtime a rewritten file is moved when the clock did not move it
+(1 µs: visible to tools comparing nanoseconds or microseconds)."""
 
 
 class FileOps:
@@ -89,7 +93,9 @@ class FileOps:
             raise RpcFailure("invalid_params", f"content is not valid text: {exc.reason}") from exc
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            before = _stat_or_none(path)
             path.write_bytes(data)
+            _look_changed(path, before)
         except IsADirectoryError as exc:
             raise RpcFailure("io_error", f"{self._display(path)} is a directory") from exc
         except OSError as exc:
@@ -119,7 +125,9 @@ class FileOps:
                     f"the text to replace was found {count} times in {shown}; include more "
                     "surrounding lines so that it matches exactly once",
                 )
+            before = path.stat()
             path.write_bytes(text.replace(old, new, 1).encode("utf-8", errors="surrogateescape"))
+            _look_changed(path, before)
         except OSError as exc:
             raise _io_failure("edit", path, exc) from exc
         return {"path": shown}
@@ -176,6 +184,35 @@ class FileOps:
                 out.append(f"{shown}:{number}:{line[:MAX_GREP_LINE_CHARS]}")
                 if len(out) > MAX_GREP_MATCHES:
                     return
+
+
+def _stat_or_none(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        return None
+
+
+def _look_changed(path: Path, before: os.stat_result | None) -> None:
+    """Make a rewritten file look changed to tools that judge by mtime (and size).
+
+    Writing within the same clock tick as the previous write (or on a filesystem with coarse
+    timestamps, or after the clock stepped back) can leave the mtime as it was; Python's bytecode
+    cache goes further and compares whole seconds plus the size, so a same-size rewrite within
+    the same second ran the old ``.pyc``. The mtime is moved strictly past the old one, and to
+    the next whole second when the size is unchanged. That can put it up to a second in the
+    future, which tools tolerate far better than a missed change.
+    """
+    if before is None:
+        return  # a new file: nothing has seen an older version of it
+    after = path.stat()
+    old_ns, new_ns = before.st_mtime_ns, after.st_mtime_ns
+    target_ns = max(new_ns, old_ns + MTIME_STEP_NS)
+    same_second = target_ns // _NS_PER_S == old_ns // _NS_PER_S
+    if after.st_size == before.st_size and same_second:
+        target_ns = (old_ns // _NS_PER_S + 1) * _NS_PER_S
+    if target_ns != new_ns:
+        os.utime(path, ns=(after.st_atime_ns, target_ns))
 
 
 def _check_file(path: Path) -> None:
