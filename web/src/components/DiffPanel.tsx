@@ -120,7 +120,7 @@ export function DiffPanel(props: {
           <span class={loading ? 'spin' : ''}>↻</span>
         </button>
         {props.onClose && (
-          <button type="button" class="icon-button" aria-label="Hide changes" title="Hide" onClick={props.onClose}>
+          <button type="button" class="icon-button" data-testid="changes-close" aria-label="Hide changes" title="Hide" onClick={props.onClose}>
             ×
           </button>
         )}

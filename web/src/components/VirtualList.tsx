@@ -31,6 +31,10 @@ export interface VirtualListProps<T> {
 
 const BOTTOM_SLACK = 48;
 const NEAR_TOP = 600;
+/** Re-renders for re-measured rows allowed in one frame. Past it the next one waits a frame, so
+ * rows whose heights never settle (two rows measured as one, a height that depends on its own
+ * position) cost a render per frame instead of hanging the tab. */
+const MAX_PASSES_PER_FRAME = 8;
 
 export function VirtualList<T>(props: VirtualListProps<T>) {
   const { items, getKey, estimate, overscan = 800 } = props;
@@ -42,6 +46,26 @@ export function VirtualList<T>(props: VirtualListProps<T>) {
   const [viewport, setViewport] = useState({ top: 0, height: 0 });
   const stick = useRef(true);
   const anchor = useRef<{ key: string; delta: number } | null>(null);
+  const passes = useRef({ n: 0, frame: false, deferred: false });
+
+  /** Re-render after a measurement, within this frame's budget or else on the next frame. */
+  const remeasured = useCallback(() => {
+    const p = passes.current;
+    if (!p.frame) {
+      p.frame = true;
+      requestAnimationFrame(() => {
+        p.n = 0;
+        p.frame = false;
+      });
+    }
+    if (++p.n <= MAX_PASSES_PER_FRAME) return bump(0);
+    if (p.deferred) return;
+    p.deferred = true;
+    requestAnimationFrame(() => {
+      p.deferred = false;
+      bump(0);
+    });
+  }, []);
 
   const keys = useMemo(() => items.map(getKey), [items, getKey]);
   const indexOf = useMemo(() => {
@@ -107,9 +131,9 @@ export function VirtualList<T>(props: VirtualListProps<T>) {
       typeof ResizeObserver === 'undefined'
         ? null
         : new ResizeObserver(() => {
-            if (measure()) bump(0);
+            if (measure()) remeasured();
           }),
-    [measure],
+    [measure, remeasured],
   );
 
   useLayoutEffect(() => {
@@ -121,7 +145,7 @@ export function VirtualList<T>(props: VirtualListProps<T>) {
       for (const child of Array.from(rows.children)) observer.observe(child);
     }
     if (measure()) {
-      bump(0); // offsets are stale: render again, then restore the scroll position
+      remeasured(); // offsets are stale: render again, then restore the scroll position
       return;
     }
     if (stick.current) {

@@ -5,6 +5,7 @@ import { endpoints } from '../api/endpoints';
 import type { LastPrompt, Session } from '../api/types';
 import { type Group, groupOf } from '../lib/grouping';
 import { Link, StatusDot } from '../components/bits';
+import { isTouch } from '../lib/device';
 import { relativeTime, repoLabel } from '../lib/format';
 import { type ListFilter, listFilter, markAllSeen, onSeenChange, seenSeq, setListFilter } from '../lib/prefs';
 import { createStore, useStore } from '../lib/store';
@@ -141,7 +142,7 @@ export function SessionList() {
           type="search"
           class="search"
           data-testid="session-search"
-          placeholder="Search title or repo   /"
+          placeholder={isTouch() ? 'Search title or repo' : 'Search title or repo   /'}
           aria-label="Search sessions by title or repo"
           value={query}
           onInput={(e) => setQuery((e.target as HTMLInputElement).value)}

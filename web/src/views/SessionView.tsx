@@ -12,10 +12,11 @@ import { TimelineRow, estimateRow, sandboxLabel } from '../components/TimelineRo
 import { VirtualList } from '../components/VirtualList';
 import { toErrorInfo } from '../api/client';
 import type { ErrorInfo } from '../api/types';
+import { isTouch, isWide } from '../lib/device';
 import { modelLabel, repoLabel, usd } from '../lib/format';
 import { useStore } from '../lib/store';
 import { UNTITLED, currentSession$, learnTitle, me$, reportError, titleFromPrompt, titles$ } from '../state';
-import { type Item, type QueueEntry, commits, currentPull, hasPushed, isRunning, itemType } from '../timeline/reduce';
+import { type Item, type QueueEntry, commits, currentPull, hasPushed, isRunning, itemType, visibleRows } from '../timeline/reduce';
 import type { SocketStatus } from '../ws/socket';
 import { type SessionController, useSession } from './useSession';
 
@@ -26,8 +27,10 @@ export function SessionView({ id }: { id: string }) {
   const { state, status } = ctl;
   const session = state.session;
   const running = isRunning(state);
-  const [panel, setPanel] = useState(() => matchMedia('(min-width: 1100px)').matches);
+  const [panel, setPanel] = useState(isWide);
   const [expanded, setExpanded] = useState<Set<string>>(() => new Set());
+  const [collapsed, setCollapsed] = useState<Set<string>>(() => new Set());
+  const rows = useMemo(() => visibleRows(state.rows, collapsed), [state.rows, collapsed]);
   const [showAll, setShowAll] = useState<Set<string>>(() => new Set());
   const [atBottom, setAtBottom] = useState(true);
   const [jump, setJump] = useState(0);
@@ -63,6 +66,16 @@ export function SessionView({ id }: { id: string }) {
     [],
   );
   const onShowAll = useCallback((key: string) => setShowAll((s) => new Set(s).add(key)), []);
+  const onCollapse = useCallback(
+    (promptId: string) =>
+      setCollapsed((s) => {
+        const n = new Set(s);
+        if (n.has(promptId)) n.delete(promptId);
+        else n.add(promptId);
+        return n;
+      }),
+    [],
+  );
   const sessionModel = session?.model ?? '';
   const render = useCallback(
     (item: Item) => (
@@ -73,9 +86,11 @@ export function SessionView({ id }: { id: string }) {
         onToggle={toggle}
         onShowAll={onShowAll}
         sessionModel={sessionModel}
+        collapsed={item.kind === 'prompt-finished' && collapsed.has(item.promptId)}
+        onCollapse={onCollapse}
       />
     ),
-    [expanded, showAll, toggle, onShowAll, sessionModel],
+    [expanded, showAll, toggle, onShowAll, sessionModel, collapsed, onCollapse],
   );
   const rowProps = useCallback(
     (item: Item) => ({ 'data-testid': 'timeline-item', 'data-seq': String(item.seq), 'data-type': itemType(item) }),
@@ -107,7 +122,7 @@ export function SessionView({ id }: { id: string }) {
           )}
           {state.subscribed && state.rows.length === 0 && <div class="timeline-loading muted">No events yet.</div>}
           <VirtualList
-            items={state.rows}
+            items={rows}
             getKey={getKey}
             estimate={estimateRow}
             render={render}
@@ -135,7 +150,7 @@ export function SessionView({ id }: { id: string }) {
           />
         </section>
         {panel && (
-          <aside class="side-panel">
+          <aside class="side-panel" data-testid="changes-panel">
             <DiffPanel sessionId={id} refreshKey={gitCount} onClose={() => setPanel(false)} onLoaded={onDiff} />
           </aside>
         )}
@@ -222,7 +237,7 @@ function SessionHeader({ ctl, panel, onPanel, pushed }: { ctl: SessionController
           <StatusDot status={status.state} />
           <span class="conn-label">{status.state === 'online' ? 'Live' : status.state === 'connecting' ? 'Connecting' : 'Offline'}</span>
         </span>
-        <button type="button" class="button ghost small" aria-pressed={panel} onClick={onPanel}>
+        <button type="button" class="button ghost small" data-testid="changes-toggle" aria-pressed={panel} onClick={onPanel}>
           Changes
         </button>
       </div>
@@ -338,6 +353,7 @@ function PromptBox(props: { ctl: SessionController; running: boolean; disabled: 
   const [sending, setSending] = useState(false);
   const [error, setError] = useState<ErrorInfo | null>(null);
   const ref = useRef<HTMLTextAreaElement>(null);
+  const touch = useMemo(isTouch, []);
 
   const send = async () => {
     const content = text;
@@ -360,7 +376,8 @@ function PromptBox(props: { ctl: SessionController; running: boolean; disabled: 
 
   const onKeyDown = (e: KeyboardEvent) => {
     if (e.isComposing) return;
-    if (e.key === 'Enter' && !e.shiftKey && !e.altKey) {
+    // On a touch keyboard Enter is a new line; Send is the button.
+    if (e.key === 'Enter' && !e.shiftKey && !e.altKey && !touch) {
       e.preventDefault();
       void send();
     } else if (e.key === 'Escape' && running) {
@@ -382,8 +399,8 @@ function PromptBox(props: { ctl: SessionController; running: boolean; disabled: 
         ref={ref}
         data-testid="prompt-input"
         aria-label="Prompt"
-        placeholder={props.disabled ? 'This session does not take prompts' : running ? 'Queue a follow-up… (Esc stops the running prompt)' : 'Ask the agent… (Enter to send, Shift+Enter for a new line)'}
-        rows={3}
+        placeholder={placeholder(props.disabled, running)}
+        rows={touch ? 2 : 3}
         value={text}
         disabled={props.disabled}
         onInput={(e) => {
@@ -411,7 +428,7 @@ function PromptBox(props: { ctl: SessionController; running: boolean; disabled: 
           data-testid="stop-button"
           disabled={!running}
           onClick={ctl.stop}
-          title="Stop the running prompt (Esc)"
+          title={touch ? 'Stop the running prompt' : 'Stop the running prompt (Esc)'}
         >
           ■ Stop
         </button>
@@ -421,6 +438,13 @@ function PromptBox(props: { ctl: SessionController; running: boolean; disabled: 
       </div>
     </form>
   );
+}
+
+/** The prompt box's placeholder; keyboard shortcuts only where there is a keyboard. */
+function placeholder(disabled: boolean, running: boolean): string {
+  if (disabled) return 'This session does not take prompts';
+  if (isTouch()) return running ? 'Queue a follow-up…' : 'Ask the agent…';
+  return running ? 'Queue a follow-up… (Esc stops the running prompt)' : 'Ask the agent… (Enter to send, Shift+Enter for a new line)';
 }
 
 /** The server titles prompt-less sessions "Untitled session": show the first prompt instead. */
