@@ -117,6 +117,14 @@ class PullRequestCreate(BaseModel):
 
 class PullRequestList(BaseModel):
     pull_requests: list[PullRequestRecord]
+    can_open: bool = Field(
+        default=True,
+        description="Whether this session can open a pull request at all (a GitHub repo, with "
+        "GitHub configured on the server).",
+    )
+    cannot_open_reason: str | None = Field(
+        default=None, description="Why it cannot, when it cannot."
+    )
 
 
 class DiffFileOut(BaseModel):

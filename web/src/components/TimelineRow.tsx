@@ -105,15 +105,14 @@ function PromptRow({ item, sessionModel }: { item: PromptItem; sessionModel: str
 }
 
 function PromptEnd({ item, collapsed, onCollapse }: { item: PromptEndItem; collapsed: boolean; onCollapse(promptId: string): void }) {
-  const took = item.durationMs != null ? ` in ${duration(item.durationMs)}` : '';
+  // The duration is in the footer ("worked for …"), once.
   let head;
-  if (item.status === 'success') head = <span class="turn-word">✓ Done{took}</span>;
-  else if (item.status === 'stopped') head = <span class="turn-word">■ Stopped{took}</span>;
+  if (item.status === 'success') head = <span class="turn-word">✓ Done</span>;
+  else if (item.status === 'stopped') head = <span class="turn-word">■ Stopped</span>;
   else
     head = (
       <span class="turn-word">
         ✗ Prompt {item.status}
-        {took}
         {item.error && (
           <span>
             {' '}

@@ -203,4 +203,10 @@ async def open_pull_request(
 @router.get("/{session_id}/pull-requests")
 async def list_pull_requests(session_id: str, user: CurrentUser, state: State) -> PullRequestList:
     await state.manager.get(session_id)
-    return PullRequestList(pull_requests=await state.store.pulls.for_session(session_id))
+    session = await state.manager.get(session_id)
+    reason = state.pulls.cannot_open_reason(session)
+    return PullRequestList(
+        pull_requests=await state.store.pulls.for_session(session_id),
+        can_open=reason is None,
+        cannot_open_reason=reason,
+    )
