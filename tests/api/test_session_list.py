@@ -134,3 +134,15 @@ async def test_a_session_whose_origin_is_gone_is_listed_without_a_stat(
         assert listed.status_code == 200
         assert [s["id"] for s in listed.json()["sessions"]] == [session["session"]["id"]]
         assert listed.json()["diff_stats"] == {}
+
+
+async def test_the_pull_request_list_says_whether_a_pr_can_be_opened(
+    api: Api, origin: Path
+) -> None:
+    session = (await api.client.post("/api/sessions", json={"repo": str(origin)})).json()
+    listed = await api.client.get(f"/api/sessions/{session['session']['id']}/pull-requests")
+    assert listed.status_code == 200
+    body = listed.json()
+    assert body["pull_requests"] == []
+    assert body["can_open"] is False
+    assert "GitHub" in body["cannot_open_reason"]
