@@ -19,7 +19,10 @@ from tests.web.helpers import rows_of_type, send_prompt
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
 WORDS = " ".join(f"word{i}" for i in range(60))
-COMMAND = f"printf 'def add(a, b):\\n    return a + b\\n' > mathx.py; echo {WORDS}; exit 3"
+COMMAND = (
+    f"printf 'def add(a, b):\\n    return a + b\\n' > mathx.py; echo hi > notes.txt; "
+    f"echo {WORDS}; exit 3"
+)
 WRITE_THEN_FAIL = {
     "turns": [
         {"text": "Writing it.", "tool_calls": [{"name": "bash", "args": {"command": COMMAND}}]},

@@ -153,7 +153,7 @@ export function DiffPanel(props: {
       {data && files.length === 0 && <p class="muted empty">No changes pushed yet.</p>}
       {!data && !error && <p class="muted empty">Loading changes…</p>}
       {data?.truncated && <p class="muted small">The diff is too large: some files are not shown.</p>}
-      {files.length > 0 && (
+      {files.length > 1 && (
         <nav class="diff-file-list" data-testid="diff-file-list" aria-label="Changed files">
           <ul>
             {files.map((f) => (
