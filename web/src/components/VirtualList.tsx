@@ -11,6 +11,8 @@ import { useCallback, useLayoutEffect, useMemo, useReducer, useRef, useState } f
 export interface VirtualListProps<T> {
   items: readonly T[];
   getKey(item: T): string;
+  /** Keys an item had before (its key changed when older rows arrived): keeps the scroll anchor. */
+  getAliases?(item: T): readonly string[] | undefined;
   estimate(item: T): number;
   render(item: T): VNode;
   /** Rendered above the rows inside the scroller (e.g. "load older"). */
@@ -68,11 +70,16 @@ export function VirtualList<T>(props: VirtualListProps<T>) {
   }, []);
 
   const keys = useMemo(() => items.map(getKey), [items, getKey]);
+  const { getAliases } = props;
   const indexOf = useMemo(() => {
     const m = new Map<string, number>();
     keys.forEach((k, i) => m.set(k, i));
+    if (getAliases)
+      items.forEach((item, i) => {
+        for (const a of getAliases(item) ?? []) if (!m.has(a)) m.set(a, i);
+      });
     return m;
-  }, [keys]);
+  }, [keys, items, getAliases]);
   const offsets = useMemo(() => {
     const out = new Float64Array(items.length + 1);
     const cache = heights.current;

@@ -31,6 +31,9 @@ interface ItemBase {
   sig: string;
   /** The prompt whose collapsed turn hides this row (tool calls, thinking, interim text). */
   turn?: string | null;
+  /** Keys this item had while older history was not loaded (a tool result without its call, a
+   * sandbox line whose first events were older): the virtual list keeps its scroll anchor. */
+  aliases?: string[];
 }
 
 export interface PromptItem extends ItemBase {
@@ -370,7 +373,7 @@ export function buildItems(
         const status: ToolStatus = e.is_error || (e.exit_code ?? 0) !== 0 ? 'error' : 'done';
         const i = pairResult(e);
         if (i !== undefined) {
-          items[i] = { ...(items[i] as ToolItem), result: e, status, interrupted: false };
+          items[i] = { ...(items[i] as ToolItem), result: e, status, interrupted: false, aliases: [`tool:${e.seq}`] };
         } else {
           push({
             kind: 'tool',
@@ -397,6 +400,7 @@ export function buildItems(
           turnEnded = false;
         }
         const line = items[sandbox] as SandboxItem;
+        if (e.seq !== line.seq) (line.aliases ??= []).push(`sandbox:${e.seq}`);
         if (e.type === 'sandbox-log') {
           // The lines array was created by this fold: appending in place keeps it linear.
           line.lines.push({ seq: e.seq, source: e.source, line: e.line });

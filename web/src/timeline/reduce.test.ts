@@ -345,10 +345,14 @@ describe('history pages', () => {
     let tools = s.rows.filter((r) => r.kind === 'tool');
     expect(tools).toHaveLength(1);
     expect(tools[0]).toMatchObject({ args: undefined, status: 'done' });
+    const before = tools[0]!.key;
     s = reduce(s, { type: 'history-page', events: [E.queued(8, 'p1'), E.started(9, 'p1'), E.call(10, 'p1', 'c1', 'make test')], has_more: false });
     tools = s.rows.filter((r) => r.kind === 'tool');
     expect(tools).toHaveLength(1);
     expect(tools[0]).toMatchObject({ args: { command: 'make test' }, status: 'done', seq: 10 });
+    // Its key changed (it is keyed by the call's seq now): the old one is an alias, so the
+    // virtual list keeps its scroll anchor on it.
+    expect(tools[0]!.aliases).toContain(before);
     expect(kinds(s)).toEqual(['prompt', 'tool', 'agent-text']);
   });
 });

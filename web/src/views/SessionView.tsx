@@ -21,6 +21,7 @@ import type { SocketStatus } from '../ws/socket';
 import { type SessionController, useSession } from './useSession';
 
 const getKey = (item: Item) => item.key;
+const getAliases = (item: Item) => item.aliases;
 
 export function SessionView({ id }: { id: string }) {
   const ctl = useSession(id);
@@ -148,6 +149,7 @@ export function SessionView({ id }: { id: string }) {
           <VirtualList
             items={rows}
             getKey={getKey}
+            getAliases={getAliases}
             estimate={estimateRow}
             render={render}
             rowProps={rowProps}
