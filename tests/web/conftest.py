@@ -98,8 +98,16 @@ class Browsing:
     contexts: list[BrowserContext] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
-    def page(self, token: str | None = None, path: str = "/", *, signed_in: bool = True) -> Page:
-        context = new_context(self.browser, self.server.url)
+    def page(
+        self,
+        token: str | None = None,
+        path: str = "/",
+        *,
+        signed_in: bool = True,
+        phone: bool = False,
+    ) -> Page:
+        """A page at ``path``; with ``phone``, on an emulated touch phone at 390×844."""
+        context = new_context(self.browser, self.server.url, phone=phone)
         self.contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(ACTION_TIMEOUT_MS)

@@ -31,8 +31,14 @@ def test_a_server_error_is_shown_with_its_code(browsing: Browsing, tmp_path: Pat
 
 def test_an_unknown_session_says_so(browsing: Browsing) -> None:
     page = browsing.page(path="/sessions/ses_does_not_exist")
-    expect(page.get_by_test_id("error-banner")).to_contain_text("session_not_found")
+    banner = page.get_by_test_id("error-banner")
+    expect(banner).to_contain_text("session_not_found")
     expect(page.get_by_test_id("nav-sessions")).to_be_visible()
+    # The server's hint is for every client ("List sessions with `openinspect sessions list`");
+    # the web app says what to do in the web app, without CLI advice or raw backticks.
+    expect(banner.get_by_test_id("error-hint")).to_contain_text("Pick a session from the session list")
+    expect(banner).not_to_contain_text("openinspect sessions")
+    expect(banner).not_to_contain_text("`")
 
 
 def test_a_wrong_token_is_refused_at_sign_in(browsing: Browsing) -> None:

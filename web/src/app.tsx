@@ -1,5 +1,6 @@
 // The shell: auth gate, top bar, routes, error banner, command palette.
 import { useCallback, useEffect, useState } from 'preact/hooks';
+import { isTouch } from './lib/device';
 import { auth } from './api/client';
 import type { User } from './api/types';
 import { endpoints } from './api/endpoints';
@@ -104,6 +105,7 @@ function TopBar({ route, onSignOut }: { route: string; onSignOut(): void }) {
   const me = useStore(me$);
   const [theme, setTheme] = useState(currentTheme);
   const mac = /Mac|iPhone|iPad/.test(navigator.platform || navigator.userAgent);
+  const touch = isTouch();
   return (
     <header class="topbar">
       <a class="skip" href="#main">
@@ -129,7 +131,8 @@ function TopBar({ route, onSignOut }: { route: string; onSignOut(): void }) {
       </nav>
       <div class="spacer" />
       <button type="button" class="kbd-button" onClick={() => paletteOpen$.set(true)} aria-label="Open the command palette">
-        <span class="hide-narrow">Search or run…</span> <kbd>{mac ? '⌘' : 'Ctrl'} K</kbd>
+        <span class="hide-narrow">Search or run…</span>{' '}
+        {touch ? <span aria-hidden="true">⌕</span> : <kbd>{mac ? '⌘' : 'Ctrl'} K</kbd>}
       </button>
       <button
         type="button"

@@ -44,6 +44,13 @@ export interface CurrentSession {
   title: string;
   running: boolean;
   stop(): void;
+  branch: string | null;
+  /** Open the Changes panel. */
+  openChanges(): void;
+  /** Open the pull request dialog; null when this session cannot have a PR (yet). */
+  createPr: (() => void) | null;
+  /** "Create PR" or "Update PR". */
+  prLabel: string;
 }
 export const currentSession$ = createStore<CurrentSession | null>(null);
 

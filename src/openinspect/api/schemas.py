@@ -61,6 +61,22 @@ class SessionCreated(BaseModel):
 class LastPrompt(BaseModel):
     status: str
     error_code: str | None = None
+    error_message: str | None = Field(
+        default=None, description="The first line of the error, when the prompt failed."
+    )
+
+
+class DiffStat(BaseModel):
+    files: int
+    additions: int
+    deletions: int
+
+
+class PullSummary(BaseModel):
+    number: int
+    url: str
+    state: str
+    draft: bool
 
 
 class SessionList(BaseModel):
@@ -70,6 +86,17 @@ class SessionList(BaseModel):
     )
     last_prompts: dict[str, LastPrompt] = Field(
         default_factory=dict, description="How each session's newest prompt ended, by session id."
+    )
+    repo_names: dict[str, str] = Field(
+        default_factory=dict, description="The registered name of each listed repo, by repo id."
+    )
+    diff_stats: dict[str, DiffStat] = Field(
+        default_factory=dict,
+        description="Each session's branch against its base, by session id, when it is known "
+        "(sessions whose branch was never pushed or not yet looked at are left out).",
+    )
+    pulls: dict[str, PullSummary] = Field(
+        default_factory=dict, description="Each session's newest pull request, by session id."
     )
 
 
@@ -90,6 +117,14 @@ class PullRequestCreate(BaseModel):
 
 class PullRequestList(BaseModel):
     pull_requests: list[PullRequestRecord]
+    can_open: bool = Field(
+        default=True,
+        description="Whether this session can open a pull request at all (a GitHub repo, with "
+        "GitHub configured on the server).",
+    )
+    cannot_open_reason: str | None = Field(
+        default=None, description="Why it cannot, when it cannot."
+    )
 
 
 class DiffFileOut(BaseModel):

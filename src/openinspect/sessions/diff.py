@@ -20,16 +20,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from openinspect.domain.models import Session
-from openinspect.errors import GitError
+from openinspect.errors import GitError, OpenInspectError
 from openinspect.sessions.git import ensure_mirror, git, git_env, mirror_path
 
 FETCH_INTERVAL_S = 5.0
+LIST_COMPUTE_MAX = 4
+"""Diffs a session list request may compute (the rest come from the cache, or later polls)."""
 GIT_DIFF_TIMEOUT_S = 60.0
 FILE_PATCH_MAX_BYTES = 256 * 1024
 TOTAL_PATCH_MAX_BYTES = 2 * 1024 * 1024
@@ -110,6 +112,7 @@ class SessionDiffs:
         self._interval_s = fetch_interval_s
         self._clock = clock
         self._cache: dict[str, _Cached] = {}
+        self._failed: dict[str, int] = {}  # session id → last_seq its diff last failed at
         self._session_locks: dict[str, asyncio.Lock] = {}
         self._mirror_locks: dict[Path, asyncio.Lock] = {}
 
@@ -137,6 +140,37 @@ class SessionDiffs:
                 diff = await _compute(mirror, session, *tips)
             self._cache[session.id] = _Cached(tips, now, session.last_seq, diff)
             return diff
+
+    async def for_list(
+        self, sessions: Sequence[Session], *, compute_max: int = LIST_COMPUTE_MAX
+    ) -> dict[str, BranchDiff]:
+        """The diffs a session list shows as a stat, by session id: cached ones, plus up to
+        ``compute_max`` computed now for sessions never looked at, or idle ones whose log moved
+        since (a running session keeps its last stat until it stops). A session whose diff
+        fails (its origin is gone) is not retried until its log moves."""
+        out: dict[str, BranchDiff] = {}
+        todo: list[Session] = []
+        for session in sessions:
+            cached = self._cache.get(session.id)
+            if cached is not None:
+                out[session.id] = cached.diff
+            stale = cached is None or (
+                cached.last_seq != session.last_seq and session.status != "active"
+            )
+            if stale and self._failed.get(session.id) != session.last_seq:
+                todo.append(session)
+        results = await asyncio.gather(
+            *(self.get(s) for s in todo[:compute_max]), return_exceptions=True
+        )
+        for session, result in zip(todo, results, strict=False):
+            if isinstance(result, BranchDiff):
+                out[session.id] = result
+                self._failed.pop(session.id, None)
+            elif isinstance(result, OpenInspectError):
+                self._failed[session.id] = session.last_seq
+            elif isinstance(result, BaseException):
+                raise result
+        return out
 
 
 async def _tips(

@@ -20,7 +20,7 @@ from openinspect.domain.models import (
     Session,
     User,
 )
-from openinspect.errors import InvalidInput, NotConfigured
+from openinspect.errors import InvalidInput, NotConfigured, OpenInspectError
 from openinspect.scm.base import PullRequest, RepoRef, parse_repo_url
 from openinspect.scm.github import GitHub
 from openinspect.sessions.eventlog import EventLog
@@ -70,6 +70,16 @@ class PullRequests:
                 hint="Start the session on a GitHub repo (https://github.com/owner/name)",
             )
         return repo
+
+    def cannot_open_reason(self, session: Session) -> str | None:
+        """Why ``session`` can never open a pull request (not a GitHub repo, or GitHub is not
+        configured), or None when it can: clients hide the action instead of offering an error."""
+        try:
+            self.repo_of(session)
+            self._client()
+        except OpenInspectError as exc:
+            return str(exc)
+        return None
 
     def _client(self) -> GitHub:
         if self._github is None:

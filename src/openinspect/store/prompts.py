@@ -83,9 +83,11 @@ class PromptStore:
             rows = (await conn.execute(query.order_by(prompts.c.created_at, prompts.c.id))).all()
         return [_prompt(r) for r in rows]
 
-    async def last_outcomes(self, session_ids: Sequence[str]) -> dict[str, tuple[str, str | None]]:
-        """The status and error code of each session's newest prompt (sessions with none are
-        left out): what a session list needs to say "needs attention"."""
+    async def last_outcomes(
+        self, session_ids: Sequence[str]
+    ) -> dict[str, tuple[str, str | None, str | None]]:
+        """The status, error code and error message of each session's newest prompt (sessions
+        with none are left out): what a session list needs to say how each session ended."""
         if not session_ids:
             return {}
         newest = (
@@ -94,7 +96,9 @@ class PromptStore:
             .group_by(prompts.c.session_id)
             .subquery()
         )
-        query = sa.select(prompts.c.session_id, prompts.c.status, prompts.c.error_code).join(
+        query = sa.select(
+            prompts.c.session_id, prompts.c.status, prompts.c.error_code, prompts.c.error_message
+        ).join(
             newest,
             sa.and_(
                 prompts.c.session_id == newest.c.session_id, prompts.c.created_at == newest.c.at
@@ -102,7 +106,7 @@ class PromptStore:
         )
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return {row.session_id: (row.status, row.error_code) for row in rows}
+        return {row.session_id: (row.status, row.error_code, row.error_message) for row in rows}
 
     async def unfinished(self, session_id: str) -> list[Prompt]:
         """Running and queued prompts, in queue order."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,6 +38,20 @@ class PullRequestStore:
         )
         async with self._engine.connect() as conn:
             return [_record(r) for r in (await conn.execute(query)).all()]
+
+    async def newest_for_sessions(self, session_ids: Sequence[str]) -> dict[str, PullRequestRecord]:
+        """Each listed session's newest pull request (sessions with none are left out): what a
+        session list shows as its PR state."""
+        if not session_ids:
+            return {}
+        query = (
+            pull_requests.select()
+            .where(pull_requests.c.session_id.in_(session_ids))
+            .order_by(pull_requests.c.created_at)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {row.session_id: _record(row) for row in rows}  # the newest wins
 
     async def by_number(self, repo: str, number: int) -> PullRequestRecord | None:
         query = pull_requests.select().where(

@@ -30,6 +30,8 @@ LAUNCH_ARGS = (
     "--disable-sync",
 )
 VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
+PHONE_VIEWPORT: ViewportSize = {"width": 390, "height": 844}
+"""A phone (an iPhone 12–15's CSS pixels), emulated with touch and a mobile viewport."""
 WEB_DIST = Path(__file__).resolve().parent.parent / "web" / "dist"
 
 
@@ -68,9 +70,24 @@ def launch_chromium() -> Iterator[Browser]:
 
 
 def new_context(
-    browser: Browser, base_url: str, *, color_scheme: Literal["light", "dark"] = "dark"
+    browser: Browser,
+    base_url: str,
+    *,
+    color_scheme: Literal["light", "dark"] = "dark",
+    phone: bool = False,
 ) -> BrowserContext:
-    """A fresh browser profile (its own storage) at the desktop size of the screenshots."""
+    """A fresh browser profile (its own storage) at the desktop size of the screenshots, or
+    with ``phone`` a touch phone at 390×844 (no hover, coarse pointer, mobile viewport)."""
+    if phone:
+        return browser.new_context(
+            base_url=base_url,
+            viewport=PHONE_VIEWPORT,
+            device_scale_factor=3,
+            is_mobile=True,
+            has_touch=True,
+            color_scheme=color_scheme,
+            reduced_motion="reduce",
+        )
     return browser.new_context(
         base_url=base_url,
         viewport=VIEWPORT,

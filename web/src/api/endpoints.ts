@@ -69,7 +69,10 @@ export const endpoints = {
     api.post<Repo>('/api/repos', body),
   models: () => api.get<ModelList>('/api/models'),
   pullRequests: (id: string, signal?: AbortSignal) =>
-    api.get<{ pull_requests: PullRequest[] }>(`/api/sessions/${enc(id)}/pull-requests`, { signal }),
+    api.get<{ pull_requests: PullRequest[]; can_open?: boolean; cannot_open_reason?: string | null }>(
+      `/api/sessions/${enc(id)}/pull-requests`,
+      { signal },
+    ),
   openPullRequest: (id: string, body: PullRequestBody) =>
     api.post<PullRequest>(`/api/sessions/${enc(id)}/pull-request`, body),
   tokens: () => api.get<{ tokens: ApiToken[] }>('/api/tokens'),

@@ -100,12 +100,33 @@ export interface Author {
 export interface LastPrompt {
   status: string;
   error_code: string | null;
+  /** The first line of the error, when the prompt failed. */
+  error_message?: string | null;
+}
+
+export interface DiffStat {
+  files: number;
+  additions: number;
+  deletions: number;
+}
+
+export interface PullSummary {
+  number: number;
+  url: string;
+  state: PrState;
+  draft: boolean;
 }
 
 export interface SessionListResponse {
   sessions: Session[];
   creators?: Record<string, Author>;
   last_prompts?: Record<string, LastPrompt>;
+  /** Registered repo names, by repo id. */
+  repo_names?: Record<string, string>;
+  /** Branch against base, by session id, when known. */
+  diff_stats?: Record<string, DiffStat>;
+  /** The newest pull request, by session id. */
+  pulls?: Record<string, PullSummary>;
 }
 
 export interface Repo {

@@ -6,7 +6,9 @@ import { toErrorInfo } from '../api/client';
 import { endpoints } from '../api/endpoints';
 import type { DiffFile, DiffResponse, ErrorInfo } from '../api/types';
 import { type DiffLine, type Hunk, parsePatch, splitRows } from '../lib/diff';
-import { shortSha } from '../lib/format';
+import { escapeHtml } from '../lib/ansi';
+import { plural, shortSha } from '../lib/format';
+import { highlight, languageOfPath } from '../lib/highlight';
 import { InlineError } from './bits';
 
 type Mode = 'unified' | 'split';
@@ -74,6 +76,21 @@ export function DiffPanel(props: {
 
   const files = data?.files ?? [];
   const totals = files.reduce((t, f) => ({ add: t.add + f.additions, del: t.del + f.deletions }), { add: 0, del: 0 });
+  const filesRef = useRef<HTMLDivElement>(null);
+  /** Open a file from the list and bring it into view. */
+  const jumpTo = (path: string) => {
+    setCollapsed((s) => {
+      if (!s.has(path)) return s;
+      const n = new Set(s);
+      n.delete(path);
+      return n;
+    });
+    requestAnimationFrame(() => {
+      const el = Array.from(filesRef.current?.querySelectorAll<HTMLElement>('[data-testid="diff-file"]') ?? []).find((e) => e.dataset.path === path);
+      el?.scrollIntoView({ block: 'start' });
+      el?.querySelector<HTMLElement>('.diff-file-head')?.focus();
+    });
+  };
   const toggle = (path: string) =>
     setCollapsed((s) => {
       const n = new Set(s);
@@ -90,7 +107,7 @@ export function DiffPanel(props: {
           {files.length > 0 && (
             <span class="muted small">
               {' '}
-              {files.length} file{files.length === 1 ? '' : 's'} <span class="add">+{totals.add}</span>{' '}
+              {plural(files.length, 'file')} <span class="add">+{totals.add}</span>{' '}
               <span class="del">−{totals.del}</span>
             </span>
           )}
@@ -120,7 +137,7 @@ export function DiffPanel(props: {
           <span class={loading ? 'spin' : ''}>↻</span>
         </button>
         {props.onClose && (
-          <button type="button" class="icon-button" aria-label="Hide changes" title="Hide" onClick={props.onClose}>
+          <button type="button" class="icon-button" data-testid="changes-close" aria-label="Hide changes" title="Hide" onClick={props.onClose}>
             ×
           </button>
         )}
@@ -136,7 +153,30 @@ export function DiffPanel(props: {
       {data && files.length === 0 && <p class="muted empty">No changes pushed yet.</p>}
       {!data && !error && <p class="muted empty">Loading changes…</p>}
       {data?.truncated && <p class="muted small">The diff is too large: some files are not shown.</p>}
-      <div class="diff-files">
+      {files.length > 1 && (
+        <nav class="diff-file-list" data-testid="diff-file-list" aria-label="Changed files">
+          <ul>
+            {files.map((f) => (
+              <li key={f.path}>
+                <button
+                  type="button"
+                  class="link-button diff-file-link"
+                  data-testid="diff-file-link"
+                  data-path={f.path}
+                  onClick={() => jumpTo(f.path)}
+                  title={`Show ${f.path}`}
+                >
+                  <span class={`file-status fs-${f.status}`}>{f.status[0]!.toUpperCase()}</span>
+                  <span class="mono path">{f.path}</span>
+                  <span class="add">+{f.additions}</span>
+                  <span class="del">−{f.deletions}</span>
+                </button>
+              </li>
+            ))}
+          </ul>
+        </nav>
+      )}
+      <div class="diff-files" ref={filesRef}>
         {files.map((f) => (
           <FileDiff key={f.path} file={f} mode={mode} open={!collapsed.has(f.path)} onToggle={() => toggle(f.path)} />
         ))}
@@ -148,6 +188,7 @@ export function DiffPanel(props: {
 const FileDiff = memo(function FileDiff(props: { file: DiffFile; mode: Mode; open: boolean; onToggle(): void }) {
   const { file, mode, open } = props;
   const hunks = useMemo(() => parsePatch(file.patch), [file.patch]);
+  const lang = hunks.reduce((n, h) => n + h.lines.length, 0) <= HIGHLIGHT_MAX_LINES ? languageOfPath(file.path) : null;
   return (
     <div class="diff-file" data-testid="diff-file" data-path={file.path}>
       <button type="button" class="diff-file-head" aria-expanded={open} onClick={props.onToggle}>
@@ -171,9 +212,9 @@ const FileDiff = memo(function FileDiff(props: { file: DiffFile; mode: Mode; ope
           ) : hunks.length === 0 ? (
             <p class="muted small">{file.status === 'renamed' ? 'Renamed without changes' : 'No textual changes'}</p>
           ) : mode === 'unified' ? (
-            <Unified hunks={hunks} />
+            <Unified hunks={hunks} lang={lang} />
           ) : (
-            <Split hunks={hunks} />
+            <Split hunks={hunks} lang={lang} />
           )}
           {file.truncated && <p class="muted small">This file's diff was truncated by the server.</p>}
         </div>
@@ -184,7 +225,16 @@ const FileDiff = memo(function FileDiff(props: { file: DiffFile; mode: Mode; ope
 
 const SIGN: Record<DiffLine['kind'], string> = { add: '+', del: '-', ctx: ' ', note: '' };
 
-function Unified({ hunks }: { hunks: Hunk[] }) {
+/** Files with more diff lines than this are shown without syntax colour (it costs per line). */
+const HIGHLIGHT_MAX_LINES = 4000;
+
+/** One line of code, coloured by the file's language (each line on its own: a construct that
+ * spans lines, like a long string, may be coloured only on its first line). */
+function Code({ text, lang }: { text: string; lang: string | null }) {
+  return <span class="code-text" dangerouslySetInnerHTML={{ __html: lang ? highlight(text, lang) : escapeHtml(text) }} />;
+}
+
+function Unified({ hunks, lang }: { hunks: Hunk[]; lang: string | null }) {
   return (
     <table class="diff-table unified mono">
       {hunks.map((h, hi) => (
@@ -198,7 +248,7 @@ function Unified({ hunks }: { hunks: Hunk[] }) {
               <td class="ln">{l.newNo ?? ''}</td>
               <td class="code">
                 <span class="sign">{SIGN[l.kind]}</span>
-                {l.text}
+                {l.kind === 'note' ? l.text : <Code text={l.text} lang={lang} />}
               </td>
             </tr>
           ))}
@@ -208,7 +258,7 @@ function Unified({ hunks }: { hunks: Hunk[] }) {
   );
 }
 
-function Split({ hunks }: { hunks: Hunk[] }) {
+function Split({ hunks, lang }: { hunks: Hunk[]; lang: string | null }) {
   return (
     <table class="diff-table split mono">
       {hunks.map((h, hi) => (
@@ -219,9 +269,9 @@ function Split({ hunks }: { hunks: Hunk[] }) {
           {splitRows(h.lines).map((r, i) => (
             <tr key={i}>
               <td class="ln">{r.left?.oldNo ?? ''}</td>
-              <td class={`code half ${r.left ? `d-${r.left.kind}` : 'd-empty'}`}>{r.left?.text ?? ''}</td>
+              <td class={`code half ${r.left ? `d-${r.left.kind}` : 'd-empty'}`}>{r.left ? <Code text={r.left.text} lang={lang} /> : ''}</td>
               <td class="ln">{r.right?.newNo ?? ''}</td>
-              <td class={`code half ${r.right ? `d-${r.right.kind}` : 'd-empty'}`}>{r.right?.text ?? ''}</td>
+              <td class={`code half ${r.right ? `d-${r.right.kind}` : 'd-empty'}`}>{r.right ? <Code text={r.right.text} lang={lang} /> : ''}</td>
             </tr>
           ))}
         </tbody>

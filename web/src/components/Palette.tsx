@@ -8,7 +8,7 @@ import { repoLabel } from '../lib/format';
 import { toggleTheme } from '../lib/prefs';
 import { useStore } from '../lib/store';
 import { navigate } from '../router';
-import { currentSession$, paletteOpen$, sessions$, shownTitle, titles$ } from '../state';
+import { currentSession$, paletteOpen$, reportError, sessions$, shownTitle, titles$ } from '../state';
 
 interface Entry {
   id: string;
@@ -16,6 +16,15 @@ interface Entry {
   hint: string;
   group: 'Actions' | 'Sessions';
   run(): void;
+}
+
+/** Copy to the clipboard; a failure (no permission, an insecure page) is reported, not silent. */
+async function copyText(text: string): Promise<void> {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    reportError({ code: 'copy_failed', message: `Could not copy to the clipboard: ${text}`, hint: 'Select the branch name in the header and copy it' });
+  }
 }
 
 export function Palette({ onSignOut }: { onSignOut(): void }) {
@@ -62,8 +71,15 @@ function PaletteDialog({ onSignOut }: { onSignOut(): void }) {
       { id: 'tokens', label: 'API tokens', hint: 'Create or revoke tokens for scripts', group: 'Actions', run: () => navigate('/settings/tokens') },
       { id: 'theme', label: 'Toggle theme', hint: 'Dark / light', group: 'Actions', run: () => void toggleTheme() },
     ];
-    if (current?.running)
-      actions.push({ id: 'stop', label: 'Stop current session', hint: current.title, group: 'Actions', run: current.stop });
+    if (current) {
+      if (current.running)
+        actions.unshift({ id: 'stop', label: 'Stop the running prompt', hint: current.title, group: 'Actions', run: current.stop });
+      actions.unshift({ id: 'changes', label: 'Open changes', hint: current.title, group: 'Actions', run: current.openChanges });
+      if (current.createPr) actions.unshift({ id: 'pr', label: current.prLabel, hint: current.title, group: 'Actions', run: current.createPr });
+      const branch = current.branch;
+      if (branch)
+        actions.push({ id: 'branch', label: 'Copy branch name', hint: branch, group: 'Actions', run: () => void copyText(branch) });
+    }
     actions.push({ id: 'signout', label: 'Sign out', hint: 'Forget the token in this tab', group: 'Actions', run: onSignOut });
     const sess: Entry[] = (sessions ?? []).map((s) => ({
       id: `s:${s.id}`,
@@ -143,6 +159,7 @@ function PaletteDialog({ onSignOut }: { onSignOut(): void }) {
                   aria-selected={i === active}
                   class={`palette-item ${i === active ? 'active' : ''}`}
                   data-testid="palette-item"
+                  data-action={e.id}
                   onMouseMove={() => setActive(i)}
                   onClick={() => runAt(i)}
                 >

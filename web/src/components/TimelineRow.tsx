@@ -9,10 +9,10 @@ import type {
   SandboxStatus,
 } from '../api/types';
 import { ansiToHtml, escapeHtml, stripAnsi } from '../lib/ansi';
-import { duration, modelLabel, relativeTime, shortSha, usd } from '../lib/format';
+import { duration, modelLabel, plural, relativeTime, shortSha, usd } from '../lib/format';
 import { renderMarkdown } from '../lib/markdown';
-import type { Item, LogsItem, PromptEndItem, PromptItem, ToolItem } from '../timeline/reduce';
-import { Avatar, StatusDot } from './bits';
+import type { Item, PromptEndItem, PromptItem, SandboxItem, ToolItem } from '../timeline/reduce';
+import { Avatar, Hint, StatusDot } from './bits';
 
 export interface RowProps {
   item: Item;
@@ -21,6 +21,9 @@ export interface RowProps {
   onToggle(key: string): void;
   onShowAll(key: string): void;
   sessionModel: string;
+  /** For a prompt's end: its turn is folded into the footer. */
+  collapsed: boolean;
+  onCollapse(promptId: string): void;
 }
 
 export const TimelineRow = memo(
@@ -30,7 +33,7 @@ export const TimelineRow = memo(
       case 'prompt':
         return <PromptRow item={item} sessionModel={props.sessionModel} />;
       case 'prompt-finished':
-        return <PromptEnd item={item} />;
+        return <PromptEnd item={item} collapsed={props.collapsed} onCollapse={props.onCollapse} />;
       case 'agent-text':
         return (
           <div
@@ -66,13 +69,18 @@ export const TimelineRow = memo(
         );
       case 'tool':
         return <ToolCard {...props} item={item} />;
-      case 'sandbox-log':
-        return <BootLogs item={item} open={props.open} onToggle={props.onToggle} />;
+      case 'sandbox':
+        return <SandboxLine item={item} open={props.open} onToggle={props.onToggle} />;
       case 'event':
         return <EventRow event={item.event} />;
     }
   },
-  (a, b) => a.item === b.item && a.open === b.open && a.showAll === b.showAll && a.sessionModel === b.sessionModel,
+  (a, b) =>
+    a.item === b.item &&
+    a.open === b.open &&
+    a.showAll === b.showAll &&
+    a.sessionModel === b.sessionModel &&
+    a.collapsed === b.collapsed,
 );
 
 function PromptRow({ item, sessionModel }: { item: PromptItem; sessionModel: string }) {
@@ -96,22 +104,55 @@ function PromptRow({ item, sessionModel }: { item: PromptItem; sessionModel: str
   );
 }
 
-function PromptEnd({ item }: { item: PromptEndItem }) {
-  const took = item.durationMs != null ? ` in ${duration(item.durationMs)}` : '';
-  if (item.status === 'success')
-    return <div class="turn-end ok">✓ Done{took}</div>;
-  if (item.status === 'stopped') return <div class="turn-end warn">■ Stopped{took}</div>;
+function PromptEnd({ item, collapsed, onCollapse }: { item: PromptEndItem; collapsed: boolean; onCollapse(promptId: string): void }) {
+  // The duration is in the footer ("worked for …"), once.
+  let head;
+  if (item.status === 'success') head = <span class="turn-word">✓ Done</span>;
+  else if (item.status === 'stopped') head = <span class="turn-word">■ Stopped</span>;
+  else
+    head = (
+      <span class="turn-word">
+        ✗ Prompt {item.status}
+        {item.error && (
+          <span>
+            {' '}
+            — {item.error.message} <span class="muted small">({item.error.code})</span>
+            <span class="muted">
+              <Hint hint={item.error.hint} code={item.error.code} />
+            </span>
+          </span>
+        )}
+      </span>
+    );
+  const tone = item.status === 'success' ? 'ok' : item.status === 'stopped' ? 'warn' : 'bad';
+  const worked = `worked for ${duration(item.durationMs ?? 0) || '0 s'} · ${plural(item.toolCalls, 'tool call')}`;
+  const u = item.usage;
   return (
-    <div class="turn-end bad">
-      ✗ Prompt {item.status}
-      {took}
-      {item.error && (
-        <span>
-          {' '}
-          — <code>{item.error.code}</code> {item.error.message}
-          {item.error.hint && <span class="muted"> ({item.error.hint})</span>}
-        </span>
-      )}
+    <div class={`turn-end ${tone}`} data-testid="turn-end">
+      {head}
+      <div class="turn-foot muted small">
+        {item.hideable > 0 ? (
+          <button
+            type="button"
+            class="link-button muted small"
+            data-testid="turn-collapse"
+            aria-expanded={!collapsed}
+            onClick={() => onCollapse(item.promptId)}
+            title={collapsed ? 'Show the steps of this turn' : 'Fold the steps of this turn into this line'}
+          >
+            {collapsed ? '▸' : '▾'} {worked}
+          </button>
+        ) : (
+          <span data-testid="turn-worked">{worked}</span>
+        )}
+        {u && (
+          <span class="turn-usage" data-testid="turn-usage" title={`session total ${usd(u.totalCostUsd)}`}>
+            {' '}
+            · {modelLabel(u.model)} · {u.inputTokens.toLocaleString()} in / {u.outputTokens.toLocaleString()} out ·{' '}
+            {usd(u.costUsd)}
+          </span>
+        )}
+      </div>
     </div>
   );
 }
@@ -187,7 +228,12 @@ function ToolCard(props: RowProps & { item: ToolItem }) {
         <div class="tool-body">
           {item.args && <ToolArgs item={item} />}
           {r ? (
-            <ToolOutput output={r.output} tail={item.tool === 'bash'} showAll={showAll} onShowAll={() => props.onShowAll(item.key)} />
+            <ToolOutput
+              output={r.exit_code != null ? withoutExitFooter(r.output) : r.output}
+              tail={item.tool === 'bash'}
+              showAll={showAll}
+              onShowAll={() => props.onShowAll(item.key)}
+            />
           ) : (
             <div class="muted small">{item.interrupted ? 'The prompt ended before this call returned.' : 'Waiting for output…'}</div>
           )}
@@ -201,9 +247,13 @@ function ToolCard(props: RowProps & { item: ToolItem }) {
 function ToolArgs({ item }: { item: ToolItem }) {
   const a = item.args!;
   if (item.tool === 'bash') {
+    // The whole command, however long: the head line shows only what fits.
     const cmd = typeof a.command === 'string' ? a.command : '';
-    if (!cmd.includes('\n')) return null;
-    return <pre class="tool-args mono">{cmd}</pre>;
+    return (
+      <pre class="tool-args tool-command mono" data-testid="tool-command">
+        $ {cmd}
+      </pre>
+    );
   }
   if (item.tool === 'edit' && typeof a.old === 'string' && typeof a.new === 'string') {
     return (
@@ -221,6 +271,11 @@ function ToolArgs({ item }: { item: ToolItem }) {
     return <pre class="tool-args mono">{a.content.length > 4000 ? `${a.content.slice(0, 4000)}\n…` : a.content}</pre>;
   }
   return <pre class="tool-args mono">{JSON.stringify(a, null, 2)}</pre>;
+}
+
+/** The bash tool ends its output with "[exit code N]" for the model; the card shows it once. */
+export function withoutExitFooter(output: string): string {
+  return output.replace(/\n?\[exit code -?\d+\]\n?$/, '');
 }
 
 function ToolOutput(props: { output: string; tail: boolean; showAll: boolean; onShowAll(): void }) {
@@ -255,17 +310,30 @@ function ToolOutput(props: { output: string; tail: boolean; showAll: boolean; on
   );
 }
 
-// ---- boot logs ----------------------------------------------------------------------------------
+// ---- the sandbox line ---------------------------------------------------------------------------
 
-function BootLogs({ item, open, onToggle }: { item: LogsItem; open: boolean; onToggle(key: string): void }) {
+function SandboxLine({ item, open, onToggle }: { item: SandboxItem; open: boolean; onToggle(key: string): void }) {
   const last = item.lines[item.lines.length - 1];
+  const busy = item.status === null || item.status === 'booting' || item.status === 'warming' || item.status === 'snapshotting';
   return (
-    <div class="boot-logs" data-testid="boot-logs">
-      <button type="button" class="link-button muted" aria-expanded={open} onClick={() => onToggle(item.key)}>
-        {open ? '▾' : '▸'} Sandbox setup log · {item.lines.length} line{item.lines.length === 1 ? '' : 's'}
-        {item.outcome ? ` · ${item.outcome}` : ' · running'}
-        {!open && last && <span class="mono small log-last"> {stripAnsi(last.line).slice(0, 120)}</span>}
-      </button>
+    <div class="sandbox-line" data-testid="sandbox-line" data-status={item.status ?? 'booting'}>
+      <div class="event-line muted small">
+        <StatusDot kind="sandbox" status={item.status ?? 'booting'} /> {sandboxLabel(item.status ?? 'booting')}
+        {item.message && <span> — {item.message}</span>}
+        {item.lines.length > 0 && (
+          <button
+            type="button"
+            class="link-button muted small"
+            data-testid="boot-logs"
+            aria-expanded={open}
+            onClick={() => onToggle(item.key)}
+          >
+            {' '}
+            · {open ? '▾' : '▸'} setup log, {plural(item.lines.length, 'line')}
+          </button>
+        )}
+        {!open && busy && last && <span class="mono small log-last"> {stripAnsi(last.line).slice(0, 120)}</span>}
+      </div>
       {open && (
         <pre
           class="tool-output mono"
@@ -326,14 +394,16 @@ function EventRow({ event: e }: { event: DurableEvent }) {
     case 'warning':
       return (
         <div class="event-line warn" data-testid="event-warning">
-          <span class="ev-icon" aria-hidden="true">⚠</span> <code>{e.code}</code> {e.message}
+          <span class="ev-icon" aria-hidden="true">⚠</span> {e.message} <span class="muted small">({e.code})</span>
         </div>
       );
     case 'error':
       return (
         <div class="event-line bad" data-testid="event-error">
-          <span class="ev-icon" aria-hidden="true">✗</span> <code>{e.code}</code> {e.message}
-          {e.hint && <span class="muted"> — {e.hint}</span>}
+          <span class="ev-icon" aria-hidden="true">✗</span> {e.message} <span class="muted small">({e.code})</span>
+          <span class="muted">
+            <Hint hint={e.hint} code={e.code} />
+          </span>
         </div>
       );
     case 'usage':

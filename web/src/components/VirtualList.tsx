@@ -11,6 +11,8 @@ import { useCallback, useLayoutEffect, useMemo, useReducer, useRef, useState } f
 export interface VirtualListProps<T> {
   items: readonly T[];
   getKey(item: T): string;
+  /** Keys an item had before (its key changed when older rows arrived): keeps the scroll anchor. */
+  getAliases?(item: T): readonly string[] | undefined;
   estimate(item: T): number;
   render(item: T): VNode;
   /** Rendered above the rows inside the scroller (e.g. "load older"). */
@@ -31,6 +33,10 @@ export interface VirtualListProps<T> {
 
 const BOTTOM_SLACK = 48;
 const NEAR_TOP = 600;
+/** Re-renders for re-measured rows allowed in one frame. Past it the next one waits a frame, so
+ * rows whose heights never settle (two rows measured as one, a height that depends on its own
+ * position) cost a render per frame instead of hanging the tab. */
+const MAX_PASSES_PER_FRAME = 8;
 
 export function VirtualList<T>(props: VirtualListProps<T>) {
   const { items, getKey, estimate, overscan = 800 } = props;
@@ -42,13 +48,38 @@ export function VirtualList<T>(props: VirtualListProps<T>) {
   const [viewport, setViewport] = useState({ top: 0, height: 0 });
   const stick = useRef(true);
   const anchor = useRef<{ key: string; delta: number } | null>(null);
+  const passes = useRef({ n: 0, frame: false, deferred: false });
+
+  /** Re-render after a measurement, within this frame's budget or else on the next frame. */
+  const remeasured = useCallback(() => {
+    const p = passes.current;
+    if (!p.frame) {
+      p.frame = true;
+      requestAnimationFrame(() => {
+        p.n = 0;
+        p.frame = false;
+      });
+    }
+    if (++p.n <= MAX_PASSES_PER_FRAME) return bump(0);
+    if (p.deferred) return;
+    p.deferred = true;
+    requestAnimationFrame(() => {
+      p.deferred = false;
+      bump(0);
+    });
+  }, []);
 
   const keys = useMemo(() => items.map(getKey), [items, getKey]);
+  const { getAliases } = props;
   const indexOf = useMemo(() => {
     const m = new Map<string, number>();
     keys.forEach((k, i) => m.set(k, i));
+    if (getAliases)
+      items.forEach((item, i) => {
+        for (const a of getAliases(item) ?? []) if (!m.has(a)) m.set(a, i);
+      });
     return m;
-  }, [keys]);
+  }, [keys, items, getAliases]);
   const offsets = useMemo(() => {
     const out = new Float64Array(items.length + 1);
     const cache = heights.current;
@@ -107,9 +138,9 @@ export function VirtualList<T>(props: VirtualListProps<T>) {
       typeof ResizeObserver === 'undefined'
         ? null
         : new ResizeObserver(() => {
-            if (measure()) bump(0);
+            if (measure()) remeasured();
           }),
-    [measure],
+    [measure, remeasured],
   );
 
   useLayoutEffect(() => {
@@ -121,7 +152,7 @@ export function VirtualList<T>(props: VirtualListProps<T>) {
       for (const child of Array.from(rows.children)) observer.observe(child);
     }
     if (measure()) {
-      bump(0); // offsets are stale: render again, then restore the scroll position
+      remeasured(); // offsets are stale: render again, then restore the scroll position
       return;
     }
     if (stick.current) {

@@ -3,6 +3,7 @@ import { Component, type ComponentChildren, type JSX } from 'preact';
 import { useState } from 'preact/hooks';
 import type { ErrorInfo } from '../api/types';
 import { hueOf, initials } from '../lib/format';
+import { webHint } from '../lib/hints';
 import { useStore } from '../lib/store';
 import { navigate } from '../router';
 import { dismissError, errors$ } from '../state';
@@ -103,12 +104,24 @@ export function StatusDot(props: { status: string; kind?: string; label?: string
   );
 }
 
+/** An error's hint, phrased for the web (no CLI advice, no raw backticks); nothing if none fits. */
+export function Hint({ hint, code }: { hint: string | null | undefined; code: string | null | undefined }) {
+  const parts = webHint(code, hint);
+  if (!parts) return null;
+  return (
+    <span class="error-hint" data-testid="error-hint">
+      {' — '}
+      {parts.map((p, i) => (p.code ? <code key={i}>{p.text}</code> : <span key={i}>{p.text}</span>))}
+    </span>
+  );
+}
+
 /** {code, message, hint} as one readable block. */
 export function ErrorText({ error }: { error: ErrorInfo }) {
   return (
     <span class="error-text">
       <code class="error-code">{error.code}</code> <span class="error-message">{error.message}</span>
-      {error.hint && <span class="error-hint"> — {error.hint}</span>}
+      <Hint hint={error.hint} code={error.code} />
     </span>
   );
 }

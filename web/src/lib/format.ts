@@ -24,14 +24,17 @@ export function duration(ms: number | null | undefined): string {
   return `${m}m ${Math.round(s % 60)}s`;
 }
 
+/** Money, one way everywhere (the CLI prints the same): dollars to four decimals. */
 export function usd(n: number | null | undefined): string {
-  if (n == null) return '$0.00';
-  if (n > 0 && n < 0.01) return `$${n.toFixed(4)}`;
-  return `$${n.toFixed(2)}`;
+  return `$${(Number.isFinite(n) ? (n as number) : 0).toFixed(4)}`;
 }
 
+/** Two letters for an avatar; asides in brackets ("Sam (bot)", "Ada (you)") and punctuation are
+ * not part of a name. */
 export function initials(name: string): string {
-  const parts = name.trim().split(/[\s._@-]+/).filter(Boolean);
+  const words = (s: string) => s.split(/[^\p{L}\p{N}]+/u).filter(Boolean);
+  let parts = words(name.replace(/\([^)]*\)|\[[^\]]*\]/g, ' '));
+  if (parts.length === 0) parts = words(name);
   if (parts.length === 0) return '?';
   if (parts.length === 1) return parts[0]!.slice(0, 2).toUpperCase();
   return (parts[0]![0]! + parts[parts.length - 1]![0]!).toUpperCase();

@@ -17,6 +17,7 @@ import {
   itemType,
   reduce,
   reduceAll,
+  visibleRows,
 } from './reduce';
 
 const SID = 'ses_1';
@@ -274,9 +275,9 @@ describe('resume after reconnect', () => {
     s = reduce(s, ev(E.log(16, 'live')));
     expect(seqs(s)).toEqual(Array.from({ length: 16 }, (_, i) => i + 1));
     expect(s.resumeSeq).toBe(16);
-    const logs = s.rows.filter((r) => r.kind === 'sandbox-log');
+    const logs = s.rows.filter((r) => r.kind === 'sandbox');
     expect(logs).toHaveLength(1);
-    expect(logs[0]!.kind === 'sandbox-log' && logs[0]!.lines.map((l) => l.seq)).toEqual(
+    expect(logs[0]!.kind === 'sandbox' && logs[0]!.lines.map((l) => l.seq)).toEqual(
       Array.from({ length: 16 }, (_, i) => i + 1),
     );
   });
@@ -344,15 +345,55 @@ describe('history pages', () => {
     let tools = s.rows.filter((r) => r.kind === 'tool');
     expect(tools).toHaveLength(1);
     expect(tools[0]).toMatchObject({ args: undefined, status: 'done' });
-    s = reduce(s, { type: 'history-page', events: [E.queued(9, 'p1'), E.call(10, 'p1', 'c1', 'make test')], has_more: false });
+    const before = tools[0]!.key;
+    s = reduce(s, { type: 'history-page', events: [E.queued(8, 'p1'), E.started(9, 'p1'), E.call(10, 'p1', 'c1', 'make test')], has_more: false });
     tools = s.rows.filter((r) => r.kind === 'tool');
     expect(tools).toHaveLength(1);
     expect(tools[0]).toMatchObject({ args: { command: 'make test' }, status: 'done', seq: 10 });
+    // Its key changed (it is keyed by the call's seq now): the old one is an alias, so the
+    // virtual list keeps its scroll anchor on it.
+    expect(tools[0]!.aliases).toContain(before);
     expect(kinds(s)).toEqual(['prompt', 'tool', 'agent-text']);
   });
 });
 
 describe('tool cards', () => {
+  it('two calls sharing a call_id are two rows with unique keys, each with its own result', () => {
+    // Providers and restarted local model servers reuse ids: p1 and p2 both call "call_1".
+    const s = reduce(
+      initialTimeline,
+      subscribed([
+        E.queued(1, 'p1'),
+        E.started(2, 'p1'),
+        E.call(3, 'p1', 'call_1', 'echo one'),
+        E.result(4, 'p1', 'call_1', 0),
+        E.finished(5, 'p1'),
+        E.queued(6, 'p2'),
+        E.started(7, 'p2'),
+        E.call(8, 'p2', 'call_1', 'echo two'),
+        E.call(9, 'p2', 'call_1', 'echo three'),
+        E.result(10, 'p2', 'call_1', 1),
+        E.result(11, 'p2', 'call_1', 0),
+        E.finished(12, 'p2'),
+      ]),
+    );
+    const keys = s.rows.map((r) => r.key);
+    expect(new Set(keys).size).toBe(keys.length);
+    const tools = s.rows.filter((r) => r.kind === 'tool');
+    expect(tools.map((t) => t.kind === 'tool' && [t.seq, t.args?.command, t.result?.seq, t.status])).toEqual([
+      [3, 'echo one', 4, 'done'],
+      [8, 'echo two', 11, 'done'],
+      [9, 'echo three', 10, 'error'],
+    ]);
+  });
+
+  it('a result whose call never came is its own row, and repeats of it do not clash', () => {
+    const s = reduce(initialTimeline, subscribed([E.result(1, 'p1', 'x'), E.result(2, 'p1', 'x'), E.result(3, 'p1', 'x')]));
+    const keys = s.rows.map((r) => r.key);
+    expect(keys).toHaveLength(3);
+    expect(new Set(keys).size).toBe(3);
+  });
+
   it('pairs tool-call with tool-result by call_id, interleaved', () => {
     let s = reduce(initialTimeline, subscribed([E.queued(1, 'p1'), E.started(2, 'p1')]));
     s = reduceAll(s, [
@@ -400,24 +441,103 @@ describe('queue', () => {
     s = reduce(s, ev(E.finished(7, 'p1')));
     s = reduce(s, ev(E.started(8, 'p2')));
     expect(s.queue.map((q) => [q.id, q.status])).toEqual([['p2', 'running']]);
+    // Each prompt is placed where it left the queue: p3 was cancelled (6) before p2 started (8).
     expect(s.rows.filter((r) => r.kind === 'prompt').map((p) => p.kind === 'prompt' && p.status)).toEqual([
       'success',
-      'running',
       'cancelled',
+      'running',
     ]);
   });
 });
 
-describe('boot logs', () => {
-  it('groups sandbox-log lines of one boot, closed by ready', () => {
-    let s = reduce(initialTimeline, subscribed([E.sandbox(1, 'booting'), E.log(2, 'a'), E.queued(3, 'p1'), E.log(4, 'b'), E.sandbox(5, 'ready'), E.log(6, 'c')]));
-    const logs = s.rows.filter((r) => r.kind === 'sandbox-log');
-    expect(logs).toHaveLength(2);
-    expect(logs[0]).toMatchObject({ outcome: 'ready' });
-    expect(logs[0]!.kind === 'sandbox-log' && logs[0]!.lines.map((l) => l.line)).toEqual(['a', 'b']);
-    s = reduce(s, ev(E.log(7, 'd')));
-    const last = s.rows.filter((r) => r.kind === 'sandbox-log')[1]!;
-    expect(last.kind === 'sandbox-log' && last.lines.map((l) => l.line)).toEqual(['c', 'd']);
+describe('the sandbox line', () => {
+  it('is one line that updates in place: status, message and setup log', () => {
+    let s = reduce(initialTimeline, subscribed([E.created(1), E.queued(2, 'p1'), E.sandbox(3, 'booting'), E.log(4, 'a'), E.log(5, 'b')]));
+    let lines = s.rows.filter((r) => r.kind === 'sandbox');
+    expect(lines).toHaveLength(1);
+    const key = lines[0]!.key;
+    expect(lines[0]).toMatchObject({ status: 'booting', seq: 3 });
+    s = reduceAll(s, [ev(E.sandbox(6, 'ready')), ev(E.started(7, 'p1'))]);
+    lines = s.rows.filter((r) => r.kind === 'sandbox');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ key, status: 'ready' });
+    expect(lines[0]!.kind === 'sandbox' && lines[0]!.lines.map((l) => l.line)).toEqual(['a', 'b']);
+    expect(kinds(s)).toEqual(['session-created', 'sandbox-status', 'prompt']);
+  });
+
+  it('a sandbox that stops after a turn and boots again gets a new line', () => {
+    const s = reduce(
+      initialTimeline,
+      subscribed([E.sandbox(1, 'booting'), E.sandbox(2, 'ready'), E.queued(3, 'p1'), E.started(4, 'p1'), E.finished(5, 'p1'), E.sandbox(6, 'booting'), E.sandbox(7, 'ready')]),
+    );
+    const lines = s.rows.filter((r) => r.kind === 'sandbox');
+    expect(lines.map((l) => l.kind === 'sandbox' && [l.seq, l.status])).toEqual([
+      [1, 'ready'],
+      [6, 'ready'],
+    ]);
+  });
+});
+
+describe('a calmer timeline', () => {
+  const turn = [
+    E.queued(1, 'p1'),
+    E.started(2, 'p1'),
+    E.text(3, 'p1', 'a', 'Looking.'),
+    E.call(4, 'p1', 'c1'),
+    E.result(5, 'p1', 'c1'),
+    { ...E.usage(6, 0.01), prompt_id: 'p1' } as DurableEvent,
+    E.call(7, 'p1', 'c2'),
+    E.result(8, 'p1', 'c2'),
+    E.text(9, 'p1', 'b', 'All done.'),
+    { ...E.usage(10, 0.02), prompt_id: 'p1' } as DurableEvent,
+    E.finished(11, 'p1'),
+  ];
+
+  it("rolls a prompt's usage into its footer, not into rows", () => {
+    const s = reduce(initialTimeline, subscribed(turn));
+    expect(kinds(s)).not.toContain('usage');
+    const end = s.rows.find((r) => r.kind === 'prompt-finished');
+    expect(end).toMatchObject({ toolCalls: 2, usage: { inputTokens: 20, outputTokens: 10, costUsd: 0.02, totalCostUsd: 0.02 } });
+  });
+
+  it('usage that lands after the prompt ended still reaches its footer', () => {
+    let s = reduce(initialTimeline, subscribed(turn.slice(0, 5).concat([E.finished(11, 'p1')])));
+    s = reduce(s, { type: 'history-page', events: [{ ...E.usage(12, 0.5), prompt_id: 'p1' } as DurableEvent], has_more: false });
+    expect(s.rows.find((r) => r.kind === 'prompt-finished')).toMatchObject({ usage: { costUsd: 0.01 } });
+  });
+
+  it('a finished turn folds into its footer, keeping the prompt and the final answer', () => {
+    const s = reduce(initialTimeline, subscribed(turn));
+    const end = s.rows.find((r) => r.kind === 'prompt-finished');
+    expect(end).toMatchObject({ hideable: 3 });
+    const folded = visibleRows(s.rows, new Set(['p1']));
+    expect(folded.map(itemType)).toEqual(['prompt', 'agent-text', 'prompt-finished']);
+    expect(folded[1]).toMatchObject({ text: 'All done.' });
+    expect(visibleRows(s.rows, new Set())).toBe(s.rows);
+  });
+
+  it('queued prompts are shown in the queue only, and in the timeline where they start', () => {
+    let s = reduce(initialTimeline, subscribed([E.queued(1, 'p1'), E.started(2, 'p1'), E.call(3, 'p1', 'c1')]));
+    s = reduce(s, ev(E.queued(4, 'p2', BOB, 'next one')));
+    expect(s.rows.filter((r) => r.kind === 'prompt').map((r) => r.kind === 'prompt' && r.promptId)).toEqual(['p1']);
+    expect(s.queue.map((q) => q.id)).toEqual(['p2']);
+    s = reduceAll(s, [ev(E.result(5, 'p1', 'c1')), ev(E.finished(6, 'p1')), ev(E.started(7, 'p2'))]);
+    const rows = s.rows.map((r) => [r.seq, itemType(r)]);
+    expect(rows).toEqual([
+      [2, 'prompt'],
+      [3, 'tool'],
+      [6, 'prompt-finished'],
+      [7, 'prompt'],
+    ]);
+    expect(s.rows[3]).toMatchObject({ content: 'next one', author: BOB, status: 'running' });
+  });
+
+  it('a push of a tip already pushed is not a row', () => {
+    const s = reduce(initialTimeline, subscribed([E.push(1), E.push(2), { ...E.push(3), sha: 'def456' } as DurableEvent]));
+    expect(s.rows.map((r) => [r.seq, itemType(r)])).toEqual([
+      [1, 'git-push'],
+      [3, 'git-push'],
+    ]);
   });
 });
 

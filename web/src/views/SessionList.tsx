@@ -2,10 +2,11 @@
 // unread markers; polled every 3 s while the tab is visible (rows update in place).
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { endpoints } from '../api/endpoints';
-import type { LastPrompt, Session } from '../api/types';
+import type { DiffStat, LastPrompt, PullSummary, Session } from '../api/types';
 import { type Group, groupOf } from '../lib/grouping';
 import { Link, StatusDot } from '../components/bits';
-import { relativeTime, repoLabel } from '../lib/format';
+import { isTouch } from '../lib/device';
+import { plural, relativeTime, repoLabel, usd } from '../lib/format';
 import { type ListFilter, listFilter, markAllSeen, onSeenChange, seenSeq, setListFilter } from '../lib/prefs';
 import { createStore, useStore } from '../lib/store';
 import { learnName, me$, names$, reportError, sessions$, shownTitle, titles$ } from '../state';
@@ -14,6 +15,19 @@ const POLL_MS = 3000;
 
 /** The newest prompt outcome of each listed session, by session id. */
 export const lastPrompts$ = createStore<Record<string, LastPrompt>>({});
+
+/** What else the list says about each session: repo names (by repo id), diff stats and PRs. */
+export interface ListExtras {
+  repoNames: Record<string, string>;
+  diffStats: Record<string, DiffStat>;
+  pulls: Record<string, PullSummary>;
+}
+export const listExtras$ = createStore<ListExtras>({ repoNames: {}, diffStats: {}, pulls: {} });
+
+/** The registered repo name of a session, else a label from its URL. */
+export function sessionRepoName(s: Session, names: Record<string, string>): string {
+  return (s.repo_id && names[s.repo_id]) || repoLabel(s.repo_url);
+}
 
 /** Fetch the list now and every 3 s while visible; shared by the list and the palette. */
 export function useSessionPolling(): void {
@@ -26,11 +40,13 @@ export function useSessionPolling(): void {
       inFlight = ctl;
       endpoints
         .sessions(ctl.signal)
-        .then(({ sessions, creators, last_prompts }) => {
+        .then(({ sessions, creators, last_prompts, repo_names, diff_stats, pulls }) => {
           failures = 0;
           for (const [id, author] of Object.entries(creators ?? {})) learnName(id, author.name);
           const outcomes = last_prompts ?? {};
           if (JSON.stringify(outcomes) !== JSON.stringify(lastPrompts$.get())) lastPrompts$.set(outcomes);
+          const extras: ListExtras = { repoNames: repo_names ?? {}, diffStats: diff_stats ?? {}, pulls: pulls ?? {} };
+          if (JSON.stringify(extras) !== JSON.stringify(listExtras$.get())) listExtras$.set(extras);
           const prev = sessions$.get();
           // No flicker: keep the same array when nothing changed.
           if (!prev || !sameList(prev, sessions)) sessions$.set(sessions);
@@ -66,7 +82,8 @@ function sameList(a: Session[], b: Session[]): boolean {
       x.last_seq !== y.last_seq ||
       x.status !== y.status ||
       x.sandbox_status !== y.sandbox_status ||
-      x.title !== y.title
+      x.title !== y.title ||
+      x.total_cost_usd !== y.total_cost_usd
     )
       return false;
   }
@@ -80,6 +97,7 @@ export function SessionList() {
   const names = useStore(names$);
   const titles = useStore(titles$);
   const lastPrompts = useStore(lastPrompts$);
+  const extras = useStore(listExtras$);
   const [filter, setFilter] = useState<ListFilter>(listFilter);
   const [query, setQuery] = useState('');
   const [, setSeenTick] = useState(0);
@@ -114,9 +132,12 @@ export function SessionList() {
     return (sessions ?? []).filter(
       (s) =>
         (filter === 'all' || s.creator_id === me?.id) &&
-        (!q || shownTitle(s, titles).toLowerCase().includes(q) || s.repo_url.toLowerCase().includes(q)),
+        (!q ||
+          shownTitle(s, titles).toLowerCase().includes(q) ||
+          s.repo_url.toLowerCase().includes(q) ||
+          sessionRepoName(s, extras.repoNames).toLowerCase().includes(q)),
     );
-  }, [sessions, filter, query, me?.id, titles]);
+  }, [sessions, filter, query, me?.id, titles, extras.repoNames]);
 
   const groups: { id: Group; label: string; rows: Session[] }[] = [
     { id: 'running', label: 'Running', rows: [] },
@@ -141,7 +162,7 @@ export function SessionList() {
           type="search"
           class="search"
           data-testid="session-search"
-          placeholder="Search title or repo   /"
+          placeholder={isTouch() ? 'Search title or repo' : 'Search title or repo   /'}
           aria-label="Search sessions by title or repo"
           value={query}
           onInput={(e) => setQuery((e.target as HTMLInputElement).value)}
@@ -181,7 +202,17 @@ export function SessionList() {
               </h2>
               <ul class="rows">
                 {g.rows.map((s) => (
-                  <SessionRow key={s.id} s={s} title={shownTitle(s, titles)} meId={me?.id ?? null} names={names} />
+                  <SessionRow
+                    key={s.id}
+                    s={s}
+                    title={shownTitle(s, titles)}
+                    meId={me?.id ?? null}
+                    names={names}
+                    last={lastPrompts[s.id]}
+                    repoName={sessionRepoName(s, extras.repoNames)}
+                    diff={extras.diffStats[s.id]}
+                    pull={extras.pulls[s.id]}
+                  />
                 ))}
               </ul>
             </section>
@@ -191,8 +222,39 @@ export function SessionList() {
   );
 }
 
-function SessionRow(props: { s: Session; title: string; meId: string | null; names: Record<string, string> }) {
-  const { s, title, meId, names } = props;
+/** How the session's newest prompt ended, in a few words. */
+function outcomeText(s: Session, last: LastPrompt | undefined): { tone: string; text: string } {
+  if (s.status === 'active') return { tone: 'run', text: 'Running…' };
+  if (!last) return { tone: 'muted', text: 'No prompt yet' };
+  switch (last.status) {
+    case 'success':
+      return { tone: 'ok', text: '✓ Done' };
+    case 'stopped':
+      return { tone: 'warn', text: '■ Stopped' };
+    case 'cancelled':
+      return { tone: 'muted', text: 'Cancelled' };
+    case 'queued':
+    case 'running':
+      return { tone: 'run', text: 'Running…' };
+    case 'interrupted':
+      return { tone: 'bad', text: `✗ Interrupted${last.error_message ? `: ${last.error_message}` : ''}` };
+    default:
+      return { tone: 'bad', text: `✗ Failed: ${last.error_message || last.error_code || 'unknown error'}` };
+  }
+}
+
+function SessionRow(props: {
+  s: Session;
+  title: string;
+  meId: string | null;
+  names: Record<string, string>;
+  last: LastPrompt | undefined;
+  repoName: string;
+  diff: DiffStat | undefined;
+  pull: PullSummary | undefined;
+}) {
+  const { s, title, meId, names, diff, pull } = props;
+  const outcome = outcomeText(s, props.last);
   const unread = s.last_seq > seenSeq(s.id);
   const author = s.creator_id === meId ? 'you' : names[s.creator_id] ?? s.creator_id;
   const status = s.status === 'active' ? 'running' : s.status;
@@ -212,10 +274,31 @@ function SessionRow(props: { s: Session; title: string; meId: string | null; nam
           {(s.sandbox_status === 'failed' || s.sandbox_status === 'lost') && (
             <span class="badge badge-error row-sandbox">sandbox {s.sandbox_status}</span>
           )}
+          <span class="row-sub small">
+            <span class={`row-outcome tone-${outcome.tone}`} data-testid="row-outcome" data-outcome={props.last?.status ?? 'none'} title={outcome.text}>
+              {outcome.text}
+            </span>
+            {diff && (
+              <span class="row-diffstat" data-testid="row-diffstat" title={`${plural(diff.files, 'file')} changed`}>
+                {' · '}
+                <span class="add">+{diff.additions}</span> <span class="del">−{diff.deletions}</span>{' '}
+                <span class="muted">{plural(diff.files, 'file')}</span>
+              </span>
+            )}
+            <span class="row-cost muted" data-testid="row-cost" title="Model cost">
+              {' · '}
+              {usd(s.total_cost_usd)}
+            </span>
+            {pull && (
+              <span class={`row-pr pr-${pull.state}`} data-testid="row-pr" data-state={pull.state}>
+                {' · '}PR #{pull.number} {pull.draft && pull.state === 'open' ? 'draft' : pull.state}
+              </span>
+            )}
+          </span>
         </span>
         <span class={`badge badge-${s.status} row-status`}>{status}</span>
-        <span class="row-repo mono" title={s.repo_url}>
-          {repoLabel(s.repo_url)}
+        <span class="row-repo mono" data-testid="row-repo" title={s.repo_url}>
+          {props.repoName}
         </span>
         <span class="row-branch mono" title={`${s.base_branch} → ${s.branch}`}>
           {s.branch}

@@ -12,22 +12,27 @@ import { TimelineRow, estimateRow, sandboxLabel } from '../components/TimelineRo
 import { VirtualList } from '../components/VirtualList';
 import { toErrorInfo } from '../api/client';
 import type { ErrorInfo } from '../api/types';
+import { isTouch, isWide } from '../lib/device';
 import { modelLabel, repoLabel, usd } from '../lib/format';
 import { useStore } from '../lib/store';
 import { UNTITLED, currentSession$, learnTitle, me$, reportError, titleFromPrompt, titles$ } from '../state';
-import { type Item, type QueueEntry, commits, currentPull, hasPushed, isRunning, itemType } from '../timeline/reduce';
+import { type Item, type QueueEntry, commits, currentPull, hasPushed, isRunning, itemType, visibleRows } from '../timeline/reduce';
 import type { SocketStatus } from '../ws/socket';
 import { type SessionController, useSession } from './useSession';
 
 const getKey = (item: Item) => item.key;
+const getAliases = (item: Item) => item.aliases;
 
 export function SessionView({ id }: { id: string }) {
   const ctl = useSession(id);
   const { state, status } = ctl;
   const session = state.session;
   const running = isRunning(state);
-  const [panel, setPanel] = useState(() => matchMedia('(min-width: 1100px)').matches);
+  const [panel, setPanel] = useState(isWide);
+  const [panelWidth, setPanelWidth] = useState<number | null>(savedPanelWidth);
   const [expanded, setExpanded] = useState<Set<string>>(() => new Set());
+  const [collapsed, setCollapsed] = useState<Set<string>>(() => new Set());
+  const rows = useMemo(() => visibleRows(state.rows, collapsed), [state.rows, collapsed]);
   const [showAll, setShowAll] = useState<Set<string>>(() => new Set());
   const [atBottom, setAtBottom] = useState(true);
   const [jump, setJump] = useState(0);
@@ -40,16 +45,29 @@ export function SessionView({ id }: { id: string }) {
   // The branch was pushed (its push may be in older, unloaded history: the diff knows too).
   const [diffPushed, setDiffPushed] = useState(false);
   const onDiff = useCallback((d: DiffResponse) => setDiffPushed(!!d.head_sha), []);
-  usePullRequests(id, ctl);
+  const canPr = usePullRequests(id, ctl);
+  const [prDialog, setPrDialog] = useState(false);
+  const pushed = diffPushed || hasPushed(state);
+  const prPossible = !!session && canPr !== false && (pushed || state.pulls.length > 0);
+  const openPull = currentPull(state)?.state === 'open';
 
   useEffect(() => {
     document.title = session ? `${session.title} · openinspect` : 'openinspect';
   }, [session?.title]);
 
-  // The palette can stop this session.
+  // The palette can act on this session: stop it, open its changes or its PR, copy its branch.
   useEffect(() => {
-    currentSession$.set({ id, title: session?.title ?? id, running, stop: ctl.stop });
-  }, [id, session?.title, running, ctl.stop]);
+    currentSession$.set({
+      id,
+      title: session?.title ?? id,
+      running,
+      stop: ctl.stop,
+      branch: session?.branch ?? null,
+      openChanges: () => setPanel(true),
+      createPr: prPossible ? () => setPrDialog(true) : null,
+      prLabel: openPull ? 'Update PR' : 'Create PR',
+    });
+  }, [id, session?.title, session?.branch, running, ctl.stop, prPossible, openPull]);
   useEffect(() => () => currentSession$.set(null), []);
 
   const toggle = useCallback(
@@ -63,6 +81,16 @@ export function SessionView({ id }: { id: string }) {
     [],
   );
   const onShowAll = useCallback((key: string) => setShowAll((s) => new Set(s).add(key)), []);
+  const onCollapse = useCallback(
+    (promptId: string) =>
+      setCollapsed((s) => {
+        const n = new Set(s);
+        if (n.has(promptId)) n.delete(promptId);
+        else n.add(promptId);
+        return n;
+      }),
+    [],
+  );
   const sessionModel = session?.model ?? '';
   const render = useCallback(
     (item: Item) => (
@@ -73,9 +101,11 @@ export function SessionView({ id }: { id: string }) {
         onToggle={toggle}
         onShowAll={onShowAll}
         sessionModel={sessionModel}
+        collapsed={item.kind === 'prompt-finished' && collapsed.has(item.promptId)}
+        onCollapse={onCollapse}
       />
     ),
-    [expanded, showAll, toggle, onShowAll, sessionModel],
+    [expanded, showAll, toggle, onShowAll, sessionModel, collapsed, onCollapse],
   );
   const rowProps = useCallback(
     (item: Item) => ({ 'data-testid': 'timeline-item', 'data-seq': String(item.seq), 'data-type': itemType(item) }),
@@ -93,8 +123,18 @@ export function SessionView({ id }: { id: string }) {
   ) : null;
 
   return (
-    <div class={`session-page ${panel ? 'with-panel' : ''}`}>
-      <SessionHeader ctl={ctl} panel={panel} onPanel={() => setPanel((p) => !p)} pushed={diffPushed || hasPushed(state)} />
+    <div
+      class={`session-page ${panel ? 'with-panel' : ''}`}
+      style={panelWidth ? { '--panel-width': `${panelWidth}px` } : undefined}
+    >
+      <SessionHeader
+        ctl={ctl}
+        panel={panel}
+        onPanel={() => setPanel((p) => !p)}
+        prPossible={prPossible}
+        prDialog={prDialog}
+        setPrDialog={setPrDialog}
+      />
       <ConnectionBanner status={status} onRetry={ctl.reconnect} />
       <div class="session-body">
         <section class="timeline-col" aria-label="Timeline">
@@ -107,8 +147,9 @@ export function SessionView({ id }: { id: string }) {
           )}
           {state.subscribed && state.rows.length === 0 && <div class="timeline-loading muted">No events yet.</div>}
           <VirtualList
-            items={state.rows}
+            items={rows}
             getKey={getKey}
+            getAliases={getAliases}
             estimate={estimateRow}
             render={render}
             rowProps={rowProps}
@@ -135,7 +176,8 @@ export function SessionView({ id }: { id: string }) {
           />
         </section>
         {panel && (
-          <aside class="side-panel">
+          <aside class="side-panel" data-testid="changes-panel">
+            <ResizeHandle width={panelWidth} onWidth={setPanelWidth} />
             <DiffPanel sessionId={id} refreshKey={gitCount} onClose={() => setPanel(false)} onLoaded={onDiff} />
           </aside>
         )}
@@ -144,9 +186,75 @@ export function SessionView({ id }: { id: string }) {
   );
 }
 
-/** The session's PRs: the REST list on open and after each pr-* event, merged by the reducer. */
-function usePullRequests(id: string, ctl: SessionController): void {
+const PANEL_WIDTH_KEY = 'oi.panelWidth';
+const PANEL_MIN_PX = 320;
+/** The timeline keeps at least this much of the window. */
+const TIMELINE_MIN_PX = 360;
+const PANEL_STEP_PX = 32;
+
+function savedPanelWidth(): number | null {
+  try {
+    const n = Number(localStorage.getItem(PANEL_WIDTH_KEY));
+    return Number.isFinite(n) && n >= PANEL_MIN_PX ? n : null;
+  } catch {
+    return null;
+  }
+}
+
+function clampPanel(px: number): number {
+  return Math.round(Math.max(PANEL_MIN_PX, Math.min(px, window.innerWidth - TIMELINE_MIN_PX)));
+}
+
+/** The Changes panel's left edge: drag it (or use ←/→ when focused) to resize; kept per browser. */
+function ResizeHandle({ width, onWidth }: { width: number | null; onWidth(px: number): void }) {
+  const set = (px: number) => {
+    const w = clampPanel(px);
+    onWidth(w);
+    try {
+      localStorage.setItem(PANEL_WIDTH_KEY, String(w));
+    } catch {
+      /* private mode: the width lasts for this page */
+    }
+  };
+  const current = (el: HTMLElement) => width ?? el.parentElement?.getBoundingClientRect().width ?? 480;
+  return (
+    <div
+      class="panel-resize"
+      data-testid="changes-resize"
+      role="separator"
+      aria-orientation="vertical"
+      aria-label="Resize the changes panel"
+      aria-valuenow={width ?? undefined}
+      tabIndex={0}
+      onPointerDown={(e) => {
+        const el = e.currentTarget as HTMLElement;
+        el.setPointerCapture(e.pointerId);
+        const right = el.parentElement!.getBoundingClientRect().right;
+        const move = (ev: PointerEvent) => set(right - ev.clientX);
+        const up = () => {
+          el.removeEventListener('pointermove', move);
+          el.removeEventListener('pointerup', up);
+        };
+        el.addEventListener('pointermove', move);
+        el.addEventListener('pointerup', up);
+        e.preventDefault();
+      }}
+      onKeyDown={(e) => {
+        const el = e.currentTarget as HTMLElement;
+        if (e.key === 'ArrowLeft') set(current(el) + PANEL_STEP_PX);
+        else if (e.key === 'ArrowRight') set(current(el) - PANEL_STEP_PX);
+        else return;
+        e.preventDefault();
+      }}
+    />
+  );
+}
+
+/** The session's PRs: the REST list on open and after each pr-* event, merged by the reducer.
+ * Returns whether the session can have a PR at all (null until known). */
+function usePullRequests(id: string, ctl: SessionController): boolean | null {
   const { state, dispatch, resumeSeq } = ctl;
+  const [canOpen, setCanOpen] = useState<boolean | null>(null);
   const prEvents = useMemo(
     () => state.events.reduce((n, e) => n + (e.type === 'pr-opened' || e.type === 'pr-updated' ? 1 : 0), 0),
     [state.events],
@@ -158,7 +266,10 @@ function usePullRequests(id: string, ctl: SessionController): void {
     const timer = window.setTimeout(() => {
       endpoints
         .pullRequests(id, ctlr.signal)
-        .then((r) => dispatch({ type: 'pull-requests', pull_requests: r.pull_requests, as_of_seq: asOf }))
+        .then((r) => {
+          setCanOpen(r.can_open !== false);
+          dispatch({ type: 'pull-requests', pull_requests: r.pull_requests, as_of_seq: asOf });
+        })
         .catch((err) => {
           if (!ctlr.signal.aborted && !(err instanceof ApiError && err.status === 404)) reportError(err);
         });
@@ -168,9 +279,18 @@ function usePullRequests(id: string, ctl: SessionController): void {
       ctlr.abort();
     };
   }, [id, state.subscribed, prEvents, dispatch, resumeSeq]);
+  return canOpen;
 }
 
-function SessionHeader({ ctl, panel, onPanel, pushed }: { ctl: SessionController; panel: boolean; onPanel(): void; pushed: boolean }) {
+function SessionHeader(props: {
+  ctl: SessionController;
+  panel: boolean;
+  onPanel(): void;
+  prPossible: boolean;
+  prDialog: boolean;
+  setPrDialog(open: boolean): void;
+}) {
+  const { ctl, panel, onPanel, prDialog, setPrDialog } = props;
   const { state, status } = ctl;
   const s = state.session;
   const running = isRunning(state);
@@ -178,7 +298,6 @@ function SessionHeader({ ctl, panel, onPanel, pushed }: { ctl: SessionController
   const shownTitle = s ? displayTitle(s.id, s.title, state.rows) : '';
   const pull = currentPull(state);
   const openPull = pull?.state === 'open' ? pull : null;
-  const [prDialog, setPrDialog] = useState(false);
   const onPrDone = useCallback(
     (pr: PullRequest) => ctl.dispatch({ type: 'pull-requests', pull_requests: [pr], as_of_seq: ctl.resumeSeq() }),
     [ctl.dispatch, ctl.resumeSeq],
@@ -199,7 +318,7 @@ function SessionHeader({ ctl, panel, onPanel, pushed }: { ctl: SessionController
         {s && <span class={`badge badge-${s.status}`}>{running ? 'running' : s.status}</span>}
         {pull && <PrChip pull={pull} />}
         <div class="spacer" />
-        {s && (pushed || state.pulls.length > 0) && (
+        {props.prPossible && (
           <button
             type="button"
             class="button small"
@@ -222,7 +341,7 @@ function SessionHeader({ ctl, panel, onPanel, pushed }: { ctl: SessionController
           <StatusDot status={status.state} />
           <span class="conn-label">{status.state === 'online' ? 'Live' : status.state === 'connecting' ? 'Connecting' : 'Offline'}</span>
         </span>
-        <button type="button" class="button ghost small" aria-pressed={panel} onClick={onPanel}>
+        <button type="button" class="button ghost small" data-testid="changes-toggle" aria-pressed={panel} onClick={onPanel}>
           Changes
         </button>
       </div>
@@ -338,6 +457,7 @@ function PromptBox(props: { ctl: SessionController; running: boolean; disabled: 
   const [sending, setSending] = useState(false);
   const [error, setError] = useState<ErrorInfo | null>(null);
   const ref = useRef<HTMLTextAreaElement>(null);
+  const touch = useMemo(isTouch, []);
 
   const send = async () => {
     const content = text;
@@ -360,7 +480,8 @@ function PromptBox(props: { ctl: SessionController; running: boolean; disabled: 
 
   const onKeyDown = (e: KeyboardEvent) => {
     if (e.isComposing) return;
-    if (e.key === 'Enter' && !e.shiftKey && !e.altKey) {
+    // On a touch keyboard Enter is a new line; Send is the button.
+    if (e.key === 'Enter' && !e.shiftKey && !e.altKey && !touch) {
       e.preventDefault();
       void send();
     } else if (e.key === 'Escape' && running) {
@@ -382,8 +503,8 @@ function PromptBox(props: { ctl: SessionController; running: boolean; disabled: 
         ref={ref}
         data-testid="prompt-input"
         aria-label="Prompt"
-        placeholder={props.disabled ? 'This session does not take prompts' : running ? 'Queue a follow-up… (Esc stops the running prompt)' : 'Ask the agent… (Enter to send, Shift+Enter for a new line)'}
-        rows={3}
+        placeholder={placeholder(props.disabled, running)}
+        rows={touch ? 2 : 3}
         value={text}
         disabled={props.disabled}
         onInput={(e) => {
@@ -411,7 +532,7 @@ function PromptBox(props: { ctl: SessionController; running: boolean; disabled: 
           data-testid="stop-button"
           disabled={!running}
           onClick={ctl.stop}
-          title="Stop the running prompt (Esc)"
+          title={touch ? 'Stop the running prompt' : 'Stop the running prompt (Esc)'}
         >
           ■ Stop
         </button>
@@ -421,6 +542,13 @@ function PromptBox(props: { ctl: SessionController; running: boolean; disabled: 
       </div>
     </form>
   );
+}
+
+/** The prompt box's placeholder; keyboard shortcuts only where there is a keyboard. */
+function placeholder(disabled: boolean, running: boolean): string {
+  if (disabled) return 'This session does not take prompts';
+  if (isTouch()) return running ? 'Queue a follow-up…' : 'Ask the agent…';
+  return running ? 'Queue a follow-up… (Esc stops the running prompt)' : 'Ask the agent… (Enter to send, Shift+Enter for a new line)';
 }
 
 /** The server titles prompt-less sessions "Untitled session": show the first prompt instead. */

@@ -9,11 +9,13 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from openinspect.api.deps import CurrentUser, State, visible_session
 from openinspect.api.errors import ErrorEnvelope
 from openinspect.api.schemas import (
+    DiffStat,
     EventPage,
     LastPrompt,
     PromptCreate,
     PullRequestCreate,
     PullRequestList,
+    PullSummary,
     SessionCreate,
     SessionCreated,
     SessionDiffOut,
@@ -67,16 +69,46 @@ async def list_sessions(
         participant_id=None if is_admin(user) else user.id,
         limit=limit,
     )
+    ids = [s.id for s in sessions]
     creators = await state.store.users.get_many(s.creator_id for s in sessions)
-    outcomes = await state.store.prompts.last_outcomes([s.id for s in sessions])
+    outcomes = await state.store.prompts.last_outcomes(ids)
+    repo_ids = {s.repo_id for s in sessions if s.repo_id}
+    repos = {r.id: r.name for r in await state.store.repos.list() if r.id in repo_ids}
+    diffs = await state.manager.diffs.for_list(sessions)
+    pulls = await state.store.pulls.newest_for_sessions(ids)
     return SessionList(
         sessions=sessions,
         creators={uid: Author.of(u) for uid, u in creators.items()},
         last_prompts={
-            sid: LastPrompt(status=status, error_code=code)
-            for sid, (status, code) in outcomes.items()
+            sid: LastPrompt(status=status, error_code=code, error_message=_first_line(message))
+            for sid, (status, code, message) in outcomes.items()
+        },
+        repo_names=repos,
+        diff_stats={
+            sid: DiffStat(
+                files=len(d.files),
+                additions=sum(f.additions for f in d.files),
+                deletions=sum(f.deletions for f in d.files),
+            )
+            for sid, d in diffs.items()
+            if d.head_sha is not None
+        },
+        pulls={
+            sid: PullSummary(number=p.number, url=p.url, state=p.state, draft=p.draft)
+            for sid, p in pulls.items()
         },
     )
+
+
+LIST_REASON_MAX_CHARS = 200
+"""A failed prompt's reason in the session list: its first line, cut to this length."""
+
+
+def _first_line(message: str | None) -> str | None:
+    if not message:
+        return None
+    line = message.strip().splitlines()[0] if message.strip() else ""
+    return line[:LIST_REASON_MAX_CHARS] or None
 
 
 @router.get("/{session_id}")
@@ -171,4 +203,10 @@ async def open_pull_request(
 @router.get("/{session_id}/pull-requests")
 async def list_pull_requests(session_id: str, user: CurrentUser, state: State) -> PullRequestList:
     await state.manager.get(session_id)
-    return PullRequestList(pull_requests=await state.store.pulls.for_session(session_id))
+    session = await state.manager.get(session_id)
+    reason = state.pulls.cannot_open_reason(session)
+    return PullRequestList(
+        pull_requests=await state.store.pulls.for_session(session_id),
+        can_open=reason is None,
+        cannot_open_reason=reason,
+    )
