@@ -542,7 +542,7 @@ describe('a calmer timeline', () => {
 });
 
 describe('scale', () => {
-  it('folds 5,000 events quickly enough to rebuild on every live event', () => {
+  it('folds live events onto a 5,000-event timeline', () => {
     const events: DurableEvent[] = [];
     let seq = 0;
     for (let p = 0; p < 500; p++) {
@@ -555,11 +555,9 @@ describe('scale', () => {
     }
     let s = reduce(initialTimeline, subscribed(events));
     expect(s.events).toHaveLength(5000);
-    const t0 = performance.now();
+    // Its speed is measured by `make bench` (web_open_5000_events_ms), not asserted here.
     for (let i = 0; i < 50; i++) s = reduce(s, ev(E.log(++seq, 'x')));
-    const perEvent = (performance.now() - t0) / 50;
     expect(s.events).toHaveLength(5050);
-    expect(perEvent).toBeLessThan(50); // generous: it is ~1 ms here; catches accidental O(n²)
   });
 });
 
