@@ -107,7 +107,34 @@ class SandboxSettings(BaseModel):
         90, description="Silence after which a sandbox is considered lost."
     )
     max_processes: int = Field(
-        4096, description="Process limit inside a sandbox (RLIMIT_NPROC for its commands)."
+        1024,
+        description="Processes and threads one sandbox may have at once (the cgroup's pids.max; "
+        "also RLIMIT_NPROC for its commands).",
+    )
+    memory_mib: int = Field(
+        4096,
+        description="Memory one sandbox may use, its /tmp included, in MiB (cgroup memory limit, "
+        "swap included); past it the kernel's OOM killer ends its largest process. 0: no limit.",
+    )
+    cpus: float = Field(
+        1.0,
+        description="CPU time one sandbox may use, in cores (a CFS quota over a 100 ms period); "
+        "keep it below the host's core count so a busy box leaves the server room. 0: no limit.",
+    )
+    cpu_weight: int = Field(
+        50,
+        description="A sandbox's CPU share against the server's other work when both are busy "
+        "(cgroup v2 cpu.weight scale, 1-10000, where 100 is a default process group; v1 "
+        "cpu.shares gets weight x 1024 / 100).",
+    )
+    tmp_mib: int = Field(
+        1024,
+        description="Size of a sandbox's /tmp (a tmpfs: it counts against memory_mib too), in MiB.",
+    )
+    workspace_mib: int = Field(
+        10240,
+        description="Disk space of a session's workspace, in MiB: a sparse ext4 image per session "
+        "loop-mounted at the workspace (needs a root server). 0: no limit.",
     )
     max_running_per_user: int = Field(
         5,

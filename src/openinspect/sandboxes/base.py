@@ -89,6 +89,9 @@ class SandboxHandle:
     workspace_dir: Path
     repo_dir: Path
     log_path: Path | None = None
+    exit_reason: str | None = None
+    """Why the sandbox process ended, when the provider knows (set by ``wait``): a limit it
+    ran into, such as "out of memory (limit 512 MiB)"."""
 
 
 class SnapshotRef(Protocol):

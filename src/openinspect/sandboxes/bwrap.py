@@ -42,6 +42,7 @@ from openinspect.errors import ConfigError, SandboxError, SandboxUnavailable
 from openinspect.settings import Settings
 
 from .base import SandboxHandle, SandboxSpec, SnapshotRef
+from .limits import BoxLimiter
 from .local import (
     HOME_DIRNAME,
     LocalProcesses,
@@ -147,14 +148,20 @@ def build_argv(
     python: str,
     sources: RuntimeSources,
     info_fd: int | None = None,
+    block_fd: int | None = None,
+    tmp_size_bytes: int | None = None,
 ) -> list[str]:
     """The full bwrap command line for ``spec``; it holds no secret (see :func:`build_env`).
 
     With ``info_fd``, bwrap writes ``{"child-pid": …}`` (the box's init, as a host pid) to it.
+    With ``block_fd``, the box's init waits, set up but before running anything, until a byte
+    (or end of file) arrives there: the time to put it in its cgroup. ``tmp_size_bytes`` bounds
+    the box's ``/tmp``.
     """
     argv = [
         bwrap,
         *(["--info-fd", str(info_fd)] if info_fd is not None else []),
+        *(["--block-fd", str(block_fd)] if block_fd is not None else []),
         "--unshare-all",
         "--unshare-user",
         "--die-with-parent",
@@ -168,6 +175,7 @@ def build_argv(
         "/proc",
         "--dev",
         "/dev",
+        *(["--size", str(tmp_size_bytes)] if tmp_size_bytes else []),  # for the next --tmpfs
         "--tmpfs",
         "/tmp",  # noqa: S108 - the box's own tmpfs, not the host's /tmp
         *etc_args(),
@@ -240,45 +248,84 @@ class BwrapProvider:
         self._python = settings.sandbox.python
         self._procs = LocalProcesses(self.name)
         self._inits: dict[str, int] = {}  # sandbox id → pidfd of the box's init
+        self._limits = BoxLimiter(settings)  # also cleans up after a previous run
 
     async def create(self, spec: SandboxSpec) -> SandboxHandle:
         """Start the runtime in a new box; see :meth:`SandboxProvider.create`.
 
-        Returns once bwrap has created the box's init (whose pid :meth:`destroy` needs).
+        Returns once bwrap has created the box's init (whose pid :meth:`destroy` needs) and
+        that init is in the box's cgroup: it waits on ``--block-fd`` until then, so nothing in
+        the box ever runs outside its limits.
         """
         bwrap = self._check(spec)
+        await self._limits.prepare(spec)  # the workspace image is mounted before it is used
+        try:
+            return await self._start(spec, bwrap)
+        except BaseException:
+            await self._limits.release(spec.sandbox_id)
+            raise
+
+    async def _start(self, spec: SandboxSpec, bwrap: str) -> SandboxHandle:
         log_path = prepare_workspace(spec)
         sources = runtime_sources()
         read_fd, write_fd = os.pipe()
+        block_read, block_write = os.pipe()
         try:
             argv = build_argv(
-                spec, bwrap=bwrap, python=self._python, sources=sources, info_fd=write_fd
+                spec,
+                bwrap=bwrap,
+                python=self._python,
+                sources=sources,
+                info_fd=write_fd,
+                block_fd=block_read,
+                tmp_size_bytes=self._limits.tmp_size_bytes,
             )
             handle = await self._procs.start(
-                spec, argv, build_env(spec), log_path=log_path, pass_fds=(write_fd,)
+                spec, argv, build_env(spec), log_path=log_path, pass_fds=(write_fd, block_read)
             )
         except BaseException:
             os.close(read_fd)
+            os.close(block_write)
             raise
         finally:
             os.close(write_fd)
+            os.close(block_read)
+        init: int | None = None
         try:
             # The thread owns read_fd from here on; bwrap's exit closes the pipe, so it ends.
             init_pid = await asyncio.wait_for(
                 asyncio.to_thread(_read_child_pid, read_fd), INFO_TIMEOUT_S
             )
-        except (TimeoutError, ValueError) as exc:
-            await self._procs.stop(handle)
+            # A pidfd names the box's init without the risk of pid reuse.
+            init = os.pidfd_open(init_pid)
+            self._limits.enter(spec.sandbox_id, init_pid)
+        except (TimeoutError, ValueError, OSError) as exc:
+            await self._kill_unreleased(handle, init, block_write)
+            logger.error("sandbox %s did not start (%s); see %s", spec.sandbox_id, exc, log_path)
             raise SandboxUnavailable(
-                f"bwrap did not start the sandbox: {exc or 'no answer'}", hint=f"see {log_path}"
+                f"bwrap did not start the sandbox: {exc or 'no answer'}", hint="see the server log"
             ) from exc
         except BaseException:  # cancelled: nobody else will ever have the handle to destroy it
-            await self._procs.stop(handle)
+            await self._kill_unreleased(handle, init, block_write)
             raise
-        # A pidfd names the box's init without the risk of pid reuse.
-        with contextlib.suppress(OSError):
-            self._inits[spec.sandbox_id] = os.pidfd_open(init_pid)
+        self._inits[spec.sandbox_id] = init
+        try:
+            os.write(block_write, b"1")  # the box may run now
+        finally:
+            os.close(block_write)
         return handle
+
+    async def _kill_unreleased(self, handle: SandboxHandle, init: int | None, block: int) -> None:
+        """Kill a box still waiting on its block fd; the fd is closed (which would let it run)
+        only once the box is dead."""
+        try:
+            if init is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(init, signal.SIGKILL)
+                os.close(init)
+            await self._procs.stop(handle)
+        finally:
+            os.close(block)
 
     def _check(self, spec: SandboxSpec) -> str:
         """Fail early and clearly on what would make bwrap fail; returns bwrap's path."""
@@ -308,8 +355,16 @@ class BwrapProvider:
         return bwrap
 
     async def wait(self, handle: SandboxHandle) -> int:
-        """See :meth:`SandboxProvider.wait`."""
-        return await self._procs.wait(handle)
+        """See :meth:`SandboxProvider.wait`; also sets ``handle.exit_reason`` from the box's
+        cgroup (a limit it ran into) and releases the box's limits, as the box is gone."""
+        code = await self._procs.wait(handle)
+        if code != -1:
+            init = self._inits.pop(handle.sandbox_id, None)
+            if init is not None:
+                os.close(init)
+            handle.exit_reason = self._limits.exit_reason(handle.sandbox_id)
+            await self._limits.release(handle.sandbox_id)
+        return code
 
     async def destroy(self, handle: SandboxHandle) -> None:
         """SIGKILL the box's init (so its whole pid namespace), then stop the bwrap process.
@@ -325,6 +380,7 @@ class BwrapProvider:
             finally:
                 os.close(init)
         await self._procs.stop(handle)
+        await self._limits.release(handle.sandbox_id)
 
     async def snapshot(self, handle: SandboxHandle) -> SnapshotRef:
         """Not supported yet."""

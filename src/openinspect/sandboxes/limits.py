@@ -1,0 +1,106 @@
+"""What binds a box: its cgroup (:mod:`.cgroups`), its workspace image (:mod:`.workspace_fs`)
+and the size of its ``/tmp``, put together for the ``bwrap`` provider.
+
+The provider makes one :class:`BoxLimiter` when it starts. That is the moment leftovers of a
+previous run of this server are cleaned up (boxes killed, cgroups removed, images unmounted) and
+every limit this host cannot enforce is logged, once, with why. The doctor reports the same
+findings through :func:`unenforced_limits`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from openinspect.errors import SandboxUnavailable
+from openinspect.settings import Settings
+
+from .base import SandboxSpec
+from .cgroups import MIB, BoxCgroup, BoxLimits, Cgroups, instance_name
+from .workspace_fs import mount_image, probe_workspace_images, unmount_image, unmount_stale
+
+logger = logging.getLogger(__name__)
+
+
+def unenforced_limits(settings: Settings, cgroups: Cgroups | None = None) -> dict[str, str]:
+    """Limit name → why this host cannot enforce it (only limits the settings ask for)."""
+    sandbox = settings.sandbox
+    if cgroups is None:
+        cgroups = Cgroups.detect(instance_name(settings.home_dir))
+        cgroups.remove_parents()  # a probe leaves nothing behind
+    wanted = {
+        "memory": sandbox.memory_mib > 0,
+        "processes": sandbox.max_processes > 0,
+        "cpu": sandbox.cpus > 0,
+    }
+    found = {name: why for name, why in cgroups.unenforced.items() if wanted.get(name)}
+    if sandbox.workspace_mib > 0 and (why := probe_workspace_images()) is not None:
+        found["workspace disk"] = why
+    return found
+
+
+class BoxLimiter:
+    """Sets up and tears down the limits of each box of one provider."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings.sandbox
+        self._cgroups = Cgroups.detect(instance_name(settings.home_dir))
+        self.unenforced = unenforced_limits(settings, self._cgroups)
+        self._images = "workspace disk" not in self.unenforced and self._settings.workspace_mib > 0
+        self._boxes: dict[str, BoxCgroup] = {}
+        self._mounted: dict[str, Path] = {}
+        left = self._cgroups.clean_leftovers()
+        if left:
+            logger.warning("killed %d sandboxes a previous run of the server left behind", left)
+        if self._images and unmount_stale(settings.workspaces_dir):
+            logger.warning("unmounted workspace images a previous run of the server left behind")
+        for name, why in self.unenforced.items():
+            logger.warning("sandbox %s limit is not enforced on this host: %s", name, why)
+
+    @property
+    def tmp_size_bytes(self) -> int | None:
+        return self._settings.tmp_mib * MIB if self._settings.tmp_mib > 0 else None
+
+    async def prepare(self, spec: SandboxSpec) -> None:
+        """Mount the workspace image and create the box's cgroup, before the box exists."""
+        if self._images:
+            mounted = await mount_image(spec.workspace_dir, self._settings.workspace_mib * MIB)
+            if mounted:
+                self._mounted[spec.sandbox_id] = spec.workspace_dir
+        if not self._cgroups.parents:
+            return
+        limits = BoxLimits.from_settings(self._settings, pids_max=spec.max_processes)
+        try:
+            self._boxes[spec.sandbox_id] = self._cgroups.create(spec.sandbox_id, limits)
+        except OSError as exc:
+            logger.error("cannot create the cgroup of sandbox %s: %s", spec.sandbox_id, exc)
+            await self.release(spec.sandbox_id)
+            raise SandboxUnavailable(
+                "cannot set the sandbox's resource limits", hint="see the server log"
+            ) from exc
+
+    def enter(self, sandbox_id: str, pid: int) -> None:
+        """Put ``pid`` (the box's init, still blocked) in the box's cgroup; raises OSError."""
+        box = self._boxes.get(sandbox_id)
+        if box is not None:
+            box.add(pid)
+
+    def cgroup(self, sandbox_id: str) -> BoxCgroup | None:
+        return self._boxes.get(sandbox_id)
+
+    def exit_reason(self, sandbox_id: str) -> str | None:
+        """Which limit the box ran into, if any ("out of memory (limit 512 MiB)")."""
+        box = self._boxes.get(sandbox_id)
+        return box.exit_reason() if box is not None else None
+
+    async def release(self, sandbox_id: str) -> None:
+        """Kill what is left of the box, remove its cgroup, unmount its workspace; idempotent."""
+        box = self._boxes.pop(sandbox_id, None)
+        if box is not None:
+            await asyncio.to_thread(box.remove)  # waits for killed processes to be reaped
+            if not self._boxes:
+                self._cgroups.remove_parents()
+        workspace = self._mounted.pop(sandbox_id, None)
+        if workspace is not None:
+            await unmount_image(workspace)
