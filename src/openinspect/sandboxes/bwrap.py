@@ -36,12 +36,14 @@ import os
 import shutil
 import signal
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 from openinspect.errors import ConfigError, SandboxError, SandboxUnavailable
 from openinspect.settings import Settings
 
 from .base import SandboxHandle, SandboxSpec, SnapshotRef
+from .cgroups import BoxCgroup
 from .limits import BoxLimiter
 from .local import (
     HOME_DIRNAME,
@@ -250,6 +252,15 @@ class BwrapProvider:
         self._inits: dict[str, int] = {}  # sandbox id → pidfd of the box's init
         self._limits = BoxLimiter(settings)  # also cleans up after a previous run
 
+    @property
+    def unenforced_limits(self) -> dict[str, str]:
+        """Limit name → why this host cannot enforce it for this provider's boxes."""
+        return dict(self._limits.unenforced)
+
+    def box_cgroup(self, sandbox_id: str) -> BoxCgroup | None:
+        """The kernel cgroup of a running box (its counters), if it has one."""
+        return self._limits.cgroup(sandbox_id)
+
     async def create(self, spec: SandboxSpec) -> SandboxHandle:
         """Start the runtime in a new box; see :meth:`SandboxProvider.create`.
 
@@ -280,8 +291,13 @@ class BwrapProvider:
                 block_fd=block_read,
                 tmp_size_bytes=self._limits.tmp_size_bytes,
             )
+            # RLIMIT_NPROC counts a uid's processes host-wide (every box of a shared uid): with
+            # the cgroup's pids.max binding this box alone, the runtime sets none.
+            env_spec = (
+                replace(spec, max_processes=0) if self._limits.enforces("processes") else spec
+            )
             handle = await self._procs.start(
-                spec, argv, build_env(spec), log_path=log_path, pass_fds=(write_fd, block_read)
+                spec, argv, build_env(env_spec), log_path=log_path, pass_fds=(write_fd, block_read)
             )
         except BaseException:
             os.close(read_fd)

@@ -286,8 +286,14 @@ class Cgroups:
             directory = own_dir(v2, own[""])
             available = _v2_controllers(directory) if directory else set()
             if available & set(V2_CONTROLLERS) and directory is not None:
-                return cls._detect_v2(directory / instance, _delegated(directory, available))
-        return cls._detect_v1(instance, mounts, own)
+                found = cls._detect_v2(directory / instance, _delegated(directory, available))
+                found.remove_parents()
+                return found
+        found = cls._detect_v1(instance, mounts, own)
+        # The probe leaves nothing behind: a parent is made again when a box needs it. One that
+        # still holds boxes (a previous run's) stays, for clean_leftovers.
+        found.remove_parents()
+        return found
 
     @classmethod
     def _detect_v2(cls, parent: Path, available: set[str]) -> Cgroups:

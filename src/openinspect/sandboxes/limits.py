@@ -27,8 +27,7 @@ def unenforced_limits(settings: Settings, cgroups: Cgroups | None = None) -> dic
     """Limit name → why this host cannot enforce it (only limits the settings ask for)."""
     sandbox = settings.sandbox
     if cgroups is None:
-        cgroups = Cgroups.detect(instance_name(settings.home_dir))
-        cgroups.remove_parents()  # a probe leaves nothing behind
+        cgroups = Cgroups.detect(instance_name(settings.home_dir))  # leaves nothing behind
     wanted = {
         "memory": sandbox.memory_mib > 0,
         "processes": sandbox.max_processes > 0,
@@ -57,6 +56,10 @@ class BoxLimiter:
             logger.warning("unmounted workspace images a previous run of the server left behind")
         for name, why in self.unenforced.items():
             logger.warning("sandbox %s limit is not enforced on this host: %s", name, why)
+
+    def enforces(self, limit: str) -> bool:
+        """Whether ``limit`` (a name of :data:`~.cgroups.LIMITS`) binds this provider's boxes."""
+        return bool(self._cgroups.parents) and limit not in self.unenforced
 
     @property
     def tmp_size_bytes(self) -> int | None:

@@ -167,7 +167,9 @@ class SessionSandbox:
             self._handle, self._conn = None, None
             self._hub.unregister(handle.sandbox_id)
             if self.status in ("booting", "ready"):
-                await self._set_status("lost", f"The sandbox process exited ({code})")
+                # The reason is a limit the box ran into, when the provider knows it.
+                why = f": {handle.exit_reason}" if handle.exit_reason else ""
+                await self._set_status("lost", f"The sandbox process exited ({code}){why}")
 
     async def _on_message(self, message: RuntimeEvent) -> None:
         """Boot progress becomes ``sandbox-log`` lines; a setup failure is also a warning (once

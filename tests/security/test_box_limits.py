@@ -1,0 +1,244 @@
+"""A hostile agent tries to exhaust the host from inside its box: a fork storm, a memory
+balloon, a disk filler in ``/tmp`` and in the workspace, a busy loop on every core. Each is
+stopped at the box's limits (real bwrap boxes, real kernel cgroups, real loop-mounted images),
+and a second box's ``echo`` keeps answering while it runs."""
+
+# ruff: noqa: F811 - the sandbox fixtures are imported by name, and tests take them by name
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from pathlib import Path
+
+import pytest
+
+from openinspect.sandboxes.bwrap import BwrapProvider
+from openinspect.sandboxes.cgroups import BoxCgroup
+from openinspect.sandboxes.connection import ExecResult
+from openinspect.sandboxes.workspace_fs import image_path
+from openinspect.settings import SandboxSettings, Settings
+from tests.sandboxes.conftest import (  # noqa: F401 - fixtures, used by name
+    IN_CI,
+    Sandbox,
+    StartSandbox,
+    bridge,
+    repo_origin,
+    start_sandbox,
+)
+
+pytestmark = pytest.mark.bwrap
+
+BOOT_TIMEOUT_S = 60.0
+MEMORY_MIB = 256
+PIDS_MAX = 200
+TMP_MIB = 64
+WORKSPACE_MIB = 128
+CPUS = 0.25
+ECHO_DEADLINE_S = 10.0
+"""A second box's echo must answer within this, however hard the first one is pushing."""
+MIB = 1024 * 1024
+
+FORK_STORM = """
+import os, time
+n = 0
+try:
+    while n < 3000:
+        pid = os.fork()
+        if pid == 0:
+            os.closerange(0, 3)
+            time.sleep(4)
+            os._exit(0)
+        n += 1
+    print(f"forked {n}")
+except OSError as exc:
+    print(f"forked {n}: {exc}")
+"""
+BALLOON = """
+chunks = []
+while len(chunks) < 4096:  # 4 GiB, in touched 1 MiB pieces
+    chunks.append(b"x" * (1 << 20))
+print("allocated 4 GiB")
+"""
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Small limits, so that every runaway reaches them fast."""
+    return Settings(
+        home=tmp_path / "home",
+        sandbox=SandboxSettings(
+            memory_mib=MEMORY_MIB, cpus=CPUS, tmp_mib=TMP_MIB, workspace_mib=WORKSPACE_MIB
+        ),
+    )
+
+
+@pytest.fixture
+def provider(settings: Settings) -> BwrapProvider:
+    from openinspect.sandboxes.bwrap import probe_bwrap
+
+    reason = probe_bwrap()
+    if reason is not None:
+        if IN_CI:
+            pytest.fail(f"bubblewrap is required under CI=true: {reason}")
+        pytest.skip(f"bubblewrap cannot create namespaces here: {reason}")
+    provider = BwrapProvider(settings)
+    if provider.unenforced_limits:
+        if IN_CI:
+            pytest.fail(f"limits not enforceable under CI=true: {provider.unenforced_limits}")
+        pytest.skip(f"this host cannot enforce: {provider.unenforced_limits}")
+    return provider
+
+
+async def two_boxes(provider: BwrapProvider, start: StartSandbox) -> tuple[Sandbox, Sandbox]:
+    hostile, bystander = await asyncio.gather(
+        start(provider, max_processes=PIDS_MAX), start(provider, max_processes=PIDS_MAX)
+    )
+    await asyncio.gather(
+        hostile.conn.wait_ready(BOOT_TIMEOUT_S), bystander.conn.wait_ready(BOOT_TIMEOUT_S)
+    )
+    return hostile, bystander
+
+
+def cgroup_of(provider: BwrapProvider, box: Sandbox) -> BoxCgroup:
+    cgroup = provider.box_cgroup(box.spec.sandbox_id)
+    assert cgroup is not None
+    return cgroup
+
+
+async def echo_answers_meanwhile(bystander: Sandbox, runaway: Awaitable[ExecResult]) -> ExecResult:
+    """Let the runaway get going, check that the bystander's echo answers, return the runaway's
+    result."""
+    task = asyncio.ensure_future(runaway)
+    await asyncio.sleep(0.5)
+    assert not task.done(), "the runaway ended before the bystander was asked"
+    started = time.monotonic()
+    echoed = await asyncio.wait_for(
+        bystander.conn.exec("echo still here", timeout_s=ECHO_DEADLINE_S), ECHO_DEADLINE_S
+    )
+    assert echoed.exit_code == 0
+    assert echoed.stdout == "still here\n"
+    assert time.monotonic() - started < ECHO_DEADLINE_S
+    return await task
+
+
+async def answers_again(box: Sandbox, timeout_s: float = 30.0) -> None:
+    """The box itself recovers once its runaway is gone (its runtime was not the victim)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = await box.conn.exec("echo ok", timeout_s=10)
+        if result.stdout == "ok\n":
+            return
+        assert time.monotonic() < deadline, result
+        await asyncio.sleep(0.5)
+
+
+async def test_fork_storm_stops_at_the_process_limit(
+    provider: BwrapProvider, start_sandbox: StartSandbox
+) -> None:
+    hostile, bystander = await two_boxes(provider, start_sandbox)
+
+    result = await echo_answers_meanwhile(
+        bystander,
+        hostile.conn.exec(f"python3 -c '{FORK_STORM}'; sleep 1", timeout_s=60),
+    )
+
+    assert "Resource temporarily unavailable" in result.stdout, result
+    forked = int(result.stdout.split()[1].rstrip(":"))
+    assert forked < PIDS_MAX
+    assert cgroup_of(provider, hostile).hits().pids_refused > 0  # the cgroup said no
+    await answers_again(hostile)
+
+
+async def test_memory_balloon_is_oom_killed_and_the_box_lives_on(
+    provider: BwrapProvider, start_sandbox: StartSandbox
+) -> None:
+    hostile, bystander = await two_boxes(provider, start_sandbox)
+
+    result = await echo_answers_meanwhile(
+        bystander, hostile.conn.exec(f"python3 -c '{BALLOON}'; echo exit=$?", timeout_s=120)
+    )
+
+    assert "allocated 4 GiB" not in result.stdout
+    assert "exit=137" in result.stdout, result  # SIGKILL: the kernel's OOM killer
+    hits = cgroup_of(provider, hostile).hits()
+    assert hits.oom_kills >= 1
+    await answers_again(hostile)
+
+
+async def test_a_box_whose_runtime_is_oom_killed_is_lost_with_the_reason(
+    provider: BwrapProvider, start_sandbox: StartSandbox
+) -> None:
+    hostile, bystander = await two_boxes(provider, start_sandbox)
+    # Make the runtime (the balloon's grandparent) the OOM killer's first choice.
+    command = f"echo 1000 > /proc/$PPID/oom_score_adj; python3 -c '{BALLOON}'"
+    running = asyncio.ensure_future(hostile.conn.exec(command, timeout_s=120))
+
+    code = await asyncio.wait_for(provider.wait(hostile.handle), 60)
+
+    assert code != 0
+    assert hostile.handle.exit_reason == f"out of memory (limit {MEMORY_MIB} MiB)"
+    echoed = await bystander.conn.exec("echo still here", timeout_s=ECHO_DEADLINE_S)
+    assert echoed.stdout == "still here\n"
+    hostile.conn.mark_lost("exited")  # what the session engine does
+    await asyncio.gather(running, return_exceptions=True)
+
+
+@pytest.mark.parametrize(("where", "limit_mib"), [("/tmp", TMP_MIB), ("/workspace", WORKSPACE_MIB)])
+async def test_disk_filler_gets_enospc_at_the_limit(
+    provider: BwrapProvider, start_sandbox: StartSandbox, where: str, limit_mib: int
+) -> None:
+    hostile, bystander = await two_boxes(provider, start_sandbox)
+
+    result = await echo_answers_meanwhile(
+        bystander,
+        hostile.conn.exec(
+            # 3 GiB at most; then it keeps pushing at the full disk for a few seconds.
+            f"dd if=/dev/zero of={where}/fill bs=1M count=3072 2>&1; "
+            f"stat -c size=%s {where}/fill; fallocate -l 3G {where}/big 2>&1; echo fallocate=$?; "
+            f"for i in $(seq 30); do echo x >> {where}/fill 2>/dev/null; sleep 0.1; done",
+            timeout_s=120,
+        ),
+    )
+
+    assert "No space left on device" in result.stdout, result
+    size = int(result.stdout.split("size=")[1].split()[0])
+    assert 0 < size <= limit_mib * MIB
+    assert "fallocate=1" in result.stdout
+    if where == "/workspace":  # bounded on the host too: the image is all the disk it got
+        image = image_path(hostile.spec.workspace_dir)
+        assert image.stat().st_blocks * 512 <= (WORKSPACE_MIB + 8) * MIB
+        _, mountinfo = await run(hostile, "grep ' /workspace ' /proc/self/mountinfo")
+        assert mountinfo.split()[3] == "/"  # the host's workspace path is not named
+    await answers_again(hostile)
+
+
+async def run(box: Sandbox, command: str) -> tuple[int, str]:
+    result = await box.conn.exec(command, timeout_s=30)
+    return result.exit_code, result.stdout + result.stderr
+
+
+async def test_busy_loop_on_every_core_is_throttled(
+    provider: BwrapProvider, start_sandbox: StartSandbox
+) -> None:
+    hostile, bystander = await two_boxes(provider, start_sandbox)
+    cgroup = cgroup_of(provider, hostile)
+    used_before, throttled_before = cgroup.cpu_usage_ns(), cgroup.cpu_throttled()
+    assert used_before is not None
+    started = time.monotonic()
+
+    result = await echo_answers_meanwhile(
+        bystander,
+        hostile.conn.exec(
+            "for i in $(seq $(nproc)); do (while :; do :; done) & done; wait", timeout_s=4
+        ),
+    )
+
+    wall_s = time.monotonic() - started
+    used = cgroup.cpu_usage_ns()
+    assert used is not None
+    cores_used = (used - used_before) / 1e9 / wall_s
+    assert result.timed_out
+    assert 0 < cores_used <= CPUS * 1.3 + 0.05, cores_used
+    assert cgroup.cpu_throttled() > throttled_before
