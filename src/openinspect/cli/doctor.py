@@ -11,6 +11,7 @@ from rich.console import Console
 
 from openinspect.agent.models import ModelRegistry
 from openinspect.sandboxes.bwrap import probe_bwrap
+from openinspect.sandboxes.limits import unenforced_limits
 from openinspect.settings import Settings
 from openinspect.store import Store
 
@@ -87,6 +88,43 @@ async def checks(settings: Settings) -> list[Check]:
             "OPENINSPECT_MODELS__OPENAI_COMPATIBLE_BASE_URL; `openinspect demo` works without one",
         )
     )
+    found += limit_checks(settings, bwrap_works=works)
+    return found
+
+
+LIMIT_FIXES = {
+    "memory": "run the server where it may create cgroups: root with cgroup v1, or a delegated "
+    "cgroup v2 subtree (systemd: Delegate=yes)",
+    "processes": "as for memory: the pids controller",
+    "cpu": "as for memory: the cpu controller",
+    "workspace disk": "run the server as root with loop devices and e2fsprogs, or set "
+    "OPENINSPECT_SANDBOX__WORKSPACE_MIB=0 to accept unbounded workspaces",
+}
+
+
+def limit_checks(settings: Settings, *, bwrap_works: bool) -> list[Check]:
+    """One line per box limit: enforced on this host, or why not (warnings: the exit status
+    does not depend on them)."""
+    if not bwrap_works:
+        return [Check("limits", False, "no box limit applies: sandboxes are not bwrap boxes")]
+    sandbox = settings.sandbox
+    wanted = {
+        "memory": f"{sandbox.memory_mib} MiB" if sandbox.memory_mib > 0 else None,
+        "processes": str(sandbox.max_processes) if sandbox.max_processes > 0 else None,
+        "cpu": f"{sandbox.cpus:g} cores" if sandbox.cpus > 0 else None,
+        "box tmpfs (/tmp)": f"{sandbox.tmp_mib} MiB" if sandbox.tmp_mib > 0 else None,
+        "workspace disk": f"{sandbox.workspace_mib} MiB" if sandbox.workspace_mib > 0 else None,
+    }
+    unenforced = unenforced_limits(settings)
+    found = []
+    for name, value in wanted.items():
+        if value is None:
+            found.append(Check(f"limit: {name}", False, "off in the settings"))
+        elif name in unenforced:
+            why = f"{value} is not enforced: {unenforced[name]}"
+            found.append(Check(f"limit: {name}", False, why, LIMIT_FIXES.get(name)))
+        else:
+            found.append(Check(f"limit: {name}", True, f"{value} per box"))
     return found
 
 
@@ -101,5 +139,9 @@ async def run_doctor(console: Console, *, json_mode: bool) -> int:
             console.print(f"{mark} [bold]{check.name}[/]: {check.detail}")
             if check.fix:
                 console.print(f"    [dim]fix: {check.fix}[/]")
-    # Model keys are optional (the demo and scripted models need none).
-    return 0 if all(c.ok for c in results if c.name != "models") else 1
+    # Model keys are optional; limits are warnings (a laptop cannot mount images as non-root).
+    return 0 if all(c.ok for c in results if c.name != "models" and not _limit(c)) else 1
+
+
+def _limit(check: Check) -> bool:
+    return check.name == "limits" or check.name.startswith("limit: ")
