@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
 
 from openinspect.errors import SandboxUnavailable
@@ -56,6 +57,13 @@ class BoxLimiter:
             logger.warning("unmounted workspace images a previous run of the server left behind")
         for name, why in self.unenforced.items():
             logger.warning("sandbox %s limit is not enforced on this host: %s", name, why)
+        cores = os.cpu_count() or 1
+        if self._settings.cpus <= 0 or self._settings.cpus >= cores:
+            logger.warning(
+                "sandbox.cpus is %g on a %d-core host: one busy sandbox can take every core",
+                self._settings.cpus,
+                cores,
+            )
 
     def enforces(self, limit: str) -> bool:
         """Whether ``limit`` (a name of :data:`~.cgroups.LIMITS`) binds this provider's boxes."""
