@@ -8,12 +8,15 @@ and a second box's ``echo`` keeps answering while it runs."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
 import pytest
+import uvicorn
 
+from openinspect.api.app import Runtime, create_bridge_app, open_runtime
 from openinspect.sandboxes.bwrap import BwrapProvider
 from openinspect.sandboxes.cgroups import BoxCgroup
 from openinspect.sandboxes.connection import ExecResult
@@ -242,3 +245,64 @@ async def test_busy_loop_on_every_core_is_throttled(
     assert result.timed_out
     assert 0 < cores_used <= CPUS * 1.3 + 0.05, cores_used
     assert cgroup.cpu_throttled() > throttled_before
+
+
+@pytest.fixture
+async def limited_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    """The real control plane (store, session manager, bridge) with bwrap boxes and small
+    limits."""
+    settings = settings.model_copy(
+        update={"sandbox": settings.sandbox.model_copy(update={"provider": "bwrap"})}
+    )
+    async with open_runtime(settings) as opened:
+        settings.bridge_socket.parent.mkdir(parents=True, exist_ok=True)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_bridge_app(opened.hub),
+                uds=str(settings.bridge_socket),
+                lifespan="off",
+                log_level="warning",
+            )
+        )
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.01)
+        try:
+            yield opened
+        finally:
+            server.should_exit = True
+            await task
+
+
+async def test_a_session_whose_box_dies_of_its_memory_limit_is_lost_with_the_reason(
+    provider: BwrapProvider,  # skips (or fails under CI) where the limits cannot bind
+    limited_runtime: Runtime,
+    origin: Path,
+) -> None:
+    runtime = limited_runtime
+    user = runtime.bootstrap.user
+    assert user is not None
+    sessions = [
+        await runtime.manager.create(user, repo=str(origin), model="openai:gpt-5") for _ in "ab"
+    ]
+    hostile, bystander = [(await runtime.manager.actor(s.id)).sandbox for s in sessions]
+    hostile_box, bystander_box = await asyncio.gather(hostile.ready(), bystander.ready())
+    command = f"echo 1000 > /proc/$PPID/oom_score_adj; python3 -c '{BALLOON}'"
+    running = asyncio.ensure_future(hostile_box.exec(command, timeout_s=120))
+
+    deadline = time.monotonic() + 60
+    while hostile.status != "lost":
+        assert time.monotonic() < deadline, hostile.status
+        echoed = await bystander_box.exec("echo still here", timeout_s=ECHO_DEADLINE_S)
+        assert echoed.stdout == "still here\n"
+        await asyncio.sleep(0.2)
+
+    await asyncio.gather(running, return_exceptions=True)
+    events = await runtime.store.events.after(sessions[0].id, 0, 1000)
+    lost = [e for e in events if e.type == "sandbox-status" and e.status == "lost"]
+    assert len(lost) == 1
+    assert f"out of memory (limit {MEMORY_MIB} MiB)" in str(lost[0].message)
+    assert bystander.status == "ready"
+    echoed = await bystander_box.exec("echo still here", timeout_s=ECHO_DEADLINE_S)
+    assert echoed.stdout == "still here\n"
