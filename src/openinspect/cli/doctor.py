@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
@@ -111,7 +112,7 @@ def limit_checks(settings: Settings, *, bwrap_works: bool) -> list[Check]:
     wanted = {
         "memory": f"{sandbox.memory_mib} MiB" if sandbox.memory_mib > 0 else None,
         "processes": str(sandbox.max_processes) if sandbox.max_processes > 0 else None,
-        "cpu": f"{sandbox.cpus:g} cores" if sandbox.cpus > 0 else None,
+        "cpu": f"{sandbox.cpus:g} of {os.cpu_count()} cores" if sandbox.cpus > 0 else None,
         "box tmpfs (/tmp)": f"{sandbox.tmp_mib} MiB" if sandbox.tmp_mib > 0 else None,
         "workspace disk": f"{sandbox.workspace_mib} MiB" if sandbox.workspace_mib > 0 else None,
     }
