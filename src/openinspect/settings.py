@@ -108,31 +108,39 @@ class SandboxSettings(BaseModel):
     )
     max_processes: int = Field(
         1024,
-        description="Processes and threads one sandbox may have at once (the cgroup's pids.max; "
-        "also RLIMIT_NPROC for its commands).",
+        ge=0,
+        description="Processes and threads one sandbox may have at once (its cgroup's pids.max; "
+        "RLIMIT_NPROC of its commands where no cgroup binds it). 0: no limit.",
     )
     memory_mib: int = Field(
         4096,
+        ge=0,
         description="Memory one sandbox may use, its /tmp included, in MiB (cgroup memory limit, "
         "swap included); past it the kernel's OOM killer ends its largest process. 0: no limit.",
     )
     cpus: float = Field(
         1.0,
+        ge=0,
         description="CPU time one sandbox may use, in cores (a CFS quota over a 100 ms period); "
         "keep it below the host's core count so a busy box leaves the server room. 0: no limit.",
     )
     cpu_weight: int = Field(
         50,
+        ge=0,
+        le=10_000,
         description="A sandbox's CPU share against the server's other work when both are busy "
         "(cgroup v2 cpu.weight scale, 1-10000, where 100 is a default process group; v1 "
         "cpu.shares gets weight x 1024 / 100).",
     )
     tmp_mib: int = Field(
         1024,
-        description="Size of a sandbox's /tmp (a tmpfs: it counts against memory_mib too), in MiB.",
+        ge=0,
+        description="Size of a sandbox's /tmp, in MiB (a tmpfs: what it holds counts against "
+        "memory_mib too). 0: bwrap's default (half the host's memory).",
     )
     workspace_mib: int = Field(
         10240,
+        ge=0,
         description="Disk space of a session's workspace, in MiB: a sparse ext4 image per session "
         "loop-mounted at the workspace (needs a root server). 0: no limit.",
     )

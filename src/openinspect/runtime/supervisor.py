@@ -161,7 +161,9 @@ def command_environment(env: Mapping[str, str]) -> dict[str, str]:
 
 def apply_limits(max_processes: int | None) -> None:
     """Disable core dumps and cap processes; inherited by every command (best effort: the
-    kernel does not apply RLIMIT_NPROC to a process whose real uid is root outside the box)."""
+    kernel does not apply RLIMIT_NPROC to a process whose real uid is root outside the box, and
+    counts every process of the uid host-wide, so a provider whose cgroup caps the box's
+    processes passes no ``max_processes``)."""
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if max_processes:

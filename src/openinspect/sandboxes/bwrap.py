@@ -23,6 +23,10 @@ on it: it SIGKILLs the box's init through a pidfd (bwrap reports its pid on ``--
 ends the box's whole pid namespace. ``RLIMIT_NPROC`` and ``RLIMIT_CORE`` are set by the runtime
 for itself and its commands (:func:`openinspect.runtime.supervisor.apply_limits`). Output of the
 bwrap process goes to ``<workspace>.log`` beside the workspace, outside the box's view.
+
+Limits (:mod:`.limits`): the workspace is a size-bounded image mounted before bwrap starts, ``/tmp``
+is sized with ``--size``, and the box's init waits on ``--block-fd`` until it is in the box's
+cgroup (memory, processes, CPU), so nothing in the box ever runs outside it.
 """
 
 from __future__ import annotations
