@@ -87,3 +87,15 @@ async def test_a_workspace_from_before_images_is_left_visible(workspace: Path) -
     assert mounted(workspace) == 0
     assert (workspace / "repo").is_dir()
     assert not image_path(workspace).exists()
+
+
+async def test_a_raised_limit_grows_the_image_and_keeps_its_files(workspace: Path) -> None:
+    await mount_image(workspace, SIZE_MIB * MIB)
+    (workspace / "kept.txt").write_text("x")
+    await unmount_image(workspace)
+
+    await mount_image(workspace, SIZE_MIB * 2 * MIB)
+
+    assert (workspace / "kept.txt").read_text() == "x"
+    stats = os.statvfs(workspace)
+    assert stats.f_blocks * stats.f_frsize > SIZE_MIB * 1.5 * MIB

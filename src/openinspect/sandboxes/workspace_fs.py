@@ -5,7 +5,7 @@ Writing past the image's size fails with ``ENOSPC`` inside the box (the host's d
 touched beyond it), and the box's mount table shows the mount's root as ``/`` rather than the
 host path of the workspace. The image ``<workspace>.img`` sits beside the workspace (like its
 log), outside the box's view; it persists with the session, so the next box of the session
-mounts it again. Mounting needs root: a non-root server cannot bound workspace disk this way,
+mounts it again (grown first if ``workspace_mib`` was raised since). Mounting needs root: a non-root server cannot bound workspace disk this way,
 and :func:`probe_workspace_images` says so.
 
 A server killed with its boxes running leaves images mounted; the provider unmounts every image
@@ -72,8 +72,9 @@ def _mounted(path: Path) -> bool:
     return False
 
 
-async def _run(*argv: str) -> None:
-    """Run a tool; raises ``OSError`` with its stderr when it fails."""
+async def _run(*argv: str, ok: tuple[int, ...] = (0,)) -> None:
+    """Run a tool; raises ``OSError`` with its stderr when it exits with a status not in
+    ``ok``."""
     proc = await asyncio.create_subprocess_exec(
         *argv,
         stdin=asyncio.subprocess.DEVNULL,
@@ -86,7 +87,7 @@ async def _run(*argv: str) -> None:
         proc.kill()
         await proc.wait()
         raise OSError(f"{argv[0]} timed out") from None
-    if proc.returncode != 0:
+    if proc.returncode not in ok:
         raise OSError(f"{argv[0]} failed ({proc.returncode}): {err.decode(errors='replace')}")
 
 
@@ -119,6 +120,8 @@ async def mount_image(workspace_dir: Path, size_bytes: int) -> bool:
             # init: a sparse file reads as zeros already, so the host disk holds ~4 MiB, not 70.
             await _run("mkfs.ext4", "-q", "-F", "-m", "0", *MKFS_OPTIONS, str(staging))
             staging.rename(image)
+        elif image.stat().st_size < size_bytes:
+            await _grow(image, size_bytes)
         await _run("mount", "-o", MOUNT_OPTIONS, str(image), str(workspace_dir))
     except OSError as exc:
         logger.error("cannot mount the workspace image of %s: %s", workspace_dir, exc)
@@ -131,6 +134,17 @@ async def mount_image(workspace_dir: Path, size_bytes: int) -> bool:
             (workspace_dir / "lost+found").rmdir()
         workspace_dir.chmod(0o700)
     return True
+
+
+async def _grow(image: Path, size_bytes: int) -> None:
+    """Grow an unmounted image to a raised ``workspace_mib``; on failure it keeps its size.
+    (A lowered setting leaves images as they are: shrinking could lose the session's files.)"""
+    try:
+        os.truncate(image, size_bytes)
+        await _run("e2fsck", "-f", "-p", str(image), ok=(0, 1))  # 1: errors corrected
+        await _run("resize2fs", "-p", str(image))
+    except OSError as exc:
+        logger.warning("cannot grow the workspace image %s: %s", image, exc)
 
 
 async def unmount_image(workspace_dir: Path) -> None:
