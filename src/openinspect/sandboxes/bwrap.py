@@ -322,8 +322,10 @@ class BwrapProvider:
         except (TimeoutError, ValueError, OSError) as exc:
             await self._kill_unreleased(handle, init, block_write)
             logger.error("sandbox %s did not start (%s); see %s", spec.sandbox_id, exc, log_path)
+            # An OSError's text can name a cgroup file: users get its errno text only.
+            detail = (exc.strerror or "no answer") if isinstance(exc, OSError) else str(exc)
             raise SandboxUnavailable(
-                f"bwrap did not start the sandbox: {exc or 'no answer'}", hint="see the server log"
+                f"bwrap did not start the sandbox: {detail}", hint="see the server log"
             ) from exc
         except BaseException:  # cancelled: nobody else will ever have the handle to destroy it
             await self._kill_unreleased(handle, init, block_write)

@@ -5,8 +5,8 @@ Writing past the image's size fails with ``ENOSPC`` inside the box (the host's d
 touched beyond it), and the box's mount table shows the mount's root as ``/`` rather than the
 host path of the workspace. The image ``<workspace>.img`` sits beside the workspace (like its
 log), outside the box's view; it persists with the session, so the next box of the session
-mounts it again (grown first if ``workspace_mib`` was raised since). Mounting needs root: a non-root server cannot bound workspace disk this way,
-and :func:`probe_workspace_images` says so.
+mounts it again (grown first if ``workspace_mib`` was raised since). Mounting needs root: a
+non-root server cannot bound workspace disk this way, and :func:`probe_workspace_images` says so.
 
 A server killed with its boxes running leaves images mounted; the provider unmounts every image
 under its workspaces directory when it starts (:func:`unmount_stale`), and :func:`mount_image`
