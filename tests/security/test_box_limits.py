@@ -310,3 +310,31 @@ async def test_a_session_whose_box_dies_of_its_memory_limit_is_lost_with_the_rea
     assert bystander.status == "ready"
     echoed = await bystander_box.exec("echo still here", timeout_s=ECHO_DEADLINE_S)
     assert echoed.stdout == "still here\n"
+
+
+def is_mount_point(path: Path) -> bool:
+    points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    return str(path.resolve()) in points
+
+
+async def test_a_destroyed_box_leaves_no_cgroup_and_its_image_serves_the_next_box(
+    provider: BwrapProvider, start_sandbox: StartSandbox
+) -> None:
+    first = await start_sandbox(provider)
+    await first.conn.wait_ready(BOOT_TIMEOUT_S)
+    workspace = first.spec.workspace_dir
+    assert is_mount_point(workspace)
+    await first.conn.exec("echo kept > /workspace/kept.txt", timeout_s=30)
+    dirs = list(cgroup_of(provider, first).dirs.values())
+    assert all(d.is_dir() for d in dirs)
+
+    await provider.destroy(first.handle)
+    first.conn.mark_lost("destroyed")
+
+    assert not any(d.exists() for d in dirs)
+    assert not is_mount_point(workspace)
+    assert not (workspace / "kept.txt").exists()  # it lives in the image, not on the host
+    second = await start_sandbox(provider, workspace_dir=workspace)
+    await second.conn.wait_ready(BOOT_TIMEOUT_S)
+    _, kept = await run(second, "cat /workspace/kept.txt")
+    assert kept == "kept\n"
