@@ -397,3 +397,16 @@ async def test_read_file_shows_the_start_of_a_giant_line(executor: Executor, rep
     assert result["truncated"] is True
     assert result["total_lines"] == 2
     assert len(result["content"]) == MAX_READ_CHARS
+
+
+async def test_a_command_killed_by_sigkill_is_told_the_likely_cause(executor: Executor) -> None:
+    out = Recorder()
+    result = await executor.exec({"command": "echo before; kill -9 $$", "timeout_s": 30}, out)
+    assert result["exit_code"] == 128 + signal.SIGKILL
+    assert out.text("stdout") == "before\n"
+    assert "killed (SIGKILL)" in out.text("stderr")
+    assert "ran out of memory" in out.text("stderr")
+
+    quiet = Recorder()
+    await executor.exec({"command": "exit 9", "timeout_s": 30}, quiet)
+    assert quiet.text("stderr") == ""

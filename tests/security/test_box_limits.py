@@ -167,6 +167,10 @@ async def test_memory_balloon_is_oom_killed_and_the_box_lives_on(
 
     assert "allocated 4 GiB" not in result.stdout
     assert "exit=137" in result.stdout, result  # SIGKILL: the kernel's OOM killer
+    # Run as the whole command, the balloon's death is explained in the tool's output.
+    direct = await hostile.conn.exec(f"exec python3 -c '{BALLOON}'", timeout_s=120)
+    assert direct.exit_code == 137
+    assert "ran out of memory" in direct.stderr
     hits = cgroup_of(provider, hostile).hits()
     assert hits.oom_kills >= 1
     await answers_again(hostile)

@@ -9,6 +9,7 @@ is the result.
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -19,6 +20,14 @@ from .procs import Child, ChunkBatcher, Emit
 from .protocol import ExecResult, RpcFailure
 
 SHELL = "/bin/bash"
+KILLED_STATUS = 128 + signal.SIGKILL
+KILLED_NOTE = (
+    b"\n[openinspect] the command was killed (SIGKILL). Unless something in the sandbox sent "
+    b"that signal, the sandbox ran out of memory: at its memory limit the kernel ends the "
+    b"largest process.\n"
+)
+"""Said on stderr after a command that died of a SIGKILL nobody here sent: the kernel's OOM
+killer says nothing to the command's output, and a bare "exit code 137" explains little."""
 
 
 class Executor:
@@ -71,6 +80,8 @@ class Executor:
         ticker = asyncio.create_task(batcher.run())
         try:
             exit_code, timed_out = await child.run(batcher.feed, timeout_s)
+            if exit_code == KILLED_STATUS and not timed_out:
+                await batcher.feed("stderr", KILLED_NOTE)
         finally:
             ticker.cancel()
             await asyncio.gather(ticker, return_exceptions=True)
