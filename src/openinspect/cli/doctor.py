@@ -12,7 +12,7 @@ from rich.console import Console
 
 from openinspect.agent.models import ModelRegistry
 from openinspect.sandboxes.bwrap import probe_bwrap
-from openinspect.sandboxes.limits import unenforced_limits
+from openinspect.sandboxes.limits import TMP_LIMIT, unenforced_limits
 from openinspect.settings import Settings
 from openinspect.store import Store
 
@@ -98,6 +98,7 @@ LIMIT_FIXES = {
     "cgroup v2 subtree (systemd: Delegate=yes)",
     "processes": "as for memory: the pids controller",
     "cpu": "as for memory: the cpu controller",
+    TMP_LIMIT: "install bubblewrap 0.5 or later",
     "workspace disk": "run the server as root with loop devices and e2fsprogs, or set "
     "OPENINSPECT_SANDBOX__WORKSPACE_MIB=0 to accept unbounded workspaces",
 }
@@ -113,7 +114,7 @@ def limit_checks(settings: Settings, *, bwrap_works: bool) -> list[Check]:
         "memory": f"{sandbox.memory_mib} MiB" if sandbox.memory_mib > 0 else None,
         "processes": str(sandbox.max_processes) if sandbox.max_processes > 0 else None,
         "cpu": f"{sandbox.cpus:g} of {os.cpu_count()} cores" if sandbox.cpus > 0 else None,
-        "box tmpfs (/tmp)": f"{sandbox.tmp_mib} MiB" if sandbox.tmp_mib > 0 else None,
+        TMP_LIMIT: f"{sandbox.tmp_mib} MiB" if sandbox.tmp_mib > 0 else None,
         "workspace disk": f"{sandbox.workspace_mib} MiB" if sandbox.workspace_mib > 0 else None,
     }
     unenforced = unenforced_limits(settings)

@@ -254,7 +254,7 @@ class BwrapProvider:
         self._python = settings.sandbox.python
         self._procs = LocalProcesses(self.name)
         self._inits: dict[str, int] = {}  # sandbox id → pidfd of the box's init
-        self._limits = BoxLimiter(settings)  # also cleans up after a previous run
+        self._limits = BoxLimiter(settings, bwrap=bwrap)  # also cleans up after a previous run
 
     @property
     def unenforced_limits(self) -> dict[str, str]:

@@ -10,8 +10,10 @@ findings through :func:`unenforced_limits`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
+import subprocess
 from pathlib import Path
 
 from openinspect.errors import SandboxUnavailable
@@ -24,7 +26,25 @@ from .workspace_fs import mount_image, probe_workspace_images, unmount_image, un
 logger = logging.getLogger(__name__)
 
 
-def unenforced_limits(settings: Settings, cgroups: Cgroups | None = None) -> dict[str, str]:
+TMP_LIMIT = "box tmpfs (/tmp)"
+HELP_TIMEOUT_S = 10.0
+
+
+@functools.cache
+def bwrap_sizes_tmpfs(bwrap: str = "bwrap") -> bool:
+    """Whether this bwrap has ``--size`` (bubblewrap 0.5 and later); asked once per process."""
+    try:
+        done = subprocess.run(
+            [bwrap, "--help"], capture_output=True, text=True, timeout=HELP_TIMEOUT_S, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "--size" in done.stdout + done.stderr
+
+
+def unenforced_limits(
+    settings: Settings, cgroups: Cgroups | None = None, *, bwrap: str = "bwrap"
+) -> dict[str, str]:
     """Limit name → why this host cannot enforce it (only limits the settings ask for)."""
     sandbox = settings.sandbox
     if cgroups is None:
@@ -35,6 +55,8 @@ def unenforced_limits(settings: Settings, cgroups: Cgroups | None = None) -> dic
         "cpu": sandbox.cpus > 0,
     }
     found = {name: why for name, why in cgroups.unenforced.items() if wanted.get(name)}
+    if sandbox.tmp_mib > 0 and not bwrap_sizes_tmpfs(bwrap):
+        found[TMP_LIMIT] = f"{bwrap} has no --size option (bubblewrap 0.5 or later has it)"
     if sandbox.workspace_mib > 0 and (why := probe_workspace_images()) is not None:
         found["workspace disk"] = why
     return found
@@ -43,10 +65,10 @@ def unenforced_limits(settings: Settings, cgroups: Cgroups | None = None) -> dic
 class BoxLimiter:
     """Sets up and tears down the limits of each box of one provider."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, bwrap: str = "bwrap") -> None:
         self._settings = settings.sandbox
         self._cgroups = Cgroups.detect(instance_name(settings.home_dir))
-        self.unenforced = unenforced_limits(settings, self._cgroups)
+        self.unenforced = unenforced_limits(settings, self._cgroups, bwrap=bwrap)
         self._images = "workspace disk" not in self.unenforced and self._settings.workspace_mib > 0
         self._boxes: dict[str, BoxCgroup] = {}
         self._mounted: dict[str, Path] = {}
@@ -71,7 +93,9 @@ class BoxLimiter:
 
     @property
     def tmp_size_bytes(self) -> int | None:
-        return self._settings.tmp_mib * MIB if self._settings.tmp_mib > 0 else None
+        if self._settings.tmp_mib <= 0 or TMP_LIMIT in self.unenforced:
+            return None
+        return self._settings.tmp_mib * MIB
 
     async def prepare(self, spec: SandboxSpec) -> None:
         """Mount the workspace image and create the box's cgroup, before the box exists."""
