@@ -342,3 +342,21 @@ async def test_a_destroyed_box_leaves_no_cgroup_and_its_image_serves_the_next_bo
     await second.conn.wait_ready(BOOT_TIMEOUT_S)
     _, kept = await run(second, "cat /workspace/kept.txt")
     assert kept == "kept\n"
+
+
+async def test_a_restarted_server_kills_the_boxes_a_killed_one_left_behind(
+    provider: BwrapProvider, start_sandbox: StartSandbox, settings: Settings
+) -> None:
+    box = await start_sandbox(provider)
+    await box.conn.wait_ready(BOOT_TIMEOUT_S)
+    left = cgroup_of(provider, box)
+    pids = left.pids()
+    assert pids
+
+    BwrapProvider(settings)  # what the next server's start does, with this one's boxes running
+
+    assert left.pids() == set()
+    assert not any(d.exists() for d in left.dirs.values())
+    assert not is_mount_point(box.spec.workspace_dir)
+    assert await asyncio.wait_for(provider.wait(box.handle), 10) != 0
+    box.conn.mark_lost("killed")
