@@ -79,6 +79,13 @@ class BoxLimiter:
             logger.warning("unmounted workspace images a previous run of the server left behind")
         for name, why in self.unenforced.items():
             logger.warning("sandbox %s limit is not enforced on this host: %s", name, why)
+        if 0 < self._settings.memory_mib <= self._settings.tmp_mib:
+            logger.warning(
+                "sandbox.tmp_mib (%d) is not below sandbox.memory_mib (%d): a full /tmp ends in "
+                "the OOM killer rather than 'no space left on device'",
+                self._settings.tmp_mib,
+                self._settings.memory_mib,
+            )
         cores = os.cpu_count() or 1
         if self._settings.cpus <= 0 or self._settings.cpus >= cores:
             logger.warning(
