@@ -102,6 +102,15 @@ class SandboxSettings(BaseModel):
         description="Sandboxes running at once for the sessions one member created; an idle "
         "one is stopped to make room, else a new prompt is refused (429). Admins: no limit.",
     )
+    box_user: str = Field(
+        "openinspect-box",
+        description=(
+            "Host user that bwrap sandboxes run as when the server runs as root: a user name "
+            "(created as a system user without home or shell when missing) or 'uid:gid' "
+            "(numbers, never 0). Ignored when the server is not root: boxes then run as the "
+            "server's own user."
+        ),
+    )
 
 
 class AgentSettings(BaseModel):
