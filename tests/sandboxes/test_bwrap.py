@@ -51,7 +51,7 @@ def test_argv_builds_a_closed_box(settings: Settings, tmp_path: Path) -> None:
         bridge_socket=tmp_path / "bridge.sock",
         env={"PYTHONPATH": "/workspace/repo/src", "DATABASE_URL": "postgres://u:pw-SECRET@db"},
     )
-    inputs = BoxInputs(str(spec.workspace_dir), str(spec.bridge_socket), runtime_zip=7)
+    inputs = BoxInputs(str(spec.workspace_dir), runtime_zip=7)
     argv = build_argv(spec, bwrap="bwrap", python="/usr/bin/python3", inputs=inputs)
     env = build_env(spec)
 

@@ -20,13 +20,14 @@ What the box sees (everything else of the host is absent, not just unreadable):
 - ``/workspace``: the session's workspace, the only writable host directory (``HOME`` is
   ``/workspace/.home``, the repo ``/workspace/repo``);
 - ``/opt/openinspect/runtime.zip``: the runtime's code, as data (:mod:`.payload`);
-- ``/run/openinspect/bridge.sock``: the control plane's bridge socket (the file alone).
+- ``/run/openinspect/bridge.sock``: a socket of the box's own, relayed to the control plane's
+  bridge (:mod:`.relay`).
 
 No host path: bwrap's options come through ``--args FD`` (the box sees bwrap as its pid 1), the
 runtime's code and the repo to clone are copied in as data, and the box's output reaches the
-server's log through a pipe. What remains is the mount table's record of the two bind mounts'
-sources (``/proc/self/mountinfo`` shows where the workspace and the bridge socket are on the host)
-unless the workspace is a file system of its own.
+server's log through a pipe. What remains is the mount table's record of the workspace's bind
+mount (``/proc/self/mountinfo`` shows where the workspace is on the host) unless the workspace
+is a file system of its own.
 
 Own user, pid, network, ipc, uts and cgroup namespaces: no network but loopback, no host
 process visible. The environment is built from scratch (no model keys, nothing of the server's)
@@ -68,7 +69,8 @@ from .local import (
     sandbox_env,
 )
 from .payload import data_fd, origin_bundle, runtime_zip
-from .staging import STAGED_BRIDGE_SOCKET, STAGED_WORKSPACE, ensure_stage_dir, staged_argv
+from .relay import BridgeRelay
+from .staging import STAGED_WORKSPACE, ensure_stage_dir, staged_argv
 
 logger = logging.getLogger(__name__)
 
@@ -205,21 +207,24 @@ def userns_args(nested_userns_disabled: bool) -> list[str]:
 
 @dataclass(frozen=True)
 class BoxInputs:
-    """Where bwrap finds what it puts in one box: two bind sources by path (the host's, or
-    their staged paths for a root server: :mod:`.staging`), the rest as descriptors that bwrap
-    copies from and closes before the runtime starts, so no box process holds one."""
+    """Where bwrap finds what it puts in one box: the workspace by path (the host's, or its
+    staged path for a root server: :mod:`.staging`), the rest as descriptors that bwrap reads
+    and closes before the runtime starts, so no box process holds one."""
 
     workspace: str
-    bridge_socket: str
     runtime_zip: int
     """The runtime's code (:func:`.payload.runtime_zip`)."""
     bundle: int | None = None
     """A git bundle to clone from, when the workspace has no checkout yet."""
     info: int | None = None
     """Where bwrap writes ``{"child-pid": …}`` (the box's init, as a host pid)."""
+    block: int | None = None
+    """What the box's init waits on, set up but running nothing, until a byte arrives (or the
+    end of file): the time to put the box's bridge socket in place (:mod:`.relay`)."""
 
     def fds(self) -> tuple[int, ...]:
-        return tuple(fd for fd in (self.runtime_zip, self.bundle, self.info) if fd is not None)
+        fds = (self.runtime_zip, self.bundle, self.info, self.block)
+        return tuple(fd for fd in fds if fd is not None)
 
 
 def build_argv(
@@ -238,6 +243,7 @@ def build_argv(
     argv = [
         bwrap,
         *(["--info-fd", str(inputs.info)] if inputs.info is not None else []),
+        *(["--block-fd", str(inputs.block)] if inputs.block is not None else []),
         "--unshare-all",
         *userns_args(nested_userns_disabled),
         "--die-with-parent",
@@ -259,9 +265,8 @@ def build_argv(
         "--ro-bind-data",
         str(inputs.runtime_zip),
         BOX_RUNTIME_ZIP,
-        "--ro-bind",
-        inputs.bridge_socket,
-        BOX_BRIDGE_SOCKET,
+        "--dir",
+        os.path.dirname(BOX_BRIDGE_SOCKET),  # the relay's socket goes there (:mod:`.relay`)
     ]
     if inputs.bundle is not None:
         argv += ["--perms", "0600", "--file", str(inputs.bundle), BOX_BUNDLE]
@@ -282,9 +287,15 @@ def args_via_fd(argv: list[str]) -> tuple[list[str], int]:
 
 
 def _read_child_pid(fd: int) -> int:
-    """Read bwrap's ``--info-fd`` JSON to its end and return the box init's host pid."""
-    with os.fdopen(fd, "rb") as info:
-        data = info.read()
+    """Read bwrap's ``--info-fd`` JSON (to its end, or to the end of the first document: a box
+    waiting on its block descriptor keeps the pipe open) and return the box init's host pid."""
+    data = b""
+    with os.fdopen(fd, "rb", buffering=0) as info:
+        while chunk := info.read(4096):
+            data += chunk
+            with contextlib.suppress(ValueError):
+                json.loads(data)
+                break
     try:
         pid = json.loads(data)["child-pid"]
     except (ValueError, KeyError, TypeError) as exc:
@@ -340,6 +351,7 @@ class BwrapProvider:
         self._scratch = settings.run_dir
         self._procs = LocalProcesses(self.name)
         self._inits: dict[str, int] = {}  # sandbox id → pidfd of the box's init
+        self._relays: dict[str, BridgeRelay] = {}  # sandbox id → its bridge socket's relay
 
     def box_user(self) -> BoxUser:
         """The host user boxes run as (see :mod:`.boxuser`); raises ``ConfigError``."""
@@ -356,64 +368,90 @@ class BwrapProvider:
         own_workspace(spec.workspace_dir, user)
         opened: list[int] = []
         read_fd: int | None = None
+        block_write: int | None = None
         try:
-            inputs = await self._open_inputs(spec, user, opened)
+            inputs = await self._open_inputs(spec, opened)
             read_fd, write_fd = os.pipe()
             opened.append(write_fd)
+            block_read, block_write = os.pipe()
+            opened.append(block_read)
             argv = build_argv(
                 spec,
                 bwrap=bwrap,
                 python=self._python,
-                inputs=replace(inputs, info=write_fd),
+                inputs=replace(inputs, info=write_fd, block=block_read),
                 nested_userns_disabled=can_disable_userns(bwrap),
             )
             argv, args_fd = args_via_fd(argv)
             opened.append(args_fd)
             if user.switch:
-                argv = staged_argv(
-                    argv, user, workspace=spec.workspace_dir, bridge_socket=spec.bridge_socket
-                )
+                argv = staged_argv(argv, user, workspace=spec.workspace_dir)
             handle = await self._procs.start(
                 spec,
                 argv,
                 build_env(spec),
                 log_path=log_path,
-                pass_fds=(*inputs.fds(), write_fd, args_fd),
+                pass_fds=(*inputs.fds(), write_fd, block_read, args_fd),
                 cwd=Path("/"),  # not the workspace: bwrap's cwd is a host path
             )
         except BaseException:
-            if read_fd is not None:
-                os.close(read_fd)
+            for fd in (read_fd, block_write):
+                if fd is not None:
+                    os.close(fd)
             raise
         finally:
             for fd in opened:
                 os.close(fd)
         assert read_fd is not None
+        assert block_write is not None
+        init: int | None = None
+        relay = BridgeRelay(spec.bridge_socket)
         try:
             # The thread owns read_fd from here on; bwrap's exit closes the pipe, so it ends.
             init_pid = await asyncio.wait_for(
                 asyncio.to_thread(_read_child_pid, read_fd), INFO_TIMEOUT_S
             )
-        except (TimeoutError, ValueError) as exc:
-            await self._procs.stop(handle)
+            # A pidfd names the box's init without the risk of pid reuse.
+            init = os.pidfd_open(init_pid)
+            await relay.start(init_pid, BOX_BRIDGE_SOCKET, user, INFO_TIMEOUT_S)
+        except (TimeoutError, ValueError, OSError) as exc:
+            await self._kill_unreleased(handle, init, block_write, relay)
             raise SandboxUnavailable(
                 f"bwrap did not start the sandbox: {exc or 'no answer'}",
                 hint="see the sandbox's log beside its workspace",
             ) from exc
         except BaseException:  # cancelled: nobody else will ever have the handle to destroy it
-            await self._procs.stop(handle)
+            await self._kill_unreleased(handle, init, block_write, relay)
             raise
-        # A pidfd names the box's init without the risk of pid reuse.
-        with contextlib.suppress(OSError):
-            self._inits[spec.sandbox_id] = os.pidfd_open(init_pid)
+        self._inits[spec.sandbox_id] = init
+        self._relays[spec.sandbox_id] = relay
+        try:
+            os.write(block_write, b"1")  # the box may run now
+        finally:
+            os.close(block_write)
         return handle
 
-    async def _open_inputs(self, spec: SandboxSpec, user: BoxUser, opened: list[int]) -> BoxInputs:
+    async def _kill_unreleased(
+        self, handle: SandboxHandle, init: int | None, block: int, relay: BridgeRelay
+    ) -> None:
+        """Kill a box still waiting on its block descriptor. The descriptor is closed (which
+        would let the box run) only once the box is dead."""
+        try:
+            if init is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(init, signal.SIGKILL)
+                os.close(init)
+            await self._procs.stop(handle)
+            await relay.close()
+        finally:
+            os.close(block)
+
+    async def _open_inputs(self, spec: SandboxSpec, opened: list[int]) -> BoxInputs:
         """What :func:`build_argv` hands to bwrap; every descriptor opened goes into ``opened``."""
-        workspace, bridge = str(spec.workspace_dir), str(spec.bridge_socket)
-        if user.switch:
+        workspace = str(spec.workspace_dir)
+        if self.box_user().switch:
             ensure_stage_dir()
-            workspace, bridge = STAGED_WORKSPACE, STAGED_BRIDGE_SOCKET
+            workspace = STAGED_WORKSPACE
         runtime = data_fd("openinspect-runtime", runtime_zip(runtime_sources()))
         opened.append(runtime)
         bundle = None
@@ -421,7 +459,7 @@ class BwrapProvider:
             branches = [spec.base_branch, spec.work_branch]
             bundle = await origin_bundle(spec.clone_source, branches, self._scratch)
             opened.append(bundle)
-        return BoxInputs(workspace, bridge, runtime_zip=runtime, bundle=bundle)
+        return BoxInputs(workspace, runtime_zip=runtime, bundle=bundle)
 
     def _check(self, spec: SandboxSpec) -> str:
         """Fail early and clearly on what would make bwrap fail; returns bwrap's path."""
@@ -468,6 +506,9 @@ class BwrapProvider:
             finally:
                 os.close(init)
         await self._procs.stop(handle)
+        relay = self._relays.pop(handle.sandbox_id, None)
+        if relay is not None:
+            await relay.close()
 
     async def snapshot(self, handle: SandboxHandle) -> SnapshotRef:
         """Not supported yet."""

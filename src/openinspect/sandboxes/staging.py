@@ -1,12 +1,12 @@
 """How a root server starts bwrap as the unprivileged box user.
 
-bwrap run by the box user must reach its bind sources (the workspace, the bridge socket) by
-path: it resolves even ``--bind-fd`` descriptors to paths and checks them as the box user, who
-may not traverse the server's private home (``/root/.openinspect`` is behind a 0700 ``/root``).
+bwrap run by the box user must reach its bind source (the workspace) by path: it resolves even
+``--bind-fd`` descriptors to paths and checks them as the box user, who may not traverse the
+server's private home (``/root/.openinspect`` is behind a 0700 ``/root``).
 So the server starts the box through a short chain that needs no change to the host:
 
 ``unshare --mount`` (a private mount namespace, gone with the box) → ``sh`` that mounts a small
-tmpfs on :data:`STAGE_DIR`, binds the workspace and the socket into it, → ``setpriv`` to the box
+tmpfs on :data:`STAGE_DIR`, binds the workspace into it, → ``setpriv`` to the box
 user → ``bwrap`` (one pid: each step ``exec``\\s the next). The host's own mount table never
 changes; the staging paths are what bwrap's options name.
 """
@@ -24,12 +24,10 @@ from .boxuser import BoxUser
 STAGE_DIR = Path("/run/openinspect-box")
 """An empty root-owned directory the private tmpfs covers; nothing is ever written in it."""
 STAGED_WORKSPACE = f"{STAGE_DIR}/workspace"
-STAGED_BRIDGE_SOCKET = f"{STAGE_DIR}/bridge.sock"
 _SCRIPT = (
-    'set -e; ws=$1 sock=$2 uid=$3 gid=$4; shift 4; stage="$0"; '
+    'set -e; ws=$1 uid=$2 gid=$3; shift 3; stage="$0"; '
     'mount -t tmpfs -o mode=0755,size=64k,nosuid,nodev,noexec openinspect-stage "$stage"; '
-    'mkdir "$stage/workspace"; : > "$stage/bridge.sock"; '
-    'mount --bind "$ws" "$stage/workspace"; mount --bind "$sock" "$stage/bridge.sock"; '
+    'mkdir "$stage/workspace"; mount --bind "$ws" "$stage/workspace"; '
     'exec setpriv --reuid="$uid" --regid="$gid" --clear-groups -- "$@"'
 )
 
@@ -51,9 +49,7 @@ def ensure_stage_dir() -> None:
         )
 
 
-def staged_argv(
-    argv: list[str], user: BoxUser, *, workspace: Path, bridge_socket: Path
-) -> list[str]:
+def staged_argv(argv: list[str], user: BoxUser, *, workspace: Path) -> list[str]:
     """``argv`` (bwrap's) started as ``user`` with the sources under :data:`STAGE_DIR`."""
     return [
         "unshare",
@@ -66,7 +62,6 @@ def staged_argv(
         _SCRIPT,
         str(STAGE_DIR),
         os.fspath(workspace),
-        os.fspath(bridge_socket),
         str(user.uid),
         str(user.gid),
         *argv,
