@@ -260,3 +260,31 @@ async def test_destroy_right_after_create_leaves_no_process(
         await bwrap_provider.destroy(box.handle)
         # bwrap's command line names nothing of the box any more: find it by its environment.
         assert await wait_until_untagged(box.spec.sandbox_id, timeout_s=5) == []
+
+
+async def test_existing_work_branch_and_restart_in_a_box(
+    bwrap_provider: BwrapProvider, start_sandbox: StartSandbox
+) -> None:
+    # The bundle carries the work branch when the mirror has it; a restarted box gets none
+    # and reuses the checkout, which it still owns.
+    first = await start_sandbox(bwrap_provider, work_branch="openinspect/existing")
+    await first.conn.wait_ready(BOOT_TIMEOUT_S)
+    repo = first.handle.repo_dir
+    assert (repo / "NOTES.md").read_text() == "work in progress\n"
+    await first.conn.write_file("scratch.txt", "kept")
+    await bwrap_provider.destroy(first.handle)
+
+    second = await start_sandbox(
+        bwrap_provider,
+        boot_mode="repo_image",
+        work_branch="openinspect/existing",
+        workspace_dir=first.spec.workspace_dir,
+    )
+    await second.conn.wait_ready(BOOT_TIMEOUT_S)
+
+    assert second.of_type("boot")[0]["message"] == "reusing the existing checkout"
+    result = await second.conn.exec("cat scratch.txt && touch again.txt", timeout_s=30)
+    assert (result.exit_code, result.stdout) == (0, "kept")
+    owner = bwrap_provider.box_user().uid
+    assert (repo / "again.txt").stat().st_uid == owner
+    assert (repo / "scratch.txt").stat().st_uid == owner
