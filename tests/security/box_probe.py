@@ -181,7 +181,9 @@ async def probe(root: Path) -> dict[str, Any]:
             result = await conn.exec("python3 probe.py", timeout_s=PROBE_TIMEOUT_S)
             if result.exit_code != 0:
                 raise AssertionError(f"the probe failed: {result.stderr[-2000:]}")
-            report: dict[str, Any] = json.loads((spec.workspace_dir / REPORT_NAME).read_text())
+            written = spec.workspace_dir / REPORT_NAME
+            report: dict[str, Any] = json.loads(written.read_text())
+            report["written_by"] = [written.stat().st_uid, written.stat().st_gid]
             init = _init_pid(provider._inits[sandbox_id])
             report["host"] = {str(pid): _host_view(pid) for pid in _descendants(init)}
             report["bwrap_host"] = _host_view(handle.pid)

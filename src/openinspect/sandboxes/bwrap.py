@@ -452,7 +452,9 @@ class BwrapProvider:
         if self.box_user().switch:
             ensure_stage_dir()
             workspace = STAGED_WORKSPACE
-        runtime = data_fd("openinspect-runtime", runtime_zip(runtime_sources()))
+        # Built once per process (compiling takes a while): not on the event loop.
+        code = await asyncio.to_thread(runtime_zip, runtime_sources())
+        runtime = data_fd("openinspect-runtime", code)
         opened.append(runtime)
         bundle = None
         if not (spec.workspace_dir / REPO_DIRNAME / ".git").exists():

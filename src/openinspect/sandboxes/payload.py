@@ -17,6 +17,7 @@ import asyncio
 import functools
 import io
 import os
+import py_compile
 import tempfile
 import zipfile
 from pathlib import Path
@@ -26,25 +27,45 @@ from openinspect.errors import SandboxUnavailable
 from .local import RuntimeSources
 
 BUNDLE_TIMEOUT_S = 600.0
-_ZIP_SUFFIXES = (".py",)
 
 
 @functools.cache
 def runtime_zip(sources: RuntimeSources) -> bytes:
-    """The runtime's code as a zip archive (sources only: ``-B`` keeps Python from writing
-    bytecode, and a zip cannot hold loadable extension modules anyway)."""
+    """The runtime's code as a zip archive: sources, and bytecode compiled by this interpreter
+    (unchecked-hash ``.pyc``, so ``zipimport`` uses it as is; a box interpreter of another
+    version finds the magic number wrong and compiles the source instead). A zip cannot hold
+    loadable extension modules, so websockets' C speedups stay out."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.write(sources.package_init, "openinspect/__init__.py")
-        _add_tree(archive, sources.runtime_dir, "openinspect/runtime")
-        _add_tree(archive, sources.websockets_dir, "websockets")
+    with (
+        tempfile.TemporaryDirectory(prefix="openinspect-runtime-zip-") as scratch,
+        zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive,
+    ):
+        for source, name in _runtime_files(sources):
+            archive.write(source, name)
+            compiled = Path(scratch, name).with_suffix(".pyc")
+            compiled.parent.mkdir(parents=True, exist_ok=True)
+            py_compile.compile(
+                str(source),
+                cfile=str(compiled),
+                dfile=name,
+                doraise=True,
+                invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+            )
+            archive.write(compiled, str(Path(name).with_suffix(".pyc")))
     return buffer.getvalue()
 
 
-def _add_tree(archive: zipfile.ZipFile, root: Path, prefix: str) -> None:
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and path.suffix in _ZIP_SUFFIXES and "__pycache__" not in path.parts:
-            archive.write(path, f"{prefix}/{path.relative_to(root).as_posix()}")
+def _runtime_files(sources: RuntimeSources) -> list[tuple[Path, str]]:
+    """Every source file of the runtime, with its name in the archive."""
+    files = [(sources.package_init, "openinspect/__init__.py")]
+    for root, prefix in (
+        (sources.runtime_dir, "openinspect/runtime"),
+        (sources.websockets_dir, "websockets"),
+    ):
+        for path in sorted(root.rglob("*.py")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                files.append((path, f"{prefix}/{path.relative_to(root).as_posix()}"))
+    return files
 
 
 def data_fd(name: str, data: bytes) -> int:
