@@ -68,7 +68,7 @@ from .local import (
     runtime_sources,
     sandbox_env,
 )
-from .payload import data_fd, origin_bundle, runtime_zip
+from .payload import data_fd, origin_bundle, runtime_zip, warm_runtime_zip
 from .relay import BridgeRelay
 from .staging import STAGED_WORKSPACE, ensure_stage_dir, staged_argv
 
@@ -352,6 +352,8 @@ class BwrapProvider:
         self._procs = LocalProcesses(self.name)
         self._inits: dict[str, int] = {}  # sandbox id → pidfd of the box's init
         self._relays: dict[str, BridgeRelay] = {}  # sandbox id → its bridge socket's relay
+        with contextlib.suppress(SandboxUnavailable):  # create() says so, when it is needed
+            warm_runtime_zip(runtime_sources())
 
     def box_user(self) -> BoxUser:
         """The host user boxes run as (see :mod:`.boxuser`); raises ``ConfigError``."""

@@ -19,6 +19,7 @@ import io
 import os
 import py_compile
 import tempfile
+import threading
 import zipfile
 from pathlib import Path
 
@@ -29,8 +30,22 @@ from .local import RuntimeSources
 BUNDLE_TIMEOUT_S = 600.0
 
 
-@functools.cache
+_build_lock = threading.Lock()
+
+
 def runtime_zip(sources: RuntimeSources) -> bytes:
+    """:func:`build_runtime_zip`, built once per process (callers wait for one build)."""
+    with _build_lock:
+        return build_runtime_zip(sources)
+
+
+def warm_runtime_zip(sources: RuntimeSources) -> None:
+    """Build the runtime's zip in the background now, so the first box does not wait for it."""
+    threading.Thread(target=runtime_zip, args=(sources,), daemon=True).start()
+
+
+@functools.cache
+def build_runtime_zip(sources: RuntimeSources) -> bytes:
     """The runtime's code as a zip archive: sources, and bytecode compiled by this interpreter
     (unchecked-hash ``.pyc``, so ``zipimport`` uses it as is; a box interpreter of another
     version finds the magic number wrong and compiles the source instead). A zip cannot hold
