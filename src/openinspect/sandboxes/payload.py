@@ -105,7 +105,8 @@ async def origin_bundle(mirror: str, branches: list[str], scratch: Path) -> int:
     so nothing of it is left on disk once bwrap has copied it. Raises ``SandboxUnavailable``.
     """
     refs = [f"refs/heads/{branch}" for branch in dict.fromkeys(branches) if branch]
-    present = [ref for ref in refs if await _git_ok(mirror, "rev-parse", "--verify", "-q", ref)]
+    listed = await _git(mirror, "for-each-ref", "--format=%(refname)", *refs)
+    present = [ref for ref in refs if ref in (listed or "").splitlines()]
     if not present:
         raise SandboxUnavailable(f"the mirror has none of the branches {', '.join(branches)}")
     scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -120,6 +121,11 @@ async def origin_bundle(mirror: str, branches: list[str], scratch: Path) -> int:
 
 
 async def _git_ok(repo: str, *args: str) -> bool:
+    return await _git(repo, *args) is not None
+
+
+async def _git(repo: str, *args: str) -> str | None:
+    """git's output in ``repo``, or None when it fails or takes too long."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GIT_CONFIG_NOSYSTEM": "1"}
     proc = await asyncio.create_subprocess_exec(
         "git",
@@ -128,12 +134,13 @@ async def _git_ok(repo: str, *args: str) -> bool:
         *args,
         env=env,
         stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
     )
     try:
-        return await asyncio.wait_for(proc.wait(), BUNDLE_TIMEOUT_S) == 0
+        out, _ = await asyncio.wait_for(proc.communicate(), BUNDLE_TIMEOUT_S)
     except TimeoutError:
         proc.kill()
         await proc.wait()
-        return False
+        return None
+    return out.decode(errors="replace") if proc.returncode == 0 else None
