@@ -353,7 +353,7 @@ class BwrapProvider:
         self._inits: dict[str, int] = {}  # sandbox id → pidfd of the box's init
         self._relays: dict[str, BridgeRelay] = {}  # sandbox id → its bridge socket's relay
         with contextlib.suppress(SandboxUnavailable):  # create() says so, when it is needed
-            warm_runtime_zip(runtime_sources())
+            warm_runtime_zip(runtime_sources(), self._python)
 
     def box_user(self) -> BoxUser:
         """The host user boxes run as (see :mod:`.boxuser`); raises ``ConfigError``."""
@@ -455,7 +455,7 @@ class BwrapProvider:
             ensure_stage_dir()
             workspace = STAGED_WORKSPACE
         # Built once per process (compiling takes a while): not on the event loop.
-        code = await asyncio.to_thread(runtime_zip, runtime_sources())
+        code = await asyncio.to_thread(runtime_zip, runtime_sources(), self._python)
         runtime = data_fd("openinspect-runtime", code)
         opened.append(runtime)
         bundle = None

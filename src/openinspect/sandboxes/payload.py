@@ -14,13 +14,13 @@ handed over as file contents instead, through descriptors bwrap copies into the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-import io
+import json
 import os
-import py_compile
+import subprocess
 import tempfile
 import threading
-import zipfile
 from pathlib import Path
 
 from openinspect.errors import SandboxUnavailable
@@ -30,44 +30,62 @@ from .local import RuntimeSources
 BUNDLE_TIMEOUT_S = 600.0
 
 
+BUILD_TIMEOUT_S = 120.0
+_BUILD_SCRIPT = """
+import io, json, os, py_compile, sys, tempfile, zipfile
+files = json.loads(sys.argv[1])
+buffer = io.BytesIO()
+with tempfile.TemporaryDirectory() as scratch, zipfile.ZipFile(buffer, "w") as archive:
+    for source, name in files:
+        archive.write(source, name)
+        compiled = os.path.join(scratch, name[:-3] + ".pyc")
+        os.makedirs(os.path.dirname(compiled), exist_ok=True)
+        py_compile.compile(source, cfile=compiled, dfile=name, doraise=True,
+                           invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+        archive.write(compiled, name[:-3] + ".pyc")
+sys.stdout.buffer.write(buffer.getvalue())
+"""
 _build_lock = threading.Lock()
 
 
-def runtime_zip(sources: RuntimeSources) -> bytes:
+def runtime_zip(sources: RuntimeSources, python: str) -> bytes:
     """:func:`build_runtime_zip`, built once per process (callers wait for one build)."""
     with _build_lock:
-        return build_runtime_zip(sources)
+        return build_runtime_zip(sources, python)
 
 
-def warm_runtime_zip(sources: RuntimeSources) -> None:
+def warm_runtime_zip(sources: RuntimeSources, python: str) -> None:
     """Build the runtime's zip in the background now, so the first box does not wait for it."""
-    threading.Thread(target=runtime_zip, args=(sources,), daemon=True).start()
+
+    def build() -> None:
+        with contextlib.suppress(SandboxUnavailable):  # the first box reports it
+            runtime_zip(sources, python)
+
+    threading.Thread(target=build, daemon=True).start()
 
 
 @functools.cache
-def build_runtime_zip(sources: RuntimeSources) -> bytes:
-    """The runtime's code as a zip archive: sources, and bytecode compiled by this interpreter
-    (unchecked-hash ``.pyc``, so ``zipimport`` uses it as is; a box interpreter of another
-    version finds the magic number wrong and compiles the source instead). A zip cannot hold
-    loadable extension modules, so websockets' C speedups stay out."""
-    buffer = io.BytesIO()
-    with (
-        tempfile.TemporaryDirectory(prefix="openinspect-runtime-zip-") as scratch,
-        zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive,
-    ):
-        for source, name in _runtime_files(sources):
-            archive.write(source, name)
-            compiled = Path(scratch, name).with_suffix(".pyc")
-            compiled.parent.mkdir(parents=True, exist_ok=True)
-            py_compile.compile(
-                str(source),
-                cfile=str(compiled),
-                dfile=name,
-                doraise=True,
-                invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
-            )
-            archive.write(compiled, str(Path(name).with_suffix(".pyc")))
-    return buffer.getvalue()
+def build_runtime_zip(sources: RuntimeSources, python: str) -> bytes:
+    """The runtime's code as a zip archive: sources, and bytecode compiled by the box's own
+    interpreter ``python`` (unchecked-hash ``.pyc``, which ``zipimport`` uses as is), so a box
+    compiles nothing when it starts. The build runs in that interpreter, in a process of its
+    own: compiling in the server would hold its event loop's interpreter lock. A zip cannot
+    hold loadable extension modules, so websockets' C speedups stay out (it falls back to
+    Python). Raises ``SandboxUnavailable`` when the interpreter cannot build it."""
+    files = [(str(source), name) for source, name in _runtime_files(sources)]
+    try:
+        done = subprocess.run(
+            [python, "-I", "-c", _BUILD_SCRIPT, json.dumps(files)],
+            capture_output=True,
+            timeout=BUILD_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SandboxUnavailable(f"cannot build the sandbox runtime with {python}: {exc}") from exc
+    if done.returncode != 0:
+        error = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["failed"]
+        raise SandboxUnavailable(f"cannot build the sandbox runtime with {python}: {error[0]}")
+    return done.stdout
 
 
 def _runtime_files(sources: RuntimeSources) -> list[tuple[Path, str]]:
