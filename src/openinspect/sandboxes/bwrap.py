@@ -373,6 +373,8 @@ class BwrapProvider:
         block_write: int | None = None
         try:
             inputs = await self._open_inputs(spec, opened)
+            # Probed once per process by running bwrap: not on the event loop.
+            nested_userns_disabled = await asyncio.to_thread(can_disable_userns, bwrap)
             read_fd, write_fd = os.pipe()
             opened.append(write_fd)
             block_read, block_write = os.pipe()
@@ -382,7 +384,7 @@ class BwrapProvider:
                 bwrap=bwrap,
                 python=self._python,
                 inputs=replace(inputs, info=write_fd, block=block_read),
-                nested_userns_disabled=can_disable_userns(bwrap),
+                nested_userns_disabled=nested_userns_disabled,
             )
             argv, args_fd = args_via_fd(argv)
             opened.append(args_fd)
