@@ -170,6 +170,15 @@ class SandboxSettings(BaseModel):
         ge=0,
         description="Boot log lines kept per sandbox; then one 'boot log truncated' line.",
     )
+    box_user: str = Field(
+        "openinspect-box",
+        description=(
+            "Host user that bwrap sandboxes run as when the server runs as root: a user name "
+            "(created as a system user without home or shell when missing) or 'uid:gid' "
+            "(numbers, never 0). Ignored when the server is not root: boxes then run as the "
+            "server's own user."
+        ),
+    )
 
 
 class AgentSettings(BaseModel):

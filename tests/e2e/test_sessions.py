@@ -211,7 +211,10 @@ async def test_stop_ends_a_long_command_within_seconds(
     async with client_for(server) as client:
         sid, pid = await start_session(client, str(origin), "wait a long time")
         await collect(client, sid, lambda e: e["type"] == "tool-call")
-        await asyncio.sleep(0.5)
+        # The tool call is announced before the sandbox has booted: give the command a moment.
+        deadline = time.monotonic() + 10
+        while not _sleepers() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         assert _sleepers(), "the command should be running"
         started = time.monotonic()
         assert (await client.request("POST", f"/api/sessions/{sid}/stop"))["stopped"]

@@ -256,6 +256,28 @@ async def wait_until_gone(marker: str, timeout_s: float) -> list[int]:
     return left
 
 
+def pids_tagged(sandbox_id: str) -> list[int]:
+    """Live processes whose environment carries ``OPENINSPECT_SANDBOX_ID=<sandbox_id>``."""
+    tag = f"OPENINSPECT_SANDBOX_ID={sandbox_id}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if tag in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+async def wait_until_untagged(sandbox_id: str, timeout_s: float) -> list[int]:
+    """Poll until no process carries the sandbox's tag; returns the survivors after timeout."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while (left := pids_tagged(sandbox_id)) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    return left
+
+
 async def wait_until_running(marker: str, timeout_s: float = 30.0) -> list[int]:
     deadline = asyncio.get_running_loop().time() + timeout_s
     while not (found := pids_matching(marker)):

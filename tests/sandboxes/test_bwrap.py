@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -12,12 +13,23 @@ import pytest
 
 from openinspect.errors import SandboxUnavailable
 from openinspect.sandboxes.base import SandboxSpec
-from openinspect.sandboxes.bwrap import BOX_BRIDGE_SOCKET, BwrapProvider, build_argv, build_env
-from openinspect.sandboxes.local import runtime_sources
+from openinspect.sandboxes.bwrap import (
+    BOX_BRIDGE_SOCKET,
+    BoxInputs,
+    BwrapProvider,
+    args_via_fd,
+    build_argv,
+    build_env,
+)
 from openinspect.sandboxes.registry import resolve_provider
 from openinspect.settings import Settings
 
-from .conftest import StartSandbox, git, wait_until_gone, wait_until_running
+from .conftest import (
+    StartSandbox,
+    wait_until_gone,
+    wait_until_running,
+    wait_until_untagged,
+)
 
 pytestmark = pytest.mark.bwrap
 
@@ -39,11 +51,19 @@ def test_argv_builds_a_closed_box(settings: Settings, tmp_path: Path) -> None:
         bridge_socket=tmp_path / "bridge.sock",
         env={"PYTHONPATH": "/workspace/repo/src", "DATABASE_URL": "postgres://u:pw-SECRET@db"},
     )
-    argv = build_argv(spec, bwrap="bwrap", python="/usr/bin/python3", sources=runtime_sources())
+    inputs = BoxInputs(str(spec.workspace_dir), runtime_zip=7)
+    argv = build_argv(spec, bwrap="bwrap", python="/usr/bin/python3", inputs=inputs)
     env = build_env(spec)
 
     for flag in ("--unshare-all", "--die-with-parent", "--new-session", "--cap-drop"):
         assert flag in argv
+    assert argv[argv.index("--disable-userns") - 1] == "--unshare-user"
+    assert argv[argv.index("/proc/sys") - 1 : argv.index("/proc/sys") + 2] == [
+        "--ro-bind-try",
+        "/proc/sys",
+        "/proc/sys",
+    ]
+    assert argv[argv.index("--ro-bind-data") + 1 :][:2] == ["7", "/opt/openinspect/runtime.zip"]
     assert not any("SECRET" in arg for arg in argv)  # host users can read command lines
     mounted = {argv[i + 2] for i, arg in enumerate(argv) if arg in ("--bind", "--ro-bind")}
     assert "/etc/shadow" not in mounted
@@ -51,8 +71,8 @@ def test_argv_builds_a_closed_box(settings: Settings, tmp_path: Path) -> None:
     assert "/etc/ssl/private" not in mounted
     assert not any(m.startswith(("/root", "/home")) for m in mounted)
     assert env["HOME"] == "/workspace/.home"
-    assert env["PYTHONPATH"] == "/opt/openinspect/lib:/workspace/repo/src"
-    assert env["OPENINSPECT_CLONE_SOURCE"] == "/opt/openinspect/origin"
+    assert env["PYTHONPATH"] == "/opt/openinspect/runtime.zip:/workspace/repo/src"
+    assert env["OPENINSPECT_CLONE_SOURCE"] == "/workspace/.openinspect-origin.bundle"
     assert env["OPENINSPECT_BRIDGE_SOCKET"] == BOX_BRIDGE_SOCKET
     assert env["DATABASE_URL"] == "postgres://u:pw-SECRET@db"
     assert env["OPENINSPECT_SANDBOX_TOKEN"] == "tok-SECRET"
@@ -66,6 +86,15 @@ def test_argv_builds_a_closed_box(settings: Settings, tmp_path: Path) -> None:
         "DATABASE_URL",
     }
     assert argv[-5:] == ["/usr/bin/python3", "-s", "-B", "-m", "openinspect.runtime"]
+
+    # What the host (and the box, as its pid 1) sees: no path of the server.
+    shown, fd = args_via_fd(argv)
+    try:
+        assert shown == ["bwrap", "--args", str(fd), "--", *argv[-5:]]
+        with open(f"/proc/self/fd/{fd}", "rb") as options:
+            assert options.read().split(b"\0")[:-1] == [a.encode() for a in argv[1:-6]]
+    finally:
+        os.close(fd)
 
 
 @pytest.fixture
@@ -87,7 +116,10 @@ async def test_boots_and_serves_rpc_in_a_box(
 
     repo = box.handle.repo_dir
     assert bwrap_provider.isolates is True
-    assert git("rev-parse", "--abbrev-ref", "HEAD", cwd=repo).strip() == box.spec.work_branch
+    # Read, not `git -C`: the checkout is the box user's, and git rightly refuses another
+    # user's repository (its config could run commands).
+    assert (repo / ".git" / "HEAD").read_text() == f"ref: refs/heads/{box.spec.work_branch}\n"
+    assert not (box.handle.workspace_dir / ".openinspect-origin.bundle").exists()
     assert (repo / ".setup-ran").read_text() == "fresh\n"
     assert (repo / ".start-ran").read_text() == "fresh\n"
     assert ("start", "start running in fresh mode") in [
@@ -226,4 +258,33 @@ async def test_destroy_right_after_create_leaves_no_process(
         box = await start_sandbox(bwrap_provider)
         await asyncio.sleep(i * 0.0005)
         await bwrap_provider.destroy(box.handle)
-        assert await wait_until_gone(str(box.spec.workspace_dir), timeout_s=5) == []
+        # bwrap's command line names nothing of the box any more: find it by its environment.
+        assert await wait_until_untagged(box.spec.sandbox_id, timeout_s=5) == []
+
+
+async def test_existing_work_branch_and_restart_in_a_box(
+    bwrap_provider: BwrapProvider, start_sandbox: StartSandbox
+) -> None:
+    # The bundle carries the work branch when the mirror has it; a restarted box gets none
+    # and reuses the checkout, which it still owns.
+    first = await start_sandbox(bwrap_provider, work_branch="openinspect/existing")
+    await first.conn.wait_ready(BOOT_TIMEOUT_S)
+    repo = first.handle.repo_dir
+    assert (repo / "NOTES.md").read_text() == "work in progress\n"
+    await first.conn.write_file("scratch.txt", "kept")
+    await bwrap_provider.destroy(first.handle)
+
+    second = await start_sandbox(
+        bwrap_provider,
+        boot_mode="repo_image",
+        work_branch="openinspect/existing",
+        workspace_dir=first.spec.workspace_dir,
+    )
+    await second.conn.wait_ready(BOOT_TIMEOUT_S)
+
+    assert second.of_type("boot")[0]["message"] == "reusing the existing checkout"
+    result = await second.conn.exec("cat scratch.txt && touch again.txt", timeout_s=30)
+    assert (result.exit_code, result.stdout) == (0, "kept")
+    owner = bwrap_provider.box_user().uid
+    assert (repo / "again.txt").stat().st_uid == owner
+    assert (repo / "scratch.txt").stat().st_uid == owner

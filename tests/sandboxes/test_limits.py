@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from openinspect.sandboxes.base import SandboxSpec
-from openinspect.sandboxes.bwrap import build_argv
+from openinspect.sandboxes.bwrap import BoxInputs, build_argv
 from openinspect.sandboxes.cgroups import MIB, BoxLimits
-from openinspect.sandboxes.local import runtime_sources
 from openinspect.settings import SandboxSettings
 
 
@@ -36,8 +35,7 @@ def test_the_tmp_size_and_the_block_fd_reach_bwrap(tmp_path: Path) -> None:
         spec,
         bwrap="bwrap",
         python="/usr/bin/python3",
-        sources=runtime_sources(),
-        block_fd=7,
+        inputs=BoxInputs(str(spec.workspace_dir), runtime_zip=8, block=7),
         tmp_size_bytes=64 * MIB,
     )
     tmp = argv.index("/tmp")

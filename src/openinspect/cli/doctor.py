@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from rich.console import Console
 
 from openinspect.agent.models import ModelRegistry
+from openinspect.sandboxes.boxcheck import box_facts
 from openinspect.sandboxes.bwrap import probe_bwrap
 from openinspect.sandboxes.limits import TMP_LIMIT, unenforced_limits
 from openinspect.settings import Settings
@@ -55,6 +56,8 @@ async def checks(settings: Settings) -> list[Check]:
             ),
         )
     )
+    if works:
+        found += box_checks(settings)
     python = _version(settings.sandbox.python, "--version")
     found.append(
         Check(
@@ -130,6 +133,54 @@ def limit_checks(settings: Settings, *, bwrap_works: bool) -> list[Check]:
     return found
 
 
+BOX_WARNINGS = frozenset({"box host paths"})
+"""Box findings that weaken a box without breaking it: reported, not failing the doctor."""
+
+
+def box_checks(settings: Settings) -> list[Check]:
+    """How bwrap boxes run here, from a real test box: who they are on the host, whether the
+    kernel knobs and nested user namespaces are closed, what of the host they can still see."""
+    facts = box_facts(settings.sandbox.box_user)
+    if facts.error is not None or facts.user is None:
+        return [Check("box", False, facts.error or "no box could be started")]
+    user = facts.user
+    who = f"uid {user.uid} ({user.name})"
+    return [
+        Check(
+            "box user",
+            user.uid != 0 and facts.uid_in_box == user.uid,
+            f"boxes run as host {who}, "
+            + ("a dedicated user (the server is root)" if user.switch else "the server's own user"),
+            None if user.uid != 0 else "set OPENINSPECT_SANDBOX__BOX_USER to an unprivileged user",
+        ),
+        Check(
+            "box kernel knobs",
+            bool(facts.knobs_read_only),
+            "/proc/sys and the other kernel knobs are read-only in a box"
+            if facts.knobs_read_only
+            else "a box can open /proc/sys for writing",
+            None if facts.knobs_read_only else "report this: boxes bind /proc/sys read-only",
+        ),
+        Check(
+            "box nested user namespaces",
+            bool(facts.nested_userns_refused),
+            ("refused" + (" (bwrap --disable-userns)" if facts.nested_userns_flag else ""))
+            if facts.nested_userns_refused
+            else "a box may create user namespaces of its own",
+            None
+            if facts.nested_userns_refused
+            else "install bubblewrap 0.8 or later, which can forbid them (--disable-userns)",
+        ),
+        Check(
+            "box host paths",
+            False,
+            "a box's /proc/self/mountinfo shows the host path of its workspace (its bind mount's "
+            "source); nothing else of the host is named in a box",
+            "run the server as root with workspace images, whose mounts show '/' instead",
+        ),
+    ]
+
+
 async def run_doctor(console: Console, *, json_mode: bool) -> int:
     results = await checks(Settings())
     if json_mode:
@@ -141,9 +192,10 @@ async def run_doctor(console: Console, *, json_mode: bool) -> int:
             console.print(f"{mark} [bold]{check.name}[/]: {check.detail}")
             if check.fix:
                 console.print(f"    [dim]fix: {check.fix}[/]")
-    # Model keys are optional; limits are warnings (a laptop cannot mount images as non-root).
-    return 0 if all(c.ok for c in results if c.name != "models" and not _limit(c)) else 1
+    # Model keys are optional (the demo and scripted models need none). Limits and box
+    # warnings weaken a box without breaking it (a laptop cannot mount images as non-root).
+    return 0 if all(c.ok for c in results if c.name != "models" and not _warning(c)) else 1
 
 
-def _limit(check: Check) -> bool:
-    return check.name == "limits" or check.name.startswith("limit: ")
+def _warning(check: Check) -> bool:
+    return check.name in BOX_WARNINGS or check.name == "limits" or check.name.startswith("limit: ")

@@ -5,6 +5,9 @@ on ``fresh``, fatal on ``build``); ``.openinspect/start.sh`` runs on every boot 
 failure or timeout fails the boot). Both run under ``/bin/bash`` with cwd = the repo and
 ``OPENINSPECT_BOOT_MODE`` set; their output becomes ``log`` events; a timeout kills their group.
 
+The clone source is a path or URL; a file directly in the workspace is a git bundle copied in
+for the clone (a bwrap box's repo), deleted once cloned.
+
 With a git proxy (``git_remote_url``: the loopback forwarder's URL for the session's repo),
 every boot points ``origin`` at it, since the forwarder's port changes from boot to boot, and
 sets repo-local config that keeps git from asking anyone for credentials (:data:`PROXY_CONFIG`).
@@ -130,6 +133,7 @@ class Boot:
             cwd=plan.workspace,
             what="git clone",
         )
+        self._discard_bundle()
         if not plan.work_branch:
             return
         remote_ref = f"refs/remotes/origin/{plan.work_branch}"
@@ -141,6 +145,13 @@ class Boot:
         else:
             args = ["checkout", "-b", plan.work_branch]
         await self._git(args, what=f"creating branch {plan.work_branch}")
+
+    def _discard_bundle(self) -> None:
+        """A clone source that is a file in the workspace is a bundle the provider copied in for
+        this clone alone (:mod:`openinspect.sandboxes.payload`): it is not kept."""
+        source = Path(self._plan.clone_source)
+        if source.is_file() and source.parent == self._plan.workspace:
+            source.unlink(missing_ok=True)
 
     async def _point_origin(self) -> None:
         if not self._plan.git_remote_path:

@@ -1,32 +1,48 @@
 """The ``bwrap`` backend: a bubblewrap sandbox per session (the default on Linux).
 
+Who the box is: never host root. A root server starts bwrap as the unprivileged box user
+(:mod:`.boxuser`); any other server as itself. bwrap maps that one host uid into the box (the box
+user keeps its host uid inside; there is no root in the box), every capability is dropped, and
+nested user namespaces are forbidden where bwrap can (``--disable-userns``, bwrap 0.8+; bwrap
+then puts an intermediate user namespace between host and box, which is why the box's own
+``/proc/self/uid_map`` reads ``<uid> 0 1``: its "0" is that intermediate namespace's root, itself
+the same unprivileged host uid).
+
 What the box sees (everything else of the host is absent, not just unreadable):
 
 - ``/usr`` read-only, ``/bin``, ``/lib``, ``/lib64``, ``/sbin`` as on the host (symlinks into
-  ``/usr`` on merged-usr systems), fresh ``/proc``, ``/dev`` and ``/tmp``;
+  ``/usr`` on merged-usr systems), fresh ``/dev`` and ``/tmp``;
+- a fresh ``/proc`` whose kernel knobs (:data:`PROC_READ_ONLY`) are read-only whatever bwrap
+  decides, and whose host-wide kernel state (:data:`PROC_MASKED_FILES`, :data:`PROC_MASKED_DIRS`)
+  is masked;
 - ``/etc`` holding only :data:`ETC_ALLOW_LIST` (no shadow, ssh, pip or git config: the host's
   ``/etc/gitconfig`` may hold credential helpers);
 - ``/workspace``: the session's workspace, the only writable host directory (``HOME`` is
   ``/workspace/.home``, the repo ``/workspace/repo``);
-- ``/opt/openinspect/lib``: the runtime's code, read-only (``openinspect/__init__.py``,
-  ``openinspect/runtime/`` and ``websockets`` only);
-- ``/opt/openinspect/origin``: the local mirror to clone from, read-only;
-- ``/run/openinspect/bridge.sock``: the control plane's bridge socket (the file alone).
+- ``/opt/openinspect/runtime.zip``: the runtime's code, as data (:mod:`.payload`);
+- ``/run/openinspect/bridge.sock``: a socket of the box's own, relayed to the control plane's
+  bridge (:mod:`.relay`).
+
+No host path: bwrap's options come through ``--args FD`` (the box sees bwrap as its pid 1), the
+runtime's code and the repo to clone are copied in as data, and the box's output reaches the
+server's log through a pipe. What remains is the mount table's record of the workspace's bind
+mount (``/proc/self/mountinfo`` shows where the workspace is on the host) unless the workspace
+is a file system of its own.
 
 Own user, pid, network, ipc, uts and cgroup namespaces: no network but loopback, no host
-process visible, every capability dropped. The environment is built from scratch (no model keys,
-nothing of the server's) and passed as bwrap's own environment, not on its command line, which
-every host user can read. ``--die-with-parent`` ties the box to the server process (more exactly
-to the thread that started it, which is the event loop's; bwrap arms it only once the box is set
-up, so a server killed in a sandbox's first milliseconds can orphan it). ``destroy`` does not rely
-on it: it SIGKILLs the box's init through a pidfd (bwrap reports its pid on ``--info-fd``), which
-ends the box's whole pid namespace. ``RLIMIT_NPROC`` and ``RLIMIT_CORE`` are set by the runtime
-for itself and its commands (:func:`openinspect.runtime.supervisor.apply_limits`). Output of the
-bwrap process goes to ``<workspace>.log`` beside the workspace, outside the box's view.
+process visible. The environment is built from scratch (no model keys, nothing of the server's)
+and passed as bwrap's own environment, not on its command line. ``--die-with-parent`` ties the
+box to the server process (more exactly to the thread that started it, which is the event loop's;
+bwrap arms it only once the box is set up, so a server killed in a sandbox's first milliseconds
+can orphan it). ``destroy`` does not rely on it: it SIGKILLs the box's init through a pidfd (bwrap
+reports its pid on ``--info-fd``), which ends the box's whole pid namespace. ``RLIMIT_NPROC`` and
+``RLIMIT_CORE`` are set by the runtime for itself and its commands
+(:func:`openinspect.runtime.supervisor.apply_limits`).
 
 Limits (:mod:`.limits`): the workspace is a size-bounded image mounted before bwrap starts, ``/tmp``
 is sized with ``--size``, and the box's init waits on ``--block-fd`` until it is in the box's
-cgroup (memory, processes, CPU), so nothing in the box ever runs outside it.
+cgroup (memory, processes, CPU) and its bridge relay listens, so nothing in the box ever runs
+outside its limits.
 """
 
 from __future__ import annotations
@@ -40,30 +56,34 @@ import os
 import shutil
 import signal
 import subprocess
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from openinspect.errors import ConfigError, SandboxError, SandboxUnavailable
 from openinspect.settings import Settings
 
 from .base import SandboxHandle, SandboxSpec, SnapshotRef
+from .boxuser import BoxUser, own_workspace, resolve_box_user
 from .cgroups import BoxCgroup
 from .limits import BoxLimiter
 from .local import (
     HOME_DIRNAME,
+    REPO_DIRNAME,
     LocalProcesses,
-    RuntimeSources,
     prepare_workspace,
     runtime_argv,
     runtime_sources,
     sandbox_env,
 )
+from .payload import data_fd, origin_bundle, runtime_zip, warm_runtime_zip
+from .relay import BridgeRelay
+from .staging import STAGED_WORKSPACE, ensure_stage_dir, staged_argv
 
 logger = logging.getLogger(__name__)
 
 BOX_WORKSPACE = "/workspace"
-BOX_LIB = "/opt/openinspect/lib"
-BOX_ORIGIN = "/opt/openinspect/origin"
+BOX_RUNTIME_ZIP = "/opt/openinspect/runtime.zip"
+BOX_BUNDLE = f"{BOX_WORKSPACE}/.openinspect-origin.bundle"
 BOX_BRIDGE_SOCKET = "/run/openinspect/bridge.sock"
 BOX_PATH = "/usr/local/bin:/usr/bin:/bin"
 BOX_HOSTNAME = "openinspect"
@@ -71,6 +91,29 @@ PROBE_TIMEOUT_S = 10.0
 INFO_TIMEOUT_S = 10.0
 """Time bwrap gets to report the pid of the box's init."""
 ROOT_LINKS = ("bin", "lib", "lib32", "lib64", "libx32", "sbin")
+PROC_READ_ONLY = ("sys", "sysrq-trigger", "irq", "bus", "fs")
+"""Kernel knobs under ``/proc``, bound read-only over the box's own procfs where they exist.
+
+bwrap covers some of them only when they look writable to it, which they do not to an
+unprivileged or capability-less user; they are bound here unconditionally."""
+PROC_MASKED_FILES = (
+    "kcore",
+    "kallsyms",
+    "kmsg",
+    "keys",
+    "key-users",
+    "timer_list",
+    "sched_debug",
+    "latency_stats",
+    "timer_stats",
+    "kpagecount",
+    "kpageflags",
+    "kpagecgroup",
+    "vmallocinfo",
+)
+"""Host-wide kernel state under ``/proc`` a box has no use for: ``/dev/null`` stands in."""
+PROC_MASKED_DIRS = ("acpi", "asound", "scsi")
+"""Host hardware under ``/proc``: an empty read-only tmpfs stands in."""
 ETC_ALLOW_LIST = (
     "alternatives",
     "bash.bashrc",
@@ -140,11 +183,55 @@ def build_env(spec: SandboxSpec) -> dict[str, str]:
         spec,
         path=BOX_PATH,
         home=f"{BOX_WORKSPACE}/{HOME_DIRNAME}",
-        pythonpath=BOX_LIB,
+        pythonpath=BOX_RUNTIME_ZIP,
         runtime_env=spec.runtime_env(
-            bridge_socket=BOX_BRIDGE_SOCKET, workspace=BOX_WORKSPACE, clone_source=BOX_ORIGIN
+            bridge_socket=BOX_BRIDGE_SOCKET, workspace=BOX_WORKSPACE, clone_source=BOX_BUNDLE
         ),
     )
+
+
+def proc_args() -> list[str]:
+    """A fresh ``/proc`` whose kernel knobs are read-only and whose host-wide state is masked."""
+    args = ["--proc", "/proc"]
+    for name in PROC_READ_ONLY:
+        args += ["--ro-bind-try", f"/proc/{name}", f"/proc/{name}"]
+    for name in PROC_MASKED_FILES:
+        if Path("/proc", name).exists():
+            args += ["--ro-bind", "/dev/null", f"/proc/{name}"]
+    for name in PROC_MASKED_DIRS:
+        if Path("/proc", name).is_dir():
+            args += ["--tmpfs", f"/proc/{name}", "--remount-ro", f"/proc/{name}"]
+    return args
+
+
+def userns_args(nested_userns_disabled: bool) -> list[str]:
+    """Own user namespace; no nested ones where bwrap can forbid them (0.8 and later)."""
+    args = ["--unshare-user"]
+    if nested_userns_disabled:
+        args += ["--disable-userns", "--assert-userns-disabled"]
+    return args
+
+
+@dataclass(frozen=True)
+class BoxInputs:
+    """Where bwrap finds what it puts in one box: the workspace by path (the host's, or its
+    staged path for a root server: :mod:`.staging`), the rest as descriptors that bwrap reads
+    and closes before the runtime starts, so no box process holds one."""
+
+    workspace: str
+    runtime_zip: int
+    """The runtime's code (:func:`.payload.runtime_zip`)."""
+    bundle: int | None = None
+    """A git bundle to clone from, when the workspace has no checkout yet."""
+    info: int | None = None
+    """Where bwrap writes ``{"child-pid": …}`` (the box's init, as a host pid)."""
+    block: int | None = None
+    """What the box's init waits on, set up but running nothing, until a byte arrives (or the
+    end of file): the time to put the box's bridge socket in place (:mod:`.relay`)."""
+
+    def fds(self) -> tuple[int, ...]:
+        fds = (self.runtime_zip, self.bundle, self.info, self.block)
+        return tuple(fd for fd in fds if fd is not None)
 
 
 def build_argv(
@@ -152,24 +239,22 @@ def build_argv(
     *,
     bwrap: str,
     python: str,
-    sources: RuntimeSources,
-    info_fd: int | None = None,
-    block_fd: int | None = None,
+    inputs: BoxInputs,
+    nested_userns_disabled: bool = True,
     tmp_size_bytes: int | None = None,
 ) -> list[str]:
     """The full bwrap command line for ``spec``; it holds no secret (see :func:`build_env`).
 
-    With ``info_fd``, bwrap writes ``{"child-pid": …}`` (the box's init, as a host pid) to it.
-    With ``block_fd``, the box's init waits, set up but before running anything, until a byte
-    (or end of file) arrives there: the time to put it in its cgroup. ``tmp_size_bytes`` bounds
-    the box's ``/tmp``.
+    :class:`BwrapProvider` passes the options through a descriptor (``--args``): bwrap's own
+    command line, which the box sees as its pid 1's, then names nothing of the server.
+    ``tmp_size_bytes`` bounds the box's ``/tmp``.
     """
     argv = [
         bwrap,
-        *(["--info-fd", str(info_fd)] if info_fd is not None else []),
-        *(["--block-fd", str(block_fd)] if block_fd is not None else []),
+        *(["--info-fd", str(inputs.info)] if inputs.info is not None else []),
+        *(["--block-fd", str(inputs.block)] if inputs.block is not None else []),
         "--unshare-all",
-        "--unshare-user",
+        *userns_args(nested_userns_disabled),
         "--die-with-parent",
         "--new-session",
         "--cap-drop",
@@ -177,8 +262,7 @@ def build_argv(
         "--hostname",
         BOX_HOSTNAME,
         *root_args(),
-        "--proc",
-        "/proc",
+        *proc_args(),
         "--dev",
         "/dev",
         *(["--size", str(tmp_size_bytes)] if tmp_size_bytes else []),  # for the next --tmpfs
@@ -186,33 +270,42 @@ def build_argv(
         "/tmp",  # noqa: S108 - the box's own tmpfs, not the host's /tmp
         *etc_args(),
         "--bind",
-        str(spec.workspace_dir),
+        inputs.workspace,
         BOX_WORKSPACE,
-        "--ro-bind",
-        str(sources.package_init),
-        f"{BOX_LIB}/openinspect/__init__.py",
-        "--ro-bind",
-        str(sources.runtime_dir),
-        f"{BOX_LIB}/openinspect/runtime",
-        "--ro-bind",
-        str(sources.websockets_dir),
-        f"{BOX_LIB}/websockets",
-        "--ro-bind",
-        spec.clone_source,
-        BOX_ORIGIN,
-        "--ro-bind",
-        str(spec.bridge_socket),
-        BOX_BRIDGE_SOCKET,
-        "--chdir",
-        BOX_WORKSPACE,
+        "--ro-bind-data",
+        str(inputs.runtime_zip),
+        BOX_RUNTIME_ZIP,
+        "--dir",
+        os.path.dirname(BOX_BRIDGE_SOCKET),  # the relay's socket goes there (:mod:`.relay`)
     ]
+    if inputs.bundle is not None:
+        argv += ["--perms", "0600", "--file", str(inputs.bundle), BOX_BUNDLE]
+    argv += ["--chdir", BOX_WORKSPACE]
     return [*argv, "--", *runtime_argv(python)]
 
 
+def args_via_fd(argv: list[str]) -> tuple[list[str], int]:
+    """``argv`` with bwrap's options moved into a descriptor: (new argv, the descriptor).
+
+    bwrap reads NUL-separated options from ``--args FD``; the command stays on the real
+    command line (bwrap takes it from there only).
+    """
+    split = argv.index("--")
+    options = b"".join(arg.encode() + b"\0" for arg in argv[1:split])
+    fd = data_fd("bwrap-args", options)
+    return [argv[0], "--args", str(fd), *argv[split:]], fd
+
+
 def _read_child_pid(fd: int) -> int:
-    """Read bwrap's ``--info-fd`` JSON to its end and return the box init's host pid."""
-    with os.fdopen(fd, "rb") as info:
-        data = info.read()
+    """Read bwrap's ``--info-fd`` JSON (to its end, or to the end of the first document: a box
+    waiting on its block descriptor keeps the pipe open) and return the box init's host pid."""
+    data = b""
+    with os.fdopen(fd, "rb", buffering=0) as info:
+        while chunk := info.read(4096):
+            data += chunk
+            with contextlib.suppress(ValueError):
+                json.loads(data)
+                break
     try:
         pid = json.loads(data)["child-pid"]
     except (ValueError, KeyError, TypeError) as exc:
@@ -231,16 +324,28 @@ def probe_bwrap(bwrap: str = "bwrap") -> str | None:
     path = shutil.which(bwrap)
     if path is None:
         return f"{bwrap} is not installed (apt-get install bubblewrap)"
-    argv = [path, "--unshare-all", "--unshare-user", "--die-with-parent", *root_args()]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--", "true"]
-    try:
-        done = subprocess.run(argv, capture_output=True, timeout=PROBE_TIMEOUT_S, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"{path} could not run: {exc}"
+    done = _run_probe([path, "--unshare-all", "--unshare-user", "--die-with-parent"])
+    if isinstance(done, str):
+        return done
     if done.returncode != 0:
         error = done.stderr.decode(errors="replace").strip() or f"exit {done.returncode}"
         return f"{path} cannot create namespaces here: {error}"
     return None
+
+
+@functools.cache
+def can_disable_userns(bwrap: str) -> bool:
+    """Whether this bwrap can forbid nested user namespaces (``--disable-userns``, 0.8+)."""
+    done = _run_probe([bwrap, "--unshare-all", *userns_args(True), "--die-with-parent"])
+    return not isinstance(done, str) and done.returncode == 0
+
+
+def _run_probe(options: list[str]) -> subprocess.CompletedProcess[bytes] | str:
+    argv = [*options, *root_args(), "--proc", "/proc", "--dev", "/dev", "--", "true"]
+    try:
+        return subprocess.run(argv, capture_output=True, timeout=PROBE_TIMEOUT_S, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{options[0]} could not run: {exc}"
 
 
 class BwrapProvider:
@@ -252,9 +357,14 @@ class BwrapProvider:
     def __init__(self, settings: Settings, *, bwrap: str = "bwrap") -> None:
         self._bwrap = bwrap
         self._python = settings.sandbox.python
+        self._box_user = settings.sandbox.box_user
+        self._scratch = settings.run_dir
         self._procs = LocalProcesses(self.name)
         self._inits: dict[str, int] = {}  # sandbox id → pidfd of the box's init
+        self._relays: dict[str, BridgeRelay] = {}  # sandbox id → its bridge socket's relay
         self._limits = BoxLimiter(settings, bwrap=bwrap)  # also cleans up after a previous run
+        with contextlib.suppress(SandboxUnavailable):  # create() says so, when it is needed
+            warm_runtime_zip(runtime_sources(), self._python)
 
     @property
     def unenforced_limits(self) -> dict[str, str]:
@@ -265,34 +375,46 @@ class BwrapProvider:
         """The kernel cgroup of a running box (its counters), if it has one."""
         return self._limits.cgroup(sandbox_id)
 
+    def box_user(self) -> BoxUser:
+        """The host user boxes run as (see :mod:`.boxuser`); raises ``ConfigError``."""
+        return resolve_box_user(self._box_user)
+
     async def create(self, spec: SandboxSpec) -> SandboxHandle:
         """Start the runtime in a new box; see :meth:`SandboxProvider.create`.
 
-        Returns once bwrap has created the box's init (whose pid :meth:`destroy` needs) and
-        that init is in the box's cgroup: it waits on ``--block-fd`` until then, so nothing in
-        the box ever runs outside its limits.
+        Returns once bwrap has created the box's init (whose pid :meth:`destroy` needs), that
+        init is in the box's cgroup and its bridge relay listens: it waits on ``--block-fd``
+        until then, so nothing in the box ever runs outside its limits.
         """
         bwrap = self._check(spec)
+        user = self.box_user()
         await self._limits.prepare(spec)  # the workspace image is mounted before it is used
         try:
-            return await self._start(spec, bwrap)
+            return await self._start(spec, bwrap, user)
         except BaseException:
             await self._limits.release(spec.sandbox_id)
             raise
 
-    async def _start(self, spec: SandboxSpec, bwrap: str) -> SandboxHandle:
+    async def _start(self, spec: SandboxSpec, bwrap: str, user: BoxUser) -> SandboxHandle:
         log_path = prepare_workspace(spec)
-        sources = runtime_sources()
-        read_fd, write_fd = os.pipe()
-        block_read, block_write = os.pipe()
+        own_workspace(spec.workspace_dir, user)
+        opened: list[int] = []
+        read_fd: int | None = None
+        block_write: int | None = None
         try:
+            inputs = await self._open_inputs(spec, opened)
+            # Probed once per process by running bwrap: not on the event loop.
+            nested_userns_disabled = await asyncio.to_thread(can_disable_userns, bwrap)
+            read_fd, write_fd = os.pipe()
+            opened.append(write_fd)
+            block_read, block_write = os.pipe()
+            opened.append(block_read)
             argv = build_argv(
                 spec,
                 bwrap=bwrap,
                 python=self._python,
-                sources=sources,
-                info_fd=write_fd,
-                block_fd=block_read,
+                inputs=replace(inputs, info=write_fd, block=block_read),
+                nested_userns_disabled=nested_userns_disabled,
                 tmp_size_bytes=self._limits.tmp_size_bytes,
             )
             # RLIMIT_NPROC counts a uid's processes host-wide (every box of a shared uid): with
@@ -300,17 +422,30 @@ class BwrapProvider:
             env_spec = (
                 replace(spec, max_processes=0) if self._limits.enforces("processes") else spec
             )
+            argv, args_fd = args_via_fd(argv)
+            opened.append(args_fd)
+            if user.switch:
+                argv = staged_argv(argv, user, workspace=spec.workspace_dir)
             handle = await self._procs.start(
-                spec, argv, build_env(env_spec), log_path=log_path, pass_fds=(write_fd, block_read)
+                spec,
+                argv,
+                build_env(env_spec),
+                log_path=log_path,
+                pass_fds=(*inputs.fds(), write_fd, block_read, args_fd),
+                cwd=Path("/"),  # not the workspace: bwrap's cwd is a host path
             )
         except BaseException:
-            os.close(read_fd)
-            os.close(block_write)
+            for fd in (read_fd, block_write):
+                if fd is not None:
+                    os.close(fd)
             raise
         finally:
-            os.close(write_fd)
-            os.close(block_read)
+            for fd in opened:
+                os.close(fd)
+        assert read_fd is not None
+        assert block_write is not None
         init: int | None = None
+        relay = BridgeRelay(spec.bridge_socket)
         try:
             # The thread owns read_fd from here on; bwrap's exit closes the pipe, so it ends.
             init_pid = await asyncio.wait_for(
@@ -319,35 +454,58 @@ class BwrapProvider:
             # A pidfd names the box's init without the risk of pid reuse.
             init = os.pidfd_open(init_pid)
             self._limits.enter(spec.sandbox_id, init_pid)
+            await relay.start(init_pid, BOX_BRIDGE_SOCKET, user, INFO_TIMEOUT_S)
         except (TimeoutError, ValueError, OSError) as exc:
-            await self._kill_unreleased(handle, init, block_write)
+            await self._kill_unreleased(handle, init, block_write, relay)
             logger.error("sandbox %s did not start (%s); see %s", spec.sandbox_id, exc, log_path)
-            # An OSError's text can name a cgroup file: users get its errno text only.
+            # An OSError's text can name a host file: users get its errno text only.
             detail = (exc.strerror or "no answer") if isinstance(exc, OSError) else str(exc)
             raise SandboxUnavailable(
-                f"bwrap did not start the sandbox: {detail}", hint="see the server log"
+                f"bwrap did not start the sandbox: {detail or 'no answer'}",
+                hint="see the server log",
             ) from exc
         except BaseException:  # cancelled: nobody else will ever have the handle to destroy it
-            await self._kill_unreleased(handle, init, block_write)
+            await self._kill_unreleased(handle, init, block_write, relay)
             raise
         self._inits[spec.sandbox_id] = init
+        self._relays[spec.sandbox_id] = relay
         try:
             os.write(block_write, b"1")  # the box may run now
         finally:
             os.close(block_write)
         return handle
 
-    async def _kill_unreleased(self, handle: SandboxHandle, init: int | None, block: int) -> None:
-        """Kill a box still waiting on its block fd; the fd is closed (which would let it run)
-        only once the box is dead."""
+    async def _kill_unreleased(
+        self, handle: SandboxHandle, init: int | None, block: int, relay: BridgeRelay
+    ) -> None:
+        """Kill a box still waiting on its block descriptor. The descriptor is closed (which
+        would let the box run) only once the box is dead."""
         try:
             if init is not None:
                 with contextlib.suppress(ProcessLookupError):
                     signal.pidfd_send_signal(init, signal.SIGKILL)
                 os.close(init)
             await self._procs.stop(handle)
+            await relay.close()
         finally:
             os.close(block)
+
+    async def _open_inputs(self, spec: SandboxSpec, opened: list[int]) -> BoxInputs:
+        """What :func:`build_argv` hands to bwrap; every descriptor opened goes into ``opened``."""
+        workspace = str(spec.workspace_dir)
+        if self.box_user().switch:
+            ensure_stage_dir()
+            workspace = STAGED_WORKSPACE
+        # Built once per process (compiling takes a while): not on the event loop.
+        code = await asyncio.to_thread(runtime_zip, runtime_sources(), self._python)
+        runtime = data_fd("openinspect-runtime", code)
+        opened.append(runtime)
+        bundle = None
+        if not (spec.workspace_dir / REPO_DIRNAME / ".git").exists():
+            branches = [spec.base_branch, spec.work_branch]
+            bundle = await origin_bundle(spec.clone_source, branches, self._scratch)
+            opened.append(bundle)
+        return BoxInputs(workspace, runtime_zip=runtime, bundle=bundle)
 
     def _check(self, spec: SandboxSpec) -> str:
         """Fail early and clearly on what would make bwrap fail; returns bwrap's path."""
@@ -402,6 +560,9 @@ class BwrapProvider:
             finally:
                 os.close(init)
         await self._procs.stop(handle)
+        relay = self._relays.pop(handle.sandbox_id, None)
+        if relay is not None:
+            await relay.close()
         await self._limits.release(handle.sandbox_id)
 
     async def snapshot(self, handle: SandboxHandle) -> SnapshotRef:

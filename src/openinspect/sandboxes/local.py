@@ -11,6 +11,7 @@ import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import openinspect
 from openinspect.errors import SandboxUnavailable
@@ -19,6 +20,12 @@ from .base import SandboxHandle, SandboxSpec
 
 DESTROY_GRACE_S = 3.0
 """Time a sandbox process gets between SIGTERM and SIGKILL on destroy."""
+DRAIN_GRACE_S = 1.0
+"""Time the log drain gets to read what is left in the pipe once the process is gone."""
+MAX_LOG_BYTES = 8 * 1024 * 1024
+"""Output of a sandbox process kept in its log file; the rest is dropped."""
+LOG_CHUNK_BYTES = 64 * 1024
+LOG_CUT_NOTICE = b"\n[openinspect] log cut: the sandbox wrote more than the log keeps\n"
 RUNTIME_MODULE = "openinspect.runtime"
 LANG = "C.UTF-8"
 TERM = "xterm-256color"
@@ -105,11 +112,18 @@ def prepare_workspace(spec: SandboxSpec) -> Path:
 
 
 class LocalProcesses:
-    """Host processes of one local provider, by sandbox id."""
+    """Host processes of one local provider, by sandbox id.
+
+    A process's stdout and stderr are one pipe that the server drains into the sandbox's log
+    file, so the process holds no descriptor of that file (a box could reopen it through
+    ``/proc/self/fd/1``). The log keeps the first :data:`MAX_LOG_BYTES`; the rest is read and
+    dropped, so a chatty sandbox neither fills the disk nor blocks on a full pipe.
+    """
 
     def __init__(self, provider: str) -> None:
         self._provider = provider
         self._procs: dict[str, asyncio.subprocess.Process] = {}
+        self._drains: dict[str, asyncio.Task[None]] = {}
 
     async def start(
         self,
@@ -119,25 +133,35 @@ class LocalProcesses:
         *,
         log_path: Path,
         pass_fds: tuple[int, ...] = (),
+        cwd: Path | None = None,
     ) -> SandboxHandle:
-        """Start ``argv`` in a new session with output appended to ``log_path``."""
+        """Start ``argv`` in a new session (in ``cwd``, by default the workspace), its output
+        drained into ``log_path``."""
         try:
-            with log_path.open("ab") as log:
-                proc = await asyncio.create_subprocess_exec(
-                    *argv,
-                    cwd=spec.workspace_dir,
-                    env=dict(env),
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=asyncio.subprocess.STDOUT,
-                    start_new_session=True,  # its own group: destroy signals it alone
-                    pass_fds=pass_fds,
-                )
+            log = log_path.open("ab")
         except OSError as exc:
+            raise SandboxUnavailable(
+                f"cannot open the {self._provider} sandbox's log: {exc.strerror or exc}"
+            ) from exc
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                cwd=cwd or spec.workspace_dir,
+                env=dict(env),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,  # its own group: destroy signals it alone
+                pass_fds=pass_fds,
+            )
+        except OSError as exc:
+            log.close()
             raise SandboxUnavailable(
                 f"cannot start the {self._provider} sandbox ({argv[0]}): {exc.strerror or exc}"
             ) from exc
+        assert proc.stdout is not None
         self._procs[spec.sandbox_id] = proc
+        self._drains[spec.sandbox_id] = asyncio.create_task(_drain(proc.stdout, log))
         return SandboxHandle(
             sandbox_id=spec.sandbox_id,
             provider=self._provider,
@@ -168,6 +192,33 @@ class LocalProcesses:
             await proc.wait()
         finally:
             self._procs.pop(handle.sandbox_id, None)
+            drain = self._drains.pop(handle.sandbox_id, None)
+            if drain is not None:
+                # The pipe ends with the last process holding it; a straggler must not hold
+                # up the destroy.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(drain), DRAIN_GRACE_S)
+                drain.cancel()
+                await asyncio.gather(drain, return_exceptions=True)
+
+
+async def _drain(stream: asyncio.StreamReader, log: BinaryIO) -> None:
+    """Copy ``stream`` into ``log`` up to :data:`MAX_LOG_BYTES`, then discard; closes ``log``."""
+    written = 0
+    try:
+        while chunk := await stream.read(LOG_CHUNK_BYTES):
+            if written >= MAX_LOG_BYTES:
+                continue
+            kept = chunk[: MAX_LOG_BYTES - written]
+            written += len(kept)
+            log.write(kept)
+            if written >= MAX_LOG_BYTES:
+                log.write(LOG_CUT_NOTICE)
+            log.flush()
+    except OSError:
+        pass  # a full disk must not take the server down; the sandbox keeps running
+    finally:
+        log.close()
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
