@@ -44,6 +44,13 @@ class ErrorEnvelope(BaseModel):
     error: ErrorBody
 
 
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route or router: each status answers the error envelope. The
+    OpenAPI document is the contract (schemathesis checks every answer against it), so a
+    status a route can return is listed here or on the route."""
+    return {status: {"model": ErrorEnvelope} for status in statuses}
+
+
 def envelope(code: str, message: str, hint: str | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "hint": hint}}
 

@@ -28,6 +28,7 @@ from typing import Literal
 from openinspect.domain.models import Session
 from openinspect.errors import GitError
 from openinspect.sessions.git import ensure_mirror, git, git_env, mirror_path
+from openinspect.sessions.origins import mirror_lock
 
 FETCH_INTERVAL_S = 5.0
 GIT_DIFF_TIMEOUT_S = 60.0
@@ -111,7 +112,6 @@ class SessionDiffs:
         self._clock = clock
         self._cache: dict[str, _Cached] = {}
         self._session_locks: dict[str, asyncio.Lock] = {}
-        self._mirror_locks: dict[Path, asyncio.Lock] = {}
 
     async def get(self, session: Session) -> BranchDiff:
         """The diff of ``session``'s branch against its base. Raises ``GitError``."""
@@ -126,7 +126,7 @@ class SessionDiffs:
             ):
                 return cached.diff
             mirror = mirror_path(self._mirrors_dir, session.repo_url)
-            async with self._mirror_locks.setdefault(mirror, asyncio.Lock()):
+            async with mirror_lock(mirror):
                 auth = await self._auth_env(session.repo_url)
                 if not (mirror / "HEAD").exists():
                     await ensure_mirror(self._mirrors_dir, session.repo_url, auth)
@@ -149,6 +149,7 @@ async def _tips(
     listed = await git(
         "ls-remote",
         "--heads",
+        "--",
         session.repo_url,
         *(f"refs/heads/{name}" for name in heads),
         cwd=mirror,
@@ -168,6 +169,7 @@ async def _tips(
                 "--quiet",
                 "--no-tags",
                 "--no-write-fetch-head",
+                "--",
                 session.repo_url,
                 f"+refs/heads/{name}:refs/heads/{name}",
                 cwd=mirror,
