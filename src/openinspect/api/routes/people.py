@@ -23,7 +23,7 @@ from openinspect.errors import NotFoundError
 from openinspect.people.roles import is_admin
 from openinspect.scm.user_tokens import PROVIDER
 
-router = APIRouter(prefix="/api", responses=documented(401, 422))
+router = APIRouter(prefix="/api", responses=documented(401))
 _ADMIN = documented(403)
 
 
