@@ -29,7 +29,7 @@ from openinspect.testing.repos import make_sample_repo
 
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"), pytest.mark.timeout(600)]
 # Bounded so the whole contract run stays within a couple of minutes on two cores.
-EXAMPLES_PER_OPERATION = {GenerationMode.POSITIVE: 25, GenerationMode.NEGATIVE: 15}
+EXAMPLES_PER_OPERATION = {GenerationMode.POSITIVE: 20, GenerationMode.NEGATIVE: 10}
 # How the error handler words a refusal by the request's shape (api/errors.py).
 SHAPE_REFUSAL = "Invalid request:"
 # Every other check of schemathesis runs (no 5xx, documented statuses, content types, response
