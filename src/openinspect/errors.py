@@ -6,7 +6,7 @@ tree, and the API turns any of them into the one JSON error envelope using ``cod
 
     OpenInspectError                      code "internal"            500
     ├── ConfigError                       "config_invalid"           500
-    │   └── NotConfigured                 "not_configured"           501
+    │   └── NotConfigured                 "not_configured"           404
     ├── AuthError                         "unauthenticated"          401
     │   ├── ForbiddenError                "forbidden"                403
     │   │   ├── SignInRefused             "sign_in_refused"          403
@@ -19,7 +19,10 @@ tree, and the API turns any of them into the one JSON error envelope using ``cod
     ├── InvalidInput                      "invalid_input"            422
     │   ├── PromptTooLarge                "prompt_too_large"         413
     │   ├── UnknownModel                  "unknown_model"            422
-    │   └── InvalidEffort                 "invalid_effort"           422
+    │   ├── InvalidEffort                 "invalid_effort"           422
+    │   ├── RepoUnusable                  "repo_unusable"            422
+    │   ├── SignInCodeInvalid             "sign_in_code_invalid"     422
+    │   └── PullRequestEmpty              "pull_request_empty"       422
     ├── ConflictError                     "conflict"                 409
     │   ├── QueueFull                     "prompt_queue_full"        429
     │   ├── PromptNotCancellable          "prompt_not_cancellable"   409
@@ -70,10 +73,12 @@ class ConfigError(OpenInspectError):
 
 
 class NotConfigured(ConfigError):
-    """A feature was used that this install has not set up (e.g. GitHub sign-in)."""
+    """A feature was used that this install has not set up (e.g. GitHub sign-in). A client's
+    request for something this server does not offer: a 4xx (404, the feature is not here), so
+    it is never mistaken for the server failing."""
 
     code = "not_configured"
-    status = 501
+    status = 404
 
 
 class AuthError(OpenInspectError):
@@ -135,6 +140,24 @@ class UnknownModel(InvalidInput):
 
 class InvalidEffort(InvalidInput):
     code = "invalid_effort"
+
+
+class RepoUnusable(InvalidInput):
+    """A repo URL or path that git cannot fetch (missing, not a repository, unreachable)."""
+
+    code = "repo_unusable"
+
+
+class SignInCodeInvalid(InvalidInput):
+    """GitHub does not know the device code a client polls with (bogus, or from elsewhere)."""
+
+    code = "sign_in_code_invalid"
+
+
+class PullRequestEmpty(InvalidInput):
+    """The session branch has no commits over its base (or was never pushed): no PR to open."""
+
+    code = "pull_request_empty"
 
 
 class ConflictError(OpenInspectError):

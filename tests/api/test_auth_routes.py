@@ -329,7 +329,7 @@ async def test_without_github_sign_in_answers_not_configured(tmp_path: Path) -> 
         assert (await api.client.get("/auth/providers")).json()["providers"] == []
         for method, path in (("GET", "/auth/github/login"), ("POST", "/auth/github/device")):
             answer = await api.client.request(method, path)
-            assert answer.status_code == 501
+            assert answer.status_code == 404
             assert answer.json()["error"]["code"] == "not_configured"
             assert "OPENINSPECT_GITHUB__CLIENT_ID" in answer.json()["error"]["hint"]
 

@@ -120,7 +120,7 @@ async def test_access_check_refuses_before_anything_is_created(api: Api, fake: F
     allowed = await api.as_user(bob, "POST", "/api/sessions", json={"repo": secret})
     # bob may read it; the server itself has no credentials for this private repo here, so
     # creating fails later, at the clone, but not at the access check.
-    assert allowed.status_code == 201 or allowed.json()["error"]["code"] == "git_failed"
+    assert allowed.status_code == 201 or allowed.json()["error"]["code"] == "repo_unusable"
 
 
 async def test_access_results_are_cached(api: Api, fake: FakeGitHub) -> None:

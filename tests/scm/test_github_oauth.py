@@ -9,7 +9,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from openinspect.errors import NotConfigured, ScmAuthFailed, ScmError
+from openinspect.errors import NotConfigured, ScmAuthFailed, ScmError, SignInCodeInvalid
 from openinspect.scm.github import GitHub
 from openinspect.settings import GitHubSettings
 from openinspect.testing.github import FakeGitHub
@@ -121,7 +121,7 @@ async def test_device_flow(fake: FakeGitHub, github: GitHub) -> None:
     assert done.status == "ok"
     assert done.token is not None
     assert (await github.get_user(done.token.access_token)).login == "alice"
-    with pytest.raises(ScmAuthFailed, match="incorrect_device_code"):
+    with pytest.raises(SignInCodeInvalid, match="incorrect_device_code"):  # a 4xx: client input
         await github.poll_device_flow(code.device_code)  # a device code gives one token
 
 

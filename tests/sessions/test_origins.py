@@ -1,9 +1,18 @@
-"""Origins: proxy paths, canonical GitHub URLs, upstream kinds, host-git credentials."""
+"""Origins: proxy paths, canonical GitHub URLs, upstream kinds, host-git credentials, and the
+mirrors (one operation at a time per repo, unusable and option-like origins refused)."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from openinspect.errors import InvalidInput, RepoUnusable
 from openinspect.scm.upstream import HttpUpstream, LocalUpstream
-from openinspect.sessions.origins import Origins
+from openinspect.sessions.git import mirror_path, normalize_origin
+from openinspect.sessions.origins import Origins, mirror_lock
+from openinspect.testing.repos import make_sample_repo
 
 WEB = "https://github.com"
 
@@ -40,3 +49,54 @@ async def test_upstreams_and_credentials_without_an_app() -> None:
         assert await origins.git_env("/srv/repos/x.git") == {}
     finally:
         await origins.aclose()
+
+
+async def test_a_mirror_of_an_unusable_origin_is_refused_without_server_paths(
+    tmp_path: Path,
+) -> None:
+    origins = Origins(None, WEB)
+    mirrors = tmp_path / "home" / "mirrors"
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for origin in (str(plain), "http://127.0.0.1:9/x.git"):
+        with pytest.raises(RepoUnusable) as info:
+            await origins.mirror(mirrors, origin)
+        assert str(mirrors) not in info.value.message
+        assert info.value.hint
+    # Nothing half-made is left behind: only the lock files.
+    assert all(p.name.endswith(".lock") for p in mirrors.iterdir())
+
+
+async def test_option_like_origins_never_reach_git(tmp_path: Path) -> None:
+    origins = Origins(None, WEB)
+    marker = tmp_path / "pwned"
+    for origin in (f"--upload-pack=touch {marker};://x", "-x"):
+        with pytest.raises(InvalidInput, match="must not start with '-'"):
+            await origins.mirror(tmp_path / "mirrors", origin)
+        with pytest.raises(InvalidInput, match="must not start with '-'"):
+            normalize_origin(origin)
+    assert not marker.exists()
+
+
+async def test_mirror_operations_on_one_repo_take_turns(tmp_path: Path) -> None:
+    """Ten mirrors of one new origin at once: one clone, then refreshes, none failing."""
+    (tmp_path / "src").mkdir()
+    origin = make_sample_repo(tmp_path / "src")
+    origins = Origins(None, WEB)
+    mirrors = tmp_path / "mirrors"
+    inside = 0
+    most = 0
+
+    async def watch() -> None:
+        nonlocal inside, most
+        async with mirror_lock(mirror_path(mirrors, str(origin))):
+            inside += 1
+            most = max(most, inside)
+            await asyncio.sleep(0.01)
+            inside -= 1
+
+    paths = await asyncio.gather(
+        *(origins.mirror(mirrors, str(origin)) for _ in range(10)), *(watch() for _ in range(5))
+    )
+    assert len({p for p in paths if p is not None}) == 1
+    assert most == 1

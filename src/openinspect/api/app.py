@@ -23,8 +23,9 @@ from openinspect.agent.models import ModelRegistry
 from openinspect.api import ws
 from openinspect.api.auth import Bootstrap, WsTokens, bootstrap_admin, load_or_create_secret
 from openinspect.api.deps import AppState
-from openinspect.api.errors import install_error_handlers
+from openinspect.api.errors import document_common_answers, install_error_handlers
 from openinspect.api.limits import BodySizeLimit
+from openinspect.api.methods import MethodNotAllowed
 from openinspect.api.routes import auth, meta, repos, sessions, webhooks
 from openinspect.api.web import mount_web
 from openinspect.bus import Bus, open_bus
@@ -145,7 +146,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.add_middleware(BodySizeLimit, path_limits={"/webhooks/": settings.github.webhook_max_bytes})
+    app.add_middleware(MethodNotAllowed, api=app)  # outermost: before a body is even read
     install_error_handlers(app)
+    document_common_answers(app)
     app.include_router(meta.router)
     app.include_router(sessions.router)
     app.include_router(repos.router)

@@ -8,6 +8,7 @@ WebSocket errors use the same codes: ``{"type": "error", "code", "message", "hin
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,7 +22,7 @@ from openinspect.errors import OpenInspectError
 log = logging.getLogger(__name__)
 
 _HTTP_CODES = {
-    400: "bad_request",
+    400: "bad_request",  # e.g. a body that is not UTF-8
     401: "unauthenticated",
     403: "forbidden",
     404: "not_found",
@@ -42,6 +43,57 @@ class ErrorBody(BaseModel):
 
 class ErrorEnvelope(BaseModel):
     error: ErrorBody
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route or router: each status answers the error envelope. The
+    OpenAPI document is the contract (schemathesis checks every answer against it), so a
+    status a route can return is listed here or on the route."""
+    return {status: {"model": ErrorEnvelope} for status in statuses}
+
+
+def document_common_answers(app: FastAPI) -> None:
+    """Add to the OpenAPI document the answers every operation can meet by construction, so no
+    route has to repeat them: 401 where a token is needed, 422 where there is input, and for a
+    body 400 (not UTF-8), 413 (over the body cap) and 422 (not the expected shape)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()
+        ref = _envelope_ref(document)
+        for item in document.get("paths", {}).values():
+            for operation in item.values():
+                statuses = []
+                if operation.get("security"):
+                    statuses.append(401)
+                if operation.get("parameters"):
+                    statuses.append(422)
+                if operation.get("requestBody"):
+                    statuses += [400, 413, 422]
+                answers = operation.setdefault("responses", {})
+                for status in statuses:
+                    answers.setdefault(
+                        str(status),
+                        {
+                            "description": HTTPStatus(status).phrase,
+                            "content": {"application/json": {"schema": ref}},
+                        },
+                    )
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _envelope_ref(document: dict[str, Any]) -> dict[str, str]:
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    if "ErrorEnvelope" not in schemas:
+        model = ErrorEnvelope.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(model.pop("$defs", {}))
+        schemas["ErrorEnvelope"] = model
+    return {"$ref": "#/components/schemas/ErrorEnvelope"}
 
 
 def envelope(code: str, message: str, hint: str | None = None) -> dict[str, Any]:

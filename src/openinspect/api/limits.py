@@ -1,4 +1,11 @@
-"""A hard cap on request bodies, before anything parses them."""
+"""A hard cap on request bodies, before anything parses them.
+
+The body is read in full (up to the cap) before the app sees the request, so a body sent in
+chunks without a Content-Length is refused with the same 413 as a declared one: the app's own
+body parsing would otherwise turn a failure raised mid-read into a 400. The public API takes no
+streaming uploads (the git proxy lives on the bridge socket), so holding a capped body costs at
+most the cap.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +16,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from openinspect.api.errors import envelope
 
 BODY_MAX_BYTES = 2 * 1024 * 1024
-
-
-class _TooLarge(Exception):
-    pass
 
 
 class BodySizeLimit:
@@ -44,28 +47,31 @@ class BodySizeLimit:
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await self._reject(send, limit)
             return
+        chunks: list[bytes] = []
         seen = 0
-        started = False
-
-        async def counting_receive() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise _TooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if not started:
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > limit:
                 await self._reject(send, limit)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: wait for the disconnect, as a server would
+
+        await self.app(scope, replay, send)
 
     async def _reject(self, send: Send, limit: int) -> None:
         body = json.dumps(
@@ -78,6 +84,7 @@ class BodySizeLimit:
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
                 ],
             }
         )

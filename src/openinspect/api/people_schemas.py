@@ -15,7 +15,12 @@ from openinspect.store.users import ApiToken, TokenKind
 NAME_MAX = 200
 EMAIL_MAX = 320
 TOKEN_DAYS_MAX = 3650
-_EMAIL_RE = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
+_EMAIL_PART = r"[^@\s<>\"',;\x00-\x1f\x7f]+"
+_EMAIL_RE = re.compile(rf"^{_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART}$")
+# The same rules as JSON Schema patterns, so the OpenAPI document says what the server takes
+# (spaces around an email are trimmed; regex engines disagree on what else ``\s`` is).
+_EMAIL_PATTERN = rf"^ *{_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART} *$"
+_NAME_PATTERN = r"^[^<>\r\n\t\x00]*[^\s<>\x00][^<>\r\n\t\x00]*$"
 _BAD_NAME_CHARS = set("<>\n\r\t\x00")
 
 
@@ -50,8 +55,8 @@ class RoleUpdate(BaseModel):
 class MeUpdate(BaseModel):
     """The name and email written into the commits of your prompts."""
 
-    git_name: str | None = Field(None, min_length=1, max_length=NAME_MAX)
-    git_email: str | None = Field(None, min_length=3, max_length=EMAIL_MAX)
+    git_name: str | None = Field(None, min_length=1, max_length=NAME_MAX, pattern=_NAME_PATTERN)
+    git_email: str | None = Field(None, min_length=3, max_length=EMAIL_MAX, pattern=_EMAIL_PATTERN)
 
     @field_validator("git_name")
     @classmethod

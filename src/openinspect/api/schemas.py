@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import PurePosixPath
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field
 
-from openinspect.domain.models import Author, Prompt, PullRequestRecord, Repo, Session
+from openinspect.domain.models import Author, Prompt, PullRequestRecord, Repo, Session, User
+from openinspect.people.roles import is_admin
 
 NAME_MAX = 200
 URL_MAX = 2048
@@ -15,6 +19,11 @@ MODEL_MAX = 300
 EFFORT_MAX = 16
 # The prompt limit itself is a setting checked by the session; this only bounds the body.
 CONTENT_HARD_MAX = 1_000_000
+# Event sequence numbers are SQL BIGINTs: a bigger number is a client mistake (422), not an
+# overflow deep in the database driver (500).
+SEQ_MAX = 2**63 - 1
+CLIENT_REQUEST_ID_MAX = 128
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class SessionCreate(BaseModel):
@@ -32,14 +41,14 @@ class SessionCreate(BaseModel):
     prompt: str | None = Field(
         None, max_length=CONTENT_HARD_MAX, description="Optional first prompt, queued at once."
     )
-    client_request_id: str | None = Field(None, max_length=128)
+    client_request_id: str | None = Field(None, min_length=1, max_length=CLIENT_REQUEST_ID_MAX)
 
 
 class PromptCreate(BaseModel):
     content: str = Field(max_length=CONTENT_HARD_MAX)
     model: str | None = Field(None, max_length=MODEL_MAX)
     effort: str | None = Field(None, max_length=EFFORT_MAX)
-    client_request_id: str | None = Field(None, max_length=128)
+    client_request_id: str | None = Field(None, min_length=1, max_length=CLIENT_REQUEST_ID_MAX)
 
 
 class RepoCreate(BaseModel):
@@ -177,3 +186,39 @@ class ModelList(BaseModel):
 class Health(BaseModel):
     status: str
     version: str
+
+
+# Members see no server paths (DESIGN §11): a registered local repo is shown by its name only,
+# and a URL without its user info (an admin may have registered one with credentials in it).
+LOCAL_ORIGIN_PREFIX = "local/"
+
+
+def origin_shown_to(user: User, url: str) -> str:
+    """``url`` as ``user`` may see it: as it is for admins; for members without server paths
+    (``local/<name>``) or credentials."""
+    if is_admin(user):
+        return url
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https", "ssh", "git") and parts.netloc:
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return urlunsplit(parts._replace(netloc=netloc))
+    if url.startswith("git@") and ":" in url:
+        return url
+    name = PurePosixPath(url.removeprefix("file://").rstrip("/")).name.removesuffix(".git")
+    return LOCAL_ORIGIN_PREFIX + (_UNSAFE_NAME.sub("-", name).strip("-.") or "repo")
+
+
+def session_shown_to(user: User, session: Session) -> Session:
+    return session.model_copy(update={"repo_url": origin_shown_to(user, session.repo_url)})
+
+
+def repo_shown_to(user: User, repo: Repo) -> Repo:
+    return repo.model_copy(update={"url": origin_shown_to(user, repo.url)})
+
+
+def event_shown_to(user: User, event: dict[str, Any]) -> dict[str, Any]:
+    """A dumped event as ``user`` may see it (``session-created`` names the origin)."""
+    if "repo_url" in event and isinstance(event["repo_url"], str):
+        return {**event, "repo_url": origin_shown_to(user, event["repo_url"])}
+    return event

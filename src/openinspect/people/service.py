@@ -64,7 +64,7 @@ class People:
 
     @property
     def signin(self) -> GitHubSignIn:
-        """The GitHub sign-in; ``NotConfigured`` (501) naming the settings when it is off."""
+        """The GitHub sign-in; ``NotConfigured`` (404) naming the settings when it is off."""
         if self._signin is None:
             raise NotConfigured("Sign in with GitHub is not configured", hint=_OAUTH_HINT)
         return self._signin

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from openinspect.errors import NotConfigured, ScmAuthFailed, ScmError
+from openinspect.errors import NotConfigured, ScmAuthFailed, ScmError, SignInCodeInvalid
 from openinspect.scm.base import DeviceCode, DevicePoll, OAuthToken
 from openinspect.scm.github_errors import map_github_error, map_status
 from openinspect.settings import GitHubSettings
@@ -37,6 +37,8 @@ _AUTH_ERRORS = {
     "incorrect_device_code": "the device code is not known",
     "unverified_user_email": "the user has no verified email address",
 }
+# Errors about a code the client handed us (not about our credentials or state): a 4xx.
+_CLIENT_CODE_ERRORS = frozenset({"incorrect_device_code"})
 
 
 class GitHubOAuth:
@@ -111,6 +113,8 @@ class GitHubOAuth:
         message = f"GitHub refused {doing}: {description} ({error})"
         if error == "device_flow_disabled":
             raise NotConfigured(message, hint="Enable Device Flow in the GitHub App's settings")
+        if error in _CLIENT_CODE_ERRORS:  # the client sent a code GitHub does not know: 4xx
+            raise SignInCodeInvalid(message, hint="Start signing in again")
         if error == "incorrect_client_credentials":
             raise ScmAuthFailed(message, hint=_OAUTH_HINT + " to the App's OAuth credentials")
         if error in _AUTH_ERRORS:

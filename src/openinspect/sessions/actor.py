@@ -70,6 +70,23 @@ from openinspect.store import Store
 
 log = logging.getLogger(__name__)
 CLIENT_REQUEST_ID_MAX = 128
+
+
+def check_prompt(settings: Settings, content: str, client_request_id: str | None) -> None:
+    """The checks of a prompt's own text, apart from any session: a session create with a first
+    prompt runs them before it creates anything, so a refused prompt leaves no session behind."""
+    limit = settings.sessions.max_prompt_chars
+    if len(content) > limit:
+        raise PromptTooLarge(
+            f"The prompt has {len(content)} characters; the limit is {limit}",
+            hint="Shorten it, or attach long material as a file in the repo",
+        )
+    if not content.strip():
+        raise InvalidInput("The prompt is empty")
+    if client_request_id is not None and not 0 < len(client_request_id) <= CLIENT_REQUEST_ID_MAX:
+        raise InvalidInput(f"client_request_id must be 1 to {CLIENT_REQUEST_ID_MAX} characters")
+
+
 TITLE_FROM_PROMPT_CHARS = 80
 PUSH_FAILED_HINT = (
     "The changes are committed in the session's sandbox; the next prompt's push sends them again"
@@ -157,18 +174,7 @@ class SessionActor:
     ) -> Prompt:
         """Queue a prompt. Idempotent by ``client_request_id``."""
         limits = self._s.settings.sessions
-        if len(content) > limits.max_prompt_chars:
-            raise PromptTooLarge(
-                f"The prompt has {len(content)} characters; the limit is {limits.max_prompt_chars}",
-                hint="Shorten it, or attach long material as a file in the repo",
-            )
-        if not content.strip():
-            raise InvalidInput("The prompt is empty")
-        if (
-            client_request_id is not None
-            and not 0 < len(client_request_id) <= CLIENT_REQUEST_ID_MAX
-        ):
-            raise InvalidInput(f"client_request_id must be 1 to {CLIENT_REQUEST_ID_MAX} characters")
+        check_prompt(self._s.settings, content, client_request_id)
         if self.session.status in ("archived", "failed"):
             raise SessionNotPromptable(f"The session is {self.session.status}")
         self._s.models.validate(model or self.session.model, self._effort(model, effort))

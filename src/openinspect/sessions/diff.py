@@ -28,6 +28,7 @@ from typing import Literal
 from openinspect.domain.models import Session
 from openinspect.errors import GitError, OpenInspectError
 from openinspect.sessions.git import ensure_mirror, git, git_env, mirror_path
+from openinspect.sessions.origins import mirror_lock
 
 FETCH_INTERVAL_S = 5.0
 LIST_COMPUTE_MAX = 4
@@ -114,7 +115,6 @@ class SessionDiffs:
         self._cache: dict[str, _Cached] = {}
         self._failed: dict[str, int] = {}  # session id → last_seq its diff last failed at
         self._session_locks: dict[str, asyncio.Lock] = {}
-        self._mirror_locks: dict[Path, asyncio.Lock] = {}
 
     async def get(self, session: Session) -> BranchDiff:
         """The diff of ``session``'s branch against its base. Raises ``GitError``."""
@@ -129,7 +129,7 @@ class SessionDiffs:
             ):
                 return cached.diff
             mirror = mirror_path(self._mirrors_dir, session.repo_url)
-            async with self._mirror_locks.setdefault(mirror, asyncio.Lock()):
+            async with mirror_lock(mirror):
                 auth = await self._auth_env(session.repo_url)
                 if not (mirror / "HEAD").exists():
                     await ensure_mirror(self._mirrors_dir, session.repo_url, auth)
@@ -183,6 +183,7 @@ async def _tips(
     listed = await git(
         "ls-remote",
         "--heads",
+        "--",
         session.repo_url,
         *(f"refs/heads/{name}" for name in heads),
         cwd=mirror,
@@ -202,6 +203,7 @@ async def _tips(
                 "--quiet",
                 "--no-tags",
                 "--no-write-fetch-head",
+                "--",
                 session.repo_url,
                 f"+refs/heads/{name}:refs/heads/{name}",
                 cwd=mirror,

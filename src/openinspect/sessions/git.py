@@ -13,6 +13,8 @@ import asyncio
 import hashlib
 import os
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +76,11 @@ def normalize_origin(url: str) -> str:
     url = url.strip()
     if not url:
         raise InvalidInput("A repo path or URL is required")
+    if url.startswith("-"):  # git would read it as an option
+        raise InvalidInput(
+            f"Invalid repo {url!r}: it must not start with '-'",
+            hint="Give a local git repository path or a git URL",
+        )
     if "://" in url or url.startswith("git@"):
         return url
     path = Path(url).expanduser()
@@ -94,16 +101,21 @@ async def ensure_mirror(
     mirrors_dir: Path, origin: str, auth_env: dict[str, str] | None = None
 ) -> Path:
     """A bare mirror of ``origin`` under ``mirrors_dir``, created or refreshed. ``auth_env``
-    carries credentials for the origin as environment (see ``Origins.git_env``)."""
+    carries credentials for the origin as environment (see ``Origins.git_env``). Callers hold
+    the mirror's ``sessions.origins.mirror_lock`` (``Origins.mirror`` does); the clone goes to
+    a temp path of its own, so even an unlocked caller never shares a half-made one."""
     mirror = mirror_path(mirrors_dir, origin)
     env = {**git_env(), **(auth_env or {})}
     if (mirror / "HEAD").exists():
         await git("remote", "update", "--prune", cwd=mirror, env=env)
     else:
         mirrors_dir.mkdir(parents=True, exist_ok=True)
-        tmp = mirror.with_name(f"{mirror.stem}.tmp-{os.getpid()}")
-        await git("clone", "--mirror", "--quiet", origin, str(tmp), env=env)
-        tmp.rename(mirror)
+        tmp = Path(tempfile.mkdtemp(prefix=f"{mirror.stem}.tmp-", dir=mirrors_dir))
+        try:
+            await git("clone", "--mirror", "--quiet", "--", origin, str(tmp), env=env)
+            tmp.rename(mirror)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return mirror
 
 

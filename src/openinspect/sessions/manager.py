@@ -20,7 +20,7 @@ from openinspect.domain.models import UNTITLED_SESSION, Author, Session, User
 from openinspect.errors import GitError, InvalidInput, SessionNotFound
 from openinspect.sessions.actor import Services, SessionActor
 from openinspect.sessions.diff import SessionDiffs
-from openinspect.sessions.git import branch_exists, ensure_mirror, normalize_origin
+from openinspect.sessions.git import branch_exists, normalize_origin
 from openinspect.sessions.git_recovery import reconcile_pushes
 from openinspect.sessions.limits import UserLimits
 from openinspect.sessions.presence import Presence
@@ -123,9 +123,7 @@ class SessionManager:
         base = validate_branch(base_branch or (registered.default_branch if registered else "main"))
         model_id = model or self.services.models.default_model()
         self.services.models.validate(model_id, effort)
-        mirror = await ensure_mirror(
-            self.services.settings.mirrors_dir, origin, await origins.git_env(origin)
-        )
+        mirror = await origins.mirror(self.services.settings.mirrors_dir, origin)
         if not await branch_exists(mirror, base):
             raise InvalidInput(
                 f"Branch {base!r} does not exist in {origin}",

@@ -5,25 +5,84 @@ A GitHub origin (on the configured host) is reached with an App installation tok
 that one repository; it lives only in this process and in the environment of host git commands,
 never in a file, a URL, a command line or a sandbox. Local paths are served straight from disk;
 other URLs are fetched without credentials.
+
+It also keeps the bare mirrors sandboxes clone from: one mirror operation at a time per repo
+(``mirror_lock``), so concurrent session creates, diffs and refreshes of one origin queue instead
+of failing on git's ref locks or on each other's half-made clone.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
+import fcntl
 import logging
+import os
 import re
-from pathlib import PurePosixPath
+import time
+import weakref
+from collections.abc import AsyncIterator
+from pathlib import Path, PurePosixPath
 
 import httpx
 
-from openinspect.errors import ScmNotFound
+from openinspect.errors import GitError, InvalidInput, RepoUnusable, ScmNotFound
 from openinspect.scm.base import RepoRef, parse_repo_url
 from openinspect.scm.github import GitHub
 from openinspect.scm.upstream import HttpUpstream, LocalUpstream, Upstream
+from openinspect.sessions.git import GIT_TIMEOUT_S, ensure_mirror, mirror_path
 
 log = logging.getLogger(__name__)
 LOCAL_OWNER = "local"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# A mirror operation is one clone or fetch (each bounded by GIT_TIMEOUT_S); a few may be queued.
+MIRROR_LOCK_TIMEOUT_S = 3 * GIT_TIMEOUT_S
+MIRROR_LOCK_POLL_S = 0.05
+# Per event loop, so a lock is never awaited from a loop it was not made in (tests run many).
+_MIRROR_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Path, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@contextlib.asynccontextmanager
+async def mirror_lock(mirror: Path) -> AsyncIterator[None]:
+    """Hold the one-operation-at-a-time lock of ``mirror``.
+
+    Two layers: an ``asyncio.Lock`` queues this process's coroutines without a thread each, and
+    an exclusive ``fcntl.flock`` on ``<mirror>.lock`` queues other processes sharing the home
+    (several replicas on one host, or on a filesystem whose locks span hosts, such as NFSv4).
+    The flock is polled rather than waited for in a thread, so a cancelled request leaves no
+    thread holding a lock behind.
+    """
+    locks = _MIRROR_LOCKS.setdefault(asyncio.get_running_loop(), {})
+    async with locks.setdefault(mirror, asyncio.Lock()):
+        mirror.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(mirror.with_name(mirror.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            deadline = time.monotonic() + MIRROR_LOCK_TIMEOUT_S
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise GitError(
+                            f"The repo mirror stayed busy for {MIRROR_LOCK_TIMEOUT_S:g} s",
+                            hint="Another server process is fetching this repo; try again",
+                        ) from None
+                    await asyncio.sleep(MIRROR_LOCK_POLL_S)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the flock
+
+
+def scrub_paths(text: str, *paths: Path) -> str:
+    """``text`` (git's stderr, say) without the server's own paths: the mirrors, the home."""
+    for path, shown in [(p, "<server>") for p in paths] + [(Path.home(), "~")]:
+        if str(path) not in ("", "/"):
+            text = text.replace(str(path), shown)
+    return text
 
 
 class Origins:
@@ -106,6 +165,26 @@ class Origins:
             "GIT_CONFIG_KEY_0": "http.extraHeader",
             "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
         }
+
+    async def mirror(self, mirrors_dir: Path, origin: str) -> Path:
+        """The bare mirror of ``origin``, cloned or refreshed under its ``mirror_lock``. An origin
+        git cannot fetch is the caller's mistake: ``RepoUnusable`` (422), whose message carries
+        git's reason without the server's paths."""
+        if origin.startswith("-"):
+            raise InvalidInput(
+                f"Invalid repo {origin!r}: it must not start with '-'",
+                hint="Give a git URL or a registered repo name",
+            )
+        async with mirror_lock(mirror_path(mirrors_dir, origin)):
+            try:
+                return await ensure_mirror(mirrors_dir, origin, await self.git_env(origin))
+            except GitError as exc:
+                reason = scrub_paths(exc.message, mirrors_dir)
+                raise RepoUnusable(
+                    f"Cannot fetch the repo: {reason}",
+                    hint="Check the URL, that the repository exists, and that this server can "
+                    "reach it (private GitHub repos need the App installed)",
+                ) from exc
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -20,7 +20,13 @@ from openinspect.domain.models import (
     Session,
     User,
 )
-from openinspect.errors import InvalidInput, NotConfigured, OpenInspectError
+from openinspect.errors import (
+    InvalidInput,
+    NotConfigured,
+    OpenInspectError,
+    PullRequestEmpty,
+    ScmError,
+)
 from openinspect.scm.base import PullRequest, RepoRef, parse_repo_url
 from openinspect.scm.github import GitHub
 from openinspect.sessions.eventlog import EventLog
@@ -28,6 +34,7 @@ from openinspect.store import Store
 
 log = logging.getLogger(__name__)
 TITLE_MAX_CHARS = 256
+GITHUB_UNPROCESSABLE = 422  # GitHub's answer to a PR it will not open (validation failed)
 BODY_MAX_CHARS = 60_000  # GitHub refuses bodies over 65,536 characters; leave room for the footer
 
 
@@ -133,15 +140,18 @@ class PullRequests:
                 )
             )
             return record
-        pull = await github.create_pull(
-            repo,
-            head=session.branch,
-            base=session.base_branch,
-            title=title,
-            body=body,
-            draft=draft,
-            user_token=token,
-        )
+        try:
+            pull = await github.create_pull(
+                repo,
+                head=session.branch,
+                base=session.base_branch,
+                title=title,
+                body=body,
+                draft=draft,
+                user_token=token,
+            )
+        except ScmError as exc:
+            raise _refused_pull(exc, session) from exc
         record = await self._save(session, repo, pull, "user" if token else "app", None)
         await self._events.append(
             PrOpened(session_id=session.id, prompt_id=prompt_id, url=record.url, number=pull.number)
@@ -214,3 +224,15 @@ class PullRequests:
                 )
             )
         return record
+
+
+def _refused_pull(exc: ScmError, session: Session) -> ScmError | PullRequestEmpty:
+    """GitHub validates a new PR (HTTP 422): a branch with no commits over its base, or one that
+    was never pushed, is the caller's mistake (4xx with a code), not GitHub failing."""
+    if exc.details.get("github_status") != GITHUB_UNPROCESSABLE:
+        return exc
+    return PullRequestEmpty(
+        f"No pull request to open: {session.branch} has no commits over {session.base_branch} "
+        f"({exc.message})",
+        hint="Let a prompt change something first (the branch is pushed after each prompt)",
+    )

@@ -22,7 +22,7 @@ from openinspect.errors import OpenInspectError, SandboxBootFailed, SandboxError
 from openinspect.runtime.protocol import RuntimeEvent
 from openinspect.sandboxes.base import SandboxHandle, SandboxProvider, SandboxSpec
 from openinspect.sandboxes.bridge import BridgeHub, SandboxConnection
-from openinspect.sessions.git import branch_exists, ensure_mirror
+from openinspect.sessions.git import branch_exists
 from openinspect.sessions.origins import Origins
 from openinspect.settings import Settings
 from openinspect.store import Store
@@ -115,9 +115,7 @@ class SessionSandbox:
     async def _boot_sandbox(self) -> SandboxConnection:
         session, settings = self._session, self._settings
         origin = session.repo_url
-        mirror = await ensure_mirror(
-            settings.mirrors_dir, origin, await self._origins.git_env(origin)
-        )
+        mirror = await self._origins.mirror(settings.mirrors_dir, origin)  # under its lock
         if not await branch_exists(mirror, session.base_branch):
             raise SandboxError(f"Branch {session.base_branch!r} not found in {session.repo_url}")
         token = secrets.token_urlsafe(32)

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from openinspect.api.deps import CurrentUser, State
-from openinspect.api.errors import ErrorEnvelope, envelope
+from openinspect.api.errors import documented, envelope
 from openinspect.api.people_schemas import (
     DeviceStart,
     DeviceTokenRequest,
@@ -39,9 +39,10 @@ STATE_INVALID = "oauth_state_invalid"
 OAUTH_DENIED = "oauth_denied"
 _NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
-_errors = {code: {"model": ErrorEnvelope} for code in (401, 403, 410, 422, 428, 429, 501, 502)}
-router = APIRouter(tags=["auth"], responses=_errors)  # type: ignore[arg-type]
+router = APIRouter(tags=["auth"])
 router.include_router(people.router)
+# Answers of routes that talk to GitHub: not configured here (404), rate limited, GitHub failing.
+_GITHUB = (404, 429, 502, 503)
 
 
 def _base_url(request: Request, state: State) -> str:
@@ -66,7 +67,12 @@ async def providers(state: State) -> Providers:
     return Providers(providers=[github] if enabled else [])
 
 
-@router.get("/auth/github/login", status_code=status.HTTP_302_FOUND, response_class=Response)
+@router.get(
+    "/auth/github/login",
+    status_code=status.HTTP_302_FOUND,
+    response_class=Response,
+    responses=documented(404, 422),
+)
 async def github_login(
     request: Request,
     state: State,
@@ -93,7 +99,12 @@ async def github_login(
     return response
 
 
-@router.get(CALLBACK_PATH, status_code=status.HTTP_302_FOUND, response_class=Response)
+@router.get(
+    CALLBACK_PATH,
+    status_code=status.HTTP_302_FOUND,
+    response_class=Response,
+    responses=documented(401, 403, 422, *_GITHUB),
+)
 async def github_callback(
     request: Request,
     state: State,
@@ -145,7 +156,7 @@ def _refused(code: str, exc: OpenInspectError, wants_json: bool) -> Response:
     return response
 
 
-@router.post("/auth/github/device")
+@router.post("/auth/github/device", responses=documented(*_GITHUB))
 async def device_start(state: State) -> DeviceStart:
     """Start a device sign-in (for ``openinspect login``): show ``user_code`` to the person,
     who enters it at ``verification_uri``; then poll ``/auth/github/device/token``."""
@@ -162,12 +173,13 @@ async def device_start(state: State) -> DeviceStart:
 @router.post(
     "/auth/github/device/token",
     response_model=SignedIn,
-    responses={410: {"model": ErrorEnvelope}, 428: {"model": ErrorEnvelope}},
+    responses=documented(403, 410, 413, 422, 428, *_GITHUB),
 )
 async def device_token(body: DeviceTokenRequest, state: State) -> SignedIn | JSONResponse:
     """Poll a device sign-in: 200 with a ``cli`` token once approved (and admitted); 428
     ``authorization_pending`` until then; 429 ``slow_down`` (poll less often); 410 ``expired``;
-    403 ``access_denied`` or ``sign_in_refused``."""
+    403 ``access_denied`` or ``sign_in_refused``; 422 ``sign_in_code_invalid`` for a device code
+    GitHub does not know; 404 ``not_configured`` without GitHub sign-in."""
     result = await state.require_people().signin.poll_device(body.device_code, body.name)
     if isinstance(result, DevicePoll):
         return _device_wait(result)
@@ -194,7 +206,7 @@ def _device_wait(poll: DevicePoll) -> JSONResponse:
     return JSONResponse(envelope(code, message, hint), status_code=status_code, headers=headers)
 
 
-@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, responses=documented(401))
 async def logout(request: Request, user: CurrentUser, state: State) -> None:
     """Revoke the token this request was made with."""
     await state.store.users.revoke_token(request.state.token_id)

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from openinspect import __version__
 from openinspect.api.deps import CurrentUser, State
+from openinspect.api.errors import documented
 from openinspect.api.people_schemas import UserOut
 from openinspect.api.schemas import Health, ModelList, ModelOut
 
@@ -17,12 +18,12 @@ async def healthz() -> Health:
     return Health(status="ok", version=__version__)
 
 
-@router.get("/api/me", tags=["meta"])
+@router.get("/api/me", tags=["meta"], responses=documented(401))
 async def me(user: CurrentUser, state: State) -> UserOut:
     return UserOut.of(user, await state.store.identities.get(user.id, "github"))
 
 
-@router.get("/api/models", tags=["meta"])
+@router.get("/api/models", tags=["meta"], responses=documented(401))
 async def models(user: CurrentUser, state: State) -> ModelList:
     registry = state.manager.services.models
     return ModelList(

@@ -7,7 +7,7 @@ from datetime import timedelta
 from fastapi import APIRouter, Request, status
 
 from openinspect.api.deps import AdminUser, CurrentUser, State
-from openinspect.api.errors import ErrorEnvelope
+from openinspect.api.errors import documented
 from openinspect.api.people_schemas import (
     MeUpdate,
     RoleUpdate,
@@ -23,8 +23,8 @@ from openinspect.errors import NotFoundError
 from openinspect.people.roles import is_admin
 from openinspect.scm.user_tokens import PROVIDER
 
-_errors = {code: {"model": ErrorEnvelope} for code in (401, 403, 404, 409, 422)}
-router = APIRouter(prefix="/api", responses=_errors)  # type: ignore[arg-type]
+router = APIRouter(prefix="/api", responses=documented(401))
+_ADMIN = documented(403)
 
 
 @router.get("/tokens", tags=["tokens"])
@@ -34,7 +34,9 @@ async def list_tokens(request: Request, user: CurrentUser, state: State) -> Toke
     return TokenList(tokens=[TokenOut.of(t, request.state.token_id) for t in tokens])
 
 
-@router.post("/tokens", tags=["tokens"], status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/tokens", tags=["tokens"], status_code=status.HTTP_201_CREATED, responses=documented(413)
+)
 async def create_token(body: TokenCreate, user: CurrentUser, state: State) -> TokenCreated:
     """Mint an API token for scripts. The token is in this answer only."""
     days = body.expires_in_days
@@ -45,7 +47,12 @@ async def create_token(body: TokenCreate, user: CurrentUser, state: State) -> To
     return TokenCreated(token=token, info=TokenOut.of(record))
 
 
-@router.delete("/tokens/{token_id}", tags=["tokens"], status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/tokens/{token_id}",
+    tags=["tokens"],
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=documented(404),
+)
 async def revoke_token(token_id: str, user: CurrentUser, state: State) -> None:
     """Revoke one of your tokens (admins: anyone's)."""
     record = await state.store.users.get_token(token_id)
@@ -58,7 +65,7 @@ async def revoke_token(token_id: str, user: CurrentUser, state: State) -> None:
     await state.store.users.revoke_token(token_id)
 
 
-@router.patch("/me", tags=["meta"])
+@router.patch("/me", tags=["meta"], responses=documented(413))
 async def update_me(body: MeUpdate, user: CurrentUser, state: State) -> UserOut:
     """Change the name and email written into the commits of your prompts."""
     updated = await state.store.users.update_git_identity(
@@ -67,7 +74,7 @@ async def update_me(body: MeUpdate, user: CurrentUser, state: State) -> UserOut:
     return UserOut.of(updated, await state.store.identities.get(user.id, PROVIDER))
 
 
-@router.get("/users", tags=["users"])
+@router.get("/users", tags=["users"], responses=_ADMIN)
 async def list_users(user: AdminUser, state: State) -> UserList:
     """Every user with their GitHub login (admins only)."""
     identities = await state.store.identities.of_provider(PROVIDER)
@@ -75,7 +82,7 @@ async def list_users(user: AdminUser, state: State) -> UserList:
     return UserList(users=[UserOut.of(u, identities.get(u.id)) for u in users])
 
 
-@router.patch("/users/{user_id}", tags=["users"])
+@router.patch("/users/{user_id}", tags=["users"], responses=documented(403, 404, 409, 413))
 async def set_role(user_id: str, body: RoleUpdate, user: AdminUser, state: State) -> UserOut:
     """Make a user admin or member (admins only; the last admin stays admin)."""
     updated = await state.store.users.set_role(user_id, body.role)

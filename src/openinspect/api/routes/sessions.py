@@ -7,8 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, status
 
 from openinspect.api.deps import CurrentUser, State, visible_session
-from openinspect.api.errors import ErrorEnvelope
+from openinspect.api.errors import documented
 from openinspect.api.schemas import (
+    SEQ_MAX,
     DiffStat,
     EventPage,
     LastPrompt,
@@ -23,24 +24,36 @@ from openinspect.api.schemas import (
     SessionOut,
     StopResult,
     WsToken,
+    event_shown_to,
+    session_shown_to,
 )
 from openinspect.domain.events import dump_event
 from openinspect.domain.models import Author, Prompt, PullRequestRecord
 from openinspect.people.roles import is_admin
+from openinspect.sessions.actor import check_prompt
 
 PAGE_DEFAULT = 200
 PAGE_MAX = 500
-_errors = {code: {"model": ErrorEnvelope} for code in (401, 404, 409, 413, 422, 429)}
 router = APIRouter(
     prefix="/api/sessions",
     tags=["sessions"],
-    responses=_errors,  # type: ignore[arg-type]
+    responses=documented(401, 404, 422),
     dependencies=[Depends(visible_session)],  # members reach only their own sessions
 )
+# Operations that reach GitHub (the access check, pull requests) can meet its failures.
+_GITHUB_FAILURES = (502, 503)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=documented(403, 409, 413, 429, *_GITHUB_FAILURES),
+)
 async def create_session(body: SessionCreate, user: CurrentUser, state: State) -> SessionCreated:
+    """Create a session, with an optional first prompt. A refused first prompt (too long,
+    empty) is refused before the session is made, so it leaves nothing behind."""
+    if body.prompt is not None:
+        check_prompt(state.settings, body.prompt, body.client_request_id)
     session = await state.manager.create(
         user,
         repo=body.repo,
@@ -54,7 +67,7 @@ async def create_session(body: SessionCreate, user: CurrentUser, state: State) -
         actor = await state.manager.actor(session.id)
         prompt = await actor.submit(user, body.prompt, client_request_id=body.client_request_id)
         session = actor.session
-    return SessionCreated(session=session, prompt=prompt)
+    return SessionCreated(session=session_shown_to(user, session), prompt=prompt)
 
 
 @router.get("")
@@ -77,7 +90,7 @@ async def list_sessions(
     diffs = await state.manager.diffs.for_list(sessions)
     pulls = await state.store.pulls.newest_for_sessions(ids)
     return SessionList(
-        sessions=sessions,
+        sessions=[session_shown_to(user, s) for s in sessions],
         creators={uid: Author.of(u) for uid, u in creators.items()},
         last_prompts={
             sid: LastPrompt(status=status, error_code=code, error_message=_first_line(message))
@@ -114,10 +127,15 @@ def _first_line(message: str | None) -> str | None:
 @router.get("/{session_id}")
 async def get_session(session_id: str, user: CurrentUser, state: State) -> SessionOut:
     session = await state.manager.get(session_id)
-    return SessionOut(session=session, queue=await state.store.prompts.unfinished(session_id))
+    queue = await state.store.prompts.unfinished(session_id)
+    return SessionOut(session=session_shown_to(user, session), queue=queue)
 
 
-@router.post("/{session_id}/prompts", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/{session_id}/prompts",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=documented(409, 413, 429),
+)
 async def post_prompt(
     session_id: str, body: PromptCreate, user: CurrentUser, state: State
 ) -> Prompt:
@@ -131,7 +149,7 @@ async def post_prompt(
     )
 
 
-@router.post("/{session_id}/prompts/{prompt_id}/cancel")
+@router.post("/{session_id}/prompts/{prompt_id}/cancel", responses=documented(409))
 async def cancel_prompt(session_id: str, prompt_id: str, user: CurrentUser, state: State) -> Prompt:
     actor = await state.manager.actor(session_id)
     await actor.cancel(prompt_id)
@@ -140,7 +158,7 @@ async def cancel_prompt(session_id: str, prompt_id: str, user: CurrentUser, stat
     return prompt
 
 
-@router.post("/{session_id}/stop")
+@router.post("/{session_id}/stop", responses=documented(503))
 async def stop(session_id: str, user: CurrentUser, state: State) -> StopResult:
     actor = await state.manager.actor(session_id)
     return StopResult(stopped=await actor.stop())
@@ -151,8 +169,8 @@ async def page_events(
     session_id: str,
     user: CurrentUser,
     state: State,
-    before_seq: Annotated[int | None, Query(ge=1)] = None,
-    after_seq: Annotated[int | None, Query(ge=0)] = None,
+    before_seq: Annotated[int | None, Query(ge=1, le=SEQ_MAX)] = None,
+    after_seq: Annotated[int | None, Query(ge=0, le=SEQ_MAX)] = None,
     limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = PAGE_DEFAULT,
 ) -> EventPage:
     """Durable events, oldest first: the page after ``after_seq``, or the newest page before
@@ -165,10 +183,10 @@ async def page_events(
     else:
         page = await events.before(session_id, before_seq, limit + 1)
         more, page = len(page) > limit, page[-limit:]
-    return EventPage(events=[dump_event(e) for e in page], has_more=more)
+    return EventPage(events=[event_shown_to(user, dump_event(e)) for e in page], has_more=more)
 
 
-@router.get("/{session_id}/diff", responses={502: {"model": ErrorEnvelope}})
+@router.get("/{session_id}/diff", responses=documented(502, 503))
 async def get_diff(session_id: str, user: CurrentUser, state: State) -> SessionDiffOut:
     """The session branch's changes against its base (``base...branch``), per file."""
     session = await state.manager.get(session_id)
@@ -188,7 +206,7 @@ async def ws_token(session_id: str, request: Request, user: CurrentUser, state: 
 
 @router.post(
     "/{session_id}/pull-request",
-    responses={501: {"model": ErrorEnvelope}, 502: {"model": ErrorEnvelope}},
+    responses=documented(403, 409, 413, 429, *_GITHUB_FAILURES),
 )
 async def open_pull_request(
     session_id: str, body: PullRequestCreate, user: CurrentUser, state: State

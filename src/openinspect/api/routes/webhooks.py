@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request, status
 from pydantic import BaseModel
 
 from openinspect.api.deps import State
+from openinspect.api.errors import documented
 from openinspect.errors import InvalidInput, NotConfigured
 from openinspect.scm.webhooks import verify_signature
 
@@ -26,7 +27,12 @@ class WebhookResult(BaseModel):
     outcome: str  # processed | duplicate | ignored
 
 
-@router.post("/github", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/github",
+    status_code=status.HTTP_202_ACCEPTED,
+    # 404 not_configured without a webhook secret; 401 a bad signature; 413 over the cap.
+    responses=documented(401, 404, 413, 422),
+)
 async def github(request: Request, state: State) -> WebhookResult:
     secret = state.settings.github.webhook_secret
     if secret is None:
