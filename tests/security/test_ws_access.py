@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import websockets
+
 from openinspect.api.auth import WsTokens, load_or_create_secret
 from openinspect.store.tables import participants
 from tests.security.conftest import Live, close_code, recv_json
@@ -105,3 +107,33 @@ async def _hide_from(live: Live, session_id: str, user_id: str) -> None:
 
 async def _show_to(live: Live, session_id: str, user_id: str) -> None:
     await live.runtime.store.sessions.add_participant(session_id, user_id)
+
+
+async def test_members_see_no_server_paths_over_the_websocket(live: Live) -> None:
+    """The joining snapshot and history pages carry the session's origin: for a member, a local
+    repo is ``local/<name>``, as over REST."""
+    _, ada = await live.member("ada")
+    session = await live.session(ada)
+    home = str(live.runtime.settings.home_dir)
+    async with websockets.connect(live.ws_url(session["id"])) as ws:
+        token = await live.ws_token(ada, session["id"])
+        await ws.send(json.dumps({"type": "subscribe", "token": token}))
+        subscribed = await recv_json(ws)
+        await ws.send(json.dumps({"type": "history", "before_seq": 100}))
+        page = await recv_json(ws)
+    assert subscribed["type"] == "subscribed"
+    assert page["type"] == "history-page"
+    assert subscribed["session"]["repo_url"].startswith("local/")
+    assert any(e["type"] == "session-created" for e in page["events"] + subscribed["events"])
+    for frame in (subscribed, page):
+        text = json.dumps(frame)
+        assert home not in text
+        assert "/tmp/" not in text, text[:2000]
+    async with live.socket(session["id"]) as ws:  # an admin still sees where the repo is
+        await ws.send(
+            json.dumps(
+                {"type": "subscribe", "token": await live.ws_token(live.admin_token, session["id"])}
+            )
+        )
+        admin_view = await recv_json(ws)
+    assert not admin_view["session"]["repo_url"].startswith("local/")

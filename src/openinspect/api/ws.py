@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, Validat
 
 from openinspect.api.auth import WS_TOKEN_MAX_CHARS
 from openinspect.api.deps import AppState
+from openinspect.api.schemas import event_shown_to, origin_shown_to
 from openinspect.api.ws_frames import MAX_SEQ, FrameCache, encode, parse_incoming
 from openinspect.bus import SubscriberOverflow
 from openinspect.domain.events import dump_event
@@ -166,11 +167,14 @@ class _Connection:
         events, has_more, reset = replay.events, replay.has_more, replay.reset
         self.last_seq = events[-1].seq if events else (since_seq or 0)
         snapshot = await self.state.manager.snapshot(self.session_id)
+        session = snapshot["session"]
+        if isinstance(session.get("repo_url"), str):  # members see no server paths
+            session["repo_url"] = origin_shown_to(self.user, session["repo_url"])
         await self.send(
             {
                 "type": "subscribed",
                 **snapshot,
-                "events": [dump_event(e) for e in events],
+                "events": [event_shown_to(self.user, dump_event(e)) for e in events],
                 "has_more": has_more,
                 "reset": reset,
                 "last_seq": self.last_seq,
@@ -246,7 +250,7 @@ class _Connection:
         await self.send(
             {
                 "type": "history-page",
-                "events": [dump_event(e) for e in events],
+                "events": [event_shown_to(self.user, dump_event(e)) for e in events],
                 "has_more": has_more,
             }
         )
