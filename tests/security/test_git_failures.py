@@ -94,7 +94,9 @@ async def test_a_push_the_origin_rejects_fails_the_prompt(
         assert [e["type"] for e in events if e["type"] == "git-commit"] == ["git-commit"]
         assert not [e for e in events if e["type"] == "git-push"]
         listed = await client.request("GET", "/api/sessions")
-        assert listed["last_prompts"][sid] == {"status": "error", "error_code": "push_failed"}
+        last = listed["last_prompts"][sid]
+        assert (last["status"], last["error_code"]) == ("error", "push_failed")
+        assert "frozen today" in last["error_message"]  # the origin's own reason
 
         # The commit was kept: once the origin takes pushes again, the next prompt sends it.
         rejecting.unlink()

@@ -99,6 +99,8 @@ async def test_a_session_list_knows_creators_and_how_the_newest_prompt_ended(
             finished_at=None,
         )
         await store.prompts.create(prompt, f"fp{minute}")
-    assert await store.prompts.last_outcomes([sid, "ses_none"]) == {sid: ("error", "model_failed")}
+    assert await store.prompts.last_outcomes([sid, "ses_none"]) == {
+        sid: ("error", "model_failed", None)
+    }
     assert await store.prompts.last_outcomes([]) == {}
     assert await store.users.get_many([]) == {}
