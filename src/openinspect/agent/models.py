@@ -187,7 +187,7 @@ class ModelRegistry:
 
     def base_url(self, model_id: str) -> str:
         """Where requests for the model go, for error messages and ``doctor``."""
-        provider, name = split_model_id(model_id)
+        provider = split_model_id(model_id)[0]
         models = self.settings.models
         if provider == "anthropic":
             return models.anthropic_base_url or "https://api.anthropic.com"
