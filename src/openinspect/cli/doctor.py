@@ -82,7 +82,10 @@ async def checks(settings: Settings) -> list[Check]:
                 "Check OPENINSPECT_DATABASE_URL and that the server is running",
             )
         )
-    available = [m.id for m in ModelRegistry(settings).catalog() if m.available]
+    # The shipped demo scripts are always available; this check is about real providers.
+    available = [
+        m.id for m in ModelRegistry(settings).catalog() if m.available and m.provider != "scripted"
+    ]
     found.append(
         Check(
             "models",
