@@ -4,6 +4,7 @@ any sandbox boots. In-process through the ASGI app, against a real SQLite store.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,7 +13,9 @@ import pytest
 
 from openinspect.api.app import _attach, create_app, open_runtime
 from openinspect.settings import SandboxSettings, Settings
+from openinspect.testing.llm_server import ScriptedLLMServer
 from tests.agent.test_models import KEY_VARS
+from tests.security.conftest import live_settings, recv_json, running
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -90,3 +93,19 @@ async def test_a_prompt_naming_an_unconfigured_model_is_refused(
     assert "OPENAI_API_KEY" in error["hint"]
     shown = (await client.get(f"/api/sessions/{session['id']}", headers=auth)).json()
     assert shown["queue"] == [], "nothing was queued"
+
+
+async def test_a_websocket_prompt_naming_an_unconfigured_model_is_refused(
+    tmp_path: Path, llm: ScriptedLLMServer, origin: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in KEY_VARS:
+        monkeypatch.delenv(var, raising=False)
+    async with running(live_settings(tmp_path, llm), origin) as live:
+        session = await live.session(live.admin_token)
+        ws_token = await live.ws_token(live.admin_token, session["id"])
+        async with live.socket(session["id"], ws_token) as ws:
+            prompt = {"type": "prompt", "content": "hi", "model": "anthropic:claude-x"}
+            await ws.send(json.dumps(prompt))
+            error = await recv_json(ws)
+    assert error["type"] == "error" and error["code"] == "model_not_configured", error
+    assert "ANTHROPIC_API_KEY" in error["hint"]
