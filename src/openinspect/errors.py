@@ -19,6 +19,7 @@ tree, and the API turns any of them into the one JSON error envelope using ``cod
     ├── InvalidInput                      "invalid_input"            422
     │   ├── PromptTooLarge                "prompt_too_large"         413
     │   ├── UnknownModel                  "unknown_model"            422
+    │   ├── ModelNotConfigured            "model_not_configured"     422
     │   ├── InvalidEffort                 "invalid_effort"           422
     │   ├── RepoUnusable                  "repo_unusable"            422
     │   ├── SignInCodeInvalid             "sign_in_code_invalid"     422
@@ -36,6 +37,7 @@ tree, and the API turns any of them into the one JSON error envelope using ``cod
     │   ├── ScmRateLimited                "scm_rate_limited"         429
     │   └── ScmUnavailable                "scm_unavailable"          503
     ├── ModelError                        "model_failed"             502
+    │   └── ModelUnreachable              "model_unreachable"        502
     ├── LimitExceeded                     "limit_exceeded"           429
     │                                     (limit_code: step_limit | time_limit | cost_limit)
     └── SandboxError                      "sandbox_failed"           503
@@ -138,6 +140,12 @@ class UnknownModel(InvalidInput):
     code = "unknown_model"
 
 
+class ModelNotConfigured(InvalidInput):
+    """A known provider this server has no key or URL for: refused at submit time."""
+
+    code = "model_not_configured"
+
+
 class InvalidEffort(InvalidInput):
     code = "invalid_effort"
 
@@ -225,6 +233,12 @@ class ScmUnavailable(ScmError):
 class ModelError(OpenInspectError):
     code = "model_failed"
     status = 502
+
+
+class ModelUnreachable(ModelError):
+    """No connection to the model provider; the message names the provider and its URL."""
+
+    code = "model_unreachable"
 
 
 class LimitExceeded(OpenInspectError):

@@ -120,3 +120,19 @@ async def test_time_limit(llm: ScriptedLLMServer) -> None:
     llm.reset({"turns": [{"text": "slow", "delay_ms": 3000}]})
     outcome = await run_prompt(RUN, MemoryHost(), [], registry(llm), AgentSettings(max_wall_s=0.5))
     assert outcome.error is not None and outcome.error.code == "time_limit"
+
+
+async def test_an_unreachable_model_server_is_named_with_its_url_and_setting() -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    models = ModelRegistry(Settings(models=ModelProviderSettings(openai_compatible_base_url=url)))
+    outcome = await run_prompt(RUN, MemoryHost(), [], models, AgentSettings())
+    assert outcome.status == "error" and outcome.error is not None
+    assert outcome.error.code == "model_unreachable"
+    assert url in outcome.error.message and "openai-compatible" in outcome.error.message
+    assert outcome.error.hint is not None
+    assert "OPENINSPECT_MODELS__OPENAI_COMPATIBLE_BASE_URL" in outcome.error.hint

@@ -291,9 +291,7 @@ async def test_a_session_whose_box_dies_of_its_memory_limit_is_lost_with_the_rea
     runtime = limited_runtime
     user = runtime.bootstrap.user
     assert user is not None
-    sessions = [
-        await runtime.manager.create(user, repo=str(origin), model="openai:gpt-5") for _ in "ab"
-    ]
+    sessions = [await runtime.manager.create(user, repo=str(origin)) for _ in "ab"]
     hostile, bystander = [(await runtime.manager.actor(s.id)).sandbox for s in sessions]
     hostile_box, bystander_box = await asyncio.gather(hostile.ready(), bystander.ready())
     command = f"echo 1000 > /proc/$PPID/oom_score_adj; python3 -c '{BALLOON}'"

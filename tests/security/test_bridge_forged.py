@@ -92,7 +92,7 @@ async def box(tmp_path: Path, origin: Path) -> AsyncIterator[Box]:
         runtime.manager.services.provider = recorder  # type: ignore[assignment]
         user = runtime.bootstrap.user
         assert user is not None
-        session = await runtime.manager.create(user, repo=str(origin), model="openai:gpt-5")
+        session = await runtime.manager.create(user, repo=str(origin))
         sandbox = (await runtime.manager.actor(session.id)).sandbox
         conn = await asyncio.wait_for(sandbox.ready(), READY_TIMEOUT_S)
         yield Box(runtime, session.id, conn, recorder.specs[-1].token, socket_path)

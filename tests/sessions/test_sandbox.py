@@ -60,7 +60,7 @@ async def test_a_failed_boot_is_not_retried_until_the_next_prompt(
     subprocess.run(["git", "push", "-q", "origin", "main"], cwd=work, check=True)
     user = runtime.bootstrap.user
     assert user is not None
-    session = await runtime.manager.create(user, repo=str(origin), model="openai:gpt-5")
+    session = await runtime.manager.create(user, repo=str(origin))
     sandbox = (await runtime.manager.actor(session.id)).sandbox
 
     with pytest.raises(SandboxError, match="start"):

@@ -12,6 +12,7 @@ as a request header (``REPLAY_HEADER``) and the scripted server keeps one positi
 
 from __future__ import annotations
 
+import difflib
 import threading
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -22,7 +23,7 @@ from pydantic_ai.models import Model
 from pydantic_ai.settings import ModelSettings
 
 from openinspect.agent import scripted
-from openinspect.errors import InvalidEffort, UnknownModel
+from openinspect.errors import InvalidEffort, ModelNotConfigured, UnknownModel
 from openinspect.settings import Settings
 
 if TYPE_CHECKING:
@@ -64,12 +65,33 @@ _CATALOG: tuple[tuple[str, str, tuple[Effort, ...], Effort | None, float, float]
 SCRIPTED_USD_PER_MTOK = (1.0, 2.0)
 
 
+# What each provider needs, for the ``model_not_configured`` hint and ``doctor``.
+PROVIDER_SETUP = {
+    "anthropic": "Set ANTHROPIC_API_KEY or OPENINSPECT_MODELS__ANTHROPIC_API_KEY",
+    "openai": "Set OPENAI_API_KEY or OPENINSPECT_MODELS__OPENAI_API_KEY",
+    "openai-compatible": "Set OPENINSPECT_MODELS__OPENAI_COMPATIBLE_BASE_URL",
+}
+_DID_YOU_MEAN_CUTOFF = 0.6
+
+
+def did_you_mean(word: str, known: list[str]) -> str | None:
+    """The closest of ``known`` to ``word``, if any is close enough to be what was meant."""
+    close = difflib.get_close_matches(word, known, n=1, cutoff=_DID_YOU_MEAN_CUTOFF)
+    return close[0] if close else None
+
+
 def split_model_id(model_id: str) -> tuple[str, str]:
     provider, sep, name = model_id.partition(":")
     if not sep or not name or provider not in PROVIDERS:
+        guess = did_you_mean(provider if sep else model_id, list(PROVIDERS))
+        if guess is None:
+            guess = did_you_mean(model_id, [entry[0] for entry in _CATALOG])
+        elif sep and name:
+            guess = f"{guess}:{name}"
+        hint = f"Providers: {', '.join(PROVIDERS)}; e.g. anthropic:claude-sonnet-4-6"
         raise UnknownModel(
             f"Expected a model named 'provider:model', got {model_id!r}",
-            hint=f"Providers: {', '.join(PROVIDERS)}; e.g. anthropic:claude-sonnet-4-6",
+            hint=f"Did you mean {guess}? {hint}" if guess else hint,
         )
     return provider, name
 
@@ -146,6 +168,35 @@ class ModelRegistry:
         """The shipped ``scripted:demo-…`` models, offered when no provider is configured."""
         return [f"scripted:{name}" for name in scripted.packaged_names()]
 
+    def available_models(self) -> list[str]:
+        """Ids of the catalog models that can run here."""
+        return [m.id for m in self.catalog() if m.available]
+
+    def not_configured(self, model_id: str) -> ModelNotConfigured:
+        """The refusal for a model whose provider has no key or URL here, with the setting to
+        set and, when one is close, a model that would work instead."""
+        provider = model_id.partition(":")[0]
+        available = [m for m in self.available_models() if not m.endswith(":*")]
+        guess = did_you_mean(model_id, available)
+        hint = PROVIDER_SETUP[provider]
+        if guess:
+            hint += f"; or did you mean {guess}?"
+        elif available:
+            hint += f"; available here: {', '.join(available)}"
+        return ModelNotConfigured(f"{model_id} is not configured on this server", hint=hint)
+
+    def base_url(self, model_id: str) -> str:
+        """Where requests for the model go, for error messages and ``doctor``."""
+        provider = split_model_id(model_id)[0]
+        models = self.settings.models
+        if provider == "anthropic":
+            return models.anthropic_base_url or "https://api.anthropic.com"
+        if provider == "openai":
+            return models.openai_base_url or "https://api.openai.com/v1"
+        if provider == "openai-compatible":
+            return models.openai_compatible_base_url or "(no base URL)"
+        return "the built-in scripted server"
+
     def _provider_configured(self, model_id: str) -> bool:
         provider = model_id.partition(":")[0]
         if provider == "anthropic":
@@ -184,8 +235,11 @@ class ModelRegistry:
         return ModelInfo(model_id, provider, name, name, efforts, None, True)
 
     def validate(self, model_id: str, effort: str | None) -> None:
-        """Raise ``UnknownModel``/``InvalidEffort`` for a name or effort this server cannot use."""
+        """Raise ``UnknownModel``/``ModelNotConfigured``/``InvalidEffort`` for a name or effort
+        this server cannot use — when the prompt is submitted, not after a sandbox boots."""
         info = self.info(model_id)
+        if not self._provider_configured(model_id):
+            raise self.not_configured(model_id)
         if info.provider == "scripted":
             # Resolve and parse now, so a bad name is refused before a session exists; the
             # errors are the same for every refused name (``agent.scripted``).
@@ -227,7 +281,7 @@ class ModelRegistry:
 
     def build(self, model_id: str) -> Model:
         """A pydantic-ai model for the name, built once and reused, so its HTTP client keeps
-        its connections. Raises ``UnknownModel`` with what to configure."""
+        its connections. Raises ``ModelNotConfigured`` with what to configure."""
         model = self._built.get(model_id)
         if model is None:
             model = self._built[model_id] = self._build(model_id)
@@ -239,10 +293,7 @@ class ModelRegistry:
         if provider == "anthropic":
             key = self.settings.anthropic_key()
             if key is None:
-                raise UnknownModel(
-                    f"{model_id} needs an Anthropic API key",
-                    hint="Set ANTHROPIC_API_KEY or OPENINSPECT_MODELS__ANTHROPIC_API_KEY",
-                )
+                raise self.not_configured(model_id)
             from pydantic_ai.models.anthropic import AnthropicModel
             from pydantic_ai.providers.anthropic import AnthropicProvider
 
@@ -255,17 +306,11 @@ class ModelRegistry:
         if provider == "openai":
             key = self.settings.openai_key()
             if key is None:
-                raise UnknownModel(
-                    f"{model_id} needs an OpenAI API key",
-                    hint="Set OPENAI_API_KEY or OPENINSPECT_MODELS__OPENAI_API_KEY",
-                )
+                raise self.not_configured(model_id)
             return _openai_chat(name, models.openai_base_url, key.get_secret_value())
         if provider == "openai-compatible":
             if not models.openai_compatible_base_url:
-                raise UnknownModel(
-                    f"{model_id} needs the base URL of an OpenAI-compatible server",
-                    hint="Set OPENINSPECT_MODELS__OPENAI_COMPATIBLE_BASE_URL",
-                )
+                raise self.not_configured(model_id)
             key_value = models.openai_compatible_api_key
             return _openai_chat(
                 name,

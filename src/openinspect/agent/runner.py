@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from pydantic_ai import Agent
-from pydantic_ai.exceptions import AgentRunError, ModelAPIError, UnexpectedModelBehavior
+from pydantic_ai.exceptions import (
+    AgentRunError,
+    ModelAPIError,
+    ModelConnectionError,
+    ModelHTTPError,
+    UnexpectedModelBehavior,
+)
 from pydantic_ai.messages import (
     ModelMessage,
     ModelMessagesTypeAdapter,
@@ -33,7 +39,7 @@ from pydantic_ai.usage import UsageLimits
 from openinspect.agent.models import ModelRegistry
 from openinspect.agent.tools import ToolDeps, ToolHost, builtin_tools
 from openinspect.domain.events import AgentText, AgentTextDelta, AgentThinking, ErrorInfo, Usage
-from openinspect.errors import LimitExceeded, ModelError, OpenInspectError
+from openinspect.errors import LimitExceeded, ModelError, ModelUnreachable, OpenInspectError
 from openinspect.settings import AgentSettings
 
 INSTRUCTIONS = """\
@@ -220,12 +226,47 @@ async def run_prompt(
             "error", ErrorInfo(code=exc.code, message=exc.message, hint=exc.hint), budget.cost_usd
         )
     except (ModelAPIError, UnexpectedModelBehavior, AgentRunError) as exc:
-        err = ModelError(f"The model request failed: {exc}")
-        return RunOutcome("error", ErrorInfo(code=err.code, message=err.message), budget.cost_usd)
+        err = model_failure(registry, run.model_id, exc)
+        return RunOutcome(
+            "error", ErrorInfo(code=err.code, message=err.message, hint=err.hint), budget.cost_usd
+        )
     finally:
         await host.save_conversation(
             ModelMessagesTypeAdapter.dump_json(close_dangling_tool_calls(messages))
         )
+
+
+# Provider setting names, for the hint on where a URL or key comes from.
+_SETTING = {
+    "anthropic": "OPENINSPECT_MODELS__ANTHROPIC_BASE_URL",
+    "openai": "OPENINSPECT_MODELS__OPENAI_BASE_URL",
+    "openai-compatible": "OPENINSPECT_MODELS__OPENAI_COMPATIBLE_BASE_URL",
+}
+_KEY_SETTING = {
+    "anthropic": "ANTHROPIC_API_KEY",
+    "openai": "OPENAI_API_KEY",
+    "openai-compatible": "OPENINSPECT_MODELS__OPENAI_COMPATIBLE_API_KEY",
+}
+_AUTH_STATUSES = (401, 403)
+
+
+def model_failure(registry: ModelRegistry, model_id: str, exc: Exception) -> ModelError:
+    """A model failure in words a person can act on: an unreachable server is named with its
+    provider and URL and the setting that points there; a refused key says which key."""
+    provider = model_id.partition(":")[0]
+    url = registry.base_url(model_id)
+    if isinstance(exc, ModelConnectionError):
+        return ModelUnreachable(
+            f"Could not connect to the {provider} server at {url} for {model_id}",
+            hint=f"Is the server at {url} running and reachable from the openinspect server? "
+            f"Check {_SETTING.get(provider, 'the model settings')}",
+        )
+    if isinstance(exc, ModelHTTPError) and exc.status_code in _AUTH_STATUSES:
+        return ModelError(
+            f"The {provider} server at {url} refused the API key (HTTP {exc.status_code})",
+            hint=f"Check {_KEY_SETTING.get(provider, 'the API key')}",
+        )
+    return ModelError(f"The model request failed: {exc}")
 
 
 async def _drive(

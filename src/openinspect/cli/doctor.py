@@ -7,10 +7,12 @@ import os
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
+import httpx
 from rich.console import Console
 
-from openinspect.agent.models import ModelRegistry
+from openinspect.agent.models import PROVIDER_SETUP, ModelRegistry
 from openinspect.sandboxes.boxcheck import box_facts
 from openinspect.sandboxes.bwrap import probe_bwrap
 from openinspect.sandboxes.limits import TMP_LIMIT, unenforced_limits
@@ -80,7 +82,10 @@ async def checks(settings: Settings) -> list[Check]:
                 "Check OPENINSPECT_DATABASE_URL and that the server is running",
             )
         )
-    available = [m.id for m in ModelRegistry(settings).catalog() if m.available]
+    # The shipped demo scripts are always available; this check is about real providers.
+    available = [
+        m.id for m in ModelRegistry(settings).catalog() if m.available and m.provider != "scripted"
+    ]
     found.append(
         Check(
             "models",
@@ -92,8 +97,95 @@ async def checks(settings: Settings) -> list[Check]:
             "OPENINSPECT_MODELS__OPENAI_COMPATIBLE_BASE_URL; `openinspect demo` works without one",
         )
     )
+    found += await provider_checks(settings)
+    found.append(await server_check(settings.home_dir))
     found += limit_checks(settings, bwrap_works=works)
     return found
+
+
+PROBE_TIMEOUT_S = 5.0
+"""How long a provider or the server may take to answer doctor's one request."""
+_REFUSED_KEY = (401, 403)
+_SERVER_ERROR = 500
+
+
+async def provider_checks(settings: Settings) -> list[Check]:
+    """One request to each configured provider: does it answer, and does it take the key?
+    Any answer short of a refused key or a server error counts (a local server may have no
+    model list), so this costs nothing and needs no model name."""
+    models = settings.models
+    registry = ModelRegistry(settings)
+    probes: list[tuple[str, str, dict[str, str], str]] = []
+    if (key := settings.anthropic_key()) is not None:
+        base = registry.base_url("anthropic:x").rstrip("/")
+        headers = {"x-api-key": key.get_secret_value(), "anthropic-version": "2023-06-01"}
+        probes.append(("anthropic", f"{base}/v1/models", headers, "ANTHROPIC_BASE_URL"))
+    if (key := settings.openai_key()) is not None:
+        base = registry.base_url("openai:x").rstrip("/")
+        headers = {"Authorization": f"Bearer {key.get_secret_value()}"}
+        probes.append(("openai", f"{base}/models", headers, "OPENAI_BASE_URL"))
+    if models.openai_compatible_base_url:
+        base = models.openai_compatible_base_url.rstrip("/")
+        compat_key = models.openai_compatible_api_key
+        headers = {"Authorization": f"Bearer {compat_key.get_secret_value()}"} if compat_key else {}
+        setting = "OPENAI_COMPATIBLE_BASE_URL"
+        probes.append(("openai-compatible", f"{base}/models", headers, setting))
+    found = []
+    async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S) as http:
+        for provider, url, headers, setting in probes:
+            found.append(await _probe(http, provider, url, headers, setting))
+    return found
+
+
+async def _probe(
+    http: httpx.AsyncClient, provider: str, url: str, headers: dict[str, str], setting: str
+) -> Check:
+    name = f"provider: {provider}"
+    base = url.rsplit("/", 1)[0]
+    try:
+        answer = await http.get(url, headers=headers)
+    except httpx.HTTPError as exc:
+        return Check(
+            name,
+            False,
+            f"no answer from {base}: {type(exc).__name__}",
+            f"is the server at {base} running? check OPENINSPECT_MODELS__{setting}",
+        )
+    if answer.status_code in _REFUSED_KEY:
+        return Check(
+            name,
+            False,
+            f"{base} refused the API key (HTTP {answer.status_code})",
+            PROVIDER_SETUP[provider].replace("Set ", "set a valid ", 1),
+        )
+    if answer.status_code >= _SERVER_ERROR:
+        return Check(name, False, f"{base} answered HTTP {answer.status_code}", None)
+    return Check(name, True, f"{base} answers")
+
+
+async def server_check(home: Path) -> Check:
+    """Whether the openinspect server the CLI would talk to answers its health check."""
+    from openinspect.cli.credentials import Credentials
+    from openinspect.cli.local import DEFAULT_PORT, SERVER_FILE
+
+    url = os.environ.get("OPENINSPECT_URL") or Credentials.load(home).current
+    info = home / SERVER_FILE
+    if not url and info.exists():
+        url = json.loads(info.read_text()).get("url")
+    url = (url or f"http://127.0.0.1:{DEFAULT_PORT}").rstrip("/")
+    try:
+        async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S) as http:
+            answer = await http.get(f"{url}/healthz")
+        ok = answer.status_code == httpx.codes.OK
+        detail = f"{url} answers" if ok else f"{url}/healthz answered HTTP {answer.status_code}"
+    except httpx.HTTPError as exc:
+        ok, detail = False, f"no answer from {url}: {type(exc).__name__}"
+    return Check(
+        "server",
+        ok,
+        detail,
+        None if ok else "start it with `openinspect serve`, or set OPENINSPECT_URL to its URL",
+    )
 
 
 LIMIT_FIXES = {
@@ -192,8 +284,14 @@ async def run_doctor(console: Console, *, json_mode: bool) -> int:
             console.print(f"{mark} [bold]{check.name}[/]: {check.detail}")
             if check.fix:
                 console.print(f"    [dim]fix: {check.fix}[/]")
-    # Model keys are optional (the demo and scripted models need none). Limits and box
-    # warnings weaken a box without breaking it (a laptop cannot mount images as non-root).
+    return exit_status(results)
+
+
+def exit_status(results: list[Check]) -> int:
+    """1 when anything fails: a configured provider that does not answer or refuses its key,
+    an unreachable server, a missing tool. Having no model key is not a failure (the demo and
+    scripted models need none); limits and box warnings weaken a box without breaking it (a
+    laptop cannot mount images as non-root)."""
     return 0 if all(c.ok for c in results if c.name != "models" and not _warning(c)) else 1
 
 

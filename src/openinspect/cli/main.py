@@ -122,8 +122,40 @@ async def _follow(client: Client, session_id: str, prompt_id: str, renderer: Ren
 
 
 @app.command()
+def models(
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Also list models whose provider is not set up.")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """The models the server can run (`run --model ID`), and its default."""
+    from openinspect.cli.output import emit_json, open_client, print_table, table
+
+    async def main() -> int:
+        async with open_client() as client:
+            data = await client.request("GET", "/api/models")
+        shown = [m for m in data["models"] if show_all or m["available"]]
+        if json_out:
+            for entry in shown:
+                emit_json({**entry, "default": entry["id"] == data["default"]})
+            return 0
+        grid = table("id", "label", "efforts", "available")
+        for m in shown:
+            mark = " (default)" if m["id"] == data["default"] else ""
+            usable = "yes" if m["available"] else "no"
+            grid.add_row(m["id"] + mark, m["label"], ", ".join(m["efforts"]), usable)
+        print_table(grid)
+        console().print(f"default: {data['default']}")
+        if not show_all and len(shown) < len(data["models"]):
+            console().print("more need a key or URL on the server: openinspect models --all")
+        return 0
+
+    run(main())
+
+
+@app.command()
 def doctor(json_out: JsonOpt = False) -> None:
-    """Check this machine: bubblewrap, git, the database, model settings."""
+    """Check this machine: bubblewrap, git, the database, model providers, the server."""
     from openinspect.cli.doctor import run_doctor
 
     run(run_doctor(console(), json_mode=json_out))
