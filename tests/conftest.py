@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from openinspect.sandboxes.workspace_fs import mount_points
 from openinspect.testing.llm_server import ScriptedLLMServer
 from openinspect.testing.repos import make_sample_repo
 from openinspect.testing.server import ServerProcess
@@ -54,3 +56,13 @@ def server_env(llm: ScriptedLLMServer, **extra: str) -> dict[str, str]:
 def server(tmp_path: Path, llm: ScriptedLLMServer) -> Iterator[ServerProcess]:
     with ServerProcess(tmp_path / "home", env=server_env(llm)) as proc:
         yield proc
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Unmount workspace images that servers killed on purpose (kill -9 tests) left mounted
+    under this run's temporary directories, so that pytest can remove them later. A server
+    that stops normally, or starts again on the same home, unmounts its own."""
+    root = str(session.config._tmp_path_factory.getbasetemp().parent)  # type: ignore[attr-defined]
+    for point, fstype in mount_points(Path("/proc/self/mountinfo").read_text()):
+        if fstype == "ext4" and str(point).startswith(root):
+            subprocess.run(["umount", "-l", str(point)], capture_output=True, check=False)

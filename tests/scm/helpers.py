@@ -248,10 +248,13 @@ class HttpBackend:
             stdout=asyncio.subprocess.PIPE,
         )
         assert proc.stdin is not None and proc.stdout is not None
-        async for chunk in request.stream():
-            proc.stdin.write(chunk)
-            await proc.stdin.drain()
-        proc.stdin.close()
+        try:
+            async for chunk in request.stream():
+                proc.stdin.write(chunk)
+                await proc.stdin.drain()
+            proc.stdin.close()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the backend stopped reading (it answered early): its answer still follows
         raw_head = await proc.stdout.readuntil(b"\r\n\r\n")
         status, headers = 200, {}
         for line in raw_head.decode().split("\r\n"):

@@ -77,6 +77,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     )
     people: People | None = None
     origins: Origins | None = None
+    manager: SessionManager | None = None
     try:
         people = People.open(settings, store, load_or_create_secret(home))
         origins = Origins(people.github, settings.github.web_url)
@@ -112,8 +113,11 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         await manager.recover()
         await store.webhooks.prune()
         yield Runtime(settings, store, bus, manager, hub, bootstrap, people, authority, origins)
-        await manager.close()
     finally:
+        # Also when the server is interrupted (uvicorn re-raises SIGINT, which cancels us
+        # here): closing destroys the boxes, which unmounts their workspace images.
+        if manager is not None:
+            await manager.close()
         if origins is not None:
             await origins.aclose()
         if people is not None:
