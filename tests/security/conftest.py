@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +27,6 @@ from openinspect.settings import (
     Settings,
 )
 from openinspect.testing.llm_server import ScriptedLLMServer
-from openinspect.testing.repos import make_sample_repo
 
 MODEL = "openai-compatible:scripted"
 CLIENT_MAX_FRAME = 16 * 1024 * 1024  # what the CLI client accepts (cli/client.py)
@@ -97,19 +96,6 @@ async def close_code(ws: ClientConnection, timeout_s: float = 10) -> int | None:
     except websockets.ConnectionClosed:
         pass
     return ws.close_code
-
-
-@pytest.fixture
-def origin(tmp_path: Path) -> Path:
-    root = tmp_path / "repo"
-    root.mkdir()
-    return make_sample_repo(root)
-
-
-@pytest.fixture
-def llm() -> Iterator[ScriptedLLMServer]:
-    with ScriptedLLMServer({"turns": []}) as server:
-        yield server
 
 
 def live_settings(tmp_path: Path, llm: ScriptedLLMServer, **sections: Any) -> Settings:
