@@ -11,11 +11,11 @@ import httpx
 import pytest
 
 from openinspect.api.app import Runtime, _attach, create_app, open_runtime
-from openinspect.domain.events import utcnow
 from openinspect.domain.ids import new_id
-from openinspect.domain.models import Author, Prompt
+from openinspect.domain.models import Author
 from openinspect.settings import SandboxSettings, Settings
 from openinspect.testing.repos import git_output, make_sample_repo
+from tests.store.records import prompt_record
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -50,20 +50,8 @@ def origin(tmp_path: Path) -> Path:
 async def _finished_prompt(api: Api, session_id: str, status: str, message: str | None) -> None:
     me = (await api.client.get("/api/me")).json()
     prompts = api.runtime.store.prompts
-    prompt = Prompt(
-        id=new_id("prm"),
-        session_id=session_id,
-        author=Author(id=me["id"], name=me["name"], email=me.get("email") or ""),
-        content="do it",
-        model=None,
-        effort=None,
-        client_request_id=None,
-        status="queued",
-        error_code=None,
-        error_message=None,
-        created_at=utcnow(),
-        started_at=None,
-        finished_at=None,
+    prompt = prompt_record(
+        session_id, Author(id=me["id"], name=me["name"], email=me.get("email") or ""), "do it"
     )
     await prompts.create(prompt, fingerprint=new_id("fp"))
     code = "model_error" if message else None

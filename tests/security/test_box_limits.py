@@ -8,15 +8,13 @@ and a second box's ``echo`` keeps answering while it runs."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
 import pytest
-import uvicorn
 
-from openinspect.api.app import Runtime, create_bridge_app, open_runtime
+from openinspect.api.app import Runtime
 from openinspect.sandboxes.bwrap import BwrapProvider
 from openinspect.sandboxes.cgroups import BoxCgroup
 from openinspect.sandboxes.connection import ExecResult
@@ -30,6 +28,7 @@ from tests.sandboxes.conftest import (  # noqa: F401 - fixtures, used by name
     repo_origin,
     start_sandbox,
 )
+from tests.sessions.bridged import bridged_runtime
 
 pytestmark = pytest.mark.bwrap
 
@@ -262,25 +261,8 @@ async def limited_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     settings = settings.model_copy(
         update={"sandbox": settings.sandbox.model_copy(update={"provider": "bwrap"})}
     )
-    async with open_runtime(settings) as opened:
-        settings.bridge_socket.parent.mkdir(parents=True, exist_ok=True)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                create_bridge_app(opened.hub),
-                uds=str(settings.bridge_socket),
-                lifespan="off",
-                log_level="warning",
-            )
-        )
-        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
-        task = asyncio.create_task(server.serve())
-        while not server.started:
-            await asyncio.sleep(0.01)
-        try:
-            yield opened
-        finally:
-            server.should_exit = True
-            await task
+    async with bridged_runtime(settings) as opened:
+        yield opened
 
 
 async def test_a_session_whose_box_dies_of_its_memory_limit_is_lost_with_the_reason(

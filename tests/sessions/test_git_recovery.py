@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from openinspect.api.app import Runtime, open_runtime
-from openinspect.domain.events import GitCommit, utcnow
-from openinspect.domain.ids import new_id
+from openinspect.domain.events import GitCommit
 from openinspect.domain.models import Author, Prompt, Session
 from openinspect.settings import SandboxSettings, Settings
 from openinspect.testing.repos import git_output
+from tests.store.records import prompt_record
 
 
 @pytest.fixture
@@ -26,21 +26,7 @@ async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
 
 async def running_prompt(runtime: Runtime, session: Session, author: Author) -> Prompt:
     """A prompt that the dead server was running."""
-    prompt = Prompt(
-        id=new_id("prm"),
-        session_id=session.id,
-        author=author,
-        content="fix it",
-        model=None,
-        effort=None,
-        client_request_id=None,
-        status="queued",
-        error_code=None,
-        error_message=None,
-        created_at=utcnow(),
-        started_at=None,
-        finished_at=None,
-    )
+    prompt = prompt_record(session.id, author, "fix it")
     await runtime.store.prompts.create(prompt, "print")
     assert await runtime.store.prompts.set_status(prompt.id, "running", only_if=("queued",))
     return prompt

@@ -3,42 +3,23 @@ prompt (or typing) tries again."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
-from openinspect.api.app import Runtime, create_bridge_app, open_runtime
+from openinspect.api.app import Runtime
 from openinspect.errors import SandboxError
 from openinspect.settings import SandboxSettings, Settings
+from tests.sessions.bridged import bridged_runtime
 
 
 @pytest.fixture
 async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
     settings = Settings(home=tmp_path / "home", sandbox=SandboxSettings(provider="process"))
-    async with open_runtime(settings) as opened:
-        settings.bridge_socket.parent.mkdir(parents=True, exist_ok=True)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                create_bridge_app(opened.hub),
-                uds=str(settings.bridge_socket),
-                lifespan="off",
-                log_level="warning",
-            )
-        )
-        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
-        task = asyncio.create_task(server.serve())
-        while not server.started:
-            await asyncio.sleep(0.01)
-        try:
-            yield opened
-        finally:
-            server.should_exit = True
-            await task
+    async with bridged_runtime(settings) as opened:
+        yield opened
 
 
 async def _warmings(runtime: Runtime, session_id: str) -> int:

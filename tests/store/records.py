@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from openinspect.domain.events import utcnow
-from openinspect.domain.models import Session
+from openinspect.domain.ids import new_id
+from openinspect.domain.models import Author, Prompt, Session
 
 
 def session_record(session_id: str, creator_id: str, repo_url: str = "/r") -> Session:
@@ -26,4 +27,23 @@ def session_record(session_id: str, creator_id: str, repo_url: str = "/r") -> Se
         last_seq=0,
         created_at=now,
         updated_at=now,
+    )
+
+
+def prompt_record(session_id: str, author: Author, content: str = "fix it") -> Prompt:
+    """A new queued prompt (no model or effort override, not started)."""
+    return Prompt(
+        id=new_id("prm"),
+        session_id=session_id,
+        author=author,
+        content=content,
+        model=None,
+        effort=None,
+        client_request_id=None,
+        status="queued",
+        error_code=None,
+        error_message=None,
+        created_at=utcnow(),
+        started_at=None,
+        finished_at=None,
     )

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from openinspect.domain.events import utcnow
 from openinspect.domain.ids import new_id
-from openinspect.domain.models import Author, Prompt
+from openinspect.domain.models import Author
 from openinspect.store import Store
 from openinspect.testing.llm_server import ScriptedLLMServer
+from tests.store.records import prompt_record
 from tests.web.conftest import Browsing, run_async
 from tests.web.helpers import rows_of_type, send_prompt
 
@@ -46,21 +46,7 @@ async def _seed(database_url: str, pushed: dict[str, str], failed: dict[str, str
         )
         user = await store.users.get(failed["creator_id"])
         assert user is not None
-        prompt = Prompt(
-            id=new_id("prm"),
-            session_id=failed["id"],
-            author=Author.of(user),
-            content="break",
-            model=None,
-            effort=None,
-            client_request_id=None,
-            status="queued",
-            error_code=None,
-            error_message=None,
-            created_at=utcnow(),
-            started_at=None,
-            finished_at=None,
-        )
+        prompt = prompt_record(failed["id"], Author.of(user), "break")
         await store.prompts.create(prompt, fingerprint=new_id("fp"))
         await store.prompts.set_status(
             prompt.id,
