@@ -265,29 +265,22 @@ class UserStore:
         ``LoginLinkUsed`` or ``LoginLinkExpired``."""
         digest = hash_token(code)
         now = utcnow()
-        query = sa.select(
-            api_tokens.c.id,
-            api_tokens.c.user_id,
-            api_tokens.c.token_hash,
-            api_tokens.c.last_used_at,
-            api_tokens.c.revoked_at,
-            api_tokens.c.expires_at,
-        ).where(api_tokens.c.token_hash == digest, api_tokens.c.kind == "link")
+        mine = (api_tokens.c.token_hash == digest, api_tokens.c.kind == "link")
         async with self._engine.begin() as conn:
-            row = (await conn.execute(query)).first()
-            if row is None or not hmac.compare_digest(row.token_hash, digest):
-                raise LoginLinkInvalid("This sign-in link is not valid", hint=_LINK_HINT)
-            _check_link(row.revoked_at, row.last_used_at, row.expires_at, now)
+            # The write comes first: on SQLite a transaction that read before writing cannot
+            # take the write lock after a concurrent commit (it fails instead of waiting).
             won = await conn.execute(
                 api_tokens.update()
-                .where(
-                    api_tokens.c.id == row.id,
-                    api_tokens.c.revoked_at.is_(None),
-                    api_tokens.c.expires_at > now,
-                )
+                .where(*mine, api_tokens.c.revoked_at.is_(None), api_tokens.c.expires_at > now)
                 .values(revoked_at=now, last_used_at=now)
             )
+            row = (
+                await conn.execute(sa.select(*_TOKEN_COLUMNS, api_tokens.c.token_hash).where(*mine))
+            ).first()
+            if row is None or not hmac.compare_digest(row.token_hash, digest):
+                raise LoginLinkInvalid("This sign-in link is not valid", hint=_LINK_HINT)
             if won.rowcount != 1:
+                _check_link(row.revoked_at, row.last_used_at, row.expires_at, now)
                 raise LoginLinkUsed("This sign-in link was used already", hint=_LINK_HINT)
             owner = (await conn.execute(users.select().where(users.c.id == row.user_id))).one()
             token, record = await _insert_token(
@@ -412,6 +405,7 @@ class UserStore:
 def _check_link(
     revoked_at: datetime | None, last_used_at: datetime | None, expires_at: datetime, now: datetime
 ) -> None:
+    """Why a link's code was not redeemed; raises the matching ``LoginLinkInvalid``."""
     if revoked_at is not None and last_used_at is not None:
         raise LoginLinkUsed("This sign-in link was used already", hint=_LINK_HINT)
     if revoked_at is not None:
