@@ -92,10 +92,15 @@ def test_an_expired_sign_in_goes_to_the_sign_in_page_saying_so(browsing: Browsin
     database_url = f"sqlite+aiosqlite:///{browsing.server.home / 'openinspect.db'}"
     run_async(_expire(database_url, token_id))
 
-    page.reload()
+    # Still on the page, the next request finds out: the sign-in page, saying why.
+    page.get_by_test_id("nav-sessions").click()
     expect(page.get_by_test_id("signin-reason")).to_contain_text("Your sign-in expired")
     expect(page.get_by_test_id("signin-token")).to_be_visible()
     assert page.evaluate("localStorage.getItem('oi.token')") is None
+    # A new tab of that browser is not signed in either.
+    other = watch(browsing, page.context.new_page())
+    other.goto("/")
+    expect(other.get_by_test_id("signin-token")).to_be_visible()
 
 
 def test_an_admin_mints_a_sign_in_link_that_signs_a_teammate_in_once(
