@@ -11,6 +11,12 @@ tree, and the API turns any of them into the one JSON error envelope using ``cod
     │   ├── ForbiddenError                "forbidden"                403
     │   │   ├── SignInRefused             "sign_in_refused"          403
     │   │   └── RepoAccessDenied          "repo_access_denied"       403
+    │   ├── TokenExpired                  "token_expired"            401
+    │   ├── TokenRevoked                  "token_revoked"            401
+    │   ├── LoginLinkInvalid              "login_link_invalid"       401
+    │   │   ├── LoginLinkUsed             "login_link_used"          410
+    │   │   └── LoginLinkExpired          "login_link_expired"       410
+    │   ├── SignInRateLimited             "sign_in_rate_limited"     429
     │   └── WebhookSignatureInvalid       "webhook_signature_invalid" 401
     ├── NotFoundError                     "not_found"                404
     │   ├── SessionNotFound               "session_not_found"        404
@@ -103,6 +109,43 @@ class RepoAccessDenied(ForbiddenError):
     """The user cannot read a repository through their own identity."""
 
     code = "repo_access_denied"
+
+
+class TokenExpired(AuthError):
+    """A bearer token that was valid once and has expired (a browser sign-in ends this way)."""
+
+    code = "token_expired"
+
+
+class TokenRevoked(AuthError):
+    """A bearer token that was revoked (signed out, or revoked on the tokens page)."""
+
+    code = "token_revoked"
+
+
+class LoginLinkInvalid(AuthError):
+    """A sign-in link code that this server never minted (or a malformed one)."""
+
+    code = "login_link_invalid"
+
+
+class LoginLinkUsed(LoginLinkInvalid):
+    """A sign-in link that was already used: each works once."""
+
+    code = "login_link_used"
+    status = 410
+
+
+class LoginLinkExpired(LoginLinkInvalid):
+    code = "login_link_expired"
+    status = 410
+
+
+class SignInRateLimited(AuthError):
+    """Too many failed sign-in attempts from one client in a short time."""
+
+    code = "sign_in_rate_limited"
+    status = 429
 
 
 class WebhookSignatureInvalid(AuthError):

@@ -310,6 +310,10 @@ class GitHubSettings(BaseModel):
         return self.client_id is not None and self.client_secret is not None
 
 
+WEB_TOKEN_TTL_S = 14 * 24 * 3600
+LOGIN_LINK_TTL_S = 24 * 3600
+
+
 class AuthSettings(BaseModel):
     """Who may sign in, and with what role. Sign-in fails closed: with no allowlist set, nobody
     may sign in through GitHub unless allow_all_users is on."""
@@ -331,7 +335,16 @@ class AuthSettings(BaseModel):
         default_factory=list, description="GitHub logins that get the admin role at sign-in."
     )
     web_token_ttl_s: int = Field(
-        7 * 24 * 3600, description="Lifetime of a browser sign-in, in seconds."
+        WEB_TOKEN_TTL_S,
+        ge=60,
+        description="Lifetime of a browser sign-in (GitHub, a pasted token, a sign-in link), in "
+        "seconds; the browser then shows the sign-in page again.",
+    )
+    login_link_ttl_s: int = Field(
+        LOGIN_LINK_TTL_S,
+        ge=60,
+        le=30 * 24 * 3600,
+        description="How long a sign-in link minted by an admin stays usable (once), in seconds.",
     )
     encryption_key: SecretStr | None = Field(
         None,

@@ -6,21 +6,39 @@ import type { User } from './api/types';
 import { endpoints } from './api/endpoints';
 import { Avatar, ErrorBanner, ErrorBoundary, Link } from './components/bits';
 import { Palette } from './components/Palette';
+import { refusedReason, safeNext } from './lib/authFlow';
 import { currentTheme, toggleTheme } from './lib/prefs';
 import { useStore } from './lib/store';
 import { location$, navigate, parseRoute } from './router';
 import { signOut, signOutReason } from './signout';
 import { me$, paletteOpen$, reportError } from './state';
 import { AuthComplete } from './views/AuthComplete';
+import { AuthLink } from './views/AuthLink';
 import { NewSession } from './views/NewSession';
+import { People } from './views/People';
 import { Repos } from './views/Repos';
 import { SessionList } from './views/SessionList';
 import { SessionView } from './views/SessionView';
 import { SignIn } from './views/SignIn';
 import { Tokens } from './views/Tokens';
 
-// Any 401 from the API: the token is gone or wrong; back to sign-in.
-auth.onUnauthorized = () => signOut({ reason: 'Your token was refused: sign in again.' });
+// Any 401 from the API: the sign-in expired, was revoked, or is wrong; back to sign-in, saying why.
+auth.onUnauthorized = (err) => signOut({ reason: refusedReason(err.code) });
+
+// Another tab of this browser signed out (every tab follows) or signed in (this one too).
+auth.onOtherTab((token) => {
+  if (!token) {
+    if (me$.get() || parseRoute(location.pathname).name !== 'signin') signOut({ reason: 'You signed out in another tab.' });
+    return;
+  }
+  me$.set(null);
+  endpoints
+    .me()
+    .then((u) => me$.set(u))
+    .catch(reportError);
+  const route = parseRoute(location.pathname, location.search);
+  if (route.name === 'signin') navigate(safeNext(route.next), { replace: true });
+});
 
 export function App() {
   const loc = useStore(location$);
@@ -39,7 +57,7 @@ export function App() {
   }, []);
 
   useEffect(() => {
-    if (!auth.token() && route.name !== 'signin' && route.name !== 'auth-complete') {
+    if (!auth.token() && route.name !== 'signin' && route.name !== 'auth-complete' && route.name !== 'auth-link') {
       const here = loc.path + loc.search;
       navigate(here === '/' ? '/signin' : `/signin?next=${encodeURIComponent(here)}`, { replace: true });
     }
@@ -47,12 +65,8 @@ export function App() {
 
   const onSignOut = useCallback(() => signOut({ revoke: true }), []);
 
-  if (route.name === 'auth-complete') {
-    return (
-      <ErrorBoundary>
-        <AuthComplete />
-      </ErrorBoundary>
-    );
+  if (route.name === 'auth-complete' || route.name === 'auth-link') {
+    return <ErrorBoundary>{route.name === 'auth-link' ? <AuthLink /> : <AuthComplete />}</ErrorBoundary>;
   }
 
   if (route.name === 'signin' || !auth.token()) {
@@ -86,6 +100,8 @@ export function App() {
             <Repos />
           ) : route.name === 'tokens' ? (
             <Tokens />
+          ) : route.name === 'people' ? (
+            <People />
           ) : (
             <div class="page">
               <h1>Not found</h1>
@@ -128,6 +144,11 @@ function TopBar({ route, onSignOut }: { route: string; onSignOut(): void }) {
         <Link href="/settings/tokens" class="nav-narrow-hide" data-testid="nav-tokens" aria-current={route === 'tokens' ? 'page' : undefined}>
           Tokens
         </Link>
+        {me?.role === 'admin' && (
+          <Link href="/settings/people" class="nav-narrow-hide" data-testid="nav-people" aria-current={route === 'people' ? 'page' : undefined}>
+            People
+          </Link>
+        )}
       </nav>
       <div class="spacer" />
       <button type="button" class="kbd-button" onClick={() => paletteOpen$.set(true)} aria-label="Open the command palette">

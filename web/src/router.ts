@@ -1,4 +1,5 @@
-// History-API routing: /, /new, /sessions/:id, /repos, /settings/tokens, /signin, /auth/complete.
+// History-API routing: /, /new, /sessions/:id, /repos, /settings/tokens, /settings/people, /signin,
+// /auth/complete, /auth/link.
 import { createStore } from './lib/store';
 
 export type Route =
@@ -7,9 +8,12 @@ export type Route =
   | { name: 'session'; id: string }
   | { name: 'repos' }
   | { name: 'tokens' }
+  | { name: 'people' }
   | { name: 'signin'; next: string | null; error: string | null }
   /** Where Sign in with GitHub lands, with the token in the fragment. */
   | { name: 'auth-complete' }
+  /** Where a sign-in link an admin minted lands, with the code in the fragment. */
+  | { name: 'auth-link' }
   | { name: 'not-found'; path: string };
 
 export function parseRoute(pathname: string, search = ''): Route {
@@ -18,11 +22,13 @@ export function parseRoute(pathname: string, search = ''): Route {
   if (path === '/new') return { name: 'new' };
   if (path === '/repos') return { name: 'repos' };
   if (path === '/settings/tokens') return { name: 'tokens' };
+  if (path === '/settings/people') return { name: 'people' };
   if (path === '/signin') {
     const q = new URLSearchParams(search);
     return { name: 'signin', next: q.get('next'), error: q.get('error') };
   }
   if (path === '/auth/complete') return { name: 'auth-complete' };
+  if (path === '/auth/link') return { name: 'auth-link' };
   const m = /^\/sessions\/([^/]+)$/.exec(path);
   if (m) return { name: 'session', id: decodeURIComponent(m[1]!) };
   return { name: 'not-found', path };

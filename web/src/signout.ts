@@ -1,4 +1,5 @@
-// Signing out: forget this tab's token and go to the sign-in page (with ?next= back here).
+// Signing out: forget this browser's sign-in (every tab: the token lives in localStorage) and go
+// to the sign-in page (with ?next= back here).
 import { auth } from './api/client';
 import { endpoints } from './api/endpoints';
 import { navigate } from './router';
@@ -12,10 +13,11 @@ export function signOutReason(): string | null {
 }
 
 /**
- * Sign out of this tab. `revoke` (the user asked): a token minted by Sign in with GitHub is
- * revoked on the server (POST /auth/logout; failures ignored: it is forgotten here anyway).
- * A pasted token — the admin token, or an API token — is only forgotten: revoking it would lock
- * out the CLI and the scripts that use it.
+ * Sign this browser out. `revoke` (the user asked): a browser sign-in (every token the app
+ * stores is one: pasted tokens are exchanged for one) is revoked on the server (POST
+ * /auth/logout; failures ignored: it is forgotten here anyway). Clearing the stored token tells
+ * the other tabs, which sign out too (`auth.onOtherTab`). A token kept as pasted (`'pasted'`) is
+ * only forgotten: revoking it would lock out the CLI and the scripts that use it.
  */
 export function signOut(opts: { reason?: string; revoke?: boolean } = {}): void {
   const token = auth.token();

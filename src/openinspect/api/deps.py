@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from openinspect.api.auth import WsTokens
 from openinspect.domain.models import User
-from openinspect.errors import AuthError, ConfigError, ForbiddenError
+from openinspect.errors import AuthError, ConfigError, ForbiddenError, TokenExpired, TokenRevoked
 from openinspect.people.roles import ensure_can_see, is_admin
 from openinspect.people.service import People
 from openinspect.sessions.manager import SessionManager
@@ -50,13 +50,18 @@ async def current_user(
             "This endpoint needs an API token",
             hint="Send 'Authorization: Bearer <token>' (see `openinspect serve`)",
         )
-    found = await app_state(request).store.users.lookup(credentials.credentials)
+    users = app_state(request).store.users
+    found = await users.lookup(credentials.credentials)
     if found is None:
-        raise AuthError(
-            "Unknown, expired or revoked API token",
-            hint="Sign in again (`openinspect login`, or the web app) or mint a new token",
-        )
+        why = await users.token_state(credentials.credentials)
+        hint = "Sign in again (`openinspect login`, or the web app) or mint a new token"
+        if why == "expired":
+            raise TokenExpired("Your sign-in (token) has expired", hint=hint)
+        if why == "revoked":
+            raise TokenRevoked("This token was revoked (signed out)", hint=hint)
+        raise AuthError("Unknown API token", hint=hint)
     request.state.token_id = found.token_id
+    request.state.token_kind = found.kind
     return found.user
 
 
@@ -71,6 +76,12 @@ async def visible_session(request: Request, user: Annotated[User, Depends(curren
     session_id = request.path_params.get("session_id")
     if session_id:
         await ensure_can_see(app_state(request).store, user, session_id)
+
+
+def public_base_url(request: Request) -> str:
+    """The server's address as people reach it: ``server.public_url``, else the request's."""
+    public = app_state(request).settings.server.public_url
+    return (public or str(request.base_url)).rstrip("/")
 
 
 State = Annotated[AppState, Depends(app_state)]

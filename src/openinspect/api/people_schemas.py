@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from openinspect.domain.models import Role, User
+from openinspect.people.links import CODE_MAX_CHARS
 from openinspect.store.identities import Identity
 from openinspect.store.users import ApiToken, TokenKind
 
@@ -52,6 +53,34 @@ class RoleUpdate(BaseModel):
     role: Role
 
 
+class UserCreate(BaseModel):
+    """A person an admin adds (then mints them a sign-in link)."""
+
+    name: str = Field(min_length=1, max_length=NAME_MAX, pattern=_NAME_PATTERN)
+    email: str = Field(min_length=3, max_length=EMAIL_MAX, pattern=_EMAIL_PATTERN)
+    role: Role = "member"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _clean_name(value)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        return _clean_email(value)
+
+
+class LoginLinkOut(BaseModel):
+    url: str = Field(description="Open it in a browser to sign in; it works once. Shown once.")
+    expires_at: datetime
+    user: UserOut
+
+
+class LoginLinkRedeem(BaseModel):
+    code: str = Field(min_length=1, max_length=CODE_MAX_CHARS, pattern=r"^[A-Za-z0-9_-]+$")
+
+
 class MeUpdate(BaseModel):
     """The name and email written into the commits of your prompts."""
 
@@ -61,22 +90,26 @@ class MeUpdate(BaseModel):
     @field_validator("git_name")
     @classmethod
     def _name(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        value = value.strip()
-        if not value or any(c in _BAD_NAME_CHARS for c in value):
-            raise ValueError("a git name is non-empty text without <, >, or control characters")
-        return value
+        return None if value is None else _clean_name(value)
 
     @field_validator("git_email")
     @classmethod
     def _email(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        value = value.strip()
-        if not _EMAIL_RE.match(value):
-            raise ValueError("expected an email address such as ada@example.com")
-        return value
+        return None if value is None else _clean_email(value)
+
+
+def _clean_name(value: str) -> str:
+    value = value.strip()
+    if not value or any(c in _BAD_NAME_CHARS for c in value):
+        raise ValueError("a name is non-empty text without <, >, or control characters")
+    return value
+
+
+def _clean_email(value: str) -> str:
+    value = value.strip()
+    if not _EMAIL_RE.match(value):
+        raise ValueError("expected an email address such as ada@example.com")
+    return value
 
 
 class TokenOut(BaseModel):

@@ -43,8 +43,9 @@ from openinspect.errors import NotFoundError
 DIST_DIR = Path(__file__).resolve().parent.parent / "web" / "dist"
 """Where ``npm run build`` (``make run``) writes the app; shipped in the wheel."""
 API_PREFIXES = ("/api", "/healthz", "/sandbox", "/git", "/webhooks", "/auth")
-APP_PAGES_UNDER_API_PREFIXES = ("/auth/complete",)
-"""Pages of the app that live under a server prefix (sign-in ends at ``/auth/complete``)."""
+APP_PAGES_UNDER_API_PREFIXES = ("/auth/complete", "/auth/link")
+"""Pages of the app that live under a server prefix (sign-in ends at ``/auth/complete``; a
+sign-in link opens ``/auth/link``)."""
 ASSETS_PREFIX = "/assets/"
 ASSET_CACHE_CONTROL = "public, max-age=31536000, immutable"
 PAGE_CACHE_CONTROL = "no-cache"

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from openinspect.errors import NotConfigured
 from openinspect.people.admission import Admission
+from openinspect.people.links import LoginLinks
 from openinspect.people.oauth_state import OAuthState
 from openinspect.people.roles import SessionRepoPolicy
 from openinspect.people.signin import GitHubSignIn
@@ -34,6 +35,8 @@ class People:
     user_tokens: UserTokens | None
     access: AccessChecker | None
     _signin: GitHubSignIn | None
+    links: LoginLinks
+    """Sign-in links minted by admins, and pasted tokens exchanged for browser sign-ins."""
 
     @classmethod
     def open(cls, settings: Settings, store: Store, secret: bytes) -> People:
@@ -55,7 +58,15 @@ class People:
             )
         policy = SessionRepoPolicy(gh.web_url, access, gh.access_check)
         return cls(
-            settings, admission, OAuthState(secret), policy, github, user_tokens, access, signin
+            settings,
+            admission,
+            OAuthState(secret),
+            policy,
+            github,
+            user_tokens,
+            access,
+            signin,
+            LoginLinks(settings.auth, store),
         )
 
     @property

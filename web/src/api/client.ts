@@ -26,41 +26,61 @@ export function toErrorInfo(err: unknown): ErrorInfo {
   return { code: 'client_error', message: String(err), hint: null };
 }
 
+// The sign-in of this browser (not of one tab): localStorage, so new tabs and a restarted
+// browser stay signed in, and the `storage` event tells every other tab when it changes. Only
+// expiring `web` tokens are kept here: a pasted token is exchanged for one (POST /auth/web-token).
 const TOKEN_KEY = 'oi.token';
-/** How the stored token was obtained: 'web' = minted by Sign in with GitHub (sign-out revokes
- * it); absent = pasted (an admin or API token, which sign-out only forgets). */
+/** How the stored token was obtained: 'web' = a browser sign-in minted by the server (sign-out
+ * revokes it); 'pasted' = a token kept as it was pasted (only when the exchange was impossible). */
 const TOKEN_SOURCE_KEY = 'oi.token.source';
 
 export type TokenSource = 'pasted' | 'web';
 
+let memoryToken: string | null = null;
 let memorySource: TokenSource = 'pasted';
+
+function stored(key: string): string | null {
+  try {
+    return localStorage.getItem(key);
+  } catch {
+    return null;
+  }
+}
 
 export const auth = {
   token(): string | null {
-    try {
-      return sessionStorage.getItem(TOKEN_KEY);
-    } catch {
-      return null;
-    }
+    return stored(TOKEN_KEY) ?? memoryToken;
   },
   setToken(token: string | null, source: TokenSource = 'pasted'): void {
+    memoryToken = token;
     memorySource = token ? source : 'pasted';
     try {
-      if (token) sessionStorage.setItem(TOKEN_KEY, token);
-      else sessionStorage.removeItem(TOKEN_KEY);
-      if (token && source === 'web') sessionStorage.setItem(TOKEN_SOURCE_KEY, source);
-      else sessionStorage.removeItem(TOKEN_SOURCE_KEY);
+      if (token) localStorage.setItem(TOKEN_KEY, token);
+      else localStorage.removeItem(TOKEN_KEY);
+      if (token && source === 'web') localStorage.setItem(TOKEN_SOURCE_KEY, source);
+      else localStorage.removeItem(TOKEN_SOURCE_KEY);
     } catch {
       /* storage disabled: the token lives as long as the page */
     }
   },
   /** Where the stored token came from (see TOKEN_SOURCE_KEY). */
   tokenSource(): TokenSource {
-    try {
-      return sessionStorage.getItem(TOKEN_SOURCE_KEY) === 'web' ? 'web' : memorySource;
-    } catch {
-      return memorySource;
-    }
+    const source = stored(TOKEN_SOURCE_KEY);
+    if (source === 'web') return 'web';
+    return stored(TOKEN_KEY) !== null ? 'pasted' : memorySource;
+  },
+  /** Call `listener` with the new token (null: signed out) whenever another tab of this browser
+   * signs in or out. Returns the unsubscribe function. */
+  onOtherTab(listener: (token: string | null) => void): () => void {
+    const handler = (e: StorageEvent) => {
+      // key === null: the other tab cleared all of this origin's storage.
+      if (e.key === TOKEN_KEY || e.key === null) {
+        memoryToken = null;
+        listener(stored(TOKEN_KEY));
+      }
+    };
+    addEventListener('storage', handler);
+    return () => removeEventListener('storage', handler);
   },
   /** Called on any 401 from the API (set by the app: clears the token, shows sign-in). */
   onUnauthorized: (_err: ApiError): void => {},

@@ -5,14 +5,17 @@ import type {
   AuthProviders,
   DiffResponse,
   DurableEvent,
+  LoginLink,
   ModelList,
   Prompt,
   PullRequest,
   Repo,
   Session,
   SessionListResponse,
+  SignedIn,
   TokenCreated,
   User,
+  UserCreate,
   WsToken,
 } from './types';
 
@@ -47,6 +50,14 @@ export const endpoints = {
   /** Revoke the token the request is made with; `token` is passed explicitly so that a 401 here
    * does not trigger the global sign-out. */
   logout: (token: string) => api.post<void>('/auth/logout', undefined, { token }),
+  /** Exchange a pasted token (explicit: a 401 is the sign-in page's to explain) for an expiring
+   * browser sign-in of the same user. */
+  exchangeToken: (token: string) => api.post<SignedIn>('/auth/web-token', undefined, { token }),
+  /** Use a sign-in link's code once (no auth). */
+  redeemLink: (code: string) => api.post<SignedIn>('/auth/login-link', { code }, { token: '' }),
+  users: () => api.get<{ users: User[] }>('/api/users'),
+  createUser: (body: UserCreate) => api.post<User>('/api/users', body),
+  loginLink: (userId: string) => api.post<LoginLink>(`/api/users/${enc(userId)}/login-links`),
   me: (token?: string) => api.get<User>('/api/me', token ? { token } : undefined),
   sessions: (signal?: AbortSignal) =>
     api.get<SessionListResponse>('/api/sessions?limit=200', { signal }),

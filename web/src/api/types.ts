@@ -69,6 +69,25 @@ export interface TokenCreated {
   info: ApiToken;
 }
 
+/** A browser sign-in (POST /auth/login-link, POST /auth/web-token). */
+export interface SignedIn {
+  token: string;
+  user: User;
+}
+
+/** A one-time sign-in link an admin minted for someone (POST /api/users/{id}/login-links). */
+export interface LoginLink {
+  url: string;
+  expires_at: string;
+  user: User;
+}
+
+export interface UserCreate {
+  name: string;
+  email: string;
+  role: 'admin' | 'member';
+}
+
 // ---- pull requests (src/openinspect/domain/models.py PullRequestRecord) ----------------------
 
 export type PrState = 'open' | 'closed' | 'merged';

@@ -8,7 +8,7 @@ import { repoLabel } from '../lib/format';
 import { toggleTheme } from '../lib/prefs';
 import { useStore } from '../lib/store';
 import { navigate } from '../router';
-import { currentSession$, paletteOpen$, reportError, sessions$, shownTitle, titles$ } from '../state';
+import { currentSession$, me$, paletteOpen$, reportError, sessions$, shownTitle, titles$ } from '../state';
 
 interface Entry {
   id: string;
@@ -63,6 +63,7 @@ function PaletteDialog({ onSignOut }: { onSignOut(): void }) {
   }, []);
 
   const close = () => paletteOpen$.set(false);
+  const me = useStore(me$);
   const entries = useMemo(() => {
     const actions: Entry[] = [
       { id: 'new', label: 'New session', hint: 'Start work on a repo', group: 'Actions', run: () => navigate('/new') },
@@ -71,6 +72,8 @@ function PaletteDialog({ onSignOut }: { onSignOut(): void }) {
       { id: 'tokens', label: 'API tokens', hint: 'Create or revoke tokens for scripts', group: 'Actions', run: () => navigate('/settings/tokens') },
       { id: 'theme', label: 'Toggle theme', hint: 'Dark / light', group: 'Actions', run: () => void toggleTheme() },
     ];
+    if (me?.role === 'admin')
+      actions.push({ id: 'people', label: 'People', hint: 'Add a teammate, copy their sign-in link', group: 'Actions', run: () => navigate('/settings/people') });
     if (current) {
       if (current.running)
         actions.unshift({ id: 'stop', label: 'Stop the running prompt', hint: current.title, group: 'Actions', run: current.stop });
@@ -80,7 +83,7 @@ function PaletteDialog({ onSignOut }: { onSignOut(): void }) {
       if (branch)
         actions.push({ id: 'branch', label: 'Copy branch name', hint: branch, group: 'Actions', run: () => void copyText(branch) });
     }
-    actions.push({ id: 'signout', label: 'Sign out', hint: 'Forget the token in this tab', group: 'Actions', run: onSignOut });
+    actions.push({ id: 'signout', label: 'Sign out', hint: 'End this browser’s sign-in (every tab)', group: 'Actions', run: onSignOut });
     const sess: Entry[] = (sessions ?? []).map((s) => ({
       id: `s:${s.id}`,
       label: shownTitle(s, titles$.get()),
@@ -91,7 +94,7 @@ function PaletteDialog({ onSignOut }: { onSignOut(): void }) {
     const all = [...actions, ...sess];
     const found = fuzzyFilter(query, all, (e) => `${e.label} ${e.group === 'Sessions' ? e.hint : ''}`);
     return query.trim() ? found.slice(0, 50) : [...actions, ...sess.slice(0, 12)];
-  }, [query, sessions, current, onSignOut]);
+  }, [query, sessions, current, onSignOut, me?.role]);
 
   useEffect(() => setActive(0), [query]);
   useEffect(() => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loginUrl, parseAuthFragment, safeNext, signinError } from './authFlow';
+import { loginUrl, parseAuthFragment, parseLinkFragment, refusedReason, safeNext, signinError } from './authFlow';
 
 describe('safeNext', () => {
   it('keeps same-origin paths with their query', () => {
@@ -83,5 +83,26 @@ describe('signinError', () => {
     for (const code of ['oauth_state_invalid', 'oauth_denied', 'scm_auth_failed', 'scm_failed', 'scm_unavailable', 'not_configured'])
       expect(signinError(code).message).not.toMatch(/did not work/);
     expect(signinError('weird')).toMatchObject({ code: 'weird', message: 'Signing in did not work' });
+  });
+});
+
+describe('parseLinkFragment', () => {
+  it('reads the code of a sign-in link', () => {
+    expect(parseLinkFragment('#code=oil_abc-DEF_123')).toBe('oil_abc-DEF_123');
+    expect(parseLinkFragment('code=oil_x')).toBe('oil_x');
+  });
+
+  it('refuses missing, oversized or odd codes', () => {
+    for (const bad of ['', '#', '#code=', '#code=a%2Fb', '#code=<x>', `#code=${'a'.repeat(101)}`, '#token=oil_x']) {
+      expect(parseLinkFragment(bad)).toBeNull();
+    }
+  });
+});
+
+describe('refusedReason', () => {
+  it('says when a sign-in expired or was ended', () => {
+    expect(refusedReason('token_expired')).toMatch(/sign-in expired/);
+    expect(refusedReason('token_revoked')).toMatch(/signed out/);
+    expect(refusedReason('unauthenticated')).toMatch(/refused/);
   });
 });

@@ -3,7 +3,7 @@
 import type { ErrorInfo } from '../api/types';
 
 /** Pages that make no sense to land on after signing in. */
-const NOT_A_DESTINATION = /^\/(signin|auth\/complete)(\/|\?|#|$)/;
+const NOT_A_DESTINATION = /^\/(signin|auth\/complete|auth\/link)(\/|\?|#|$)/;
 
 /**
  * A same-origin path to go to after signing in, or '/'. Only a path counts: it starts with '/'
@@ -74,4 +74,19 @@ export function signinError(code: string): ErrorInfo {
   const known = SIGNIN_ERRORS[code];
   if (known) return { code, ...known };
   return { code, message: 'Signing in did not work', hint: 'Try again, or sign in with a token' };
+}
+
+/** Read `#code=…` (a sign-in link: `/auth/link#code=oil_…`) from `location.hash`; null when
+ * there is no plausible code (the server checks it; this only keeps junk off the wire). */
+export function parseLinkFragment(hash: string): string | null {
+  const params = new URLSearchParams(hash.startsWith('#') ? hash.slice(1) : hash);
+  const code = (params.get('code') ?? '').trim();
+  return /^[A-Za-z0-9_-]{1,100}$/.test(code) ? code : null;
+}
+
+/** Why the app went back to the sign-in page after the API refused its token (by error code). */
+export function refusedReason(code: string): string {
+  if (code === 'token_expired') return 'Your sign-in expired: sign in again.';
+  if (code === 'token_revoked') return 'You were signed out (in another tab, or the token was revoked): sign in again.';
+  return 'Your token was refused: sign in again.';
 }

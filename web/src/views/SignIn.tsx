@@ -1,7 +1,8 @@
 // `/signin` — Sign in with GitHub when the server offers it (GET /auth/providers), or paste a
 // token: the admin token (printed by the server on first start; also in
-// $OPENINSPECT_HOME/admin.token) or an API token. A pasted token is verified with GET /api/me,
-// then kept in sessionStorage. `?error=<code>` (a failed GitHub sign-in) is shown readably.
+// $OPENINSPECT_HOME/admin.token) or an API token. A pasted token is never stored: it is
+// exchanged (POST /auth/web-token) for a browser sign-in of the same person that expires, kept
+// in localStorage for every tab. `?error=<code>` (a failed GitHub sign-in) is shown readably.
 import { useEffect, useState } from 'preact/hooks';
 import { toErrorInfo } from '../api/client';
 import { auth } from '../api/client';
@@ -44,9 +45,9 @@ export function SignIn({ next, reason, error: errorCode }: { next: string | null
     setBusy(true);
     setError(null);
     try {
-      const user = await endpoints.me(t);
-      auth.setToken(t);
-      me$.set(user);
+      const signed = await endpoints.exchangeToken(t);
+      auth.setToken(signed.token, 'web');
+      me$.set(signed.user);
       clearErrors();
       navigate(safeNext(next), { replace: true });
     } catch (err) {
@@ -74,7 +75,11 @@ export function SignIn({ next, reason, error: errorCode }: { next: string | null
         <div class="brand big">
           <span class="logo" aria-hidden="true">◉</span> openinspect
         </div>
-        {reason && <p class="muted small">{reason}</p>}
+        {reason && (
+          <p class="signin-reason" role="status" data-testid="signin-reason">
+            {reason}
+          </p>
+        )}
         {error && (
           <div class="inline-error" role="alert" data-testid="signin-error">
             <ErrorText error={error} />
@@ -103,7 +108,8 @@ export function SignIn({ next, reason, error: errorCode }: { next: string | null
           />
         </label>
         <p class="muted small">
-          The admin token is printed by the server on first start, and stored in <code>$OPENINSPECT_HOME/admin.token</code>. Kept only for this browser tab.
+          The admin token is printed by the server on first start, and stored in <code>$OPENINSPECT_HOME/admin.token</code>. The
+          token you paste is not stored: it is exchanged for a sign-in of this browser that expires, and ends when you sign out.
         </p>
         <button type="submit" class={`button ${github ? '' : 'primary'} wide`} data-testid="signin-submit" disabled={busy}>
           {busy ? 'Checking…' : github ? 'Sign in with the token' : 'Sign in'}

@@ -231,7 +231,7 @@ function TokenRow({ token: t, onRevoked }: { token: ApiToken; onRevoked(): void 
     try {
       await endpoints.revokeToken(t.id);
       if (t.current) {
-        signOut({ reason: 'You revoked the token this tab was signed in with.' });
+        signOut({ reason: 'You revoked the token this browser was signed in with.' });
         return;
       }
       onRevoked();
@@ -247,8 +247,8 @@ function TokenRow({ token: t, onRevoked }: { token: ApiToken; onRevoked(): void 
         <span class="token-name">{t.name}</span>
         <span class={`badge token-kind kind-${t.kind}`}>{KIND_LABEL[t.kind] ?? t.kind}</span>
         {t.current && (
-          <span class="badge badge-active" title="This browser tab is signed in with it">
-            this tab
+          <span class="badge badge-active" title="This browser is signed in with it">
+            this browser
           </span>
         )}
         {isExpired && <span class="badge badge-error">expired</span>}
@@ -281,7 +281,7 @@ function TokenRow({ token: t, onRevoked }: { token: ApiToken; onRevoked(): void 
               }
             }}
           >
-            <span class="small">{t.current ? 'Revoke it and sign out of this tab?' : 'Revoke it? Anything using it stops working.'}</span>
+            <span class="small">{t.current ? 'Revoke it and sign this browser out?' : 'Revoke it? Anything using it stops working.'}</span>
             <button ref={confirmButton} type="button" class="button danger small" data-testid="token-revoke-confirm" disabled={busy} onClick={() => void revoke()}>
               {busy ? 'Revoking…' : 'Revoke'}
             </button>

@@ -15,11 +15,12 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from openinspect.api.deps import CurrentUser, State
+from openinspect.api.deps import CurrentUser, State, public_base_url
 from openinspect.api.errors import documented, envelope
 from openinspect.api.people_schemas import (
     DeviceStart,
     DeviceTokenRequest,
+    LoginLinkRedeem,
     Provider,
     Providers,
     SignedIn,
@@ -29,6 +30,7 @@ from openinspect.api.routes import people
 from openinspect.errors import AuthError, OpenInspectError, ScmError
 from openinspect.people.oauth_state import STATE_TTL_S
 from openinspect.scm.base import DevicePoll
+from openinspect.scm.user_tokens import PROVIDER
 
 NONCE_COOKIE = "oi_oauth_nonce"
 COOKIE_PATH = "/auth"
@@ -46,8 +48,7 @@ _GITHUB = (404, 429, 502, 503)
 
 
 def _base_url(request: Request, state: State) -> str:
-    public = state.manager.services.settings.server.public_url
-    return (public or str(request.base_url)).rstrip("/")
+    return public_base_url(request)
 
 
 def _redirect_uri(request: Request, state: State) -> str:
@@ -204,6 +205,32 @@ def _device_wait(poll: DevicePoll) -> JSONResponse:
     elif poll.status == "expired":
         hint = "Start again (POST /auth/github/device)"
     return JSONResponse(envelope(code, message, hint), status_code=status_code, headers=headers)
+
+
+@router.post(
+    "/auth/login-link", response_model=SignedIn, responses=documented(401, 410, 413, 422, 429)
+)
+async def redeem_login_link(body: LoginLinkRedeem, request: Request, state: State) -> Response:
+    """Use a sign-in link's code (from ``/auth/link#code=…``) once: a ``web`` token of its
+    person. 401 ``login_link_invalid``, 410 ``login_link_used`` / ``login_link_expired``, 429
+    ``sign_in_rate_limited`` after repeated failures."""
+    client = request.client.host if request.client else "unknown"
+    signed = await state.require_people().links.redeem(body.code, client)
+    identity = await state.store.identities.get(signed.user.id, PROVIDER)
+    out = SignedIn(token=signed.token, user=UserOut.of(signed.user, identity))
+    return JSONResponse(out.model_dump(mode="json"), headers=_NO_STORE)
+
+
+@router.post("/auth/web-token", response_model=SignedIn, responses=documented(401))
+async def web_token(request: Request, user: CurrentUser, state: State) -> Response:
+    """Exchange the token of this request (say, the admin token pasted into the sign-in page)
+    for a browser sign-in of the same user that expires after ``auth.web_token_ttl_s``, so the
+    browser never keeps a long-lived token. A ``web`` token is replaced (revoked)."""
+    links = state.require_people().links
+    signed = await links.exchange(user, request.state.token_id, request.state.token_kind)
+    identity = await state.store.identities.get(user.id, PROVIDER)
+    out = SignedIn(token=signed.token, user=UserOut.of(user, identity))
+    return JSONResponse(out.model_dump(mode="json"), headers=_NO_STORE)
 
 
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, responses=documented(401))

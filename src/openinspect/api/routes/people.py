@@ -1,4 +1,4 @@
-"""Your API tokens and git identity; users and roles (admins)."""
+"""Your API tokens and git identity; users, roles and sign-in links (admins)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,17 @@ from datetime import timedelta
 
 from fastapi import APIRouter, Request, status
 
-from openinspect.api.deps import AdminUser, CurrentUser, State
+from openinspect.api.deps import AdminUser, CurrentUser, State, public_base_url
 from openinspect.api.errors import documented
 from openinspect.api.people_schemas import (
+    LoginLinkOut,
     MeUpdate,
     RoleUpdate,
     TokenCreate,
     TokenCreated,
     TokenList,
     TokenOut,
+    UserCreate,
     UserList,
     UserOut,
 )
@@ -87,3 +89,35 @@ async def set_role(user_id: str, body: RoleUpdate, user: AdminUser, state: State
     """Make a user admin or member (admins only; the last admin stays admin)."""
     updated = await state.store.users.set_role(user_id, body.role)
     return UserOut.of(updated, await state.store.identities.get(user_id, PROVIDER))
+
+
+@router.post(
+    "/users",
+    tags=["users"],
+    status_code=status.HTTP_201_CREATED,
+    responses=documented(403, 409, 413),
+)
+async def create_user(body: UserCreate, user: AdminUser, state: State) -> UserOut:
+    """Add a person (admins only); then mint them a sign-in link. 409 when the email is taken."""
+    return UserOut.of(await state.store.users.add(name=body.name, email=body.email, role=body.role))
+
+
+@router.post(
+    "/users/{user_id}/login-links",
+    tags=["users"],
+    status_code=status.HTTP_201_CREATED,
+    responses=documented(403, 404),
+)
+async def create_login_link(
+    user_id: str, request: Request, user: AdminUser, state: State
+) -> LoginLinkOut:
+    """A one-time sign-in link for a user (admins only): it signs them in to the web app once,
+    within ``auth.login_link_ttl_s``. Minting another voids their older unused link."""
+    target = await state.store.users.get(user_id)
+    if target is None:
+        raise NotFoundError(f"No user {user_id!r}", hint="List users with GET /api/users")
+    minted = await state.require_people().links.mint(target, public_base_url(request), user)
+    identity = await state.store.identities.get(user_id, PROVIDER)
+    return LoginLinkOut(
+        url=minted.url, expires_at=minted.expires_at, user=UserOut.of(target, identity)
+    )
