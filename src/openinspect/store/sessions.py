@@ -213,9 +213,12 @@ class SessionStore:
                 await conn.execute(
                     sessions.update().where(sessions.c.parent_id.in_(ids)).values(parent_id=None)
                 )
-                await conn.execute(sessions.delete().where(sessions.c.id.in_(ids), abandoned))
-                kept = (
-                    await conn.execute(sa.select(sessions.c.id).where(sessions.c.id.in_(ids)))
-                ).scalars()
-                ids = sorted(set(ids) - set(kept))
+                # RETURNING: of servers sweeping at once, only the one whose delete took the
+                # row reports it.
+                deleted = await conn.execute(
+                    sessions.delete()
+                    .where(sessions.c.id.in_(ids), abandoned)
+                    .returning(sessions.c.id)
+                )
+                ids = sorted(deleted.scalars().all())
         return ids
