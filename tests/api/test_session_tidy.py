@@ -72,7 +72,7 @@ async def test_rename_archive_unarchive_are_events_and_the_list_filters(
 
     assert await _listed(client) == [kept["id"]]
     assert await _listed(client, "?archived=true") == [sid]
-    session = (await runtime.store.sessions.get(sid))
+    session = await runtime.store.sessions.get(sid)
     assert session is not None and (session.title, session.status) == ("Fix the adder", "archived")
     # The event and the row changed together: the row's last_seq is the event's seq.
     events = await runtime.store.events.after(sid, 0, 1000)
