@@ -35,6 +35,7 @@ tree, and the API turns any of them into the one JSON error envelope using ``cod
     │   ├── PromptNotCancellable          "prompt_not_cancellable"   409
     │   ├── PromptRequestConflict         "prompt_request_conflict"  409
     │   ├── SessionNotPromptable          "session_not_promptable"   409
+    │   ├── SessionBusy                   "session_busy"             409
     │   └── UserLimitReached              "user_limit_reached"       429
     ├── GitError                          "git_failed"               502
     ├── ScmError                          "scm_failed"               502
@@ -231,6 +232,12 @@ class PromptRequestConflict(ConflictError):
 
 class SessionNotPromptable(ConflictError):
     code = "session_not_promptable"
+
+
+class SessionBusy(ConflictError):
+    """The session has a queued or running prompt, so it cannot be archived yet."""
+
+    code = "session_busy"
 
 
 class UserLimitReached(ConflictError):

@@ -26,6 +26,10 @@ DEFAULT_BOOT_LOG_MAX_BYTES = 1024 * 1024
 DEFAULT_BOOT_LOG_MAX_LINES = 5000
 DEFAULT_TOOL_EVENT_OUTPUT_CHARS = 256 * 1024
 DEFAULT_REPLAY_MAX_BYTES = 4 * 1024 * 1024
+DEFAULT_IDLE_STOP_S = 600.0
+DEFAULT_IDLE_STOP_WATCHED_S = 1800.0
+DEFAULT_DRAFT_TTL_S = 3600.0
+DEFAULT_TIDY_INTERVAL_S = 30.0
 
 
 class ServerSettings(BaseModel):
@@ -83,6 +87,32 @@ class SessionSettings(BaseModel):
         ge=1,
         description="Largest file the end-of-prompt commit adds, in bytes; bigger ones stay out "
         "of the commit (and are named in a warning).",
+    )
+    idle_stop_s: float = Field(
+        DEFAULT_IDLE_STOP_S,
+        ge=0,
+        description="A sandbox with no queued or running prompt is stopped after this many "
+        "seconds without work while nobody watches the session; the next prompt boots a new "
+        "one on the same workspace and branch. 0: never stop idle sandboxes.",
+    )
+    idle_stop_watched_s: float = Field(
+        DEFAULT_IDLE_STOP_WATCHED_S,
+        ge=0,
+        description="The same, while someone has the session open (web or CLI watching), "
+        "in seconds. 0: never stop a watched sandbox.",
+    )
+    draft_ttl_s: float = Field(
+        DEFAULT_DRAFT_TTL_S,
+        ge=0,
+        description="A draft (a session created without a prompt, as the web app does when you "
+        "start typing) that never got a prompt is deleted this many seconds after it was "
+        "created, with any sandbox it started. 0: keep drafts.",
+    )
+    tidy_interval_s: float = Field(
+        DEFAULT_TIDY_INTERVAL_S,
+        ge=0,
+        description="How often each server looks for idle sandboxes and abandoned drafts, in "
+        "seconds. 0: never (the tidy service is off).",
     )
 
 

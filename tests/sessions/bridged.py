@@ -14,12 +14,13 @@ from openinspect.settings import Settings
 
 
 @contextlib.asynccontextmanager
-async def bridged_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+async def bridged_runtime(settings: Settings, *, git_proxy: bool = False) -> AsyncIterator[Runtime]:
+    """``git_proxy``: the socket also serves the git proxy, so prompts can push."""
     async with open_runtime(settings) as opened:
         settings.bridge_socket.parent.mkdir(parents=True, exist_ok=True)
         server = uvicorn.Server(
             uvicorn.Config(
-                create_bridge_app(opened.hub),
+                create_bridge_app(opened.hub, opened.git_authority if git_proxy else None),
                 uds=str(settings.bridge_socket),
                 lifespan="off",
                 log_level="warning",

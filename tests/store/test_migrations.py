@@ -84,3 +84,42 @@ async def test_migrations_on_sqlite(tmp_path: object) -> None:
 @pytest.mark.postgres
 async def test_migrations_on_postgres(pg_url: str) -> None:
     await _exercise(pg_url)
+
+
+async def test_0004_adds_watched_at_to_existing_sessions(tmp_path: object) -> None:
+    """Sessions made on schema 0003 survive 0004 unwatched, and the draft sweep's index exists."""
+    from alembic import command
+
+    from openinspect.store.db import _alembic_config, create_engine, migrate
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/old.db"
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda c: command.upgrade(_alembic_config(c), "0003"))
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO users (id, name, email, git_name, git_email, role, created_at) "
+                    "VALUES ('usr_1', 'A', 'a@e', 'A', 'a@e', 'admin', '2025-01-01 00:00:00')"
+                )
+            )
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO sessions (id, title, repo_url, base_branch, branch, model, "
+                    "status, sandbox_status, creator_id, created_at, updated_at) VALUES "
+                    "('ses_old', 't', '/r', 'main', 'openinspect/old', 'scripted:x', 'idle', "
+                    "'none', 'usr_1', '2025-01-01 00:00:00', '2025-01-01 00:00:00')"
+                )
+            )
+        await migrate(engine)
+        async with engine.connect() as conn:
+            watched = (
+                await conn.execute(sa.text("SELECT watched_at FROM sessions WHERE id='ses_old'"))
+            ).scalar_one()
+            indexes = await conn.run_sync(
+                lambda c: {i["name"] for i in sa.inspect(c).get_indexes("sessions")}
+            )
+        assert watched is None
+        assert "ix_sessions_status_created_at" in indexes
+    finally:
+        await engine.dispose()

@@ -51,6 +51,9 @@ export interface CurrentSession {
   createPr: (() => void) | null;
   /** "Create PR" or "Update PR". */
   prLabel: string;
+  archived: boolean;
+  /** Archive the session, or unarchive it when it is archived. */
+  toggleArchived(): void;
 }
 export const currentSession$ = createStore<CurrentSession | null>(null);
 

@@ -9,6 +9,7 @@ never accepts a sandbox.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -34,6 +35,7 @@ from openinspect.sandboxes.bridge import BridgeHub
 from openinspect.sandboxes.pacing import BridgeLimits
 from openinspect.sandboxes.registry import resolve_provider
 from openinspect.scm.gitproxy import GitProxyAuthority, git_proxy_routes
+from openinspect.services.tidy import Tidier
 from openinspect.sessions.actor import Services
 from openinspect.sessions.eventlog import EventLog
 from openinspect.sessions.git_authority import SessionGitAuthority
@@ -78,6 +80,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     people: People | None = None
     origins: Origins | None = None
     manager: SessionManager | None = None
+    tidy: asyncio.Task[None] | None = None
     try:
         people = People.open(settings, store, load_or_create_secret(home))
         origins = Origins(people.github, settings.github.web_url)
@@ -112,8 +115,14 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         bootstrap = await bootstrap_admin(store, home)
         await manager.recover()
         await store.webhooks.prune()
+        if settings.sessions.tidy_interval_s > 0:
+            tidy = asyncio.create_task(Tidier(manager).run(), name="tidy")
         yield Runtime(settings, store, bus, manager, hub, bootstrap, people, authority, origins)
     finally:
+        if tidy is not None:
+            tidy.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await tidy
         # Also when the server is interrupted (uvicorn re-raises SIGINT, which cancels us
         # here): closing destroys the boxes, which unmounts their workspace images.
         if manager is not None:

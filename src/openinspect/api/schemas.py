@@ -44,6 +44,21 @@ class SessionCreate(BaseModel):
     client_request_id: str | None = Field(None, min_length=1, max_length=CLIENT_REQUEST_ID_MAX)
 
 
+class SessionPatch(BaseModel):
+    """A change to a session; fields left out stay as they are."""
+
+    title: str | None = Field(
+        None,
+        max_length=NAME_MAX,
+        description="New title: 1 to 200 characters of one-line printable text (trimmed).",
+    )
+    archived: bool | None = Field(
+        None,
+        description="Archive (true) or unarchive (false). Archiving stops the sandbox and is "
+        "refused (409 session_busy) while a prompt is queued or running.",
+    )
+
+
 class PromptCreate(BaseModel):
     content: str = Field(max_length=CONTENT_HARD_MAX)
     model: str | None = Field(None, max_length=MODEL_MAX)

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from typing import Any, Literal, NoReturn, TypeVar
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -32,10 +33,11 @@ from openinspect.api.deps import AppState
 from openinspect.api.schemas import event_shown_to, origin_shown_to
 from openinspect.api.ws_frames import MAX_SEQ, FrameCache, encode, parse_incoming
 from openinspect.bus import SubscriberOverflow
-from openinspect.domain.events import dump_event
+from openinspect.domain.events import dump_event, utcnow
 from openinspect.domain.models import User
 from openinspect.errors import AuthError, InvalidInput, OpenInspectError, SessionNotFound
 from openinspect.people.roles import ensure_can_see
+from openinspect.services.tidy import WATCH_TOUCH_S
 from openinspect.sessions.replay import join_replay, newest_window
 
 log = logging.getLogger(__name__)
@@ -379,10 +381,21 @@ async def _pump(conn: _Connection, messages: Any) -> None:
 
 
 async def _recheck(conn: _Connection) -> NoReturn:
+    """Re-check the token and the user's access, and keep ``sessions.watched_at`` fresh so the
+    server running the session's sandbox (maybe another one) knows someone is watching."""
     interval = conn.state.settings.sessions.ws_auth_recheck_s
+    sessions = conn.state.store.sessions
+    touched = checked = time.monotonic()
+    await sessions.touch_watched(conn.session_id, utcnow())
     while True:
-        await asyncio.sleep(interval)
-        await conn.authorise()
+        await asyncio.sleep(min(interval, WATCH_TOUCH_S))
+        now = time.monotonic()
+        if now - checked >= interval:
+            checked = now
+            await conn.authorise()
+        if now - touched >= WATCH_TOUCH_S:
+            touched = now
+            await sessions.touch_watched(conn.session_id, utcnow())
 
 
 async def _read(conn: _Connection) -> None:

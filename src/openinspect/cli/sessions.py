@@ -30,13 +30,18 @@ def header(session: dict[str, Any]) -> str:
 @sessions_app.command("list")
 def sessions_list(
     mine: Annotated[bool, typer.Option("--mine", help="Only sessions I created.")] = False,
+    archived: Annotated[
+        bool, typer.Option("--archived", help="The archived sessions (hidden otherwise).")
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Recent sessions, newest first."""
 
     async def main() -> int:
         async with open_client() as client:
-            data = await client.request("GET", "/api/sessions", params={"mine": mine})
+            data = await client.request(
+                "GET", "/api/sessions", params={"mine": mine, "archived": archived}
+            )
         if json_out:
             for session in data["sessions"]:
                 emit_json(session)
@@ -150,6 +155,42 @@ def sessions_stop(session_id: SessionArg, json_out: JsonOpt = False) -> None:
         return 0
 
     run(main())
+
+
+def _patch(session_id: str, body: dict[str, Any], json_out: bool, done: str) -> None:
+    async def main() -> int:
+        async with open_client() as client:
+            data = await client.request("PATCH", f"/api/sessions/{session_id}", json=body)
+        if json_out:
+            emit_json(data["session"])
+        else:
+            console().print(f"{done} {session_id}", markup=False, highlight=False)
+        return 0
+
+    run(main())
+
+
+@sessions_app.command("archive")
+def sessions_archive(session_id: SessionArg, json_out: JsonOpt = False) -> None:
+    """Archive a session: hidden from the list, its sandbox stopped (refused while a prompt is
+    queued or running)."""
+    _patch(session_id, {"archived": True}, json_out, "archived")
+
+
+@sessions_app.command("unarchive")
+def sessions_unarchive(session_id: SessionArg, json_out: JsonOpt = False) -> None:
+    """Bring an archived session back; it takes prompts again."""
+    _patch(session_id, {"archived": False}, json_out, "unarchived")
+
+
+@sessions_app.command("rename")
+def sessions_rename(
+    session_id: SessionArg,
+    title: Annotated[str, typer.Argument(help="The new title (one line, up to 200 characters).")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Give a session a new title."""
+    _patch(session_id, {"title": title}, json_out, "renamed")
 
 
 @sessions_app.command("cancel")

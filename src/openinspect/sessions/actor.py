@@ -51,6 +51,7 @@ from openinspect.errors import (
     PromptTooLarge,
     QueueFull,
     SandboxError,
+    SessionBusy,
     SessionNotPromptable,
 )
 from openinspect.sandboxes.base import SandboxProvider
@@ -124,6 +125,9 @@ class SessionActor:
         self._stop_requested = False
         self._running_prompt_id: str | None = None
         self._git_lock = asyncio.Lock()  # one commit/push at a time (prompt end, PR tool, API)
+        # When the session last had work (a prompt queued or ended, someone typing): the idle
+        # clock of its sandbox (``stop_if_idle``).
+        self.last_work_at = time.monotonic()
         # Per-user limits, set by the manager (``sessions.limits``); raises to refuse a prompt.
         self.admission: Callable[[User, SessionActor], Awaitable[None]] | None = None
         self.sandbox = SessionSandbox(
@@ -152,6 +156,15 @@ class SessionActor:
             self._runner = None
         await self.sandbox.destroy()
 
+    async def discard(self) -> None:
+        """The session was deleted (an abandoned draft): stop everything, record nothing."""
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+            self._runner = None
+        await self.sandbox.discard()
+
     async def emit(self, event: Event) -> Event:
         return await self._s.events.append(event)
 
@@ -176,10 +189,19 @@ class SessionActor:
         limits = self._s.settings.sessions
         check_prompt(self._s.settings, content, client_request_id)
         if self.session.status in ("archived", "failed"):
-            raise SessionNotPromptable(f"The session is {self.session.status}")
+            raise SessionNotPromptable(
+                f"The session is {self.session.status}",
+                hint="Unarchive it first" if self.session.status == "archived" else None,
+            )
         self._s.models.validate(model or self.session.model, self._effort(model, effort))
         print_ = fingerprint(user.id, content, model, effort)
         async with self._lock:
+            if self.session.status in ("archived", "failed"):  # archived while we waited
+                raise SessionNotPromptable(
+                    f"The session is {self.session.status}",
+                    hint="Unarchive it first" if self.session.status == "archived" else None,
+                )
+            self.last_work_at = time.monotonic()
             if client_request_id is not None:
                 found = await self._s.store.prompts.by_client_request_id(
                     self.session.id, client_request_id
@@ -273,8 +295,73 @@ class SessionActor:
 
     def typing(self) -> None:
         """Someone is typing a prompt: start the sandbox now so it is ready sooner."""
+        self.last_work_at = time.monotonic()
         self.sandbox.reset_failure()
         self.sandbox.warm()
+
+    # -- tidying ---------------------------------------------------------------------------
+
+    async def rename(self, title: str) -> Session:
+        """Give the session a new title (already validated), with its ``session-updated``."""
+        async with self._lock:
+            await self._update_with_event(SessionUpdated(session_id=self.session.id, title=title))
+        return self.session
+
+    async def archive(self) -> Session:
+        """Archive the session and stop its sandbox. Refused (``session_busy``) while a prompt
+        is queued or running: stop or cancel it first, so archiving never loses work."""
+        async with self._lock:
+            if self.session.status == "archived":
+                return self.session
+            unfinished = await self._s.store.prompts.unfinished(self.session.id)
+            if unfinished or self._current is not None:
+                raise SessionBusy(
+                    f"The session has {len(unfinished) or 1} unfinished prompt(s)",
+                    hint="Stop the running prompt and cancel queued ones, then archive",
+                )
+            await self._update_with_event(
+                SessionUpdated(session_id=self.session.id, status="archived")
+            )
+            await self.sandbox.destroy(message="archived")
+        return self.session
+
+    async def unarchive(self) -> Session:
+        """Bring an archived session back; it takes prompts again (status ``idle``)."""
+        async with self._lock:
+            if self.session.status == "archived":
+                await self._update_with_event(
+                    SessionUpdated(session_id=self.session.id, status="idle")
+                )
+        return self.session
+
+    async def _update_with_event(self, event: SessionUpdated) -> None:
+        """Change the session row and append the event announcing it, in one transaction."""
+        values = {"status": event.status, "title": event.title}
+        await self._s.events.append(
+            event, session_values={k: v for k, v in values.items() if v is not None}
+        )
+        fresh = await self._s.store.sessions.get(self.session.id)
+        if fresh is not None:
+            self.session = fresh
+
+    def is_idle(self) -> bool:
+        """No prompt is running here and its sandbox is up (or coming up)."""
+        return self._current is None and self.sandbox.status in ("warming", "booting", "ready")
+
+    async def stop_if_idle(self, idle_s: float) -> bool:
+        """Stop the sandbox when the session had no work for ``idle_s`` seconds and has no
+        queued or running prompt. The end-of-prompt commit and push are done by then, and the
+        workspace stays: the next prompt boots a new box on it and continues the branch."""
+        if not self.is_idle() or time.monotonic() - self.last_work_at < idle_s:
+            return False
+        async with self._lock:  # no prompt can be queued while we look and stop
+            if not self.is_idle() or await self._s.store.prompts.unfinished(self.session.id):
+                return False
+            log.info("session %s: stopping its idle sandbox", self.session.id)
+            await self.sandbox.destroy(
+                message=f"idle: no work for {idle_s:g} s; the next prompt starts a new sandbox"
+            )
+        return True
 
     async def queue(self) -> list[Prompt]:
         return await self._s.store.prompts.unfinished(self.session.id)
@@ -379,6 +466,7 @@ class SessionActor:
                 duration_ms=int((time.monotonic() - started) * 1000),
             )
         )
+        self.last_work_at = time.monotonic()
 
     @property
     def running_prompt_id(self) -> str | None:

@@ -38,15 +38,19 @@ class EventLog:
             self._last_seq[session_id] = await self._store.events.last_seq(session_id)
         return self._last_seq[session_id]
 
-    async def append(self, event: Event) -> Event:
-        """Persist ``event`` with the next seq, then publish it. Returns the stored event."""
+    async def append(self, event: Event, *, session_values: dict[str, Any] | None = None) -> Event:
+        """Persist ``event`` with the next seq, then publish it. Returns the stored event.
+        ``session_values`` (columns of the session row) are written in the event's
+        transaction."""
+        if session_values and is_ephemeral(event):
+            raise ValueError("an ephemeral event cannot carry a state change")
         if is_ephemeral(event):
             await self.publish(event)
             return event
         async with self._lock(event.session_id):
             seq = await self._seq(event.session_id) + 1
             stored = event.model_copy(update={"seq": seq})
-            await self._store.events.append(stored)
+            await self._store.events.append(stored, session_values=session_values)
             self._last_seq[event.session_id] = seq
             await self._bus.publish(channel(event.session_id), _envelope("event", stored))
         return stored

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import unicodedata
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -30,9 +31,29 @@ TITLE_MAX_CHARS = 200
 SESSION_ID_DRAWS = 5
 BRANCH_NAME_MAX = 255
 _BAD_BRANCH_CHARS = set(" ~^:?*[\\") | {chr(c) for c in range(32)}
+# Control, format (bidi overrides, zero-width), line and paragraph separators, surrogates and
+# private-use characters: what could hide or reorder text in a title.
+_NON_PRINTING = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
 RepoGuard = Callable[[User, str, bool], Awaitable[None]]
 """Called with (user, repo URL or path, whether it is registered) before a session is created;
 raises to refuse (``people.roles.SessionRepoPolicy``)."""
+
+
+def clean_title(title: str) -> str:
+    """A title given by a person: trimmed, 1 to ``TITLE_MAX_CHARS`` characters, one line of
+    printable text."""
+    cleaned = title.strip()
+    if not cleaned or len(cleaned) > TITLE_MAX_CHARS:
+        raise InvalidInput(
+            f"A title has 1 to {TITLE_MAX_CHARS} characters; this one has {len(cleaned)}",
+            hint="Give a short, non-empty title",
+        )
+    if any(unicodedata.category(c) in _NON_PRINTING for c in cleaned):
+        raise InvalidInput(
+            "A title is one line of printable text",
+            hint="Remove line breaks, tabs and other control characters",
+        )
+    return cleaned
 
 
 def validate_branch(name: str) -> str:
@@ -198,6 +219,19 @@ class SessionManager:
                 actor.admission = self._admit
                 self._actors[session_id] = actor
             return actor
+
+    def live_actors(self) -> list[SessionActor]:
+        """The actors of this process (each owns its session's sandbox here)."""
+        return list(self._actors.values())
+
+    async def discard_vanished(self) -> list[str]:
+        """Drop the actors of sessions that no longer exist (drafts deleted by any server's
+        sweep), stopping their sandboxes. Returns their ids."""
+        gone = set(self._actors) - await self.services.store.sessions.existing(list(self._actors))
+        async with self._lock:
+            actors = [self._actors.pop(sid) for sid in gone if sid in self._actors]
+        await asyncio.gather(*(a.discard() for a in actors), return_exceptions=True)
+        return sorted(gone)
 
     async def _admit(self, user: User, actor: SessionActor) -> None:
         """Per-user limits on a new prompt: the prompting user's working sessions, and room for

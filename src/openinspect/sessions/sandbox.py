@@ -206,15 +206,25 @@ class SessionSandbox:
         else:
             await self._emit(WarningEvent(session_id=sid, code=code, message=message))
 
-    async def destroy(self) -> None:
-        """Stop the sandbox and everything in it. Idempotent."""
+    async def destroy(self, *, message: str | None = None) -> None:
+        """Stop the sandbox and everything in it. Idempotent. ``message`` says why, in the
+        ``sandbox-status`` event (``idle``, ``archived``). A later ``warm`` boots a new one."""
+        await self._stop_box()
+        if self.status not in ("none", "failed", "lost", "stopped"):
+            await self._set_status("stopped", message)
+
+    async def discard(self) -> None:
+        """Stop the sandbox of a session that no longer exists (a deleted draft): as
+        ``destroy``, but nothing is recorded, since there is no session to record it on."""
+        await self._stop_box()
+        self.status = "stopped"
+
+    async def _stop_box(self) -> None:
         if self._boot is not None and not self._boot.done():
             self._boot.cancel()
             with contextlib.suppress(BaseException):
                 await self._boot
         await self._teardown()
-        if self.status not in ("none", "failed", "lost", "stopped"):
-            await self._set_status("stopped")
 
     async def _teardown(self) -> None:
         conn, handle = self._conn, self._handle

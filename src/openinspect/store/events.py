@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -15,9 +16,11 @@ class EventStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def append(self, event: Event) -> None:
+    async def append(self, event: Event, *, session_values: dict[str, Any] | None = None) -> None:
         """Store one event whose ``seq`` the caller assigned (the session's owner is the only
-        writer). The primary key (session_id, seq) refuses a duplicate seq."""
+        writer). The primary key (session_id, seq) refuses a duplicate seq. ``session_values``
+        (columns of the session row) change in the same transaction: a state change and the
+        event that announces it commit together."""
         data = dump_event(event)
         async with self._engine.begin() as conn:
             await conn.execute(
@@ -33,7 +36,7 @@ class EventStore:
             await conn.execute(
                 sessions.update()
                 .where(sessions.c.id == event.session_id)
-                .values(last_seq=event.seq, updated_at=event.ts)
+                .values(**(session_values or {}), last_seq=event.seq, updated_at=event.ts)
             )
 
     async def append_many(self, session_id: str, batch: list[Event]) -> None:

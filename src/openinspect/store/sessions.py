@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openinspect.domain.events import utcnow
 from openinspect.domain.models import SandboxStatus, Session, SessionStatus
-from openinspect.store.tables import conversations, participants, sessions
+from openinspect.store.tables import conversations, participants, prompts, sessions
 
 
 def _session(row: sa.Row[Any]) -> Session:
@@ -44,10 +45,12 @@ class SessionStore:
         creator_id: str | None = None,
         participant_id: str | None = None,
         statuses: Sequence[str] | None = None,
+        archived: bool | None = None,
         limit: int = 50,
         before: str | None = None,
     ) -> list[Session]:
-        """Newest first. ``before`` is a session id to page from (exclusive)."""
+        """Newest first. ``before`` is a session id to page from (exclusive). ``archived``:
+        only archived sessions (True), none of them (False), or both (None)."""
         query = sessions.select().order_by(sessions.c.updated_at.desc(), sessions.c.id.desc())
         if creator_id:
             query = query.where(sessions.c.creator_id == creator_id)
@@ -61,6 +64,9 @@ class SessionStore:
             )
         if statuses:
             query = query.where(sessions.c.status.in_(statuses))
+        if archived is not None:
+            archived_test = sessions.c.status == "archived"
+            query = query.where(archived_test if archived else sa.not_(archived_test))
         if before:
             anchor = (
                 sa.select(sessions.c.updated_at).where(sessions.c.id == before).scalar_subquery()
@@ -153,3 +159,66 @@ class SessionStore:
                         session_id=session_id, messages=text, updated_at=utcnow()
                     )
                 )
+
+    async def touch_watched(self, session_id: str, at: datetime) -> None:
+        """Someone has the session open now (any server; read by ``watched_since``)."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                sessions.update().where(sessions.c.id == session_id).values(watched_at=at)
+            )
+
+    async def watched_since(self, session_ids: Collection[str], since: datetime) -> set[str]:
+        """The sessions among ``session_ids`` someone had open at ``since`` or later."""
+        if not session_ids:
+            return set()
+        query = sa.select(sessions.c.id).where(
+            sessions.c.id.in_(list(session_ids)), sessions.c.watched_at >= since
+        )
+        async with self._engine.connect() as conn:
+            return set((await conn.execute(query)).scalars().all())
+
+    async def existing(self, session_ids: Collection[str]) -> set[str]:
+        """The ids among ``session_ids`` that still name a session."""
+        if not session_ids:
+            return set()
+        query = sa.select(sessions.c.id).where(sessions.c.id.in_(list(session_ids)))
+        async with self._engine.connect() as conn:
+            return set((await conn.execute(query)).scalars().all())
+
+    async def delete_abandoned_drafts(self, created_before: datetime, limit: int) -> Sequence[str]:
+        """Delete drafts (status ``created``: no prompt was ever queued) created before
+        ``created_before``, at most ``limit``; returns the ids deleted. Each statement
+        re-checks the conditions, so several servers sweeping at once delete each draft once
+        and never a session that got its first prompt meanwhile (its prompt's row refers to
+        it)."""
+        no_prompt = ~sa.exists().where(prompts.c.session_id == sessions.c.id)
+        abandoned = sa.and_(
+            sessions.c.status == "created", sessions.c.created_at < created_before, no_prompt
+        )
+        async with self._engine.begin() as conn:
+            ids: Sequence[str] = list(
+                (
+                    await conn.execute(
+                        sa.select(sessions.c.id)
+                        .where(abandoned)
+                        .order_by(sessions.c.created_at)
+                        .limit(limit)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if ids:
+                # A child session keeps its history; only the link to the draft goes.
+                await conn.execute(
+                    sessions.update().where(sessions.c.parent_id.in_(ids)).values(parent_id=None)
+                )
+                # RETURNING: of servers sweeping at once, only the one whose delete took the
+                # row reports it.
+                deleted = await conn.execute(
+                    sessions.delete()
+                    .where(sessions.c.id.in_(ids), abandoned)
+                    .returning(sessions.c.id)
+                )
+                ids = sorted(deleted.scalars().all())
+        return ids

@@ -100,7 +100,11 @@ sessions = sa.Table(
     sa.Column("last_seq", sa.Integer, nullable=False, server_default="0"),
     sa.Column("created_at", _ts, nullable=False),
     sa.Column("updated_at", _ts, nullable=False),
+    # Refreshed while a client has the session open, by whichever server holds its WebSocket
+    # (migration 0004): the sandbox's server keeps a watched session's idle box longer.
+    sa.Column("watched_at", _ts, nullable=True),
     sa.Index("ix_sessions_updated_at", "updated_at"),
+    sa.Index("ix_sessions_status_created_at", "status", "created_at"),
 )
 
 conversations = sa.Table(

@@ -59,8 +59,12 @@ export const endpoints = {
   createUser: (body: UserCreate) => api.post<User>('/api/users', body),
   loginLink: (userId: string) => api.post<LoginLink>(`/api/users/${enc(userId)}/login-links`),
   me: (token?: string) => api.get<User>('/api/me', token ? { token } : undefined),
-  sessions: (signal?: AbortSignal) =>
-    api.get<SessionListResponse>('/api/sessions?limit=200', { signal }),
+  /** The newest sessions; the archived ones instead with `archived`. */
+  sessions: (signal?: AbortSignal, archived = false) =>
+    api.get<SessionListResponse>(`/api/sessions?limit=200${archived ? '&archived=true' : ''}`, { signal }),
+  /** Rename, archive or unarchive; the change also arrives as a `session-updated` event. */
+  patchSession: (id: string, body: { title?: string; archived?: boolean }) =>
+    api.patch<{ session: Session; queue: Prompt[] }>(`/api/sessions/${enc(id)}`, body),
   session: (id: string) => api.get<{ session: Session; queue: Prompt[] }>(`/api/sessions/${enc(id)}`),
   createSession: (body: CreateSessionBody) =>
     api.post<{ session: Session; prompt: Prompt | null }>('/api/sessions', body),

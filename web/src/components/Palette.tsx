@@ -79,6 +79,13 @@ function PaletteDialog({ onSignOut }: { onSignOut(): void }) {
         actions.unshift({ id: 'stop', label: 'Stop the running prompt', hint: current.title, group: 'Actions', run: current.stop });
       actions.unshift({ id: 'changes', label: 'Open changes', hint: current.title, group: 'Actions', run: current.openChanges });
       if (current.createPr) actions.unshift({ id: 'pr', label: current.prLabel, hint: current.title, group: 'Actions', run: current.createPr });
+      actions.push({
+        id: 'archive',
+        label: current.archived ? 'Unarchive session' : 'Archive session',
+        hint: current.title,
+        group: 'Actions',
+        run: current.toggleArchived,
+      });
       const branch = current.branch;
       if (branch)
         actions.push({ id: 'branch', label: 'Copy branch name', hint: branch, group: 'Actions', run: () => void copyText(branch) });

@@ -7,7 +7,7 @@
 // client_request_id, so a retried submit cannot queue it twice) and we navigate to it; the
 // sandbox has had the whole typing time to boot. If the user changed the repo, branch or model
 // after the draft was made, the draft no longer fits: we create a new session with the prompt
-// in one request instead (the server has no way to delete the empty draft; it stays, untitled).
+// in one request instead (the empty draft is deleted by the server after sessions.draft_ttl_s).
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { toErrorInfo } from '../api/client';
 import { type CreateSessionBody, endpoints } from '../api/endpoints';

@@ -13,6 +13,9 @@ import { learnName, me$, names$, reportError, sessions$, shownTitle, titles$ } f
 
 const POLL_MS = 3000;
 
+/** Whether the list shows the archived sessions (and only them) instead of the others. */
+export const archivedView$ = createStore(false);
+
 /** The newest prompt outcome of each listed session, by session id. */
 export const lastPrompts$ = createStore<Record<string, LastPrompt>>({});
 
@@ -38,10 +41,12 @@ export function useSessionPolling(): void {
       if (document.visibilityState !== 'visible' || inFlight) return;
       const ctl = new AbortController();
       inFlight = ctl;
+      const archived = archivedView$.get();
       endpoints
-        .sessions(ctl.signal)
+        .sessions(ctl.signal, archived)
         .then(({ sessions, creators, last_prompts, repo_names, diff_stats, pulls }) => {
           failures = 0;
+          if (archived !== archivedView$.get()) return; // the filter changed meanwhile
           for (const [id, author] of Object.entries(creators ?? {})) learnName(id, author.name);
           const outcomes = last_prompts ?? {};
           if (JSON.stringify(outcomes) !== JSON.stringify(lastPrompts$.get())) lastPrompts$.set(outcomes);
@@ -63,7 +68,14 @@ export function useSessionPolling(): void {
     const timer = setInterval(tick, POLL_MS);
     const onVis = () => tick();
     document.addEventListener('visibilitychange', onVis);
+    const unsubscribe = archivedView$.subscribe(() => {
+      inFlight?.abort();
+      inFlight = null;
+      sessions$.set(null);
+      tick();
+    });
     return () => {
+      unsubscribe();
       clearInterval(timer);
       document.removeEventListener('visibilitychange', onVis);
       inFlight?.abort();
@@ -98,6 +110,7 @@ export function SessionList() {
   const titles = useStore(titles$);
   const lastPrompts = useStore(lastPrompts$);
   const extras = useStore(listExtras$);
+  const archived = useStore(archivedView$);
   const [filter, setFilter] = useState<ListFilter>(listFilter);
   const [query, setQuery] = useState('');
   const [, setSeenTick] = useState(0);
@@ -175,6 +188,16 @@ export function SessionList() {
             All
           </button>
         </div>
+        <button
+          type="button"
+          class="button ghost small"
+          data-testid="filter-archived"
+          aria-pressed={archived}
+          title={archived ? 'Back to the sessions that are not archived' : 'Show the archived sessions'}
+          onClick={() => archivedView$.set(!archived)}
+        >
+          Archived
+        </button>
         {unread.length > 0 && (
           <button type="button" class="link-button small" onClick={() => (markAllSeen(unread), setSeenTick((n) => n + 1))}>
             Mark all read
@@ -185,8 +208,12 @@ export function SessionList() {
         {sessions === null && <p class="muted empty">Loading sessions…</p>}
         {sessions !== null && visible.length === 0 && (
           <div class="empty">
-            <p class="muted">{sessions.length === 0 ? 'No sessions yet.' : 'No session matches.'}</p>
-            {sessions.length === 0 && (
+            <p class="muted">{archived && sessions.length === 0
+                ? 'No archived sessions.'
+                : sessions.length === 0
+                  ? 'No sessions yet.'
+                  : 'No session matches.'}</p>
+            {sessions.length === 0 && !archived && (
               <Link href="/new" class="button primary">
                 Start a session
               </Link>

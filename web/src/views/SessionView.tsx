@@ -8,6 +8,7 @@ import { Avatar, InlineError, Link, StatusDot } from '../components/bits';
 import { DiffPanel } from '../components/DiffPanel';
 import { ModelPicker } from '../components/ModelPicker';
 import { PrChip, PrDialog, prSummary } from '../components/PullRequest';
+import { ArchiveButton, EditableTitle, toggleArchived } from '../components/SessionTidy';
 import { TimelineRow, estimateRow, sandboxLabel } from '../components/TimelineRow';
 import { VirtualList } from '../components/VirtualList';
 import { toErrorInfo } from '../api/client';
@@ -66,8 +67,10 @@ export function SessionView({ id }: { id: string }) {
       openChanges: () => setPanel(true),
       createPr: prPossible ? () => setPrDialog(true) : null,
       prLabel: openPull ? 'Update PR' : 'Create PR',
+      archived: session?.status === 'archived',
+      toggleArchived: () => session && void toggleArchived(session, reportError),
     });
-  }, [id, session?.title, session?.branch, running, ctl.stop, prPossible, openPull]);
+  }, [id, session, running, ctl.stop, prPossible, openPull]);
   useEffect(() => () => currentSession$.set(null), []);
 
   const toggle = useCallback(
@@ -312,9 +315,13 @@ function SessionHeader(props: {
           ←
         </Link>
         {s && <StatusDot status={s.status} label={`Session ${s.status}`} />}
-        <h1 data-testid="session-title" class="session-title">
-          {s ? shownTitle : status.fatal ? 'Session unavailable' : 'Loading…'}
-        </h1>
+        {s ? (
+          <EditableTitle session={s} shown={shownTitle} />
+        ) : (
+          <h1 data-testid="session-title" class="session-title">
+            {status.fatal ? 'Session unavailable' : 'Loading…'}
+          </h1>
+        )}
         {s && <span class={`badge badge-${s.status}`}>{running ? 'running' : s.status}</span>}
         {pull && <PrChip pull={pull} />}
         <div class="spacer" />
@@ -330,6 +337,7 @@ function SessionHeader(props: {
             {openPull ? 'Update PR' : 'Create PR'}
           </button>
         )}
+        {s && <ArchiveButton session={s} onError={reportError} />}
         <Presence participants={state.participants} />
         <span
           class={`conn conn-${status.state}`}

@@ -22,6 +22,7 @@ from openinspect.api.schemas import (
     SessionDiffOut,
     SessionList,
     SessionOut,
+    SessionPatch,
     StopResult,
     WsToken,
     event_shown_to,
@@ -31,6 +32,7 @@ from openinspect.domain.events import dump_event
 from openinspect.domain.models import Author, Prompt, PullRequestRecord
 from openinspect.people.roles import is_admin
 from openinspect.sessions.actor import check_prompt
+from openinspect.sessions.manager import clean_title
 
 PAGE_DEFAULT = 200
 PAGE_MAX = 500
@@ -75,11 +77,15 @@ async def list_sessions(
     user: CurrentUser,
     state: State,
     mine: bool = False,
+    archived: Annotated[
+        bool, Query(description="List the archived sessions instead of the others.")
+    ] = False,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> SessionList:
     sessions = await state.store.sessions.list(
         creator_id=user.id if mine else None,
         participant_id=None if is_admin(user) else user.id,
+        archived=archived,
         limit=limit,
     )
     ids = [s.id for s in sessions]
@@ -129,6 +135,23 @@ async def get_session(session_id: str, user: CurrentUser, state: State) -> Sessi
     session = await state.manager.get(session_id)
     queue = await state.store.prompts.unfinished(session_id)
     return SessionOut(session=session_shown_to(user, session), queue=queue)
+
+
+@router.patch("/{session_id}", responses=documented(409))
+async def patch_session(
+    session_id: str, body: SessionPatch, user: CurrentUser, state: State
+) -> SessionOut:
+    """Rename, archive or unarchive a session; each change is a ``session-updated`` event."""
+    title = clean_title(body.title) if body.title is not None else None  # before any change
+    actor = await state.manager.actor(session_id)
+    if title is not None:
+        await actor.rename(title)
+    if body.archived is True:
+        await actor.archive()
+    elif body.archived is False:
+        await actor.unarchive()
+    queue = await state.store.prompts.unfinished(session_id)
+    return SessionOut(session=session_shown_to(user, actor.session), queue=queue)
 
 
 @router.post(
