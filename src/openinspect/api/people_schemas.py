@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from openinspect.api.schemas import Trimmed
 from openinspect.domain.models import Role, User
 from openinspect.people.links import CODE_MAX_CHARS
 from openinspect.store.identities import Identity
@@ -56,8 +57,10 @@ class RoleUpdate(BaseModel):
 class UserCreate(BaseModel):
     """A person an admin adds (then mints them a sign-in link)."""
 
-    name: str = Field(min_length=1, max_length=NAME_MAX, pattern=_NAME_PATTERN)
-    email: str = Field(min_length=3, max_length=EMAIL_MAX, pattern=_EMAIL_PATTERN)
+    name: Annotated[str, Field(min_length=1, max_length=NAME_MAX, pattern=_NAME_PATTERN), Trimmed]
+    email: Annotated[
+        str, Field(min_length=3, max_length=EMAIL_MAX, pattern=_EMAIL_PATTERN), Trimmed
+    ]
     role: Role = "member"
 
     @field_validator("name")
@@ -78,14 +81,22 @@ class LoginLinkOut(BaseModel):
 
 
 class LoginLinkRedeem(BaseModel):
-    code: str = Field(min_length=1, max_length=CODE_MAX_CHARS, pattern=r"^[A-Za-z0-9_-]+$")
+    code: Annotated[
+        str, Field(min_length=1, max_length=CODE_MAX_CHARS, pattern=r"^[A-Za-z0-9_-]+$"), Trimmed
+    ]
 
 
 class MeUpdate(BaseModel):
     """The name and email written into the commits of your prompts."""
 
-    git_name: str | None = Field(None, min_length=1, max_length=NAME_MAX, pattern=_NAME_PATTERN)
-    git_email: str | None = Field(None, min_length=3, max_length=EMAIL_MAX, pattern=_EMAIL_PATTERN)
+    git_name: (
+        Annotated[str, Field(min_length=1, max_length=NAME_MAX, pattern=_NAME_PATTERN), Trimmed]
+        | None
+    ) = None
+    git_email: (
+        Annotated[str, Field(min_length=3, max_length=EMAIL_MAX, pattern=_EMAIL_PATTERN), Trimmed]
+        | None
+    ) = None
 
     @field_validator("git_name")
     @classmethod

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from pathlib import PurePosixPath
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from openinspect.domain.models import Author, Prompt, PullRequestRecord, Repo, Session, User
 from openinspect.people.roles import is_admin
@@ -24,6 +24,17 @@ CONTENT_HARD_MAX = 1_000_000
 SEQ_MAX = 2**63 - 1
 CLIENT_REQUEST_ID_MAX = 128
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _trim(value: object) -> object:
+    return value.strip() if isinstance(value, str) else value
+
+
+Trimmed = BeforeValidator(_trim)
+"""Strips the whitespace around a text field before its ``pattern`` is checked. A pattern's
+``$`` also matches before a final newline in Python's and JSON Schema generators' regexes, but
+not in pydantic's (Rust) engine, so ``"name\\n"`` would be valid by the OpenAPI document and
+refused by the server; trimmed first, it is both valid and accepted."""
 
 
 class SessionCreate(BaseModel):
@@ -67,7 +78,9 @@ class PromptCreate(BaseModel):
 
 
 class RepoCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=NAME_MAX, pattern=r"^[A-Za-z0-9._/-]+$")
+    name: Annotated[
+        str, Field(min_length=1, max_length=NAME_MAX, pattern=r"^[A-Za-z0-9._/-]+$"), Trimmed
+    ]
     url: str = Field(min_length=1, max_length=URL_MAX, description="Local path or git URL.")
     default_branch: str = Field("main", min_length=1, max_length=BRANCH_MAX)
 
