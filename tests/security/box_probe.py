@@ -26,6 +26,7 @@ import openinspect
 from openinspect.sandboxes.base import SandboxSpec
 from openinspect.sandboxes.bridge import BridgeHub
 from openinspect.sandboxes.bwrap import BwrapProvider
+from openinspect.sandboxes.staging import workspace_mount
 from openinspect.settings import Settings
 from tests.sandboxes.conftest import make_origin, serve_bridge
 
@@ -193,6 +194,10 @@ async def probe(root: Path) -> dict[str, Any]:
         report["log"] = handle.log_path.read_text(errors="replace")
     report["server_uid"] = os.geteuid()
     report["box_uid"] = provider.box_user().uid
+    report["workspace_mount"] = workspace_mount(
+        settings.workspaces_dir, settings.sandbox.workspace_mib
+    ).kind
+    report["workspaces_left"] = sorted(p.name for p in settings.workspaces_dir.iterdir())
     package_dir = Path(openinspect.__file__).parent
     needles = {
         str(root),

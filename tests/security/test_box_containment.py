@@ -7,7 +7,6 @@ judge its report: kernel knobs, uid mapping, nested user namespaces, host paths,
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import shutil
@@ -189,24 +188,35 @@ def test_the_mount_table_names_only_the_documented_residue(report: dict[str, Any
 
 WORKSPACE_RESIDUE = (
     "the workspace is a bind mount of a host directory, and a bind mount's root in "
-    "/proc/self/mountinfo is where its source is on the host; only a workspace that is a file "
-    "system of its own (a loop-mounted image, which needs a root server) shows '/' instead"
+    "/proc/self/mountinfo is where its source is on the host; a workspace that is a file "
+    "system of its own (a root server's loop-mounted image, an ordinary server's overlay in a "
+    "user namespace) shows '/' instead, and this host can do neither"
 )
+BOX_FILE_SYSTEMS = {"image": "ext4", "overlay": "overlay"}
 
 
-def _workspace_images(report: dict[str, Any]) -> bool:
-    """Whether the box's workspace was a loop-mounted image (a root server, where the host can;
-    the limits work adds them: until it is in the tree, no workspace is)."""
-    try:
-        module = importlib.import_module("openinspect.sandboxes.workspace_fs")
-    except ImportError:
-        return False
-    return report["server_uid"] == 0 and module.probe_workspace_images() is None
+def _workspace_line(report: dict[str, Any]) -> tuple[str, str]:
+    """The box's /workspace mount: (its root, its file system type)."""
+    for line in report["mountinfo"].splitlines():
+        fields, _, after = line.partition(" - ")
+        if fields.split()[4] == BOX_WORKSPACE:
+            return fields.split()[3], after.split()[0]
+    raise AssertionError("no /workspace mount in the box")
+
+
+def test_the_workspace_is_mounted_as_the_server_decided(report: dict[str, Any]) -> None:
+    root, fstype = _workspace_line(report)
+    if report["workspace_mount"] == "bind":
+        assert root == report["workspace"]
+    else:
+        assert (root, fstype) == ("/", BOX_FILE_SYSTEMS[report["workspace_mount"]])
+    # The overlay's work directory sits beside the workspace; its probe leaves nothing behind.
+    assert not [name for name in report["workspaces_left"] if name.startswith(".overlay-probe")]
 
 
 def test_the_mount_table_names_no_host_path(
     report: dict[str, Any], request: pytest.FixtureRequest
 ) -> None:
-    if not _workspace_images(report):
+    if report["workspace_mount"] == "bind":
         request.applymarker(pytest.mark.xfail(strict=True, reason=WORKSPACE_RESIDUE))
     assert _mountinfo_with_needles(report) == {}
