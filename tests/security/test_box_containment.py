@@ -30,6 +30,20 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 PROBE_TIMEOUT_S = 300.0
 MIN_KNOBS = 200
 """/proc/sys alone holds about a thousand files: fewer means the walk did not happen."""
+HOST_PATH = "/usr/local/bin:/usr/bin:/bin"
+WITHOUT_UNSHARE = ("bwrap", "git")
+"""The tools a server without ``unshare`` keeps: it cannot stage an overlay, and binds."""
+
+
+def _path_without_unshare(tools: Path) -> str:
+    """A ``PATH`` of one directory, ``tools``, holding only :data:`WITHOUT_UNSHARE` (a
+    directory of its own: bwrap's path is the box's pid 1's ``argv[0]``)."""
+    tools.chmod(0o755)
+    for name in WITHOUT_UNSHARE:
+        found = shutil.which(name)
+        assert found is not None, name
+        (tools / name).symlink_to(found)
+    return str(tools)
 
 
 def _require_bwrap() -> None:
@@ -40,7 +54,7 @@ def _require_bwrap() -> None:
         pytest.skip(f"bubblewrap cannot create namespaces here: {reason}")
 
 
-def _run_probe(root: Path, *, as_uid: int | None) -> dict[str, Any]:
+def _run_probe(root: Path, *, as_uid: int | None, path: str = HOST_PATH) -> dict[str, Any]:
     out = root / "report.json"
     argv = [sys.executable, "-m", "tests.security.box_probe", str(root), str(out)]
     env = {**os.environ}
@@ -49,12 +63,12 @@ def _run_probe(root: Path, *, as_uid: int | None) -> dict[str, Any]:
         # packages and the sources on the path, is what the unprivileged uid can run.
         packages = [p for p in sys.path if p.endswith("site-packages")]
         env = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "PATH": path,
             "HOME": str(root),
             "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "src"), *packages]),
         }
         argv = [
-            "setpriv",
+            shutil.which("setpriv") or "setpriv",
             f"--reuid={as_uid}",
             f"--regid={as_uid}",
             "--clear-groups",
@@ -76,23 +90,30 @@ def _run_probe(root: Path, *, as_uid: int | None) -> dict[str, Any]:
     return report
 
 
-@pytest.fixture(scope="module", params=["root-server", "user-server"])
+@pytest.fixture(scope="module", params=["root-server", "user-server", "user-server-bind"])
 def report(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
-    """The probe's report for a server running as root, or as an ordinary user."""
+    """The probe's report for a server running as root, or as an ordinary user (which stages
+    an overlay; or, without ``unshare``, falls back to binding the workspace)."""
     _require_bwrap()
     mode = request.param
     am_root = os.geteuid() == 0
-    if mode == "root-server" and not am_root:
-        pytest.skip("a root server can only be played by a test run as root")
+    if mode != "user-server" and not am_root:
+        pytest.skip(f"{mode} can only be played by a test run as root")
     root = Path(tempfile.mkdtemp(prefix="oi-box-probe-"))
+    tools = Path(tempfile.mkdtemp(prefix="oi-tools-"))
     try:
-        if mode == "user-server" and am_root:
+        if mode == "user-server-bind":
+            path = _path_without_unshare(tools)
+            os.chown(root, UNPRIVILEGED_UID, UNPRIVILEGED_UID)
+            yield _run_probe(root, as_uid=UNPRIVILEGED_UID, path=path)
+        elif mode == "user-server" and am_root:
             os.chown(root, UNPRIVILEGED_UID, UNPRIVILEGED_UID)
             yield _run_probe(root, as_uid=UNPRIVILEGED_UID)
         else:
             yield _run_probe(root, as_uid=None)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(tools, ignore_errors=True)
 
 
 def _texts(report: dict[str, Any]) -> dict[str, str]:

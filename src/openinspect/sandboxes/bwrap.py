@@ -96,6 +96,7 @@ BOX_BRIDGE_SOCKET = "/run/openinspect/bridge.sock"
 BOX_PATH = "/usr/local/bin:/usr/bin:/bin"
 BOX_HOSTNAME = "openinspect"
 PROBE_TIMEOUT_S = 10.0
+PROBE_COMMAND = ("/bin/sh", "-c", ":")
 INFO_TIMEOUT_S = 10.0
 """Time bwrap gets to report the pid of the box's init."""
 ROOT_LINKS = ("bin", "lib", "lib32", "lib64", "libx32", "sbin")
@@ -349,7 +350,8 @@ def can_disable_userns(bwrap: str) -> bool:
 
 
 def _run_probe(options: list[str]) -> subprocess.CompletedProcess[bytes] | str:
-    argv = [*options, *root_args(), "--proc", "/proc", "--dev", "/dev", "--", "true"]
+    # An absolute path: bwrap looks a bare name up on the server's PATH, which need not have it.
+    argv = [*options, *root_args(), "--proc", "/proc", "--dev", "/dev", "--", *PROBE_COMMAND]
     try:
         return subprocess.run(argv, capture_output=True, timeout=PROBE_TIMEOUT_S, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:

@@ -1,9 +1,8 @@
 """How a server stages the workspace it hands to bwrap, and starts bwrap as the box user.
 
-*A root server.* 
-bwrap run by the box user must reach its bind source (the workspace) by path: it resolves even
-``--bind-fd`` descriptors to paths and checks them as the box user, who may not traverse the
-server's private home (``/root/.openinspect`` is behind a 0700 ``/root``).
+*A root server.* bwrap run by the box user must reach its bind source (the workspace) by
+path: it resolves even ``--bind-fd`` descriptors to paths and checks them as the box user, who
+may not traverse the server's private home (``/root/.openinspect`` is behind a 0700 ``/root``).
 So the server starts the box through a short chain that needs no change to the host:
 
 ``unshare --mount`` (a private mount namespace, gone with the box) → ``sh`` that mounts a small
@@ -108,7 +107,7 @@ _USER_SCRIPT = (
     'mkdir "$stage" "$stage/sessions" "$stage/empty" "$stage/workspace"; '
     'mount --no-canonicalize --bind /proc/self/fd/3 "$stage/sessions"; exec 3<&-; '
     'mount -t overlay -o "userxattr,lowerdir=$stage/empty,upperdir=$stage/sessions/$name,'
-    'workdir=$stage/sessions/$name' + WORKDIR_SUFFIX + '" openinspect-workspace "$stage/workspace"; '
+    f'workdir=$stage/sessions/$name{WORKDIR_SUFFIX}" openinspect-workspace "$stage/workspace"; '
     'umount -l "$stage/sessions"; '
     'exec unshare --user --map-user="$uid" --map-group="$gid" -- "$@"'
 )
