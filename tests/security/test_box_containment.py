@@ -241,3 +241,18 @@ def test_the_mount_table_names_no_host_path(
     if report["workspace_mount"] == "bind":
         request.applymarker(pytest.mark.xfail(strict=True, reason=WORKSPACE_RESIDUE))
     assert _mountinfo_with_needles(report) == {}
+
+
+def test_the_workspace_survives_a_restart_as_plain_files_of_the_box_user(
+    report: dict[str, Any],
+) -> None:
+    again = report["restart"]
+    assert again["exit"] == 0, again["out"]
+    assert again["out"].strip() == "restarted"
+    if report["workspace_mount"] == "image":
+        return  # the host sees the workspace only while a box has its image mounted
+    # What the server wrote, the box could append to; what the box wrote is the host's view too.
+    assert again["from_server"] == "server\nbox\n"
+    assert again["host_log"].splitlines()[0] == "restarted"
+    assert again["owners"] == [[report["box_uid"], report["gid"]]]
+    assert "moved" not in again["left"] and "made" not in again["left"]
