@@ -20,17 +20,19 @@ from typing import Any
 import pytest
 
 from openinspect.sandboxes.bwrap import BOX_BRIDGE_SOCKET, BOX_WORKSPACE, probe_bwrap
+from tests.sandboxes.conftest import (
+    HOST_PATH,
+    IN_CI,
+    REPO_ROOT,
+    UNPRIVILEGED_UID,
+    as_ordinary_user,
+)
 
 pytestmark = pytest.mark.bwrap
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-UNPRIVILEGED_UID = 65534
-SYSTEM_PYTHON = "/usr/bin/python3"
 PROBE_TIMEOUT_S = 300.0
 MIN_KNOBS = 200
 """/proc/sys alone holds about a thousand files: fewer means the walk did not happen."""
-HOST_PATH = "/usr/local/bin:/usr/bin:/bin"
 WITHOUT_UNSHARE = ("bwrap", "git")
 """The tools a server without ``unshare`` keeps: it cannot stage an overlay, and binds."""
 
@@ -54,28 +56,12 @@ def _require_bwrap() -> None:
         pytest.skip(f"bubblewrap cannot create namespaces here: {reason}")
 
 
-def _run_probe(root: Path, *, as_uid: int | None, path: str = HOST_PATH) -> dict[str, Any]:
+def _run_probe(root: Path, *, ordinary: bool, path: str = HOST_PATH) -> dict[str, Any]:
     out = root / "report.json"
     argv = [sys.executable, "-m", "tests.security.box_probe", str(root), str(out)]
     env = {**os.environ}
-    if as_uid is not None:
-        # The venv's interpreter lives under /root here; the system one, with the venv's
-        # packages and the sources on the path, is what the unprivileged uid can run.
-        packages = [p for p in sys.path if p.endswith("site-packages")]
-        env = {
-            "PATH": path,
-            "HOME": str(root),
-            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "src"), *packages]),
-        }
-        argv = [
-            shutil.which("setpriv") or "setpriv",
-            f"--reuid={as_uid}",
-            f"--regid={as_uid}",
-            "--clear-groups",
-            "--",
-            SYSTEM_PYTHON,
-            *argv[1:],
-        ]
+    if ordinary:
+        argv, env = as_ordinary_user(argv[1:], root, path=path)
     done = subprocess.run(
         argv,
         cwd=REPO_ROOT,
@@ -105,12 +91,12 @@ def report(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
         if mode == "user-server-bind":
             path = _path_without_unshare(tools)
             os.chown(root, UNPRIVILEGED_UID, UNPRIVILEGED_UID)
-            yield _run_probe(root, as_uid=UNPRIVILEGED_UID, path=path)
+            yield _run_probe(root, ordinary=True, path=path)
         elif mode == "user-server" and am_root:
             os.chown(root, UNPRIVILEGED_UID, UNPRIVILEGED_UID)
-            yield _run_probe(root, as_uid=UNPRIVILEGED_UID)
+            yield _run_probe(root, ordinary=True)
         else:
-            yield _run_probe(root, as_uid=None)
+            yield _run_probe(root, ordinary=False)
     finally:
         shutil.rmtree(root, ignore_errors=True)
         shutil.rmtree(tools, ignore_errors=True)
