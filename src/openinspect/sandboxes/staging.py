@@ -126,7 +126,7 @@ def prepare_overlay(workspace: Path) -> None:
             hint="workspace names are session ids; report this",
         )
     try:
-        overlay_workdir(workspace).mkdir(mode=0o700, exist_ok=True)
+        overlay_workdir(workspace.resolve()).mkdir(mode=0o700, exist_ok=True)
     except OSError as exc:
         raise SandboxUnavailable(
             f"cannot create the workspace's overlay directory: {exc.strerror or exc}",
