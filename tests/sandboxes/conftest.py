@@ -9,6 +9,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
@@ -30,6 +31,10 @@ from openinspect.sandboxes.process import ProcessProvider
 from openinspect.settings import Settings
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+UNPRIVILEGED_UID = 65534
+SYSTEM_PYTHON = "/usr/bin/python3"
+HOST_PATH = "/usr/local/bin:/usr/bin:/bin"
 SETUP_SH = """echo "setup running in $OPENINSPECT_BOOT_MODE mode"
 echo "$OPENINSPECT_BOOT_MODE" > .setup-ran
 """
@@ -40,6 +45,24 @@ FAILING_START_SH = """echo "starting the database"
 echo "database refused to start" >&2
 exit 7
 """
+
+
+def as_ordinary_user(
+    args: list[str], home: Path, *, path: str = HOST_PATH
+) -> tuple[list[str], dict[str, str]]:
+    """(argv, environment) that run ``python args…`` as :data:`UNPRIVILEGED_UID` from a root
+    test run: an ordinary server. The venv's interpreter lives under /root here; the system one,
+    with the venv's packages and the sources on the path, is what that uid can run."""
+    packages = [p for p in sys.path if p.endswith("site-packages")]
+    env = {
+        "PATH": path,
+        "HOME": str(home),
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "src"), *packages]),
+    }
+    setpriv = shutil.which("setpriv") or "setpriv"
+    uid = f"{UNPRIVILEGED_UID}"
+    drop = [f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
+    return [setpriv, *drop, SYSTEM_PYTHON, *args], env
 
 
 def git(*args: str, cwd: Path) -> str:

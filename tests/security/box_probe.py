@@ -17,6 +17,7 @@ import secrets
 import site
 import sys
 import sysconfig
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ import openinspect
 from openinspect.sandboxes.base import SandboxSpec
 from openinspect.sandboxes.bridge import BridgeHub
 from openinspect.sandboxes.bwrap import BwrapProvider
+from openinspect.sandboxes.staging import workspace_mount
 from openinspect.settings import Settings
 from tests.sandboxes.conftest import make_origin, serve_bridge
 
@@ -154,6 +156,51 @@ def _init_pid(pidfd: int) -> int:
     raise AssertionError("no pid in the pidfd's fdinfo")
 
 
+RESTART = (
+    "set -e; cd /workspace; echo box >> from-server.txt; echo again >> " + REPORT_NAME + "; "
+    "git -C repo add -A; git -C repo -c user.email=b@x -c user.name=box commit -qm restarted; "
+    "mkdir -p made/deep; mv made moved; rm -r moved; git -C repo log --format=%s -1"
+)
+"""What a second box of the same workspace does: appends to what the server and the first box
+wrote, commits in the clone the first box made, renames and removes a directory."""
+
+
+async def restart(
+    provider: BwrapProvider, bridge: Any, spec: SandboxSpec, report: dict[str, Any]
+) -> None:
+    """Start a second box on the first box's workspace, and record what it and the host see."""
+    workspace = spec.workspace_dir
+    (workspace / "from-server.txt").write_text("server\n")
+    sandbox_id = f"{spec.sandbox_id}-again"
+    conn = bridge.hub.register(sandbox_id, spec.token)
+    spec = replace(spec, sandbox_id=sandbox_id)
+    handle = await provider.create(spec)
+    try:
+        await conn.wait_ready(BOOT_TIMEOUT_S)
+        result = await conn.exec(RESTART, timeout_s=PROBE_TIMEOUT_S)
+        report["restart"] = {"exit": result.exit_code, "out": result.stdout + result.stderr}
+    finally:
+        await provider.destroy(handle)
+    # The host's view of it: plain files of the box user, and a clone the server's git reads.
+    report["restart"]["from_server"] = (workspace / "from-server.txt").read_text()
+    git = await asyncio.create_subprocess_exec(
+        "git",
+        "-c",
+        "safe.directory=*",
+        "-C",
+        str(workspace / "repo"),
+        "log",
+        "--format=%s",
+        "-2",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    report["restart"]["host_log"] = (await git.communicate())[0].decode()
+    report["restart"]["owners"] = sorted(
+        {(p.lstat().st_uid, p.lstat().st_gid) for p in workspace.rglob("*")}
+    )
+    report["restart"]["left"] = sorted(p.name for p in workspace.iterdir())
+
+
 async def probe(root: Path) -> dict[str, Any]:
     origin = make_origin(root)
     settings = Settings(home=root / "home")
@@ -191,8 +238,13 @@ async def probe(root: Path) -> dict[str, Any]:
             await provider.destroy(handle)
         assert handle.log_path is not None
         report["log"] = handle.log_path.read_text(errors="replace")
+        await restart(provider, bridge, spec, report)
     report["server_uid"] = os.geteuid()
     report["box_uid"] = provider.box_user().uid
+    report["workspace_mount"] = workspace_mount(
+        settings.workspaces_dir, settings.sandbox.workspace_mib
+    ).kind
+    report["workspaces_left"] = sorted(p.name for p in settings.workspaces_dir.iterdir())
     package_dir = Path(openinspect.__file__).parent
     needles = {
         str(root),

@@ -7,7 +7,6 @@ judge its report: kernel knobs, uid mapping, nested user namespaces, host paths,
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import shutil
@@ -21,16 +20,32 @@ from typing import Any
 import pytest
 
 from openinspect.sandboxes.bwrap import BOX_BRIDGE_SOCKET, BOX_WORKSPACE, probe_bwrap
+from tests.sandboxes.conftest import (
+    HOST_PATH,
+    IN_CI,
+    REPO_ROOT,
+    UNPRIVILEGED_UID,
+    as_ordinary_user,
+)
 
 pytestmark = pytest.mark.bwrap
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-UNPRIVILEGED_UID = 65534
-SYSTEM_PYTHON = "/usr/bin/python3"
 PROBE_TIMEOUT_S = 300.0
 MIN_KNOBS = 200
 """/proc/sys alone holds about a thousand files: fewer means the walk did not happen."""
+WITHOUT_UNSHARE = ("bwrap", "git")
+"""The tools a server without ``unshare`` keeps: it cannot stage an overlay, and binds."""
+
+
+def _path_without_unshare(tools: Path) -> str:
+    """A ``PATH`` of one directory, ``tools``, holding only :data:`WITHOUT_UNSHARE` (a
+    directory of its own: bwrap's path is the box's pid 1's ``argv[0]``)."""
+    tools.chmod(0o755)
+    for name in WITHOUT_UNSHARE:
+        found = shutil.which(name)
+        assert found is not None, name
+        (tools / name).symlink_to(found)
+    return str(tools)
 
 
 def _require_bwrap() -> None:
@@ -41,28 +56,12 @@ def _require_bwrap() -> None:
         pytest.skip(f"bubblewrap cannot create namespaces here: {reason}")
 
 
-def _run_probe(root: Path, *, as_uid: int | None) -> dict[str, Any]:
+def _run_probe(root: Path, *, ordinary: bool, path: str = HOST_PATH) -> dict[str, Any]:
     out = root / "report.json"
     argv = [sys.executable, "-m", "tests.security.box_probe", str(root), str(out)]
     env = {**os.environ}
-    if as_uid is not None:
-        # The venv's interpreter lives under /root here; the system one, with the venv's
-        # packages and the sources on the path, is what the unprivileged uid can run.
-        packages = [p for p in sys.path if p.endswith("site-packages")]
-        env = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "HOME": str(root),
-            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "src"), *packages]),
-        }
-        argv = [
-            "setpriv",
-            f"--reuid={as_uid}",
-            f"--regid={as_uid}",
-            "--clear-groups",
-            "--",
-            SYSTEM_PYTHON,
-            *argv[1:],
-        ]
+    if ordinary:
+        argv, env = as_ordinary_user(argv[1:], root, path=path)
     done = subprocess.run(
         argv,
         cwd=REPO_ROOT,
@@ -77,23 +76,30 @@ def _run_probe(root: Path, *, as_uid: int | None) -> dict[str, Any]:
     return report
 
 
-@pytest.fixture(scope="module", params=["root-server", "user-server"])
+@pytest.fixture(scope="module", params=["root-server", "user-server", "user-server-bind"])
 def report(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
-    """The probe's report for a server running as root, or as an ordinary user."""
+    """The probe's report for a server running as root, or as an ordinary user (which stages
+    an overlay; or, without ``unshare``, falls back to binding the workspace)."""
     _require_bwrap()
     mode = request.param
     am_root = os.geteuid() == 0
-    if mode == "root-server" and not am_root:
-        pytest.skip("a root server can only be played by a test run as root")
+    if mode != "user-server" and not am_root:
+        pytest.skip(f"{mode} can only be played by a test run as root")
     root = Path(tempfile.mkdtemp(prefix="oi-box-probe-"))
+    tools = Path(tempfile.mkdtemp(prefix="oi-tools-"))
     try:
-        if mode == "user-server" and am_root:
+        if mode == "user-server-bind":
+            path = _path_without_unshare(tools)
             os.chown(root, UNPRIVILEGED_UID, UNPRIVILEGED_UID)
-            yield _run_probe(root, as_uid=UNPRIVILEGED_UID)
+            yield _run_probe(root, ordinary=True, path=path)
+        elif mode == "user-server" and am_root:
+            os.chown(root, UNPRIVILEGED_UID, UNPRIVILEGED_UID)
+            yield _run_probe(root, ordinary=True)
         else:
-            yield _run_probe(root, as_uid=None)
+            yield _run_probe(root, ordinary=False)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(tools, ignore_errors=True)
 
 
 def _texts(report: dict[str, Any]) -> dict[str, str]:
@@ -189,24 +195,50 @@ def test_the_mount_table_names_only_the_documented_residue(report: dict[str, Any
 
 WORKSPACE_RESIDUE = (
     "the workspace is a bind mount of a host directory, and a bind mount's root in "
-    "/proc/self/mountinfo is where its source is on the host; only a workspace that is a file "
-    "system of its own (a loop-mounted image, which needs a root server) shows '/' instead"
+    "/proc/self/mountinfo is where its source is on the host; a workspace that is a file "
+    "system of its own (a root server's loop-mounted image, an ordinary server's overlay in a "
+    "user namespace) shows '/' instead, and this host can do neither"
 )
+BOX_FILE_SYSTEMS = {"image": "ext4", "overlay": "overlay"}
 
 
-def _workspace_images(report: dict[str, Any]) -> bool:
-    """Whether the box's workspace was a loop-mounted image (a root server, where the host can;
-    the limits work adds them: until it is in the tree, no workspace is)."""
-    try:
-        module = importlib.import_module("openinspect.sandboxes.workspace_fs")
-    except ImportError:
-        return False
-    return report["server_uid"] == 0 and module.probe_workspace_images() is None
+def _workspace_line(report: dict[str, Any]) -> tuple[str, str]:
+    """The box's /workspace mount: (its root, its file system type)."""
+    for line in report["mountinfo"].splitlines():
+        fields, _, after = line.partition(" - ")
+        if fields.split()[4] == BOX_WORKSPACE:
+            return fields.split()[3], after.split()[0]
+    raise AssertionError("no /workspace mount in the box")
+
+
+def test_the_workspace_is_mounted_as_the_server_decided(report: dict[str, Any]) -> None:
+    root, fstype = _workspace_line(report)
+    if report["workspace_mount"] == "bind":
+        assert root == report["workspace"]
+    else:
+        assert (root, fstype) == ("/", BOX_FILE_SYSTEMS[report["workspace_mount"]])
+    # The overlay's work directory sits beside the workspace; its probe leaves nothing behind.
+    assert not [name for name in report["workspaces_left"] if name.startswith(".overlay-probe")]
 
 
 def test_the_mount_table_names_no_host_path(
     report: dict[str, Any], request: pytest.FixtureRequest
 ) -> None:
-    if not _workspace_images(report):
+    if report["workspace_mount"] == "bind":
         request.applymarker(pytest.mark.xfail(strict=True, reason=WORKSPACE_RESIDUE))
     assert _mountinfo_with_needles(report) == {}
+
+
+def test_the_workspace_survives_a_restart_as_plain_files_of_the_box_user(
+    report: dict[str, Any],
+) -> None:
+    again = report["restart"]
+    assert again["exit"] == 0, again["out"]
+    assert again["out"].strip() == "restarted"
+    if report["workspace_mount"] == "image":
+        return  # the host sees the workspace only while a box has its image mounted
+    # What the server wrote, the box could append to; what the box wrote is the host's view too.
+    assert again["from_server"] == "server\nbox\n"
+    assert again["host_log"].splitlines()[0] == "restarted"
+    assert again["owners"] == [[report["box_uid"], report["gid"]]]
+    assert "moved" not in again["left"] and "made" not in again["left"]

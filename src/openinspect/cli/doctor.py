@@ -14,8 +14,10 @@ from rich.console import Console
 
 from openinspect.agent.models import PROVIDER_SETUP, ModelRegistry
 from openinspect.sandboxes.boxcheck import box_facts
+from openinspect.sandboxes.boxuser import server_is_root
 from openinspect.sandboxes.bwrap import probe_bwrap
 from openinspect.sandboxes.limits import TMP_LIMIT, unenforced_limits
+from openinspect.sandboxes.staging import workspace_mount
 from openinspect.settings import Settings
 from openinspect.store import Store
 
@@ -225,7 +227,7 @@ def limit_checks(settings: Settings, *, bwrap_works: bool) -> list[Check]:
     return found
 
 
-BOX_WARNINGS = frozenset({"box host paths"})
+BOX_WARNINGS = frozenset({"box workspace mount"})
 """Box findings that weaken a box without breaking it: reported, not failing the doctor."""
 
 
@@ -263,14 +265,36 @@ def box_checks(settings: Settings) -> list[Check]:
             if facts.nested_userns_refused
             else "install bubblewrap 0.8 or later, which can forbid them (--disable-userns)",
         ),
-        Check(
-            "box host paths",
-            False,
-            "a box's /proc/self/mountinfo shows the host path of its workspace (its bind mount's "
-            "source); nothing else of the host is named in a box",
-            "run the server as root with workspace images, whose mounts show '/' instead",
-        ),
+        workspace_mount_check(settings),
     ]
+
+
+WORKSPACE_MOUNTS = {
+    "image": "a loop-mounted image per session: a box's mount table shows its root as '/'",
+    "overlay": "an overlay staged in a user namespace: a box's mount table shows its root as '/' "
+    "and no host path",
+}
+
+
+def workspace_mount_check(settings: Settings) -> Check:
+    """Which workspace mount boxes get here; a bind mount (whose host path a box can read in
+    its mount table) is a warning."""
+    mount = workspace_mount(settings.workspaces_dir, settings.sandbox.workspace_mib)
+    if not mount.names_host_path:
+        return Check("box workspace mount", True, WORKSPACE_MOUNTS[mount.kind])
+    fix = (
+        "give the server loop devices and e2fsprogs, and a sandbox.workspace_mib above 0"
+        if server_is_root()
+        else "allow unprivileged user namespaces and overlayfs in them (Linux 5.11 or later), "
+        "and install util-linux's unshare"
+    )
+    return Check(
+        "box workspace mount",
+        False,
+        f"a bind mount of the host directory, whose path a box sees in /proc/self/mountinfo "
+        f"({mount.why}); nothing else of the host is named in a box",
+        fix,
+    )
 
 
 async def run_doctor(console: Console, *, json_mode: bool) -> int:

@@ -25,9 +25,10 @@ What the box sees (everything else of the host is absent, not just unreadable):
 
 No host path: bwrap's options come through ``--args FD`` (the box sees bwrap as its pid 1), the
 runtime's code and the repo to clone are copied in as data, and the box's output reaches the
-server's log through a pipe. What remains is the mount table's record of the workspace's bind
-mount (``/proc/self/mountinfo`` shows where the workspace is on the host) unless the workspace
-is a file system of its own.
+server's log through a pipe. The workspace is a file system of its own in the
+mount table (a root server's image, an ordinary server's overlay: :mod:`.staging`), so
+``/proc/self/mountinfo`` shows its root as ``/``; only where neither works is it a bind mount,
+whose root is where the workspace is on the host.
 
 Own user, pid, network, ipc, uts and cgroup namespaces: no network but loopback, no host
 process visible. The environment is built from scratch (no model keys, nothing of the server's)
@@ -77,7 +78,14 @@ from .local import (
 )
 from .payload import data_fd, origin_bundle, runtime_zip, warm_runtime_zip
 from .relay import BridgeRelay
-from .staging import STAGED_WORKSPACE, ensure_stage_dir, staged_argv
+from .staging import (
+    STAGED_WORKSPACE,
+    ensure_stage_dir,
+    prepare_overlay,
+    probe_user_staging,
+    staged_argv,
+    user_staged_argv,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +96,7 @@ BOX_BRIDGE_SOCKET = "/run/openinspect/bridge.sock"
 BOX_PATH = "/usr/local/bin:/usr/bin:/bin"
 BOX_HOSTNAME = "openinspect"
 PROBE_TIMEOUT_S = 10.0
+PROBE_COMMAND = ("/bin/sh", "-c", ":")
 INFO_TIMEOUT_S = 10.0
 """Time bwrap gets to report the pid of the box's init."""
 ROOT_LINKS = ("bin", "lib", "lib32", "lib64", "libx32", "sbin")
@@ -341,7 +350,8 @@ def can_disable_userns(bwrap: str) -> bool:
 
 
 def _run_probe(options: list[str]) -> subprocess.CompletedProcess[bytes] | str:
-    argv = [*options, *root_args(), "--proc", "/proc", "--dev", "/dev", "--", "true"]
+    # An absolute path: bwrap looks a bare name up on the server's PATH, which need not have it.
+    argv = [*options, *root_args(), "--proc", "/proc", "--dev", "/dev", "--", *PROBE_COMMAND]
     try:
         return subprocess.run(argv, capture_output=True, timeout=PROBE_TIMEOUT_S, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -359,6 +369,8 @@ class BwrapProvider:
         self._python = settings.sandbox.python
         self._box_user = settings.sandbox.box_user
         self._scratch = settings.run_dir
+        self._workspaces_dir = settings.workspaces_dir
+        self._overlay: bool | None = None  # an ordinary server's staging; probed when first used
         self._procs = LocalProcesses(self.name)
         self._inits: dict[str, int] = {}  # sandbox id → pidfd of the box's init
         self._relays: dict[str, BridgeRelay] = {}  # sandbox id → its bridge socket's relay
@@ -398,11 +410,14 @@ class BwrapProvider:
     async def _start(self, spec: SandboxSpec, bwrap: str, user: BoxUser) -> SandboxHandle:
         log_path = prepare_workspace(spec)
         own_workspace(spec.workspace_dir, user)
+        overlay = await self._stages_overlay(user)
+        if overlay:
+            prepare_overlay(spec.workspace_dir)
         opened: list[int] = []
         read_fd: int | None = None
         block_write: int | None = None
         try:
-            inputs = await self._open_inputs(spec, opened)
+            inputs = await self._open_inputs(spec, opened, staged=user.switch or overlay)
             # Probed once per process by running bwrap: not on the event loop.
             nested_userns_disabled = await asyncio.to_thread(can_disable_userns, bwrap)
             read_fd, write_fd = os.pipe()
@@ -426,6 +441,8 @@ class BwrapProvider:
             opened.append(args_fd)
             if user.switch:
                 argv = staged_argv(argv, user, workspace=spec.workspace_dir)
+            elif overlay:
+                argv = user_staged_argv(argv, user, workspace=spec.workspace_dir)
             handle = await self._procs.start(
                 spec,
                 argv,
@@ -490,11 +507,31 @@ class BwrapProvider:
         finally:
             os.close(block)
 
-    async def _open_inputs(self, spec: SandboxSpec, opened: list[int]) -> BoxInputs:
-        """What :func:`build_argv` hands to bwrap; every descriptor opened goes into ``opened``."""
+    async def _stages_overlay(self, user: BoxUser) -> bool:
+        """Whether this (ordinary) server stages workspaces as overlays; decided once, by trying
+        (:func:`.staging.probe_user_staging`); where it cannot, boxes bind the workspace."""
+        if user.switch:
+            return False
+        if self._overlay is None:
+            problem = await asyncio.to_thread(probe_user_staging, self._workspaces_dir)
+            if problem is not None:
+                logger.warning(
+                    "sandbox workspaces are bind mounts, whose host path a box sees in its "
+                    "/proc/self/mountinfo: %s",
+                    problem,
+                )
+            self._overlay = problem is None
+        return self._overlay
+
+    async def _open_inputs(
+        self, spec: SandboxSpec, opened: list[int], *, staged: bool
+    ) -> BoxInputs:
+        """What :func:`build_argv` hands to bwrap; every descriptor opened goes into ``opened``.
+        ``staged``: the workspace is reached at its staged path (:mod:`.staging`)."""
         workspace = str(spec.workspace_dir)
-        if self.box_user().switch:
-            ensure_stage_dir()
+        if staged:
+            if self.box_user().switch:
+                ensure_stage_dir()
             workspace = STAGED_WORKSPACE
         # Built once per process (compiling takes a while): not on the event loop.
         code = await asyncio.to_thread(runtime_zip, runtime_sources(), self._python)
