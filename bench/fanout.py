@@ -41,6 +41,7 @@ from bench.common import (
     progress,
     ratio,
 )
+from openinspect.domain.events import EPHEMERAL_TYPES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONNECT_CONCURRENCY = 10
@@ -200,7 +201,8 @@ async def run_real(env: BenchEnv, clients: int, turns: int) -> tuple[dict[str, A
     end_seq = int(ends[0].event["seq"])
 
     def durable(r: Received) -> bool:
-        return r.event["type"] != "agent-text-delta" and last_seq < int(r.event["seq"]) <= end_seq
+        kind = r.event["type"]
+        return kind not in EPHEMERAL_TYPES and last_seq < int(r.event["seq"]) <= end_seq
 
     per_client = [[r for r in lst.received if durable(r)] for lst in listeners]
     counts = {len(events) for events in per_client}
@@ -211,7 +213,7 @@ async def run_real(env: BenchEnv, clients: int, turns: int) -> tuple[dict[str, A
     summary = summarize([r for events in per_client for r in events], clients)
     summary["connect_s"] = round(connect_s, 3)
     summary["ephemeral_events_per_client"] = sum(
-        1 for r in listeners[0].received if r.event["type"] == "agent-text-delta"
+        1 for r in listeners[0].received if r.event["type"] in EPHEMERAL_TYPES
     )
     summary["bytes_per_client"] = sum(r.size for r in per_client[0])
     return summary, schedule_of(per_client[0])

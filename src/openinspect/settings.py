@@ -25,6 +25,8 @@ DEFAULT_BRIDGE_BYTES_PER_S = 32 * 1024 * 1024
 DEFAULT_BOOT_LOG_MAX_BYTES = 1024 * 1024
 DEFAULT_BOOT_LOG_MAX_LINES = 5000
 DEFAULT_TOOL_EVENT_OUTPUT_CHARS = 256 * 1024
+DEFAULT_LIVE_OUTPUT_INTERVAL_MS = 200
+DEFAULT_LIVE_OUTPUT_CHARS_PER_S = 64 * 1024
 DEFAULT_REPLAY_MAX_BYTES = 4 * 1024 * 1024
 DEFAULT_IDLE_STOP_S = 600.0
 DEFAULT_IDLE_STOP_WATCHED_S = 1800.0
@@ -235,6 +237,19 @@ class AgentSettings(BaseModel):
     )
     bash_max_timeout_s: float = Field(
         3600, description="Largest time limit the agent may ask for one bash call."
+    )
+    live_output_interval_ms: int = Field(
+        DEFAULT_LIVE_OUTPUT_INTERVAL_MS,
+        ge=20,
+        le=5000,
+        description="A running command's output reaches watchers as one tool-output-delta per "
+        "call at most this often (the first chunk at once), in milliseconds.",
+    )
+    live_output_chars_per_s: int = Field(
+        DEFAULT_LIVE_OUTPUT_CHARS_PER_S,
+        ge=1024,
+        description="Live command output sent per session and second; beyond it deltas carry "
+        "the newest output and say how much they left out (the stored result has it all).",
     )
 
 

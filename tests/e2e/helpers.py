@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from openinspect.cli.client import Client, Target
+from openinspect.domain.events import EPHEMERAL_TYPES
 from openinspect.testing.server import ServerProcess
 
 Event = dict[str, Any]
@@ -42,7 +43,7 @@ async def collect(
                 else ([message["event"]] if message["type"] == "event" else [])
             )
             for event in batch:
-                if event["type"] == "agent-text-delta" and not with_deltas:
+                if event["type"] in EPHEMERAL_TYPES and not with_deltas:
                     continue
                 out.append(event)
                 if until(event):
@@ -56,4 +57,4 @@ async def start_session(client: Client, origin: str, prompt: str, **extra: Any) 
 
 
 def durable(events: list[Event]) -> list[Event]:
-    return [e for e in events if e["type"] != "agent-text-delta"]
+    return [e for e in events if e["type"] not in EPHEMERAL_TYPES]

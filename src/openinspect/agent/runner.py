@@ -36,6 +36,7 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.usage import UsageLimits
 
+from openinspect.agent.live_output import RateBudget
 from openinspect.agent.models import ModelRegistry
 from openinspect.agent.tools import ToolDeps, ToolHost, builtin_tools
 from openinspect.domain.events import AgentText, AgentTextDelta, AgentThinking, ErrorInfo, Usage
@@ -106,9 +107,6 @@ class RunOutcome:
 
 class AgentHost(ToolHost, Protocol):
     """What a prompt run needs from its session, beyond the tools' needs."""
-
-    async def publish(self, event: AgentTextDelta) -> None:
-        """Publish an ephemeral event (not stored)."""
 
     async def save_conversation(self, messages_json: bytes) -> None:
         """Persist the whole message history."""
@@ -202,6 +200,8 @@ async def run_prompt(
         settings.bash_timeout_s,
         settings.bash_max_timeout_s,
         settings.tool_event_output_chars,
+        settings.live_output_interval_ms / 1000,
+        RateBudget(settings.live_output_chars_per_s),
     )
     messages: list[ModelMessage] = list(history)
     try:

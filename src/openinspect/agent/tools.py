@@ -16,22 +16,36 @@ OutputCapture`; a command's output is streamed into it, never held whole): the e
 cut copy carries a line in place of what it left out, e.g.
 ``[… 187,234,112 bytes (2,345,678 lines) omitted …]``, counting everything missing from it.
 ``bash`` interleaves stdout and stderr in the order they arrived.
+
+While ``bash`` runs, its output also reaches people live as ephemeral ``tool-output-delta`` events
+(:mod:`openinspect.agent.live_output`). A call cut short by a stop still gets its ``tool-result``
+(``stopped``), with what the command printed until then.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pydantic_ai import RunContext, Tool
 
+from openinspect.agent.live_output import LiveOutput, RateBudget
 from openinspect.domain.events import Event, ToolCall, ToolResult
 from openinspect.errors import OpenInspectError, RpcError, SandboxError
 from openinspect.sandboxes.bridge import SandboxConnection
 from openinspect.sandboxes.capture import OutputCapture
-from openinspect.settings import DEFAULT_TOOL_EVENT_OUTPUT_CHARS
+from openinspect.settings import (
+    DEFAULT_LIVE_OUTPUT_CHARS_PER_S,
+    DEFAULT_LIVE_OUTPUT_INTERVAL_MS,
+    DEFAULT_TOOL_EVENT_OUTPUT_CHARS,
+)
+
+STOPPED_RESULT_TIMEOUT_S = 5.0
+"""How long a stopped call may take to record its result before the stop goes on without it."""
 
 TOOL_NAMES = ("bash", "read", "write", "edit", "glob", "grep", "create_pull_request")
 
@@ -45,6 +59,10 @@ class ToolHost(Protocol):
 
     async def emit(self, event: Event) -> None:
         """Append a durable event to the session log."""
+        ...
+
+    async def publish(self, event: Event) -> None:
+        """Publish an ephemeral event (not stored) to the session's watchers."""
         ...
 
     async def open_pull_request(self, title: str, body: str, draft: bool) -> str:
@@ -63,6 +81,11 @@ class ToolDeps:
     bash_timeout_s: float
     bash_max_timeout_s: float
     event_limit_chars: int = DEFAULT_TOOL_EVENT_OUTPUT_CHARS
+    live_interval_s: float = DEFAULT_LIVE_OUTPUT_INTERVAL_MS / 1000
+    live_budget: RateBudget = field(
+        default_factory=lambda: RateBudget(DEFAULT_LIVE_OUTPUT_CHARS_PER_S)
+    )
+    """Shared by the calls of one prompt run, i.e. of the session (it runs one at a time)."""
 
 
 @dataclass
@@ -102,14 +125,23 @@ def _with_footer(text: str, footer: str) -> str:
     return f"{text}{'' if not text or text.endswith(chr(10)) else chr(10)}{footer}"
 
 
+def _call_id(ctx: RunContext[ToolDeps], tool: str) -> str:
+    return ctx.tool_call_id or f"{tool}-{time.monotonic_ns()}"
+
+
 async def _run_tool(
     ctx: RunContext[ToolDeps],
     tool: str,
     args: dict[str, Any],
     body: Callable[[SandboxConnection], Awaitable[_Outcome]],
+    *,
+    call_id: str | None = None,
+    printed: OutputCapture | None = None,
 ) -> str:
+    """Record the call, run ``body``, record its result. ``printed`` is the capture ``body``
+    streams into: what a stopped call's result shows."""
     deps = ctx.deps
-    call_id = ctx.tool_call_id or f"{tool}-{time.monotonic_ns()}"
+    call_id = call_id or _call_id(ctx, tool)
     common = {"session_id": deps.session_id, "prompt_id": deps.prompt_id}
     await deps.host.emit(ToolCall(**common, call_id=call_id, tool=tool, args=args))
     started = time.monotonic()
@@ -119,21 +151,42 @@ async def _run_tool(
         outcome = _Outcome(f"error [{exc.details.get('rpc_code', exc.code)}]: {exc.message}", True)
     except SandboxError as exc:
         outcome = _Outcome(f"error [{exc.code}]: {exc}", True)
-    duration_ms = int((time.monotonic() - started) * 1000)
+    except asyncio.CancelledError:
+        elapsed_s = time.monotonic() - started
+        stopped = _Outcome(printed or "", True, footer=f"[stopped after {elapsed_s:.1f} s]")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(STOPPED_RESULT_TIMEOUT_S):
+                await _record(deps, call_id, tool, stopped, elapsed_s, stopped=True)
+        raise
+    return await _record(deps, call_id, tool, outcome, time.monotonic() - started)
+
+
+async def _record(
+    deps: ToolDeps,
+    call_id: str,
+    tool: str,
+    outcome: _Outcome,
+    elapsed_s: float,
+    *,
+    stopped: bool = False,
+) -> str:
+    """Emit the call's ``tool-result``; returns the model's copy of the output."""
     capture = _captured(outcome.output, deps.event_limit_chars)
     for_model, truncated = render_output(capture, deps.output_limit_chars, outcome.footer)
     event_head, event_tail = _halves(deps.event_limit_chars, 0.5)
     for_event, _ = capture.render(event_head, event_tail)
     await deps.host.emit(
         ToolResult(
-            **common,
+            session_id=deps.session_id,
+            prompt_id=deps.prompt_id,
             call_id=call_id,
             tool=tool,
             output=_with_footer(for_event, outcome.footer),
             is_error=outcome.is_error,
             exit_code=outcome.exit_code,
-            duration_ms=duration_ms,
+            duration_ms=int(elapsed_s * 1000),
             truncated_for_model=truncated,
+            stopped=stopped,
         )
     )
     return for_model
@@ -149,21 +202,37 @@ async def bash(ctx: RunContext[ToolDeps], command: str, timeout_s: float | None 
     if timeout_s is not None:
         args["timeout_s"] = timeout_s
 
+    call_id = _call_id(ctx, "bash")
+    head, tail = _halves(deps.event_limit_chars, 0.5)
+    capture = OutputCapture(head, tail)
+
     async def body(box: SandboxConnection) -> _Outcome:
-        head, tail = _halves(deps.event_limit_chars, 0.5)
-        capture = OutputCapture(head, tail)
+        live = LiveOutput(
+            deps.host.publish,
+            session_id=deps.session_id,
+            prompt_id=deps.prompt_id,
+            call_id=call_id,
+            interval_s=deps.live_interval_s,
+            budget=deps.live_budget,
+        )
 
         async def on_output(_stream: str, data: str) -> None:
             capture.add(data)
+            live.add(data)
 
-        result = await box.exec(command, timeout_s=limit, on_output=on_output, keep_chars=0)
+        try:
+            result = await box.exec(command, timeout_s=limit, on_output=on_output, keep_chars=0)
+        except BaseException:
+            await live.close(flush=False)
+            raise
+        await live.close(flush=True)
         footer = f"[exit code {result.exit_code}]"
         if result.timed_out:
             footer = f"[timed out after {limit:g} s; process group killed]"
         failed = result.exit_code != 0 or result.timed_out
         return _Outcome(capture, failed, result.exit_code, footer=footer)
 
-    return await _run_tool(ctx, "bash", args, body)
+    return await _run_tool(ctx, "bash", args, body, call_id=call_id, printed=capture)
 
 
 async def read(

@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
+from openinspect.domain.events import EPHEMERAL_TYPES
 from openinspect.errors import InvalidInput
 
 MESSAGE_MAX_CHARS = 1_000_000
@@ -113,5 +114,5 @@ def _translate(raw: str) -> tuple[int | None, str]:
     if message["kind"] == "presence":
         return None, encode({"type": "presence", "participants": message["participants"]})
     event = message["event"]
-    seq = None if event["type"] == "agent-text-delta" else int(event["seq"])
+    seq = None if event["type"] in EPHEMERAL_TYPES else int(event["seq"])
     return seq, encode({"type": "event", "event": event})

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
@@ -16,6 +19,22 @@ from openinspect.cli.client import Client
 
 TOOL_OUTPUT_LINES = 12
 RECONNECT_MAX_S = 10.0
+EPHEMERAL_TYPES = ("agent-text-delta", "tool-output-delta")
+"""Published, never stored: they carry no seq of their own (``domain.events``)."""
+OUTPUT_INDENT = "  "
+LIVE_LINE_MAX_CHARS = 2000
+_RESULT_FOOTER = re.compile(r"\n?\[(?:exit code -?\d+|stopped after [\d.]+ s)\]\n?$")
+
+
+@dataclass
+class _LiveCall:
+    """A tool call whose output is being printed as it streams."""
+
+    label: str
+    started: float
+    next_index: int = 0
+    partial: str = ""
+    streamed: bool = False
 
 
 def _clip(text: str, lines: int = TOOL_OUTPUT_LINES) -> str:
@@ -40,6 +59,7 @@ class Renderer:
         self.json_mode = json_mode
         self.status: Status | None = None
         self.cost_usd = 0.0
+        self._calls: dict[str, _LiveCall] = {}
 
     def progress(self, message: str) -> None:
         if self.status is not None:
@@ -48,13 +68,15 @@ class Renderer:
     def event(self, event: dict[str, Any]) -> None:
         kind = event["type"]
         if self.json_mode:
-            if kind != "agent-text-delta":
+            if kind not in EPHEMERAL_TYPES:
                 sys.stdout.write(json.dumps(event) + "\n")
                 sys.stdout.flush()
             return
         out = self.console.print
         if kind == "agent-text-delta":
             self.progress("[cyan]model writing…[/]")
+        elif kind == "tool-output-delta":
+            self._live_output(event)
         elif kind == "session-created":
             out(
                 f"[bold]●[/] session [bold]{event['session_id']}[/] on {event['repo_url']} "
@@ -77,12 +99,12 @@ class Renderer:
         elif kind == "agent-thinking":
             out(Text(_clip(event["text"], 4), style="dim italic"))
         elif kind == "tool-call":
-            out(Text(describe_call(event["tool"], event["args"]), style="bold yellow"))
-            self.progress(f"[yellow]{describe_call(event['tool'], event['args'])[:60]}[/]")
+            label = describe_call(event["tool"], event["args"])
+            self._calls[event["call_id"]] = _LiveCall(label, time.monotonic())
+            out(Text(label, style="bold yellow"))
+            self.progress(f"[yellow]{label[:60]}[/]")
         elif kind == "tool-result":
-            style = "red" if event["is_error"] else "dim"
-            if event["output"].strip():
-                out(Text(_clip(event["output"]), style=style))
+            self._result(event)
             self.progress("[cyan]model thinking…[/]")
         elif kind == "usage":
             self.cost_usd = event["total_cost_usd"]
@@ -111,6 +133,56 @@ class Renderer:
         elif kind in ("warning", "error"):
             color = "yellow" if kind == "warning" else "red"
             out(f"[{color}]{kind} [{event['code']}]: {event['message']}[/]")
+
+    def _live_output(self, event: dict[str, Any]) -> None:
+        """Print the complete lines of a running command's output as they arrive (dim, like
+        its result); say where output was left out or missed (joined late, reconnected)."""
+        call = self._calls.setdefault(event["call_id"], _LiveCall("command", time.monotonic()))
+        missed = event["index"] != call.next_index or event["skipped_chars"]
+        call.next_index = event["index"] + 1
+        if missed:
+            self._print_partial(call)
+            note = (
+                f"… {event['skipped_chars']:,} characters not shown live …"
+                if event["skipped_chars"]
+                else "… earlier output not shown live …"
+            )
+            self.console.print(Text(OUTPUT_INDENT + note, style="dim italic"))
+        call.streamed = True
+        *lines, call.partial = (call.partial + event["data"]).split("\n")
+        for line in lines:
+            self.console.print(Text(OUTPUT_INDENT + line[:LIVE_LINE_MAX_CHARS], style="dim"))
+        if len(call.partial) > LIVE_LINE_MAX_CHARS:
+            self._print_partial(call)
+        self.progress(
+            f"[yellow]{call.label[:60]}[/] [dim]{time.monotonic() - call.started:.0f} s[/]"
+        )
+
+    def _print_partial(self, call: _LiveCall) -> None:
+        if call.partial:
+            text = OUTPUT_INDENT + call.partial[:LIVE_LINE_MAX_CHARS]
+            self.console.print(Text(text, style="dim"))
+            call.partial = ""
+
+    def _result(self, event: dict[str, Any]) -> None:
+        """The output once (unless it was streamed already), then one line with how it ended
+        and how long it took."""
+        call = self._calls.pop(event["call_id"], None)
+        output = event["output"]
+        if event.get("exit_code") is not None or event.get("stopped"):
+            output = _RESULT_FOOTER.sub("", output)
+        if call is not None and call.streamed:
+            self._print_partial(call)
+        elif output.strip():
+            indented = "\n".join(OUTPUT_INDENT + line for line in _clip(output).splitlines())
+            self.console.print(Text(indented, style="red" if event["is_error"] else "dim"))
+        seconds = (event.get("duration_ms") or 0) / 1000
+        if event.get("stopped"):
+            self.console.print(Text(f"{OUTPUT_INDENT}■ stopped after {seconds:.1f} s", "yellow"))
+        elif event.get("exit_code") is not None:
+            code = event["exit_code"]
+            style = "dim" if code == 0 else "red"
+            self.console.print(Text(f"{OUTPUT_INDENT}exit {code} · {seconds:.1f} s", style))
 
 
 async def watch(
@@ -143,7 +215,7 @@ async def watch(
                     elif message["type"] == "error":
                         renderer.console.print(f"[red]{message['code']}: {message['message']}[/]")
                     for event in events:
-                        if event["type"] != "agent-text-delta":
+                        if event["type"] not in EPHEMERAL_TYPES:
                             if last_seq is not None and event["seq"] <= last_seq:
                                 continue
                             last_seq = event["seq"]

@@ -2,8 +2,8 @@
 
 The same types are stored, published on the bus and sent over the WebSocket. Every event carries
 ``session_id``, ``seq``, ``ts`` and ``type`` (kebab-case). Durable events get a gap-free,
-per-session ``seq``; ephemeral ones (``agent-text-delta``) are published but never stored and carry
-the ``seq`` of the last durable event before them.
+per-session ``seq``; ephemeral ones (``agent-text-delta``, ``tool-output-delta``) are published but
+never stored and carry the ``seq`` of the last durable event before them.
 
 Extend the union by adding a class and listing it in ``Event``; never change a field's meaning.
 Bump ``EVENT_FORMAT_VERSION`` only for a change old readers cannot ignore.
@@ -120,6 +120,26 @@ class ToolResult(_EventBase):
     exit_code: int | None = None
     duration_ms: int | None = None
     truncated_for_model: bool = False
+    stopped: bool = False
+    """The prompt was stopped while the call ran: ``output`` is what it printed until then."""
+
+
+TOOL_OUTPUT_DELTA_MAX_CHARS = 16 * 1024
+"""Most output one ``tool-output-delta`` carries (the newest part when more arrived)."""
+
+
+class ToolOutputDelta(_EventBase):
+    """Output a running command printed since the previous delta of its call (ephemeral).
+
+    ``index`` counts the call's deltas from 0, so a client that joined mid-command knows it
+    missed the start; ``skipped_chars`` is output left out just before ``data`` (throttled). The
+    call's durable ``tool-result`` has the whole output (head and tail) and replaces it."""
+
+    type: Literal["tool-output-delta"] = "tool-output-delta"
+    call_id: str
+    index: int = Field(ge=0)
+    data: str = Field(max_length=TOOL_OUTPUT_DELTA_MAX_CHARS)
+    skipped_chars: int = Field(0, ge=0)
 
 
 class Usage(_EventBase):
@@ -214,6 +234,7 @@ Event = Annotated[
     | AgentThinking
     | ToolCall
     | ToolResult
+    | ToolOutputDelta
     | Usage
     | SandboxStatusChanged
     | SandboxLog
@@ -228,7 +249,7 @@ Event = Annotated[
     Field(discriminator="type"),
 ]
 
-EPHEMERAL_TYPES: frozenset[str] = frozenset({"agent-text-delta"})
+EPHEMERAL_TYPES: frozenset[str] = frozenset({"agent-text-delta", "tool-output-delta"})
 
 event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
 

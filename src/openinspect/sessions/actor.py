@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from openinspect.agent.models import ModelRegistry
 from openinspect.agent.runner import PromptRun, RunOutcome, load_history, run_prompt
 from openinspect.domain.events import (
-    AgentTextDelta,
     ErrorInfo,
     Event,
     GitCommit,
@@ -575,7 +574,7 @@ class _Host:
     async def emit(self, event: Event) -> None:
         await self._actor.emit(event)
 
-    async def publish(self, event: AgentTextDelta) -> None:
+    async def publish(self, event: Event) -> None:
         await self._actor._s.events.publish(event)
 
     async def save_conversation(self, messages_json: bytes) -> None:

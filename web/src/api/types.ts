@@ -303,6 +303,18 @@ export interface ToolResultEvent extends Base {
   exit_code?: number | null;
   duration_ms?: number | null;
   truncated_for_model?: boolean;
+  /** The prompt was stopped while the call ran: `output` is what it printed until then. */
+  stopped?: boolean;
+}
+/** Output a running command printed since its previous delta (ephemeral, never stored). */
+export interface ToolOutputDeltaEvent extends Base {
+  type: 'tool-output-delta';
+  call_id: string;
+  /** The call's deltas count from 0: a first one above 0 means we joined mid-command. */
+  index: number;
+  data: string;
+  /** Output left out just before `data` (throttled); the durable result has it. */
+  skipped_chars: number;
 }
 export interface UsageEvent extends Base {
   type: 'usage';
@@ -392,7 +404,7 @@ export type DurableEvent =
   | WarningEvent
   | ErrorEvent;
 
-export type SessionEvent = DurableEvent | AgentTextDeltaEvent;
+export type SessionEvent = DurableEvent | AgentTextDeltaEvent | ToolOutputDeltaEvent;
 
 // ---- WebSocket messages ------------------------------------------------------------------------
 

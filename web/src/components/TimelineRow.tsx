@@ -2,6 +2,7 @@
 // keeps an item's identity while it does not change, so streaming and new events re-render only
 // the rows that changed.
 import { memo } from 'preact/compat';
+import { useEffect, useState } from 'preact/hooks';
 import type {
   DurableEvent,
   GitCommitEvent,
@@ -185,12 +186,16 @@ function toolSummary(item: ToolItem): string {
   }
 }
 
+/** Lines of a running (or stopped) command shown under a folded card. */
+const PREVIEW_LINES = 12;
+
 function ToolCard(props: RowProps & { item: ToolItem }) {
   const { item, open, showAll } = props;
   const r = item.result;
   const summary = toolSummary(item);
   const firstLine = summary.split('\n')[0]!;
-  const icon = item.status === 'running' ? '◌' : item.status === 'error' ? '✗' : '✓';
+  const icon = { running: '◌', error: '✗', stopped: '■', done: '✓' }[item.status];
+  const output = r ? withoutResultFooter(r) : '';
   return (
     <div class={`tool-card tool-${item.status}`} data-testid="tool-card" data-tool={item.tool} data-status={item.status}>
       <button
@@ -216,24 +221,38 @@ function ToolCard(props: RowProps & { item: ToolItem }) {
               exit {r.exit_code}
             </span>
           )}
-          {r && r.is_error && r.exit_code == null && <span class="exit bad">error</span>}
-          {r && r.duration_ms != null && <span class="muted">{duration(r.duration_ms)}</span>}
-          {item.status === 'running' && <span class="muted">running…</span>}
+          {r && r.is_error && r.exit_code == null && !r.stopped && <span class="exit bad">error</span>}
+          {r?.stopped ? (
+            <span class="badge badge-stopped" data-testid="tool-stopped">
+              stopped after {duration(r.duration_ms ?? 0)}
+            </span>
+          ) : (
+            r && r.duration_ms != null && <span class="muted">{duration(r.duration_ms)}</span>
+          )}
+          {item.status === 'running' && (
+            <span class="muted">
+              running <Elapsed since={item.startedAt} />
+            </span>
+          )}
         </span>
         <span class="chev" aria-hidden="true">
           {open ? '▾' : '▸'}
         </span>
       </button>
+      {!open && item.live && <LiveTail text={item.live.text} partial={item.live.partial} lines={PREVIEW_LINES} />}
+      {!open && r?.stopped && output && <LiveTail text={output} partial={false} lines={PREVIEW_LINES} />}
       {open && (
         <div class="tool-body">
           {item.args && <ToolArgs item={item} />}
           {r ? (
             <ToolOutput
-              output={r.exit_code != null ? withoutExitFooter(r.output) : r.output}
+              output={output}
               tail={item.tool === 'bash'}
               showAll={showAll}
               onShowAll={() => props.onShowAll(item.key)}
             />
+          ) : item.live ? (
+            <LiveTail text={item.live.text} partial={item.live.partial} lines={HEAD_LINES} />
           ) : (
             <div class="muted small">{item.interrupted ? 'The prompt ended before this call returned.' : 'Waiting for output…'}</div>
           )}
@@ -276,6 +295,48 @@ function ToolArgs({ item }: { item: ToolItem }) {
 /** The bash tool ends its output with "[exit code N]" for the model; the card shows it once. */
 export function withoutExitFooter(output: string): string {
   return output.replace(/\n?\[exit code -?\d+\]\n?$/, '');
+}
+
+/** The output without the footer the card shows as a badge (exit code, "stopped after"). */
+function withoutResultFooter(r: { output: string; exit_code?: number | null; stopped?: boolean }): string {
+  if (r.stopped) return r.output.replace(/\n?\[stopped after [\d.]+ s\]\n?$/, '');
+  return r.exit_code != null ? withoutExitFooter(r.output) : r.output;
+}
+
+/** Seconds since `since` (an ISO time), ticking once a second while shown. */
+function Elapsed({ since }: { since: string | null }) {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    const timer = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(timer);
+  }, []);
+  if (!since) return null;
+  const s = Math.max(0, Math.floor((now - Date.parse(since)) / 1000));
+  const text = s < 60 ? `${s} s` : `${Math.floor(s / 60)}m ${s % 60}s`;
+  return (
+    <span class="elapsed mono" data-testid="tool-elapsed">
+      {text}
+    </span>
+  );
+}
+
+/** The newest `lines` lines of a command's output, as it streams (or as it stopped). */
+function LiveTail({ text, partial, lines }: { text: string; partial: boolean; lines: number }) {
+  const all = text.split('\n');
+  if (all.length && all[all.length - 1] === '') all.pop();
+  const shown = all.slice(-lines).join('\n');
+  const cut = partial || all.length > lines;
+  return (
+    <div class="tool-live">
+      {cut && <div class="muted small">{partial ? 'Earlier output is not shown live; all of it comes when the command ends.' : `… ${plural(all.length - lines, 'earlier line')}`}</div>}
+      <pre
+        class="tool-output mono"
+        data-testid="tool-live-output"
+        aria-live="polite"
+        dangerouslySetInnerHTML={{ __html: ansiToHtml(shown) }}
+      />
+    </div>
+  );
 }
 
 function ToolOutput(props: { output: string; tail: boolean; showAll: boolean; onShowAll(): void }) {

@@ -92,7 +92,23 @@ export interface StreamItem extends ItemBase {
   gapped: boolean;
 }
 
-export type ToolStatus = 'running' | 'done' | 'error';
+export type ToolStatus = 'running' | 'done' | 'error' | 'stopped';
+
+/** A running command's output so far, from its ephemeral deltas (see reduce.ts). */
+export interface LiveOutput {
+  /** `${prompt id}|${call id}`. */
+  key: string;
+  promptId: string | null;
+  callId: string;
+  /** The newest output (at most `LIVE_OUTPUT_MAX_CHARS`). */
+  text: string;
+  /** The index the next delta should have. */
+  nextIndex: number;
+  /** Some output is not in `text`: joined mid-command, a reconnect, or throttled. */
+  partial: boolean;
+  /** Bumped on every change (row signatures). */
+  version: number;
+}
 
 export interface ToolItem extends ItemBase {
   kind: 'tool';
@@ -105,6 +121,10 @@ export interface ToolItem extends ItemBase {
   status: ToolStatus;
   /** The prompt ended without a result for this call (stopped or failed). */
   interrupted: boolean;
+  /** When the call started (its tool-call event), for the elapsed timer; null if not loaded. */
+  startedAt: string | null;
+  /** Output streamed so far while it runs (set on rows, never on built items). */
+  live?: LiveOutput;
 }
 
 export interface LogLine {
@@ -168,6 +188,32 @@ export function mergeRows(items: readonly Item[], streams: readonly StreamItem[]
     out.push(item);
   }
   while (j < sorted.length) out.push(sorted[j++]!);
+  return out;
+}
+
+const liveRows = new WeakMap<ToolItem, { live: LiveOutput; row: ToolItem }>();
+
+/** Rows with each running tool card given its live output (the newest card of a call id, in
+ * its prompt). A card keeps its identity while neither it nor its output changed. */
+export function withLiveOutput(rows: readonly Item[], live: readonly LiveOutput[]): readonly Item[] {
+  if (live.length === 0) return rows;
+  const byKey = new Map(live.map((l) => [l.key, l]));
+  const out = rows.slice();
+  for (let i = out.length - 1; i >= 0 && byKey.size; i--) {
+    const row = out[i]!;
+    if (row.kind !== 'tool' || row.status !== 'running') continue;
+    const key = `${row.promptId ?? ''}|${row.callId}`;
+    const l = byKey.get(key);
+    if (!l) continue;
+    byKey.delete(key);
+    const hit = liveRows.get(row);
+    if (hit && hit.live === l) out[i] = hit.row;
+    else {
+      const lit: ToolItem = { ...row, live: l, sig: `${row.sig}:live${l.version}` };
+      liveRows.set(row, { live: l, row: lit });
+      out[i] = lit;
+    }
+  }
   return out;
 }
 
@@ -363,6 +409,7 @@ export function buildItems(
           result: null,
           status: 'running',
           interrupted: false,
+          startedAt: e.ts,
         });
         appendTo(openCalls, e.call_id, i);
         if (e.prompt_id) appendTo(openTools, e.prompt_id, i);
@@ -370,7 +417,11 @@ export function buildItems(
         break;
       }
       case 'tool-result': {
-        const status: ToolStatus = e.is_error || (e.exit_code ?? 0) !== 0 ? 'error' : 'done';
+        const status: ToolStatus = e.stopped
+          ? 'stopped'
+          : e.is_error || (e.exit_code ?? 0) !== 0
+            ? 'error'
+            : 'done';
         const i = pairResult(e);
         if (i !== undefined) {
           items[i] = { ...(items[i] as ToolItem), result: e, status, interrupted: false, aliases: [`tool:${e.seq}`] };
@@ -388,6 +439,7 @@ export function buildItems(
             result: e,
             status,
             interrupted: false,
+            startedAt: null,
           });
         }
         break;

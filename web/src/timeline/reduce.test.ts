@@ -146,6 +146,15 @@ function delta(seq: number, pid: string, part: string, text: string) {
 }
 const ev = (event: DurableEvent) => ({ type: 'event' as const, event });
 
+function output(seq: number, pid: string, call: string, index: number, data: string, skipped = 0) {
+  return {
+    type: 'event' as const,
+    event: { ...base(seq, pid), type: 'tool-output-delta' as const, call_id: call, index, data, skipped_chars: skipped },
+  };
+}
+const liveOf = (s: TimelineState) =>
+  s.rows.flatMap((r) => (r.kind === 'tool' && r.live ? [[r.callId, r.live.text, r.live.partial]] : []));
+
 function subscribed(
   events: DurableEvent[],
   over: Partial<SubscribedMessage> = {},
@@ -354,6 +363,77 @@ describe('history pages', () => {
     // virtual list keeps its scroll anchor on it.
     expect(tools[0]!.aliases).toContain(before);
     expect(kinds(s)).toEqual(['prompt', 'tool', 'agent-text']);
+  });
+});
+
+describe('live command output', () => {
+  const running = () =>
+    reduce(initialTimeline, subscribed([E.queued(1, 'p1'), E.started(2, 'p1'), E.call(3, 'p1', 'c1')]));
+
+  it('accumulates on the running card, and its result replaces it', () => {
+    let s = running();
+    const card = s.rows.find((r) => r.kind === 'tool');
+    s = reduceAll(s, [output(3, 'p1', 'c1', 0, '1\n'), output(3, 'p1', 'c1', 1, '2\n')]);
+    expect(liveOf(s)).toEqual([['c1', '1\n2\n', false]]);
+    // Only the card changed; the card keeps its identity while its output does not change.
+    expect(s.rows.find((r) => r.kind === 'tool')).not.toBe(card);
+    const lit = s.rows.find((r) => r.kind === 'tool');
+    s = reduce(s, ev(E.log(4, 'unrelated')));
+    expect(s.rows.find((r) => r.kind === 'tool')).toBe(lit);
+    s = reduce(s, ev(E.result(5, 'p1', 'c1')));
+    expect(liveOf(s)).toEqual([]);
+    expect(s.live).toEqual([]);
+    expect(s.rows.find((r) => r.kind === 'tool')).toMatchObject({ status: 'done', result: { seq: 5 } });
+  });
+
+  it('ignores a delta replayed after the result, and drops output when the prompt ends', () => {
+    let s = running();
+    s = reduce(s, ev(E.result(4, 'p1', 'c1')));
+    s = reduce(s, output(3, 'p1', 'c1', 2, 'stale\n'));
+    expect(s.live).toEqual([]);
+    s = reduce(s, ev(E.call(5, 'p1', 'c2')));
+    s = reduce(s, output(5, 'p1', 'c2', 0, 'x'));
+    expect(liveOf(s)).toEqual([['c2', 'x', false]]);
+    s = reduce(s, ev(E.finished(6, 'p1', 'stopped')));
+    expect(s.live).toEqual([]);
+  });
+
+  it('a client that joins mid-command, a throttled delta or a reconnect marks it partial', () => {
+    let s = reduce(running(), output(3, 'p1', 'c1', 4, 'late\n'));
+    expect(liveOf(s)).toEqual([['c1', 'late\n', true]]);
+    s = reduce(running(), output(3, 'p1', 'c1', 0, 'a'));
+    s = reduce(s, output(3, 'p1', 'c1', 1, 'b', 10_000));
+    expect(liveOf(s)).toEqual([['c1', 'ab', true]]);
+    s = reduce(running(), output(3, 'p1', 'c1', 0, 'a'));
+    s = reduce(s, { type: 'disconnected' });
+    expect(liveOf(s)).toEqual([['c1', 'a', true]]);
+  });
+
+  it('a reused call id streams onto the running call of its own prompt only', () => {
+    let s = reduce(
+      initialTimeline,
+      subscribed([E.queued(1, 'p1'), E.started(2, 'p1'), E.call(3, 'p1', 'c1'), E.result(4, 'p1', 'c1'), E.finished(5, 'p1'), E.queued(6, 'p2'), E.started(7, 'p2'), E.call(8, 'p2', 'c1')]),
+    );
+    s = reduce(s, output(8, 'p2', 'c1', 0, 'second'));
+    const tools = s.rows.filter((r) => r.kind === 'tool');
+    expect(tools.map((t) => t.kind === 'tool' && [t.seq, t.live?.text ?? null])).toEqual([
+      [3, null],
+      [8, 'second'],
+    ]);
+  });
+
+  it('a stopped result marks the card stopped', () => {
+    let s = running();
+    s = reduce(s, ev({ ...E.result(4, 'p1', 'c1'), exit_code: null, is_error: true, stopped: true } as DurableEvent));
+    expect(s.rows.find((r) => r.kind === 'tool')).toMatchObject({ status: 'stopped' });
+  });
+
+  it('keeps only the newest output of a long command', () => {
+    let s = running();
+    for (let i = 0; i < 100; i++) s = reduce(s, output(3, 'p1', 'c1', i, `${String(i).padStart(999, '.')}\n`));
+    const text = s.live[0]!.text;
+    expect(text.length).toBeLessThanOrEqual(64_000);
+    expect(text.endsWith('99\n')).toBe(true);
   });
 });
 

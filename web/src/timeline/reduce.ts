@@ -13,6 +13,11 @@
 //   Deltas accumulate per `part_id` into a streaming item placed after that seq; the durable
 //   `agent-text` with the same `part_id` replaces it. A part whose durable text never comes
 //   (the prompt was stopped mid-stream) is dropped when its prompt finishes, as a reload would.
+// - `tool-output-delta` is ephemeral too: a running command's output accumulates per
+//   (prompt, call id) in `live` (the newest `LIVE_OUTPUT_MAX_CHARS`) and is shown on that call's
+//   running card; its durable `tool-result` (or the prompt's end) replaces it. A delta for a call
+//   whose result we hold is stale (a resume can replay it after the result) and is ignored. A
+//   client that joins mid-command shows output from then on, marked partial.
 // - Live state (queue, session status, sandbox status, cost) starts from the `subscribed`
 //   snapshot and is then moved only by events newer than the snapshot (`liveBase`): replayed and
 //   older history events are already reflected in the snapshot and must not re-queue old prompts.
@@ -34,11 +39,15 @@ import type {
   ServerMessage,
   Session,
   SessionEvent,
+  ToolOutputDeltaEvent,
 } from '../api/types';
 
 export * from './items';
-import type { Item, StreamItem } from './items';
-import { buildItems, mergeRows } from './items';
+import type { Item, LiveOutput, StreamItem } from './items';
+import { buildItems, mergeRows, withLiveOutput } from './items';
+
+/** Live output kept per running call: the card shows its tail; the result brings the rest. */
+export const LIVE_OUTPUT_MAX_CHARS = 64_000;
 
 // ---- state ------------------------------------------------------------------------------------
 
@@ -70,7 +79,10 @@ export interface TimelineState {
   items: readonly Item[];
   /** Partial agent text from deltas whose durable text has not landed yet. */
   streams: readonly StreamItem[];
-  /** `items` and `streams` merged in display order: what the view renders. */
+  /** Output of running commands, from their deltas. */
+  live: readonly LiveOutput[];
+  /** `items` and `streams` merged in display order, running cards with their live output:
+   * what the view renders. */
   rows: readonly Item[];
   /** Older durable events exist before the first one we hold. */
   hasMoreBefore: boolean;
@@ -94,6 +106,7 @@ export const initialTimeline: TimelineState = {
   events: [],
   items: [],
   streams: [],
+  live: [],
   rows: [],
   hasMoreBefore: false,
   resumeSeq: 0,
@@ -135,6 +148,7 @@ class Draft {
   private streams: StreamItem[] | null = null;
   private queue: QueueEntry[] | null = null;
   private pulls: PullState[] | null = null;
+  private live: LiveOutput[] | null = null;
   private eventsChanged = false;
   private streamsChanged = false;
 
@@ -151,6 +165,11 @@ class Draft {
     if (this.streams === null) this.streams = this.s.streams.slice();
     this.streamsChanged = true;
     return this.streams;
+  }
+
+  private lv(): LiveOutput[] {
+    if (this.live === null) this.live = this.s.live.slice();
+    return this.live;
   }
 
   private q(): QueueEntry[] {
@@ -196,9 +215,9 @@ class Draft {
       case 'subscribed':
         return this.subscribed(action);
       case 'event':
-        return action.event.type === 'agent-text-delta'
-          ? this.delta(action.event)
-          : this.live(action.event);
+        if (action.event.type === 'agent-text-delta') return this.delta(action.event);
+        if (action.event.type === 'tool-output-delta') return this.toolOutput(action.event);
+        return this.durable(action.event);
       case 'history-page':
         return this.history(action.events, action.has_more);
       case 'presence':
@@ -215,6 +234,8 @@ class Draft {
           this.streams = this.st().map((p) =>
             p.gapped ? p : { ...p, gapped: true, sig: p.sig + ':gap' },
           );
+        if ((this.live ?? this.s.live).some((l) => !l.partial))
+          this.live = this.lv().map((l) => (l.partial ? l : { ...l, partial: true, version: l.version + 1 }));
         return;
       default:
         return; // prompt-accepted, error, pong: not timeline state
@@ -225,6 +246,7 @@ class Draft {
     if (msg.reset) {
       this.events = [];
       this.streams = [];
+      this.live = [];
       this.streamsChanged = true;
       this.eventsChanged = true;
       this.s.hasMoreBefore = msg.has_more;
@@ -262,7 +284,7 @@ class Draft {
   }
 
   /** A durable event from the live stream. */
-  private live(e: DurableEvent): void {
+  private durable(e: DurableEvent): void {
     if (e.seq > this.s.resumeSeq) {
       if (e.seq === this.s.resumeSeq + 1 || !this.s.subscribed) this.s.resumeSeq = e.seq;
       else this.s.gap = true;
@@ -273,8 +295,53 @@ class Draft {
       this.applyLive(e);
     }
     if (e.type === 'agent-text') this.dropStreams((p) => p.partId === e.part_id);
-    if (e.type === 'prompt-finished' && e.prompt_id)
+    if (e.type === 'prompt-finished' && e.prompt_id) {
       this.dropStreams((p) => p.promptId === e.prompt_id);
+      this.dropLive((l) => l.promptId === e.prompt_id);
+    }
+    if (e.type === 'tool-result') {
+      const key = `${e.prompt_id ?? ''}|${e.call_id}`;
+      this.dropLive((l) => l.key === key);
+    }
+  }
+
+  private toolOutput(e: ToolOutputDeltaEvent): void {
+    if (e.seq > this.s.resumeSeq && this.s.subscribed) this.s.gap = true;
+    if (this.hasResultAfter(e.call_id, e.prompt_id ?? null, e.seq)) return;
+    const key = `${e.prompt_id ?? ''}|${e.call_id}`;
+    const list = this.live ?? this.s.live;
+    const i = list.findIndex((l) => l.key === key);
+    const cur = i >= 0 ? list[i]! : null;
+    const missed = e.index !== (cur?.nextIndex ?? 0) || e.skipped_chars > 0;
+    let text = (cur?.text ?? '') + e.data;
+    if (text.length > LIVE_OUTPUT_MAX_CHARS) text = text.slice(-LIVE_OUTPUT_MAX_CHARS);
+    const next: LiveOutput = {
+      key,
+      promptId: e.prompt_id ?? null,
+      callId: e.call_id,
+      text,
+      nextIndex: e.index + 1,
+      partial: (cur?.partial ?? false) || missed,
+      version: (cur?.version ?? 0) + 1,
+    };
+    if (i >= 0) this.lv()[i] = next;
+    else this.lv().push(next);
+  }
+
+  /** A result of this call newer than `seq` is among the events we hold. */
+  private hasResultAfter(callId: string, promptId: string | null, seq: number): boolean {
+    const list = this.events ?? this.s.events;
+    for (let i = list.length - 1; i >= 0; i--) {
+      const e = list[i]!;
+      if (e.seq <= seq) return false;
+      if (e.type === 'tool-result' && e.call_id === callId && (e.prompt_id ?? null) === promptId) return true;
+    }
+    return false;
+  }
+
+  private dropLive(pred: (l: LiveOutput) => boolean): void {
+    const list = this.live ?? this.s.live;
+    if (list.some(pred)) this.live = this.lv().filter((l) => !pred(l));
   }
 
   private delta(e: AgentTextDeltaEvent): void {
@@ -410,7 +477,9 @@ class Draft {
         this.streams = this.st().filter((p) => !built.textParts.has(p.partId));
     }
     if (this.streams) s.streams = this.streams;
-    if (this.eventsChanged || this.streamsChanged) s.rows = mergeRows(s.items, s.streams);
+    if (this.live) s.live = this.live;
+    if (this.eventsChanged || this.streamsChanged || this.live)
+      s.rows = withLiveOutput(mergeRows(s.items, s.streams), s.live);
     if (s.session && s.resumeSeq > s.session.last_seq)
       s.session = { ...s.session, last_seq: s.resumeSeq };
     return s;
