@@ -143,7 +143,7 @@ class SessionManager:
         origin = origins.canonical(registered.url if registered else normalize_origin(repo))
         base = validate_branch(base_branch or (registered.default_branch if registered else "main"))
         model_id = model or self.services.models.default_model()
-        self.services.models.validate(model_id, effort)
+        await self.services.models.check(model_id, effort)
         mirror = await origins.mirror(self.services.settings.mirrors_dir, origin)
         if not await branch_exists(mirror, base):
             raise InvalidInput(
