@@ -162,6 +162,9 @@ class SessionNotFound(NotFoundError):
     code = "session_not_found"
 
 
+SESSION_NOT_FOUND_HINT = "Check the session id; the session list shows the sessions you can open"
+
+
 class PromptNotFound(NotFoundError):
     code = "prompt_not_found"
 

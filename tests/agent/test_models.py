@@ -8,6 +8,7 @@ import pytest
 from openinspect.agent.models import ModelRegistry
 from openinspect.errors import ModelNotConfigured, UnknownModel
 from openinspect.settings import ModelProviderSettings, Settings
+from openinspect.testing.llm_server import ScriptedLLMServer
 
 KEY_VARS = (
     "ANTHROPIC_API_KEY",
@@ -77,3 +78,63 @@ def test_a_configured_compatible_server_is_accepted() -> None:
         models=ModelProviderSettings(openai_compatible_base_url="http://127.0.0.1:1/v1")
     )
     ModelRegistry(settings).validate("openai-compatible:foo", None)
+
+
+DEAD_URL = "http://127.0.0.1:1/v1"
+"""A base URL nothing answers at: the provider cannot be asked for its models."""
+
+
+async def test_a_misspelled_model_of_a_known_provider_is_refused_with_a_did_you_mean() -> None:
+    settings = Settings(
+        anthropic_api_key="sk-test",  # type: ignore[arg-type]
+        openai_api_key="sk-test",  # type: ignore[arg-type]
+        models=ModelProviderSettings(anthropic_base_url=DEAD_URL, openai_base_url=DEAD_URL),
+    )
+    registry = ModelRegistry(settings)
+    for typo, meant in (
+        ("anthropic:claude-sonet-4-6", "anthropic:claude-sonnet-4-6"),
+        ("anthropic:claude-sonet-4", "anthropic:claude-sonnet-4-6"),
+        ("openai:gpt-5-minii", "openai:gpt-5-mini"),
+    ):
+        with pytest.raises(UnknownModel) as refused:
+            await registry.check(typo, None)
+        assert refused.value.code == "unknown_model" and refused.value.status == 422
+        assert f"Did you mean {meant}?" in (refused.value.hint or ""), typo
+    # Known names pass without asking anyone; so does a name like no known one (a model newer
+    # than this release), when the provider cannot be asked.
+    await registry.check("anthropic:claude-sonnet-4-6", None)
+    await registry.check("openai:gpt-5-codex", None)
+    await registry.check("openai:o9-experimental", None)
+
+
+async def test_the_providers_own_list_decides_when_it_answers() -> None:
+    listed = ["gpt-6-custom", "qwen2.5-coder"]
+    with ScriptedLLMServer({"models": listed}) as server:
+        settings = Settings(
+            openai_api_key="sk-test",  # type: ignore[arg-type]
+            models=ModelProviderSettings(
+                openai_base_url=server.openai_base_url,
+                openai_compatible_base_url=server.openai_base_url,
+            ),
+        )
+        registry = ModelRegistry(settings)
+        await registry.check("openai:gpt-6-custom", None)
+        await registry.check("openai-compatible:qwen2.5-coder", None)
+        with pytest.raises(UnknownModel) as typo:
+            await registry.check("openai-compatible:qwen2.5-codr", None)
+        assert "Did you mean openai-compatible:qwen2.5-coder?" in (typo.value.hint or "")
+        with pytest.raises(UnknownModel) as unknown:
+            await registry.check("openai:o9-experimental", None)
+        assert "openai:gpt-6-custom" in (unknown.value.hint or "")
+        # The list is cached: a model the server lists later is not seen until it expires.
+        server.reset({"models": [*listed, "llama3"]})
+        with pytest.raises(UnknownModel):
+            await registry.check("openai-compatible:llama3", None)
+        await ModelRegistry(settings).check("openai-compatible:llama3", None)  # a fresh cache
+
+
+async def test_a_compatible_server_that_cannot_list_is_not_a_reason_to_refuse() -> None:
+    with ScriptedLLMServer({"turns": []}) as server:  # no model list: /v1/models is a 404
+        for url in (server.openai_base_url, DEAD_URL):
+            settings = Settings(models=ModelProviderSettings(openai_compatible_base_url=url))
+            await ModelRegistry(settings).check("openai-compatible:anything-at-all", None)

@@ -53,7 +53,15 @@ async def test_the_diff_of_a_pushed_branch_and_of_an_unpushed_one(
 
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"base", "branch", "base_sha", "head_sha", "files", "truncated"}
+    assert set(body) == {
+        "base",
+        "branch",
+        "base_sha",
+        "head_sha",
+        "files",
+        "truncated",
+        "prompts_finished",
+    }
     assert (body["base"], body["branch"]) == ("main", pushed["branch"])
     assert (body["base_sha"], body["head_sha"], body["truncated"]) == (base, head, False)
     [file] = body["files"]
@@ -76,6 +84,7 @@ async def test_the_diff_of_a_pushed_branch_and_of_an_unpushed_one(
         "head_sha": None,
         "files": [],
         "truncated": False,
+        "prompts_finished": 0,
     }
 
 

@@ -109,3 +109,26 @@ async def test_a_websocket_prompt_naming_an_unconfigured_model_is_refused(
             error = await recv_json(ws)
     assert error["type"] == "error" and error["code"] == "model_not_configured", error
     assert "ANTHROPIC_API_KEY" in error["hint"]
+
+
+async def test_a_misspelled_model_is_refused_on_create_and_on_prompt(
+    tmp_path: Path, llm: ScriptedLLMServer, origin: Path
+) -> None:
+    llm.reset({"models": ["scripted", "qwen2.5-coder"]})  # what the server's /v1/models lists
+    async with running(live_settings(tmp_path, llm), origin) as live:
+        body = {"repo": "calc", "model": "openai-compatible:qwen2.5-codr", "prompt": "hi"}
+        made = await live.call(live.admin_token, "POST", "/api/sessions", json=body)
+        error = _error(made, 422, "unknown_model")
+        assert "Did you mean openai-compatible:qwen2.5-coder?" in error["hint"]
+        listed = await live.call(live.admin_token, "GET", "/api/sessions")
+        assert listed.json()["sessions"] == [], "a refused model leaves no session behind"
+
+        session = await live.session(live.admin_token)
+        url = f"/api/sessions/{session['id']}/prompts"
+        prompt = {"content": "hi", "model": "openai-compatible:scriptd"}
+        error = _error(
+            await live.call(live.admin_token, "POST", url, json=prompt), 422, "unknown_model"
+        )
+        assert "Did you mean openai-compatible:scripted?" in error["hint"]
+        ok = {"content": "hi", "model": "openai-compatible:qwen2.5-coder"}
+        assert (await live.call(live.admin_token, "POST", url, json=ok)).status_code == 202

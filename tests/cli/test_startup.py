@@ -30,8 +30,28 @@ def test_help_imports_no_server_package(tmp_path: Path) -> None:
     modules = imported_modules(done.stderr)
     assert "openinspect.cli.main" in modules  # the parse saw the CLI's own imports
     assert heavy(modules) == []
-    # --help needs neither the HTTP client nor rich.
+    # --help needs neither the HTTP client nor rich, nor pydantic (typer's adapters).
     assert not {"httpx", "websockets", "rich.console"} & modules
+    assert not lazy_only(modules)
+
+
+LAZY_ONLY = ("pydantic", "typer._adapters", "annotated_types")
+"""What typer loads to coerce parameters: client commands whose parameters are flags (and
+``--help``) must not pay for it (``openinspect.cli.flags``)."""
+
+
+def lazy_only(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules for h in LAZY_ONLY if m == h or m.startswith(f"{h}."))
+
+
+def test_sessions_list_help_imports_no_pydantic(tmp_path: Path) -> None:
+    env = {"OPENINSPECT_HOME": str(tmp_path)}
+    done = cli("sessions", "list", "--help", env=env, python_flags=IMPORTTIME)
+    assert done.returncode == 0, done.stderr[-2000:]
+    modules = imported_modules(done.stderr)
+    assert "openinspect.cli.sessions" in modules
+    assert lazy_only(modules) == []
+    assert not {"httpx", "rich.console"} & modules
 
 
 @pytest.mark.e2e
@@ -45,6 +65,7 @@ def test_client_commands_against_a_server_import_no_server_package(
         assert "httpx" in modules  # it did talk to the server
         assert heavy(modules) == [], args
         assert "websockets" not in modules, args  # only the commands that watch need it
+        assert lazy_only(modules) == [], args
 
 
 def test_the_cli_copies_of_server_names_match_the_server(

@@ -3,10 +3,14 @@ webhook deliveries to a real HTTP receiver, persistence, and the standalone CLI 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import http.server
 import json
 import os
 import queue
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -32,6 +36,7 @@ from openinspect.testing.github import FakeGitHub
 REPO = "acme/widgets"
 REF = RepoRef("acme", "widgets")
 CLI_START_TIMEOUT_S = 90
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Receiver:
@@ -447,24 +452,13 @@ def test_control_endpoints(fake: FakeGitHub, origin: Path, receiver: Receiver) -
     assert not any(r.path.startswith("/_fake") for r in fake.requests)
 
 
-def test_cli_prints_settings_that_work(origin: Path, tmp_path: Path) -> None:
-    data = tmp_path / "gh"
+@contextlib.contextmanager
+def github_server_cli(args: list[str], cwd: Path) -> Iterator[dict[str, str]]:
+    """Run ``openinspect testing github-server ARGS`` in ``cwd`` until it printed its settings;
+    yield them, then stop it with Ctrl-C (it must exit 0)."""
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "openinspect",
-            "testing",
-            "github-server",
-            "--port",
-            "0",
-            "--data",
-            str(data),
-            "--repo",
-            f"{REPO}={origin}",
-            "--user",
-            "alice",
-        ],
+        [sys.executable, "-m", "openinspect", "testing", "github-server", *args],
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -481,35 +475,80 @@ def test_cli_prints_settings_that_work(origin: Path, tmp_path: Path) -> None:
     env: dict[str, str] = {}
     output: list[str] = []
     try:
-        while "OPENINSPECT_GITHUB__WEBHOOK_SECRET" not in env:
+        while True:
             line = lines.get(timeout=CLI_START_TIMEOUT_S)
             assert line is not None, f"the command ended early: {''.join(output)}"
             output.append(line)
+            if line.startswith("Control endpoints:"):  # the line after the settings
+                break
             key, sep, value = line.strip().partition("=")
             if sep and key.startswith("OPENINSPECT_GITHUB__"):
                 env[key] = value
-        key_path = Path(env["OPENINSPECT_GITHUB__APP_PRIVATE_KEY_PATH"])
-        assert key_path.parent == data
-        assert key_path.stat().st_mode & 0o777 == 0o600
-        settings = GitHubSettings(
-            web_url=env["OPENINSPECT_GITHUB__WEB_URL"],
-            app_id=int(env["OPENINSPECT_GITHUB__APP_ID"]),
-            app_private_key_path=key_path,
-            installation_id=int(env["OPENINSPECT_GITHUB__INSTALLATION_ID"]),
-            client_id=env["OPENINSPECT_GITHUB__CLIENT_ID"],
-            client_secret=env["OPENINSPECT_GITHUB__CLIENT_SECRET"],
-            webhook_secret=env["OPENINSPECT_GITHUB__WEBHOOK_SECRET"],
-        )
-        import asyncio
-
-        async def check() -> None:
-            async with GitHub(settings) as gh:
-                assert await gh.installation_repos() == [REF]
-                device = await gh.start_device_flow()
-                assert device.user_code
-
-        asyncio.run(check())
+        yield env
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(30)
     assert code == 0, "".join(output)
+
+
+def settings_from(env: dict[str, str]) -> GitHubSettings:
+    installation = env.get("OPENINSPECT_GITHUB__INSTALLATION_ID")
+    return GitHubSettings(
+        web_url=env["OPENINSPECT_GITHUB__WEB_URL"],
+        app_id=int(env["OPENINSPECT_GITHUB__APP_ID"]),
+        app_private_key_path=Path(env["OPENINSPECT_GITHUB__APP_PRIVATE_KEY_PATH"]),
+        installation_id=int(installation) if installation else None,
+        client_id=env["OPENINSPECT_GITHUB__CLIENT_ID"],
+        client_secret=env["OPENINSPECT_GITHUB__CLIENT_SECRET"],
+        webhook_secret=env["OPENINSPECT_GITHUB__WEBHOOK_SECRET"],
+    )
+
+
+def test_cli_prints_settings_that_work(origin: Path, tmp_path: Path) -> None:
+    data = tmp_path / "gh"
+    args = ["--port", "0", "--data", str(data), "--repo", f"{REPO}={origin}", "--user", "alice"]
+    with github_server_cli(args, tmp_path) as env:
+        key_path = Path(env["OPENINSPECT_GITHUB__APP_PRIVATE_KEY_PATH"])
+        assert key_path.parent == data
+        assert key_path.stat().st_mode & 0o777 == 0o600
+        settings = settings_from(env)
+        assert settings.installation_id is not None
+
+        async def check() -> None:
+            async with GitHub(settings) as gh:
+                assert await gh.installation_repos() == [REF]
+                await gh.installation_token(REF)  # the installation is on the repo's owner
+                device = await gh.start_device_flow()
+                assert device.user_code
+
+        asyncio.run(check())
+
+
+def doc_command(doc: Path, prefix: str) -> list[str]:
+    """The arguments of the one command in ``doc``'s ``sh`` blocks that starts with ``prefix``."""
+    blocks = re.findall(r"```sh\n(.*?)```", doc.read_text(), re.DOTALL)
+    [command] = [line for b in blocks for line in b.splitlines() if line.startswith(prefix)]
+    return shlex.split(command)[len(shlex.split(prefix)) :]
+
+
+def test_the_documented_command_mints_a_repo_token(origin: Path) -> None:
+    """docs/github.md's example, as written, run inside a git checkout: the settings it prints
+    mint a token for the repo it imported (the App is installed on the repo's owner)."""
+    args = doc_command(ROOT / "docs" / "github.md", "openinspect testing github-server")
+    assert "--repo" in args and "acme/widgets=." in args
+    # The documented port, or a free one if it is taken (other tests run alongside).
+    port = args.index("--port") + 1
+    args[port] = "0"
+    checkout = origin.parent / "work"
+    with github_server_cli(args, checkout) as env:
+        assert Path(env["OPENINSPECT_GITHUB__APP_PRIVATE_KEY_PATH"]).is_relative_to(
+            checkout / "fake-github"
+        )
+
+        async def check() -> None:
+            async with GitHub(settings_from(env)) as gh:
+                token = await gh.installation_token(RepoRef("acme", "widgets"))
+                assert token.token
+                assert await gh.installation_repos() == [RepoRef("acme", "widgets")]
+
+        asyncio.run(check())

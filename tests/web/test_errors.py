@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,9 @@ def test_an_unknown_session_says_so(browsing: Browsing) -> None:
     expect(page.get_by_test_id("nav-sessions")).to_be_visible()
     # The server's hint is for every client ("List sessions with `openinspect sessions list`");
     # the web app says what to do in the web app, without CLI advice or raw backticks.
-    expect(banner.get_by_test_id("error-hint")).to_contain_text("Pick a session from the session list")
+    expect(banner.get_by_test_id("error-hint")).to_contain_text(
+        "Pick a session from the session list"
+    )
     expect(banner).not_to_contain_text("openinspect sessions")
     expect(banner).not_to_contain_text("`")
 
@@ -49,3 +52,24 @@ def test_a_wrong_token_is_refused_at_sign_in(browsing: Browsing) -> None:
     page.get_by_test_id("signin-token").fill(browsing.server.token)
     page.get_by_test_id("signin-submit").click()
     expect(page.get_by_test_id("nav-sessions")).to_be_visible()
+
+
+def test_a_missing_base_branch_says_what_to_do_in_the_web_app(
+    browsing: Browsing, origin: Path
+) -> None:
+    page = browsing.page()
+    page.get_by_test_id("nav-new-session").click()
+    page.get_by_test_id("new-repo").fill(str(origin))
+    page.get_by_test_id("new-base-branch").fill("no-such-branch")
+    page.get_by_test_id("new-prompt").fill("Fix the bug")
+    page.get_by_test_id("new-submit").click()
+
+    banner = page.get_by_test_id("error-banner")
+    expect(banner).to_contain_text("invalid_input")
+    expect(banner).to_contain_text("Branch 'no-such-branch' does not exist")
+    # The server's own hint, phrased for every client: no CLI flag, no backticks.
+    expect(banner.get_by_test_id("error-hint")).to_have_text(
+        re.compile(r"^\W*Choose a base branch that exists in the repo$")
+    )
+    expect(banner).not_to_contain_text("--branch")
+    expect(banner).not_to_contain_text("`")

@@ -12,14 +12,18 @@ as a request header (``REPLAY_HEADER``) and the scripted server keeps one positi
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import threading
+import time
+import typing
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic_ai.models import Model
+import httpx
+from pydantic_ai.models import KnownModelName, Model
 from pydantic_ai.settings import ModelSettings
 
 from openinspect.agent import scripted
@@ -72,6 +76,29 @@ PROVIDER_SETUP = {
     "openai-compatible": "Set OPENINSPECT_MODELS__OPENAI_COMPATIBLE_BASE_URL",
 }
 _DID_YOU_MEAN_CUTOFF = 0.6
+MODEL_LIST_TIMEOUT_S = 3.0
+"""How long submitting a prompt may wait for a provider to list its models."""
+MODEL_LIST_TTL_S = 300.0
+"""How long a provider's model list is reused."""
+MODEL_LIST_RETRY_S = 30.0
+"""After a provider could not be asked, how long until it is asked again."""
+MODEL_LIST_MAX_IDS = 10_000
+_HINT_NAMES_MAX = 8
+_ANTHROPIC_VERSION = "2023-06-01"
+
+
+def known_names(provider: str) -> set[str]:
+    """The model names ``provider`` is known to have without asking it: pydantic-ai's
+    ``KnownModelName`` and our catalog (empty for ``openai-compatible``: any server, any names)."""
+    prefixes = {"anthropic": ("anthropic:",), "openai": ("openai:", "openai-chat:")}.get(
+        provider, ()
+    )
+    names = {
+        model.partition(":")[2]
+        for model in typing.get_args(KnownModelName.__value__)
+        if model.startswith(prefixes)
+    }
+    return names | {e[0].partition(":")[2] for e in _CATALOG if e[0].startswith(f"{provider}:")}
 
 
 def did_you_mean(word: str, known: list[str]) -> str | None:
@@ -104,6 +131,9 @@ class ModelRegistry:
     _scripted: dict[Path, ScriptedLLMServer] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _built: dict[str, Model] = field(default_factory=dict)
+    # provider → (when it was asked, the ids it listed or None when it could not be asked)
+    _listed: dict[str, tuple[float, frozenset[str] | None]] = field(default_factory=dict)
+    _list_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     def catalog(self) -> list[ModelInfo]:
         """Models people can pick, with whether their provider is configured here."""
@@ -249,6 +279,77 @@ class ModelRegistry:
                 f"Reasoning effort {effort!r} is not offered by {model_id}",
                 hint=f"Choose one of: {', '.join(info.efforts)}",
             )
+
+    async def check(self, model_id: str, effort: str | None) -> None:
+        """``validate``, then refuse with ``UnknownModel`` (and a did-you-mean) a name its
+        provider does not have: one missing from the provider's own list (``GET …/models``,
+        cached), or, when the provider cannot be asked, one close to a known name (a typo).
+        A server that cannot be asked is never a reason to refuse an ``openai-compatible`` name."""
+        self.validate(model_id, effort)
+        provider, name = split_model_id(model_id)
+        if provider == "scripted":
+            return
+        static = known_names(provider)
+        if name in static:
+            return
+        listed = await self._provider_models(provider)
+        if listed is not None and name in listed:
+            return
+        known = sorted(static | (listed or frozenset()))
+        guess = did_you_mean(name, known)
+        if listed is None and (provider == "openai-compatible" or guess is None):
+            return  # cannot tell: the provider itself answers when the prompt runs
+        if guess:
+            hint = f"Did you mean {provider}:{guess}?"
+        else:
+            shown = ", ".join(f"{provider}:{n}" for n in known[:_HINT_NAMES_MAX])
+            more = " …" if len(known) > _HINT_NAMES_MAX else ""
+            hint = f"Models {provider} has: {shown}{more}"
+        raise UnknownModel(f"{provider} has no model named {name!r}", hint=hint)
+
+    async def _provider_models(self, provider: str) -> frozenset[str] | None:
+        """The ids the provider lists, cached; None when it cannot be asked (no answer within
+        ``MODEL_LIST_TIMEOUT_S``, an error, a server without the route)."""
+        lock = self._list_locks.setdefault(provider, asyncio.Lock())
+        async with lock:
+            cached = self._listed.get(provider)
+            now = time.monotonic()
+            if cached is not None:
+                asked_at, ids = cached
+                if now - asked_at < (MODEL_LIST_TTL_S if ids is not None else MODEL_LIST_RETRY_S):
+                    return ids
+            ids = await self._ask_models(provider)
+            self._listed[provider] = (time.monotonic(), ids)
+            return ids
+
+    async def _ask_models(self, provider: str) -> frozenset[str] | None:
+        models = self.settings.models
+        headers: dict[str, str] = {}
+        if provider == "anthropic":
+            key = self.settings.anthropic_key()
+            url = f"{(models.anthropic_base_url or 'https://api.anthropic.com').rstrip('/')}"
+            url += "/v1/models?limit=1000"
+            if key is not None:
+                headers = {"x-api-key": key.get_secret_value()}
+            headers["anthropic-version"] = _ANTHROPIC_VERSION
+        else:
+            key = (
+                self.settings.openai_key()
+                if provider == "openai"
+                else models.openai_compatible_api_key
+            )
+            url = f"{self.base_url(f'{provider}:x').rstrip('/')}/models"
+            if key is not None:
+                headers = {"Authorization": f"Bearer {key.get_secret_value()}"}
+        try:
+            async with httpx.AsyncClient(timeout=MODEL_LIST_TIMEOUT_S) as client:
+                response = await client.get(url, headers=headers)
+            response.raise_for_status()
+            data = response.json()["data"]
+            ids = frozenset(str(entry["id"]) for entry in data[:MODEL_LIST_MAX_IDS])
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return None
+        return ids or None
 
     def model_settings(
         self, model_id: str, effort: str | None, *, session_id: str | None = None

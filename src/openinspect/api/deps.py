@@ -48,13 +48,14 @@ async def current_user(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise AuthError(
             "This endpoint needs an API token",
-            hint="Send 'Authorization: Bearer <token>' (see `openinspect serve`)",
+            hint="Send 'Authorization: Bearer <token>' with an API token (the server prints the "
+            "admin's when it first starts)",
         )
     users = app_state(request).store.users
     found = await users.lookup(credentials.credentials)
     if found is None:
         why = await users.token_state(credentials.credentials)
-        hint = "Sign in again (`openinspect login`, or the web app) or mint a new token"
+        hint = "Sign in again, or mint a new token"
         if why == "expired":
             raise TokenExpired("Your sign-in (token) has expired", hint=hint)
         if why == "revoked":

@@ -185,6 +185,10 @@ class SessionDiffOut(BaseModel):
     head_sha: str | None = Field(description="The session branch's tip; null until pushed.")
     files: list[DiffFileOut] = Field(description="Empty until the branch is pushed.")
     truncated: bool = Field(description="Files were left out or a patch was cut.")
+    prompts_finished: int = Field(
+        description="How many of the session's prompts have ended: with none, an empty diff "
+        "means nothing ran yet; with some, that the branch matches its base."
+    )
 
 
 class WsToken(BaseModel):

@@ -31,6 +31,11 @@ if TYPE_CHECKING:
 HTTP_TIMEOUT_S = 60.0
 
 
+_SIGN_IN_AGAIN_HINT = (
+    "Sign in again with `openinspect login`, or mint a token with `openinspect tokens create`"
+)
+
+
 class ApiError(OpenInspectError):
     """An error envelope returned by the server."""
 
@@ -109,7 +114,7 @@ class Client:
             except (ValueError, KeyError, TypeError):
                 error = {"code": "http_error", "message": response.text[:500], "hint": None}
             if response.status_code == 401:
-                raise AuthError(error["message"], hint=error.get("hint"))
+                raise AuthError(error["message"], hint=_SIGN_IN_AGAIN_HINT)
             raise ApiError(response.status_code, error["code"], error["message"], error.get("hint"))
         return response.json() if response.content else None
 

@@ -280,4 +280,7 @@ def tokens_revoke(token_id: Annotated[str, typer.Argument(help="The token's id (
 
 
 def main() -> None:
+    from openinspect.cli.flags import skip_flag_adapters
+
+    skip_flag_adapters()
     app()

@@ -51,6 +51,12 @@ def open_client() -> Client:
     return Client(discover())
 
 
+CLI_HINTS = {
+    "session_not_found": "List sessions with `openinspect sessions list`",
+}
+"""The CLI's own advice by error code, after the server's hint (which is for every client)."""
+
+
 def run(coro: Coroutine[Any, Any, int | None]) -> None:
     """Run a command's coroutine; an openinspect error becomes its code, message and hint on
     stderr and exit status 2."""
@@ -65,8 +71,9 @@ def run(coro: Coroutine[Any, Any, int | None]) -> None:
 
         error_code = exc.api_code if isinstance(exc, ApiError) else exc.code
         err_console().print(f"[red]error \\[{error_code}]:[/] {escape(exc.message)}")
-        if exc.hint:
-            err_console().print(f"[dim]hint: {escape(exc.hint)}[/]")
+        for hint in (exc.hint, CLI_HINTS.get(error_code)):
+            if hint:
+                err_console().print(f"[dim]hint: {escape(hint)}[/]")
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None

@@ -10,6 +10,20 @@ from openinspect.api.auth import ADMIN_TOKEN_FILE
 from openinspect.api.server import Started, serve
 from openinspect.settings import Settings
 
+QUIET_LOGGERS = ("httpx", "httpcore")
+"""Libraries that log every HTTP request at INFO (model providers' calls go through httpx): only
+their warnings reach the server log, unless the log level is ``debug``."""
+
+
+def configure_logging(level: str) -> None:
+    """The server's log: ``level`` and up, one line per record, on stderr."""
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    quiet = logging.DEBUG if level == "debug" else logging.WARNING
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(quiet)
+
 
 async def run_server(console: Console, *, host: str | None, port: int | None) -> int:
     settings = Settings()
@@ -17,9 +31,7 @@ async def run_server(console: Console, *, host: str | None, port: int | None) ->
         settings.server.host = host
     if port is not None:
         settings.server.port = port
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level)
 
     def started(info: Started) -> None:
         boot = info.runtime.bootstrap

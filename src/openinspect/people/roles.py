@@ -14,7 +14,12 @@ unless ``github.access_check`` is off.
 from __future__ import annotations
 
 from openinspect.domain.models import User
-from openinspect.errors import ForbiddenError, RepoAccessDenied, SessionNotFound
+from openinspect.errors import (
+    SESSION_NOT_FOUND_HINT,
+    ForbiddenError,
+    RepoAccessDenied,
+    SessionNotFound,
+)
 from openinspect.scm.access import AccessChecker
 from openinspect.scm.base import parse_repo_url
 from openinspect.store import Store
@@ -62,6 +67,4 @@ async def ensure_can_see(store: Store, user: User, session_id: str) -> None:
     if is_admin(user):
         return
     if user.id not in await store.sessions.participant_roles(session_id):
-        raise SessionNotFound(
-            f"No session {session_id!r}", hint="List sessions with `openinspect sessions list`"
-        )
+        raise SessionNotFound(f"No session {session_id!r}", hint=SESSION_NOT_FOUND_HINT)

@@ -19,7 +19,7 @@ from openinspect.scm.user_tokens import PROVIDER, UserTokens
 from openinspect.store import Store
 
 CACHE_MAX_ENTRIES = 10_000
-_SIGN_IN_HINT = "Sign in with GitHub (in the web app, or `openinspect login`) and try again"
+_SIGN_IN_HINT = "Sign in with GitHub again, then retry"
 
 
 class RepoReader(Protocol):

@@ -192,7 +192,7 @@ class SessionActor:
                 f"The session is {self.session.status}",
                 hint="Unarchive it first" if self.session.status == "archived" else None,
             )
-        self._s.models.validate(model or self.session.model, self._effort(model, effort))
+        await self._s.models.check(model or self.session.model, self._effort(model, effort))
         print_ = fingerprint(user.id, content, model, effort)
         async with self._lock:
             if self.session.status in ("archived", "failed"):  # archived while we waited

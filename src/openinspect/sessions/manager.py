@@ -18,7 +18,7 @@ from typing import Any
 from openinspect.domain.events import PromptFinished, SessionCreated, SessionUpdated, utcnow
 from openinspect.domain.ids import new_id, session_branch
 from openinspect.domain.models import UNTITLED_SESSION, Author, Session, User
-from openinspect.errors import GitError, InvalidInput, SessionNotFound
+from openinspect.errors import SESSION_NOT_FOUND_HINT, GitError, InvalidInput, SessionNotFound
 from openinspect.sessions.actor import Services, SessionActor
 from openinspect.sessions.diff import SessionDiffs
 from openinspect.sessions.git import branch_exists, normalize_origin
@@ -143,12 +143,12 @@ class SessionManager:
         origin = origins.canonical(registered.url if registered else normalize_origin(repo))
         base = validate_branch(base_branch or (registered.default_branch if registered else "main"))
         model_id = model or self.services.models.default_model()
-        self.services.models.validate(model_id, effort)
+        await self.services.models.check(model_id, effort)
         mirror = await origins.mirror(self.services.settings.mirrors_dir, origin)
         if not await branch_exists(mirror, base):
             raise InvalidInput(
                 f"Branch {base!r} does not exist in {origin}",
-                hint="Pass --branch with an existing base branch",
+                hint="Choose a base branch that exists in the repo",
             )
         now = utcnow()
         session_id = await self._claim_session_id(origin, mirror)
@@ -205,9 +205,7 @@ class SessionManager:
     async def get(self, session_id: str) -> Session:
         session = await self.services.store.sessions.get(session_id)
         if session is None:
-            raise SessionNotFound(
-                f"No session {session_id!r}", hint="List sessions with `openinspect sessions list`"
-            )
+            raise SessionNotFound(f"No session {session_id!r}", hint=SESSION_NOT_FOUND_HINT)
         return session
 
     async def actor(self, session_id: str) -> SessionActor:

@@ -126,6 +126,9 @@ class LLMScript(BaseModel):
 
     turns: list[ScriptedTurn] = Field(default_factory=list)
     final_text: str = Field(default=DEFAULT_FINAL_TEXT, min_length=1)
+    models: list[str] | None = None
+    """The model ids ``GET /v1/models`` lists; None: that route answers 404, as a server that
+    cannot list its models."""
 
 
 ScriptSource: TypeAlias = LLMScript | Mapping[str, Any] | str | os.PathLike[str]
@@ -371,6 +374,16 @@ def _build_app(state: _ScriptState) -> Starlette:
     async def messages(request: Request) -> Response:
         return await answer(request, "anthropic")
 
+    async def list_models(request: Request) -> Response:
+        models = state.script.models
+        if models is None:
+            return JSONResponse(
+                openai_error("this server does not list its models"), status_code=404
+            )
+        return JSONResponse(
+            {"object": "list", "data": [{"id": m, "object": "model"} for m in models]}
+        )
+
     async def list_requests(request: Request) -> Response:
         return JSONResponse([r.model_dump(mode="json") for r in state.records()])
 
@@ -403,6 +416,8 @@ def _build_app(state: _ScriptState) -> Starlette:
             # Clients configured without the /v1 suffix still reach the same handler.
             Route("/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/messages", messages, methods=["POST"]),
+            Route("/v1/models", list_models, methods=["GET"]),
+            Route("/models", list_models, methods=["GET"]),
             Route("/_scripted/requests", list_requests, methods=["GET"]),
             Route("/_scripted/reset", reset, methods=["POST"]),
             Route("/_scripted/health", health, methods=["GET"]),

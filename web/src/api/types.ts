@@ -458,4 +458,6 @@ export interface DiffResponse {
   head_sha: string | null;
   files: DiffFile[];
   truncated: boolean;
+  /** Prompts of the session that have ended: with none, an empty diff means nothing ran yet. */
+  prompts_finished: number;
 }

@@ -150,7 +150,17 @@ export function DiffPanel(props: {
           {data.head_sha ? ` ${shortSha(data.head_sha)}` : ''}
         </div>
       )}
-      {data && files.length === 0 && <p class="muted empty">No changes pushed yet.</p>}
+      {data && files.length === 0 && (
+        <p class="muted empty" data-testid="diff-empty">
+          {data.prompts_finished > 0 ? (
+            <>
+              No changes: <code>{data.branch}</code> matches <code>{data.base}</code>.
+            </>
+          ) : (
+            'No changes pushed yet.'
+          )}
+        </p>
+      )}
       {!data && !error && <p class="muted empty">Loading changes…</p>}
       {data?.truncated && <p class="muted small">The diff is too large: some files are not shown.</p>}
       {files.length > 1 && (

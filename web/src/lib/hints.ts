@@ -1,14 +1,13 @@
-// Error hints as the web app shows them. The server writes one hint per error for every client;
-// many name CLI commands ("List sessions with `openinspect sessions list`") or environment
-// variables, which mean nothing in a browser. Known codes get a web phrasing; otherwise clauses
-// of CLI advice are dropped and backticked words become code spans (never raw backticks).
+// Error hints as the web app shows them. The server writes one client-neutral hint per error (no
+// CLI commands or flags, no backticks: tests/test_errors.py checks each); some codes get a web
+// phrasing here, and, as a safety net, clauses of CLI advice or environment variables (which mean
+// nothing in a browser) are dropped and backticked words become code spans (never raw backticks).
 
 /** Web phrasings of hints, by error code. */
 const WEB_HINTS: Record<string, string> = {
   session_not_found: 'Pick a session from the session list',
   unauthenticated: 'Sign in again, or mint a new token on the Tokens page',
   model_not_configured: 'Pick a configured model in the model menu, or ask an admin to set this one up',
-  unknown_model: 'Pick a model from the model menu',
   repo_not_found: 'Register the repo on the Repos page, or check the path',
 };
 

@@ -24,6 +24,8 @@ import { type SessionController, useSession } from './useSession';
 const getKey = (item: Item) => item.key;
 const getAliases = (item: Item) => item.aliases;
 
+const DIFF_EVENTS = new Set(['git-commit', 'git-push', 'prompt-finished']);
+
 export function SessionView({ id }: { id: string }) {
   const ctl = useSession(id);
   const { state, status } = ctl;
@@ -38,9 +40,10 @@ export function SessionView({ id }: { id: string }) {
   const [atBottom, setAtBottom] = useState(true);
   const [jump, setJump] = useState(0);
 
-  // Refetch the diff after each commit or push.
+  // Refetch the diff after each commit or push, and after each prompt (one that changed nothing
+  // leaves the branch matching its base, which the panel says).
   const gitCount = useMemo(
-    () => state.events.reduce((n, e) => n + (e.type === 'git-commit' || e.type === 'git-push' ? 1 : 0), 0),
+    () => state.events.reduce((n, e) => n + (DIFF_EVENTS.has(e.type) ? 1 : 0), 0),
     [state.events],
   );
   // The branch was pushed (its push may be in older, unloaded history: the diff knows too).

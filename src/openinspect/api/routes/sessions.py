@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, status
@@ -29,7 +30,12 @@ from openinspect.api.schemas import (
     session_shown_to,
 )
 from openinspect.domain.events import dump_event
-from openinspect.domain.models import Author, Prompt, PullRequestRecord
+from openinspect.domain.models import (
+    FINISHED_PROMPT_STATUSES,
+    Author,
+    Prompt,
+    PullRequestRecord,
+)
 from openinspect.people.roles import is_admin
 from openinspect.sessions.actor import check_prompt
 from openinspect.sessions.manager import clean_title
@@ -214,7 +220,8 @@ async def get_diff(session_id: str, user: CurrentUser, state: State) -> SessionD
     """The session branch's changes against its base (``base...branch``), per file."""
     session = await state.manager.get(session_id)
     diff = await state.manager.diffs.get(session)
-    return SessionDiffOut.model_validate(diff, from_attributes=True)
+    finished = await state.store.prompts.for_session(session_id, FINISHED_PROMPT_STATUSES)
+    return SessionDiffOut.model_validate({**asdict(diff), "prompts_finished": len(finished)})
 
 
 @router.post("/{session_id}/ws-token")

@@ -25,7 +25,7 @@ def parse_repo_spec(spec: str) -> tuple[str, Path | None]:
 def prepare(
     fake: FakeGitHub, repos: Sequence[tuple[str, Path | None]], users: Sequence[str]
 ) -> dict[str, str]:
-    """Create what is missing (users, repos, one installation with every repo), write the App
+    """Create what is missing (users, repos, one installation per account), write the App
     key into the data directory (0600), and return the settings as environment variables."""
     state = fake.state
     logins = list(users) or ([DEFAULT_USER] if not state.data.users else [])
@@ -37,28 +37,46 @@ def prepare(
         owner, _, name = full_name.partition("/")
         if state.repo(owner, name) is None:
             fake.create_repo(full_name, source=source, collaborators=dict.fromkeys(people, "push"))
-    all_repos = [r.full_name for r in state.data.repos.values()]
-    installation_ids = sorted(state.data.installations)
-    if installation_ids:
-        installation_id = installation_ids[0]
-        if all_repos:
-            state.extend_installation(installation_id, all_repos)
-    else:
-        installation_id = fake.add_installation(all_repos, account=people[0] if people else None)
+    installations = _install_per_account(fake, people)
     key_path = fake.data_dir / KEY_FILE
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(fake.app_private_key_pem())
     key_path.chmod(0o600)
+    # One account: pin its installation. With several, the server looks up each repo's.
+    pinned = (
+        {"OPENINSPECT_GITHUB__INSTALLATION_ID": str(installations[0])}
+        if len(installations) == 1
+        else {}
+    )
     return {
         "OPENINSPECT_GITHUB__WEB_URL": fake.url,
         "OPENINSPECT_GITHUB__APP_ID": str(fake.app_id),
         "OPENINSPECT_GITHUB__APP_PRIVATE_KEY_PATH": str(key_path),
-        "OPENINSPECT_GITHUB__INSTALLATION_ID": str(installation_id),
+        **pinned,
         "OPENINSPECT_GITHUB__CLIENT_ID": fake.client_id,
         "OPENINSPECT_GITHUB__CLIENT_SECRET": fake.client_secret,
         "OPENINSPECT_GITHUB__WEBHOOK_SECRET": fake.webhook_secret,
     }
+
+
+def _install_per_account(fake: FakeGitHub, people: Sequence[str]) -> list[int]:
+    """Install the App once per account on that account's repos, as on GitHub (a token for
+    ``acme/widgets`` can only come from the installation on ``acme``); with no repos at all, on
+    the first user. Returns the installation ids."""
+    state = fake.state
+    wanted: dict[str, list[str]] = {}  # account → its repos
+    for repo in state.data.repos.values():
+        wanted.setdefault(repo.owner, []).append(repo.full_name)
+    if not wanted and people:
+        wanted[people[0]] = []
+    existing = {inst.account.lower(): inst.id for inst in state.data.installations.values()}
+    for account, names in wanted.items():
+        if account.lower() not in existing:
+            existing[account.lower()] = fake.add_installation(names, account=account)
+        elif names:
+            state.extend_installation(existing[account.lower()], names)
+    return sorted(existing.values())
 
 
 def serve(
