@@ -83,6 +83,14 @@ class PromptStore:
             rows = (await conn.execute(query.order_by(prompts.c.created_at, prompts.c.id))).all()
         return [_prompt(r) for r in rows]
 
+    async def count(self, session_id: str, statuses: Sequence[PromptStatus]) -> int:
+        """How many of the session's prompts have one of ``statuses``."""
+        query = sa.select(sa.func.count()).where(
+            prompts.c.session_id == session_id, prompts.c.status.in_(statuses)
+        )
+        async with self._engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
     async def last_outcomes(
         self, session_ids: Sequence[str]
     ) -> dict[str, tuple[str, str | None, str | None]]:

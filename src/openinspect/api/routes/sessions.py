@@ -220,8 +220,8 @@ async def get_diff(session_id: str, user: CurrentUser, state: State) -> SessionD
     """The session branch's changes against its base (``base...branch``), per file."""
     session = await state.manager.get(session_id)
     diff = await state.manager.diffs.get(session)
-    finished = await state.store.prompts.for_session(session_id, FINISHED_PROMPT_STATUSES)
-    return SessionDiffOut.model_validate({**asdict(diff), "prompts_finished": len(finished)})
+    finished = await state.store.prompts.count(session_id, FINISHED_PROMPT_STATUSES)
+    return SessionDiffOut.model_validate({**asdict(diff), "prompts_finished": finished})
 
 
 @router.post("/{session_id}/ws-token")
