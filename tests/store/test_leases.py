@@ -19,7 +19,9 @@ from openinspect.store.leases import Lease, assert_held, db_now_ms
 from openinspect.store.tables import leases, webhook_deliveries
 from tests.store.test_migrations import throwaway_pg_database
 
-TTL_S = 0.3
+TTL_S = 1.0
+"""Long enough that a loaded machine does not lose a lease between two calls."""
+RACE_TTL_S = 10.0
 RACERS = 12
 
 
@@ -55,7 +57,9 @@ async def test_acquire_renew_release_and_the_fence(store: Store) -> None:
     assert second is not None and second.fence > first.fence
     assert not await store.leases.renew(first, TTL_S)  # the old holder lost it for good
     assert not await store.leases.release(first)
-    assert await store.leases.current("svc") == Lease("svc", "b", second.fence, second.expires_at_ms)
+    assert await store.leases.current("svc") == Lease(
+        "svc", "b", second.fence, second.expires_at_ms
+    )
 
     assert await store.leases.release(second)
     assert not await store.leases.renew(second, TTL_S)  # a released lease stays released
@@ -85,7 +89,7 @@ async def test_concurrent_acquires_have_one_winner(store: Store) -> None:
     """Fresh and expired alike: many replicas (each its own connection) race, one wins."""
     for _round in range(2):
         results = await asyncio.gather(
-            *(store.leases.acquire("race", f"holder-{i}", TTL_S) for i in range(RACERS))
+            *(store.leases.acquire("race", f"holder-{i}", RACE_TTL_S) for i in range(RACERS))
         )
         winners = [r for r in results if r is not None]
         assert len(winners) == 1, results
@@ -104,10 +108,13 @@ async def test_a_write_under_a_lost_lease_is_refused_and_rolled_back(store: Stor
     new = await store.leases.acquire("svc", "b", TTL_S)
     assert new is not None
 
-    with pytest.raises(LeaseLost) as caught:
+    async def stale_write() -> None:
         async with store.engine.begin() as conn:
             await conn.execute(_delivery("stale"))
             await assert_held(conn, old)
+
+    with pytest.raises(LeaseLost) as caught:
+        await stale_write()
     assert caught.value.code == "lease_lost" and caught.value.status == 409
     async with store.engine.connect() as conn:
         ids = (await conn.execute(sa.select(webhook_deliveries.c.delivery_id))).scalars().all()

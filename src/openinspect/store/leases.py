@@ -40,7 +40,7 @@ TTL_MIN_S = 0.01
 TTL_MAX_S = 24 * 3600.0
 
 
-class db_now_ms(sa.sql.expression.FunctionElement[int]):  # noqa: N801 - a SQL function
+class db_now_ms(sa.sql.expression.FunctionElement[int]):
     """The database's clock in whole milliseconds since the Unix epoch."""
 
     type = sa.BigInteger()
@@ -140,8 +140,10 @@ class LeaseStore:
             set_={
                 "holder": insert.excluded.holder,
                 "fence": leases.c.fence + 1,
-                "acquired_at_ms": insert.excluded.acquired_at_ms,
-                "expires_at_ms": insert.excluded.expires_at_ms,
+                # Counted from when the row is locked, not from when the statement began
+                # (it may have waited for another acquire to commit).
+                "acquired_at_ms": db_now_ms(),
+                "expires_at_ms": db_now_ms() + ttl_ms,
             },
             where=leases.c.expires_at_ms <= db_now_ms(),
         ).returning(leases.c.fence, leases.c.expires_at_ms)
