@@ -36,7 +36,8 @@ tree, and the API turns any of them into the one JSON error envelope using ``cod
     │   ├── PromptRequestConflict         "prompt_request_conflict"  409
     │   ├── SessionNotPromptable          "session_not_promptable"   409
     │   ├── SessionBusy                   "session_busy"             409
-    │   └── UserLimitReached              "user_limit_reached"       429
+    │   ├── UserLimitReached              "user_limit_reached"       429
+    │   └── LeaseLost                     "lease_lost"               409
     ├── GitError                          "git_failed"               502
     ├── ScmError                          "scm_failed"               502
     │   ├── ScmAuthFailed                 "scm_auth_failed"          502
@@ -248,6 +249,13 @@ class UserLimitReached(ConflictError):
 
     code = "user_limit_reached"
     status = 429
+
+
+class LeaseLost(ConflictError):
+    """A write guarded by a lease (``store.leases``) whose fence is no longer current: another
+    server took the work over (or it was released), so this server's write is refused."""
+
+    code = "lease_lost"
 
 
 class GitError(OpenInspectError):

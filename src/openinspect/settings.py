@@ -32,6 +32,11 @@ DEFAULT_IDLE_STOP_S = 600.0
 DEFAULT_IDLE_STOP_WATCHED_S = 1800.0
 DEFAULT_DRAFT_TTL_S = 3600.0
 DEFAULT_TIDY_INTERVAL_S = 30.0
+DEFAULT_WEBHOOK_DELIVERIES_KEEP_DAYS = 14.0
+"""GitHub redelivers for days, not weeks."""
+DEFAULT_WEBHOOK_PRUNE_INTERVAL_S = 3600.0
+DEFAULT_SERVICE_LEASE_TTL_S = 30.0
+DEFAULT_SERVICE_BACKOFF_MAX_S = 300.0
 
 
 class ServerSettings(BaseModel):
@@ -113,8 +118,53 @@ class SessionSettings(BaseModel):
     tidy_interval_s: float = Field(
         DEFAULT_TIDY_INTERVAL_S,
         ge=0,
-        description="How often each server looks for idle sandboxes and abandoned drafts, in "
-        "seconds. 0: never (the tidy service is off).",
+        description="How often the idle-sandbox reaper (on every server) and the draft sweep "
+        "(on one server at a time) run, in seconds. 0: neither runs.",
+    )
+
+
+class ServiceSettings(BaseModel):
+    """Background services: which run, and how one-replica services share the work."""
+
+    draft_sweep_enabled: bool = Field(
+        True,
+        description="Run the draft sweep: delete abandoned drafts (sessions.draft_ttl_s). One "
+        "server at a time runs it.",
+    )
+    idle_reaper_enabled: bool = Field(
+        True,
+        description="Run the idle-sandbox reaper: stop idle sandboxes (sessions.idle_stop_s) and "
+        "those of deleted sessions. Every server runs it over the sandboxes it runs.",
+    )
+    webhook_prune_enabled: bool = Field(
+        True,
+        description="Run the pruning of old webhook delivery ids (kept to recognise a "
+        "redelivery). One server at a time runs it.",
+    )
+    webhook_deliveries_keep_days: float = Field(
+        DEFAULT_WEBHOOK_DELIVERIES_KEEP_DAYS,
+        ge=1,
+        description="Days a webhook delivery id is kept, so a redelivery within them is "
+        "handled once; older ones are deleted.",
+    )
+    webhook_prune_interval_s: float = Field(
+        DEFAULT_WEBHOOK_PRUNE_INTERVAL_S,
+        gt=0,
+        description="How often old webhook delivery ids are pruned, in seconds.",
+    )
+    lease_ttl_s: float = Field(
+        DEFAULT_SERVICE_LEASE_TTL_S,
+        ge=0.1,
+        le=3600,
+        description="Lease time of a one-server-at-a-time service, in seconds; its server "
+        "renews it every third of that, and when that server dies another takes the service "
+        "over within about this long.",
+    )
+    backoff_max_s: float = Field(
+        DEFAULT_SERVICE_BACKOFF_MAX_S,
+        gt=0,
+        description="Longest pause before a failing service is retried, in seconds (the pause "
+        "doubles from the service's interval with each failure in a row).",
     )
 
 
@@ -423,6 +473,7 @@ class Settings(BaseSettings):
     )
     server: ServerSettings = Field(default_factory=lambda: ServerSettings())
     sessions: SessionSettings = Field(default_factory=lambda: SessionSettings())
+    services: ServiceSettings = Field(default_factory=lambda: ServiceSettings())
     sandbox: SandboxSettings = Field(default_factory=lambda: SandboxSettings())
     agent: AgentSettings = Field(default_factory=lambda: AgentSettings())
     models: ModelProviderSettings = Field(default_factory=lambda: ModelProviderSettings())

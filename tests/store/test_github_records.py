@@ -72,7 +72,7 @@ async def test_a_delivery_is_claimed_once(store: Store) -> None:
     assert await store.webhooks.claim("github", "d-2", "pull_request")
     await store.webhooks.release("github", "d-1")
     assert await store.webhooks.claim("github", "d-1", "pull_request")
-    assert await store.webhooks.prune() == 0
+    assert await store.webhooks.prune(timedelta(days=14)) == 0
 
 
 async def test_a_session_list_knows_creators_and_how_the_newest_prompt_ended(

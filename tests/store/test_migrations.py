@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 import sqlalchemy as sa
@@ -25,6 +26,14 @@ PG_ADMIN_URL = os.environ.get(
 @pytest.fixture
 async def pg_url() -> AsyncIterator[str]:
     """A throwaway database on the local Postgres."""
+    async with throwaway_pg_database() as url:
+        yield url
+
+
+@asynccontextmanager
+async def throwaway_pg_database() -> AsyncIterator[str]:
+    """Create a database on the local Postgres (skip, or fail under CI, when it is not
+    reachable), give its URL, and drop it afterwards."""
     admin = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     name = f"openinspect_test_{secrets.token_hex(4)}"
     try:
@@ -121,5 +130,33 @@ async def test_0004_adds_watched_at_to_existing_sessions(tmp_path: object) -> No
             )
         assert watched is None
         assert "ix_sessions_status_created_at" in indexes
+    finally:
+        await engine.dispose()
+
+
+async def test_0005_adds_the_leases_table_and_takes_it_away(tmp_path: object) -> None:
+    """A schema at 0004 gets an empty ``leases`` table keyed by name; downgrading drops it."""
+    from alembic import command
+
+    from openinspect.store.db import _alembic_config, create_engine, migrate
+
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/old.db")
+
+    def tables(c: sa.Connection) -> set[str]:
+        return set(sa.inspect(c).get_table_names())
+
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda c: command.upgrade(_alembic_config(c), "0004"))
+            assert "leases" not in await conn.run_sync(tables)
+        await migrate(engine)
+        async with engine.connect() as conn:
+            assert "leases" in await conn.run_sync(tables)
+            pk = await conn.run_sync(lambda c: sa.inspect(c).get_pk_constraint("leases"))
+            assert pk["constrained_columns"] == ["name"]
+            assert (await conn.execute(sa.text("SELECT count(*) FROM leases"))).scalar_one() == 0
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda c: command.downgrade(_alembic_config(c), "0004"))
+            assert "leases" not in await conn.run_sync(tables)
     finally:
         await engine.dispose()

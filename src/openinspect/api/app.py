@@ -9,7 +9,6 @@ never accepts a sandbox.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -35,7 +34,8 @@ from openinspect.sandboxes.bridge import BridgeHub
 from openinspect.sandboxes.pacing import BridgeLimits
 from openinspect.sandboxes.registry import resolve_provider
 from openinspect.scm.gitproxy import GitProxyAuthority, git_proxy_routes
-from openinspect.services.tidy import Tidier
+from openinspect.services.base import ServiceRunner
+from openinspect.services.registry import ServiceContext, build_services
 from openinspect.sessions.actor import Services
 from openinspect.sessions.eventlog import EventLog
 from openinspect.sessions.git_authority import SessionGitAuthority
@@ -62,6 +62,7 @@ class Runtime:
     people: People
     git_authority: SessionGitAuthority
     origins: Origins
+    services: ServiceRunner
 
 
 @asynccontextmanager
@@ -80,7 +81,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     people: People | None = None
     origins: Origins | None = None
     manager: SessionManager | None = None
-    tidy: asyncio.Task[None] | None = None
+    runner: ServiceRunner | None = None
     try:
         people = People.open(settings, store, load_or_create_secret(home))
         origins = Origins(people.github, settings.github.web_url)
@@ -113,16 +114,21 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             running_prompt=manager.running_prompt,
         )
         bootstrap = await bootstrap_admin(store, home)
+        # A start-up step, not a service: it must finish before this server takes prompts.
         await manager.recover()
-        await store.webhooks.prune()
-        if settings.sessions.tidy_interval_s > 0:
-            tidy = asyncio.create_task(Tidier(manager).run(), name="tidy")
-        yield Runtime(settings, store, bus, manager, hub, bootstrap, people, authority, origins)
+        runner = ServiceRunner(
+            build_services(ServiceContext(settings, store, manager)),
+            store.leases,
+            lease_ttl_s=settings.services.lease_ttl_s,
+            backoff_max_s=settings.services.backoff_max_s,
+        )
+        runner.start()
+        yield Runtime(
+            settings, store, bus, manager, hub, bootstrap, people, authority, origins, runner
+        )
     finally:
-        if tidy is not None:
-            tidy.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await tidy
+        if runner is not None:
+            await runner.stop()
         # Also when the server is interrupted (uvicorn re-raises SIGINT, which cancels us
         # here): closing destroys the boxes, which unmounts their workspace images.
         if manager is not None:

@@ -1,26 +1,26 @@
-"""Tidying: idle sandboxes stop, abandoned drafts go.
+"""Tidying: idle sandboxes stop, abandoned drafts go. Two services, every
+``sessions.tidy_interval_s``:
 
-Every server runs this loop every ``sessions.tidy_interval_s`` over what it holds:
-
-- **Abandoned drafts.** A session still ``created`` (no prompt was ever queued: the web app makes
-  one as soon as you start typing, to warm its sandbox) and older than ``sessions.draft_ttl_s`` is
-  deleted with its log. The delete is one conditional SQL statement, so servers sweeping at once
-  delete each draft once; each server then stops the sandboxes it ran for sessions that are gone.
-- **Idle sandboxes.** A sandbox of this server whose session has no queued or running prompt and
-  had no work (prompt, typing) for ``sessions.idle_stop_s`` (``sessions.idle_stop_watched_s``
-  while someone has the session open, on any server: ``sessions.watched_at``) is stopped with a
-  ``sandbox-status`` ``stopped`` event. The workspace and branch stay; the next prompt boots a
-  new box on them.
+- **The draft sweep** (``draft_sweep``, one server at a time). A session still ``created`` (no
+  prompt was ever queued: the web app makes one as soon as you start typing, to warm its
+  sandbox) and older than ``sessions.draft_ttl_s`` is deleted with its log. The delete is one
+  conditional SQL statement, so even servers sweeping at once would delete each draft once.
+- **The idle-sandbox reaper** (``idle_reaper``, every server, over the sandboxes it runs). It
+  stops the sandboxes this server ran for sessions that are gone (deleted by any server's
+  sweep), and a sandbox whose session has no queued or running prompt and had no work (prompt,
+  typing) for ``sessions.idle_stop_s`` (``sessions.idle_stop_watched_s`` while someone has the
+  session open, on any server: ``sessions.watched_at``), with a ``sandbox-status`` ``stopped``
+  event. The workspace and branch stay; the next prompt boots a new box on them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from openinspect.domain.events import utcnow
+from openinspect.services.registry import ServiceContext
 from openinspect.sessions.manager import SessionManager
 
 log = logging.getLogger(__name__)
@@ -52,23 +52,35 @@ class Tidier:
         self._settings = manager.services.settings.sessions
 
     async def sweep(self) -> TidyReport:
-        """One pass: delete abandoned drafts, drop what this server ran for sessions that are
-        gone, stop idle sandboxes. Safe to run on several servers at once."""
+        """Both passes: the draft sweep, then the idle reaper. Safe to run on several servers
+        at once."""
+        report = await self.sweep_drafts()
+        reaped = await self.reap()
+        report.discarded = sorted({*report.discarded, *reaped.discarded})
+        report.idle_stopped = reaped.idle_stopped
+        return report
+
+    async def sweep_drafts(self) -> TidyReport:
+        """Delete abandoned drafts, and drop what this server ran for them at once."""
         report = TidyReport()
-        store = self._manager.services.store
         if self._settings.draft_ttl_s > 0:
             cutoff = utcnow() - timedelta(seconds=self._settings.draft_ttl_s)
+            store = self._manager.services.store
             report.drafts_deleted = list(
                 await store.sessions.delete_abandoned_drafts(cutoff, DRAFT_SWEEP_BATCH)
             )
+        if report.drafts_deleted:
+            report.discarded = await self._manager.discard_vanished()
+            log.info("tidy: %d abandoned drafts deleted", len(report.drafts_deleted))
+        return report
+
+    async def reap(self) -> TidyReport:
+        """Drop what this server ran for sessions that are gone, stop idle sandboxes."""
+        report = TidyReport()
         report.discarded = await self._manager.discard_vanished()
         report.idle_stopped = await self._stop_idle()
-        if report.drafts_deleted or report.idle_stopped:
-            log.info(
-                "tidy: %d abandoned drafts deleted, %d idle sandboxes stopped",
-                len(report.drafts_deleted),
-                len(report.idle_stopped),
-            )
+        if report.idle_stopped:
+            log.info("tidy: %d idle sandboxes stopped", len(report.idle_stopped))
         return report
 
     async def _stop_idle(self) -> list[str]:
@@ -88,13 +100,44 @@ class Tidier:
                 stopped.append(sid)
         return stopped
 
-    async def run(self) -> None:
-        """Sweep every ``sessions.tidy_interval_s`` until cancelled; a failed sweep is logged
-        and the next one tries again."""
-        interval = self._settings.tidy_interval_s
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("tidy sweep failed")
+
+class DraftSweep:
+    """The draft sweep as a service: one server at a time."""
+
+    name = "draft_sweep"
+    one_replica = True
+
+    def __init__(self, tidier: Tidier, interval_s: float) -> None:
+        self._tidier = tidier
+        self.interval_s = interval_s
+
+    async def run_once(self) -> None:
+        await self._tidier.sweep_drafts()
+
+
+class IdleReaper:
+    """The idle-sandbox reaper as a service: every server, over the sandboxes it runs."""
+
+    name = "idle_reaper"
+    one_replica = False
+
+    def __init__(self, tidier: Tidier, interval_s: float) -> None:
+        self._tidier = tidier
+        self.interval_s = interval_s
+
+    async def run_once(self) -> None:
+        await self._tidier.reap()
+
+
+def draft_sweep(context: ServiceContext) -> DraftSweep | None:
+    interval_s = context.settings.sessions.tidy_interval_s
+    if not context.settings.services.draft_sweep_enabled or interval_s <= 0:
+        return None
+    return DraftSweep(Tidier(context.manager), interval_s)
+
+
+def idle_reaper(context: ServiceContext) -> IdleReaper | None:
+    interval_s = context.settings.sessions.tidy_interval_s
+    if not context.settings.services.idle_reaper_enabled or interval_s <= 0:
+        return None
+    return IdleReaper(Tidier(context.manager), interval_s)

@@ -11,6 +11,7 @@ from openinspect.store.crypto import Sealer
 from openinspect.store.db import create_engine, migrate
 from openinspect.store.events import EventStore
 from openinspect.store.identities import IdentityStore
+from openinspect.store.leases import LeaseStore
 from openinspect.store.prompts import PromptStore
 from openinspect.store.pulls import PullRequestStore
 from openinspect.store.repos import RepoStore
@@ -33,6 +34,7 @@ class Store:
     pulls: PullRequestStore
     webhooks: WebhookStore
     identities: IdentityStore
+    leases: LeaseStore
 
     @classmethod
     async def open(
@@ -56,6 +58,7 @@ class Store:
             pulls=PullRequestStore(engine),
             webhooks=WebhookStore(engine),
             identities=IdentityStore(engine, sealer),
+            leases=LeaseStore(engine),
         )
 
     async def close(self) -> None:

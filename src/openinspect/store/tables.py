@@ -282,3 +282,15 @@ webhook_deliveries = sa.Table(
     sa.Column("received_at", _ts, nullable=False),
     sa.Index("ix_webhook_deliveries_received_at", "received_at"),
 )
+
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("holder", sa.String(200), nullable=False),
+    # Bumped by every acquire and release: a write guarded by an older fence is refused.
+    sa.Column("fence", sa.BigInteger, nullable=False),
+    # Milliseconds since the epoch by the database's clock (store/leases.py: db_now_ms).
+    sa.Column("acquired_at_ms", sa.BigInteger, nullable=False),
+    sa.Column("expires_at_ms", sa.BigInteger, nullable=False),
+)

@@ -10,8 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from openinspect.domain.events import utcnow
 from openinspect.store.tables import webhook_deliveries
 
-DELIVERY_RETENTION = timedelta(days=14)
-
 
 class WebhookStore:
     def __init__(self, engine: AsyncEngine) -> None:
@@ -44,9 +42,10 @@ class WebhookStore:
                 )
             )
 
-    async def prune(self) -> int:
-        """Drop records older than the retention window (GitHub redelivers for days, not weeks)."""
-        cutoff = utcnow() - DELIVERY_RETENTION
+    async def prune(self, keep: timedelta) -> int:
+        """Drop records older than ``keep`` (``services.webhook_deliveries_keep_days``); the
+        number dropped."""
+        cutoff = utcnow() - keep
         async with self._engine.begin() as conn:
             result = await conn.execute(
                 webhook_deliveries.delete().where(webhook_deliveries.c.received_at < cutoff)

@@ -1,0 +1,67 @@
+"""Services by name: a lazy name → ``"module:factory"`` table, open to entry points.
+
+Built-ins register here exactly as a third-party package would through the entry point group
+:data:`ENTRY_POINT_GROUP` (``name = "package.module:factory"``). A factory is called with the
+:class:`ServiceContext` and returns a :class:`~openinspect.services.base.Service`, or None when
+its settings turn it off (the built-ins read ``services.<name>_enabled``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from openinspect.errors import ConfigError
+from openinspect.services.base import Service
+from openinspect.sessions.manager import SessionManager
+from openinspect.settings import Settings
+from openinspect.store import Store
+
+ENTRY_POINT_GROUP = "openinspect.services"
+BUILTIN_SERVICES: dict[str, str] = {
+    "draft_sweep": "openinspect.services.tidy:draft_sweep",
+    "idle_reaper": "openinspect.services.tidy:idle_reaper",
+    "webhook_prune": "openinspect.services.webhooks:webhook_prune",
+}
+
+
+@dataclass(frozen=True)
+class ServiceContext:
+    """What a service factory may use."""
+
+    settings: Settings
+    store: Store
+    manager: SessionManager
+
+
+ServiceFactory = Callable[[ServiceContext], Service | None]
+
+
+def available_services() -> dict[str, str]:
+    """Every known service name and its factory's import path (built-ins win)."""
+    found = {ep.name: ep.value for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    return {**found, **BUILTIN_SERVICES}
+
+
+def build_services(context: ServiceContext) -> list[Service]:
+    """The services the settings turn on, in name order. Raises :class:`ConfigError` for a
+    factory that cannot be loaded or that returns something that is not a service."""
+    built: list[Service] = []
+    for name, target in sorted(available_services().items()):
+        module_name, _, attr = target.partition(":")
+        try:
+            factory: ServiceFactory = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(
+                f"service {name!r} ({target}) cannot be loaded: {exc}",
+                hint="install the package that provides it",
+            ) from exc
+        service = factory(context)
+        if service is None:
+            continue
+        if not isinstance(service, Service) or service.name != name:
+            raise ConfigError(f"{target} did not make a service called {name!r}")
+        built.append(service)
+    return built
