@@ -68,7 +68,6 @@ from openinspect.sessions.sandbox import SessionSandbox
 from openinspect.settings import Settings
 from openinspect.store import Store
 
-
 if TYPE_CHECKING:
     from openinspect.agent.runner import RunOutcome
 
