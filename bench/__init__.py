@@ -12,7 +12,10 @@
   top, against the same page opening a one-prompt session.
 - ``cli_start_ms``: a fresh ``python -m openinspect --help`` and ``… sessions list`` (against the
   bench server) from spawn to exit, against ``python -c pass`` in the same run.
+- ``server_start_ms``: spawning ``openinspect serve`` (fresh home, model keys configured) → its
+  first 200 on ``/healthz``, against a bare uvicorn server answering one route; goal 2,000 ms.
 
-Modules: ``latency``, ``fanout``, ``web``, ``cli_start``, ``ws_baseline`` (the baseline server,
-run as a subprocess), ``common`` (environment, percentiles), ``suite`` (the run as a whole).
+Modules: ``latency``, ``fanout``, ``web``, ``cli_start``, ``server_start``, ``ws_baseline`` and
+``bare_server`` (the baseline servers, run as subprocesses), ``common`` (environment,
+percentiles), ``suite`` (the run as a whole).
 """

@@ -61,6 +61,12 @@ def parse_args(argv: list[str]) -> Config:
         help="runs of each CLI command (and of python -c pass) for cli_start_ms",
     )
     parser.add_argument(
+        "--start-samples",
+        type=_positive,
+        default=defaults.start_samples,
+        help="starts of the server (and of a bare uvicorn server) for server_start_ms",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=TOTAL_TIMEOUT_S, help="hard time limit, seconds"
     )
     args = parser.parse_args(argv)
@@ -71,6 +77,7 @@ def parse_args(argv: list[str]) -> Config:
         clients=args.clients,
         web_samples=args.web_samples,
         cli_samples=args.cli_samples,
+        start_samples=args.start_samples,
         timeout_s=args.timeout,
     )
 

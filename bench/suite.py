@@ -7,7 +7,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bench import cli_start, fanout, latency, web
+from bench import cli_start, fanout, latency, server_start, web
 from bench.common import bench_env, machine, progress
 
 TOTAL_TIMEOUT_S = 900.0
@@ -28,6 +28,8 @@ class Config:
     """Openings of the 5,000-event session in the browser (and of the baseline session)."""
     cli_samples: int = 10
     """Runs of each CLI command (and of ``python -c pass``) for ``cli_start_ms``."""
+    start_samples: int = 5
+    """Starts of the server (and of a bare uvicorn server) for ``server_start_ms``."""
     timeout_s: float = TOTAL_TIMEOUT_S
     share_server: bool = False
     """One server for both parts (faster; the smoke test) instead of a fresh one for each."""
@@ -46,6 +48,7 @@ async def run(config: Config) -> dict[str, Any]:
             latencies = await latency.run(config.samples, config.baseline_samples)
             fan = await fanout.run(config.clients, config.turns)
             cli = await cli_start.run(config.cli_samples)
+        start = await server_start.run(config.start_samples)
         # Its own server in any case: seeding the long session restarts the server.
         web_open = await web.run(config.web_samples)
     elapsed = time.monotonic() - started
@@ -54,6 +57,7 @@ async def run(config: Config) -> dict[str, Any]:
         **latencies,
         "fanout": fan,
         "cli_start_ms": cli,
+        "server_start_ms": start,
         "web_open_5000_events_ms": web_open,
         "machine": machine(),
         "config": {**asdict(config), "clients": list(config.clients)},

@@ -44,6 +44,7 @@ async def test_every_part_runs_and_reports_the_documented_keys() -> None:
         clients=(1, 2),
         web_samples=1,
         cli_samples=2,
+        start_samples=1,
         share_server=True,
     )
     result = json.loads(json.dumps(await run(config)))  # JSON-serializable as printed
@@ -79,13 +80,21 @@ async def test_every_part_runs_and_reports_the_documented_keys() -> None:
     assert positive(cli["ratio_help_to_baseline"])
     assert positive(cli["ratio_sessions_list_to_baseline"])
 
+    start = result["server_start_ms"]
+    for name in ("serve", "baseline_bare_uvicorn"):
+        check_summary(start[name], 1)
+    assert positive(start["ratio_serve_to_baseline"])
+    assert isinstance(start["meets_goal"], bool)
+
     assert positive(result["machine"]["cpus"])
     assert isinstance(result["machine"]["python"], str)
 
 
 def test_command_line_options() -> None:
     argv = ["--samples", "3", "--clients", "1,5", "--turns", "7", "--web-samples", "2"]
-    config = parse_args([*argv, "--cli-samples", "4"])
-    assert config == Config(samples=3, clients=(1, 5), turns=7, web_samples=2, cli_samples=4)
+    config = parse_args([*argv, "--cli-samples", "4", "--start-samples", "2"])
+    assert config == Config(
+        samples=3, clients=(1, 5), turns=7, web_samples=2, cli_samples=4, start_samples=2
+    )
     with pytest.raises(SystemExit):
         parse_args(["--clients", "0"])

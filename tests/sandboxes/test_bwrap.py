@@ -6,6 +6,7 @@ import asyncio
 import os
 import socket
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -129,6 +130,30 @@ async def test_boots_and_serves_rpc_in_a_box(
     assert result.stdout.splitlines()[0] == "/workspace/repo"
     await box.conn.write_file("made-in-box.txt", "hi\n")
     assert (repo / "made-in-box.txt").read_text() == "hi\n"
+
+
+async def test_live_boxes_park_no_thread_each(
+    bwrap_provider: BwrapProvider, start_sandbox: StartSandbox
+) -> None:
+    """Four live boxes hold no more threads than one: each is awaited on the event loop. The
+    default executor's pool (``asyncio_N``, bounded, shared by the short blocking steps of a
+    start) is not counted: how many of its threads exist depends on what overlapped."""
+
+    def threads() -> list[str]:
+        return [t.name for t in threading.enumerate() if not t.name.startswith("asyncio_")]
+
+    first = await start_sandbox(bwrap_provider)
+    await first.conn.wait_ready(BOOT_TIMEOUT_S)
+    with_one = len(threads())
+    more = [await start_sandbox(bwrap_provider) for _ in range(3)]
+    for box in more:
+        await box.conn.wait_ready(BOOT_TIMEOUT_S)
+    waits = [asyncio.create_task(bwrap_provider.wait(box.handle)) for box in (first, *more)]
+    await asyncio.sleep(0.2)
+    assert not any(task.done() for task in waits)
+    assert len(threads()) <= with_one, threads()
+    for task in waits:
+        task.cancel()
 
 
 async def test_box_cannot_see_the_host(

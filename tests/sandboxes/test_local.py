@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
+import threading
 from pathlib import Path
 
 from openinspect.sandboxes.base import SandboxSpec
@@ -53,3 +56,40 @@ async def test_the_log_keeps_its_cap_and_the_sandbox_is_not_blocked(tmp_path: Pa
     assert (handle.workspace_dir / "done.txt").read_text() == "done\n"
     assert log_path.stat().st_size == MAX_LOG_BYTES + len(LOG_CUT_NOTICE)
     assert log_path.read_bytes().endswith(LOG_CUT_NOTICE)
+
+
+def _spec_n(tmp_path: Path, n: int) -> SandboxSpec:
+    workspace = tmp_path / f"ws{n}"
+    workspace.mkdir()
+    return SandboxSpec(
+        sandbox_id=f"sbx-{n}",
+        session_id="ses",
+        workspace_dir=workspace,
+        clone_source=str(tmp_path),
+        clone_source_is_path=True,
+        base_branch="main",
+        work_branch="",
+        token="tok",
+        bridge_socket=tmp_path / "bridge.sock",
+    )
+
+
+async def test_live_processes_park_no_thread_each(tmp_path: Path) -> None:
+    """A sandbox lives for an hour: awaiting its exit must not hold a thread (asyncio's child
+    watcher on Python 3.11 parks one in ``waitpid`` per process)."""
+    procs = LocalProcesses("test")
+    before = threading.active_count()
+    handles = [
+        await procs.start(_spec_n(tmp_path, n), ["sleep", "60"], {}, log_path=tmp_path / f"{n}.log")
+        for n in range(8)
+    ]
+    waits = [asyncio.create_task(procs.wait(h)) for h in handles]
+    try:
+        await asyncio.sleep(0.2)
+        assert not any(task.done() for task in waits)
+        assert threading.active_count() <= before, [t.name for t in threading.enumerate()]
+    finally:
+        for handle in handles:
+            await procs.stop(handle, grace_s=1)
+    codes = await asyncio.wait_for(asyncio.gather(*waits), 10)
+    assert codes == [-signal.SIGTERM] * len(handles)  # each exit was seen, with its status

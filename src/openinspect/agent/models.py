@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import importlib
 import threading
 import time
 import typing
@@ -23,14 +24,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import httpx
-from pydantic_ai.models import KnownModelName, Model
-from pydantic_ai.settings import ModelSettings
 
 from openinspect.agent import scripted
 from openinspect.errors import InvalidEffort, ModelNotConfigured, UnknownModel
 from openinspect.settings import Settings
 
 if TYPE_CHECKING:
+    # pydantic-ai and the providers' SDKs take seconds to import: the server loads them after
+    # it listens (``preload``), and only those of the providers it can use.
+    from pydantic_ai.models import Model
+    from pydantic_ai.settings import ModelSettings
+
     from openinspect.testing.llm_server import ScriptedLLMServer
 
 Effort = Literal["minimal", "low", "medium", "high", "xhigh", "max"]
@@ -90,6 +94,8 @@ _ANTHROPIC_VERSION = "2023-06-01"
 def known_names(provider: str) -> set[str]:
     """The model names ``provider`` is known to have without asking it: pydantic-ai's
     ``KnownModelName`` and our catalog (empty for ``openai-compatible``: any server, any names)."""
+    from pydantic_ai.models import KnownModelName
+
     prefixes = {"anthropic": ("anthropic:",), "openai": ("openai:", "openai-chat:")}.get(
         provider, ()
     )
@@ -356,6 +362,8 @@ class ModelRegistry:
     ) -> ModelSettings:
         """Request settings carrying the reasoning effort the way the provider takes it (and,
         for scripted models, the session whose script position answers)."""
+        from pydantic_ai.settings import ModelSettings
+
         provider = split_model_id(model_id)[0]
         if provider == "scripted" and session_id is not None:
             from openinspect.testing.llm_server import REPLAY_HEADER
@@ -421,12 +429,25 @@ class ModelRegistry:
         server = self._scripted_server(self._script_path(name))
         return _openai_chat(f"scripted-{Path(name).stem}", server.openai_base_url, "scripted")
 
+    def client_modules(self) -> list[str]:
+        """The model client modules this server can use: those of the providers configured here
+        and of the default model (a demo script when none is), in import order."""
+        providers = {p for p in PROVIDERS if self._provider_configured(f"{p}:x")}
+        providers &= {"anthropic", "openai", "openai-compatible"}
+        providers.add(self.default_model().partition(":")[0])
+        modules = ["pydantic_ai", "openinspect.agent.runner"]
+        if "anthropic" in providers:
+            modules += ["pydantic_ai.providers.anthropic", "pydantic_ai.models.anthropic"]
+        if providers & {"openai", "openai-compatible", "scripted"}:  # all OpenAI wire protocol
+            modules += ["pydantic_ai.providers.openai", "pydantic_ai.models.openai"]
+        return modules
+
     def preload(self) -> None:
-        """Import the model clients now, so the first prompt does not pay for it (seconds)."""
-        import pydantic_ai.models.anthropic
-        import pydantic_ai.models.openai
-        import pydantic_ai.providers.anthropic
-        import pydantic_ai.providers.openai  # noqa: F401
+        """Import the model clients this server can use (``client_modules``), so the first
+        prompt does not pay for it (seconds). Blocking: the server runs it in a thread once it
+        listens; anything it has not loaded yet is imported when first used."""
+        for module in self.client_modules():
+            importlib.import_module(module)
 
     def _script_path(self, name: str) -> Path:
         return scripted.resolve(name, self.settings.models.scripted_dir)

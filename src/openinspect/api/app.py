@@ -64,6 +64,12 @@ class Runtime:
     origins: Origins
     services: ServiceRunner
 
+    async def warm_up(self) -> None:
+        """What the server loads once it listens rather than before: the model clients of the
+        providers it can use (seconds of imports). Nothing waits for it; a prompt that comes
+        first imports what it needs itself."""
+        await asyncio.to_thread(self.manager.services.models.preload)
+
 
 @asynccontextmanager
 async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
@@ -72,8 +78,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     sealer = Sealer.from_settings(settings.auth.encryption_key, home)
     store = await Store.open(settings.resolved_database_url, sealer=sealer)
     bus = open_bus(settings.bus_url)
-    models = ModelRegistry(settings)
-    await asyncio.to_thread(models.preload)
+    models = ModelRegistry(settings)  # its clients load after the server listens (``warm_up``)
     hub = BridgeHub(
         heartbeat_timeout_s=settings.sandbox.heartbeat_timeout_s,
         limits=BridgeLimits.from_settings(settings.sandbox),

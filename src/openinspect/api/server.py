@@ -88,12 +88,14 @@ async def serve(
         partial.replace(info)
         bridge_task = asyncio.create_task(bridge.serve())
         public_task = asyncio.create_task(public.serve(sockets=[sock]))
+        warm_task: asyncio.Task[None] | None = None
         try:
             while not public.started:
                 if public_task.done():
                     await public_task
                     return
                 await asyncio.sleep(0.01)
+            warm_task = asyncio.create_task(runtime.warm_up(), name="warm up")
             if on_started is not None:
                 result = on_started(Started(url, runtime))
                 if result is not None:
@@ -107,6 +109,9 @@ async def serve(
         finally:
             public.should_exit = True
             bridge.should_exit = True
-            await asyncio.gather(public_task, bridge_task, return_exceptions=True)
+            if warm_task is not None:
+                warm_task.cancel()  # an import already running in its thread still finishes
+            tasks = [t for t in (public_task, bridge_task, warm_task) if t is not None]
+            await asyncio.gather(*tasks, return_exceptions=True)
             with contextlib.suppress(FileNotFoundError):
                 info.unlink()

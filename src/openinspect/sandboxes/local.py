@@ -8,6 +8,7 @@ import contextlib
 import importlib.util
 import os
 import signal
+import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,11 +119,15 @@ class LocalProcesses:
     file, so the process holds no descriptor of that file (a box could reopen it through
     ``/proc/self/fd/1``). The log keeps the first :data:`MAX_LOG_BYTES`; the rest is read and
     dropped, so a chatty sandbox neither fills the disk nor blocks on a full pipe.
+
+    A process's exit is awaited on the event loop through a pidfd (:class:`_Exit`), not with
+    ``asyncio.create_subprocess_exec``, whose child watcher on Python 3.11 parks a thread in
+    ``waitpid`` for as long as each process lives: a thread per box.
     """
 
     def __init__(self, provider: str) -> None:
         self._provider = provider
-        self._procs: dict[str, asyncio.subprocess.Process] = {}
+        self._procs: dict[str, _Exit] = {}
         self._drains: dict[str, asyncio.Task[None]] = {}
 
     async def start(
@@ -144,13 +149,14 @@ class LocalProcesses:
                 f"cannot open the {self._provider} sandbox's log: {exc.strerror or exc}"
             ) from exc
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
+            # Spawning blocks no longer than asyncio's own spawn, which is this same Popen.
+            popen = subprocess.Popen(  # noqa: ASYNC220
+                argv,
                 cwd=cwd or spec.workspace_dir,
                 env=dict(env),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own group: destroy signals it alone
                 pass_fds=pass_fds,
             )
@@ -159,9 +165,15 @@ class LocalProcesses:
             raise SandboxUnavailable(
                 f"cannot start the {self._provider} sandbox ({argv[0]}): {exc.strerror or exc}"
             ) from exc
-        assert proc.stdout is not None
+        proc = _Exit(popen)
+        assert popen.stdout is not None
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=LOG_CHUNK_BYTES)
+        pipe, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), popen.stdout
+        )
         self._procs[spec.sandbox_id] = proc
-        self._drains[spec.sandbox_id] = asyncio.create_task(_drain(proc.stdout, log))
+        self._drains[spec.sandbox_id] = asyncio.create_task(_drain(reader, log, pipe))
         return SandboxHandle(
             sandbox_id=spec.sandbox_id,
             provider=self._provider,
@@ -202,8 +214,54 @@ class LocalProcesses:
                 await asyncio.gather(drain, return_exceptions=True)
 
 
-async def _drain(stream: asyncio.StreamReader, log: BinaryIO) -> None:
-    """Copy ``stream`` into ``log`` up to :data:`MAX_LOG_BYTES`, then discard; closes ``log``."""
+class _Exit:
+    """A started process and its exit status, awaited through a pidfd on the event loop (or,
+    where the kernel has no pidfds, in a thread)."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+        loop = asyncio.get_running_loop()
+        self._exited: asyncio.Future[int] = loop.create_future()
+        self._pidfd: int | None = None
+        self._waiter: asyncio.Future[int] | None = None
+        try:
+            self._pidfd = os.pidfd_open(popen.pid)
+        except (AttributeError, OSError):  # not Linux 5.3+: the old way, a thread
+            self._waiter = asyncio.ensure_future(asyncio.to_thread(popen.wait))
+            self._waiter.add_done_callback(
+                lambda t: self._settle(None if t.cancelled() else t.result())
+            )
+        else:
+            loop.add_reader(self._pidfd, self._reap, loop)
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.returncode
+
+    def _reap(self, loop: asyncio.AbstractEventLoop) -> None:
+        # A pidfd turns readable once the process has exited; poll() collects its status.
+        code = self.popen.poll()
+        if code is not None and self._pidfd is not None:
+            loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+            self._settle(code)
+
+    def _settle(self, code: int | None) -> None:
+        if not self._exited.done():
+            self._exited.set_result(code if code is not None else -1)
+
+    async def wait(self) -> int:
+        """The exit status (negative: the signal that ended it), once the process exited."""
+        return await asyncio.shield(self._exited)
+
+
+async def _drain(
+    stream: asyncio.StreamReader, log: BinaryIO, pipe: asyncio.BaseTransport | None = None
+) -> None:
+    """Copy ``stream`` into ``log`` up to :data:`MAX_LOG_BYTES`, then discard; closes ``log``
+    (and ``pipe``, the transport feeding ``stream``)."""
     written = 0
     try:
         while chunk := await stream.read(LOG_CHUNK_BYTES):
@@ -219,6 +277,8 @@ async def _drain(stream: asyncio.StreamReader, log: BinaryIO) -> None:
         pass  # a full disk must not take the server down; the sandbox keeps running
     finally:
         log.close()
+        if pipe is not None:
+            pipe.close()
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -15,9 +15,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from openinspect.agent.models import ModelRegistry
-from openinspect.agent.runner import PromptRun, RunOutcome, load_history, run_prompt
 from openinspect.domain.events import (
     ErrorInfo,
     Event,
@@ -67,6 +67,9 @@ from openinspect.sessions.pulls import PullRequests
 from openinspect.sessions.sandbox import SessionSandbox
 from openinspect.settings import Settings
 from openinspect.store import Store
+
+if TYPE_CHECKING:
+    from openinspect.agent.runner import RunOutcome
 
 log = logging.getLogger(__name__)
 CLIENT_REQUEST_ID_MAX = 128
@@ -406,6 +409,9 @@ class SessionActor:
         )
         self.sandbox.reset_failure()
         self.sandbox.warm()  # boots in parallel with the first model request
+        # The agent loop loads pydantic-ai: the server imports it after it listens (preload).
+        from openinspect.agent.runner import PromptRun, load_history, run_prompt
+
         history = load_history(await self._s.store.sessions.load_conversation(self.session.id))
         run = PromptRun(
             session_id=self.session.id,
