@@ -224,7 +224,7 @@ async def test_wrong_methods_are_405_with_allow(api: Api) -> None:
     for method, path, allowed in (
         ("DELETE", "/api/repos", {"GET", "HEAD", "POST"}),
         ("PUT", "/api/sessions", {"GET", "HEAD", "POST"}),
-        ("DELETE", "/api/sessions/ses_x", {"GET", "HEAD"}),
+        ("DELETE", "/api/sessions/ses_x", {"GET", "HEAD", "PATCH"}),
         ("GET", "/api/sessions/ses_x/prompts", {"POST"}),
         ("PATCH", "/api/tokens", {"GET", "HEAD", "POST"}),
         ("GET", "/auth/logout", {"POST"}),

@@ -17,12 +17,16 @@ from openinspect.store.users import ApiToken, TokenKind
 NAME_MAX = 200
 EMAIL_MAX = 320
 TOKEN_DAYS_MAX = 3650
-_EMAIL_PART = r"[^@\s<>\"',;\x00-\x1f\x7f]+"
+# Patterns spell out the characters they refuse: regex engines disagree on what ``\\s`` is (JSON
+# Schema's, like JavaScript's, leaves out U+0085, which Python and pydantic's engine count), so a
+# client reading the OpenAPI document and the server would disagree on such input. ``_SPACE``
+# holds every character ``str.strip`` removes (and a few invisible ones), so a value the document
+# allows is still allowed once trimmed (see ``api.schemas.Trimmed``).
+_SPACE = "\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200f\\u2028-\\u202f\\u205f\\u3000\\ufeff"
+_EMAIL_PART = rf"[^@{_SPACE}<>\"',;]+"
 _EMAIL_RE = re.compile(rf"^{_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART}$")
-# The same rules as JSON Schema patterns, so the OpenAPI document says what the server takes
-# (spaces around an email are trimmed; regex engines disagree on what else ``\s`` is).
 _EMAIL_PATTERN = rf"^ *{_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART} *$"
-_NAME_PATTERN = r"^[^<>\r\n\t\x00]*[^\s<>\x00][^<>\r\n\t\x00]*$"
+_NAME_PATTERN = rf"^[^<>\r\n\t\x00]*[^{_SPACE}<>][^<>\r\n\t\x00]*$"
 _BAD_NAME_CHARS = set("<>\n\r\t\x00")
 
 
