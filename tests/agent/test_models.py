@@ -3,6 +3,9 @@ setting to set and a likely name — and the default it offers is one that can r
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 
 from openinspect.agent.models import ModelRegistry
@@ -138,3 +141,30 @@ async def test_a_compatible_server_that_cannot_list_is_not_a_reason_to_refuse() 
         for url in (server.openai_base_url, DEAD_URL):
             settings = Settings(models=ModelProviderSettings(openai_compatible_base_url=url))
             await ModelRegistry(settings).check("openai-compatible:anything-at-all", None)
+
+
+async def test_checks_and_prompts_wait_for_the_model_clients_to_load() -> None:
+    """The server imports the model clients in a thread once it listens; a request that came
+    first importing pydantic-ai on the loop at the same time found it half-initialised (an
+    intermittent 500 on ``POST /api/sessions``). Whatever imports it waits for the load."""
+    settings = Settings(
+        openai_api_key="sk-test",  # type: ignore[arg-type]
+        models=ModelProviderSettings(openai_base_url=DEAD_URL),
+    )
+    registry = ModelRegistry(settings)
+    order: list[str] = []
+    real = registry.preload
+
+    def slow_preload() -> None:
+        time.sleep(0.3)
+        real()
+        order.append("loaded")
+
+    registry.preload = slow_preload  # type: ignore[method-assign]
+    warm = asyncio.create_task(registry.loaded())
+    await asyncio.sleep(0)
+    await registry.check("openai:gpt-5-mini", None)
+    order.append("checked")
+    await warm
+    await registry.loaded()  # once: a second wait does not load again
+    assert order == ["loaded", "checked"]

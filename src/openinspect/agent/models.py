@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import importlib
+import logging
 import threading
 import time
 import typing
@@ -87,6 +88,7 @@ MODEL_LIST_TTL_S = 300.0
 MODEL_LIST_RETRY_S = 30.0
 """After a provider could not be asked, how long until it is asked again."""
 MODEL_LIST_MAX_IDS = 10_000
+log = logging.getLogger(__name__)
 _HINT_NAMES_MAX = 8
 _ANTHROPIC_VERSION = "2023-06-01"
 
@@ -140,6 +142,7 @@ class ModelRegistry:
     # provider → (when it was asked, the ids it listed or None when it could not be asked)
     _listed: dict[str, tuple[float, frozenset[str] | None]] = field(default_factory=dict)
     _list_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _loading: tuple[asyncio.AbstractEventLoop, asyncio.Task[None]] | None = None
 
     def catalog(self) -> list[ModelInfo]:
         """Models people can pick, with whether their provider is configured here."""
@@ -295,6 +298,7 @@ class ModelRegistry:
         provider, name = split_model_id(model_id)
         if provider == "scripted":
             return
+        await self.loaded()
         static = known_names(provider)
         if name in static:
             return
@@ -441,6 +445,22 @@ class ModelRegistry:
         if providers & {"openai", "openai-compatible", "scripted"}:  # all OpenAI wire protocol
             modules += ["pydantic_ai.providers.openai", "pydantic_ai.models.openai"]
         return modules
+
+    async def loaded(self) -> None:
+        """Wait until ``preload`` has run (once, in a thread; the server starts it as soon as it
+        listens). Every path that imports pydantic-ai lazily awaits this first: pydantic-ai's
+        package imports itself circularly, so a second thread importing it while the preload
+        does can find it half-initialised (``ImportError: … partially initialized module``)."""
+        loop = asyncio.get_running_loop()
+        if self._loading is None or self._loading[0] is not loop:
+            self._loading = (loop, loop.create_task(self._preload(), name="load model clients"))
+        await asyncio.shield(self._loading[1])
+
+    async def _preload(self) -> None:
+        try:
+            await asyncio.to_thread(self.preload)
+        except Exception:  # reported here; the first use raises it again
+            log.exception("could not load the model clients")
 
     def preload(self) -> None:
         """Import the model clients this server can use (``client_modules``), so the first

@@ -8,7 +8,6 @@ never accepts a sandbox.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -68,7 +67,7 @@ class Runtime:
         """What the server loads once it listens rather than before: the model clients of the
         providers it can use (seconds of imports). Nothing waits for it; a prompt that comes
         first imports what it needs itself."""
-        await asyncio.to_thread(self.manager.services.models.preload)
+        await self.manager.services.models.loaded()
 
 
 @asynccontextmanager

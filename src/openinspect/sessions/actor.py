@@ -409,7 +409,9 @@ class SessionActor:
         )
         self.sandbox.reset_failure()
         self.sandbox.warm()  # boots in parallel with the first model request
-        # The agent loop loads pydantic-ai: the server imports it after it listens (preload).
+        # The agent loop loads pydantic-ai: the server imports it after it listens (preload),
+        # and no other thread may import it at the same time.
+        await self._s.models.loaded()
         from openinspect.agent.runner import PromptRun, load_history, run_prompt
 
         history = load_history(await self._s.store.sessions.load_conversation(self.session.id))
