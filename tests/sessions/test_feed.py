@@ -74,7 +74,7 @@ async def effects(store: Store, consumer: str | None = None) -> list[int]:
 
 async def append_all(log: EventLog, session_ids: list[str], per_session: int) -> None:
     async def one(session_id: str) -> None:
-        for seq in range(1, per_session + 1):
+        for _ in range(per_session):
             await log.append(text(session_id, 0))
 
     await asyncio.gather(*(one(s) for s in session_ids))
@@ -106,9 +106,7 @@ async def test_two_names_each_see_every_event_woken_by_the_bus(store: Store) -> 
         assert await store.feed.cursor(name) == 1  # a new cursor starts at the end
     slack, linear = Recorder("slack"), Recorder("linear")
     tasks = [
-        asyncio.create_task(
-            FeedConsumer(store, bus, name, handler, poll_interval_s=60).run()
-        )
+        asyncio.create_task(FeedConsumer(store, bus, name, handler, poll_interval_s=60).run())
         for name, handler in (("slack", slack), ("linear", linear))
     ]
     try:
@@ -168,7 +166,7 @@ async def test_one_name_in_two_processes_handles_each_event_once(store_url: str)
     consumer "n" while sessions append: every event is handled by exactly one of them, and
     never by both at once."""
     stores = [await Store.open(store_url), await Store.open(store_url, run_migrations=False)]
-    one, two = stores
+    one = stores[0]
     try:
         async with one.engine.begin() as conn:
             await conn.execute(sa.text("CREATE TABLE effects (consumer VARCHAR(40), pos BIGINT)"))
@@ -202,7 +200,8 @@ async def test_one_name_in_two_processes_handles_each_event_once(store_url: str)
 
 
 async def test_a_consumer_killed_with_sigkill_resumes_with_nothing_lost_or_repeated(
-    store: Store, store_url: str,  # noqa: F811
+    store: Store,
+    store_url: str,  # noqa: F811
 ) -> None:
     """A real process, killed with SIGKILL while it handles batches; a second process finishes
     the feed. Each event's effect is in the database exactly once."""

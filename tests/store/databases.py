@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.store.test_migrations import pg_url  # noqa: F401 - the fixture
+from tests.store.test_migrations import pg_url
 
 __all__ = ["pg_url", "store_url"]
 

@@ -110,7 +110,9 @@ async def test_a_tailing_reader_sees_every_concurrent_append_once_in_order(store
 async def test_types_filter_and_limits(store: Store) -> None:
     (session_id,) = await new_sessions(store, 1)
     await store.events.append(text(session_id, 1))
-    await store.events.append(WarningEvent(session_id=session_id, seq=2, code="c", message="careful"))
+    await store.events.append(
+        WarningEvent(session_id=session_id, seq=2, code="c", message="careful")
+    )
     await store.events.append(text(session_id, 3))
     warnings = await store.feed.read(0, 10, types=["warning"])
     assert [e.event.seq for e in warnings] == [2]
@@ -159,13 +161,17 @@ async def test_a_failed_claim_keeps_the_cursor_and_the_effects_out(store: Store)
     await store.events.append(text(session_id, 1))
     async with store.engine.begin() as conn:
         await conn.execute(sa.text("CREATE TABLE effects (pos BIGINT PRIMARY KEY)"))
-    with pytest.raises(RuntimeError):
+
+    async def failing_handler() -> None:
         async with store.feed.claim("c") as claim:
             assert claim is not None
             batch = await claim.read(10)
             await claim.conn.execute(sa.text("INSERT INTO effects VALUES (:p)"), {"p": 1})
             claim.advance(batch.upto)
             raise RuntimeError("the handler failed")
+
+    with pytest.raises(RuntimeError):
+        await failing_handler()
     assert await store.feed.cursor("c") == 0
     async with store.engine.connect() as conn:
         assert (await conn.execute(sa.text("SELECT COUNT(*) FROM effects"))).scalar_one() == 0

@@ -19,7 +19,6 @@ from openinspect.bus import Bus
 from openinspect.domain.events import Event, dump_event, is_ephemeral
 from openinspect.store import Store
 
-
 FEED_CHANNEL = "feed"
 
 

@@ -111,7 +111,9 @@ class FeedConsumer:
                     while await self.step():
                         pass
                 except Exception:
-                    logger.exception("feed consumer %s failed; retrying in %.1fs", self.name, retry_s)
+                    logger.exception(
+                        "feed consumer %s failed; retrying in %.1fs", self.name, retry_s
+                    )
                     await asyncio.sleep(retry_s)
                     retry_s = min(retry_s * 2, RETRY_MAX_S)
                     continue
