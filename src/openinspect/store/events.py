@@ -22,7 +22,14 @@ class EventStore:
         writer) and return its feed position. The primary key (session_id, seq) refuses a
         duplicate seq. ``session_values`` (columns of the session row) change in the same
         transaction: a state change and the event that announces it commit together."""
-        data = dump_event(event)
+        row = {
+            "session_id": event.session_id,
+            "seq": event.seq,
+            "type": event.type,
+            "prompt_id": event.prompt_id,
+            "ts": event.ts,
+            "data": json.dumps(dump_event(event)),
+        }
         async with self._engine.begin() as conn:
             # The session row first, the feed counter last: the counter serialises every
             # append, so it is held for as short a time as possible (see ``store/feed.py``).
@@ -31,19 +38,7 @@ class EventStore:
                 .where(sessions.c.id == event.session_id)
                 .values(**(session_values or {}), last_seq=event.seq, updated_at=event.ts)
             )
-            pos = await feed.reserve(conn)
-            await conn.execute(
-                events.insert().values(
-                    session_id=event.session_id,
-                    seq=event.seq,
-                    type=event.type,
-                    prompt_id=event.prompt_id,
-                    ts=event.ts,
-                    data=json.dumps(data),
-                    pos=pos,
-                )
-            )
-        return pos
+            return await feed.insert_event(conn, row)
 
     async def append_many(self, session_id: str, batch: list[Event]) -> None:
         """Store a batch of one session's events, seqs assigned and ascending, in one

@@ -34,6 +34,15 @@ FROM (
 WHERE events.session_id = numbered.session_id AND events.seq = numbered.seq
 """
 
+# SQLite only (writers are serialised there): an append reads ``last_pos + 1`` in its insert and
+# this moves the head along, so an append stays one statement (``store.feed.insert_event``).
+_SQLITE_TRIGGER = """
+CREATE TRIGGER events_feed_head AFTER INSERT ON events
+BEGIN
+    UPDATE feed_head SET last_pos = NEW.pos WHERE id = 1 AND last_pos < NEW.pos;
+END
+"""
+
 
 def upgrade() -> None:
     op.create_table(
@@ -56,9 +65,12 @@ def upgrade() -> None:
     with op.batch_alter_table("events") as batch:
         batch.alter_column("pos", existing_type=sa.BigInteger, nullable=False)
     op.create_index(op.f("ix_events_pos"), "events", ["pos"], unique=True)
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute(_SQLITE_TRIGGER)
 
 
 def downgrade() -> None:
+    op.execute("DROP TRIGGER IF EXISTS events_feed_head")
     op.drop_index(op.f("ix_events_pos"), table_name="events")
     with op.batch_alter_table("events") as batch:
         batch.drop_column("pos")
