@@ -1,7 +1,7 @@
 """event feed: a global position for every stored event, and named consumer cursors
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 
 ``events.pos`` orders all durable events of all sessions; ``feed_head`` holds the last position
 handed out (one row, updated in every append's transaction so that positions commit in order);
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
