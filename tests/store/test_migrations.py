@@ -160,3 +160,79 @@ async def test_0005_adds_the_leases_table_and_takes_it_away(tmp_path: object) ->
             assert "leases" not in await conn.run_sync(tables)
     finally:
         await engine.dispose()
+
+
+async def test_0006_numbers_existing_events_by_time_keeping_each_sessions_order(
+    tmp_path: object,
+) -> None:
+    """Events stored before the feed get positions by time across sessions; a session whose
+    clock stepped back keeps its seq order; the head is the last position, and the next append
+    takes the one after it."""
+    from alembic import command
+
+    from openinspect.store.db import _alembic_config, create_engine, migrate
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/old.db"
+    engine = create_engine(url)
+    rows = [  # (session, seq, ts)
+        ("ses_a", 1, "2025-01-01 10:00:00"),
+        ("ses_b", 1, "2025-01-01 10:00:01"),
+        ("ses_a", 2, "2025-01-01 10:00:02"),
+        ("ses_a", 3, "2025-01-01 09:00:00"),  # the clock stepped back: still after seq 2
+        ("ses_b", 2, "2025-01-01 10:00:03"),
+    ]
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda c: command.upgrade(_alembic_config(c), "0004"))
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO users (id, name, email, git_name, git_email, role, created_at) "
+                    "VALUES ('usr_1', 'A', 'a@e', 'A', 'a@e', 'admin', '2025-01-01 00:00:00')"
+                )
+            )
+            for sid in ("ses_a", "ses_b"):
+                await conn.execute(
+                    sa.text(
+                        "INSERT INTO sessions (id, title, repo_url, base_branch, branch, model, "
+                        "status, sandbox_status, creator_id, created_at, updated_at) VALUES "
+                        "(:id, 't', '/r', 'main', :branch, 'scripted:x', 'idle', 'none', "
+                        "'usr_1', '2025-01-01 00:00:00', '2025-01-01 00:00:00')"
+                    ),
+                    {"id": sid, "branch": f"openinspect/{sid}"},
+                )
+            for sid, seq, ts in rows:
+                event = SessionCreated(
+                    session_id=sid, seq=seq, title="t", repo_url="/r", base_branch="main",
+                    branch="b", model="scripted:x", effort=None,
+                    creator=Author(id="usr_1", name="A", email="a@e"),
+                )  # fmt: skip
+                await conn.execute(
+                    sa.text(
+                        "INSERT INTO events (session_id, seq, type, prompt_id, ts, data) "
+                        "VALUES (:s, :q, 'session-created', NULL, :ts, :data)"
+                    ),
+                    {"s": sid, "q": seq, "ts": ts, "data": event.model_dump_json()},
+                )
+        await migrate(engine)
+        async with engine.connect() as conn:
+            numbered = (
+                await conn.execute(sa.text("SELECT session_id, seq FROM events ORDER BY pos"))
+            ).all()
+            head = (await conn.execute(sa.text("SELECT last_pos FROM feed_head"))).scalar_one()
+        assert [tuple(r) for r in numbered] == [
+            ("ses_a", 1), ("ses_b", 1), ("ses_a", 2), ("ses_a", 3), ("ses_b", 2),
+        ]  # fmt: skip
+        assert head == 5
+    finally:
+        await engine.dispose()
+    store = await Store.open(url)
+    try:
+        assert [e.pos for e in await store.feed.read(0, 10)] == [1, 2, 3, 4, 5]
+        event = SessionCreated(
+            session_id="ses_b", seq=3, title="t", repo_url="/r", base_branch="main",
+            branch="b", model="scripted:x", effort=None,
+            creator=Author(id="usr_1", name="A", email="a@e"),
+        )  # fmt: skip
+        assert await store.events.append(event) == 6
+    finally:
+        await store.close()

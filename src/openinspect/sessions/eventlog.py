@@ -3,7 +3,8 @@
 The session's owner is the only writer of its log, so seqs come from a per-session counter
 primed from the store; a per-session lock keeps store order and publish order the same.
 Bus messages are JSON envelopes: ``{"kind": "event", "event": {...}}`` or
-``{"kind": "presence", "participants": [...]}``.
+``{"kind": "presence", "participants": [...]}``. After each durable event, the ``feed`` channel
+gets its global position (decimal text): a wake-up for feed consumers (``sessions/feed.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 from openinspect.bus import Bus
 from openinspect.domain.events import Event, dump_event, is_ephemeral
 from openinspect.store import Store
+
+FEED_CHANNEL = "feed"
 
 
 def channel(session_id: str) -> str:
@@ -50,9 +53,10 @@ class EventLog:
         async with self._lock(event.session_id):
             seq = await self._seq(event.session_id) + 1
             stored = event.model_copy(update={"seq": seq})
-            await self._store.events.append(stored, session_values=session_values)
+            pos = await self._store.events.append(stored, session_values=session_values)
             self._last_seq[event.session_id] = seq
             await self._bus.publish(channel(event.session_id), _envelope("event", stored))
+            await self._bus.publish(FEED_CHANNEL, str(pos))
         return stored
 
     async def publish(self, event: Event) -> None:

@@ -10,6 +10,7 @@ from openinspect.store.branches import BranchStore
 from openinspect.store.crypto import Sealer
 from openinspect.store.db import create_engine, migrate
 from openinspect.store.events import EventStore
+from openinspect.store.feed import FeedStore
 from openinspect.store.identities import IdentityStore
 from openinspect.store.leases import LeaseStore
 from openinspect.store.prompts import PromptStore
@@ -29,6 +30,7 @@ class Store:
     sessions: SessionStore
     prompts: PromptStore
     events: EventStore
+    feed: FeedStore
     sandboxes: SandboxStore
     branches: BranchStore
     pulls: PullRequestStore
@@ -53,6 +55,7 @@ class Store:
             sessions=SessionStore(engine),
             prompts=PromptStore(engine),
             events=EventStore(engine),
+            feed=FeedStore(engine),
             sandboxes=SandboxStore(engine),
             branches=BranchStore(engine),
             pulls=PullRequestStore(engine),

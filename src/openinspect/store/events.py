@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openinspect.domain.events import Event, dump_event, load_event
+from openinspect.store import feed
 from openinspect.store.tables import events, sessions
 
 
@@ -16,28 +17,28 @@ class EventStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def append(self, event: Event, *, session_values: dict[str, Any] | None = None) -> None:
+    async def append(self, event: Event, *, session_values: dict[str, Any] | None = None) -> int:
         """Store one event whose ``seq`` the caller assigned (the session's owner is the only
-        writer). The primary key (session_id, seq) refuses a duplicate seq. ``session_values``
-        (columns of the session row) change in the same transaction: a state change and the
-        event that announces it commit together."""
-        data = dump_event(event)
+        writer) and return its feed position. The primary key (session_id, seq) refuses a
+        duplicate seq. ``session_values`` (columns of the session row) change in the same
+        transaction: a state change and the event that announces it commit together."""
+        row = {
+            "session_id": event.session_id,
+            "seq": event.seq,
+            "type": event.type,
+            "prompt_id": event.prompt_id,
+            "ts": event.ts,
+            "data": json.dumps(dump_event(event)),
+        }
         async with self._engine.begin() as conn:
-            await conn.execute(
-                events.insert().values(
-                    session_id=event.session_id,
-                    seq=event.seq,
-                    type=event.type,
-                    prompt_id=event.prompt_id,
-                    ts=event.ts,
-                    data=json.dumps(data),
-                )
-            )
+            # The session row first, the feed counter last: the counter serialises every
+            # append, so it is held for as short a time as possible (see ``store/feed.py``).
             await conn.execute(
                 sessions.update()
                 .where(sessions.c.id == event.session_id)
                 .values(**(session_values or {}), last_seq=event.seq, updated_at=event.ts)
             )
+            return await feed.insert_event(conn, row)
 
     async def append_many(self, session_id: str, batch: list[Event]) -> None:
         """Store a batch of one session's events, seqs assigned and ascending, in one
@@ -48,6 +49,12 @@ class EventStore:
             raise ValueError("append_many takes the events of one session")
         async with self._engine.begin() as conn:
             await conn.execute(
+                sessions.update()
+                .where(sessions.c.id == session_id)
+                .values(last_seq=batch[-1].seq, updated_at=batch[-1].ts)
+            )
+            first = await feed.reserve(conn, len(batch)) - len(batch) + 1
+            await conn.execute(
                 events.insert(),
                 [
                     {
@@ -57,14 +64,10 @@ class EventStore:
                         "prompt_id": e.prompt_id,
                         "ts": e.ts,
                         "data": json.dumps(dump_event(e)),
+                        "pos": first + i,
                     }
-                    for e in batch
+                    for i, e in enumerate(batch)
                 ],
-            )
-            await conn.execute(
-                sessions.update()
-                .where(sessions.c.id == session_id)
-                .values(last_seq=batch[-1].seq, updated_at=batch[-1].ts)
             )
 
     async def last_seq(self, session_id: str) -> int:

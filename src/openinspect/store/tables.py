@@ -174,6 +174,9 @@ events = sa.Table(
     sa.Column("prompt_id", sa.String(40), nullable=True),
     sa.Column("ts", _ts, nullable=False),
     sa.Column("data", sa.Text, nullable=False),
+    # The global feed position (migration 0006): unique, never reused, visible in order.
+    sa.Column("pos", sa.BigInteger, nullable=False),
+    sa.Index("ix_events_pos", "pos", unique=True),
 )
 
 sandboxes = sa.Table(
@@ -293,4 +296,23 @@ leases = sa.Table(
     # Milliseconds since the epoch by the database's clock (store/leases.py: db_now_ms).
     sa.Column("acquired_at_ms", sa.BigInteger, nullable=False),
     sa.Column("expires_at_ms", sa.BigInteger, nullable=False),
+)
+
+# --- the global event feed (migration 0006) ---
+
+feed_head = sa.Table(
+    "feed_head",
+    metadata,
+    # One row (id 1): the last feed position handed out. Updated inside every append's
+    # transaction, so positions commit in order (see ``store/feed.py``).
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("last_pos", sa.BigInteger, nullable=False),
+)
+
+feed_cursors = sa.Table(
+    "feed_cursors",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("pos", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", _ts, nullable=False),
 )
