@@ -13,6 +13,7 @@ from openinspect.domain.models import User
 from openinspect.errors import AuthError, ConfigError, ForbiddenError, TokenExpired, TokenRevoked
 from openinspect.people.roles import ensure_can_see, is_admin
 from openinspect.people.service import People
+from openinspect.sessions.commands import CommandHandler
 from openinspect.sessions.manager import SessionManager
 from openinspect.sessions.pulls import PullRequests
 from openinspect.settings import Settings
@@ -28,6 +29,8 @@ class AppState:
     ws_tokens: WsTokens
     settings: Settings
     pulls: PullRequests
+    commands: CommandHandler
+    """The one entry point of every change a door asks of a session (``sessions.commands``)."""
     people: People | None = None
 
     def require_people(self) -> People:
