@@ -74,6 +74,21 @@ async def test_a_member_reaches_no_one_elses_session_through_any_command_route(
     assert set(roles.values()) == {"owner"}  # mallory took no part
 
 
+async def test_oversized_ids_in_a_command_path_are_refused_not_crashes(live: Live) -> None:
+    """A command's fields are bounded; a path longer than any id is answered, never a 500."""
+    long_id = "ses_" + "x" * 300
+    for method, path, body in _commands(long_id, "prm_x"):
+        answer = await live.call(live.admin_token, method, path, json=body)
+        assert answer.status_code == 404, (path, answer.text)
+        assert answer.json()["error"]["code"] == "session_not_found"
+        assert "x" * 80 not in answer.text
+    session = await live.session(live.admin_token)
+    cancel = f"/api/sessions/{session['id']}/prompts/prm_{'y' * 300}/cancel"
+    answer = await live.call(live.admin_token, "POST", cancel)
+    assert answer.status_code == 422, answer.text
+    assert "y" * 80 not in answer.text
+
+
 async def test_a_client_cannot_claim_an_integrations_origin(live: Live) -> None:
     _, mallory = await live.member("mallory")
     for claimed, status, code in (

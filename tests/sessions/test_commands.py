@@ -3,6 +3,7 @@ someone who may not (the same ``session_not_found`` as for a session that does n
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -126,7 +127,6 @@ async def test_each_session_command_works_for_its_owner(
     )
     assert cancelled.id == queued.id and cancelled.status == "cancelled"
     assert await handler.handle(admin, Stop(session_id=sid), origin="api") is False
-    assert await handler.handle(admin, Typing(session_id=sid), origin="api") is None
     runtime.manager.presence.join(sid, "client-1", admin.id, admin.name)
     await handler.handle(
         admin, SetPresence(session_id=sid, client_id="client-1", status="idle"), origin="api"
@@ -148,6 +148,18 @@ async def test_each_session_command_works_for_its_owner(
         await handler.handle(
             admin, CancelPrompt(session_id=sid, prompt_id="prm_nope"), origin="api"
         )
+
+
+async def test_typing_warms_the_sandbox(
+    handler: CommandHandler, runtime: Runtime, admin: User, origin: Path
+) -> None:
+    sid = (await handler.handle(admin, StartSession(repo=str(origin)), origin="api")).session.id
+    assert await handler.handle(admin, Typing(session_id=sid), origin="api") is None
+    async with asyncio.timeout(30):  # the box starts booting before any prompt
+        while not [
+            e for e in await runtime.store.events.after(sid, 0, 100) if e.type == "sandbox-status"
+        ]:
+            await asyncio.sleep(0.05)
 
 
 async def test_a_prompt_of_another_session_cannot_be_cancelled_through_this_one(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
 from openinspect.api.deps import CurrentUser, State, visible_session
 from openinspect.api.errors import documented
@@ -31,6 +31,7 @@ from openinspect.api.schemas import (
     session_shown_to,
 )
 from openinspect.domain.commands import (
+    ID_MAX,
     CancelPrompt,
     OpenPullRequest,
     StartSession,
@@ -197,7 +198,12 @@ async def post_prompt(
 
 
 @router.post("/{session_id}/prompts/{prompt_id}/cancel", responses=documented(409))
-async def cancel_prompt(session_id: str, prompt_id: str, user: CurrentUser, state: State) -> Prompt:
+async def cancel_prompt(
+    session_id: str,
+    prompt_id: Annotated[str, Path(max_length=ID_MAX)],
+    user: CurrentUser,
+    state: State,
+) -> Prompt:
     command = CancelPrompt(session_id=session_id, prompt_id=prompt_id)
     return await state.commands.handle(user, command, origin=REST_ORIGIN)
 
