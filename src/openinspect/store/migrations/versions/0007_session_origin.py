@@ -1,7 +1,7 @@
 """session origin and idempotent creation
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0005
 
 Each session records the door it was started through (``origin``: web, cli, api, later slack,
 linear…) and what outside asked for it (``origin_ref``). Sessions made before this revision are
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
