@@ -10,7 +10,8 @@ tree, and the API turns any of them into the one JSON error envelope using ``cod
     ├── AuthError                         "unauthenticated"          401
     │   ├── ForbiddenError                "forbidden"                403
     │   │   ├── SignInRefused             "sign_in_refused"          403
-    │   │   └── RepoAccessDenied          "repo_access_denied"       403
+    │   │   ├── RepoAccessDenied          "repo_access_denied"       403
+    │   │   └── OriginNotAllowed          "origin_not_allowed"       403
     │   ├── TokenExpired                  "token_expired"            401
     │   ├── TokenRevoked                  "token_revoked"            401
     │   ├── LoginLinkInvalid              "login_link_invalid"       401
@@ -36,6 +37,7 @@ tree, and the API turns any of them into the one JSON error envelope using ``cod
     │   ├── PromptRequestConflict         "prompt_request_conflict"  409
     │   ├── SessionNotPromptable          "session_not_promptable"   409
     │   ├── SessionBusy                   "session_busy"             409
+    │   ├── IdempotencyKeyReused          "idempotency_key_reused"   409
     │   ├── UserLimitReached              "user_limit_reached"       429
     │   └── LeaseLost                     "lease_lost"               409
     ├── GitError                          "git_failed"               502
@@ -111,6 +113,12 @@ class RepoAccessDenied(ForbiddenError):
     """The user cannot read a repository through their own identity."""
 
     code = "repo_access_denied"
+
+
+class OriginNotAllowed(ForbiddenError):
+    """A client claimed a door it is not (a REST client saying it is Slack)."""
+
+    code = "origin_not_allowed"
 
 
 class TokenExpired(AuthError):
@@ -242,6 +250,12 @@ class SessionBusy(ConflictError):
     """The session has a queued or running prompt, so it cannot be archived yet."""
 
     code = "session_busy"
+
+
+class IdempotencyKeyReused(ConflictError):
+    """A create reused an idempotency key of an earlier, different create."""
+
+    code = "idempotency_key_reused"
 
 
 class UserLimitReached(ConflictError):

@@ -41,6 +41,18 @@ def test_run_streams_json_events_and_exits_with_the_prompt(
     shown = cli("sessions", "show", sid, "--json", server=server)
     shown_lines = [json.loads(line) for line in shown.stdout.splitlines()]
     assert shown_lines[0]["id"] == sid
+    # The CLI says it is the CLI; the session shows where it was started from.
+    assert shown_lines[0]["origin"] == "cli"
+    assert [json.loads(line)["origin"] for line in listed.stdout.splitlines()] == ["cli"]
+    assert "started from cli" in cli("sessions", "show", sid, server=server).stdout
+    row = next(
+        line
+        for line in cli(
+            "sessions", "list", server=server, env={"COLUMNS": "250"}
+        ).stdout.splitlines()
+        if sid in line
+    )
+    assert " cli " in row
     assert [e["seq"] for e in shown_lines[1:]][: len(events)] == [e["seq"] for e in events]
 
     llm.reset({"turns": [{"text": "Follow-up answered."}]})

@@ -14,7 +14,7 @@ from alembic import command
 from openinspect.domain.events import utcnow
 from openinspect.store import Store
 from openinspect.store.db import _alembic_config, create_engine, migrate
-from openinspect.store.tables import events, session_branches
+from openinspect.store.tables import events, session_branches, sessions
 from tests.store.records import session_record
 from tests.store.test_migrations import pg_url  # noqa: F401 - the fixture
 
@@ -31,10 +31,11 @@ async def _upgrade_from_0002(url: str) -> None:
         first = session_record("ses_1111111111111111", user.id, REPO)
         second = session_record("ses_2222222222222222", user.id, REPO)
         old = session_record("ses_3333333333333333", user.id, REPO)
-        for session in (first, second, old):
-            await older.sessions.create(session)
         t0 = utcnow()
         async with older.engine.begin() as conn:
+            for session in (first, second, old):  # the columns of schema 0002
+                row = session.model_dump(exclude={"origin", "origin_ref"})
+                await conn.execute(sessions.insert().values(**row))
             for sid, offset in ((first.id, 1), (second.id, 2)):
                 await conn.execute(
                     session_branches.insert().values(

@@ -236,3 +236,55 @@ async def test_0006_numbers_existing_events_by_time_keeping_each_sessions_order(
         assert await store.events.append(event) == 6
     finally:
         await store.close()
+
+
+async def test_0007_gives_existing_sessions_the_api_origin_and_keys_per_creator(
+    tmp_path: object,
+) -> None:
+    """Sessions made before 0007 come from the door every client uses (``api``), and the
+    idempotency key is unique per creator (and only per creator)."""
+    from alembic import command
+
+    from openinspect.store.db import _alembic_config, create_engine, migrate
+
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/old.db")
+    insert = (
+        "INSERT INTO sessions (id, title, repo_url, base_branch, branch, model, status, "
+        "sandbox_status, creator_id, created_at, updated_at{extra}) VALUES ('{sid}', 't', '/r', "
+        "'main', 'openinspect/{sid}', 'scripted:x', 'idle', 'none', '{uid}', "
+        "'2025-01-01 00:00:00', '2025-01-01 00:00:00'{values})"
+    )
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda c: command.upgrade(_alembic_config(c), "0004"))
+            for uid in ("usr_1", "usr_2"):
+                await conn.execute(
+                    sa.text(
+                        "INSERT INTO users (id, name, email, git_name, git_email, role, "
+                        f"created_at) VALUES ('{uid}', 'A', 'a@e', 'A', 'a@e', 'admin', "
+                        "'2025-01-01 00:00:00')"
+                    )
+                )
+            await conn.execute(
+                sa.text(insert.format(sid="ses_old", uid="usr_1", extra="", values=""))
+            )
+        await migrate(engine)
+        from openinspect.store.sessions import SessionStore
+
+        old = await SessionStore(engine).get("ses_old")
+        assert old is not None and (old.origin, old.origin_ref) == ("api", None)
+        keyed = ", idempotency_key"
+        async with engine.begin() as conn:
+            await conn.execute(
+                sa.text(insert.format(sid="ses_a", uid="usr_1", extra=keyed, values=", 'k'"))
+            )
+            await conn.execute(  # another creator may use the same key
+                sa.text(insert.format(sid="ses_b", uid="usr_2", extra=keyed, values=", 'k'"))
+            )
+        with pytest.raises(sa.exc.IntegrityError):
+            async with engine.begin() as conn:
+                await conn.execute(
+                    sa.text(insert.format(sid="ses_c", uid="usr_1", extra=keyed, values=", 'k'"))
+                )
+    finally:
+        await engine.dispose()

@@ -36,6 +36,7 @@ from openinspect.scm.gitproxy import GitProxyAuthority, git_proxy_routes
 from openinspect.services.base import ServiceRunner
 from openinspect.services.registry import ServiceContext, build_services
 from openinspect.sessions.actor import Services
+from openinspect.sessions.commands import CommandHandler
 from openinspect.sessions.eventlog import EventLog
 from openinspect.sessions.git_authority import SessionGitAuthority
 from openinspect.sessions.manager import SessionManager
@@ -191,6 +192,7 @@ def _attach(app: Starlette, runtime: Runtime) -> None:
         people=runtime.people,
         settings=runtime.settings,
         pulls=runtime.manager.services.pulls,
+        commands=CommandHandler(runtime.manager),
     )
     app.state.runtime = runtime
 

@@ -9,10 +9,20 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from openinspect.api.auth import WsTokens
+from openinspect.domain.commands import ID_MAX
 from openinspect.domain.models import User
-from openinspect.errors import AuthError, ConfigError, ForbiddenError, TokenExpired, TokenRevoked
+from openinspect.errors import (
+    SESSION_NOT_FOUND_HINT,
+    AuthError,
+    ConfigError,
+    ForbiddenError,
+    SessionNotFound,
+    TokenExpired,
+    TokenRevoked,
+)
 from openinspect.people.roles import ensure_can_see, is_admin
 from openinspect.people.service import People
+from openinspect.sessions.commands import CommandHandler
 from openinspect.sessions.manager import SessionManager
 from openinspect.sessions.pulls import PullRequests
 from openinspect.settings import Settings
@@ -28,6 +38,8 @@ class AppState:
     ws_tokens: WsTokens
     settings: Settings
     pulls: PullRequests
+    commands: CommandHandler
+    """The one entry point of every change a door asks of a session (``sessions.commands``)."""
     people: People | None = None
 
     def require_people(self) -> People:
@@ -76,6 +88,8 @@ async def visible_session(request: Request, user: Annotated[User, Depends(curren
     """For routes under ``/api/sessions/{session_id}``: members reach only their sessions."""
     session_id = request.path_params.get("session_id")
     if session_id:
+        if len(session_id) > ID_MAX:  # no session has such an id; not a command's to refuse
+            raise SessionNotFound("No session has an id that long", hint=SESSION_NOT_FOUND_HINT)
         await ensure_can_see(app_state(request).store, user, session_id)
 
 

@@ -9,7 +9,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, BeforeValidator, Field
 
-from openinspect.domain.models import Author, Prompt, PullRequestRecord, Repo, Session, User
+from openinspect.domain.models import (
+    Author,
+    Prompt,
+    PullRequestRecord,
+    Repo,
+    Session,
+    SessionOrigin,
+    User,
+)
 from openinspect.people.roles import is_admin
 
 NAME_MAX = 200
@@ -23,6 +31,7 @@ CONTENT_HARD_MAX = 1_000_000
 # overflow deep in the database driver (500).
 SEQ_MAX = 2**63 - 1
 CLIENT_REQUEST_ID_MAX = 128
+IDEMPOTENCY_KEY_MAX = 128
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -53,6 +62,20 @@ class SessionCreate(BaseModel):
         None, max_length=CONTENT_HARD_MAX, description="Optional first prompt, queued at once."
     )
     client_request_id: str | None = Field(None, min_length=1, max_length=CLIENT_REQUEST_ID_MAX)
+    origin: SessionOrigin | None = Field(
+        None,
+        description="The client this create comes from: web, cli or api (the default). The "
+        "other origins are set by the server's integrations; claiming one is refused (403 "
+        "origin_not_allowed).",
+    )
+    idempotency_key: str | None = Field(
+        None,
+        min_length=1,
+        max_length=IDEMPOTENCY_KEY_MAX,
+        description="Or the header Idempotency-Key. A retried create with the same key (per "
+        "creator) and the same body returns the same session with 200; the same key with a "
+        "different body is refused (409 idempotency_key_reused).",
+    )
 
 
 class SessionPatch(BaseModel):

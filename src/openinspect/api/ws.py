@@ -33,8 +33,9 @@ from openinspect.api.deps import AppState
 from openinspect.api.schemas import event_shown_to, origin_shown_to
 from openinspect.api.ws_frames import MAX_SEQ, FrameCache, encode, parse_incoming
 from openinspect.bus import SubscriberOverflow
+from openinspect.domain.commands import CancelPrompt, SetPresence, Stop, SubmitPrompt, Typing
 from openinspect.domain.events import dump_event, utcnow
-from openinspect.domain.models import User
+from openinspect.domain.models import SessionOrigin, User
 from openinspect.errors import AuthError, InvalidInput, OpenInspectError, SessionNotFound
 from openinspect.people.roles import ensure_can_see
 from openinspect.services.tidy import WATCH_TOUCH_S
@@ -61,6 +62,8 @@ logging.getLogger("uvicorn.error").addFilter(_ClientFaultWithoutTraceback())
 AUTH_TIMEOUT_S = 10.0
 CLOSE_TIMEOUT_S = 2.0
 CLOSE_AUTH, CLOSE_NOT_FOUND, CLOSE_AUTH_TIMEOUT, CLOSE_RESYNC = 4001, 4004, 4008, 4009
+WS_ORIGIN: SessionOrigin = "api"
+"""The door of WebSocket commands: the socket serves every client (the web app, the CLI)."""
 COMMANDS = ("subscribe", "prompt", "cancel-prompt", "stop", "typing", "presence", "history", "ping")
 
 
@@ -206,22 +209,21 @@ class _Connection:
         if kind == "history":
             await self.history(message)
             return
+        commands, origin = self.state.commands, WS_ORIGIN
         if kind == "presence":
             status = _validated(_Presence, message, kind).status
-            self.state.manager.presence.update(self.session_id, self.client_id, status)
-            await self.publish_presence()
-            return
-        actor = await self.state.manager.actor(self.session_id)
-        if kind == "prompt":
+            presence = SetPresence(
+                session_id=self.session_id, client_id=self.client_id, status=status
+            )
+            await commands.handle(self.user, presence, origin=origin)
+        elif kind == "prompt":
             body = _validated(_Prompt, message, kind)
             try:
-                prompt = await actor.submit(
-                    self.user,
-                    body.content,
-                    model=body.model,
-                    effort=body.effort,
-                    client_request_id=body.client_request_id,
-                )
+                command = SubmitPrompt(session_id=self.session_id, **body.model_dump())
+                prompt = await commands.handle(self.user, command, origin=origin)
+            except ValidationError as exc:
+                await self.error(_invalid(exc, kind), client_request_id=body.client_request_id)
+                return
             except OpenInspectError as exc:
                 await self.error(exc, client_request_id=body.client_request_id)
                 return
@@ -233,11 +235,13 @@ class _Connection:
                 }
             )
         elif kind == "cancel-prompt":
-            await actor.cancel(_validated(_Cancel, message, kind).prompt_id)
+            prompt_id = _validated(_Cancel, message, kind).prompt_id
+            cancel = CancelPrompt(session_id=self.session_id, prompt_id=prompt_id)
+            await commands.handle(self.user, cancel, origin=origin)
         elif kind == "stop":
-            await actor.stop()
+            await commands.handle(self.user, Stop(session_id=self.session_id), origin=origin)
         else:  # typing
-            await self.state.manager.warm(self.user, actor)
+            await commands.handle(self.user, Typing(session_id=self.session_id), origin=origin)
 
     async def history(self, message: dict[str, Any]) -> None:
         page_max = self.state.manager.services.settings.sessions.history_page_max

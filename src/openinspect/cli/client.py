@@ -119,6 +119,8 @@ class Client:
         return response.json() if response.content else None
 
     async def create_session(self, **body: Any) -> dict[str, Any]:
+        """Create a session; it records the CLI as its origin."""
+        body.setdefault("origin", "cli")
         result: dict[str, Any] = await self.request("POST", "/api/sessions", json=body)
         return result
 

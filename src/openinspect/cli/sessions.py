@@ -23,8 +23,16 @@ def header(session: dict[str, Any]) -> str:
         f"[bold]{escape(session['title'])}[/] · {session['status']} · sandbox "
         f"{session['sandbox_status']} · ${session['total_cost_usd']:.4f}\n"
         f"  repo {escape(session['repo_url'])} ([cyan]{escape(session['base_branch'])}[/] → "
-        f"[cyan]{escape(session['branch'])}[/])"
+        f"[cyan]{escape(session['branch'])}[/])\n"
+        f"  started from {escape(started_from(session))}"
     )
+
+
+def started_from(session: dict[str, Any]) -> str:
+    """The door a session was started through, and what outside asked for it if anything."""
+    origin = str(session.get("origin") or "api")
+    ref = session.get("origin_ref")
+    return f"{origin} ({ref})" if ref else origin
 
 
 @sessions_app.command("list")
@@ -46,7 +54,7 @@ def sessions_list(
             for session in data["sessions"]:
                 emit_json(session)
             return 0
-        grid = table("id", "status", "sandbox", "repo", "title", "cost", "updated")
+        grid = table("id", "status", "sandbox", "repo", "title", "from", "cost", "updated")
         for s in data["sessions"]:
             grid.add_row(
                 s["id"],
@@ -54,6 +62,7 @@ def sessions_list(
                 s["sandbox_status"],
                 s["repo_url"],
                 s["title"],
+                started_from(s),
                 f"${s['total_cost_usd']:.4f}",
                 s["updated_at"][:16].replace("T", " "),
             )

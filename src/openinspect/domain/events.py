@@ -16,7 +16,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from openinspect.domain.models import Author, PromptStatus, SandboxStatus, SessionStatus
+from openinspect.domain.models import (
+    Author,
+    PromptStatus,
+    SandboxStatus,
+    SessionOrigin,
+    SessionStatus,
+)
 
 EVENT_FORMAT_VERSION = 1
 
@@ -50,6 +56,7 @@ class SessionCreated(_EventBase):
     model: str
     effort: str | None
     creator: Author
+    origin: SessionOrigin = "api"
 
 
 class SessionUpdated(_EventBase):

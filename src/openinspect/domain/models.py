@@ -15,6 +15,14 @@ SandboxStatus = Literal[
     "none", "warming", "booting", "ready", "snapshotting", "stopped", "lost", "failed"
 ]
 Role = Literal["admin", "member"]
+SessionOrigin = Literal[
+    "web", "cli", "api", "slack", "linear", "github", "schedule", "webhook", "sentry", "parent"
+]
+"""The door a session was started through. A client of the REST API may claim only
+``CLIENT_ORIGINS``; the others are set by the server's own integrations."""
+CLIENT_ORIGINS: tuple[SessionOrigin, ...] = ("web", "cli", "api")
+ORIGIN_REF_MAX_CHARS = 200
+"""The longest external reference (a Slack thread, a Linear issue, an automation id)."""
 UNTITLED_SESSION = "Untitled session"
 """The title of a session created without one, until its first prompt names it."""
 
@@ -79,6 +87,11 @@ class Session(_Record):
     last_seq: int
     created_at: datetime
     updated_at: datetime
+    origin: SessionOrigin = "api"
+    """The door it was started through; ``creator_id`` is who started it."""
+    origin_ref: str | None = None
+    """What outside started it, when something did: a Slack thread, a Linear issue, an
+    automation (set by the integration, never by a REST client)."""
 
 
 class Prompt(_Record):

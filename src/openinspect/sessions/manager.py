@@ -17,8 +17,14 @@ from typing import Any
 
 from openinspect.domain.events import PromptFinished, SessionCreated, SessionUpdated, utcnow
 from openinspect.domain.ids import new_id, session_branch
-from openinspect.domain.models import UNTITLED_SESSION, Author, Session, User
-from openinspect.errors import SESSION_NOT_FOUND_HINT, GitError, InvalidInput, SessionNotFound
+from openinspect.domain.models import UNTITLED_SESSION, Author, Session, SessionOrigin, User
+from openinspect.errors import (
+    SESSION_NOT_FOUND_HINT,
+    GitError,
+    IdempotencyKeyReused,
+    InvalidInput,
+    SessionNotFound,
+)
 from openinspect.sessions.actor import Services, SessionActor
 from openinspect.sessions.diff import SessionDiffs
 from openinspect.sessions.git import branch_exists, normalize_origin
@@ -132,30 +138,38 @@ class SessionManager:
         model: str | None = None,
         effort: str | None = None,
         title: str | None = None,
+        origin: SessionOrigin = "api",
+        origin_ref: str | None = None,
+        idempotency_key: str | None = None,
+        fingerprint: str | None = None,
     ) -> Session:
-        """Create a session on a repo (registered name or id, local path, or git URL)."""
+        """Create a session on a repo (registered name or id, local path, or git URL).
+
+        With an ``idempotency_key``, a create that loses a race to another under the same key
+        (any replica) returns the winner's session, or raises ``IdempotencyKeyReused`` when the
+        winner was a different request (another ``fingerprint``)."""
         store = self.services.store
         await self.limits.check_working(user, None)  # before anything is fetched or stored
         registered = await store.repos.find(repo)
         if self.repo_guard is not None:  # roles and the GitHub access check; before any fetch
             await self.repo_guard(user, registered.url if registered else repo, bool(registered))
         origins = self.services.origins
-        origin = origins.canonical(registered.url if registered else normalize_origin(repo))
+        repo_url = origins.canonical(registered.url if registered else normalize_origin(repo))
         base = validate_branch(base_branch or (registered.default_branch if registered else "main"))
         model_id = model or self.services.models.default_model()
         await self.services.models.check(model_id, effort)
-        mirror = await origins.mirror(self.services.settings.mirrors_dir, origin)
+        mirror = await origins.mirror(self.services.settings.mirrors_dir, repo_url)
         if not await branch_exists(mirror, base):
             raise InvalidInput(
-                f"Branch {base!r} does not exist in {origin}",
+                f"Branch {base!r} does not exist in {repo_url}",
                 hint="Choose a base branch that exists in the repo",
             )
         now = utcnow()
-        session_id = await self._claim_session_id(origin, mirror)
+        session_id = await self._claim_session_id(repo_url, mirror)
         session = Session(
             id=session_id,
             title=(title or "").strip()[:TITLE_MAX_CHARS] or UNTITLED_SESSION,
-            repo_url=origin,
+            repo_url=repo_url,
             repo_id=registered.id if registered else None,
             base_branch=base,
             branch=session_branch(session_id),
@@ -169,20 +183,46 @@ class SessionManager:
             last_seq=0,
             created_at=now,
             updated_at=now,
+            origin=origin,
+            origin_ref=origin_ref,
         )
-        await store.sessions.create(session)
+        if not await store.sessions.create(
+            session, idempotency_key=idempotency_key, fingerprint=fingerprint
+        ):
+            await store.branches.release(session_id)
+            assert idempotency_key is not None  # only a keyed create can lose a race
+            winner = await self.created_with_key(user, idempotency_key, fingerprint)
+            assert winner is not None  # the key's row is what refused this insert
+            return winner
         await self.services.events.append(
             SessionCreated(
                 session_id=session_id,
                 title=session.title,
-                repo_url=origin,
+                repo_url=repo_url,
                 base_branch=base,
                 branch=session.branch,
                 model=model_id,
                 effort=effort,
                 creator=Author.of(user),
+                origin=origin,
             )
         )
+        return session
+
+    async def created_with_key(
+        self, user: User, idempotency_key: str, fingerprint: str | None
+    ) -> Session | None:
+        """The session ``user`` already created under ``idempotency_key``, if any; raises
+        ``IdempotencyKeyReused`` when it was created by a different request."""
+        found = await self.services.store.sessions.by_idempotency_key(user.id, idempotency_key)
+        if found is None:
+            return None
+        session, earlier = found
+        if earlier != fingerprint:
+            raise IdempotencyKeyReused(
+                "This idempotency key was already used for a different session create",
+                hint="Use a new key for a new session; resend the same request to get its session",
+            )
         return session
 
     async def _claim_session_id(self, origin: str, mirror: Path) -> str:

@@ -64,6 +64,14 @@ class BranchStore:
             return await self.owner(repo_url, branch) == session_id
         return True
 
+    async def release(self, session_id: str) -> None:
+        """Drop the claims of a session that was never created (its create lost a race to
+        another under the same idempotency key): nothing was pushed under its names."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                branch_claims.delete().where(branch_claims.c.session_id == session_id)
+            )
+
     async def owner(self, repo_url: str, branch: str) -> str | None:
         """The session that claimed ``branch`` of ``repo_url``, if any."""
         async with self._engine.connect() as conn:

@@ -22,17 +22,48 @@ class SessionStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def create(self, session: Session) -> None:
-        async with self._engine.begin() as conn:
-            await conn.execute(sessions.insert().values(**session.model_dump()))
-            await conn.execute(
-                participants.insert().values(
-                    session_id=session.id,
-                    user_id=session.creator_id,
-                    role="owner",
-                    joined_at=session.created_at,
+    async def create(
+        self,
+        session: Session,
+        *,
+        idempotency_key: str | None = None,
+        fingerprint: str | None = None,
+    ) -> bool:
+        """Insert the session and its owner. With an ``idempotency_key``, False (and nothing
+        written) when its creator already made a session under that key: the unique index
+        decides between concurrent creates, on every replica."""
+        values = session.model_dump()
+        if idempotency_key is not None:
+            values |= {"idempotency_key": idempotency_key, "create_fingerprint": fingerprint}
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(sessions.insert().values(**values))
+                await conn.execute(
+                    participants.insert().values(
+                        session_id=session.id,
+                        user_id=session.creator_id,
+                        role="owner",
+                        joined_at=session.created_at,
+                    )
                 )
-            )
+        except sa.exc.IntegrityError:
+            if idempotency_key is None:
+                raise
+            if await self.by_idempotency_key(session.creator_id, idempotency_key) is None:
+                raise
+            return False
+        return True
+
+    async def by_idempotency_key(
+        self, creator_id: str, key: str
+    ) -> tuple[Session, str | None] | None:
+        """The session ``creator_id`` made under ``key``, with its request's fingerprint."""
+        query = sessions.select().where(
+            sessions.c.creator_id == creator_id, sessions.c.idempotency_key == key
+        )
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return (_session(row), row.create_fingerprint) if row else None
 
     async def get(self, session_id: str) -> Session | None:
         async with self._engine.connect() as conn:

@@ -103,8 +103,16 @@ sessions = sa.Table(
     # Refreshed while a client has the session open, by whichever server holds its WebSocket
     # (migration 0004): the sandbox's server keeps a watched session's idle box longer.
     sa.Column("watched_at", _ts, nullable=True),
+    # The door it was started through and what outside asked for it (migration 0007).
+    sa.Column("origin", sa.String(16), nullable=False, server_default="api"),
+    sa.Column("origin_ref", sa.String(200), nullable=True),
+    # A retried create with the same key returns this session; the fingerprint of the first
+    # request tells a retry from a different request under a reused key.
+    sa.Column("idempotency_key", sa.String(128), nullable=True),
+    sa.Column("create_fingerprint", sa.String(64), nullable=True),
     sa.Index("ix_sessions_updated_at", "updated_at"),
     sa.Index("ix_sessions_status_created_at", "status", "created_at"),
+    sa.Index("ux_sessions_creator_idempotency_key", "creator_id", "idempotency_key", unique=True),
 )
 
 conversations = sa.Table(

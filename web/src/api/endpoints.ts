@@ -66,8 +66,9 @@ export const endpoints = {
   patchSession: (id: string, body: { title?: string; archived?: boolean }) =>
     api.patch<{ session: Session; queue: Prompt[] }>(`/api/sessions/${enc(id)}`, body),
   session: (id: string) => api.get<{ session: Session; queue: Prompt[] }>(`/api/sessions/${enc(id)}`),
+  /** The web app says it is the web app: the session records it as its origin. */
   createSession: (body: CreateSessionBody) =>
-    api.post<{ session: Session; prompt: Prompt | null }>('/api/sessions', body),
+    api.post<{ session: Session; prompt: Prompt | null }>('/api/sessions', { origin: 'web', ...body }),
   prompt: (id: string, body: PromptBody) => api.post<Prompt>(`/api/sessions/${enc(id)}/prompts`, body),
   cancelPrompt: (id: string, promptId: string) =>
     api.post<Prompt>(`/api/sessions/${enc(id)}/prompts/${enc(promptId)}/cancel`),

@@ -2,6 +2,18 @@
 // src/openinspect/api/schemas.py). Unknown fields are ignored; unknown event types still render.
 
 export type SessionStatus = 'created' | 'active' | 'idle' | 'archived' | 'failed';
+/** The door a session was started through (the server's `SessionOrigin`). */
+export type SessionOrigin =
+  | 'web'
+  | 'cli'
+  | 'api'
+  | 'slack'
+  | 'linear'
+  | 'github'
+  | 'schedule'
+  | 'webhook'
+  | 'sentry'
+  | 'parent';
 export type PromptStatus =
   | 'queued'
   | 'running'
@@ -173,6 +185,9 @@ export interface Session {
   last_seq: number;
   created_at: string;
   updated_at: string;
+  /** Absent from servers older than the origin field. */
+  origin?: SessionOrigin;
+  origin_ref?: string | null;
 }
 
 export interface Prompt {

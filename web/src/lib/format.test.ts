@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { initials, usd } from './format';
+import { initials, originLabel, usd } from './format';
 
 describe('initials', () => {
   it('leave out asides in brackets and punctuation', () => {
@@ -20,5 +20,16 @@ describe('usd', () => {
     expect(usd(1.5)).toBe('$1.5000');
     expect(usd(null)).toBe('$0.0000');
     expect(usd(Number.NaN)).toBe('$0.0000');
+  });
+});
+
+describe('originLabel', () => {
+  it('names each door in words, and an unknown one as the server does', () => {
+    expect(originLabel('web')).toBe('web app');
+    expect(originLabel('cli')).toBe('CLI');
+    expect(originLabel('slack')).toBe('Slack');
+    expect(originLabel(undefined)).toBe('API');
+    expect(originLabel('carrier-pigeon')).toBe('carrier-pigeon');
+    expect(originLabel('constructor')).toBe('constructor');
   });
 });

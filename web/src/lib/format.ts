@@ -57,6 +57,25 @@ export function repoLabel(url: string): string {
   return parts.slice(-2).join('/') || url;
 }
 
+const ORIGIN_LABELS = new Map<string, string>(Object.entries({
+  web: 'web app',
+  cli: 'CLI',
+  api: 'API',
+  slack: 'Slack',
+  linear: 'Linear',
+  github: 'GitHub',
+  schedule: 'schedule',
+  webhook: 'webhook',
+  sentry: 'Sentry',
+  parent: 'parent session',
+}));
+
+/** Where a session was started from, in words (unknown doors as the server names them). */
+export function originLabel(origin: string | undefined): string {
+  const key = origin ?? 'api';
+  return ORIGIN_LABELS.get(key) ?? key;
+}
+
 export function shortSha(sha: string): string {
   return sha.slice(0, 8);
 }

@@ -6,7 +6,7 @@ import type { DiffStat, LastPrompt, PullSummary, Session } from '../api/types';
 import { type Group, groupOf } from '../lib/grouping';
 import { Link, StatusDot } from '../components/bits';
 import { isTouch } from '../lib/device';
-import { plural, relativeTime, repoLabel, usd } from '../lib/format';
+import { originLabel, plural, relativeTime, repoLabel, usd } from '../lib/format';
 import { type ListFilter, listFilter, markAllSeen, onSeenChange, seenSeq, setListFilter } from '../lib/prefs';
 import { createStore, useStore } from '../lib/store';
 import { learnName, me$, names$, reportError, sessions$, shownTitle, titles$ } from '../state';
@@ -316,6 +316,11 @@ function SessionRow(props: {
               {' · '}
               {usd(s.total_cost_usd)}
             </span>
+            {s.origin && s.origin !== 'web' && (
+              <span class="row-origin muted" data-testid="row-origin" data-origin={s.origin} title={s.origin_ref ?? undefined}>
+                {' · '}via {originLabel(s.origin)}
+              </span>
+            )}
             {pull && (
               <span class={`row-pr pr-${pull.state}`} data-testid="row-pr" data-state={pull.state}>
                 {' · '}PR #{pull.number} {pull.draft && pull.state === 'open' ? 'draft' : pull.state}

@@ -14,7 +14,7 @@ import { VirtualList } from '../components/VirtualList';
 import { toErrorInfo } from '../api/client';
 import type { ErrorInfo } from '../api/types';
 import { isTouch, isWide } from '../lib/device';
-import { modelLabel, repoLabel, usd } from '../lib/format';
+import { modelLabel, originLabel, repoLabel, usd } from '../lib/format';
 import { useStore } from '../lib/store';
 import { UNTITLED, currentSession$, learnTitle, me$, reportError, titleFromPrompt, titles$ } from '../state';
 import { type Item, type QueueEntry, commits, currentPull, hasPushed, isRunning, itemType, visibleRows } from '../timeline/reduce';
@@ -373,6 +373,9 @@ function SessionHeader(props: {
           </span>
           <span data-testid="usage-cost" title="Total model cost of this session">
             <span class="muted">cost</span> {usd(state.totalCostUsd)}
+          </span>
+          <span data-testid="session-origin" data-origin={s.origin ?? 'api'} title={s.origin_ref ?? undefined}>
+            <span class="muted">from</span> {originLabel(s.origin)}
           </span>
         </div>
       )}

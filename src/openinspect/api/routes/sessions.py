@@ -1,15 +1,16 @@
-"""Session routes: thin — schema in, manager/actor call, schema out."""
+"""Session routes: thin — schema in, a command to ``sessions.commands`` (or a read), schema out."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
 from openinspect.api.deps import CurrentUser, State, visible_session
 from openinspect.api.errors import documented
 from openinspect.api.schemas import (
+    IDEMPOTENCY_KEY_MAX,
     SEQ_MAX,
     DiffStat,
     EventPage,
@@ -29,16 +30,26 @@ from openinspect.api.schemas import (
     event_shown_to,
     session_shown_to,
 )
+from openinspect.domain.commands import (
+    ID_MAX,
+    CancelPrompt,
+    OpenPullRequest,
+    StartSession,
+    Stop,
+    SubmitPrompt,
+    UpdateSession,
+)
 from openinspect.domain.events import dump_event
 from openinspect.domain.models import (
     FINISHED_PROMPT_STATUSES,
     Author,
     Prompt,
     PullRequestRecord,
+    SessionOrigin,
 )
+from openinspect.errors import InvalidInput
 from openinspect.people.roles import is_admin
-from openinspect.sessions.actor import check_prompt
-from openinspect.sessions.manager import clean_title
+from openinspect.sessions.commands import client_origin
 
 PAGE_DEFAULT = 200
 PAGE_MAX = 500
@@ -48,6 +59,8 @@ router = APIRouter(
     responses=documented(401, 404, 422),
     dependencies=[Depends(visible_session)],  # members reach only their own sessions
 )
+REST_ORIGIN: SessionOrigin = "api"
+"""The door of the commands on an existing session that come through REST."""
 # Operations that reach GitHub (the access check, pull requests) can meet its failures.
 _GITHUB_FAILURES = (502, 503)
 
@@ -55,27 +68,45 @@ _GITHUB_FAILURES = (502, 503)
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses=documented(403, 409, 413, 429, *_GITHUB_FAILURES),
+    responses={
+        200: {"description": "A retry of an earlier create (same Idempotency-Key and body)."},
+        **documented(403, 409, 413, 429, *_GITHUB_FAILURES),
+    },
 )
-async def create_session(body: SessionCreate, user: CurrentUser, state: State) -> SessionCreated:
+async def create_session(
+    body: SessionCreate,
+    user: CurrentUser,
+    state: State,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=IDEMPOTENCY_KEY_MAX,
+            description="Makes a retried create return the session the first one made.",
+        ),
+    ] = None,
+) -> SessionCreated:
     """Create a session, with an optional first prompt. A refused first prompt (too long,
     empty) is refused before the session is made, so it leaves nothing behind."""
-    if body.prompt is not None:
-        check_prompt(state.settings, body.prompt, body.client_request_id)
-    session = await state.manager.create(
-        user,
-        repo=body.repo,
-        base_branch=body.base_branch,
-        model=body.model,
-        effort=body.effort,
-        title=body.title,
+    command = StartSession(
+        **body.model_dump(exclude={"origin", "idempotency_key"}),
+        idempotency_key=_one_key(idempotency_key, body.idempotency_key),
     )
-    prompt = None
-    if body.prompt is not None:
-        actor = await state.manager.actor(session.id)
-        prompt = await actor.submit(user, body.prompt, client_request_id=body.client_request_id)
-        session = actor.session
-    return SessionCreated(session=session_shown_to(user, session), prompt=prompt)
+    started = await state.commands.handle(user, command, origin=client_origin(body.origin))
+    if started.replayed:
+        response.status_code = status.HTTP_200_OK
+    return SessionCreated(session=session_shown_to(user, started.session), prompt=started.prompt)
+
+
+def _one_key(header: str | None, field: str | None) -> str | None:
+    if header is not None and field is not None and header != field:
+        raise InvalidInput(
+            "The Idempotency-Key header and the idempotency_key field differ",
+            hint="Send the key once, in the header or in the body",
+        )
+    return header if header is not None else field
 
 
 @router.get("")
@@ -148,16 +179,10 @@ async def patch_session(
     session_id: str, body: SessionPatch, user: CurrentUser, state: State
 ) -> SessionOut:
     """Rename, archive or unarchive a session; each change is a ``session-updated`` event."""
-    title = clean_title(body.title) if body.title is not None else None  # before any change
-    actor = await state.manager.actor(session_id)
-    if title is not None:
-        await actor.rename(title)
-    if body.archived is True:
-        await actor.archive()
-    elif body.archived is False:
-        await actor.unarchive()
+    command = UpdateSession(session_id=session_id, title=body.title, archived=body.archived)
+    session = await state.commands.handle(user, command, origin=REST_ORIGIN)
     queue = await state.store.prompts.unfinished(session_id)
-    return SessionOut(session=session_shown_to(user, actor.session), queue=queue)
+    return SessionOut(session=session_shown_to(user, session), queue=queue)
 
 
 @router.post(
@@ -168,29 +193,25 @@ async def patch_session(
 async def post_prompt(
     session_id: str, body: PromptCreate, user: CurrentUser, state: State
 ) -> Prompt:
-    actor = await state.manager.actor(session_id)
-    return await actor.submit(
-        user,
-        body.content,
-        model=body.model,
-        effort=body.effort,
-        client_request_id=body.client_request_id,
-    )
+    command = SubmitPrompt(session_id=session_id, **body.model_dump())
+    return await state.commands.handle(user, command, origin=REST_ORIGIN)
 
 
 @router.post("/{session_id}/prompts/{prompt_id}/cancel", responses=documented(409))
-async def cancel_prompt(session_id: str, prompt_id: str, user: CurrentUser, state: State) -> Prompt:
-    actor = await state.manager.actor(session_id)
-    await actor.cancel(prompt_id)
-    prompt = await state.store.prompts.get(prompt_id)
-    assert prompt is not None
-    return prompt
+async def cancel_prompt(
+    session_id: str,
+    prompt_id: Annotated[str, Path(max_length=ID_MAX)],
+    user: CurrentUser,
+    state: State,
+) -> Prompt:
+    command = CancelPrompt(session_id=session_id, prompt_id=prompt_id)
+    return await state.commands.handle(user, command, origin=REST_ORIGIN)
 
 
 @router.post("/{session_id}/stop", responses=documented(503))
 async def stop(session_id: str, user: CurrentUser, state: State) -> StopResult:
-    actor = await state.manager.actor(session_id)
-    return StopResult(stopped=await actor.stop())
+    command = Stop(session_id=session_id)
+    return StopResult(stopped=await state.commands.handle(user, command, origin=REST_ORIGIN))
 
 
 @router.get("/{session_id}/events")
@@ -242,10 +263,8 @@ async def open_pull_request(
     session_id: str, body: PullRequestCreate, user: CurrentUser, state: State
 ) -> PullRequestRecord:
     """Open the session branch's pull request as the caller (or update the open one)."""
-    actor = await state.manager.actor(session_id)
-    return await actor.open_pull_request(
-        None, user, title=body.title, body=body.body, draft=body.draft
-    )
+    command = OpenPullRequest(session_id=session_id, **body.model_dump())
+    return await state.commands.handle(user, command, origin=REST_ORIGIN)
 
 
 @router.get("/{session_id}/pull-requests")
