@@ -62,7 +62,7 @@ async def test_an_append_waits_for_the_one_before_it_to_commit(store: Store) -> 
         assert not later.done()  # held behind A's open transaction
         assert await store.feed.read(0, 10) == []
         await transaction.commit()
-    pos_b = await asyncio.wait_for(later, 15)
+    pos_b = (await asyncio.wait_for(later, 15)).pos
     assert pos_b == pos_a + 1
     assert [(e.pos, e.event.session_id) for e in await store.feed.read(0, 10)] == [
         (pos_a, first),
@@ -182,7 +182,7 @@ async def test_positions_are_never_reused_after_a_session_is_deleted(store: Stor
     await store.events.append(text(first, 1))
     async with store.engine.begin() as conn:
         await conn.execute(sa.text("DELETE FROM sessions WHERE id = :id"), {"id": first})
-    assert await store.events.append(text(second, 1)) == 2
+    assert (await store.events.append(text(second, 1))).pos == 2
 
 
 @pytest.mark.postgres

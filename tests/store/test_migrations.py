@@ -77,11 +77,15 @@ async def _exercise(url: str) -> None:
             effort=None,
             creator=Author.of(user),
         )
-        await store.events.append(event)
-        with pytest.raises(sa.exc.IntegrityError):
-            await store.events.append(event)  # a seq is never written twice
-        assert await store.events.after(session.id, 0, 10) == [load_event(event.model_dump())]
-        assert (await store.sessions.get(session.id)).last_seq == 1  # type: ignore[union-attr]
+        assert (await store.events.append(event)).event == event
+        # The database assigns seqs: the same event appended again is the next one.
+        again = (await store.events.append(event)).event
+        assert again == event.model_copy(update={"seq": 2})
+        assert await store.events.after(session.id, 0, 10) == [
+            load_event(event.model_dump()),
+            load_event(again.model_dump()),
+        ]
+        assert (await store.sessions.get(session.id)).last_seq == 2  # type: ignore[union-attr]
     finally:
         await store.close()
 
@@ -233,7 +237,7 @@ async def test_0006_numbers_existing_events_by_time_keeping_each_sessions_order(
             branch="b", model="scripted:x", effort=None,
             creator=Author(id="usr_1", name="A", email="a@e"),
         )  # fmt: skip
-        assert await store.events.append(event) == 6
+        assert (await store.events.append(event)).pos == 6
     finally:
         await store.close()
 

@@ -1,7 +1,8 @@
 """Append + fan-out: persist a durable event with the next gap-free seq, then publish it.
 
-The session's owner is the only writer of its log, so seqs come from a per-session counter
-primed from the store; a per-session lock keeps store order and publish order the same.
+The database assigns each event's seq inside the insert's transaction (``store/events.py``); a
+per-session lock keeps store order and publish order the same within this process, and the seq
+last stored here is what ephemeral events carry.
 Bus messages are JSON envelopes: ``{"kind": "event", "event": {...}}`` or
 ``{"kind": "presence", "participants": [...]}``. After each durable event, the ``feed`` channel
 gets its global position (decimal text): a wake-up for feed consumers (``sessions/feed.py``).
@@ -51,10 +52,8 @@ class EventLog:
             await self.publish(event)
             return event
         async with self._lock(event.session_id):
-            seq = await self._seq(event.session_id) + 1
-            stored = event.model_copy(update={"seq": seq})
-            pos = await self._store.events.append(stored, session_values=session_values)
-            self._last_seq[event.session_id] = seq
+            stored, pos = await self._store.events.append(event, session_values=session_values)
+            self._last_seq[event.session_id] = stored.seq
             await self._bus.publish(channel(event.session_id), _envelope("event", stored))
             await self._bus.publish(FEED_CHANNEL, str(pos))
         return stored

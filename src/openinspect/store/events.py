@@ -1,44 +1,70 @@
-"""The durable event log: append with a gap-free per-session seq, and read back in pages."""
+"""The durable event log: append with a gap-free per-session seq, and read back in pages.
+
+A live event's ``seq`` is assigned by the database inside the insert's transaction: the
+statement that bumps the session row's ``last_seq`` (and writes the state change the event
+announces) returns it, so two writers of one session can never take the same number, and a
+rolled-back append leaves no gap.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openinspect.domain.events import Event, dump_event, load_event
+from openinspect.errors import NotFoundError
 from openinspect.store import feed
 from openinspect.store.tables import events, sessions
+
+
+class Appended(NamedTuple):
+    event: Event
+    """The event as stored: with the seq the database assigned."""
+    pos: int
+    """Its position in the global feed (``store/feed.py``)."""
 
 
 class EventStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def append(self, event: Event, *, session_values: dict[str, Any] | None = None) -> int:
-        """Store one event whose ``seq`` the caller assigned (the session's owner is the only
-        writer) and return its feed position. The primary key (session_id, seq) refuses a
-        duplicate seq. ``session_values`` (columns of the session row) change in the same
-        transaction: a state change and the event that announces it commit together."""
-        row = {
-            "session_id": event.session_id,
-            "seq": event.seq,
-            "type": event.type,
-            "prompt_id": event.prompt_id,
-            "ts": event.ts,
-            "data": json.dumps(dump_event(event)),
-        }
+    async def append(
+        self, event: Event, *, session_values: dict[str, Any] | None = None
+    ) -> Appended:
+        """Store one event with the session's next seq (``event.seq`` is ignored) and return it
+        as stored, with its feed position. ``session_values`` (columns of the session row)
+        change in the same transaction: a state change and the event that announces it commit
+        together or not at all. ``NotFoundError`` if the session does not exist."""
         async with self._engine.begin() as conn:
             # The session row first, the feed counter last: the counter serialises every
             # append, so it is held for as short a time as possible (see ``store/feed.py``).
-            await conn.execute(
-                sessions.update()
-                .where(sessions.c.id == event.session_id)
-                .values(**(session_values or {}), last_seq=event.seq, updated_at=event.ts)
-            )
-            return await feed.insert_event(conn, row)
+            seq = (
+                await conn.execute(
+                    sessions.update()
+                    .where(sessions.c.id == event.session_id)
+                    .values(
+                        **(session_values or {}),
+                        last_seq=sessions.c.last_seq + 1,
+                        updated_at=event.ts,
+                    )
+                    .returning(sessions.c.last_seq)
+                )
+            ).scalar_one_or_none()
+            if seq is None:
+                raise NotFoundError(f"Session {event.session_id} not found")
+            stored = event.model_copy(update={"seq": int(seq)})
+            row = {
+                "session_id": stored.session_id,
+                "seq": stored.seq,
+                "type": stored.type,
+                "prompt_id": stored.prompt_id,
+                "ts": stored.ts,
+                "data": json.dumps(dump_event(stored)),
+            }
+            return Appended(stored, await feed.insert_event(conn, row))
 
     async def append_many(self, session_id: str, batch: list[Event]) -> None:
         """Store a batch of one session's events, seqs assigned and ascending, in one

@@ -9,6 +9,9 @@ linear…) and what outside asked for it (``origin_ref``). Sessions made before 
 
 ``idempotency_key`` (unique per creator) makes a retried create return the session the first
 request made; ``create_fingerprint`` tells a retry from a different request under the same key.
+
+From here on the database assigns each event's seq from ``sessions.last_seq`` (``store/events.py``),
+so the column is brought in line with each session's log once, here.
 """
 
 from __future__ import annotations
@@ -33,6 +36,10 @@ def upgrade() -> None:
         "sessions",
         ["creator_id", "idempotency_key"],
         unique=True,
+    )
+    op.execute(
+        "UPDATE sessions SET last_seq = COALESCE("
+        "(SELECT MAX(events.seq) FROM events WHERE events.session_id = sessions.id), 0)"
     )
 
 

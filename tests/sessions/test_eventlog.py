@@ -1,0 +1,48 @@
+"""The event log's seqs come from the database: writers that share no memory (two replicas, or
+two event logs in one process) never take the same number, and a failed append leaves no gap."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+import pytest
+
+from openinspect.bus.memory import MemoryBus
+from openinspect.domain.events import AgentText
+from openinspect.errors import NotFoundError
+from openinspect.sessions.eventlog import EventLog
+from openinspect.store import Store
+from tests.store.databases import pg_url, store_url  # noqa: F401 - fixtures
+from tests.store.records import session_record
+
+PER_WRITER = 30
+
+
+def text(session_id: str, n: int) -> AgentText:
+    return AgentText(session_id=session_id, seq=0, part_id="p", text=f"{n}")
+
+
+async def test_two_writers_of_one_session_take_distinct_gap_free_seqs(store_url: str) -> None:  # noqa: F811
+    stores = [await Store.open(store_url), await Store.open(store_url, run_migrations=False)]
+    try:
+        user = await stores[0].users.create(name="Ada", email="ada@e", role="admin")
+        session = session_record(f"ses_{secrets.token_hex(8)}", user.id)
+        await stores[0].sessions.create(session)
+        logs = [EventLog(store, MemoryBus()) for store in stores]
+
+        async def write(log: EventLog, base: int) -> list[int]:
+            return [(await log.append(text(session.id, base + n))).seq for n in range(PER_WRITER)]
+
+        seqs = await asyncio.gather(write(logs[0], 0), write(logs[1], 1000))
+        taken = sorted(seqs[0] + seqs[1])
+        assert taken == list(range(1, 2 * PER_WRITER + 1))  # no duplicate, no gap
+        stored = await stores[0].events.after(session.id, 0, 1000)
+        assert [e.seq for e in stored] == taken
+        assert (await stores[0].sessions.get(session.id)).last_seq == 2 * PER_WRITER  # type: ignore[union-attr]
+        with pytest.raises(NotFoundError):
+            await logs[0].append(text("ses_missing", 0))
+        assert (await logs[1].append(text(session.id, 9))).seq == 2 * PER_WRITER + 1
+    finally:
+        for store in stores:
+            await store.close()
