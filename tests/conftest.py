@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from openinspect.api.app import Runtime, open_runtime
 from openinspect.sandboxes.workspace_fs import mount_points
+from openinspect.settings import SandboxSettings, SessionSettings, Settings
 from openinspect.testing.llm_server import ScriptedLLMServer
 from openinspect.testing.repos import make_sample_repo
 from openinspect.testing.server import ServerProcess
@@ -56,6 +58,19 @@ def server_env(llm: ScriptedLLMServer, **extra: str) -> dict[str, str]:
 def server(tmp_path: Path, llm: ScriptedLLMServer) -> Iterator[ServerProcess]:
     with ServerProcess(tmp_path / "home", env=server_env(llm)) as proc:
         yield proc
+
+
+@pytest.fixture
+async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
+    """An in-process runtime (process sandboxes, background tidying off) for engine and API
+    tests; a module that needs other settings defines its own ``runtime``."""
+    settings = Settings(
+        home=tmp_path / "home",
+        sandbox=SandboxSettings(provider="process"),
+        sessions=SessionSettings(tidy_interval_s=0),
+    )
+    async with open_runtime(settings) as opened:
+        yield opened
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

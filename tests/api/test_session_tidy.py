@@ -10,21 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from openinspect.api.app import Runtime, _attach, create_app, open_runtime
-from openinspect.settings import SandboxSettings, SessionSettings, Settings
+from openinspect.api.app import Runtime, _attach, create_app
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
-@pytest.fixture
-async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
-    settings = Settings(
-        home=tmp_path / "home",
-        sandbox=SandboxSettings(provider="process"),
-        sessions=SessionSettings(tidy_interval_s=0),
-    )
-    async with open_runtime(settings) as opened:
-        yield opened
 
 
 @pytest.fixture

@@ -12,11 +12,12 @@ from openinspect.sandboxes.base import SandboxSpec
 from openinspect.sandboxes.local import LOG_CUT_NOTICE, MAX_LOG_BYTES, LocalProcesses
 
 
-def _spec(tmp_path: Path) -> SandboxSpec:
-    workspace = tmp_path / "ws"
+def _spec(tmp_path: Path, n: int | None = None) -> SandboxSpec:
+    suffix = "" if n is None else str(n)
+    workspace = tmp_path / f"ws{suffix}"
     workspace.mkdir()
     return SandboxSpec(
-        sandbox_id="sbx-local",
+        sandbox_id=f"sbx-{suffix or 'local'}",
         session_id="ses",
         workspace_dir=workspace,
         clone_source=str(tmp_path),
@@ -58,29 +59,13 @@ async def test_the_log_keeps_its_cap_and_the_sandbox_is_not_blocked(tmp_path: Pa
     assert log_path.read_bytes().endswith(LOG_CUT_NOTICE)
 
 
-def _spec_n(tmp_path: Path, n: int) -> SandboxSpec:
-    workspace = tmp_path / f"ws{n}"
-    workspace.mkdir()
-    return SandboxSpec(
-        sandbox_id=f"sbx-{n}",
-        session_id="ses",
-        workspace_dir=workspace,
-        clone_source=str(tmp_path),
-        clone_source_is_path=True,
-        base_branch="main",
-        work_branch="",
-        token="tok",
-        bridge_socket=tmp_path / "bridge.sock",
-    )
-
-
 async def test_live_processes_park_no_thread_each(tmp_path: Path) -> None:
     """A sandbox lives for an hour: awaiting its exit must not hold a thread (asyncio's child
     watcher on Python 3.11 parks one in ``waitpid`` per process)."""
     procs = LocalProcesses("test")
     before = threading.active_count()
     handles = [
-        await procs.start(_spec_n(tmp_path, n), ["sleep", "60"], {}, log_path=tmp_path / f"{n}.log")
+        await procs.start(_spec(tmp_path, n), ["sleep", "60"], {}, log_path=tmp_path / f"{n}.log")
         for n in range(8)
     ]
     waits = [asyncio.create_task(procs.wait(h)) for h in handles]

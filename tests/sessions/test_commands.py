@@ -4,12 +4,11 @@ someone who may not (the same ``session_not_found`` as for a session that does n
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from openinspect.api.app import Runtime, open_runtime
+from openinspect.api.app import Runtime
 from openinspect.domain.commands import (
     CancelPrompt,
     OpenPullRequest,
@@ -30,21 +29,9 @@ from openinspect.errors import (
     SessionNotFound,
 )
 from openinspect.sessions.commands import CommandHandler, client_origin
-from openinspect.settings import SandboxSettings, SessionSettings, Settings
 from tests.store.records import prompt_record
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
-@pytest.fixture
-async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
-    settings = Settings(
-        home=tmp_path / "home",
-        sandbox=SandboxSettings(provider="process"),
-        sessions=SessionSettings(tidy_interval_s=0),
-    )
-    async with open_runtime(settings) as opened:
-        yield opened
 
 
 @pytest.fixture
