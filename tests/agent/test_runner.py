@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
+from openinspect.agent.conversation import Conversation
 from openinspect.agent.models import ModelRegistry
-from openinspect.agent.runner import PromptRun, load_history, run_prompt
+from openinspect.agent.runner import PromptRun, run_prompt
 from openinspect.domain.events import AgentTextDelta, Event
 from openinspect.errors import SandboxUnavailable
 from openinspect.sandboxes.bridge import SandboxConnection
@@ -26,7 +27,10 @@ class MemoryHost:
     def __init__(self) -> None:
         self.events: list[Event] = []
         self.deltas: list[AgentTextDelta] = []
-        self.saved: bytes | None = None
+        self.rows: list[str] = []
+        """The stored conversation, as the store keeps it: one JSON message per row."""
+        self.written: list[int] = []
+        """Characters written by each save."""
         self.cost = 0.0
 
     async def sandbox(self) -> SandboxConnection:
@@ -38,8 +42,10 @@ class MemoryHost:
     async def publish(self, event: AgentTextDelta) -> None:
         self.deltas.append(event)
 
-    async def save_conversation(self, messages_json: bytes) -> None:
-        self.saved = messages_json
+    async def save_conversation(self, start: int, rows: Sequence[str]) -> None:
+        assert 0 <= start <= len(self.rows), "a write may not leave a gap"
+        self.rows[start:] = rows
+        self.written.append(sum(len(r) for r in rows))
 
     async def add_cost(self, cost_usd: float) -> float:
         self.cost += cost_usd
@@ -78,7 +84,9 @@ RUN = PromptRun(
 async def test_more_than_fifty_steps_are_allowed_up_to_our_limit(llm: ScriptedLLMServer) -> None:
     llm.reset({"turns": [*tool_turns(55), {"text": "finished"}]})
     host = MemoryHost()
-    outcome = await run_prompt(RUN, host, [], registry(llm), AgentSettings(max_steps=100))
+    outcome = await run_prompt(
+        RUN, host, Conversation(), registry(llm), AgentSettings(max_steps=100)
+    )
     assert outcome.status == "success", outcome.error
     results = [e for e in host.events if e.type == "tool-result"]
     assert len(results) == 55
@@ -89,14 +97,13 @@ async def test_more_than_fifty_steps_are_allowed_up_to_our_limit(llm: ScriptedLL
 async def test_step_limit_ends_the_prompt_with_a_clear_error(llm: ScriptedLLMServer) -> None:
     llm.reset({"turns": tool_turns(10)})
     host = MemoryHost()
-    outcome = await run_prompt(RUN, host, [], registry(llm), AgentSettings(max_steps=3))
+    outcome = await run_prompt(RUN, host, Conversation(), registry(llm), AgentSettings(max_steps=3))
     assert outcome.status == "error" and outcome.error is not None
     assert outcome.error.code == "step_limit"
     assert "3" in outcome.error.message
     # The history saved after the cut is valid: every tool call has an answer.
-    history = load_history(host.saved)
     llm.reset({"turns": [{"text": "resumed"}]})
-    again = await run_prompt(RUN, host, history, registry(llm), AgentSettings())
+    again = await run_prompt(RUN, host, Conversation(host.rows), registry(llm), AgentSettings())
     assert again.status == "success"
 
 
@@ -108,7 +115,9 @@ async def test_cost_limit(llm: ScriptedLLMServer, tmp_path: Path) -> None:
     host = MemoryHost()
     models = ModelRegistry(Settings(models=ModelProviderSettings(scripted_dir=tmp_path)))
     try:
-        outcome = await run_prompt(run, host, [], models, AgentSettings(max_cost_usd=0.000001))
+        outcome = await run_prompt(
+            run, host, Conversation(), models, AgentSettings(max_cost_usd=0.000001)
+        )
     finally:
         models.close()
     assert outcome.error is not None and outcome.error.code == "cost_limit"
@@ -118,7 +127,9 @@ async def test_cost_limit(llm: ScriptedLLMServer, tmp_path: Path) -> None:
 
 async def test_time_limit(llm: ScriptedLLMServer) -> None:
     llm.reset({"turns": [{"text": "slow", "delay_ms": 3000}]})
-    outcome = await run_prompt(RUN, MemoryHost(), [], registry(llm), AgentSettings(max_wall_s=0.5))
+    outcome = await run_prompt(
+        RUN, MemoryHost(), Conversation(), registry(llm), AgentSettings(max_wall_s=0.5)
+    )
     assert outcome.error is not None and outcome.error.code == "time_limit"
 
 
@@ -130,7 +141,7 @@ async def test_an_unreachable_model_server_is_named_with_its_url_and_setting() -
         port = sock.getsockname()[1]
     url = f"http://127.0.0.1:{port}/v1"
     models = ModelRegistry(Settings(models=ModelProviderSettings(openai_compatible_base_url=url)))
-    outcome = await run_prompt(RUN, MemoryHost(), [], models, AgentSettings())
+    outcome = await run_prompt(RUN, MemoryHost(), Conversation(), models, AgentSettings())
     assert outcome.status == "error" and outcome.error is not None
     assert outcome.error.code == "model_unreachable"
     assert url in outcome.error.message and "openai-compatible" in outcome.error.message

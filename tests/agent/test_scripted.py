@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from openinspect.agent import scripted
+from openinspect.agent.conversation import Conversation
 from openinspect.agent.models import ModelRegistry
 from openinspect.agent.runner import run_prompt
 from openinspect.settings import AgentSettings, ModelProviderSettings, Settings
@@ -29,7 +30,7 @@ async def test_each_session_replays_the_script_from_the_start(tmp_path: Path) ->
         for session_id in ("ses_a", "ses_b", "ses_a"):
             run = dataclasses.replace(RUN, session_id=session_id, model_id="scripted:one.json")
             host = MemoryHost()
-            outcome = await run_prompt(run, host, [], models, AgentSettings())
+            outcome = await run_prompt(run, host, Conversation(), models, AgentSettings())
             assert outcome.status == "success", outcome.error
             texts.setdefault(session_id, []).extend(_texts(host))
     finally:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import re
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
 
+from openinspect.agent.conversation import Conversation
 from openinspect.agent.models import ModelRegistry
 from openinspect.agent.runner import PromptRun, run_prompt
 from openinspect.domain.events import AgentTextDelta, Event, ToolResult
@@ -55,7 +56,7 @@ class BoxHost:
     async def publish(self, event: AgentTextDelta) -> None:
         pass
 
-    async def save_conversation(self, messages_json: bytes) -> None:
+    async def save_conversation(self, start: int, rows: Sequence[str]) -> None:
         pass
 
     async def add_cost(self, cost_usd: float) -> float:
@@ -118,7 +119,7 @@ async def test_a_200_mb_output_keeps_its_tail_and_says_what_was_cut(
     agent = AgentSettings(tool_output_chars=MODEL_CHARS, tool_event_output_chars=EVENT_CHARS)
     tracemalloc.start()
     try:
-        outcome = await run_prompt(run, host, [], models, agent)
+        outcome = await run_prompt(run, host, Conversation(), models, agent)
         _current, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

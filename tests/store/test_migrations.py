@@ -292,3 +292,74 @@ async def test_0007_gives_existing_sessions_the_api_origin_and_keys_per_creator(
                 )
     finally:
         await engine.dispose()
+
+
+async def test_0010_splits_each_stored_conversation_into_its_messages(tmp_path: object) -> None:
+    """A conversation stored whole (before 0010) loads after the migration as the same
+    messages, in order, and the next step appends to it; the downgrade joins it back."""
+    from alembic import command
+    from pydantic_ai.messages import (
+        ModelMessagesTypeAdapter,
+        ModelRequest,
+        ModelResponse,
+        TextPart,
+        UserPromptPart,
+    )
+
+    from openinspect.agent.conversation import Conversation
+    from openinspect.store.db import _alembic_config, create_engine, migrate
+    from openinspect.store.sessions import SessionStore
+
+    history = [
+        m
+        for i in range(6)
+        for m in (
+            ModelRequest(parts=[UserPromptPart(content=f"question {i} — ü")]),
+            ModelResponse(parts=[TextPart(content=f"answer {i}")]),
+        )
+    ]
+    whole = ModelMessagesTypeAdapter.dump_json(history).decode()
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/old.db")
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda c: command.upgrade(_alembic_config(c), "0007"))
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO users (id, name, email, git_name, git_email, role, created_at) "
+                    "VALUES ('usr_1', 'A', 'a@e', 'A', 'a@e', 'admin', '2025-01-01 00:00:00')"
+                )
+            )
+            for sid in ("ses_old", "ses_none"):
+                await conn.execute(
+                    sa.text(
+                        "INSERT INTO sessions (id, title, repo_url, base_branch, branch, model, "
+                        "status, sandbox_status, creator_id, created_at, updated_at) VALUES "
+                        f"('{sid}', 't', '/r', 'main', 'openinspect/{sid}', 'scripted:x', "
+                        "'idle', 'none', 'usr_1', '2025-01-01 00:00:00', '2025-01-01 00:00:00')"
+                    )
+                )
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO conversations (session_id, messages, updated_at) "
+                    "VALUES ('ses_old', :m, '2025-01-02 00:00:00')"
+                ),
+                {"m": whole},
+            )
+        await migrate(engine)
+        store = SessionStore(engine)
+        rows = await store.load_conversation("ses_old")
+        assert len(rows) == 12
+        conversation = Conversation(rows)
+        assert conversation.history() == history
+        assert await store.load_conversation("ses_none") == []
+        more = [*history, ModelRequest(parts=[UserPromptPart(content="one more")])]
+        assert (
+            await conversation.save(more, lambda s, r: store.save_conversation("ses_old", s, r))
+            == 1
+        )
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda c: command.downgrade(_alembic_config(c), "0007"))
+            back = (await conn.execute(sa.text("SELECT messages FROM conversations"))).all()
+        assert [ModelMessagesTypeAdapter.validate_json(r.messages) for r in back] == [more]
+    finally:
+        await engine.dispose()

@@ -2,7 +2,8 @@
 
 Inference starts at once; tools wait for the sandbox (see ``tools``). The conversation is saved
 after every step and from a ``finally``, so a crash, a stop or an error never loses what the model
-already said. Step, time and cost limits are checked in one place, ``Budget.check``.
+already said; each save writes only the messages that are new (``conversation``). Step, time
+and cost limits are checked in one place, ``Budget.check``.
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ from pydantic_ai.exceptions import (
 )
 from pydantic_ai.messages import (
     ModelMessage,
-    ModelMessagesTypeAdapter,
-    ModelRequest,
     ModelResponse,
     PartDeltaEvent,
     PartStartEvent,
@@ -32,10 +31,10 @@ from pydantic_ai.messages import (
     TextPartDelta,
     ThinkingPart,
     ToolCallPart,
-    ToolReturnPart,
 )
 from pydantic_ai.usage import UsageLimits
 
+from openinspect.agent.conversation import Conversation
 from openinspect.agent.live_output import RateBudget
 from openinspect.agent.models import ModelRegistry
 from openinspect.agent.tools import ToolDeps, ToolHost, builtin_tools
@@ -53,7 +52,6 @@ asked, and pushed to {branch}, when your turn ends; you may also commit and `git
 (to {branch} or a new branch under openinspect/). When asked for a pull request, use the
 create_pull_request tool.
 """
-STOPPED_TOOL_RESULT = "The user stopped this tool call before it finished."
 
 
 @dataclass
@@ -108,37 +106,12 @@ class RunOutcome:
 class AgentHost(ToolHost, Protocol):
     """What a prompt run needs from its session, beyond the tools' needs."""
 
-    async def save_conversation(self, messages_json: bytes) -> None:
-        """Persist the whole message history."""
+    async def save_conversation(self, start: int, rows: Sequence[str]) -> None:
+        """Store ``rows`` (one JSON message each) as the conversation's messages from position
+        ``start`` on, dropping any stored after them."""
 
     async def add_cost(self, cost_usd: float) -> float:
         """Add to the session's cost; returns the new total."""
-
-
-def load_history(raw: bytes | None) -> list[ModelMessage]:
-    return list(ModelMessagesTypeAdapter.validate_json(raw)) if raw else []
-
-
-def close_dangling_tool_calls(messages: Sequence[ModelMessage]) -> list[ModelMessage]:
-    """A run cut short can end on tool calls without results, which providers refuse in the next
-    request. Answer each such call so the conversation can continue."""
-    out = list(messages)
-    if out and isinstance(out[-1], ModelResponse):
-        calls = [p for p in out[-1].parts if isinstance(p, ToolCallPart)]
-        if calls:
-            out.append(
-                ModelRequest(
-                    parts=[
-                        ToolReturnPart(
-                            tool_name=c.tool_name,
-                            content=STOPPED_TOOL_RESULT,
-                            tool_call_id=c.tool_call_id,
-                        )
-                        for c in calls
-                    ]
-                )
-            )
-    return out
 
 
 class Emitter:
@@ -179,11 +152,12 @@ class Emitter:
 async def run_prompt(
     run: PromptRun,
     host: AgentHost,
-    history: list[ModelMessage],
+    conversation: Conversation,
     registry: ModelRegistry,
     settings: AgentSettings,
 ) -> RunOutcome:
-    """Run one prompt to the end. Cancellation (stop) propagates after the history is saved."""
+    """Run one prompt to the end, continuing ``conversation`` (and keeping it up to date with
+    the store). Cancellation (stop) propagates after the history is saved."""
     budget = Budget(settings.max_steps, settings.max_wall_s, settings.max_cost_usd)
     emitter = Emitter(run, host)
     agent: Agent[ToolDeps, str] = Agent(
@@ -203,10 +177,15 @@ async def run_prompt(
         settings.live_output_interval_ms / 1000,
         RateBudget(settings.live_output_chars_per_s),
     )
+    history = conversation.history()
     messages: list[ModelMessage] = list(history)
+
+    async def save() -> None:
+        await conversation.save(messages, host.save_conversation)
+
     try:
         async with asyncio.timeout(budget.remaining_s()):
-            await _drive(agent, run, deps, history, registry, budget, emitter, host, messages)
+            await _drive(agent, run, deps, history, registry, budget, emitter, host, messages, save)
         return RunOutcome("success", None, budget.cost_usd)
     except TimeoutError:
         exc = LimitExceeded("time_limit", f"Stopped after the {settings.max_wall_s:g} s limit")
@@ -231,9 +210,7 @@ async def run_prompt(
             "error", ErrorInfo(code=err.code, message=err.message, hint=err.hint), budget.cost_usd
         )
     finally:
-        await host.save_conversation(
-            ModelMessagesTypeAdapter.dump_json(close_dangling_tool_calls(messages))
-        )
+        await save()
 
 
 # Provider setting names, for the hint on where a URL or key comes from.
@@ -279,10 +256,8 @@ async def _drive(
     emitter: Emitter,
     host: AgentHost,
     messages: list[ModelMessage],
+    save: Callable[[], Awaitable[None]],
 ) -> None:
-    save: Callable[[], Awaitable[None]] = lambda: host.save_conversation(  # noqa: E731
-        ModelMessagesTypeAdapter.dump_json(close_dangling_tool_calls(messages))
-    )
     # Our Budget enforces the step limit; pydantic-ai's own request limit (50 by default) must
     # not end a run first.
     limits = UsageLimits(request_limit=budget.max_steps + 1)

@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -69,6 +69,7 @@ from openinspect.settings import Settings
 from openinspect.store import Store
 
 if TYPE_CHECKING:
+    from openinspect.agent.conversation import Conversation
     from openinspect.agent.runner import RunOutcome
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,8 @@ class SessionActor:
         self._stop_requested = False
         self._running_prompt_id: str | None = None
         self._git_lock = asyncio.Lock()  # one commit/push at a time (prompt end, PR tool, API)
+        # The agent's history as stored, loaded by the first prompt run here.
+        self._conversation: Conversation | None = None
         # When the session last had work (a prompt queued or ended, someone typing): the idle
         # clock of its sandbox (``stop_if_idle``).
         self.last_work_at = time.monotonic()
@@ -412,9 +415,13 @@ class SessionActor:
         # The agent loop loads pydantic-ai: the server imports it after it listens (preload),
         # and no other thread may import it at the same time.
         await self._s.models.loaded()
-        from openinspect.agent.runner import PromptRun, load_history, run_prompt
+        from openinspect.agent.conversation import Conversation
+        from openinspect.agent.runner import PromptRun, run_prompt
 
-        history = load_history(await self._s.store.sessions.load_conversation(self.session.id))
+        if self._conversation is None:  # kept up to date by every run after this one
+            self._conversation = Conversation(
+                await self._s.store.sessions.load_conversation(self.session.id)
+            )
         run = PromptRun(
             session_id=self.session.id,
             prompt_id=prompt.id,
@@ -425,7 +432,9 @@ class SessionActor:
         )
         self._stop_requested = False
         self._current = asyncio.create_task(
-            run_prompt(run, _Host(self, prompt), history, self._s.models, self._s.settings.agent),
+            run_prompt(
+                run, _Host(self, prompt), self._conversation, self._s.models, self._s.settings.agent
+            ),
             name=f"prompt {prompt.id}",
         )
         status: PromptStatus
@@ -585,8 +594,8 @@ class _Host:
     async def publish(self, event: Event) -> None:
         await self._actor._s.events.publish(event)
 
-    async def save_conversation(self, messages_json: bytes) -> None:
-        await self._actor._s.store.sessions.save_conversation(self._actor.session.id, messages_json)
+    async def save_conversation(self, start: int, rows: Sequence[str]) -> None:
+        await self._actor._s.store.sessions.save_conversation(self._actor.session.id, start, rows)
 
     async def open_pull_request(self, title: str, body: str, draft: bool) -> str:
         actor = self._actor

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openinspect.domain.events import utcnow
 from openinspect.domain.models import SandboxStatus, Session, SessionStatus
-from openinspect.store.tables import conversations, participants, prompts, sessions
+from openinspect.store.tables import conversation_messages, participants, prompts, sessions
 
 
 def _session(row: sa.Row[Any]) -> Session:
@@ -164,31 +164,40 @@ class SessionStore:
             ).all()
         return {r.user_id: r.role for r in rows}
 
-    async def load_conversation(self, session_id: str) -> bytes | None:
-        """The agent's message history as stored (JSON), or None before the first prompt."""
+    async def load_conversation(self, session_id: str) -> Sequence[str]:
+        """The agent's message history as stored, one JSON message per row, in order (none
+        before the first prompt)."""
+        query = (
+            sa.select(conversation_messages.c.message)
+            .where(conversation_messages.c.session_id == session_id)
+            .order_by(conversation_messages.c.position)
+        )
         async with self._engine.connect() as conn:
-            value = (
-                await conn.execute(
-                    sa.select(conversations.c.messages).where(
-                        conversations.c.session_id == session_id
-                    )
-                )
-            ).scalar_one_or_none()
-        return value.encode() if value is not None else None
+            return list((await conn.execute(query)).scalars().all())
 
-    async def save_conversation(self, session_id: str, messages_json: bytes) -> None:
-        text = messages_json.decode()
+    async def save_conversation(self, session_id: str, start: int, rows: Sequence[str]) -> None:
+        """Store ``rows`` as the messages from position ``start`` on and drop any stored after
+        them, in one transaction: after a model step that is an append of its new messages."""
+        now = utcnow()
         async with self._engine.begin() as conn:
-            updated = await conn.execute(
-                conversations.update()
-                .where(conversations.c.session_id == session_id)
-                .values(messages=text, updated_at=utcnow())
+            await conn.execute(
+                conversation_messages.delete().where(
+                    conversation_messages.c.session_id == session_id,
+                    conversation_messages.c.position >= start,
+                )
             )
-            if updated.rowcount == 0:
+            if rows:
                 await conn.execute(
-                    conversations.insert().values(
-                        session_id=session_id, messages=text, updated_at=utcnow()
-                    )
+                    conversation_messages.insert(),
+                    [
+                        {
+                            "session_id": session_id,
+                            "position": start + i,
+                            "message": row,
+                            "created_at": now,
+                        }
+                        for i, row in enumerate(rows)
+                    ],
                 )
 
     async def touch_watched(self, session_id: str, at: datetime) -> None:

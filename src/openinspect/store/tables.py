@@ -115,8 +115,10 @@ sessions = sa.Table(
     sa.Index("ux_sessions_creator_idempotency_key", "creator_id", "idempotency_key", unique=True),
 )
 
-conversations = sa.Table(
-    "conversations",
+# The agent's message history, one row per message in order (migration 0010): a model step
+# appends its new messages instead of rewriting the whole conversation.
+conversation_messages = sa.Table(
+    "conversation_messages",
     metadata,
     sa.Column(
         "session_id",
@@ -124,8 +126,9 @@ conversations = sa.Table(
         sa.ForeignKey("sessions.id", ondelete="CASCADE"),
         primary_key=True,
     ),
-    sa.Column("messages", sa.Text, nullable=False),
-    sa.Column("updated_at", _ts, nullable=False),
+    sa.Column("position", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("created_at", _ts, nullable=False),
 )
 
 participants = sa.Table(
