@@ -15,6 +15,8 @@ from typing import Literal
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from openinspect.runtime.address import unix_url
+
 DEFAULT_HOME = Path("~/.local/share/openinspect")
 DEFAULT_PORT = 8765
 DEFAULT_MODEL = "anthropic:claude-sonnet-4-6"
@@ -230,6 +232,13 @@ class SandboxSettings(BaseModel):
         5,
         description="Sandboxes running at once for the sessions one member created; an idle "
         "one is stopped to make room, else a new prompt is refused (429). Admins: no limit.",
+    )
+    max_live: int = Field(
+        0,
+        ge=0,
+        description="Sandboxes this server process runs at once, across every user (each holds "
+        "memory, processes and a workspace); a box past it does not start and its session says "
+        "so (sandbox_unavailable). 0: no limit.",
     )
     bridge_messages_per_s: float = Field(
         DEFAULT_BRIDGE_MESSAGES_PER_S,
@@ -528,6 +537,11 @@ class Settings(BaseSettings):
             return path
         digest = hashlib.sha256(str(self.home_dir).encode()).hexdigest()[:16]
         return Path(tempfile.gettempdir()) / f"openinspect-{digest}" / "bridge.sock"
+
+    @property
+    def bridge_url(self) -> str:
+        """The bridge's address for the local backends: ``unix://`` + :attr:`bridge_socket`."""
+        return unix_url(str(self.bridge_socket))
 
     def anthropic_key(self) -> SecretStr | None:
         return self.models.anthropic_api_key or self.anthropic_api_key

@@ -327,7 +327,7 @@ def test_config_names_every_missing_variable() -> None:
     with pytest.raises(ConfigMissing) as missing:
         RuntimeConfig.from_env({"OPENINSPECT_BOOT_MODE": "warm"})
     message = str(missing.value)
-    assert "OPENINSPECT_BRIDGE_SOCKET is not set" in message
+    assert "OPENINSPECT_BRIDGE_URL is not set" in message
     assert "OPENINSPECT_SANDBOX_TOKEN is not set" in message
     assert "must be one of build, fresh, repo_image, snapshot_restore" in message
 
@@ -360,7 +360,7 @@ def test_commands_do_not_inherit_the_runtime_secrets() -> None:
     env = command_environment(
         {
             "OPENINSPECT_SANDBOX_TOKEN": "t",
-            "OPENINSPECT_BRIDGE_SOCKET": "/s",
+            "OPENINSPECT_BRIDGE_URL": "unix:///s",
             "OPENINSPECT_SANDBOX_ID": "sbx",
             "PYTHONPATH": f"{own_lib}:/workspace/repo/src",
         }

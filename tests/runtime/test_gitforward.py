@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from openinspect.runtime.address import BridgeAddress, unix_url
 from openinspect.runtime.boot import PROXY_CONFIG, Boot, BootPlan
 from openinspect.runtime.bridge import Outbox
 from openinspect.runtime.gitforward import MAX_HEAD_BYTES, GitForwarder, _Refused, rewrite_head
@@ -143,7 +144,7 @@ def echo_app() -> Starlette:
 
 @contextlib.asynccontextmanager
 async def forwarding(socket_path: Path) -> AsyncIterator[GitForwarder]:
-    forwarder = GitForwarder(str(socket_path), TOKEN)
+    forwarder = GitForwarder(BridgeAddress.parse(unix_url(str(socket_path))), TOKEN)
     await forwarder.start()
     try:
         yield forwarder
@@ -300,7 +301,7 @@ async def test_without_a_proxy_origin_is_left_as_cloned(tmp_path: Path) -> None:
 
 def test_config_reads_and_checks_the_remote_path() -> None:
     env = {
-        "OPENINSPECT_BRIDGE_SOCKET": "/s",
+        "OPENINSPECT_BRIDGE_URL": "unix:///s",
         "OPENINSPECT_SANDBOX_ID": "sbx",
         "OPENINSPECT_SANDBOX_TOKEN": "t",
         "OPENINSPECT_BOOT_MODE": "fresh",
@@ -325,9 +326,9 @@ def test_spec_passes_the_remote_path_only_when_set(tmp_path: Path) -> None:
         base_branch="main",
         work_branch=SESSION_BRANCH,
         token="t",
-        bridge_socket=tmp_path / "s",
+        bridge_url=unix_url(str(tmp_path / "s")),
     )
-    paths = {"bridge_socket": "/b", "workspace": "/w", "clone_source": "/o"}
+    paths = {"bridge_url": "unix:///b", "workspace": "/w", "clone_source": "/o"}
     assert "OPENINSPECT_GIT_REMOTE_PATH" not in spec.runtime_env(**paths)
     with_proxy = SandboxSpec(**{**spec.__dict__, "git_remote_path": REMOTE_PATH})
     assert with_proxy.runtime_env(**paths)["OPENINSPECT_GIT_REMOTE_PATH"] == REMOTE_PATH
@@ -395,7 +396,7 @@ async def test_git_push_from_inside_a_sandbox(
         base_branch="main",
         work_branch=SESSION_BRANCH,
         token=TOKEN,
-        bridge_socket=control_plane.socket_path,
+        bridge_url=unix_url(str(control_plane.socket_path)),
         setup_timeout_s=30,
         start_timeout_s=30,
         heartbeat_s=1,

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,12 +23,14 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
+from openinspect.runtime.address import unix_url
 from openinspect.runtime.protocol import BRIDGE_PATH, MAX_FRAME_BYTES
 from openinspect.sandboxes.base import SandboxHandle, SandboxProvider, SandboxSpec
 from openinspect.sandboxes.bridge import BridgeHub, SandboxConnection
 from openinspect.sandboxes.bwrap import BwrapProvider, probe_bwrap
 from openinspect.sandboxes.process import ProcessProvider
 from openinspect.settings import Settings
+from openinspect.testing.inloop import serving
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -128,14 +130,6 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(home=tmp_path / "home")
 
 
-class _QuietServer(uvicorn.Server):
-    """Leaves pytest's signal handlers alone."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-
 @dataclass
 class Bridge:
     """A real bridge endpoint: ``sockets`` are the server-side WebSockets, newest last."""
@@ -165,19 +159,13 @@ async def serve_bridge(hub: BridgeHub) -> AsyncIterator[Bridge]:
         log_level="warning",
         lifespan="off",
     )
-    server = _QuietServer(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise AssertionError("the bridge server stopped before starting")
-        await asyncio.sleep(0.01)
     try:
-        yield bridge
+        async with serving(config):
+            try:
+                yield bridge
+            finally:
+                await hub.close()
     finally:
-        await hub.close()
-        server.should_exit = True
-        await task
         shutil.rmtree(socket_dir, ignore_errors=True)
 
 
@@ -246,7 +234,7 @@ async def start_sandbox(
             "base_branch": "main",
             "work_branch": f"openinspect/{sandbox_id}",
             "token": token,
-            "bridge_socket": bridge.socket_path,
+            "bridge_url": unix_url(str(bridge.socket_path)),
             "boot_mode": "fresh",
             "setup_timeout_s": 30.0,
             "start_timeout_s": 30.0,

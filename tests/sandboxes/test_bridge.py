@@ -219,7 +219,7 @@ async def test_shutdown_stops_the_runtime(
 
     await box.conn.shutdown()
 
-    assert await process_provider.wait(box.handle) == 0
+    assert (await process_provider.wait(box.handle)).status == 0
     assert await wait_until_gone(marker, timeout_s=STOP_WITHIN_S) == []
     with pytest.raises(SandboxLost):
         await running
@@ -232,7 +232,7 @@ async def test_runtime_with_a_wrong_token_exits_for_good(
 ) -> None:
     box = await start_sandbox(process_provider, token="not-the-registered-token")
 
-    assert await process_provider.wait(box.handle) == EXIT_REJECTED
+    assert (await process_provider.wait(box.handle)).status == EXIT_REJECTED
     with pytest.raises(SandboxUnavailable, match="never connected"):
         await box.conn.wait_ready(0.1)
 

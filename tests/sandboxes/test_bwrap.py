@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from openinspect.errors import SandboxUnavailable
+from openinspect.runtime.address import unix_url
 from openinspect.sandboxes.base import SandboxSpec
 from openinspect.sandboxes.bwrap import (
     BOX_BRIDGE_SOCKET,
@@ -49,7 +50,7 @@ def test_argv_builds_a_closed_box(settings: Settings, tmp_path: Path) -> None:
         base_branch="main",
         work_branch="openinspect/x",
         token="tok-SECRET",
-        bridge_socket=tmp_path / "bridge.sock",
+        bridge_url=unix_url(str(tmp_path / "bridge.sock")),
         env={"PYTHONPATH": "/workspace/repo/src", "DATABASE_URL": "postgres://u:pw-SECRET@db"},
     )
     inputs = BoxInputs(str(spec.workspace_dir), runtime_zip=7)
@@ -74,7 +75,7 @@ def test_argv_builds_a_closed_box(settings: Settings, tmp_path: Path) -> None:
     assert env["HOME"] == "/workspace/.home"
     assert env["PYTHONPATH"] == "/opt/openinspect/runtime.zip:/workspace/repo/src"
     assert env["OPENINSPECT_CLONE_SOURCE"] == "/workspace/.openinspect-origin.bundle"
-    assert env["OPENINSPECT_BRIDGE_SOCKET"] == BOX_BRIDGE_SOCKET
+    assert env["OPENINSPECT_BRIDGE_URL"] == f"unix://{BOX_BRIDGE_SOCKET}"
     assert env["DATABASE_URL"] == "postgres://u:pw-SECRET@db"
     assert env["OPENINSPECT_SANDBOX_TOKEN"] == "tok-SECRET"
     assert {k for k in env if not k.startswith("OPENINSPECT_")} == {

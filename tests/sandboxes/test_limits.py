@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from openinspect.runtime.address import unix_url
 from openinspect.sandboxes.base import SandboxSpec
 from openinspect.sandboxes.bwrap import BoxInputs, build_argv
 from openinspect.sandboxes.cgroups import MIB, BoxLimits
@@ -29,7 +30,7 @@ def test_the_tmp_size_and_the_block_fd_reach_bwrap(tmp_path: Path) -> None:
         base_branch="main",
         work_branch="openinspect/x",
         token="tok",
-        bridge_socket=tmp_path / "bridge.sock",
+        bridge_url=unix_url(str(tmp_path / "bridge.sock")),
     )
     argv = build_argv(
         spec,

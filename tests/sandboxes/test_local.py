@@ -8,6 +8,7 @@ import signal
 import threading
 from pathlib import Path
 
+from openinspect.runtime.address import unix_url
 from openinspect.sandboxes.base import SandboxSpec
 from openinspect.sandboxes.local import LOG_CUT_NOTICE, MAX_LOG_BYTES, LocalProcesses
 
@@ -25,7 +26,7 @@ def _spec(tmp_path: Path, n: int | None = None) -> SandboxSpec:
         base_branch="main",
         work_branch="",
         token="tok",
-        bridge_socket=tmp_path / "bridge.sock",
+        bridge_url=unix_url(str(tmp_path / "bridge.sock")),
     )
 
 

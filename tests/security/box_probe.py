@@ -24,6 +24,7 @@ from typing import Any
 import websockets
 
 import openinspect
+from openinspect.runtime.address import unix_url
 from openinspect.sandboxes.base import SandboxSpec
 from openinspect.sandboxes.bridge import BridgeHub
 from openinspect.sandboxes.bwrap import BwrapProvider
@@ -218,7 +219,7 @@ async def probe(root: Path) -> dict[str, Any]:
             base_branch="main",
             work_branch=f"openinspect/{sandbox_id}",
             token=token,
-            bridge_socket=bridge.socket_path,
+            bridge_url=unix_url(str(bridge.socket_path)),
             heartbeat_s=1.0,
         )
         handle = await provider.create(spec)

@@ -330,7 +330,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 headers = {"Authorization": "Bearer " + env["OPENINSPECT_SANDBOX_TOKEN"],
            "X-Sandbox-Id": env["OPENINSPECT_SANDBOX_ID"]}
 try:
-    with unix_connect(env["OPENINSPECT_BRIDGE_SOCKET"], uri="ws://localhost/sandbox/bridge",
+    with unix_connect(env["OPENINSPECT_BRIDGE_URL"].removeprefix("unix://"), uri="ws://localhost/sandbox/bridge",
                       additional_headers=headers) as ws:
         try:
             ws.send(json.dumps({"type": "hello", "runtime_version": "x", "boot_mode": "fresh",

@@ -7,9 +7,7 @@ import logging
 import os
 import sys
 
-from .supervisor import ConfigMissing, RuntimeConfig, serve
-
-EXIT_BAD_CONFIG = 2
+from .supervisor import EXIT_BAD_CONFIG, ConfigMissing, RuntimeConfig, serve
 
 
 def main() -> int:

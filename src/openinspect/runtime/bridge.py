@@ -16,14 +16,15 @@ import asyncio
 import collections
 import json
 import logging
+import ssl
 import time
 from collections.abc import Callable, Mapping
 
-from websockets.asyncio.client import ClientConnection, unix_connect
+from websockets.asyncio.client import ClientConnection, connect, unix_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from .address import BridgeAddress
 from .protocol import (
-    BRIDGE_URI,
     MAX_FRAME_BYTES,
     PERMANENT_CLOSE_CODES,
     PERMANENT_HTTP_STATUSES,
@@ -131,21 +132,25 @@ def _encode_within_frame(message: Mapping[str, object]) -> str | None:
 class BridgeClient:
     """One sandbox's connection to the control plane, re-dialled with exponential backoff.
 
-    ``hello`` builds the first message of every connection; ``on_message`` gets every other
-    control-plane message except ``shutdown``, which ends :meth:`run`.
+    ``address`` is where the bridge is (a Unix socket, or ``ws``/``wss`` for a remote box;
+    ``tls`` is the context of a ``wss`` one). ``hello`` builds the first message of every
+    connection; ``on_message`` gets every other control-plane message except ``shutdown``,
+    which ends :meth:`run`.
     """
 
     def __init__(
         self,
-        socket_path: str,
+        address: BridgeAddress,
         sandbox_id: str,
         token: str,
         outbox: Outbox,
         *,
         hello: Callable[[], HelloMessage],
         on_message: Callable[[dict[str, object]], None],
+        tls: ssl.SSLContext | None = None,
     ) -> None:
-        self._path = socket_path
+        self._address = address
+        self._tls = tls
         self._headers = {"Authorization": f"Bearer {token}", SANDBOX_ID_HEADER: sandbox_id}
         self._outbox = outbox
         self._hello = hello
@@ -160,15 +165,7 @@ class BridgeClient:
             started = time.monotonic()
             close_code: int | None = None
             try:
-                async with unix_connect(
-                    self._path,
-                    uri=BRIDGE_URI,
-                    additional_headers=self._headers,
-                    compression=None,  # a local socket: deflate would only cost CPU
-                    max_size=MAX_MESSAGE_BYTES,
-                    open_timeout=OPEN_TIMEOUT_S,
-                    proxy=None,
-                ) as ws:
+                async with self._dial() as ws:
                     if await self._serve(ws):
                         return
                     close_code = ws.close_code
@@ -190,6 +187,30 @@ class BridgeClient:
                 delay_s = BACKOFF_INITIAL_S
             await asyncio.sleep(delay_s)
             delay_s = min(delay_s * 2, BACKOFF_MAX_S)
+
+    def _dial(self) -> connect:
+        """A connection attempt to the bridge (an async context manager)."""
+        if self._address.scheme == "unix":
+            return unix_connect(
+                self._address.path,
+                uri=self._address.ws_uri,
+                additional_headers=self._headers,
+                compression=None,  # a local socket: deflate would only cost CPU
+                max_size=MAX_MESSAGE_BYTES,
+                open_timeout=OPEN_TIMEOUT_S,
+                proxy=None,
+            )
+        tls = None
+        if self._address.scheme == "wss":  # never a wss:// without TLS
+            tls = self._tls or ssl.create_default_context()
+        return connect(
+            self._address.ws_uri,
+            additional_headers=self._headers,
+            max_size=MAX_MESSAGE_BYTES,
+            open_timeout=OPEN_TIMEOUT_S,
+            proxy=None,  # the bridge is dialled directly, never through an environment proxy
+            ssl=tls,
+        )
 
     async def heartbeat(self, interval_s: float) -> None:
         """Send a heartbeat every ``interval_s`` while connected (not buffered while not)."""

@@ -1,8 +1,10 @@
 """git's way out of the box: a loopback HTTP forwarder to the control plane's git proxy.
 
 The sandbox's ``origin`` is ``http://127.0.0.1:<port>/git/<session>/<owner>/<repo>.git``. Each
-connection to that port is forwarded to the bridge's Unix socket, where the control plane serves
-the git proxy. The forwarder reads the request head (at most :data:`MAX_HEAD_BYTES`), refuses
+connection to that port is forwarded to where the bridge listens (its Unix socket, or its host and
+port for a remote box, over TLS for ``wss``: :mod:`.address`), where the control plane serves
+the git proxy; a remote control plane gets its own ``Host`` instead of the loopback one.
+The forwarder reads the request head (at most :data:`MAX_HEAD_BYTES`), refuses
 any path outside ``/git/``, drops the client's ``Authorization``, ``Proxy-Authorization``,
 ``Connection`` and ``Upgrade`` headers, adds the sandbox's bearer token and ``Connection: close``,
 and then copies bytes both ways until either side is done (chunked bodies pass untouched). So
@@ -17,7 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from urllib.parse import unquote
+
+from .address import BridgeAddress
 
 logger = logging.getLogger("openinspect.runtime.gitforward")
 
@@ -61,9 +66,10 @@ def _path_allowed(target: str) -> bool:
     return not any(part in (".", "..") for part in path.split("/"))
 
 
-def rewrite_head(head: bytes, token: str) -> bytes:
+def rewrite_head(head: bytes, token: str, *, host: str = "") -> bytes:
     """The request head to send on: our credentials and ``Connection: close`` instead of the
-    client's. ``head`` ends with the blank line; raises ``_Refused`` for a bad request."""
+    client's, and ``host`` (when given) as its ``Host``. ``head`` ends with the blank line;
+    raises ``_Refused`` for a bad request."""
     lines = head[: -len(b"\r\n\r\n")].split(b"\r\n")
     parts = lines[0].split(b" ")
     if len(parts) != 3 or parts[2] not in (b"HTTP/1.1", b"HTTP/1.0"):
@@ -78,8 +84,10 @@ def rewrite_head(head: bytes, token: str) -> bytes:
         name, colon, _value = line.partition(b":")
         if not colon or not name or name != name.strip() or line[:1] in (b" ", b"\t"):
             raise _Refused(400, "malformed request header")
-        if name.lower() not in _DROPPED_HEADERS:
+        if name.lower() not in _DROPPED_HEADERS and not (host and name.lower() == b"host"):
             kept.append(line)
+    if host:
+        kept.append(b"Host: " + host.encode())
     kept.append(b"Authorization: Bearer " + token.encode())
     kept.append(b"Connection: close")
     return b"\r\n".join(kept) + b"\r\n\r\n"
@@ -115,12 +123,20 @@ async def _close(writer: asyncio.StreamWriter) -> None:
 
 class GitForwarder:
     """Listens on ``127.0.0.1:<port>`` (port 0 picks a free one) and forwards to the git proxy
-    on the Unix socket ``socket_path`` with ``token``. ``start`` returns the port."""
+    where the bridge at ``address`` listens, with ``token`` (``tls`` for a ``wss`` address).
+    ``start`` returns the port."""
 
     def __init__(
-        self, socket_path: str, token: str, *, host: str = LOOPBACK, port: int = 0
+        self,
+        address: BridgeAddress,
+        token: str,
+        *,
+        tls: ssl.SSLContext | None = None,
+        host: str = LOOPBACK,
+        port: int = 0,
     ) -> None:
-        self._socket_path = socket_path
+        self._address = address
+        self._tls = tls
         self._token = token
         self._host = host
         self._port = port
@@ -170,7 +186,7 @@ class GitForwarder:
         try:
             async with asyncio.timeout(HEAD_TIMEOUT_S):
                 head = await reader.readuntil(b"\r\n\r\n")
-            request = rewrite_head(head, self._token)
+            request = rewrite_head(head, self._token, host=self._address.authority)
         except (asyncio.LimitOverrunError, ValueError):
             writer.write(_error_response(431, f"request head over {MAX_HEAD_BYTES} bytes"))
             return
@@ -180,9 +196,9 @@ class GitForwarder:
         except (asyncio.IncompleteReadError, TimeoutError, OSError):
             return
         try:
-            up_reader, up_writer = await asyncio.open_unix_connection(self._socket_path)
-        except OSError as exc:
-            logger.warning("git forwarder: cannot reach %s: %s", self._socket_path, exc)
+            up_reader, up_writer = await self._address.open_stream(self._tls)
+        except OSError as exc:  # ssl.SSLError included
+            logger.warning("git forwarder: cannot reach %s: %s", self._address.url, exc)
             writer.write(_error_response(502, f"the control plane is not reachable: {exc}"))
             return
         try:

@@ -3,7 +3,11 @@
 Environment (set by the sandbox provider):
 
 =============================  ==============================================================
-``OPENINSPECT_BRIDGE_SOCKET``  Unix socket of the control plane's bridge (required).
+``OPENINSPECT_BRIDGE_URL``     Where the control plane's bridge is: ``unix:///…/bridge.sock``,
+                               or ``wss://host/sandbox/bridge`` for a remote box (required;
+                               see :mod:`.address`).
+``OPENINSPECT_BRIDGE_CA_FILE``  PEM of the CAs a ``wss`` bridge is checked against (default:
+                               the system's).
 ``OPENINSPECT_SANDBOX_ID``     This sandbox's id, sent as ``X-Sandbox-Id`` (required).
 ``OPENINSPECT_SANDBOX_TOKEN``  Bearer token of the bridge (required; hidden from commands).
 ``OPENINSPECT_BOOT_MODE``      ``build``, ``fresh``, ``repo_image`` or ``snapshot_restore``
@@ -28,7 +32,7 @@ boot (:mod:`.boot`). RPC requests are served from the first connection on, durin
 it, whatever its outcome. ``shutdown`` from the control plane or SIGTERM/SIGINT kill every running
 command and exit 0; a permanent refusal by the control plane exits with :data:`EXIT_REJECTED`.
 
-Commands and scripts inherit this environment minus the bridge token and socket, and minus the
+Commands and scripts inherit this environment minus the bridge token and address, and minus the
 runtime's own library directory in ``PYTHONPATH``, plus ``GIT_TERMINAL_PROMPT=0`` (git must
 never wait for a password nobody will type). Core dumps are disabled.
 """
@@ -41,11 +45,13 @@ import logging
 import os
 import resource
 import signal
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import RUNTIME_VERSION
+from .address import BadBridgeAddress, BridgeAddress
 from .boot import Boot, BootPlan
 from .bridge import BridgeClient, BridgeRejected, Outbox
 from .executor import Executor
@@ -59,9 +65,10 @@ DEFAULT_SETUP_TIMEOUT_S = 300.0
 DEFAULT_START_TIMEOUT_S = 120.0
 DEFAULT_HEARTBEAT_S = 30.0
 EXIT_REJECTED = 3
+EXIT_BAD_CONFIG = 2
 _PREFIX = "OPENINSPECT_"
 _REQUIRED = (
-    "BRIDGE_SOCKET",
+    "BRIDGE_URL",
     "SANDBOX_ID",
     "SANDBOX_TOKEN",
     "BOOT_MODE",
@@ -69,7 +76,11 @@ _REQUIRED = (
     "CLONE_SOURCE",
     "BASE_BRANCH",
 )
-_HIDDEN_FROM_COMMANDS = ("OPENINSPECT_SANDBOX_TOKEN", "OPENINSPECT_BRIDGE_SOCKET")
+_HIDDEN_FROM_COMMANDS = (
+    "OPENINSPECT_SANDBOX_TOKEN",
+    "OPENINSPECT_BRIDGE_URL",
+    "OPENINSPECT_BRIDGE_CA_FILE",
+)
 
 
 class ConfigMissing(Exception):
@@ -80,12 +91,17 @@ class ConfigMissing(Exception):
 class RuntimeConfig:
     """The runtime's settings, read from ``OPENINSPECT_*`` environment variables."""
 
-    bridge_socket: str
+    bridge: BridgeAddress
     sandbox_id: str
     token: str
     plan: BootPlan
     heartbeat_s: float
     max_processes: int | None
+    bridge_ca_file: str | None = None
+
+    def bridge_tls(self) -> ssl.SSLContext | None:
+        """The TLS context of a ``wss`` bridge; raises ``OSError``/``ssl.SSLError``."""
+        return self.bridge.tls(self.bridge_ca_file)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RuntimeConfig:
@@ -110,6 +126,15 @@ class RuntimeConfig:
                 numbers[name] = float(raw) if raw else default
             except ValueError:
                 problems.append(f"{_PREFIX}{name} must be a number, got {raw!r}")
+        bridge: BridgeAddress | None = None
+        if env.get(_PREFIX + "BRIDGE_URL"):
+            try:
+                bridge = BridgeAddress.parse(env[_PREFIX + "BRIDGE_URL"])
+            except BadBridgeAddress as exc:
+                problems.append(f"{_PREFIX}BRIDGE_URL: {exc}")
+        ca_file = env.get(_PREFIX + "BRIDGE_CA_FILE") or None
+        if ca_file is not None and not os.path.isfile(ca_file):
+            problems.append(f"{_PREFIX}BRIDGE_CA_FILE is not a file: {ca_file!r}")
         git_remote_path = env.get(_PREFIX + "GIT_REMOTE_PATH") or None
         if git_remote_path is not None and not git_remote_path.startswith(GIT_PATH_PREFIX):
             problems.append(
@@ -123,8 +148,10 @@ class RuntimeConfig:
                 + " (the sandbox provider sets these; see openinspect.runtime.supervisor)"
             )
         boot_mode: BootMode = next(m for m in BOOT_MODES if m == mode)
+        assert bridge is not None  # else a problem above
         return cls(
-            bridge_socket=env[_PREFIX + "BRIDGE_SOCKET"],
+            bridge=bridge,
+            bridge_ca_file=ca_file,
             sandbox_id=env[_PREFIX + "SANDBOX_ID"],
             token=env[_PREFIX + "SANDBOX_TOKEN"],
             plan=BootPlan(
@@ -178,25 +205,32 @@ def apply_limits(max_processes: int | None) -> None:
 async def serve(config: RuntimeConfig, env: Mapping[str, str]) -> int:
     """Run the runtime until shutdown; returns the process exit status."""
     apply_limits(config.max_processes)
+    try:
+        tls = config.bridge_tls()
+    except (OSError, ssl.SSLError) as exc:
+        logger.error("cannot read the bridge's CA file: %s", exc)
+        return EXIT_BAD_CONFIG
     child_env = {**command_environment(env), "GIT_TERMINAL_PROMPT": "0"}
     outbox = Outbox()
     rpc = RpcServer(Executor(config.plan.repo_dir, child_env), outbox)
-    forwarder, git_remote_url = await _start_forwarder(config)
+    forwarder, git_remote_url = await _start_forwarder(config, tls)
     try:
         boot = Boot(config.plan, outbox, child_env, git_remote_url=git_remote_url)
-        return await _run(config, outbox, rpc, boot)
+        return await _run(config, outbox, rpc, boot, tls)
     finally:
         if forwarder is not None:
             await forwarder.close()
 
 
-async def _start_forwarder(config: RuntimeConfig) -> tuple[GitForwarder | None, str | None]:
+async def _start_forwarder(
+    config: RuntimeConfig, tls: ssl.SSLContext | None
+) -> tuple[GitForwarder | None, str | None]:
     """The git proxy's loopback forwarder, when the sandbox has one (before boot: boot points
     ``origin`` at it). A forwarder that cannot listen fails the boot, not the runtime."""
     path = config.plan.git_remote_path
     if path is None:
         return None, None
-    forwarder = GitForwarder(config.bridge_socket, config.token)
+    forwarder = GitForwarder(config.bridge, config.token, tls=tls)
     try:
         await forwarder.start()
     except OSError as exc:
@@ -205,7 +239,9 @@ async def _start_forwarder(config: RuntimeConfig) -> tuple[GitForwarder | None, 
     return forwarder, forwarder.url(path)
 
 
-async def _run(config: RuntimeConfig, outbox: Outbox, rpc: RpcServer, boot: Boot) -> int:
+async def _run(
+    config: RuntimeConfig, outbox: Outbox, rpc: RpcServer, boot: Boot, tls: ssl.SSLContext | None
+) -> int:
     """Connect, boot, serve RPC until shutdown; returns the exit status."""
 
     def hello() -> HelloMessage:
@@ -218,12 +254,13 @@ async def _run(config: RuntimeConfig, outbox: Outbox, rpc: RpcServer, boot: Boot
         }
 
     client = BridgeClient(
-        config.bridge_socket,
+        config.bridge,
         config.sandbox_id,
         config.token,
         outbox,
         hello=hello,
         on_message=rpc.handle,
+        tls=tls,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,7 +1,7 @@
 """Sandboxes: the provider seam (:mod:`.base`), its backends found through :mod:`.registry`
 (:mod:`.bwrap`, :mod:`.process`), and the bridge their runtimes dial (:mod:`.bridge`)."""
 
-from .base import SandboxHandle, SandboxProvider, SandboxSpec
+from .base import SandboxExit, SandboxHandle, SandboxProvider, SandboxSpec, SnapshotCapable
 from .bridge import BridgeHub, BridgeSocket
 from .connection import ExecResult, SandboxConnection
 from .registry import available_providers, resolve_provider
@@ -11,9 +11,11 @@ __all__ = [
     "BridgeSocket",
     "ExecResult",
     "SandboxConnection",
+    "SandboxExit",
     "SandboxHandle",
     "SandboxProvider",
     "SandboxSpec",
+    "SnapshotCapable",
     "available_providers",
     "resolve_provider",
 ]

@@ -30,6 +30,9 @@ class SandboxSpec:
     ``clone_source_is_path`` (isolating providers require that: they have no network), else a
     URL. ``env`` is the dev environment's extra variables (repo secrets the user configured);
     it never holds control-plane credentials. ``token`` authenticates the runtime on the bridge.
+    ``bridge_url`` is where the bridge is, as the host sees it (:mod:`openinspect.runtime.address`:
+    ``unix:///…/bridge.sock`` on this host, ``wss://…/sandbox/bridge`` for a remote box); a
+    provider passes it on, or (a box that sees the host's socket elsewhere) translates it.
     """
 
     sandbox_id: str
@@ -40,7 +43,7 @@ class SandboxSpec:
     base_branch: str
     work_branch: str
     token: str = field(repr=False)
-    bridge_socket: Path
+    bridge_url: str
     boot_mode: BootMode = "fresh"
     env: dict[str, str] = field(default_factory=dict, repr=False)
     setup_timeout_s: float = DEFAULT_SETUP_TIMEOUT_S
@@ -51,12 +54,11 @@ class SandboxSpec:
     """``/git/<session>/<owner>/<repo>.git`` on the bridge socket: the runtime points ``origin``
     at the git proxy there (through its loopback forwarder). None leaves ``origin`` as cloned."""
 
-    def runtime_env(
-        self, *, bridge_socket: str, workspace: str, clone_source: str
-    ) -> dict[str, str]:
-        """The ``OPENINSPECT_*`` variables of the runtime, with paths as the sandbox sees them."""
+    def runtime_env(self, *, bridge_url: str, workspace: str, clone_source: str) -> dict[str, str]:
+        """The ``OPENINSPECT_*`` variables of the runtime, with the bridge and paths as the
+        sandbox sees them."""
         env = {
-            "OPENINSPECT_BRIDGE_SOCKET": bridge_socket,
+            "OPENINSPECT_BRIDGE_URL": bridge_url,
             "OPENINSPECT_SANDBOX_ID": self.sandbox_id,
             "OPENINSPECT_SANDBOX_TOKEN": self.token,
             "OPENINSPECT_BOOT_MODE": self.boot_mode,
@@ -76,26 +78,30 @@ class SandboxSpec:
 
 @dataclass
 class SandboxHandle:
-    """A running sandbox as its provider knows it.
+    """A box as its callers know it: an id and the backend that made it, nothing more.
 
-    ``pid`` is the host process the provider started (the bwrap monitor or the runtime itself);
-    ``repo_dir`` is the host path of the checkout; ``log_path`` collects the sandbox process's
-    stdout and stderr on the host, outside the sandbox's view.
+    The control plane (sessions, API, git proxy) holds handles but never reaches into them: a
+    backend subclasses this with what it needs to find the box again (a host pid, a remote
+    box's name) and keeps those details to itself. What callers need to learn about a box goes
+    through the provider (``wait`` says how it ended) or the bridge (files, commands, logs).
     """
 
     sandbox_id: str
     provider: str
-    pid: int
-    workspace_dir: Path
-    repo_dir: Path
-    log_path: Path | None = None
-    exit_reason: str | None = None
-    """Why the sandbox process ended, when the provider knows (set by ``wait``): a limit it
-    ran into, such as "out of memory (limit 512 MiB)"."""
+
+
+@dataclass(frozen=True)
+class SandboxExit:
+    """How a box ended: ``status`` is its process's exit status (negative: the signal that
+    ended it; -1 for a box the provider does not know or already destroyed), ``reason`` a limit
+    it ran into when the provider knows, such as "out of memory (limit 512 MiB)"."""
+
+    status: int
+    reason: str | None = None
 
 
 class SnapshotRef(Protocol):
-    """Opaque reference to a provider's snapshot (no provider supports snapshots yet)."""
+    """Opaque reference to a provider's snapshot; only the provider that made it reads it."""
 
 
 @runtime_checkable
@@ -105,7 +111,8 @@ class SandboxProvider(Protocol):
     ``name`` is the registry name; ``isolates`` tells whether a sandbox is kept from the host
     (its files, network and processes). A provider never raises anything but
     :class:`~openinspect.errors.SandboxError` subclasses and
-    :class:`~openinspect.errors.ConfigError` out of these methods.
+    :class:`~openinspect.errors.ConfigError` out of these methods. Optional capabilities are
+    protocols of their own (:class:`SnapshotCapable`): callers check with ``isinstance``.
     """
 
     name: str
@@ -121,11 +128,12 @@ class SandboxProvider(Protocol):
         """
         ...
 
-    async def wait(self, handle: SandboxHandle) -> int:
-        """Wait until the sandbox process exits and return its exit status.
+    async def wait(self, handle: SandboxHandle) -> SandboxExit:
+        """Wait until the sandbox process exits and say how it ended.
 
         The session engine awaits this to learn that a sandbox died (and then calls
-        ``SandboxConnection.mark_lost``). Returns at once for a destroyed or unknown sandbox.
+        ``SandboxConnection.mark_lost``). Returns at once (status -1) for a destroyed or unknown
+        sandbox.
         """
         ...
 
@@ -137,10 +145,16 @@ class SandboxProvider(Protocol):
         """
         ...
 
+
+@runtime_checkable
+class SnapshotCapable(Protocol):
+    """A provider that can capture a box and start another from the capture (none of the
+    built-in ones can yet). Callers check ``isinstance(provider, SnapshotCapable)`` first."""
+
     async def snapshot(self, handle: SandboxHandle) -> SnapshotRef:
-        """Capture the sandbox's filesystem; raises ``SandboxError`` when not supported."""
+        """Capture the box's filesystem; raises ``SandboxError`` when the capture fails."""
         ...
 
     async def restore(self, ref: SnapshotRef, spec: SandboxSpec) -> SandboxHandle:
-        """Start a sandbox from a snapshot; raises ``SandboxError`` when not supported."""
+        """Start a box from ``ref`` (booted with ``snapshot_restore``); as ``create``."""
         ...

@@ -60,17 +60,21 @@ import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from openinspect.errors import ConfigError, SandboxError, SandboxUnavailable
+from openinspect.errors import ConfigError, SandboxUnavailable
+from openinspect.runtime.address import BadBridgeAddress, BridgeAddress, unix_url
 from openinspect.settings import Settings
 
-from .base import SandboxHandle, SandboxSpec, SnapshotRef
+from .base import SandboxExit, SandboxHandle, SandboxSpec
 from .boxuser import BoxUser, own_workspace, resolve_box_user
 from .cgroups import BoxCgroup
 from .limits import BoxLimiter
 from .local import (
     HOME_DIRNAME,
     REPO_DIRNAME,
+    UNKNOWN_EXIT,
+    LocalHandle,
     LocalProcesses,
+    local_handle,
     prepare_workspace,
     runtime_argv,
     runtime_sources,
@@ -194,9 +198,26 @@ def build_env(spec: SandboxSpec) -> dict[str, str]:
         home=f"{BOX_WORKSPACE}/{HOME_DIRNAME}",
         pythonpath=BOX_RUNTIME_ZIP,
         runtime_env=spec.runtime_env(
-            bridge_socket=BOX_BRIDGE_SOCKET, workspace=BOX_WORKSPACE, clone_source=BOX_BUNDLE
+            bridge_url=unix_url(BOX_BRIDGE_SOCKET),
+            workspace=BOX_WORKSPACE,
+            clone_source=BOX_BUNDLE,
         ),
     )
+
+
+def host_bridge_socket(spec: SandboxSpec) -> Path:
+    """The host's bridge socket, which the box reaches through its relay: a box has no network,
+    so its bridge must be a ``unix://`` one. Raises ``ConfigError``."""
+    try:
+        address = BridgeAddress.parse(spec.bridge_url)
+    except BadBridgeAddress as exc:
+        raise ConfigError(f"bad bridge URL for a bwrap sandbox: {exc}") from None
+    if address.scheme != "unix":
+        raise ConfigError(
+            f"a bwrap sandbox has no network: its bridge is a unix:// socket, not {address.scheme}",
+            hint="bwrap boxes run on the server's host; a remote bridge is for remote backends",
+        )
+    return Path(address.path)
 
 
 def proc_args() -> list[str]:
@@ -391,7 +412,7 @@ class BwrapProvider:
         """The host user boxes run as (see :mod:`.boxuser`); raises ``ConfigError``."""
         return resolve_box_user(self._box_user)
 
-    async def create(self, spec: SandboxSpec) -> SandboxHandle:
+    async def create(self, spec: SandboxSpec) -> LocalHandle:
         """Start the runtime in a new box; see :meth:`SandboxProvider.create`.
 
         Returns once bwrap has created the box's init (whose pid :meth:`destroy` needs), that
@@ -407,7 +428,7 @@ class BwrapProvider:
             await self._limits.release(spec.sandbox_id)
             raise
 
-    async def _start(self, spec: SandboxSpec, bwrap: str, user: BoxUser) -> SandboxHandle:
+    async def _start(self, spec: SandboxSpec, bwrap: str, user: BoxUser) -> LocalHandle:
         log_path = prepare_workspace(spec)
         own_workspace(spec.workspace_dir, user)
         overlay = await self._stages_overlay(user)
@@ -462,7 +483,7 @@ class BwrapProvider:
         assert read_fd is not None
         assert block_write is not None
         init: int | None = None
-        relay = BridgeRelay(spec.bridge_socket)
+        relay = BridgeRelay(host_bridge_socket(spec))
         try:
             # The thread owns read_fd from here on; bwrap's exit closes the pipe, so it ends.
             init_pid = await asyncio.wait_for(
@@ -493,7 +514,7 @@ class BwrapProvider:
         return handle
 
     async def _kill_unreleased(
-        self, handle: SandboxHandle, init: int | None, block: int, relay: BridgeRelay
+        self, handle: LocalHandle, init: int | None, block: int, relay: BridgeRelay
     ) -> None:
         """Kill a box still waiting on its block descriptor. The descriptor is closed (which
         would let the box run) only once the box is dead."""
@@ -564,24 +585,25 @@ class BwrapProvider:
                 f"a bwrap sandbox clones from a local mirror directory, got {spec.clone_source!r}",
                 hint="bwrap sandboxes have no network; pass the path of a local bare mirror",
             )
-        if not spec.bridge_socket.exists():
+        if not host_bridge_socket(spec).exists():
             raise SandboxUnavailable(
-                f"the bridge socket {spec.bridge_socket} does not exist",
+                "the bridge socket does not exist",
                 hint="start the control plane's bridge listener before creating sandboxes",
             )
         return bwrap
 
-    async def wait(self, handle: SandboxHandle) -> int:
-        """See :meth:`SandboxProvider.wait`; also sets ``handle.exit_reason`` from the box's
-        cgroup (a limit it ran into) and releases the box's limits, as the box is gone."""
-        code = await self._procs.wait(handle)
-        if code != -1:
-            init = self._inits.pop(handle.sandbox_id, None)
-            if init is not None:
-                os.close(init)
-            handle.exit_reason = self._limits.exit_reason(handle.sandbox_id)
-            await self._limits.release(handle.sandbox_id)
-        return code
+    async def wait(self, handle: SandboxHandle) -> SandboxExit:
+        """See :meth:`SandboxProvider.wait`; the reason comes from the box's cgroup (a limit it
+        ran into). Also releases the box's limits, as the box is gone."""
+        code = await self._procs.wait(local_handle(handle, self.name))
+        if code == UNKNOWN_EXIT.status:
+            return UNKNOWN_EXIT
+        init = self._inits.pop(handle.sandbox_id, None)
+        if init is not None:
+            os.close(init)
+        reason = self._limits.exit_reason(handle.sandbox_id)
+        await self._limits.release(handle.sandbox_id)
+        return SandboxExit(code, reason)
 
     async def destroy(self, handle: SandboxHandle) -> None:
         """SIGKILL the box's init (so its whole pid namespace), then stop the bwrap process.
@@ -596,16 +618,8 @@ class BwrapProvider:
                     signal.pidfd_send_signal(init, signal.SIGKILL)
             finally:
                 os.close(init)
-        await self._procs.stop(handle)
+        await self._procs.stop(local_handle(handle, self.name))
         relay = self._relays.pop(handle.sandbox_id, None)
         if relay is not None:
             await relay.close()
         await self._limits.release(handle.sandbox_id)
-
-    async def snapshot(self, handle: SandboxHandle) -> SnapshotRef:
-        """Not supported yet."""
-        raise SandboxError(f"snapshots are not supported by {self.name}")
-
-    async def restore(self, ref: SnapshotRef, spec: SandboxSpec) -> SandboxHandle:
-        """Not supported yet."""
-        raise SandboxError(f"snapshots are not supported by {self.name}")

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 import openinspect
-from openinspect.errors import SandboxUnavailable
+from openinspect.errors import SandboxError, SandboxUnavailable
 
-from .base import SandboxHandle, SandboxSpec
+from .base import SandboxExit, SandboxHandle, SandboxSpec
 
 DESTROY_GRACE_S = 3.0
 """Time a sandbox process gets between SIGTERM and SIGKILL on destroy."""
@@ -32,6 +32,33 @@ LANG = "C.UTF-8"
 TERM = "xterm-256color"
 HOME_DIRNAME = ".home"
 REPO_DIRNAME = "repo"
+UNKNOWN_EXIT = SandboxExit(-1)
+"""What ``wait`` says of a box this provider does not know (never made, or destroyed)."""
+
+
+@dataclass
+class LocalHandle(SandboxHandle):
+    """A box of a local backend: a host process and host paths, which only its provider reads.
+
+    ``pid`` is the host process the provider started (the bwrap monitor or the runtime itself);
+    ``repo_dir`` is the host path of the checkout; ``log_path`` collects the sandbox process's
+    stdout and stderr on the host, outside the sandbox's view.
+    """
+
+    pid: int
+    workspace_dir: Path
+    repo_dir: Path
+    log_path: Path
+
+
+def local_handle(handle: SandboxHandle, provider: str) -> LocalHandle:
+    """``handle`` as the local backend ``provider`` made it; a handle of another backend is a
+    programming error, reported as ``SandboxError`` (never an attribute error deeper down)."""
+    if not isinstance(handle, LocalHandle) or handle.provider != provider:
+        raise SandboxError(
+            f"sandbox {handle.sandbox_id} is a {handle.provider!r} box, not one of {provider!r}"
+        )
+    return handle
 
 
 @dataclass(frozen=True)
@@ -139,7 +166,7 @@ class LocalProcesses:
         log_path: Path,
         pass_fds: tuple[int, ...] = (),
         cwd: Path | None = None,
-    ) -> SandboxHandle:
+    ) -> LocalHandle:
         """Start ``argv`` in a new session (in ``cwd``, by default the workspace), its output
         drained into ``log_path``."""
         try:
@@ -174,7 +201,7 @@ class LocalProcesses:
         )
         self._procs[spec.sandbox_id] = proc
         self._drains[spec.sandbox_id] = asyncio.create_task(_drain(reader, log, pipe))
-        return SandboxHandle(
+        return LocalHandle(
             sandbox_id=spec.sandbox_id,
             provider=self._provider,
             pid=proc.pid,
@@ -187,7 +214,7 @@ class LocalProcesses:
         """The process's exit status once it exits; -1 for an unknown or destroyed sandbox."""
         proc = self._procs.get(handle.sandbox_id)
         if proc is None:
-            return -1
+            return UNKNOWN_EXIT.status
         return await proc.wait()
 
     async def stop(self, handle: SandboxHandle, grace_s: float = DESTROY_GRACE_S) -> None:

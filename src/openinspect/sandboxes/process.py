@@ -21,14 +21,15 @@ import signal
 import tempfile
 from pathlib import Path
 
-from openinspect.errors import SandboxError
 from openinspect.settings import Settings
 
-from .base import SandboxHandle, SandboxSpec, SnapshotRef
+from .base import SandboxExit, SandboxHandle, SandboxSpec
 from .local import (
     HOME_DIRNAME,
+    LocalHandle,
     LocalProcesses,
     RuntimeSources,
+    local_handle,
     prepare_workspace,
     runtime_argv,
     runtime_sources,
@@ -109,7 +110,7 @@ class ProcessProvider:
         self._lib_parent = settings.run_dir
         self._procs = LocalProcesses(self.name)
 
-    async def create(self, spec: SandboxSpec) -> SandboxHandle:
+    async def create(self, spec: SandboxSpec) -> LocalHandle:
         """Start the runtime as a host process; see :meth:`SandboxProvider.create`."""
         global _warned
         if not _warned:
@@ -126,27 +127,19 @@ class ProcessProvider:
             home=str(spec.workspace_dir / HOME_DIRNAME),
             pythonpath=str(runtime_lib(sources, self._lib_parent)),
             runtime_env=spec.runtime_env(
-                bridge_socket=str(spec.bridge_socket),
+                bridge_url=spec.bridge_url,
                 workspace=str(spec.workspace_dir),
                 clone_source=spec.clone_source,
             ),
         )
         return await self._procs.start(spec, runtime_argv(self._python), env, log_path=log_path)
 
-    async def wait(self, handle: SandboxHandle) -> int:
+    async def wait(self, handle: SandboxHandle) -> SandboxExit:
         """See :meth:`SandboxProvider.wait`."""
-        return await self._procs.wait(handle)
+        return SandboxExit(await self._procs.wait(local_handle(handle, self.name)))
 
     async def destroy(self, handle: SandboxHandle) -> None:
         """Stop the runtime and everything it started; see the module docstring."""
-        await self._procs.stop(handle)
+        await self._procs.stop(local_handle(handle, self.name))
         if kill_tagged(handle.sandbox_id):
             logger.info("killed processes left behind by sandbox %s", handle.sandbox_id)
-
-    async def snapshot(self, handle: SandboxHandle) -> SnapshotRef:
-        """Not supported yet."""
-        raise SandboxError(f"snapshots are not supported by {self.name}")
-
-    async def restore(self, ref: SnapshotRef, spec: SandboxSpec) -> SandboxHandle:
-        """Not supported yet."""
-        raise SandboxError(f"snapshots are not supported by {self.name}")

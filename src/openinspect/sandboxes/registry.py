@@ -4,7 +4,8 @@ Built-ins register here exactly as a third-party package would through the entry
 :data:`ENTRY_POINT_GROUP` (``name = "package.module:Class"``). A provider class is constructed
 with the :class:`~openinspect.settings.Settings` and must satisfy
 :class:`~openinspect.sandboxes.base.SandboxProvider`. The name ``auto`` picks ``bwrap`` where
-bubblewrap can create namespaces and ``process`` elsewhere.
+bubblewrap can create namespaces and ``process`` elsewhere. The backend comes wrapped in what
+the settings ask for (:mod:`.wrappers`: ``sandbox.max_live`` caps the boxes running at once).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from openinspect.errors import ConfigError
 from openinspect.settings import Settings
 
 from .base import SandboxProvider
+from .wrappers import ConcurrencyLimit
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +44,8 @@ def bwrap_works() -> bool:
 
 
 def resolve_provider(name: str, settings: Settings) -> SandboxProvider:
-    """Construct the backend called ``name`` (or the best local one for ``auto``).
+    """Construct the backend called ``name`` (or the best local one for ``auto``), wrapped as
+    the settings ask.
 
     Raises :class:`ConfigError` for an unknown name (listing the available ones) or a backend
     that cannot be imported.
@@ -74,4 +77,6 @@ def resolve_provider(name: str, settings: Settings) -> SandboxProvider:
     provider = cls(settings)
     if not isinstance(provider, SandboxProvider):
         raise ConfigError(f"{target} does not implement the SandboxProvider protocol")
+    if settings.sandbox.max_live:
+        return ConcurrencyLimit(provider, settings.sandbox.max_live)
     return provider

@@ -143,7 +143,7 @@ class SessionSandbox:
             git_remote_path=self._origins.proxy_path(session.id, origin),
             boot_mode="fresh",
             token=token,
-            bridge_socket=settings.bridge_socket,
+            bridge_url=settings.bridge_url,
             env={},
             setup_timeout_s=settings.sandbox.setup_timeout_s,
             start_timeout_s=settings.sandbox.start_timeout_s,
@@ -159,15 +159,15 @@ class SessionSandbox:
 
     async def _watch_exit(self, handle: SandboxHandle, conn: SandboxConnection) -> None:
         """A sandbox process that exits on its own is lost; say so once."""
-        code = await self._provider.wait(handle)
-        conn.mark_lost(f"the sandbox process exited with status {code}")
+        ended = await self._provider.wait(handle)
+        conn.mark_lost(f"the sandbox process exited with status {ended.status}")
         if self._handle is handle:  # not a teardown we asked for
             self._handle, self._conn = None, None
             self._hub.unregister(handle.sandbox_id)
             if self.status in ("booting", "ready"):
                 # The reason is a limit the box ran into, when the provider knows it.
-                why = f": {handle.exit_reason}" if handle.exit_reason else ""
-                await self._set_status("lost", f"The sandbox process exited ({code}){why}")
+                why = f": {ended.reason}" if ended.reason else ""
+                await self._set_status("lost", f"The sandbox process exited ({ended.status}){why}")
 
     async def _on_message(self, message: RuntimeEvent) -> None:
         """Boot progress becomes ``sandbox-log`` lines; a setup failure is also a warning (once
