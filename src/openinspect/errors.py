@@ -39,6 +39,7 @@ tree, and the API turns any of them into the one JSON error envelope using ``cod
     │   ├── SessionBusy                   "session_busy"             409
     │   ├── IdempotencyKeyReused          "idempotency_key_reused"   409
     │   ├── UserLimitReached              "user_limit_reached"       429
+    │   ├── WatcherLimitReached           "watcher_limit_reached"    429
     │   └── LeaseLost                     "lease_lost"               409
     ├── GitError                          "git_failed"               502
     ├── ScmError                          "scm_failed"               502
@@ -262,6 +263,13 @@ class UserLimitReached(ConflictError):
     """A per-user limit (sessions working at once, sandboxes running at once) is reached."""
 
     code = "user_limit_reached"
+    status = 429
+
+
+class WatcherLimitReached(ConflictError):
+    """A session, or one person, has as many connected clients (WebSockets) as allowed."""
+
+    code = "watcher_limit_reached"
     status = 429
 
 

@@ -34,6 +34,9 @@ DEFAULT_IDLE_STOP_S = 600.0
 DEFAULT_IDLE_STOP_WATCHED_S = 1800.0
 DEFAULT_DRAFT_TTL_S = 3600.0
 DEFAULT_TIDY_INTERVAL_S = 30.0
+DEFAULT_PRESENCE_TTL_S = 30.0
+DEFAULT_MAX_WATCHERS_PER_SESSION = 500
+DEFAULT_MAX_WATCHERS_PER_USER = 200
 DEFAULT_WEBHOOK_DELIVERIES_KEEP_DAYS = 14.0
 """GitHub redelivers for days, not weeks."""
 DEFAULT_WEBHOOK_PRUNE_INTERVAL_S = 3600.0
@@ -82,6 +85,25 @@ class SessionSettings(BaseModel):
         64 * 1024 * 1024,
         description="Memory for encoded WebSocket frames shared by every client of a process, "
         "in bytes.",
+    )
+    presence_ttl_s: float = Field(
+        DEFAULT_PRESENCE_TTL_S,
+        ge=0.3,
+        le=3600,
+        description="How long a watcher's presence lasts unless its server renews it (every "
+        "third of this), in seconds: the watchers of a server that died vanish within it.",
+    )
+    max_watchers_per_session: int = Field(
+        DEFAULT_MAX_WATCHERS_PER_SESSION,
+        ge=1,
+        description="Connected WebSocket clients one session may have across all servers; "
+        "past it a new socket is closed with 4029.",
+    )
+    max_watchers_per_user: int = Field(
+        DEFAULT_MAX_WATCHERS_PER_USER,
+        ge=1,
+        description="Connected WebSocket clients one person may have across all sessions and "
+        "servers; past it a new socket is closed with 4029.",
     )
     max_active_per_user: int = Field(
         5,

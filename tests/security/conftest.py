@@ -111,15 +111,24 @@ def live_settings(tmp_path: Path, llm: ScriptedLLMServer, **sections: Any) -> Se
 
 
 @asynccontextmanager
-async def running(settings: Settings, origin: Path) -> AsyncIterator[Live]:
-    """The server, with ``origin`` registered as the repo ``calc`` (members may use it)."""
+async def serving(settings: Settings) -> AsyncIterator[Started]:
+    """The server in this process, stopped gracefully when the block ends."""
     started: asyncio.Future[Started] = asyncio.get_running_loop().create_future()
     stop = asyncio.Event()
     task = asyncio.create_task(
         serve(settings, on_started=started.set_result, install_signal_handlers=False, stop=stop)
     )
     try:
-        info = await asyncio.wait_for(asyncio.shield(started), timeout=30)
+        yield await asyncio.wait_for(asyncio.shield(started), timeout=30)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+
+
+@asynccontextmanager
+async def running(settings: Settings, origin: Path) -> AsyncIterator[Live]:
+    """The server, with ``origin`` registered as the repo ``calc`` (members may use it)."""
+    async with serving(settings) as info:
         token = info.runtime.bootstrap.token
         assert token is not None
         async with httpx.AsyncClient(base_url=info.url, timeout=30) as http:
@@ -129,9 +138,6 @@ async def running(settings: Settings, origin: Path) -> AsyncIterator[Live]:
             )
             assert repo.status_code == 201, repo.text
             yield live
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=30)
 
 
 @pytest.fixture

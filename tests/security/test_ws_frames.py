@@ -187,7 +187,7 @@ async def test_a_client_that_stops_reading_is_cut_off(
         presence = live.runtime.manager.presence
         try:
             async with asyncio.timeout(10):
-                while not presence.snapshot(session["id"]):
+                while not await presence.snapshot(session["id"]):
                     await asyncio.sleep(0.05)
             blob = "z" * 500_000
             for _ in range(24):  # ~12 MB of broadcasts the client never reads
@@ -196,7 +196,7 @@ async def test_a_client_that_stops_reading_is_cut_off(
                 )
                 await asyncio.sleep(0)
             async with asyncio.timeout(15):
-                while presence.snapshot(session["id"]):
+                while await presence.snapshot(session["id"]):
                     await asyncio.sleep(0.1)  # the server let go of the connection
             # And dropped it: reading what is left ends in EOF or a reset, not 12 MB.
             received = 0

@@ -114,11 +114,11 @@ async def test_each_session_command_works_for_its_owner(
     )
     assert cancelled.id == queued.id and cancelled.status == "cancelled"
     assert await handler.handle(admin, Stop(session_id=sid), origin="api") is False
-    runtime.manager.presence.join(sid, "client-1", admin.id, admin.name)
+    await runtime.manager.presence.join(sid, "client-1", admin.id, admin.name)
     await handler.handle(
         admin, SetPresence(session_id=sid, client_id="client-1", status="idle"), origin="api"
     )
-    assert runtime.manager.presence.snapshot(sid)[0]["status"] == "idle"
+    assert (await runtime.manager.presence.snapshot(sid))[0]["status"] == "idle"
     renamed = await handler.handle(
         admin, UpdateSession(session_id=sid, title=" Tidy ", archived=True), origin="api"
     )

@@ -132,9 +132,9 @@ async def test_a_watched_sandbox_stays_up_longer_whichever_server_holds_the_watc
     await _idle_for(actor, IDLE_S + 1)
 
     # Watched here (a WebSocket on this server): kept.
-    runtime.manager.presence.join(session.id, "c1", user.id, user.name)
+    await runtime.manager.presence.join(session.id, "c1", user.id, user.name)
     assert (await tidy.sweep()).idle_stopped == []
-    runtime.manager.presence.leave(session.id, "c1")
+    await runtime.manager.presence.leave(session.id, "c1")
     # Watched through another server (it refreshes watched_at): still kept.
     await runtime.store.sessions.touch_watched(session.id, utcnow())
     assert (await tidy.sweep()).idle_stopped == []

@@ -12,8 +12,9 @@ socket on whichever replica holds it.
 
 Close codes: 4001 bad, expired or revoked token (or its user is gone), 4004 no such session or
 one you may not see (the same answer), 4008 no subscribe in time, 4009 fell behind or stopped
-reading (reconnect with ``since_seq``), 1009 a frame over the server's frame limit. Every other
-malformed frame gets an ``error`` message and the socket stays open.
+reading (reconnect with ``since_seq``), 4029 the session or the user already has as many sockets
+open as ``sessions.max_watchers_per_*`` allow, 1009 a frame over the server's frame limit. Every
+other malformed frame gets an ``error`` message and the socket stays open.
 """
 
 from __future__ import annotations
@@ -36,7 +37,13 @@ from openinspect.bus import SubscriberOverflow
 from openinspect.domain.commands import CancelPrompt, SetPresence, Stop, SubmitPrompt, Typing
 from openinspect.domain.events import dump_event, utcnow
 from openinspect.domain.models import SessionOrigin, User
-from openinspect.errors import AuthError, InvalidInput, OpenInspectError, SessionNotFound
+from openinspect.errors import (
+    AuthError,
+    InvalidInput,
+    OpenInspectError,
+    SessionNotFound,
+    WatcherLimitReached,
+)
 from openinspect.people.roles import ensure_can_see
 from openinspect.services.tidy import WATCH_TOUCH_S
 from openinspect.sessions.replay import join_replay, newest_window
@@ -62,6 +69,7 @@ logging.getLogger("uvicorn.error").addFilter(_ClientFaultWithoutTraceback())
 AUTH_TIMEOUT_S = 10.0
 CLOSE_TIMEOUT_S = 2.0
 CLOSE_AUTH, CLOSE_NOT_FOUND, CLOSE_AUTH_TIMEOUT, CLOSE_RESYNC = 4001, 4004, 4008, 4009
+CLOSE_CROWDED = 4029
 WS_ORIGIN: SessionOrigin = "api"
 """The door of WebSocket commands: the socket serves every client (the web app, the CLI)."""
 COMMANDS = ("subscribe", "prompt", "cancel-prompt", "stop", "typing", "presence", "history", "ping")
@@ -261,12 +269,6 @@ class _Connection:
             }
         )
 
-    async def publish_presence(self) -> None:
-        manager = self.state.manager
-        await manager.services.events.publish_presence(
-            self.session_id, manager.presence.snapshot(self.session_id)
-        )
-
 
 def _validated(model: type[_F], message: dict[str, Any], kind: str) -> _F:
     try:
@@ -350,9 +352,11 @@ async def _serve(conn: _Connection, since_seq: int | None) -> None:
     presence = state.manager.presence
     async with state.manager.services.events.subscribe(session_id) as messages:
         await conn.subscribed(since_seq)
-        presence.join(session_id, conn.client_id, conn.user.id, conn.user.name)
         try:
-            await conn.publish_presence()
+            await presence.join(session_id, conn.client_id, conn.user.id, conn.user.name)
+        except WatcherLimitReached as exc:
+            raise _Close(CLOSE_CROWDED, exc.message[:120]) from None
+        try:
             tasks = [
                 asyncio.create_task(_read(conn)),
                 asyncio.create_task(_pump(conn, messages)),
@@ -371,9 +375,8 @@ async def _serve(conn: _Connection, since_seq: int | None) -> None:
                 if failure is not None:
                     raise failure  # a _Close ends the socket with its code
         finally:
-            presence.leave(session_id, conn.client_id)
             with contextlib.suppress(Exception):
-                await conn.publish_presence()
+                await presence.leave(session_id, conn.client_id)
 
 
 async def _pump(conn: _Connection, messages: Any) -> None:

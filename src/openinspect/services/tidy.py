@@ -90,12 +90,13 @@ class Tidier:
             return []
         since = utcnow() - timedelta(seconds=watch_fresh_s(self._settings.ws_auth_recheck_s))
         store = self._manager.services.store
-        watched = await store.sessions.watched_since([a.session.id for a in candidates], since)
-        presence = self._manager.presence
+        ids = [a.session.id for a in candidates]
+        watched = await store.sessions.watched_since(ids, since)
+        watched |= await self._manager.presence.watched(ids)
         stopped = []
         for actor in candidates:
             sid = actor.session.id
-            limit = watched_s if sid in watched or presence.snapshot(sid) else idle_s
+            limit = watched_s if sid in watched else idle_s
             if limit > 0 and await actor.stop_if_idle(limit):
                 stopped.append(sid)
         return stopped

@@ -120,9 +120,8 @@ class CommandHandler:
         # The same answer for a session that does not exist and one the user may not see.
         await ensure_can_see(manager.services.store, user, command.session_id)
         if isinstance(command, SetPresence):
-            manager.presence.update(command.session_id, command.client_id, command.status)
-            await manager.services.events.publish_presence(
-                command.session_id, manager.presence.snapshot(command.session_id)
+            await manager.presence.update(
+                command.session_id, command.client_id, user.id, command.status
             )
             return None
         if isinstance(command, UpdateSession):

@@ -83,7 +83,9 @@ def validate_branch(name: str) -> str:
 class SessionManager:
     def __init__(self, services: Services) -> None:
         self.services = services
-        self.presence = Presence()
+        self.presence = Presence(
+            services.store.presence, services.events, services.settings.sessions
+        )
         self.diffs = SessionDiffs(services.settings.mirrors_dir, auth_env=services.origins.git_env)
         self._actors: dict[str, SessionActor] = {}
         self.repo_guard: RepoGuard | None = None
@@ -295,7 +297,7 @@ class SessionManager:
         queue = await self.services.store.prompts.unfinished(session_id)
         return {
             "session": session.model_dump(mode="json"),
-            "participants": self.presence.snapshot(session_id),
+            "participants": await self.presence.snapshot(session_id),
             "queue": [p.model_dump(mode="json") for p in queue],
         }
 

@@ -13,6 +13,7 @@ from openinspect.store.events import EventStore
 from openinspect.store.feed import FeedStore
 from openinspect.store.identities import IdentityStore
 from openinspect.store.leases import LeaseStore
+from openinspect.store.presence import PresenceStore
 from openinspect.store.prompts import PromptStore
 from openinspect.store.pulls import PullRequestStore
 from openinspect.store.repos import RepoStore
@@ -37,6 +38,7 @@ class Store:
     webhooks: WebhookStore
     identities: IdentityStore
     leases: LeaseStore
+    presence: PresenceStore
 
     @classmethod
     async def open(
@@ -62,6 +64,7 @@ class Store:
             webhooks=WebhookStore(engine),
             identities=IdentityStore(engine, sealer),
             leases=LeaseStore(engine),
+            presence=PresenceStore(engine),
         )
 
     async def close(self) -> None:

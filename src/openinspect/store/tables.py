@@ -327,3 +327,31 @@ feed_cursors = sa.Table(
     sa.Column("pos", sa.BigInteger, nullable=False),
     sa.Column("updated_at", _ts, nullable=False),
 )
+
+# --- presence across replicas (migration 0008) ---
+
+presence = sa.Table(
+    "presence",
+    metadata,
+    sa.Column(
+        "session_id",
+        sa.String(40),
+        sa.ForeignKey("sessions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    # One connected client (a WebSocket), named by the replica that holds it.
+    sa.Column("client_id", sa.String(64), primary_key=True),
+    sa.Column(
+        "user_id",
+        sa.String(40),
+        sa.ForeignKey("users.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    # The replica holding the socket; it renews the row while the socket is open.
+    sa.Column("holder", sa.String(200), nullable=False, index=True),
+    # Milliseconds since the epoch by the database's clock (store/leases.py: db_now_ms).
+    sa.Column("expires_at_ms", sa.BigInteger, nullable=False, index=True),
+)
