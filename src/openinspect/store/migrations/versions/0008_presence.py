@@ -1,7 +1,7 @@
 """presence: who watches a session, shared by every replica
 
 Revision ID: 0008
-Revises: 0007
+Revises: 0010
 
 One row per connected client (``session_id``, ``client_id``): whose it is, the name shown, its
 status, the replica that holds its socket (``holder``) and when the row runs out
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0007"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
