@@ -4,17 +4,19 @@ two event logs in one process) never take the same number, and a failed append l
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 
 import pytest
 
 from openinspect.bus.memory import MemoryBus
 from openinspect.domain.events import AgentText
-from openinspect.errors import NotFoundError
+from openinspect.errors import LeaseLost, NotFoundError
 from openinspect.sessions.eventlog import EventLog
 from openinspect.store import Store
 from tests.store.databases import pg_url, store_url  # noqa: F401 - fixtures
 from tests.store.records import session_record
+from tests.store.test_leases import expire_lease
 
 PER_WRITER = 30
 
@@ -43,6 +45,41 @@ async def test_two_writers_of_one_session_take_distinct_gap_free_seqs(store_url:
         with pytest.raises(NotFoundError):
             await logs[0].append(text("ses_missing", 0))
         assert (await logs[1].append(text(session.id, 9))).seq == 2 * PER_WRITER + 1
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_after_a_forced_lease_loss_the_old_owner_appends_nothing(store_url: str) -> None:  # noqa: F811
+    """Two replicas (two stores, two buses): A owns the session, its lease is taken over by B;
+    A's next append is refused and never published, and B's seqs carry on without a gap."""
+    stores = [await Store.open(store_url), await Store.open(store_url, run_migrations=False)]
+    try:
+        user = await stores[0].users.create(name="Ada", email="ada@e", role="admin")
+        session = session_record(f"ses_{secrets.token_hex(8)}", user.id)
+        await stores[0].sessions.create(session)
+        bus_a = MemoryBus()
+        log_a, log_b = EventLog(stores[0], bus_a), EventLog(stores[1], MemoryBus())
+        name = f"session:{session.id}"
+        lease_a = await stores[0].leases.acquire(name, "replica-a", 5.0)
+        assert lease_a is not None
+        assert (await log_a.append(text(session.id, 1), fence=lease_a)).seq == 1
+
+        await expire_lease(stores[0], name)
+        lease_b = await stores[1].leases.acquire(name, "replica-b", 5.0)
+        assert lease_b is not None
+        async with log_a.subscribe(session.id) as messages:
+            with pytest.raises(LeaseLost):
+                await log_a.append(text(session.id, 2), fence=lease_a)
+            await log_a.publish(text(session.id, 3))  # ephemeral: the last stored seq
+            envelope = json.loads(await anext(messages))
+        assert envelope["event"]["seq"] == 1 and envelope["event"]["text"] == "3"
+
+        seqs = [(await log_b.append(text(session.id, n), fence=lease_b)).seq for n in (4, 5)]
+        assert seqs == [2, 3]
+        stored = await stores[1].events.after(session.id, 0, 10)
+        assert [e.seq for e in stored] == [1, 2, 3]
+        assert [e.text for e in stored if isinstance(e, AgentText)] == ["1", "4", "5"]
     finally:
         for store in stores:
             await store.close()

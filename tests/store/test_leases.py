@@ -37,7 +37,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         yield opened
 
 
-async def _expire(store: Store, name: str) -> None:
+async def expire_lease(store: Store, name: str) -> None:
     """Make the lease run out now (as if its TTL passed), without touching holder or fence."""
     async with store.engine.begin() as conn:
         await conn.execute(
@@ -52,7 +52,7 @@ async def test_acquire_renew_release_and_the_fence(store: Store) -> None:
     assert await store.leases.acquire("svc", "a", TTL_S) is None  # held, even for its holder
     assert await store.leases.renew(first, TTL_S)
 
-    await _expire(store, "svc")
+    await expire_lease(store, "svc")
     second = await store.leases.acquire("svc", "b", TTL_S)
     assert second is not None and second.fence > first.fence
     assert not await store.leases.renew(first, TTL_S)  # the old holder lost it for good
@@ -93,7 +93,7 @@ async def test_concurrent_acquires_have_one_winner(store: Store) -> None:
         )
         winners = [r for r in results if r is not None]
         assert len(winners) == 1, results
-        await _expire(store, "race")
+        await expire_lease(store, "race")
     current = await store.leases.current("race")
     assert current is not None and current.fence == 2
 
@@ -104,7 +104,7 @@ async def test_a_write_under_a_lost_lease_is_refused_and_rolled_back(store: Stor
     async with store.engine.begin() as conn:  # while held: the write goes through
         await assert_held(conn, old)
         await conn.execute(_delivery("kept"))
-    await _expire(store, "svc")
+    await expire_lease(store, "svc")
     new = await store.leases.acquire("svc", "b", TTL_S)
     assert new is not None
 

@@ -19,6 +19,7 @@ from typing import Any
 from openinspect.bus import Bus
 from openinspect.domain.events import Event, dump_event, is_ephemeral
 from openinspect.store import Store
+from openinspect.store.leases import Lease
 
 FEED_CHANNEL = "feed"
 
@@ -42,17 +43,26 @@ class EventLog:
             self._last_seq[session_id] = await self._store.events.last_seq(session_id)
         return self._last_seq[session_id]
 
-    async def append(self, event: Event, *, session_values: dict[str, Any] | None = None) -> Event:
+    async def append(
+        self,
+        event: Event,
+        *,
+        session_values: dict[str, Any] | None = None,
+        fence: Lease | None = None,
+    ) -> Event:
         """Persist ``event`` with the next seq, then publish it. Returns the stored event.
         ``session_values`` (columns of the session row) are written in the event's
-        transaction."""
+        transaction; ``fence`` (the owner's lease) is checked in it, so a stale owner's
+        durable append raises ``LeaseLost`` and is neither stored nor published."""
         if session_values and is_ephemeral(event):
             raise ValueError("an ephemeral event cannot carry a state change")
         if is_ephemeral(event):
             await self.publish(event)
             return event
         async with self._lock(event.session_id):
-            stored, pos = await self._store.events.append(event, session_values=session_values)
+            stored, pos = await self._store.events.append(
+                event, session_values=session_values, fence=fence
+            )
             self._last_seq[event.session_id] = stored.seq
             await self._bus.publish(channel(event.session_id), _envelope("event", stored))
             await self._bus.publish(FEED_CHANNEL, str(pos))

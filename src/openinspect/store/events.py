@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from openinspect.domain.events import Event, dump_event, load_event
 from openinspect.errors import NotFoundError
 from openinspect.store import feed
+from openinspect.store.leases import Lease, assert_held
 from openinspect.store.tables import events, sessions
 
 
@@ -32,13 +33,23 @@ class EventStore:
         self._engine = engine
 
     async def append(
-        self, event: Event, *, session_values: dict[str, Any] | None = None
+        self,
+        event: Event,
+        *,
+        session_values: dict[str, Any] | None = None,
+        fence: Lease | None = None,
     ) -> Appended:
         """Store one event with the session's next seq (``event.seq`` is ignored) and return it
         as stored, with its feed position. ``session_values`` (columns of the session row)
         change in the same transaction: a state change and the event that announces it commit
-        together or not at all. ``NotFoundError`` if the session does not exist."""
+        together or not at all. ``NotFoundError`` if the session does not exist.
+
+        ``fence``: the lease the writer owns the session by; checked in the same transaction
+        (``assert_held``), so a stale owner's append raises ``LeaseLost`` and writes nothing
+        (no seq is taken)."""
         async with self._engine.begin() as conn:
+            if fence is not None:
+                await assert_held(conn, fence)
             # The session row first, the feed counter last: the counter serialises every
             # append, so it is held for as short a time as possible (see ``store/feed.py``).
             seq = (

@@ -29,6 +29,8 @@ export interface CreateSessionBody {
   title?: string;
   prompt?: string;
   client_request_id?: string;
+  /** A retried create with the same key and body returns the session the first one made. */
+  idempotency_key?: string;
 }
 
 export interface PromptBody {

@@ -3,18 +3,21 @@
 // Warming the sandbox before Enter: the server boots a sandbox when a session's WebSocket sends
 // `typing`. So, once a repo is chosen and the user starts typing the prompt, we create the
 // session *without* a prompt (once: a "draft"), open its WebSocket and send `typing` every ~2 s
-// while they type. On submit, the prompt goes to that same session (REST, with a fresh
-// client_request_id, so a retried submit cannot queue it twice) and we navigate to it; the
+// while they type. On submit, the prompt goes to that same session (REST, with a
+// client_request_id that a retried submit of the same content reuses, so it cannot queue the
+// prompt twice) and we navigate to it; the
 // sandbox has had the whole typing time to boot. If the user changed the repo, branch or model
 // after the draft was made, the draft no longer fits: we create a new session with the prompt
 // in one request instead (the empty draft is deleted by the server after sessions.draft_ttl_s).
+// Every create carries an idempotency key, reused by a retry of the same request, so a create
+// whose answer was lost returns the session it made instead of making a second one.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { toErrorInfo } from '../api/client';
 import { type CreateSessionBody, endpoints } from '../api/endpoints';
 import type { ErrorInfo, Repo } from '../api/types';
 import { InlineError } from '../components/bits';
 import { ModelPicker } from '../components/ModelPicker';
-import { requestId } from '../lib/ids';
+import { RetryId } from '../lib/ids';
 import { useStore } from '../lib/store';
 import { navigate } from '../router';
 import { learnTitle, models$, reportError, titleFromPrompt } from '../state';
@@ -47,6 +50,8 @@ export function NewSession() {
   const creating = useRef<Promise<Draft | null> | null>(null);
   const socket = useRef<SessionSocket | null>(null);
   const lastTyping = useRef(0);
+  const draftKey = useRef(new RetryId());
+  const submitId = useRef(new RetryId());
 
   useEffect(() => {
     document.title = 'New session · openinspect';
@@ -81,8 +86,9 @@ export function NewSession() {
     if (!repo.trim() || draft.current || creating.current || draftFailedFor.current === key) return;
     setWarming('creating');
     creating.current = endpoints
-      .createSession(body())
+      .createSession({ ...body(), idempotency_key: draftKey.current.for(JSON.stringify(body())) })
       .then(({ session }) => {
+        draftKey.current.done();
         const d = { id: session.id, params: key };
         draft.current = d;
         setDraftError(null);
@@ -128,7 +134,7 @@ export function NewSession() {
     }
     setSubmitting(true);
     setError(null);
-    const client_request_id = requestId();
+    const client_request_id = submitId.current.for(JSON.stringify([paramsKey(), title.trim(), prompt]));
     try {
       const pending = creating.current ? await creating.current : draft.current;
       let id: string;
@@ -141,9 +147,15 @@ export function NewSession() {
         });
         id = pending.id;
       } else {
-        const created = await endpoints.createSession({ ...body(), prompt, client_request_id });
+        const created = await endpoints.createSession({
+          ...body(),
+          prompt,
+          client_request_id,
+          idempotency_key: client_request_id,
+        });
         id = created.session.id;
       }
+      submitId.current.done();
       socket.current?.close();
       socket.current = null;
       if (!title.trim()) learnTitle(id, titleFromPrompt(prompt));
