@@ -51,6 +51,8 @@ tree, and the API turns any of them into the one JSON error envelope using ``cod
     │   └── ModelUnreachable              "model_unreachable"        502
     ├── LimitExceeded                     "limit_exceeded"           429
     │                                     (limit_code: step_limit | time_limit | cost_limit)
+    ├── OwnerUnreachable                  "owner_unreachable"        503
+    │   └── SessionMoved                  "session_moved"            503
     └── SandboxError                      "sandbox_failed"           503
         ├── SandboxUnavailable            "sandbox_unavailable"      503
         ├── SandboxBootFailed             "sandbox_boot_failed"      503
@@ -333,6 +335,19 @@ class LimitExceeded(OpenInspectError):
     def __init__(self, limit_code: str, message: str) -> None:
         super().__init__(message, hint="Raise the limit in the agent settings if this was expected")
         self.limit_code = limit_code
+
+
+class OwnerUnreachable(OpenInspectError):
+    """The replica that owns a session did not answer a forwarded command in time."""
+
+    code = "owner_unreachable"
+    status = 503
+
+
+class SessionMoved(OwnerUnreachable):
+    """A command reached a replica that no longer owns the session, again and again."""
+
+    code = "session_moved"
 
 
 class SandboxError(OpenInspectError):

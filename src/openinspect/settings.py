@@ -42,6 +42,10 @@ DEFAULT_WEBHOOK_DELIVERIES_KEEP_DAYS = 14.0
 DEFAULT_WEBHOOK_PRUNE_INTERVAL_S = 3600.0
 DEFAULT_SERVICE_LEASE_TTL_S = 30.0
 DEFAULT_SERVICE_BACKOFF_MAX_S = 300.0
+DEFAULT_SESSION_LEASE_TTL_S = 10.0
+DEFAULT_FORWARD_TIMEOUT_S = 30.0
+DEFAULT_FAILOVER_INTERVAL_S = 2.0
+DEFAULT_EVICT_IDLE_S = 60.0
 
 
 class ServerSettings(BaseModel):
@@ -176,6 +180,16 @@ class ServiceSettings(BaseModel):
         gt=0,
         description="How often old webhook delivery ids are pruned, in seconds.",
     )
+    failover_enabled: bool = Field(
+        True,
+        description="Run the failover pass: take over the sessions of a server that died "
+        "(ownership.failover_interval_s). Every server runs it.",
+    )
+    evict_enabled: bool = Field(
+        True,
+        description="Run the eviction of idle live sessions (ownership.evict_idle_s). Every "
+        "server runs it over the sessions it owns.",
+    )
     lease_ttl_s: float = Field(
         DEFAULT_SERVICE_LEASE_TTL_S,
         ge=0.1,
@@ -189,6 +203,41 @@ class ServiceSettings(BaseModel):
         gt=0,
         description="Longest pause before a failing service is retried, in seconds (the pause "
         "doubles from the service's interval with each failure in a row).",
+    )
+
+
+class OwnershipSettings(BaseModel):
+    """Several replicas: how a server owns its live sessions, forwards commands to the owner of
+    another's, and takes over the sessions of a server that died."""
+
+    lease_ttl_s: float = Field(
+        DEFAULT_SESSION_LEASE_TTL_S,
+        ge=1,
+        le=3600,
+        description="Lease time of a live session, in seconds; its owner renews every lease it "
+        "holds every third of that. A server that dies loses its sessions after at most this "
+        "long, and another server takes them over at its next failover pass.",
+    )
+    forward_timeout_s: float = Field(
+        DEFAULT_FORWARD_TIMEOUT_S,
+        gt=0,
+        le=600,
+        description="How long a server waits for the owner of a session to answer a command it "
+        "forwarded, in seconds; then the command fails with owner_unreachable (503).",
+    )
+    failover_interval_s: float = Field(
+        DEFAULT_FAILOVER_INTERVAL_S,
+        gt=0,
+        description="How often every server looks for sessions with work whose owner died (a "
+        "running or queued prompt, a sandbox up) and takes them over, in seconds.",
+    )
+    evict_idle_s: float = Field(
+        DEFAULT_EVICT_IDLE_S,
+        ge=0,
+        description="A live session with nothing queued or running and no sandbox up is "
+        "dropped from memory (and its lease freed) after this many seconds without work; the "
+        "next command loads it again, on any server. 0: keep live sessions until the server "
+        "stops.",
     )
 
 
@@ -505,6 +554,7 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=lambda: ServerSettings())
     sessions: SessionSettings = Field(default_factory=lambda: SessionSettings())
     services: ServiceSettings = Field(default_factory=lambda: ServiceSettings())
+    ownership: OwnershipSettings = Field(default_factory=lambda: OwnershipSettings())
     sandbox: SandboxSettings = Field(default_factory=lambda: SandboxSettings())
     agent: AgentSettings = Field(default_factory=lambda: AgentSettings())
     models: ModelProviderSettings = Field(default_factory=lambda: ModelProviderSettings())

@@ -206,19 +206,23 @@ async def test_the_lifespan_starts_the_services_the_settings_turn_on(tmp_path: P
     async with open_runtime(settings()) as runtime:
         assert runtime.services.names == [
             "draft_sweep",
+            "evict",
+            "failover",
             "idle_reaper",
             "presence_heartbeat",
             "webhook_prune",
         ]
         await _until(lambda: runtime.services.holds("webhook_prune") is not None)
-    off = settings(draft_sweep_enabled=False, webhook_prune_enabled=False)
+    off = settings(draft_sweep_enabled=False, webhook_prune_enabled=False, evict_enabled=False)
     async with open_runtime(off) as runtime:
-        assert runtime.services.names == ["idle_reaper", "presence_heartbeat"]
+        assert runtime.services.names == ["failover", "idle_reaper", "presence_heartbeat"]
     no_tidy = Settings(
         home=tmp_path / "home",
         sandbox=SandboxSettings(provider="process"),
         sessions=SessionSettings(tidy_interval_s=0),
-        services=ServiceSettings(webhook_prune_enabled=False),
+        services=ServiceSettings(
+            webhook_prune_enabled=False, failover_enabled=False, evict_enabled=False
+        ),
     )
     async with open_runtime(no_tidy) as runtime:
         assert runtime.services.names == ["presence_heartbeat"]

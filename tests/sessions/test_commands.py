@@ -36,7 +36,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 @pytest.fixture
 def handler(runtime: Runtime) -> CommandHandler:
-    return CommandHandler(runtime.manager)
+    return runtime.commands
 
 
 @pytest.fixture

@@ -32,6 +32,13 @@ async def running_prompt(runtime: Runtime, session: Session, author: Author) -> 
     return prompt
 
 
+async def restart(runtime: Runtime) -> None:
+    """What a restart does to the sessions: the server stops (its actors close, its leases are
+    freed), the next one takes over the sessions that have work."""
+    await runtime.manager.close()
+    await runtime.manager.recover()
+
+
 def push_commit(origin: Path, work: Path, branch: str, name: str) -> str:
     """Commit ``name`` in ``work`` and push it to ``branch`` of the origin; the new sha."""
     (work / name).write_text(f"{name}\n")
@@ -71,7 +78,7 @@ async def test_a_push_that_landed_before_the_crash_is_recorded_once(
     )
     assert await pushes(runtime, session.id) == []
 
-    await runtime.manager.recover()
+    await restart(runtime)
 
     assert await pushes(runtime, session.id) == [(sha, prompt.id)]
     events = await runtime.store.events.after(session.id, 0, 1000)
@@ -81,13 +88,13 @@ async def test_a_push_that_landed_before_the_crash_is_recorded_once(
 
     # The next crash finds the log in step with the origin: nothing is recorded twice.
     await running_prompt(runtime, session, author)
-    await runtime.manager.recover()
+    await restart(runtime)
     assert await pushes(runtime, session.id) == [(sha, prompt.id)]
 
     # Someone pushed to the branch outside openinspect: that is not the session's push.
     push_commit(origin, work, session.branch, "human.txt")
     await running_prompt(runtime, session, author)
-    await runtime.manager.recover()
+    await restart(runtime)
     assert await pushes(runtime, session.id) == [(sha, prompt.id)]
 
 
@@ -97,7 +104,7 @@ async def test_a_branch_missing_on_the_origin_records_nothing(
     admin = (await runtime.store.users.list_all())[0]
     session = await runtime.manager.create(admin, repo=str(origin))
     prompt = await running_prompt(runtime, session, Author.of(admin))
-    await runtime.manager.recover()
+    await restart(runtime)
     assert await pushes(runtime, session.id) == []
     events = await runtime.store.events.after(session.id, 0, 1000)
     assert events[-1].type == "prompt-finished" and events[-1].prompt_id == prompt.id

@@ -63,6 +63,7 @@ class Runtime:
     git_authority: SessionGitAuthority
     origins: Origins
     services: ServiceRunner
+    commands: CommandHandler
 
     async def warm_up(self) -> None:
         """What the server loads once it listens rather than before: the model clients of the
@@ -87,6 +88,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     origins: Origins | None = None
     manager: SessionManager | None = None
     runner: ServiceRunner | None = None
+    commands: CommandHandler | None = None
     try:
         people = People.open(settings, store, load_or_create_secret(home))
         origins = Origins(people.github, settings.github.web_url)
@@ -119,6 +121,9 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             running_prompt=manager.running_prompt,
         )
         bootstrap = await bootstrap_admin(store, home)
+        commands = CommandHandler(manager, bus)
+        await commands.forwarder.start()  # before it owns a session others forward to
+        log.info("replica %s", manager.replica_id)
         # A start-up step, not a service: it must finish before this server takes prompts.
         await manager.recover()
         runner = ServiceRunner(
@@ -129,11 +134,23 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         )
         runner.start()
         yield Runtime(
-            settings, store, bus, manager, hub, bootstrap, people, authority, origins, runner
+            settings,
+            store,
+            bus,
+            manager,
+            hub,
+            bootstrap,
+            people,
+            authority,
+            origins,
+            runner,
+            commands,
         )
     finally:
         if runner is not None:
             await runner.stop()
+        if commands is not None:
+            await commands.forwarder.stop()
         # Also when the server is interrupted (uvicorn re-raises SIGINT, which cancels us
         # here): closing destroys the boxes, which unmounts their workspace images.
         if manager is not None:
@@ -192,7 +209,7 @@ def _attach(app: Starlette, runtime: Runtime) -> None:
         people=runtime.people,
         settings=runtime.settings,
         pulls=runtime.manager.services.pulls,
-        commands=CommandHandler(runtime.manager),
+        commands=runtime.commands,
     )
     app.state.runtime = runtime
 

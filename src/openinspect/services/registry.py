@@ -22,6 +22,8 @@ from openinspect.store import Store
 ENTRY_POINT_GROUP = "openinspect.services"
 BUILTIN_SERVICES: dict[str, str] = {
     "draft_sweep": "openinspect.services.tidy:draft_sweep",
+    "evict": "openinspect.services.ownership:evict",
+    "failover": "openinspect.services.ownership:failover",
     "idle_reaper": "openinspect.services.tidy:idle_reaper",
     "presence_heartbeat": "openinspect.services.presence:presence_heartbeat",
     "webhook_prune": "openinspect.services.webhooks:webhook_prune",

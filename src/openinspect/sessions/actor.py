@@ -4,6 +4,13 @@ Commands (submit, cancel, stop, typing) take the actor's lock, change the store,
 wake the queue runner, a single task that runs prompts one at a time in FIFO order. A prompt's
 run is its own task so that ``stop`` can cancel it; whatever happens, the prompt ends with exactly
 one ``prompt-finished`` event, after its changes were committed and pushed.
+
+An actor lives on the replica that owns its session (``sessions/ownership.py``): it holds the
+session's ``lease`` and passes it as the fence of every append it makes. When the lease is lost
+(another replica took the session over) the actor is ``closed`` and ``lose`` stops it at once:
+the running prompt is cancelled without a word written (its new owner marks it interrupted) and
+the box is destroyed. A command that reaches a closed actor raises ``SessionMoved`` before it
+changes anything, and the command handler routes it again.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from openinspect.domain.models import (
 from openinspect.errors import (
     GitError,
     InvalidInput,
+    LeaseLost,
     PromptNotCancellable,
     PromptNotFound,
     PromptRequestConflict,
@@ -51,6 +59,7 @@ from openinspect.errors import (
     QueueFull,
     SandboxError,
     SessionBusy,
+    SessionMoved,
     SessionNotPromptable,
 )
 from openinspect.sandboxes.base import SandboxProvider
@@ -67,6 +76,7 @@ from openinspect.sessions.pulls import PullRequests
 from openinspect.sessions.sandbox import SessionSandbox
 from openinspect.settings import Settings
 from openinspect.store import Store
+from openinspect.store.leases import Lease
 
 if TYPE_CHECKING:
     from openinspect.agent.conversation import Conversation
@@ -135,6 +145,12 @@ class SessionActor:
         self.last_work_at = time.monotonic()
         # Per-user limits, set by the manager (``sessions.limits``); raises to refuse a prompt.
         self.admission: Callable[[User, SessionActor], Awaitable[None]] | None = None
+        # Ownership, set by the manager: the fence of every append, and what to tell when an
+        # append was refused because another replica took the session over.
+        self.lease: Lease | None = None
+        self.on_lease_lost: Callable[[str], None] | None = None
+        self.closed = False
+        """No command is taken any more (evicted, lost or shut down)."""
         self.sandbox = SessionSandbox(
             session,
             settings=services.settings,
@@ -154,30 +170,59 @@ class SessionActor:
 
     async def close(self) -> None:
         """Stop the running prompt (it is marked interrupted) and the sandbox."""
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
-            self._runner = None
+        self.closed = True
+        await self._stop_runner()
         await self.sandbox.destroy()
 
     async def discard(self) -> None:
         """The session was deleted (an abandoned draft): stop everything, record nothing."""
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
-            self._runner = None
+        self.closed = True
+        await self._stop_runner()
         await self.sandbox.discard()
 
+    async def lose(self) -> None:
+        """The lease was lost: another replica owns the session now. Stop everything at once
+        and write nothing (the fence would refuse it anyway); the new owner marks the running
+        prompt interrupted and the box lost."""
+        await self.discard()
+
+    async def _stop_runner(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None and runner is not asyncio.current_task():
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError, LeaseLost):
+                await runner
+
+    def _check_open(self) -> None:
+        """Refuse a command on a closed actor, before it changes anything."""
+        if self.closed:
+            raise SessionMoved(
+                f"Session {self.session.id} is no longer live on this server",
+                hint="Send the command again; it goes to the server that owns the session",
+            )
+
     async def emit(self, event: Event) -> Event:
-        return await self._s.events.append(event)
+        return await self._append(event)
+
+    async def _append(self, event: Event, **session_values: object) -> Event:
+        """Append under this actor's fence; a refusal means another replica owns the session:
+        the actor closes, and the manager is told (``on_lease_lost``)."""
+        try:
+            return await self._s.events.append(
+                event, session_values=session_values or None, fence=self.lease
+            )
+        except LeaseLost:
+            if not self.closed:
+                self.closed = True
+                log.warning("session %s: an append was fenced off; stopping", self.session.id)
+                if self.on_lease_lost is not None:
+                    self.on_lease_lost(self.session.id)
+            raise
 
     async def _set_status(self, status: SessionStatus) -> None:
         if self.session.status == status:
             return
-        self.session = await self._s.store.sessions.update(self.session.id, status=status)
-        await self.emit(SessionUpdated(session_id=self.session.id, status=self.session.status))
+        await self._update_with_event(SessionUpdated(session_id=self.session.id, status=status))
 
     # -- commands --------------------------------------------------------------------------
 
@@ -201,6 +246,7 @@ class SessionActor:
         await self._s.models.check(model or self.session.model, self._effort(model, effort))
         print_ = fingerprint(user.id, content, model, effort)
         async with self._lock:
+            self._check_open()
             if self.session.status in ("archived", "failed"):  # archived while we waited
                 raise SessionNotPromptable(
                     f"The session is {self.session.status}",
@@ -273,12 +319,12 @@ class SessionActor:
             if len(first) <= TITLE_FROM_PROMPT_CHARS
             else first[: TITLE_FROM_PROMPT_CHARS - 1].rstrip() + "…"
         )
-        self.session = await self._s.store.sessions.update(self.session.id, title=title)
-        await self.emit(SessionUpdated(session_id=self.session.id, title=title))
+        await self._update_with_event(SessionUpdated(session_id=self.session.id, title=title))
 
     async def cancel(self, prompt_id: str) -> None:
         """Cancel a queued prompt."""
         async with self._lock:
+            self._check_open()
             prompt = await self._s.store.prompts.get(prompt_id)
             if prompt is None or prompt.session_id != self.session.id:
                 raise PromptNotFound(f"No prompt {prompt_id!r} in session {self.session.id}")
@@ -300,6 +346,7 @@ class SessionActor:
 
     def typing(self) -> None:
         """Someone is typing a prompt: start the sandbox now so it is ready sooner."""
+        self._check_open()
         self.last_work_at = time.monotonic()
         self.sandbox.reset_failure()
         self.sandbox.warm()
@@ -309,6 +356,7 @@ class SessionActor:
     async def rename(self, title: str) -> Session:
         """Give the session a new title (already validated), with its ``session-updated``."""
         async with self._lock:
+            self._check_open()
             await self._update_with_event(SessionUpdated(session_id=self.session.id, title=title))
         return self.session
 
@@ -316,6 +364,7 @@ class SessionActor:
         """Archive the session and stop its sandbox. Refused (``session_busy``) while a prompt
         is queued or running: stop or cancel it first, so archiving never loses work."""
         async with self._lock:
+            self._check_open()
             if self.session.status == "archived":
                 return self.session
             unfinished = await self._s.store.prompts.unfinished(self.session.id)
@@ -333,6 +382,7 @@ class SessionActor:
     async def unarchive(self) -> Session:
         """Bring an archived session back; it takes prompts again (status ``idle``)."""
         async with self._lock:
+            self._check_open()
             if self.session.status == "archived":
                 await self._update_with_event(
                     SessionUpdated(session_id=self.session.id, status="idle")
@@ -342,9 +392,7 @@ class SessionActor:
     async def _update_with_event(self, event: SessionUpdated) -> None:
         """Change the session row and append the event announcing it, in one transaction."""
         values = {"status": event.status, "title": event.title}
-        await self._s.events.append(
-            event, session_values={k: v for k, v in values.items() if v is not None}
-        )
+        await self._append(event, **{k: v for k, v in values.items() if v is not None})
         fresh = await self._s.store.sessions.get(self.session.id)
         if fresh is not None:
             self.session = fresh
@@ -368,6 +416,31 @@ class SessionActor:
             )
         return True
 
+    def evictable(self, idle_s: float) -> bool:
+        """Nothing runs here, no sandbox is up, and there was no work for ``idle_s`` seconds."""
+        return (
+            not self.closed
+            and self._current is None
+            and self._running_prompt_id is None
+            and self.sandbox.status in ("none", "stopped", "lost", "failed")
+            and time.monotonic() - self.last_work_at >= idle_s
+        )
+
+    async def close_if_idle(self, idle_s: float) -> bool:
+        """Close the actor when it is ``evictable`` and its session has no unfinished prompt
+        (checked under the lock, so no command slips in between); the store keeps everything
+        the next owner needs. Returns whether it closed."""
+        if not self.evictable(idle_s):
+            return False
+        async with self._lock:
+            if not self.evictable(idle_s) or await self._s.store.prompts.unfinished(
+                self.session.id
+            ):
+                return False
+            self.closed = True
+        await self._stop_runner()
+        return True
+
     async def queue(self) -> list[Prompt]:
         return await self._s.store.prompts.unfinished(self.session.id)
 
@@ -381,15 +454,15 @@ class SessionActor:
         return self.session.effort if model is None else None
 
     async def _run_queue(self) -> None:
-        while True:
+        while not self.closed:
             await self._wake.wait()
             self._wake.clear()
-            while True:
+            while not self.closed:
                 queued = await self._s.store.prompts.for_session(self.session.id, ("queued",))
                 if not queued:
                     break
                 await self._execute(queued[0])
-            if self.session.status == "active":
+            if not self.closed and self.session.status == "active":
                 await self._set_status("idle")
 
     async def _execute(self, prompt: Prompt) -> None:
@@ -455,6 +528,8 @@ class SessionActor:
             status, error = "error", ErrorInfo(code="internal", message=repr(exc))
         finally:
             self._current = None
+        if self.closed:  # the lease was lost meanwhile: the new owner ends the prompt
+            return
         git_error = await self._commit_and_push(prompt)
         if git_error is not None and status == "success":
             status, error = "error", git_error

@@ -9,6 +9,11 @@ Failures are ``OpenInspectError``s with stable codes; each door renders them its
 ``origin`` is the door the command came through, decided by the server, never read from a
 command: a door that takes a client's word for it (the REST API's ``origin`` field) passes it
 through ``client_origin`` first, which allows only the doors a client may claim.
+
+With several replicas, a command for a session goes to the session's owner: carried out here
+when this replica owns the session or can take it (nobody does), else forwarded over the bus
+(``sessions/forwarding.py``) and the owner's answer returned (or its error raised) as if it had
+run here. The owner authorises the sender again (``serve``). Presence and reads need no owner.
 """
 
 from __future__ import annotations
@@ -18,10 +23,14 @@ import json
 from dataclasses import dataclass
 from typing import overload
 
+from pydantic import JsonValue, ValidationError
+
+from openinspect.bus import Bus
 from openinspect.domain.commands import (
     CancelPrompt,
     Command,
     OpenPullRequest,
+    SessionCommand,
     SetPresence,
     StartSession,
     Stop,
@@ -37,10 +46,23 @@ from openinspect.domain.models import (
     SessionOrigin,
     User,
 )
-from openinspect.errors import OriginNotAllowed, PromptNotFound
+from openinspect.errors import (
+    SESSION_NOT_FOUND_HINT,
+    InvalidInput,
+    OriginNotAllowed,
+    OwnerUnreachable,
+    PromptNotFound,
+    SessionMoved,
+    SessionNotFound,
+)
 from openinspect.people.roles import ensure_can_see
-from openinspect.sessions.actor import check_prompt
+from openinspect.sessions.actor import SessionActor, check_prompt
+from openinspect.sessions.forwarding import ForwardedCommand, Forwarder
 from openinspect.sessions.manager import SessionManager, clean_title
+
+ROUTE_ATTEMPTS = 4
+"""Tries to find a session's owner: each may race with a takeover, an eviction or a failover."""
+Result = Prompt | bool | Session | PullRequestRecord | None
 
 
 @dataclass(frozen=True)
@@ -82,10 +104,17 @@ def first_prompt_request_id(command: StartSession) -> str | None:
 
 
 class CommandHandler:
-    """Dispatches commands to the session manager and the actors it owns."""
+    """Dispatches commands to the session manager and the actors it owns, and to the owners
+    of the sessions other replicas own. Start ``forwarder`` before commands come in."""
 
-    def __init__(self, manager: SessionManager) -> None:
+    def __init__(self, manager: SessionManager, bus: Bus) -> None:
         self.manager = manager
+        self.forwarder = Forwarder(
+            bus,
+            manager.replica_id,
+            timeout_s=manager.services.settings.ownership.forward_timeout_s,
+            serve=self.serve,
+        )
 
     @overload
     async def handle(
@@ -124,9 +153,58 @@ class CommandHandler:
                 command.session_id, command.client_id, user.id, command.status
             )
             return None
+        return await self._at_owner(user, command, origin)
+
+    async def _at_owner(self, user: User, command: SessionCommand, origin: SessionOrigin) -> Result:
+        """Carry out ``command`` where its session is live: here (taking it if nobody owns it),
+        or on its owner over the bus."""
+        manager = self.manager
+        for _ in range(ROUTE_ATTEMPTS):
+            actor = await manager.owned_actor(command.session_id)
+            if actor is not None:
+                try:
+                    return await self._act(user, actor, command)
+                except SessionMoved:
+                    if not actor.closed:
+                        raise
+                    continue  # evicted or taken over while we came: route it again
+            owner = await manager.ownership.owner(command.session_id)
+            if owner is None or owner == manager.replica_id:
+                continue  # freed meanwhile: take it on the next try
+            try:
+                answer = await self.forwarder.send(owner, user.id, origin, command)
+            except SessionMoved:
+                continue
+            return _result_of(command, answer)
+        raise SessionMoved(
+            f"Session {command.session_id} moved between servers while this command looked for it",
+            hint="Send the command again",
+        )
+
+    async def serve(self, request: ForwardedCommand) -> JsonValue:
+        """A command another replica forwarded to this one, as the session's owner. The user
+        is loaded and authorised again here; a session this replica does not own (any more)
+        is ``SessionMoved``, and the sender routes the command again."""
+        command = request.command
+        user = await self.manager.services.store.users.get(request.user_id)
+        if user is None:
+            raise SessionNotFound(f"No session {command.session_id!r}", hint=SESSION_NOT_FOUND_HINT)
+        await ensure_can_see(self.manager.services.store, user, command.session_id)
+        if isinstance(command, SetPresence):
+            raise InvalidInput("Presence is kept where the client is connected, not forwarded")
+        actor = await self.manager.owned_actor(command.session_id, take=False)
+        if actor is None:
+            raise SessionMoved(f"Session {command.session_id} is not live on this server")
+        result = await self._act(user, actor, command)
+        if isinstance(result, Prompt | Session | PullRequestRecord):
+            return result.model_dump(mode="json")
+        return result
+
+    async def _act(self, user: User, actor: SessionActor, command: SessionCommand) -> Result:
+        """Carry out a session command on its live actor (this replica owns the session)."""
+        manager = self.manager
         if isinstance(command, UpdateSession):
-            return await self._update(command)
-        actor = await manager.actor(command.session_id)
+            return await self._update(actor, command)
         if isinstance(command, SubmitPrompt):
             return await actor.submit(
                 user,
@@ -143,6 +221,8 @@ class CommandHandler:
         if isinstance(command, Typing):
             await manager.warm(user, actor)
             return None
+        if isinstance(command, SetPresence):
+            raise InvalidInput("Presence is kept where the client is connected")
         return await actor.open_pull_request(
             None, user, title=command.title, body=command.body, draft=command.draft
         )
@@ -178,13 +258,15 @@ class CommandHandler:
             found = await store.prompts.by_client_request_id(session.id, request_id)
             if found is not None:  # the first start queued it: do not ask the session again
                 return Started(await manager.get(session.id), found[0], replayed)
-        actor = await manager.actor(session.id)
-        prompt = await actor.submit(user, command.prompt, client_request_id=request_id)
-        return Started(actor.session, prompt, replayed)
+        submit = SubmitPrompt(
+            session_id=session.id, content=command.prompt, client_request_id=request_id
+        )
+        prompt = await self._at_owner(user, submit, origin)
+        assert isinstance(prompt, Prompt)
+        return Started(await manager.get(session.id), prompt, replayed)
 
-    async def _update(self, command: UpdateSession) -> Session:
+    async def _update(self, actor: SessionActor, command: UpdateSession) -> Session:
         title = clean_title(command.title) if command.title is not None else None  # first
-        actor = await self.manager.actor(command.session_id)
         if title is not None:
             await actor.rename(title)
         if command.archived is True:
@@ -198,3 +280,29 @@ class CommandHandler:
         if prompt is None or prompt.session_id != session_id:
             raise PromptNotFound(f"No prompt {prompt_id!r} in session {session_id}")
         return prompt
+
+
+def _result_of(command: SessionCommand, answer: JsonValue) -> Result:
+    """The owner's JSON answer to ``command`` as the type ``handle`` returns for it."""
+    try:
+        if isinstance(command, SubmitPrompt | CancelPrompt):
+            return Prompt.model_validate(answer)
+        if isinstance(command, UpdateSession):
+            return Session.model_validate(answer)
+        if isinstance(command, OpenPullRequest):
+            return PullRequestRecord.model_validate(answer)
+    except ValidationError as exc:
+        raise OwnerUnreachable(
+            f"The server that runs session {command.session_id} answered a "
+            f"{command.type} with something else ({exc.error_count()} errors)",
+            hint="Try again; if it persists, the servers run different versions",
+        ) from None
+    if isinstance(command, Stop) and isinstance(answer, bool):
+        return answer
+    if isinstance(command, Typing | SetPresence) and answer is None:
+        return None
+    raise OwnerUnreachable(
+        f"The server that runs session {command.session_id} answered a {command.type} with "
+        "something else",
+        hint="Try again; if it persists, the servers run different versions",
+    )

@@ -2,7 +2,9 @@
 
 The database assigns each event's seq inside the insert's transaction (``store/events.py``); a
 per-session lock keeps store order and publish order the same within this process, and the seq
-last stored here is what ephemeral events carry.
+last stored here is what ephemeral events carry. Neither grows with every session ever written:
+a lock lives while someone holds or waits for it, and the last seqs are a bounded LRU
+(``forget`` drops one when its session leaves this process).
 Bus messages are JSON envelopes: ``{"kind": "event", "event": {...}}`` or
 ``{"kind": "presence", "participants": [...]}``. After each durable event, the ``feed`` channel
 gets its global position (decimal text): a wake-up for feed consumers (``sessions/feed.py``).
@@ -12,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import OrderedDict
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from openinspect.bus import Bus
@@ -22,6 +26,14 @@ from openinspect.store import Store
 from openinspect.store.leases import Lease
 
 FEED_CHANNEL = "feed"
+LAST_SEQ_CACHE_MAX = 10_000
+"""Sessions whose last seq this process remembers (for ephemeral events) at most."""
+
+
+@dataclass
+class _SessionLock:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
 
 
 def channel(session_id: str) -> str:
@@ -32,16 +44,37 @@ class EventLog:
     def __init__(self, store: Store, bus: Bus) -> None:
         self._store = store
         self._bus = bus
-        self._last_seq: dict[str, int] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._last_seq: OrderedDict[str, int] = OrderedDict()
+        self._locks: dict[str, _SessionLock] = {}
 
-    def _lock(self, session_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(session_id, asyncio.Lock())
+    @asynccontextmanager
+    async def _locked(self, session_id: str) -> AsyncIterator[None]:
+        entry = self._locks.setdefault(session_id, _SessionLock())
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._locks[session_id]
+
+    def _remember(self, session_id: str, seq: int) -> None:
+        self._last_seq[session_id] = seq
+        self._last_seq.move_to_end(session_id)
+        if len(self._last_seq) > LAST_SEQ_CACHE_MAX:
+            self._last_seq.popitem(last=False)
+
+    def forget(self, session_id: str) -> None:
+        """Drop what this process remembers of the session (it left: evicted or moved)."""
+        self._last_seq.pop(session_id, None)
 
     async def _seq(self, session_id: str) -> int:
-        if session_id not in self._last_seq:
-            self._last_seq[session_id] = await self._store.events.last_seq(session_id)
-        return self._last_seq[session_id]
+        seq = self._last_seq.get(session_id)
+        if seq is None:
+            seq = await self._store.events.last_seq(session_id)
+            self._remember(session_id, seq)
+        return seq
 
     async def append(
         self,
@@ -59,11 +92,11 @@ class EventLog:
         if is_ephemeral(event):
             await self.publish(event)
             return event
-        async with self._lock(event.session_id):
+        async with self._locked(event.session_id):
             stored, pos = await self._store.events.append(
                 event, session_values=session_values, fence=fence
             )
-            self._last_seq[event.session_id] = stored.seq
+            self._remember(event.session_id, stored.seq)
             await self._bus.publish(channel(event.session_id), _envelope("event", stored))
             await self._bus.publish(FEED_CHANNEL, str(pos))
         return stored

@@ -1,9 +1,15 @@
-"""SessionManager: creates sessions, owns the live SessionActors, recovers after a crash.
+"""SessionManager: creates sessions, owns the live SessionActors of this replica, takes over
+the sessions of a replica that died.
 
-On start it marks prompts left ``running`` by a dead process as ``interrupted`` (with a
-``prompt-finished`` event, never silently, after recording any push of theirs that landed on the
-origin unrecorded: ``sessions.git_recovery``) and restarts the queues of sessions with queued
-prompts.
+A session is live here while this replica holds its lease (``sessions/ownership.py``):
+``owned_actor`` gives its actor, taking the lease first when nobody holds it. Taking a session
+over recovers what its last owner left (``_recover``): a prompt it left ``running`` becomes
+``interrupted`` (with a ``prompt-finished`` event, never silently, after recording any push of
+its that landed on the origin unrecorded: ``sessions.git_recovery``), a sandbox it had is
+``lost``, and the queue runs on. ``adopt_orphans`` does that for every session with work whose
+owner is gone (at start-up, then every ``ownership.failover_interval_s`` on every replica), so a
+second replica starting never touches what a live one runs. ``evict_idle`` closes the actors
+that have nothing to do, so memory follows the active sessions.
 """
 
 from __future__ import annotations
@@ -11,11 +17,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import unicodedata
+import weakref
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from openinspect.domain.events import PromptFinished, SessionCreated, SessionUpdated, utcnow
+from openinspect.domain.events import (
+    PromptFinished,
+    SandboxStatusChanged,
+    SessionCreated,
+    SessionUpdated,
+    utcnow,
+)
 from openinspect.domain.ids import new_id, session_branch
 from openinspect.domain.models import UNTITLED_SESSION, Author, Session, SessionOrigin, User
 from openinspect.errors import (
@@ -23,6 +36,7 @@ from openinspect.errors import (
     GitError,
     IdempotencyKeyReused,
     InvalidInput,
+    SessionMoved,
     SessionNotFound,
 )
 from openinspect.sessions.actor import Services, SessionActor
@@ -30,7 +44,9 @@ from openinspect.sessions.diff import SessionDiffs
 from openinspect.sessions.git import branch_exists, normalize_origin
 from openinspect.sessions.git_recovery import reconcile_pushes
 from openinspect.sessions.limits import UserLimits
+from openinspect.sessions.ownership import Ownership
 from openinspect.sessions.presence import Presence
+from openinspect.store.leases import Lease
 
 log = logging.getLogger(__name__)
 TITLE_MAX_CHARS = 200
@@ -40,6 +56,9 @@ _BAD_BRANCH_CHARS = set(" ~^:?*[\\") | {chr(c) for c in range(32)}
 # Control, format (bidi overrides, zero-width), line and paragraph separators, surrogates and
 # private-use characters: what could hide or reorder text in a title.
 _NON_PRINTING = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+ORPHANS_PER_PASS = 200
+"""Sessions one failover pass takes over at most (the rest wait for the next pass)."""
+_ENDED_SANDBOX = ("none", "stopped", "lost", "failed")
 RepoGuard = Callable[[User, str, bool], Awaitable[None]]
 """Called with (user, repo URL or path, whether it is registered) before a session is created;
 raises to refuse (``people.roles.SessionRepoPolicy``)."""
@@ -81,7 +100,7 @@ def validate_branch(name: str) -> str:
 
 
 class SessionManager:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, ownership: Ownership | None = None) -> None:
         self.services = services
         self.presence = Presence(
             services.store.presence, services.events, services.settings.sessions
@@ -90,7 +109,22 @@ class SessionManager:
         self._actors: dict[str, SessionActor] = {}
         self.repo_guard: RepoGuard | None = None
         self.limits = UserLimits(services.settings, services.store)
-        self._lock = asyncio.Lock()
+        self.ownership = ownership or Ownership(
+            services.store, ttl_s=services.settings.ownership.lease_ttl_s
+        )
+        self.ownership.on_lost = self._lost
+        self._taking: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._dropping: set[asyncio.Task[None]] = set()
+
+    @property
+    def replica_id(self) -> str:
+        return self.ownership.replica_id
+
+    @property
+    def single_replica(self) -> bool:
+        """With the in-process bus no other server can share the sessions (nor be forwarded
+        a command): this one is the only replica by construction."""
+        return self.services.settings.bus_url.split("://", 1)[0] == "memory"
 
     def running_prompt(self, session_id: str) -> str | None:
         """The prompt the session is running now, if it is live here."""
@@ -98,38 +132,151 @@ class SessionManager:
         return actor.running_prompt_id if actor is not None else None
 
     async def recover(self) -> None:
-        """Reconcile the store with a process that died: sandboxes are gone, running prompts
-        were interrupted, queued prompts still want to run."""
-        store = self.services.store
-        await store.sandboxes.mark_all_stopped()
-        for prompt in await store.prompts.running_anywhere():
-            # Before the prompt ends in the log: a push it made may have landed unrecorded.
-            await reconcile_pushes(
-                store, self.services.events, self.services.origins, prompt.session_id, prompt.id
+        """On start, before this server takes prompts: take over the sessions whose owner died
+        (``adopt_orphans``), and start renewing the leases. As the only replica (the in-process
+        bus), the leases left in the store are its dead predecessor's: they are ended first,
+        so nothing waits for them to run out."""
+        if self.single_replica:
+            await self.services.store.owners.free_all()
+        self.ownership.start()
+        await self.adopt_orphans()
+
+    async def adopt_orphans(self) -> list[str]:
+        """Take over every session with work (a running or queued prompt, a sandbox up, status
+        active) whose lease is free or expired. Safe on every replica at once: one takes each.
+        Returns the sessions taken here."""
+        taken = []
+        for session_id in await self.services.store.owners.orphans(ORPHANS_PER_PASS):
+            try:
+                if await self.owned_actor(session_id) is not None:
+                    taken.append(session_id)
+            except SessionNotFound:
+                continue  # deleted meanwhile
+        return taken
+
+    async def owned_actor(self, session_id: str, *, take: bool = True) -> SessionActor | None:
+        """The actor of a session this replica owns. When nobody owns it (and ``take``), this
+        replica takes its lease, recovers what a dead owner left, and starts its queue. None
+        while another replica owns it. ``SessionNotFound`` if it does not exist."""
+        actor = self._actors.get(session_id)
+        if actor is not None and not actor.closed:
+            return actor
+        if not take:
+            return None
+        lock = self._taking.setdefault(session_id, asyncio.Lock())
+        async with lock:
+            actor = self._actors.get(session_id)
+            if actor is not None and not actor.closed:
+                return actor
+            await self.get(session_id)  # not found: no lease is taken for it
+            lease = await self.ownership.take(session_id)
+            if lease is None:
+                return None
+            try:
+                queued = await self._recover(session_id, lease)
+                actor = SessionActor(await self.get(session_id), self.services)
+            except BaseException:
+                await self.ownership.release(session_id)
+                raise
+            actor.lease = lease
+            actor.admission = self._admit
+            actor.on_lease_lost = self._fenced_off
+            stale = self._actors.get(session_id)
+            self._actors[session_id] = actor
+            if stale is not None:  # closed: evicted or lost, and taken again now
+                await stale.lose()
+            if queued:
+                actor.start()
+            return actor
+
+    async def actor(self, session_id: str) -> SessionActor:
+        """The live actor of a session, taken on first use; ``SessionMoved`` while another
+        replica owns it (commands go through ``CommandHandler.handle``, which forwards)."""
+        actor = await self.owned_actor(session_id)
+        if actor is None:
+            raise SessionMoved(
+                f"Session {session_id} is live on another server",
+                hint="Send the command again; it goes to the server that owns the session",
             )
-            await store.prompts.set_status(
+        return actor
+
+    async def _recover(self, session_id: str, lease: Lease) -> bool:
+        """What a dead owner left, put right under the new ``lease``: its running prompt is
+        interrupted, its sandbox is lost, an active session with nothing queued is idle.
+        Returns whether prompts are queued (the queue then runs on here)."""
+        store, events = self.services.store, self.services.events
+        await store.owners.sandboxes_lost(session_id)
+        for prompt in await store.prompts.for_session(session_id, ("running",)):
+            # Before the prompt ends in the log: a push it made may have landed unrecorded.
+            await reconcile_pushes(store, events, self.services.origins, session_id, prompt.id)
+            if await store.prompts.set_status(
                 prompt.id,
                 "interrupted",
                 error_code="interrupted",
                 error_message="The server stopped while this prompt was running",
                 only_if=("running",),
-            )
-            await self.services.events.append(
-                PromptFinished(
-                    session_id=prompt.session_id, prompt_id=prompt.id, status="interrupted"
+            ):
+                await events.append(
+                    PromptFinished(
+                        session_id=session_id, prompt_id=prompt.id, status="interrupted"
+                    ),
+                    fence=lease,
                 )
+                log.warning("prompt %s of session %s was interrupted", prompt.id, session_id)
+        session = await self.get(session_id)
+        if session.sandbox_status not in _ENDED_SANDBOX:
+            await events.append(
+                SandboxStatusChanged(
+                    session_id=session_id,
+                    status="lost",
+                    message="the server that ran it stopped",
+                ),
+                session_values={"sandbox_status": "lost"},
+                fence=lease,
             )
-            log.warning("prompt %s of session %s was interrupted", prompt.id, prompt.session_id)
-        for session in await store.sessions.list(statuses=("active", "idle"), limit=10_000):
-            if session.sandbox_status not in ("none", "stopped", "lost", "failed"):
-                await store.sessions.update(session.id, sandbox_status="lost")
-            if await store.prompts.for_session(session.id, ("queued",)):
-                (await self.actor(session.id)).start()
-            elif session.status == "active":
-                await store.sessions.update(session.id, status="idle")
-                await self.services.events.append(
-                    SessionUpdated(session_id=session.id, status="idle")
-                )
+        queued = bool(await store.prompts.for_session(session_id, ("queued",)))
+        if not queued and session.status == "active":
+            await events.append(
+                SessionUpdated(session_id=session_id, status="idle"),
+                session_values={"status": "idle"},
+                fence=lease,
+            )
+        return queued
+
+    async def evict_idle(self, idle_s: float) -> list[str]:
+        """Close the actors with nothing queued or running and no sandbox up that had no work
+        for ``idle_s`` seconds, free their leases and forget them. Returns their sessions."""
+        evicted = []
+        for session_id, actor in list(self._actors.items()):
+            if await actor.close_if_idle(idle_s):
+                await self._drop(session_id, actor, release=True)
+                evicted.append(session_id)
+        if evicted:
+            log.info("%d idle sessions left this server's memory", len(evicted))
+        return evicted
+
+    async def _drop(self, session_id: str, actor: SessionActor, *, release: bool) -> None:
+        if self._actors.get(session_id) is actor:
+            del self._actors[session_id]
+        if release:
+            await self.ownership.release(session_id)
+        self.services.events.forget(session_id)
+
+    async def _lost(self, session_id: str) -> None:
+        """The lease of a session was not renewed: its actor stops here, writing nothing."""
+        actor = self._actors.get(session_id)
+        if actor is not None:
+            actor.closed = True
+            await self._drop(session_id, actor, release=False)
+            await actor.lose()
+
+    def _fenced_off(self, session_id: str) -> None:
+        """An actor's append was refused by the fence: drop it (on a task of its own, since
+        the actor's own task is among those it stops)."""
+        self.ownership.forget(session_id)
+        task = asyncio.create_task(self._lost(session_id), name=f"lost {session_id}")
+        self._dropping.add(task)
+        task.add_done_callback(self._dropping.discard)
 
     async def create(
         self,
@@ -250,16 +397,6 @@ class SessionManager:
             raise SessionNotFound(f"No session {session_id!r}", hint=SESSION_NOT_FOUND_HINT)
         return session
 
-    async def actor(self, session_id: str) -> SessionActor:
-        """The live actor of a session, created on first use."""
-        async with self._lock:
-            actor = self._actors.get(session_id)
-            if actor is None:
-                actor = SessionActor(await self.get(session_id), self.services)
-                actor.admission = self._admit
-                self._actors[session_id] = actor
-            return actor
-
     def live_actors(self) -> list[SessionActor]:
         """The actors of this process (each owns its session's sandbox here)."""
         return list(self._actors.values())
@@ -268,9 +405,11 @@ class SessionManager:
         """Drop the actors of sessions that no longer exist (drafts deleted by any server's
         sweep), stopping their sandboxes. Returns their ids."""
         gone = set(self._actors) - await self.services.store.sessions.existing(list(self._actors))
-        async with self._lock:
-            actors = [self._actors.pop(sid) for sid in gone if sid in self._actors]
-        await asyncio.gather(*(a.discard() for a in actors), return_exceptions=True)
+        actors = [(sid, self._actors[sid]) for sid in gone if sid in self._actors]
+        for sid, actor in actors:
+            actor.closed = True
+            await self._drop(sid, actor, release=True)
+        await asyncio.gather(*(a.discard() for _, a in actors), return_exceptions=True)
         return sorted(gone)
 
     async def _admit(self, user: User, actor: SessionActor) -> None:
@@ -302,8 +441,11 @@ class SessionManager:
         }
 
     async def close(self) -> None:
-        """Stop every actor; running prompts stay ``running`` in the store and are marked
-        interrupted by the next start's ``recover``."""
+        """Stop every actor and free their leases; running prompts stay ``running`` in the
+        store and are marked interrupted by whichever replica takes the session next (another
+        one's failover pass, or this server's next start)."""
         actors = list(self._actors.values())
         self._actors.clear()
         await asyncio.gather(*(a.close() for a in actors), return_exceptions=True)
+        await asyncio.gather(*self._dropping, return_exceptions=True)
+        await self.ownership.stop()

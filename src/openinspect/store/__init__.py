@@ -14,6 +14,7 @@ from openinspect.store.feed import FeedStore
 from openinspect.store.identities import IdentityStore
 from openinspect.store.leases import LeaseStore
 from openinspect.store.presence import PresenceStore
+from openinspect.store.owners import OwnerStore
 from openinspect.store.prompts import PromptStore
 from openinspect.store.pulls import PullRequestStore
 from openinspect.store.repos import RepoStore
@@ -39,6 +40,7 @@ class Store:
     identities: IdentityStore
     leases: LeaseStore
     presence: PresenceStore
+    owners: OwnerStore
 
     @classmethod
     async def open(
@@ -65,6 +67,7 @@ class Store:
             identities=IdentityStore(engine, sealer),
             leases=LeaseStore(engine),
             presence=PresenceStore(engine),
+            owners=OwnerStore(engine),
         )
 
     async def close(self) -> None:
