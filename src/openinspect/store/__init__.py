@@ -13,8 +13,8 @@ from openinspect.store.events import EventStore
 from openinspect.store.feed import FeedStore
 from openinspect.store.identities import IdentityStore
 from openinspect.store.leases import LeaseStore
-from openinspect.store.presence import PresenceStore
 from openinspect.store.owners import OwnerStore
+from openinspect.store.presence import PresenceStore
 from openinspect.store.prompts import PromptStore
 from openinspect.store.pulls import PullRequestStore
 from openinspect.store.repos import RepoStore
