@@ -22,18 +22,19 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from openinspect.runtime.address import BridgeAddress, unix_url
-from openinspect.runtime.boot import PROXY_CONFIG, Boot, BootPlan
+from openinspect.runtime.binding import PROXY_CONFIG, Binding
+from openinspect.runtime.boot import Boot, BootPlan
 from openinspect.runtime.bridge import Outbox
 from openinspect.runtime.gitforward import MAX_HEAD_BYTES, GitForwarder, _Refused, rewrite_head
 from openinspect.runtime.protocol import BRIDGE_PATH
-from openinspect.runtime.supervisor import ConfigMissing, RuntimeConfig
-from openinspect.sandboxes.base import SandboxProvider, SandboxSpec
+from openinspect.sandboxes.base import SandboxProvider, SandboxSpec, SessionBinding
 from openinspect.sandboxes.bridge import BridgeHub
 from openinspect.sandboxes.bwrap import BwrapProvider, probe_bwrap
 from openinspect.sandboxes.process import ProcessProvider
 from openinspect.scm.gitproxy import git_proxy_routes
 from openinspect.scm.upstream import LocalUpstream
 from openinspect.settings import Settings
+from tests.runtime.helpers import boot_plan, git_env
 from tests.scm.helpers import (
     OWNER,
     REPO,
@@ -252,86 +253,76 @@ async def test_git_needs_no_credentials_behind_the_forwarder(
 # ---------------------------------------------------------------- boot and config
 
 
-def plan(tmp_path: Path, origin: Path, git_remote_path: str | None) -> BootPlan:
-    return BootPlan(
-        workspace=tmp_path / "ws",
-        clone_source=str(origin),
-        base_branch="main",
-        work_branch=SESSION_BRANCH,
-        boot_mode="fresh",
-        setup_timeout_s=30,
-        start_timeout_s=30,
-        git_remote_path=git_remote_path,
-    )
+def binding(plan: BootPlan, env: dict[str, str], socket_path: Path) -> Binding:
+    address = BridgeAddress.parse(unix_url(str(socket_path)))
+    return Binding(plan.repo_dir, env, bridge=address, token=TOKEN)
 
 
-async def test_boot_points_origin_at_the_proxy_on_every_boot(tmp_path: Path) -> None:
+async def test_bind_points_origin_at_the_proxy_each_time_a_box_is_bound(
+    tmp_path: Path, socket_dir: Path
+) -> None:
     git = Git(tmp_path / "home")
     origin = await make_upstream(git, tmp_path / "upstreams")
     (tmp_path / "ws").mkdir()
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path / "home"), "GIT_CONFIG_NOSYSTEM": "1"}
-    boot_plan = plan(tmp_path, origin, REMOTE_PATH)
-    first = f"http://127.0.0.1:1111{REMOTE_PATH}"
-    assert await Boot(boot_plan, Outbox(), env, git_remote_url=first).run()
-    repo = boot_plan.repo_dir
-    assert await git.out("remote", "get-url", "origin", cwd=repo) == first
-    for key, value in PROXY_CONFIG:
-        assert await git.out("config", "--local", "--get", key, cwd=repo) == value
-    # A restarted sandbox reuses the checkout; its forwarder has another port.
-    second = f"http://127.0.0.1:2222{REMOTE_PATH}"
-    assert await Boot(boot_plan, Outbox(), env, git_remote_url=second).run()
-    assert await git.out("remote", "get-url", "origin", cwd=repo) == second
-    # Without a forwarder, the boot fails rather than leave origin pointing elsewhere.
-    assert not await Boot(boot_plan, Outbox(), env).run()
+    env = git_env(tmp_path)
+    plan = boot_plan(tmp_path, origin)
+    assert await Boot(plan, Outbox(), env).run()
+    repo = plan.repo_dir
+    assert await git.out("remote", "get-url", "origin", cwd=repo) == str(origin)  # unbound
+
+    first = binding(plan, env, socket_dir / "bridge.sock")
+    params = {"work_branch": SESSION_BRANCH, "git_remote_path": REMOTE_PATH}
+    try:
+        assert await first.bind(params) == {
+            "branch": SESSION_BRANCH,
+            "tracking": False,
+            "proxied": True,
+        }
+        first_url = await git.out("remote", "get-url", "origin", cwd=repo)
+        assert first_url.startswith("http://127.0.0.1:") and first_url.endswith(REMOTE_PATH)
+        for key, value in PROXY_CONFIG:
+            assert await git.out("config", "--local", "--get", key, cwd=repo) == value
+        assert await git.out("rev-parse", "--abbrev-ref", "HEAD", cwd=repo) == SESSION_BRANCH
+    finally:
+        await first.close()
+    # A restarted box reuses the checkout; its forwarder has another port, and origin follows.
+    assert await Boot(plan, Outbox(), env).run()
+    second = binding(plan, env, socket_dir / "bridge.sock")
+    try:
+        await second.bind(params)
+        second_url = await git.out("remote", "get-url", "origin", cwd=repo)
+    finally:
+        await second.close()
+    assert second_url != first_url and second_url.endswith(REMOTE_PATH)
 
 
-async def test_without_a_proxy_origin_is_left_as_cloned(tmp_path: Path) -> None:
+async def test_without_a_proxy_origin_is_left_as_cloned(tmp_path: Path, socket_dir: Path) -> None:
     git = Git(tmp_path / "home")
     origin = await make_upstream(git, tmp_path / "upstreams")
     (tmp_path / "ws").mkdir()
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path / "home"), "GIT_CONFIG_NOSYSTEM": "1"}
-    boot_plan = plan(tmp_path, origin, None)
-    assert await Boot(boot_plan, Outbox(), env, git_remote_url="http://unused").run()
-    assert await git.out("remote", "get-url", "origin", cwd=boot_plan.repo_dir) == str(origin)
-    helper = await git.run(
-        "config", "--get", "credential.helper", cwd=boot_plan.repo_dir, check=False
-    )
-    assert helper.code == 1  # unset
+    env = git_env(tmp_path)
+    plan = boot_plan(tmp_path, origin)
+    assert await Boot(plan, Outbox(), env).run()
+    bound = binding(plan, env, socket_dir / "bridge.sock")
+    result = await bound.bind({"work_branch": SESSION_BRANCH})
+    assert result["proxied"] is False
+    assert await git.out("remote", "get-url", "origin", cwd=plan.repo_dir) == str(origin)
 
 
-def test_config_reads_and_checks_the_remote_path() -> None:
-    env = {
-        "OPENINSPECT_BRIDGE_URL": "unix:///s",
-        "OPENINSPECT_SANDBOX_ID": "sbx",
-        "OPENINSPECT_SANDBOX_TOKEN": "t",
-        "OPENINSPECT_BOOT_MODE": "fresh",
-        "OPENINSPECT_WORKSPACE": "/w",
-        "OPENINSPECT_CLONE_SOURCE": "/o",
-        "OPENINSPECT_BASE_BRANCH": "main",
-    }
-    assert RuntimeConfig.from_env(env).plan.git_remote_path is None
-    with_proxy = {**env, "OPENINSPECT_GIT_REMOTE_PATH": REMOTE_PATH}
-    assert RuntimeConfig.from_env(with_proxy).plan.git_remote_path == REMOTE_PATH
-    with pytest.raises(ConfigMissing, match="GIT_REMOTE_PATH must start with /git/"):
-        RuntimeConfig.from_env({**env, "OPENINSPECT_GIT_REMOTE_PATH": "/sandbox/bridge"})
-
-
-def test_spec_passes_the_remote_path_only_when_set(tmp_path: Path) -> None:
+def test_the_runtime_env_names_no_session(tmp_path: Path) -> None:
     spec = SandboxSpec(
         sandbox_id="sbx",
-        session_id=SESSION,
         workspace_dir=tmp_path,
         clone_source="/o",
         clone_source_is_path=True,
         base_branch="main",
-        work_branch=SESSION_BRANCH,
         token="t",
         bridge_url=unix_url(str(tmp_path / "s")),
+        carry_branches=(SESSION_BRANCH,),
     )
-    paths = {"bridge_url": "unix:///b", "workspace": "/w", "clone_source": "/o"}
-    assert "OPENINSPECT_GIT_REMOTE_PATH" not in spec.runtime_env(**paths)
-    with_proxy = SandboxSpec(**{**spec.__dict__, "git_remote_path": REMOTE_PATH})
-    assert with_proxy.runtime_env(**paths)["OPENINSPECT_GIT_REMOTE_PATH"] == REMOTE_PATH
+    env = spec.runtime_env(bridge_url="unix:///b", workspace="/w", clone_source="/o")
+    assert not {"OPENINSPECT_WORK_BRANCH", "OPENINSPECT_GIT_REMOTE_PATH"} & set(env)
+    assert SESSION not in "".join(env.values()) and SESSION_BRANCH not in "".join(env.values())
 
 
 # ---------------------------------------------------------------- a real sandbox
@@ -389,23 +380,29 @@ async def test_git_push_from_inside_a_sandbox(
     conn = control_plane.hub.register(sandbox_id, TOKEN)
     spec = SandboxSpec(
         sandbox_id=sandbox_id,
-        session_id=SESSION,
         workspace_dir=settings.workspaces_dir / sandbox_id,
         clone_source=str(control_plane.upstream),
         clone_source_is_path=True,
         base_branch="main",
-        work_branch=SESSION_BRANCH,
         token=TOKEN,
         bridge_url=unix_url(str(control_plane.socket_path)),
         setup_timeout_s=30,
         start_timeout_s=30,
         heartbeat_s=1,
         max_processes=1024,
-        git_remote_path=REMOTE_PATH,
     )
     handle = await provider.create(spec)
     try:
+        # Made ahead of any session (as a pool would), booted, left waiting, bound later.
         await conn.wait_ready(60)
+        unbound = await conn.exec(
+            "git remote get-url origin; git branch --show-current", timeout_s=30
+        )
+        assert unbound.stdout.splitlines()[1:] == ["main"]
+        assert REMOTE_PATH not in unbound.stdout
+        await asyncio.sleep(1.5)  # heartbeats keep it alive meanwhile (heartbeat_s=1)
+        bound = await conn.bind(SessionBinding(SESSION, SESSION_BRANCH, REMOTE_PATH))
+        assert bound == {"branch": SESSION_BRANCH, "tracking": False, "proxied": True}
         committed = await conn.exec(
             "echo hello > hello.txt && git add hello.txt"
             " && git -c user.name=Ada -c user.email=ada@example.com commit -qm hello"

@@ -24,8 +24,8 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
 from openinspect.runtime.address import unix_url
-from openinspect.runtime.protocol import BRIDGE_PATH, MAX_FRAME_BYTES
-from openinspect.sandboxes.base import SandboxHandle, SandboxProvider, SandboxSpec
+from openinspect.runtime.protocol import BRIDGE_PATH, MAX_FRAME_BYTES, BindResult
+from openinspect.sandboxes.base import SandboxHandle, SandboxProvider, SandboxSpec, SessionBinding
 from openinspect.sandboxes.bridge import BridgeHub, SandboxConnection
 from openinspect.sandboxes.bwrap import BwrapProvider, probe_bwrap
 from openinspect.sandboxes.process import ProcessProvider
@@ -197,6 +197,13 @@ class Sandbox:
     conn: SandboxConnection
     provider: SandboxProvider
     events: list[dict[str, Any]]
+    work_branch: str
+
+    async def bind(self, git_remote_path: str | None = None) -> BindResult:
+        """Bind the booted box to its (test) session's work branch."""
+        return await self.conn.bind(
+            SessionBinding("ses-test", self.work_branch, git_remote_path=git_remote_path)
+        )
 
     def of_type(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("type") == kind]
@@ -211,12 +218,14 @@ async def start_sandbox(
 ) -> AsyncIterator[StartSandbox]:
     """``await start_sandbox(provider, **spec_fields)``: register, create, destroy at teardown.
 
-    ``token=`` overrides the token the runtime gets (the hub keeps the registered one).
+    ``token=`` overrides the token the runtime gets (the hub keeps the registered one);
+    ``work_branch=`` is the branch ``Sandbox.bind`` asks for (carried in the box's clone).
     """
     started: list[Sandbox] = []
 
     async def start(provider: SandboxProvider, **overrides: Any) -> Sandbox:
         sandbox_id = overrides.pop("sandbox_id", f"sbx-{uuid.uuid4().hex[:10]}")
+        work_branch = overrides.pop("work_branch", f"openinspect/{sandbox_id}")
         token = secrets.token_urlsafe(24)
         conn = bridge.hub.register(sandbox_id, token)
         events: list[dict[str, Any]] = []
@@ -227,12 +236,11 @@ async def start_sandbox(
         conn.on_message = on_message
         fields: dict[str, Any] = {
             "sandbox_id": sandbox_id,
-            "session_id": "ses-test",
             "workspace_dir": settings.workspaces_dir / sandbox_id,
             "clone_source": str(repo_origin.bare),
             "clone_source_is_path": True,
             "base_branch": "main",
-            "work_branch": f"openinspect/{sandbox_id}",
+            "carry_branches": (work_branch,),
             "token": token,
             "bridge_url": unix_url(str(bridge.socket_path)),
             "boot_mode": "fresh",
@@ -244,7 +252,7 @@ async def start_sandbox(
         fields.update(overrides)
         spec = SandboxSpec(**fields)
         handle = await provider.create(spec)
-        sandbox = Sandbox(spec, handle, conn, provider, events)
+        sandbox = Sandbox(spec, handle, conn, provider, events, work_branch)
         started.append(sandbox)
         return sandbox
 

@@ -43,12 +43,10 @@ KEY_SECRET = "sk-ant-SECRET-bwrap-41d2"
 def test_argv_builds_a_closed_box(settings: Settings, tmp_path: Path) -> None:
     spec = SandboxSpec(
         sandbox_id="sbx-argv",
-        session_id="ses",
         workspace_dir=tmp_path / "ws",
         clone_source=str(tmp_path / "mirror.git"),
         clone_source_is_path=True,
         base_branch="main",
-        work_branch="openinspect/x",
         token="tok-SECRET",
         bridge_url=unix_url(str(tmp_path / "bridge.sock")),
         env={"PYTHONPATH": "/workspace/repo/src", "DATABASE_URL": "postgres://u:pw-SECRET@db"},
@@ -115,12 +113,13 @@ async def test_boots_and_serves_rpc_in_a_box(
 ) -> None:
     box = await start_sandbox(bwrap_provider)
     await box.conn.wait_ready(BOOT_TIMEOUT_S)
+    await box.bind()
 
     repo = box.handle.repo_dir
     assert bwrap_provider.isolates is True
     # Read, not `git -C`: the checkout is the box user's, and git rightly refuses another
     # user's repository (its config could run commands).
-    assert (repo / ".git" / "HEAD").read_text() == f"ref: refs/heads/{box.spec.work_branch}\n"
+    assert (repo / ".git" / "HEAD").read_text() == f"ref: refs/heads/{box.work_branch}\n"
     assert not (box.handle.workspace_dir / ".openinspect-origin.bundle").exists()
     assert (repo / ".setup-ran").read_text() == "fresh\n"
     assert (repo / ".start-ran").read_text() == "fresh\n"
@@ -295,6 +294,7 @@ async def test_existing_work_branch_and_restart_in_a_box(
     # and reuses the checkout, which it still owns.
     first = await start_sandbox(bwrap_provider, work_branch="openinspect/existing")
     await first.conn.wait_ready(BOOT_TIMEOUT_S)
+    assert (await first.bind())["tracking"] is True
     repo = first.handle.repo_dir
     assert (repo / "NOTES.md").read_text() == "work in progress\n"
     await first.conn.write_file("scratch.txt", "kept")
@@ -307,6 +307,7 @@ async def test_existing_work_branch_and_restart_in_a_box(
         workspace_dir=first.spec.workspace_dir,
     )
     await second.conn.wait_ready(BOOT_TIMEOUT_S)
+    assert (await second.bind())["branch"] == "openinspect/existing"  # bound anew
 
     assert second.of_type("boot")[0]["message"] == "reusing the existing checkout"
     result = await second.conn.exec("cat scratch.txt && touch again.txt", timeout_s=30)

@@ -23,12 +23,10 @@ def test_settings_become_box_limits_and_zero_means_none() -> None:
 def test_the_tmp_size_and_the_block_fd_reach_bwrap(tmp_path: Path) -> None:
     spec = SandboxSpec(
         sandbox_id="sbx-argv",
-        session_id="ses",
         workspace_dir=tmp_path / "ws",
         clone_source=str(tmp_path / "mirror.git"),
         clone_source_is_path=True,
         base_branch="main",
-        work_branch="openinspect/x",
         token="tok",
         bridge_url=unix_url(str(tmp_path / "bridge.sock")),
     )

@@ -19,12 +19,10 @@ def _spec(tmp_path: Path, n: int | None = None) -> SandboxSpec:
     workspace.mkdir()
     return SandboxSpec(
         sandbox_id=f"sbx-{suffix or 'local'}",
-        session_id="ses",
         workspace_dir=workspace,
         clone_source=str(tmp_path),
         clone_source_is_path=True,
         base_branch="main",
-        work_branch="",
         token="tok",
         bridge_url=unix_url(str(tmp_path / "bridge.sock")),
     )

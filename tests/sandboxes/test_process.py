@@ -24,7 +24,10 @@ async def test_boots_fresh_runs_setup_and_start(
     assert box.conn.status == "ready"
     assert process_provider.isolates is False
     repo = box.handle.repo_dir
-    assert git("rev-parse", "--abbrev-ref", "HEAD", cwd=repo).strip() == box.spec.work_branch
+    # Booted knowing no session: on the base branch until bound.
+    assert git("rev-parse", "--abbrev-ref", "HEAD", cwd=repo).strip() == "main"
+    assert await box.bind() == {"branch": box.work_branch, "tracking": False, "proxied": False}
+    assert git("rev-parse", "--abbrev-ref", "HEAD", cwd=repo).strip() == box.work_branch
     assert (repo / ".setup-ran").read_text() == "fresh\n"
     assert (repo / ".start-ran").read_text() == "fresh\n"
     hello = box.of_type("hello")[0]
@@ -41,6 +44,7 @@ async def test_existing_work_branch_is_tracked(
 ) -> None:
     box = await start_sandbox(process_provider, work_branch="openinspect/existing")
     await box.conn.wait_ready(BOOT_TIMEOUT_S)
+    assert (await box.bind())["tracking"] is True
 
     repo = box.handle.repo_dir
     assert (repo / "NOTES.md").read_text() == "work in progress\n"

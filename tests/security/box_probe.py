@@ -212,12 +212,10 @@ async def probe(root: Path) -> dict[str, Any]:
         conn = bridge.hub.register(sandbox_id, token)
         spec = SandboxSpec(
             sandbox_id=sandbox_id,
-            session_id="ses-probe",
             workspace_dir=settings.workspaces_dir / sandbox_id,
             clone_source=str(origin.bare),
             clone_source_is_path=True,
             base_branch="main",
-            work_branch=f"openinspect/{sandbox_id}",
             token=token,
             bridge_url=unix_url(str(bridge.socket_path)),
             heartbeat_s=1.0,

@@ -32,7 +32,12 @@ from openinspect.runtime.protocol import (
     MAX_LOG_LINE_CHARS,
     SANDBOX_ID_HEADER,
 )
-from openinspect.sandboxes.base import SandboxHandle, SandboxProvider, SandboxSpec
+from openinspect.sandboxes.base import (
+    SandboxHandle,
+    SandboxProvider,
+    SandboxSpec,
+    SessionBinding,
+)
 from openinspect.sandboxes.bridge import SandboxConnection
 from openinspect.sandboxes.bwrap import probe_bwrap
 from openinspect.settings import SandboxSettings, Settings
@@ -294,6 +299,36 @@ async def test_forged_messages_are_cut_or_refused_and_the_store_stays_within_cap
     assert {"bridge_message_refused", "bridge_rate_limited"} <= warnings
     assert box.conn.dropped_messages >= len(forged) - 5
     assert MAX_CHUNK_CHARS < FOUR_MB  # the chunk above was cut before any callback saw it
+
+
+async def test_a_forged_bind_answer_is_refused_and_binds_nothing(box: Box) -> None:
+    """A bind answered with another branch, a wrong proxy flag or an oversize branch is an
+    error for the caller: the control plane never takes a binding it did not ask for."""
+    session = await box.runtime.store.sessions.get(box.session_id)
+    assert session is not None
+    asked = SessionBinding(box.session_id, session.branch, f"/git/{box.session_id}/o/r.git")
+    answers = [
+        {"branch": "openinspect/someone-else", "tracking": True, "proxied": True},
+        {"branch": session.branch, "tracking": False, "proxied": False},  # origin not proxied
+        {"branch": "b" * 10_000, "tracking": False, "proxied": True},
+        {"branch": session.branch, "tracking": "yes", "proxied": True},
+    ]
+    async with _take_over(box) as ws:
+        for answer in answers:
+            call = asyncio.create_task(box.conn.bind(asked))
+            request = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            while request.get("method") != "bind":
+                request = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert request["params"] == {
+                "work_branch": session.branch,
+                "git_remote_path": asked.git_remote_path,
+            }
+            await ws.send(json.dumps({"id": request["id"], "result": answer}))
+            with pytest.raises(RpcError) as refused:
+                await asyncio.wait_for(call, 10)
+            assert refused.value.details["rpc_code"] == "internal"
+    assert box.conn.status == "ready"
+    await _echo_works(box)
 
 
 async def test_a_frame_over_the_limit_closes_the_connection(box: Box) -> None:

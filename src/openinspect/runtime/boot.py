@@ -8,9 +8,8 @@ failure or timeout fails the boot). Both run under ``/bin/bash`` with cwd = the 
 The clone source is a path or URL; a file directly in the workspace is a git bundle copied in
 for the clone (a bwrap box's repo), deleted once cloned.
 
-With a git proxy (``git_remote_url``: the loopback forwarder's URL for the session's repo),
-every boot points ``origin`` at it, since the forwarder's port changes from boot to boot, and
-sets repo-local config that keeps git from asking anyone for credentials (:data:`PROXY_CONFIG`).
+A boot knows no session: it leaves the repo on the base branch. The session's work branch and
+git proxy come later, with ``bind`` (:mod:`.binding`), so that a box can be made ahead of time.
 """
 
 from __future__ import annotations
@@ -35,12 +34,6 @@ from .protocol import (
 CLONE_TIMEOUT_S = 600.0
 SETUP_SCRIPT = ".openinspect/setup.sh"
 START_SCRIPT = ".openinspect/start.sh"
-PROXY_CONFIG = (
-    ("credential.helper", ""),  # none: the forwarder adds the only credential there is
-    ("http.lowSpeedLimit", "1"),  # a connection that moves nothing for 10 minutes is dead
-    ("http.lowSpeedTime", "600"),
-    ("push.default", "current"),  # a plain `git push` pushes the session branch
-)
 
 _EmitLine = Callable[[str], Awaitable[None]]
 
@@ -56,16 +49,14 @@ class BootFailed(Exception):
 
 @dataclass(frozen=True)
 class BootPlan:
-    """What to boot: where, from what, which branches, which mode, and the scripts' limits."""
+    """What to boot: where, from what, which branch, which mode, and the scripts' limits."""
 
     workspace: Path
     clone_source: str
     base_branch: str
-    work_branch: str | None
     boot_mode: BootMode
     setup_timeout_s: float
     start_timeout_s: float
-    git_remote_path: str | None = None
 
     @property
     def repo_dir(self) -> Path:
@@ -81,11 +72,8 @@ class Boot:
         plan: BootPlan,
         outbox: Outbox,
         env: Mapping[str, str],
-        *,
-        git_remote_url: str | None = None,
     ) -> None:
         self._plan = plan
-        self._git_remote_url = git_remote_url
         self._outbox = outbox
         self._env = {**env, "OPENINSPECT_BOOT_MODE": plan.boot_mode}
         self.phase: BootPhase | None = None
@@ -95,7 +83,6 @@ class Boot:
         started = time.monotonic()
         try:
             await self._clone()
-            await self._point_origin()
             await self._setup()
             await self._start()
         except BootFailed as failure:
@@ -134,17 +121,6 @@ class Boot:
             what="git clone",
         )
         self._discard_bundle()
-        if not plan.work_branch:
-            return
-        remote_ref = f"refs/remotes/origin/{plan.work_branch}"
-        exists = await self._git(
-            ["rev-parse", "--verify", "--quiet", remote_ref], what="", check=False
-        )
-        if exists == 0:  # a follow-up session continues the branch it pushed before
-            args = ["checkout", "-b", plan.work_branch, "--track", f"origin/{plan.work_branch}"]
-        else:
-            args = ["checkout", "-b", plan.work_branch]
-        await self._git(args, what=f"creating branch {plan.work_branch}")
 
     def _discard_bundle(self) -> None:
         """A clone source that is a file in the workspace is a bundle the provider copied in for
@@ -153,28 +129,11 @@ class Boot:
         if source.is_file() and source.parent == self._plan.workspace:
             source.unlink(missing_ok=True)
 
-    async def _point_origin(self) -> None:
-        if not self._plan.git_remote_path:
-            return
-        if self._git_remote_url is None:
-            raise BootFailed("the git forwarder is not running, so origin cannot reach the proxy")
-        await self._git(
-            ["remote", "set-url", "origin", self._git_remote_url],
-            what="pointing origin at the git proxy",
-        )
-        for key, value in PROXY_CONFIG:
-            await self._git(["config", key, value], what=f"setting {key}")
-
-    async def _git(
-        self, args: list[str], *, what: str, cwd: Path | None = None, check: bool = True
-    ) -> int:
-        code, timed_out = await self._run_logged(
-            ["git", *args], "clone", CLONE_TIMEOUT_S, cwd=cwd or self._plan.repo_dir
-        )
-        if check and (timed_out or code != 0):
+    async def _git(self, args: list[str], *, what: str, cwd: Path) -> None:
+        code, timed_out = await self._run_logged(["git", *args], "clone", CLONE_TIMEOUT_S, cwd=cwd)
+        if timed_out or code != 0:
             reason = f"timed out after {CLONE_TIMEOUT_S:g} s" if timed_out else f"exit {code}"
             raise BootFailed(f"{what} failed ({reason})", None if timed_out else code)
-        return code
 
     async def _setup(self) -> None:
         plan = self._plan

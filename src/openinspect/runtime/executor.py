@@ -1,4 +1,4 @@
-"""The RPC methods: ``exec`` here, the file methods in :mod:`.files`.
+"""The RPC methods: ``exec`` here, the file methods in :mod:`.files`, ``bind`` in :mod:`.binding`.
 
 ``exec`` runs ``/bin/bash -c COMMAND`` as the leader of a new session, streams its output as
 batched chunks, and on timeout or cancellation kills its whole process group (SIGTERM, a
@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from .binding import Binding
 from .files import FileOps
 from .params import optional_str, optional_str_map, require_positive_float, require_str
 from .procs import Child, ChunkBatcher, Emit
@@ -33,9 +34,12 @@ killer says nothing to the command's output, and a bare "exit code 137" explains
 class Executor:
     """Dispatches RPC methods for one sandbox; commands get ``base_env`` plus their own env."""
 
-    def __init__(self, repo_dir: Path, base_env: Mapping[str, str]) -> None:
+    def __init__(
+        self, repo_dir: Path, base_env: Mapping[str, str], *, binding: Binding | None = None
+    ) -> None:
         self.repo_dir = repo_dir
         self._base_env = dict(base_env)
+        self._binding = binding
         files = FileOps(repo_dir)
         self._file_methods: dict[str, Callable[[Mapping[str, object]], Mapping[str, object]]] = {
             "read_file": files.read_file,
@@ -48,7 +52,7 @@ class Executor:
     @property
     def methods(self) -> list[str]:
         """Every method name this executor answers."""
-        return ["exec", *self._file_methods]
+        return ["exec", *self._file_methods, *(["bind"] if self._binding else [])]
 
     async def run(
         self, method: str, params: Mapping[str, object], emit: Emit
@@ -56,6 +60,8 @@ class Executor:
         """Run one method; raises :class:`RpcFailure` with a stable code when it cannot."""
         if method == "exec":
             return await self.exec(params, emit)
+        if method == "bind" and self._binding is not None:
+            return await self._binding.bind(params)
         operation = self._file_methods.get(method)
         if operation is None:
             raise RpcFailure(

@@ -19,9 +19,9 @@ message is one JSON object in a text frame.
 - chunk ``{"id", "chunk": {"stream": "stdout" | "stderr", "data": str}}``: streamed output of
   ``exec``, batched (at most every ~50 ms or 16 KiB per stream), before the request's result.
 
-Methods: ``exec``, ``read_file``, ``write_file``, ``edit_file``, ``glob``, ``grep``; their
-parameters and results are the ``*Params`` / ``*Result`` types below. Error codes are
-:data:`ERROR_CODES`.
+Methods: ``exec``, ``read_file``, ``write_file``, ``edit_file``, ``glob``, ``grep``, and ``bind``
+(once a box has booted: the session it now serves, see :class:`BindParams`); their parameters and
+results are the ``*Params`` / ``*Result`` types below. Error codes are :data:`ERROR_CODES`.
 
 **Events, runtime → control plane** (carry ``"type"``)
 
@@ -88,6 +88,8 @@ MAX_CHUNK_CHARS = 256 * 1024
 """A ``chunk``'s ``data`` is cut to this (the runtime sends at most about 80 KiB)."""
 MAX_MESSAGE_CHARS = 2000
 """A ``boot`` or ``error`` message is cut to this."""
+MAX_BRANCH_CHARS = 255
+"""A ``bind``'s work branch (and the branch its answer names)."""
 MAX_ID_CHARS = 64
 """Request ids (the control plane makes 32 hex digits)."""
 PERMANENT_HTTP_STATUSES = frozenset({401, 403, 404, 410})
@@ -108,6 +110,9 @@ ErrorCode = Literal[
     "cancelled",
     "too_large",
     "internal",
+    "not_ready",
+    "already_bound",
+    "git_failed",
 ]
 ERROR_CODES: tuple[ErrorCode, ...] = (
     "not_found",
@@ -119,6 +124,9 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     "cancelled",
     "too_large",
     "internal",
+    "not_ready",
+    "already_bound",
+    "git_failed",
 )
 
 
@@ -270,6 +278,33 @@ class GrepResult(TypedDict):
     matches: list[str]
     """``path:line:text`` with the path relative to the repo."""
     truncated: bool
+
+
+class BindParams(TypedDict):
+    """``bind``: the session a booted box now serves (once: a box serves one session).
+
+    The box checks out ``work_branch`` (tracking ``origin/<work_branch>`` when its clone has
+    it, else created from the base branch) and, with ``git_remote_path``, points ``origin`` at
+    the git proxy through its loopback forwarder. Binding again to the same values answers as
+    the first time (a restarted box reusing its checkout is bound anew); other values are
+    ``already_bound``; before the clone is there, ``not_ready``; a git step that fails,
+    ``git_failed``.
+    """
+
+    work_branch: str
+    git_remote_path: NotRequired[str]
+    """``/git/<session>/<owner>/<repo>.git``; absent leaves ``origin`` as cloned."""
+
+
+class BindResult(TypedDict):
+    """``bind``'s result."""
+
+    branch: str
+    """The branch now checked out (the ``work_branch`` asked for)."""
+    tracking: bool
+    """Whether it continues ``origin/<branch>`` (a follow-up session's pushed branch)."""
+    proxied: bool
+    """Whether ``origin`` is the git proxy."""
 
 
 # --- Events ----------------------------------------------------------------------------------

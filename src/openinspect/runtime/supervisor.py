@@ -15,17 +15,15 @@ Environment (set by the sandbox provider):
 ``OPENINSPECT_WORKSPACE``      Writable workspace; the repo lives in ``$WORKSPACE/repo``
                                (required).
 ``OPENINSPECT_CLONE_SOURCE``   Path or URL to clone from (required).
-``OPENINSPECT_BASE_BRANCH``    Branch to clone (required).
-``OPENINSPECT_WORK_BRANCH``    Branch to work on: tracked if the remote has it, else created
-                               from the base; empty stays on the base branch.
+``OPENINSPECT_BASE_BRANCH``    Branch to clone (required); the box stays on it until ``bind``.
 ``OPENINSPECT_SETUP_TIMEOUT_S``  Time limit of setup.sh (default 300).
 ``OPENINSPECT_START_TIMEOUT_S``  Time limit of start.sh (default 120).
 ``OPENINSPECT_HEARTBEAT_S``    Heartbeat interval (default 30).
 ``OPENINSPECT_MAX_PROCESSES``  RLIMIT_NPROC for the runtime and its commands (default: unset).
-``OPENINSPECT_GIT_REMOTE_PATH``  ``/git/<session>/<owner>/<repo>.git``: serve the git proxy on
-                               loopback (:mod:`.gitforward`) and point ``origin`` at it; unset
-                               leaves ``origin`` as cloned.
 =============================  ==============================================================
+
+Nothing here names a session: the session's work branch and git proxy path come over the bridge
+with ``bind`` (:mod:`.binding`), so a box can boot before anyone knows which session it serves.
 
 Order: connect and send ``hello`` first (the control plane learns the sandbox is alive), then
 boot (:mod:`.boot`). RPC requests are served from the first connection on, during boot and after
@@ -52,10 +50,10 @@ from pathlib import Path
 
 from . import RUNTIME_VERSION
 from .address import BadBridgeAddress, BridgeAddress
+from .binding import Binding
 from .boot import Boot, BootPlan
 from .bridge import BridgeClient, BridgeRejected, Outbox
 from .executor import Executor
-from .gitforward import GIT_PATH_PREFIX, GitForwarder
 from .protocol import BOOT_MODES, BootMode, HelloMessage
 from .rpc import RpcServer
 
@@ -135,12 +133,6 @@ class RuntimeConfig:
         ca_file = env.get(_PREFIX + "BRIDGE_CA_FILE") or None
         if ca_file is not None and not os.path.isfile(ca_file):
             problems.append(f"{_PREFIX}BRIDGE_CA_FILE is not a file: {ca_file!r}")
-        git_remote_path = env.get(_PREFIX + "GIT_REMOTE_PATH") or None
-        if git_remote_path is not None and not git_remote_path.startswith(GIT_PATH_PREFIX):
-            problems.append(
-                f"{_PREFIX}GIT_REMOTE_PATH must start with {GIT_PATH_PREFIX}, "
-                f"got {git_remote_path!r}"
-            )
         if problems:
             raise ConfigMissing(
                 "cannot start: "
@@ -158,11 +150,9 @@ class RuntimeConfig:
                 workspace=Path(env[_PREFIX + "WORKSPACE"]),
                 clone_source=env[_PREFIX + "CLONE_SOURCE"],
                 base_branch=env[_PREFIX + "BASE_BRANCH"],
-                work_branch=env.get(_PREFIX + "WORK_BRANCH") or None,
                 boot_mode=boot_mode,
                 setup_timeout_s=numbers["SETUP_TIMEOUT_S"],
                 start_timeout_s=numbers["START_TIMEOUT_S"],
-                git_remote_path=git_remote_path,
             ),
             heartbeat_s=numbers["HEARTBEAT_S"],
             max_processes=int(numbers["MAX_PROCESSES"]) or None,
@@ -202,9 +192,18 @@ def apply_limits(max_processes: int | None) -> None:
             logger.warning("cannot set RLIMIT_NPROC to %d: %s", limit, exc)
 
 
-async def serve(config: RuntimeConfig, env: Mapping[str, str]) -> int:
-    """Run the runtime until shutdown; returns the process exit status."""
-    apply_limits(config.max_processes)
+async def serve(
+    config: RuntimeConfig, env: Mapping[str, str], *, stop: asyncio.Event | None = None
+) -> int:
+    """Run the runtime until shutdown; returns the process exit status.
+
+    Without ``stop`` the runtime owns its process: it sets its limits and stops on SIGTERM or
+    SIGINT. With ``stop`` it is a guest in someone else's process (the in-process test provider,
+    :mod:`openinspect.testing.inprocess`): it touches neither limits nor signal handlers, and
+    setting ``stop`` is its SIGTERM.
+    """
+    if stop is None:
+        apply_limits(config.max_processes)
     try:
         tls = config.bridge_tls()
     except (OSError, ssl.SSLError) as exc:
@@ -212,35 +211,24 @@ async def serve(config: RuntimeConfig, env: Mapping[str, str]) -> int:
         return EXIT_BAD_CONFIG
     child_env = {**command_environment(env), "GIT_TERMINAL_PROMPT": "0"}
     outbox = Outbox()
-    rpc = RpcServer(Executor(config.plan.repo_dir, child_env), outbox)
-    forwarder, git_remote_url = await _start_forwarder(config, tls)
+    binding = Binding(
+        config.plan.repo_dir, child_env, bridge=config.bridge, token=config.token, tls=tls
+    )
+    rpc = RpcServer(Executor(config.plan.repo_dir, child_env, binding=binding), outbox)
     try:
-        boot = Boot(config.plan, outbox, child_env, git_remote_url=git_remote_url)
-        return await _run(config, outbox, rpc, boot, tls)
+        boot = Boot(config.plan, outbox, child_env)
+        return await _run(config, outbox, rpc, boot, tls, stop)
     finally:
-        if forwarder is not None:
-            await forwarder.close()
-
-
-async def _start_forwarder(
-    config: RuntimeConfig, tls: ssl.SSLContext | None
-) -> tuple[GitForwarder | None, str | None]:
-    """The git proxy's loopback forwarder, when the sandbox has one (before boot: boot points
-    ``origin`` at it). A forwarder that cannot listen fails the boot, not the runtime."""
-    path = config.plan.git_remote_path
-    if path is None:
-        return None, None
-    forwarder = GitForwarder(config.bridge, config.token, tls=tls)
-    try:
-        await forwarder.start()
-    except OSError as exc:
-        logger.error("cannot start the git forwarder: %s", exc)
-        return None, None
-    return forwarder, forwarder.url(path)
+        await binding.close()
 
 
 async def _run(
-    config: RuntimeConfig, outbox: Outbox, rpc: RpcServer, boot: Boot, tls: ssl.SSLContext | None
+    config: RuntimeConfig,
+    outbox: Outbox,
+    rpc: RpcServer,
+    boot: Boot,
+    tls: ssl.SSLContext | None,
+    stop: asyncio.Event | None,
 ) -> int:
     """Connect, boot, serve RPC until shutdown; returns the exit status."""
 
@@ -262,10 +250,11 @@ async def _run(
         on_message=rpc.handle,
         tls=tls,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
 
     async def boot_when_connected() -> None:
         await client.ever_connected.wait()

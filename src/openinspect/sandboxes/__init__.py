@@ -1,7 +1,14 @@
 """Sandboxes: the provider seam (:mod:`.base`), its backends found through :mod:`.registry`
 (:mod:`.bwrap`, :mod:`.process`), and the bridge their runtimes dial (:mod:`.bridge`)."""
 
-from .base import SandboxExit, SandboxHandle, SandboxProvider, SandboxSpec, SnapshotCapable
+from .base import (
+    SandboxExit,
+    SandboxHandle,
+    SandboxProvider,
+    SandboxSpec,
+    SessionBinding,
+    SnapshotCapable,
+)
 from .bridge import BridgeHub, BridgeSocket
 from .connection import ExecResult, SandboxConnection
 from .registry import available_providers, resolve_provider
@@ -15,6 +22,7 @@ __all__ = [
     "SandboxHandle",
     "SandboxProvider",
     "SandboxSpec",
+    "SessionBinding",
     "SnapshotCapable",
     "available_providers",
     "resolve_provider",

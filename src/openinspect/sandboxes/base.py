@@ -4,6 +4,11 @@ A provider only starts the in-sandbox runtime (``python3 -m openinspect.runtime`
 workspace, with the environment documented in :mod:`openinspect.runtime.supervisor`. The runtime
 then dials the control plane's bridge; everything else (boot progress, commands, files) goes over
 the bridge (:mod:`openinspect.sandboxes.bridge`), never through the provider.
+
+Making a box is separate from giving it to a session: :class:`SandboxSpec` says what box to make
+(repo, base branch, limits, boot mode) and names no session; :class:`SessionBinding` is what the
+box learns over the bridge once it has booted (``SandboxConnection.bind``), so boxes can be made
+ahead of time.
 """
 
 from __future__ import annotations
@@ -36,12 +41,10 @@ class SandboxSpec:
     """
 
     sandbox_id: str
-    session_id: str
     workspace_dir: Path
     clone_source: str
     clone_source_is_path: bool
     base_branch: str
-    work_branch: str
     token: str = field(repr=False)
     bridge_url: str
     boot_mode: BootMode = "fresh"
@@ -50,14 +53,15 @@ class SandboxSpec:
     start_timeout_s: float = DEFAULT_START_TIMEOUT_S
     heartbeat_s: float = DEFAULT_HEARTBEAT_S
     max_processes: int = DEFAULT_MAX_PROCESSES
-    git_remote_path: str | None = None
-    """``/git/<session>/<owner>/<repo>.git`` on the bridge socket: the runtime points ``origin``
-    at the git proxy there (through its loopback forwarder). None leaves ``origin`` as cloned."""
+    carry_branches: tuple[str, ...] = ()
+    """Branches besides the base one that the box's clone must hold: a box without network
+    cannot fetch later, so a session's existing work branch is named here to be tracked at
+    bind. Branches the clone source lacks are skipped."""
 
     def runtime_env(self, *, bridge_url: str, workspace: str, clone_source: str) -> dict[str, str]:
         """The ``OPENINSPECT_*`` variables of the runtime, with the bridge and paths as the
         sandbox sees them."""
-        env = {
+        return {
             "OPENINSPECT_BRIDGE_URL": bridge_url,
             "OPENINSPECT_SANDBOX_ID": self.sandbox_id,
             "OPENINSPECT_SANDBOX_TOKEN": self.token,
@@ -65,15 +69,26 @@ class SandboxSpec:
             "OPENINSPECT_WORKSPACE": workspace,
             "OPENINSPECT_CLONE_SOURCE": clone_source,
             "OPENINSPECT_BASE_BRANCH": self.base_branch,
-            "OPENINSPECT_WORK_BRANCH": self.work_branch,
             "OPENINSPECT_SETUP_TIMEOUT_S": f"{self.setup_timeout_s:g}",
             "OPENINSPECT_START_TIMEOUT_S": f"{self.start_timeout_s:g}",
             "OPENINSPECT_HEARTBEAT_S": f"{self.heartbeat_s:g}",
             "OPENINSPECT_MAX_PROCESSES": str(self.max_processes),
         }
-        if self.git_remote_path:
-            env["OPENINSPECT_GIT_REMOTE_PATH"] = self.git_remote_path
-        return env
+
+
+@dataclass(frozen=True)
+class SessionBinding:
+    """What makes a box a session's: sent to a booted box with ``SandboxConnection.bind``.
+
+    ``work_branch`` is checked out (tracking ``origin/<work_branch>`` when the clone has it);
+    ``git_remote_path`` (``/git/<session>/<owner>/<repo>.git``) points ``origin`` at the git
+    proxy through the box's loopback forwarder, None leaves ``origin`` as cloned. The box's
+    token belongs to ``session_id`` once the store records it (the git proxy checks that).
+    """
+
+    session_id: str
+    work_branch: str
+    git_remote_path: str | None = None
 
 
 @dataclass

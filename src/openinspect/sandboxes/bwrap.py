@@ -560,7 +560,7 @@ class BwrapProvider:
         opened.append(runtime)
         bundle = None
         if not (spec.workspace_dir / REPO_DIRNAME / ".git").exists():
-            branches = [spec.base_branch, spec.work_branch]
+            branches = [spec.base_branch, *spec.carry_branches]
             bundle = await origin_bundle(spec.clone_source, branches, self._scratch)
             opened.append(bundle)
         return BoxInputs(workspace, runtime_zip=runtime, bundle=bundle)

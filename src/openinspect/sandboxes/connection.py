@@ -30,6 +30,7 @@ from openinspect.runtime.protocol import (
     CLOSE_GONE,
     CLOSE_UNAUTHORIZED,
     MAX_FRAME_BYTES,
+    BindResult,
     BootMessage,
     BootPhase,
     EditFileResult,
@@ -42,6 +43,7 @@ from openinspect.runtime.protocol import (
 )
 
 from . import inbound
+from .base import SessionBinding
 from .capture import OutputCapture
 from .pacing import BootLogBudget, BridgeLimits, Pacer
 from .socket import BridgeSocket, close_quietly
@@ -51,6 +53,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_HEARTBEAT_TIMEOUT_S = 90.0
 FILE_RPC_TIMEOUT_S = 120.0
 """Answer deadline of the file methods (``exec`` is bounded by its own timeout)."""
+BIND_TIMEOUT_S = 300.0
+"""Answer deadline of ``bind`` (a checkout of a large repo, each git step capped in the box)."""
 EXEC_ANSWER_MARGIN_S = 60.0
 """Extra time an ``exec`` answer may take past the command's own timeout."""
 WATCHDOG_MAX_INTERVAL_S = 5.0
@@ -305,6 +309,29 @@ class SandboxConnection:
         if path is not None:
             params["path"] = path
         return cast(GrepResult, await self.call("grep", params, timeout_s=FILE_RPC_TIMEOUT_S))
+
+    async def bind(self, binding: SessionBinding) -> BindResult:
+        """Give the booted box to a session: it checks out the binding's work branch and, with
+        a git remote path, points ``origin`` at the git proxy (see
+        :class:`~openinspect.runtime.protocol.BindParams`).
+
+        Raises ``RpcError`` when the box refuses (``rpc_code`` ``already_bound``, ``not_ready``,
+        ``git_failed``…) or answers something other than what was asked, and what ``call``
+        raises.
+        """
+        work_branch, git_remote_path = binding.work_branch, binding.git_remote_path
+        params: dict[str, Any] = {"work_branch": work_branch}
+        if git_remote_path is not None:
+            params["git_remote_path"] = git_remote_path
+        result = cast(BindResult, await self.call("bind", params, timeout_s=BIND_TIMEOUT_S))
+        if result["branch"] != work_branch or result["proxied"] != (git_remote_path is not None):
+            # Only a runtime that is not ours answers so; what it did is unknown.
+            raise RpcError(
+                f"sandbox {self.sandbox_id} answered bind with another binding than asked",
+                rpc_code="internal",
+                method="bind",
+            )
+        return result
 
     async def shutdown(self) -> None:
         """Ask the runtime to kill its commands and exit; the connection becomes ``lost``."""

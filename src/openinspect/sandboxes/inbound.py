@@ -22,6 +22,7 @@ from openinspect.runtime.files import (
     MAX_READ_CHARS,
 )
 from openinspect.runtime.protocol import (
+    MAX_BRANCH_CHARS,
     MAX_CHUNK_CHARS,
     MAX_ID_CHARS,
     MAX_LOG_LINE_CHARS,
@@ -188,6 +189,12 @@ class GrepResult(_Message):
     truncated: bool
 
 
+class BindResult(_Message):
+    branch: Annotated[str, Field(max_length=MAX_BRANCH_CHARS)]
+    tracking: bool
+    proxied: bool
+
+
 _RESULTS: dict[str, type[_Message]] = {
     "exec": ExecResult,
     "read_file": ReadFileResult,
@@ -195,6 +202,7 @@ _RESULTS: dict[str, type[_Message]] = {
     "edit_file": EditFileResult,
     "glob": GlobResult,
     "grep": GrepResult,
+    "bind": BindResult,
 }
 
 

@@ -1,5 +1,9 @@
 """One session's sandbox: start it (in the background, so inference never waits for it), report
-its boot as events, hand the ready connection to tools, and tear it down.
+its boot as events, bind it to the session, hand the ready connection to tools, tear it down.
+
+A box is made knowing no session (:class:`~openinspect.sandboxes.base.SandboxSpec`) and bound
+once it has booted (:class:`~openinspect.sandboxes.base.SessionBinding`): the same steps a pool of
+boxes made ahead of time will take.
 
 Status flow: ``none → warming → booting → ready`` and ``failed`` or ``lost``. A failed boot is
 reported once; the next prompt (or ``typing``) tries again.
@@ -20,7 +24,12 @@ from openinspect.domain.ids import new_id
 from openinspect.domain.models import SandboxStatus, Session
 from openinspect.errors import OpenInspectError, SandboxBootFailed, SandboxError, SandboxLost
 from openinspect.runtime.protocol import RuntimeEvent
-from openinspect.sandboxes.base import SandboxHandle, SandboxProvider, SandboxSpec
+from openinspect.sandboxes.base import (
+    SandboxHandle,
+    SandboxProvider,
+    SandboxSpec,
+    SessionBinding,
+)
 from openinspect.sandboxes.bridge import BridgeHub, SandboxConnection
 from openinspect.sessions.git import branch_exists
 from openinspect.sessions.origins import Origins
@@ -134,13 +143,11 @@ class SessionSandbox:
         self.workspace_dir.mkdir(parents=True, exist_ok=True)
         spec = SandboxSpec(
             sandbox_id=self._sandbox_id,
-            session_id=session.id,
             workspace_dir=self.workspace_dir,
             clone_source=str(mirror),
             clone_source_is_path=True,
             base_branch=session.base_branch,
-            work_branch=session.branch,
-            git_remote_path=self._origins.proxy_path(session.id, origin),
+            carry_branches=(session.branch,),  # a follow-up session continues its pushed branch
             boot_mode="fresh",
             token=token,
             bridge_url=settings.bridge_url,
@@ -154,6 +161,14 @@ class SessionSandbox:
         self._watcher = asyncio.create_task(self._watch_exit(self._handle, conn))
         await self._set_status("booting")
         await conn.wait_ready(settings.sandbox.boot_timeout_s)
+        # Made, then bound: the box learns its session only now (the store row above already
+        # ties its token to the session, for the git proxy).
+        binding = SessionBinding(
+            session_id=session.id,
+            work_branch=session.branch,
+            git_remote_path=self._origins.proxy_path(session.id, origin),
+        )
+        await conn.bind(binding)
         await self._set_status("ready")
         return conn
 
