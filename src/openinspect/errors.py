@@ -41,6 +41,9 @@ tree, and the API turns any of them into the one JSON error envelope using ``cod
     │   ├── UserLimitReached              "user_limit_reached"       429
     │   ├── WatcherLimitReached           "watcher_limit_reached"    429
     │   └── LeaseLost                     "lease_lost"               409
+    ├── StoreError                        "store_failed"             500
+    │   ├── StoreUnavailable              "store_unavailable"        503  (retryable)
+    │   └── StoreConflict                 "store_conflict"           409
     ├── GitError                          "git_failed"               502
     ├── ScmError                          "scm_failed"               502
     │   ├── ScmAuthFailed                 "scm_auth_failed"          502
@@ -60,6 +63,10 @@ tree, and the API turns any of them into the one JSON error envelope using ``cod
         └── RpcError                      "sandbox_rpc_failed"       502
 
 ``message`` says what was expected and what arrived; ``hint`` says what to do about it.
+
+Store errors are mapped in one place, an engine hook (``store/db.py``): every SQLAlchemy or driver
+error of the store's engine arrives as a ``StoreError``, its message naming no SQL and no path,
+the original kept as ``__cause__`` for the server log.
 """
 
 from __future__ import annotations
@@ -280,6 +287,31 @@ class LeaseLost(ConflictError):
     server took the work over (or it was released), so this server's write is refused."""
 
     code = "lease_lost"
+
+
+class StoreError(OpenInspectError):
+    """The database failed a statement for a reason that is not the caller's (a bug, a schema
+    out of date); the server log has the cause."""
+
+    code = "store_failed"
+    retryable: ClassVar[bool] = False
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached, is busy (a SQLite file locked past the busy timeout) or
+    timed out; the same request may work in a moment."""
+
+    code = "store_unavailable"
+    status = 503
+    retryable = True
+
+
+class StoreConflict(StoreError):
+    """A write collided with what is stored (a duplicate key, a missing reference) or with a
+    concurrent transaction (a serialization failure, a deadlock)."""
+
+    code = "store_conflict"
+    status = 409
 
 
 class GitError(OpenInspectError):

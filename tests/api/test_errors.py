@@ -10,6 +10,10 @@ import pytest
 
 from openinspect.api.app import _attach, create_app, open_runtime
 from openinspect.settings import SandboxSettings, Settings
+from tests.store.databases import pg_url
+from tests.store.outage import relayed
+
+__all__ = ["pg_url"]
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -79,3 +83,37 @@ async def test_models_and_health(api: tuple[httpx.AsyncClient, str]) -> None:
     assert ids["anthropic:claude-sonnet-4-6"]["efforts"] == ["low", "medium", "high", "max"]
     openapi = (await client.get("/api/openapi.json")).json()
     assert "/api/sessions/{session_id}/prompts" in openapi["paths"]
+
+
+@pytest.mark.postgres
+async def test_a_store_outage_answers_503_in_the_envelope(
+    tmp_path: Path, pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database stops under a running server: requests answer 503 ``store_unavailable``
+    in the error envelope (no traceback, no host or SQL), the log keeps the driver's error, and
+    once the database is back the same requests work."""
+    async with relayed(pg_url) as relay:
+        settings = Settings(
+            home=tmp_path / "home",
+            database_url=relay.url,
+            sandbox=SandboxSettings(provider="process"),
+        )
+        async with open_runtime(settings) as runtime:
+            app = create_app(settings, runtime)
+            _attach(app, runtime)
+            auth = {"Authorization": f"Bearer {runtime.bootstrap.token}"}
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://test"
+            ) as client:
+                assert (await client.get("/api/sessions", headers=auth)).status_code == 200
+                await relay.cut()
+                for path in ("/api/sessions", "/api/me"):
+                    down = await client.get(path, headers=auth)
+                    _shape(down, 503, "store_unavailable")
+                    assert down.headers["retry-after"] == "1"
+                    assert down.json()["error"]["hint"]
+                    for internal in ("Traceback", "127.0.0.1", str(relay.port), "SELECT"):
+                        assert internal not in down.text
+                assert any(r.exc_info for r in caplog.records if "store error" in r.message)
+                await relay.start()
+                assert (await client.get("/api/sessions", headers=auth)).status_code == 200

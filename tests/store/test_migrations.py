@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from openinspect.domain.events import SessionCreated, load_event
 from openinspect.domain.models import Author
+from openinspect.errors import StoreConflict
 from openinspect.store import Store
 from openinspect.store.tables import metadata
 from tests.conftest import skip_or_fail
@@ -285,7 +286,7 @@ async def test_0007_gives_existing_sessions_the_api_origin_and_keys_per_creator(
             await conn.execute(  # another creator may use the same key
                 sa.text(insert.format(sid="ses_b", uid="usr_2", extra=keyed, values=", 'k'"))
             )
-        with pytest.raises(sa.exc.IntegrityError):
+        with pytest.raises(StoreConflict):
             async with engine.begin() as conn:
                 await conn.execute(
                     sa.text(insert.format(sid="ses_c", uid="usr_1", extra=keyed, values=", 'k'"))

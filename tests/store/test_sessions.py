@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 import sqlalchemy as sa
 
+from openinspect.errors import StoreError
 from openinspect.store import Store
 from openinspect.store.tables import conversation_messages
 from tests.store.databases import pg_url, store_url  # noqa: F401 - fixtures
@@ -58,7 +59,7 @@ async def test_a_failed_write_leaves_the_stored_conversation_as_it_was(store: St
     the database refuses) keeps the old rows."""
     sid = await _session(store)
     await store.sessions.save_conversation(sid, 0, ["a", "b"])
-    with pytest.raises(sa.exc.SQLAlchemyError):
+    with pytest.raises(StoreError):
         await store.sessions.save_conversation(sid, 1, ["B", None])  # type: ignore[list-item]
     assert await store.sessions.load_conversation(sid) == ["a", "b"]
 

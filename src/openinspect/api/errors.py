@@ -3,6 +3,10 @@
     {"error": {"code": "prompt_queue_full", "message": "…", "hint": "…" | null}}
 
 WebSocket errors use the same codes: ``{"type": "error", "code", "message", "hint"}``.
+
+A store failure (``StoreError``: the database down, locked or refusing) answers in the same
+envelope — 503 ``store_unavailable`` with ``Retry-After`` when trying again may work — while the
+server log gets the driver's error, which the answer never shows.
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from openinspect.errors import OpenInspectError
+from openinspect.errors import OpenInspectError, StoreError
 
 log = logging.getLogger(__name__)
 
+STORE_RETRY_AFTER_S = 1
+"""What ``Retry-After`` says when the database is unavailable: soon, a client backs off itself."""
 _HTTP_CODES = {
     400: "bad_request",  # e.g. a body that is not UTF-8
     401: "unauthenticated",
@@ -54,8 +60,9 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 def document_common_answers(app: FastAPI) -> None:
     """Add to the OpenAPI document the answers every operation can meet by construction, so no
-    route has to repeat them: 401 where a token is needed, 422 where there is input, and for a
-    body 400 (not UTF-8), 413 (over the body cap) and 422 (not the expected shape)."""
+    route has to repeat them: 401 where a token is needed (and 503: the token is read from the
+    database, which may be unreachable), 422 where there is input, and for a body 400 (not
+    UTF-8), 413 (over the body cap) and 422 (not the expected shape)."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -67,7 +74,7 @@ def document_common_answers(app: FastAPI) -> None:
             for operation in item.values():
                 statuses = []
                 if operation.get("security"):
-                    statuses.append(401)
+                    statuses += [401, 503]
                 if operation.get("parameters"):
                     statuses.append(422)
                 if operation.get("requestBody"):
@@ -115,6 +122,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _ours(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, OpenInspectError)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        if isinstance(exc, StoreError):
+            log.warning("store error answered %d %s", exc.status, exc.code, exc_info=exc)
+            if exc.retryable:
+                headers = {"Retry-After": str(STORE_RETRY_AFTER_S)}
         return _response(exc.status, exc.code, exc.message, exc.hint, headers)
 
     @app.exception_handler(RequestValidationError)

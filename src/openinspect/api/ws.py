@@ -13,8 +13,9 @@ socket on whichever replica holds it.
 Close codes: 4001 bad, expired or revoked token (or its user is gone), 4004 no such session or
 one you may not see (the same answer), 4008 no subscribe in time, 4009 fell behind or stopped
 reading (reconnect with ``since_seq``), 4029 the session or the user already has as many sockets
-open as ``sessions.max_watchers_per_*`` allow, 1009 a frame over the server's frame limit. Every
-other malformed frame gets an ``error`` message and the socket stays open.
+open as ``sessions.max_watchers_per_*`` allow, 1011 the server failed (the database unreachable,
+say: reconnect later), 1009 a frame over the server's frame limit. Every other malformed frame
+gets an ``error`` message and the socket stays open.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ logging.getLogger("uvicorn.error").addFilter(_ClientFaultWithoutTraceback())
 AUTH_TIMEOUT_S = 10.0
 CLOSE_TIMEOUT_S = 2.0
 CLOSE_AUTH, CLOSE_NOT_FOUND, CLOSE_AUTH_TIMEOUT, CLOSE_RESYNC = 4001, 4004, 4008, 4009
-CLOSE_CROWDED = 4029
+CLOSE_CROWDED, CLOSE_SERVER_ERROR = 4029, 1011
 WS_ORIGIN: SessionOrigin = "api"
 """The door of WebSocket commands: the socket serves every client (the web app, the CLI)."""
 COMMANDS = ("subscribe", "prompt", "cancel-prompt", "stop", "typing", "presence", "history", "ping")
@@ -344,6 +345,9 @@ async def session_socket(ws: WebSocket, session_id: str) -> None:
         await _close(ws, close.code, close.reason)
     except WebSocketDisconnect:
         return
+    except OpenInspectError as exc:  # the store failed under the socket (the log has why)
+        log.warning("session socket ended by %s", exc.code, exc_info=exc)
+        await _close(ws, CLOSE_SERVER_ERROR, exc.message[:120])
 
 
 async def _serve(conn: _Connection, since_seq: int | None) -> None:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from openinspect.domain.events import utcnow
+from openinspect.errors import StoreConflict
 from openinspect.store.tables import branch_claims, session_branches
 
 
@@ -60,7 +61,7 @@ class BranchStore:
                         repo_key=key, branch=branch, session_id=session_id, created_at=utcnow()
                     )
                 )
-        except sa.exc.IntegrityError:  # claimed meanwhile: whoever won keeps it
+        except StoreConflict:  # claimed meanwhile: whoever won keeps it
             return await self.owner(repo_url, branch) == session_id
         return True
 

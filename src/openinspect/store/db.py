@@ -1,11 +1,26 @@
-"""The database handle: engine from a URL, SQLite tuning, and migrations.
+"""The database handle: engine from a URL, SQLite tuning, error mapping, and migrations.
 
 SQLite (the default) gets WAL, foreign keys and a busy timeout on every connection; Postgres is
 used as it is. Both run the same Alembic migrations.
+
+**Errors.** Every engine made here maps the errors of its driver into the exception tree at one
+place, the engine's ``handle_error`` hook (statement and connect-time driver errors) and its
+``do_connect`` hook (a refused or timed-out connection, which the drivers raise as ``OSError``):
+
+- unreachable, disconnected, locked (SQLite past its busy timeout), out of resources, shutting
+  down, a statement or lock timeout → :class:`~openinspect.errors.StoreUnavailable` (503, retry);
+- a unique or foreign key violated, a serialization failure or deadlock →
+  :class:`~openinspect.errors.StoreConflict` (409);
+- anything else (a bug, a schema out of date) → :class:`~openinspect.errors.StoreError` (500).
+
+Messages name the kind of failure only, never SQL, parameters or paths; the driver's error is the
+``__cause__``, so the server log keeps it. Store code that expects a conflict (an idempotent
+insert) catches ``StoreConflict``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,23 +31,92 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from openinspect.errors import ConfigError
+from openinspect.errors import ConfigError, StoreConflict, StoreError, StoreUnavailable
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 MIGRATIONS = "openinspect.store:migrations"
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
+def _sqlite_pragmas(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    return on_connect
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """An async engine for ``url`` (``sqlite+aiosqlite:///…`` or ``postgresql+asyncpg://…``)."""
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57", "55P03", "58")
+"""Connection exceptions, insufficient resources, operator intervention (shutdown, statement
+timeout), lock not available, system errors: the database, not the statement."""
+_CONFLICT_SQLSTATES = ("23", "40")
+"""Integrity constraint violations; transaction rollbacks (serialization failure, deadlock)."""
+_RETRY_HINT = "Try again in a moment; the server log has the cause"
+
+
+_UNAVAILABLE_SQLITE = (
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_CANTOPEN",
+    "SQLITE_IOERR",
+    "SQLITE_FULL",
+    "SQLITE_NOMEM",
+    "SQLITE_PROTOCOL",
+    "SQLITE_READONLY",
+)
+"""SQLite result codes about the file or its lock, not the statement (``SQLITE_ERROR``, say
+"no such table", is the statement's)."""
+
+
+def map_error(exc: BaseException, *, is_disconnect: bool = False) -> StoreError:
+    """The error of the tree for a SQLAlchemy or driver error (see the module docstring)."""
+    orig = getattr(exc, "orig", None)
+    sqlstate = str(getattr(orig, "sqlstate", None) or "")
+    sqlite_code = str(getattr(orig, "sqlite_errorname", None) or "")
+    if (
+        is_disconnect
+        or isinstance(exc, OSError | sa.exc.InterfaceError | sa.exc.TimeoutError)
+        or sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+        or sqlite_code.startswith(_UNAVAILABLE_SQLITE)
+    ):
+        return StoreUnavailable("The database cannot be reached or is busy", hint=_RETRY_HINT)
+    if isinstance(exc, sa.exc.IntegrityError) or sqlstate.startswith(_CONFLICT_SQLSTATES):
+        return StoreConflict(
+            "The write conflicts with what is stored or with a concurrent write",
+            hint="Reload and try again",
+        )
+    return StoreError("The database refused a statement", hint="The server log has the details")
+
+
+def _on_error(context: sa.engine.ExceptionContext) -> None:
+    if context.sqlalchemy_exception is None:  # not a driver error: leave it be
+        return
+    if context.is_pre_ping:  # a dead pooled connection: the pool replaces it by itself
+        return
+    raise map_error(
+        context.sqlalchemy_exception, is_disconnect=context.is_disconnect
+    ) from context.sqlalchemy_exception
+
+
+def _on_connect(dialect: sa.Dialect, _record: Any, cargs: Any, cparams: Any) -> Any:
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except OSError as exc:  # refused, unreachable, timed out: not wrapped by the driver
+        raise map_error(exc) from exc
+
+
+def _map_errors(engine: AsyncEngine) -> AsyncEngine:
+    sa.event.listen(engine.sync_engine, "handle_error", _on_error)
+    sa.event.listen(engine.sync_engine, "do_connect", _on_connect)
+    return engine
+
+
+def create_engine(url: str, *, sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> AsyncEngine:
+    """An async engine for ``url`` (``sqlite+aiosqlite:///…`` or ``postgresql+asyncpg://…``).
+    A SQLite write waits up to ``sqlite_busy_timeout_ms`` for another writer's lock."""
     try:
         parsed = make_url(url)
     except SQLAlchemyError as exc:
@@ -44,12 +128,12 @@ def create_engine(url: str) -> AsyncEngine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(
-            parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+            parsed, connect_args={"timeout": sqlite_busy_timeout_ms / 1000}
         )
-        sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        return engine
+        sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas(sqlite_busy_timeout_ms))
+        return _map_errors(engine)
     try:
-        return create_async_engine(parsed, pool_pre_ping=True)
+        return _map_errors(create_async_engine(parsed, pool_pre_ping=True))
     except ModuleNotFoundError as exc:
         raise ConfigError(
             f"The driver for {parsed.drivername!r} is not installed ({exc.name})",

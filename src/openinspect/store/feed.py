@@ -43,6 +43,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from openinspect.domain.events import EPHEMERAL_TYPES, Event, load_event, utcnow
+from openinspect.errors import StoreConflict
 from openinspect.store.tables import events, feed_cursors, feed_head
 
 HEAD_ROW_ID = 1
@@ -222,7 +223,7 @@ class FeedStore:
                     feed_cursors.insert().values(name=name, pos=first, updated_at=utcnow())
                 )
             return first
-        except sa.exc.IntegrityError:  # another process created it first: theirs stands
+        except StoreConflict:  # another process created it first: theirs stands
             async with self._engine.connect() as conn:
                 return int((await conn.execute(query)).scalar_one())
 

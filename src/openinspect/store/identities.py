@@ -13,13 +13,12 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from openinspect.domain.events import utcnow
 from openinspect.domain.ids import new_id
 from openinspect.domain.models import Role, User
-from openinspect.errors import ConfigError
+from openinspect.errors import ConfigError, StoreConflict
 from openinspect.store.crypto import Sealer
 from openinspect.store.tables import identities, users
 
@@ -143,7 +142,7 @@ class IdentityStore:
             return await self._sign_in(
                 provider, subject, login, avatar_url, tokens, new_user, make_admin
             )
-        except IntegrityError:
+        except StoreConflict:
             # Two first sign-ins of one account raced; the other created the row. Update it.
             return await self._sign_in(
                 provider, subject, login, avatar_url, tokens, new_user, make_admin

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openinspect.domain.events import utcnow
 from openinspect.domain.ids import new_id
 from openinspect.domain.models import Repo
-from openinspect.errors import ConflictError
+from openinspect.errors import ConflictError, StoreConflict
 from openinspect.store.tables import repos
 
 
@@ -30,7 +29,7 @@ class RepoStore:
                 await conn.execute(
                     repos.insert().values(**repo.model_dump(), created_by=created_by)
                 )
-        except IntegrityError as exc:
+        except StoreConflict as exc:
             raise ConflictError(
                 f"A repo named {name!r} is already registered",
                 hint="Pick another name or use the registered one",

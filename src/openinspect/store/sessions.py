@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openinspect.domain.events import utcnow
 from openinspect.domain.models import SandboxStatus, Session, SessionStatus
+from openinspect.errors import StoreConflict
 from openinspect.store.tables import conversation_messages, participants, prompts, sessions
 
 
@@ -46,7 +47,7 @@ class SessionStore:
                         joined_at=session.created_at,
                     )
                 )
-        except sa.exc.IntegrityError:
+        except StoreConflict:
             if idempotency_key is None:
                 raise
             if await self.by_idempotency_key(session.creator_id, idempotency_key) is None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openinspect.domain.events import utcnow
+from openinspect.errors import StoreConflict
 from openinspect.store.tables import webhook_deliveries
 
 
@@ -28,7 +28,7 @@ class WebhookStore:
                         received_at=utcnow(),
                     )
                 )
-        except IntegrityError:
+        except StoreConflict:
             return False
         return True
 
