@@ -15,7 +15,6 @@ from websockets.asyncio.client import ClientConnection
 
 from openinspect.domain.commands import SetPresence
 from openinspect.errors import SessionNotFound
-from openinspect.sessions.commands import CommandHandler
 from openinspect.settings import SessionSettings
 from openinspect.testing.llm_server import ScriptedLLMServer
 from tests.security.conftest import Live, close_code, live_settings, running
@@ -66,7 +65,7 @@ async def test_a_client_sets_only_its_own_presence_in_its_own_session(live: Live
 
         # The command path itself: naming another person's client changes nothing, and a
         # session one may not see is not found, as every other command answers.
-        commands = CommandHandler(live.runtime.manager)
+        commands = live.runtime.commands
         theirs = SetPresence(session_id=hers["id"], client_id=ada_client, status="idle")
         await commands.handle(admin, theirs, origin="api")
         assert _status(await presence.snapshot(hers["id"]), ada_id) == "active"
