@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ import sqlalchemy as sa
 
 from openinspect.errors import StoreConflict, StoreError, StoreUnavailable
 from openinspect.store import Store
-from openinspect.store.db import create_engine
+from openinspect.store.db import create_engine, migrate
 from openinspect.store.users import UserStore
 from tests.store.databases import pg_url, store_url
 from tests.store.outage import relayed
@@ -117,3 +118,21 @@ async def test_a_statement_the_database_refuses_is_a_store_error(store: Store) -
             await conn.execute(sa.text("SELECT * FROM no_such_table"))
     assert type(caught.value) is StoreError and caught.value.status == 500
     _says_nothing_internal(caught.value, "no_such_table")
+
+
+@pytest.mark.postgres
+async def test_no_free_connection_in_time_is_unavailable(pg_url: str) -> None:
+    engine = create_engine(pg_url, pool_timeout_s=0.2)
+    try:
+        await migrate(engine)
+        async with AsyncExitStack() as held:
+            pool = engine.sync_engine.pool
+            busy = pool.size() + engine.sync_engine.pool._max_overflow  # type: ignore[attr-defined]
+            for _ in range(busy):  # every connection the pool may open, in use
+                await held.enter_async_context(engine.connect())
+            with pytest.raises(StoreUnavailable) as caught:
+                await UserStore(engine).get("usr_nobody")
+            _says_nothing_internal(caught.value, "QueuePool", "overflow")
+        assert await UserStore(engine).get("usr_nobody") is None  # free again
+    finally:
+        await engine.dispose()

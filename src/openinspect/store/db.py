@@ -3,12 +3,14 @@
 SQLite (the default) gets WAL, foreign keys and a busy timeout on every connection; Postgres is
 used as it is. Both run the same Alembic migrations.
 
-**Errors.** Every engine made here maps the errors of its driver into the exception tree at one
-place, the engine's ``handle_error`` hook (statement and connect-time driver errors) and its
-``do_connect`` hook (a refused or timed-out connection, which the drivers raise as ``OSError``):
+**Errors.** Every engine made here maps the errors of its driver into the exception tree, at
+the engine's ``handle_error`` hook (statement and connect-time driver errors), its
+``do_connect`` hook (a refused or timed-out connection, which the drivers raise as ``OSError``)
+and its pool (no free connection in time, which the pool raises itself):
 
 - unreachable, disconnected, locked (SQLite past its busy timeout), out of resources, shutting
-  down, a statement or lock timeout → :class:`~openinspect.errors.StoreUnavailable` (503, retry);
+  down, a statement or lock timeout, the pool exhausted →
+  :class:`~openinspect.errors.StoreUnavailable` (503, retry);
 - a unique or foreign key violated, a serialization failure or deadlock →
   :class:`~openinspect.errors.StoreConflict` (409);
 - anything else (a bug, a schema out of date) → :class:`~openinspect.errors.StoreError` (500).
@@ -30,10 +32,12 @@ from alembic.config import Config
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool, PoolProxiedConnection
 
 from openinspect.errors import ConfigError, StoreConflict, StoreError, StoreUnavailable
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+POOL_TIMEOUT_S = 30.0
 MIGRATIONS = "openinspect.store:migrations"
 
 
@@ -108,15 +112,33 @@ def _on_connect(dialect: sa.Dialect, _record: Any, cargs: Any, cparams: Any) -> 
         raise map_error(exc) from exc
 
 
+class _StorePool(AsyncAdaptedQueuePool):
+    """The default pool, with its checkout timeout (every connection busy for
+    ``pool_timeout_s``) mapped like every other store error: the pool raises it itself, so
+    neither engine hook sees it."""
+
+    def connect(self) -> PoolProxiedConnection:
+        try:
+            return super().connect()
+        except sa.exc.TimeoutError as exc:
+            raise map_error(exc) from exc
+
+
 def _map_errors(engine: AsyncEngine) -> AsyncEngine:
     sa.event.listen(engine.sync_engine, "handle_error", _on_error)
     sa.event.listen(engine.sync_engine, "do_connect", _on_connect)
     return engine
 
 
-def create_engine(url: str, *, sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> AsyncEngine:
+def create_engine(
+    url: str,
+    *,
+    sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+    pool_timeout_s: float = POOL_TIMEOUT_S,
+) -> AsyncEngine:
     """An async engine for ``url`` (``sqlite+aiosqlite:///…`` or ``postgresql+asyncpg://…``).
-    A SQLite write waits up to ``sqlite_busy_timeout_ms`` for another writer's lock."""
+    A SQLite write waits up to ``sqlite_busy_timeout_ms`` for another writer's lock; a
+    statement waits up to ``pool_timeout_s`` for a free connection of the pool."""
     try:
         parsed = make_url(url)
     except SQLAlchemyError as exc:
@@ -127,18 +149,24 @@ def create_engine(url: str, *, sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        pooled = {} if parsed.database in (None, "", ":memory:") else _pool(pool_timeout_s)
         engine = create_async_engine(
-            parsed, connect_args={"timeout": sqlite_busy_timeout_ms / 1000}
+            parsed, connect_args={"timeout": sqlite_busy_timeout_ms / 1000}, **pooled
         )
         sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas(sqlite_busy_timeout_ms))
         return _map_errors(engine)
     try:
-        return _map_errors(create_async_engine(parsed, pool_pre_ping=True))
+        engine = create_async_engine(parsed, pool_pre_ping=True, **_pool(pool_timeout_s))
+        return _map_errors(engine)
     except ModuleNotFoundError as exc:
         raise ConfigError(
             f"The driver for {parsed.drivername!r} is not installed ({exc.name})",
             hint="pip install 'openinspect[postgres]'",
         ) from exc
+
+
+def _pool(timeout_s: float) -> dict[str, Any]:
+    return {"poolclass": _StorePool, "pool_timeout": timeout_s}
 
 
 def _alembic_config(connection: sa.Connection) -> Config:
