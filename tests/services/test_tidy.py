@@ -29,7 +29,7 @@ async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
         sandbox=SandboxSettings(provider="process"),
         sessions=SessionSettings(tidy_interval_s=0, draft_ttl_s=DRAFT_TTL_S),
     )
-    async with bridged_runtime(settings) as opened:
+    async with bridged_runtime(settings, in_process=True) as opened:
         yield opened
 
 

@@ -1,5 +1,6 @@
 """The control plane's runtime with its sandbox bridge listening on the Unix socket, in this
-process: what in-process session tests need for real sandboxes to dial in."""
+process: what in-process session tests need for real sandboxes to dial in (or in-process ones:
+:mod:`openinspect.testing.inprocess`)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,18 @@ import uvicorn
 
 from openinspect.api.app import Runtime, create_bridge_app, open_runtime
 from openinspect.settings import Settings
+from openinspect.testing.inprocess import use_in_process_boxes
 
 
 @contextlib.asynccontextmanager
-async def bridged_runtime(settings: Settings, *, git_proxy: bool = False) -> AsyncIterator[Runtime]:
-    """``git_proxy``: the socket also serves the git proxy, so prompts can push."""
+async def bridged_runtime(
+    settings: Settings, *, git_proxy: bool = False, in_process: bool = False
+) -> AsyncIterator[Runtime]:
+    """``git_proxy``: the socket also serves the git proxy, so prompts can push. ``in_process``:
+    sessions boot the real runtime as a task in this process instead of the configured backend's
+    box (for tests that make no containment claim)."""
     async with open_runtime(settings) as opened:
+        boxes = use_in_process_boxes(opened) if in_process else None
         settings.bridge_socket.parent.mkdir(parents=True, exist_ok=True)
         server = uvicorn.Server(
             uvicorn.Config(
@@ -33,5 +40,7 @@ async def bridged_runtime(settings: Settings, *, git_proxy: bool = False) -> Asy
         try:
             yield opened
         finally:
+            if boxes is not None:
+                await boxes.close()
             server.should_exit = True
             await task

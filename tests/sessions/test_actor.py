@@ -68,7 +68,7 @@ async def test_a_restarted_server_resumes_the_conversation(
         }
     )
     settings = _settings(tmp_path / "home", llm)
-    async with bridged_runtime(settings, git_proxy=True) as runtime:
+    async with bridged_runtime(settings, git_proxy=True, in_process=True) as runtime:
         user = _admin(runtime)
         session = await runtime.manager.create(user, repo=str(origin))
         actor = await runtime.manager.actor(session.id)
@@ -82,7 +82,7 @@ async def test_a_restarted_server_resumes_the_conversation(
     assert after_second[: len(after_first)] == after_first
     assert len(after_second) == len(after_first) + 2
 
-    async with bridged_runtime(settings, git_proxy=True) as runtime:
+    async with bridged_runtime(settings, git_proxy=True, in_process=True) as runtime:
         actor = await runtime.manager.actor(session.id)
         third = await _finished(runtime, await actor.submit(user, "third question"))
         assert third.status == "success", third.error_message

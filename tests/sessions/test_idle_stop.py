@@ -1,5 +1,6 @@
 """Idle sandboxes stop (later while someone watches) and the next prompt wakes a new one on the
-same workspace and branch: real bwrap boxes, real git, the scripted model over real HTTP."""
+same workspace and branch: the real runtime in-process (no containment claim here), real git
+through the git proxy, the scripted model over real HTTP."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ WATCHED_S = 600.0
 async def runtime(tmp_path: Path, llm: ScriptedLLMServer) -> AsyncIterator[Runtime]:
     settings = Settings(
         home=tmp_path / "home",
-        sandbox=SandboxSettings(provider="bwrap"),
+        sandbox=SandboxSettings(provider="process"),
         sessions=SessionSettings(
             tidy_interval_s=0, idle_stop_s=IDLE_S, idle_stop_watched_s=WATCHED_S
         ),
@@ -46,7 +47,7 @@ async def runtime(tmp_path: Path, llm: ScriptedLLMServer) -> AsyncIterator[Runti
             openai_compatible_base_url=llm.openai_base_url, openai_compatible_api_key="k"
         ),
     )
-    async with bridged_runtime(settings, git_proxy=True) as opened:
+    async with bridged_runtime(settings, git_proxy=True, in_process=True) as opened:
         yield opened
 
 

@@ -1,6 +1,7 @@
 """A running command's output reaches the session's channel live, as ephemeral
 ``tool-output-delta`` events in order, before its result; they are never stored, and a stopped
-command's result keeps what it printed. Real bwrap boxes, the real bridge, the scripted model."""
+command's result keeps what it printed. The real runtime in-process (no containment claim
+here), the real bridge socket, the scripted model."""
 
 from __future__ import annotations
 
@@ -19,8 +20,6 @@ from openinspect.testing.llm_server import ScriptedLLMServer
 from tests.conftest import MODEL
 from tests.sessions.bridged import bridged_runtime
 
-pytestmark = pytest.mark.bwrap
-
 SLOW = "for i in 1 2 3; do echo $i; sleep 0.5; done"
 TIMEOUT_S = 60.0
 
@@ -38,11 +37,11 @@ def bash_turns(command: str) -> dict[str, Any]:
 async def runtime(tmp_path: Path, llm: ScriptedLLMServer) -> AsyncIterator[Runtime]:
     settings = Settings(
         home=tmp_path / "home",
-        sandbox=SandboxSettings(provider="bwrap"),
+        sandbox=SandboxSettings(provider="process"),
         agent=AgentSettings(default_model=MODEL),
         models=ModelProviderSettings(openai_compatible_base_url=llm.openai_base_url),
     )
-    async with bridged_runtime(settings) as opened:
+    async with bridged_runtime(settings, in_process=True) as opened:
         yield opened
 
 

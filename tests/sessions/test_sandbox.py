@@ -18,7 +18,7 @@ from tests.sessions.bridged import bridged_runtime
 @pytest.fixture
 async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
     settings = Settings(home=tmp_path / "home", sandbox=SandboxSettings(provider="process"))
-    async with bridged_runtime(settings) as opened:
+    async with bridged_runtime(settings, in_process=True) as opened:
         yield opened
 
 
