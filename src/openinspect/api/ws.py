@@ -356,11 +356,11 @@ async def _serve(conn: _Connection, since_seq: int | None) -> None:
     presence = state.manager.presence
     async with state.manager.services.events.subscribe(session_id) as messages:
         await conn.subscribed(since_seq)
-        try:
-            await presence.join(session_id, conn.client_id, conn.user.id, conn.user.name)
-        except WatcherLimitReached as exc:
-            raise _Close(CLOSE_CROWDED, exc.message[:120]) from None
-        try:
+        try:  # the leave below also undoes a join that failed half-way
+            try:
+                await presence.join(session_id, conn.client_id, conn.user.id, conn.user.name)
+            except WatcherLimitReached as exc:
+                raise _Close(CLOSE_CROWDED, exc.message[:120]) from None
             tasks = [
                 asyncio.create_task(_read(conn)),
                 asyncio.create_task(_pump(conn, messages)),

@@ -117,13 +117,14 @@ class Presence:
         return True
 
     async def leave(self, session_id: str, client_id: str) -> None:
-        """Forget a client whose socket closed and announce it (its row runs out by itself if
+        """Forget a client whose socket closed and announce it, if it was recorded (safe to
+        call for a client whose ``join`` failed or was refused; its row runs out by itself if
         the store cannot be reached now)."""
-        self._here.pop((session_id, client_id), None)
+        held = self._here.pop((session_id, client_id), None) is not None
         if not self.watching_here(session_id):
             self._published.pop(session_id, None)
-        await self._store.leave(session_id, client_id, self.holder)
-        await self.publish(session_id)
+        if await self._store.leave(session_id, client_id, self.holder) or held:
+            await self.publish(session_id)
 
     def watching_here(self, session_id: str) -> bool:
         """Whether a client of ``session_id`` is connected to this replica."""
