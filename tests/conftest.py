@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from openinspect.api.app import Runtime, open_runtime
+from openinspect.controlplane import ControlPlane, open_control_plane
 from openinspect.sandboxes.workspace_fs import mount_points
 from openinspect.settings import SandboxSettings, SessionSettings, Settings
 from openinspect.testing.llm_server import ScriptedLLMServer
@@ -61,15 +61,15 @@ def server(tmp_path: Path, llm: ScriptedLLMServer) -> Iterator[ServerProcess]:
 
 
 @pytest.fixture
-async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
-    """An in-process runtime (process sandboxes, background tidying off) for engine and API
-    tests; a module that needs other settings defines its own ``runtime``."""
+async def plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
+    """An in-process control plane (process sandboxes, background tidying off) for engine and API
+    tests; a module that needs other settings defines its own ``plane``."""
     settings = Settings(
         home=tmp_path / "home",
         sandbox=SandboxSettings(provider="process"),
         sessions=SessionSettings(tidy_interval_s=0),
     )
-    async with open_runtime(settings) as opened:
+    async with open_control_plane(settings) as opened:
         yield opened
 
 

@@ -12,8 +12,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from openinspect.api.app import Runtime, _attach, create_app, open_runtime
+from openinspect.api.app import create_app
 from openinspect.api.routes.auth import NONCE_COOKIE
+from openinspect.controlplane import ControlPlane, open_control_plane
 from openinspect.people.service import People
 from openinspect.settings import AuthSettings, GitHubSettings, SandboxSettings, Settings
 from openinspect.testing.github import FakeGitHub
@@ -24,14 +25,14 @@ BASE = "http://test"
 @dataclass
 class Api:
     client: httpx.AsyncClient
-    runtime: Runtime
+    plane: ControlPlane
     admin_token: str
     fake: FakeGitHub | None
 
     @property
     def people(self) -> People:
-        assert self.runtime.people is not None
-        return self.runtime.people
+        assert self.plane.people is not None
+        return self.plane.people
 
     async def as_user(self, token: str, method: str, path: str, **kw: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}", **kw.pop("headers", {})}
@@ -52,13 +53,12 @@ def settings_for(home: Path, github: GitHubSettings | None = None, **auth: Any) 
 
 @asynccontextmanager
 async def running(settings: Settings, fake: FakeGitHub | None = None) -> AsyncIterator[Api]:
-    async with open_runtime(settings) as runtime:
-        app = create_app(settings, runtime)
-        _attach(app, runtime)
+    async with open_control_plane(settings) as plane:
+        app = create_app(settings, plane)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
-            assert runtime.bootstrap.token is not None
-            yield Api(client, runtime, runtime.bootstrap.token, fake)
+            assert plane.bootstrap.token is not None
+            yield Api(client, plane, plane.bootstrap.token, fake)
 
 
 async def start_login(api: Api, next_path: str = "/") -> str:

@@ -55,7 +55,7 @@ async def api(tmp_path: Path, fake: FakeGitHub) -> AsyncIterator[Api]:
 
 
 async def _count(api: Api, table: sa.Table) -> int:
-    async with api.runtime.store.engine.connect() as conn:
+    async with api.plane.store.engine.connect() as conn:
         return int((await conn.execute(sa.select(sa.func.count()).select_from(table))).scalar_one())
 
 
@@ -84,7 +84,7 @@ async def test_web_flow_signs_in_a_member(api: Api, fake: FakeGitHub) -> None:
     # Signing in again keeps the same user; the identity's OAuth token is sealed in the DB.
     again = fragment(await web_sign_in(api, "ada"))
     assert (await api.as_user(again["token"], "GET", "/api/me")).json()["id"] == me["id"]
-    async with api.runtime.store.engine.connect() as conn:
+    async with api.plane.store.engine.connect() as conn:
         row = (await conn.execute(identities.select())).one()
     assert row.login == "ada" and row.subject == str(ada.id)
     github_tokens = [t for t in fake.state.data.user_tokens.values() if t.login == "ada"]
@@ -254,7 +254,7 @@ async def test_api_tokens(api: Api) -> None:
     assert bad.status_code == 422
 
     # An expired web token is refused.
-    async with api.runtime.store.engine.begin() as conn:
+    async with api.plane.store.engine.begin() as conn:
         await conn.execute(
             api_tokens.update()
             .where(api_tokens.c.kind == "web")

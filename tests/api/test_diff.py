@@ -8,7 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from openinspect.api.app import _attach, create_app, open_runtime
+from openinspect.api.app import create_app
+from openinspect.controlplane import open_control_plane
 from openinspect.settings import SandboxSettings, Settings
 from openinspect.testing.repos import git_output, make_sample_repo
 
@@ -18,11 +19,10 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(home=tmp_path / "home", sandbox=SandboxSettings(provider="process"))
-    async with open_runtime(settings) as runtime:
-        app = create_app(settings, runtime)
-        _attach(app, runtime)
+    async with open_control_plane(settings) as plane:
+        app = create_app(settings, plane)
         transport = httpx.ASGITransport(app=app)
-        headers = {"Authorization": f"Bearer {runtime.bootstrap.token}"}
+        headers = {"Authorization": f"Bearer {plane.bootstrap.token}"}
         async with httpx.AsyncClient(
             transport=transport, base_url="http://test", headers=headers
         ) as client:

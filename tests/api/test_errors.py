@@ -8,7 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from openinspect.api.app import _attach, create_app, open_runtime
+from openinspect.api.app import create_app
+from openinspect.controlplane import open_control_plane
 from openinspect.settings import SandboxSettings, Settings
 from tests.store.databases import pg_url
 from tests.store.outage import relayed
@@ -21,13 +22,12 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
     settings = Settings(home=tmp_path / "home", sandbox=SandboxSettings(provider="process"))
-    async with open_runtime(settings) as runtime:
-        app = create_app(settings, runtime)
-        _attach(app, runtime)
+    async with open_control_plane(settings) as plane:
+        app = create_app(settings, plane)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            assert runtime.bootstrap.token is not None
-            yield client, runtime.bootstrap.token
+            assert plane.bootstrap.token is not None
+            yield client, plane.bootstrap.token
 
 
 def _shape(response: httpx.Response, status: int, code: str) -> None:
@@ -98,10 +98,9 @@ async def test_a_store_outage_answers_503_in_the_envelope(
             database_url=relay.url,
             sandbox=SandboxSettings(provider="process"),
         )
-        async with open_runtime(settings) as runtime:
-            app = create_app(settings, runtime)
-            _attach(app, runtime)
-            auth = {"Authorization": f"Bearer {runtime.bootstrap.token}"}
+        async with open_control_plane(settings) as plane:
+            app = create_app(settings, plane)
+            auth = {"Authorization": f"Bearer {plane.bootstrap.token}"}
             async with httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://test"
             ) as client:

@@ -46,7 +46,7 @@ async def mint_code(api: Api, user_id: str) -> str:
 
 
 async def expire(api: Api, token_id: str) -> None:
-    async with api.runtime.store.engine.begin() as conn:
+    async with api.plane.store.engine.begin() as conn:
         await conn.execute(
             api_tokens.update()
             .where(api_tokens.c.id == token_id)
@@ -120,7 +120,7 @@ async def test_login_links_expire_and_a_newer_one_voids_the_older(api: Api) -> N
     assert (replaced.status_code, replaced.json()["error"]["code"]) == (410, "login_link_expired")
     assert "newer" in replaced.json()["error"]["message"]
 
-    async with api.runtime.store.engine.connect() as conn:
+    async with api.plane.store.engine.connect() as conn:
         link_id = (
             await conn.execute(
                 sa.select(api_tokens.c.id).where(
@@ -154,7 +154,7 @@ async def test_expired_and_revoked_web_tokens_say_why(api: Api) -> None:
     grace = await add_user(api)
     code = await mint_code(api, grace["id"])
     token = (await api.client.post("/auth/login-link", json={"code": code})).json()["token"]
-    found = await api.runtime.store.users.lookup(token)
+    found = await api.plane.store.users.lookup(token)
     assert found is not None and found.kind == "web"
     await expire(api, found.token_id)
     refused = await api.as_user(token, "GET", "/api/me")
@@ -174,9 +174,9 @@ async def test_a_pasted_token_is_exchanged_for_an_expiring_web_sign_in(api: Api)
     assert exchanged.status_code == 200, exchanged.text
     web = exchanged.json()["token"]
     assert web != api.admin_token
-    found = await api.runtime.store.users.lookup(web)
+    found = await api.plane.store.users.lookup(web)
     assert found is not None and found.kind == "web"
-    record = await api.runtime.store.users.get_token(found.token_id)
+    record = await api.plane.store.users.get_token(found.token_id)
     assert record is not None and record.expires_at is not None
     assert (record.expires_at - utcnow()).total_seconds() <= WEB_TTL_S
     # Signing the browser out does not lock out the admin token (the CLI's).

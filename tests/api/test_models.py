@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from openinspect.api.app import _attach, create_app, open_runtime
+from openinspect.api.app import create_app
+from openinspect.controlplane import open_control_plane
 from openinspect.settings import SandboxSettings, Settings
 from openinspect.testing.llm_server import ScriptedLLMServer
 from tests.agent.test_models import KEY_VARS
@@ -27,13 +28,12 @@ async def api(
     for var in KEY_VARS:  # no provider is configured: only the shipped demo scripts run
         monkeypatch.delenv(var, raising=False)
     settings = Settings(home=tmp_path / "home", sandbox=SandboxSettings(provider="process"))
-    async with open_runtime(settings) as runtime:
-        app = create_app(settings, runtime)
-        _attach(app, runtime)
+    async with open_control_plane(settings) as plane:
+        app = create_app(settings, plane)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            assert runtime.bootstrap.token is not None
-            yield client, {"Authorization": f"Bearer {runtime.bootstrap.token}"}
+            assert plane.bootstrap.token is not None
+            yield client, {"Authorization": f"Bearer {plane.bootstrap.token}"}
 
 
 def _error(response: httpx.Response, status: int, code: str) -> dict[str, str]:

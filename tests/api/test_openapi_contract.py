@@ -23,7 +23,8 @@ from schemathesis import Case, GenerationMode
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
-from openinspect.api.app import create_app, open_runtime
+from openinspect.api.app import create_app
+from openinspect.controlplane import open_control_plane
 from openinspect.settings import SandboxSettings, Settings
 from openinspect.testing.repos import make_sample_repo
 
@@ -56,18 +57,18 @@ class World:
 
 async def _prepare(home: Path, origin: Path) -> tuple[str, str, dict[str, list[str]]]:
     settings_ = _settings(home)
-    async with open_runtime(settings_) as runtime:
-        store = runtime.store
-        admin_token = runtime.bootstrap.token
-        assert admin_token is not None and runtime.bootstrap.user is not None
-        admin = runtime.bootstrap.user
+    async with open_control_plane(settings_) as plane:
+        store = plane.store
+        admin_token = plane.bootstrap.token
+        assert admin_token is not None and plane.bootstrap.user is not None
+        admin = plane.bootstrap.user
         member = await store.users.create(name="Mem Ber", email="member@example.com", role="member")
         member_token = await store.users.create_token(member.id, "contract")
         repo = await store.repos.create(
             name="calc", url=str(origin), default_branch="main", created_by=admin.id
         )
-        mine = await runtime.manager.create(member, repo="calc")
-        theirs = await runtime.manager.create(admin, repo="calc")
+        mine = await plane.manager.create(member, repo="calc")
+        theirs = await plane.manager.create(admin, repo="calc")
         tokens = [t.id for t in await store.users.tokens(member.id)]
     return (
         admin_token,
@@ -102,8 +103,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 def _cases() -> list[tuple[str, str, GenerationMode]]:
     """Every operation in the document (read from an app that was never started: the document
-    does not depend on the home or the runtime), with valid inputs, and with invalid ones where
-    it takes any (an operation without inputs has nothing to make invalid)."""
+    does not depend on the home or the control plane), with valid inputs, and with invalid ones
+    where it takes any (an operation without inputs has nothing to make invalid)."""
     document = create_app(_settings(Path("/nonexistent"))).openapi()
     cases = []
     for path, item in document["paths"].items():

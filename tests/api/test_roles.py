@@ -49,7 +49,7 @@ async def api(tmp_path: Path, fake: FakeGitHub) -> AsyncIterator[Api]:
 
 
 async def _sessions(api: Api) -> int:
-    async with api.runtime.store.engine.connect() as conn:
+    async with api.plane.store.engine.connect() as conn:
         return int(
             (await conn.execute(sa.select(sa.func.count()).select_from(sessions))).scalar_one()
         )
@@ -113,7 +113,7 @@ async def test_access_check_refuses_before_anything_is_created(api: Api, fake: F
     assert error["code"] == "repo_access_denied"
     assert error["message"] == "@ada cannot read acme/secret on GitHub"
     assert await _sessions(api) == 0
-    mirrors = api.runtime.settings.mirrors_dir
+    mirrors = api.plane.settings.mirrors_dir
     assert not mirrors.exists() or not any(mirrors.iterdir())  # nothing was fetched either
 
     bob = await _token(api, "bob")

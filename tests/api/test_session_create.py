@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from openinspect.api.app import Runtime, _attach, create_app, open_runtime
+from openinspect.api.app import create_app
+from openinspect.controlplane import ControlPlane, open_control_plane
 from openinspect.settings import SandboxSettings, SessionSettings, Settings
 from tests.store.test_migrations import pg_url  # noqa: F401 - a fixture
 
@@ -30,23 +31,22 @@ def _settings(tmp_path: Path, database_url: str | None = None) -> Settings:
 
 
 @pytest.fixture
-async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
-    async with open_runtime(_settings(tmp_path)) as opened:
+async def plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
+    async with open_control_plane(_settings(tmp_path)) as opened:
         yield opened
 
 
-def _client(runtime: Runtime) -> httpx.AsyncClient:
-    app = create_app(runtime.settings, runtime)
-    _attach(app, runtime)
-    headers = {"Authorization": f"Bearer {runtime.bootstrap.token}"}
+def _client(plane: ControlPlane) -> httpx.AsyncClient:
+    app = create_app(plane.settings, plane)
+    headers = {"Authorization": f"Bearer {plane.bootstrap.token}"}
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://test", headers=headers
     )
 
 
 @pytest.fixture
-async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    async with _client(runtime) as c:
+async def client(plane: ControlPlane) -> AsyncIterator[httpx.AsyncClient]:
+    async with _client(plane) as c:
         yield c
 
 
@@ -75,7 +75,7 @@ async def test_the_origin_is_recorded_and_shown(client: httpx.AsyncClient, origi
 
 @pytest.mark.parametrize("where", ["header", "body"])
 async def test_a_retried_create_returns_the_same_session_with_200(
-    client: httpx.AsyncClient, runtime: Runtime, origin: Path, where: str
+    client: httpx.AsyncClient, plane: ControlPlane, origin: Path, where: str
 ) -> None:
     def send() -> Any:
         if where == "header":
@@ -87,20 +87,20 @@ async def test_a_retried_create_returns_the_same_session_with_200(
     assert (first.status_code, again.status_code) == (201, 200), again.text
     assert again.json()["session"]["id"] == first.json()["session"]["id"]
     assert again.json()["prompt"]["id"] == first.json()["prompt"]["id"]
-    sessions = await runtime.store.sessions.list(limit=10)
+    sessions = await plane.store.sessions.list(limit=10)
     assert len(sessions) == 1
-    assert len(await runtime.store.prompts.for_session(sessions[0].id)) == 1
+    assert len(await plane.store.prompts.for_session(sessions[0].id)) == 1
 
 
 async def test_a_reused_key_with_another_body_is_a_409(
-    client: httpx.AsyncClient, runtime: Runtime, origin: Path
+    client: httpx.AsyncClient, plane: ControlPlane, origin: Path
 ) -> None:
     assert (await _create(client, origin, "k1", title="One")).status_code == 201
     answer = await _create(client, origin, "k1", title="Two")
     assert answer.status_code == 409, answer.text
     error = answer.json()["error"]
     assert error["code"] == "idempotency_key_reused" and error["hint"]
-    assert len(await runtime.store.sessions.list(limit=10)) == 1
+    assert len(await plane.store.sessions.list(limit=10)) == 1
 
 
 @pytest.mark.parametrize(
@@ -114,7 +114,7 @@ async def test_a_reused_key_with_another_body_is_a_409(
 )
 async def test_bad_keys_are_refused(
     client: httpx.AsyncClient,
-    runtime: Runtime,
+    plane: ControlPlane,
     origin: Path,
     headers: dict[str, str],
     body: dict[str, Any],
@@ -122,39 +122,39 @@ async def test_bad_keys_are_refused(
     answer = await client.post("/api/sessions", json={"repo": str(origin), **body}, headers=headers)
     assert answer.status_code == 422, answer.text
     assert "k" * 100 not in answer.text  # the key is not echoed back
-    assert await runtime.store.sessions.list(limit=10) == []
+    assert await plane.store.sessions.list(limit=10) == []
 
 
-async def _concurrent_creates_make_one_session(runtime: Runtime, origin: Path) -> None:
-    async with _client(runtime) as client:
+async def _concurrent_creates_make_one_session(plane: ControlPlane, origin: Path) -> None:
+    async with _client(plane) as client:
         answers = await asyncio.gather(
             *(_create(client, origin, "same", prompt="go") for _ in range(5))
         )
     assert all(a.status_code in (200, 201) for a in answers), [a.text for a in answers]
     assert len({a.json()["session"]["id"] for a in answers}) == 1
     assert len({a.json()["prompt"]["id"] for a in answers}) == 1
-    sessions = await runtime.store.sessions.list(limit=10)
+    sessions = await plane.store.sessions.list(limit=10)
     assert len(sessions) == 1
-    assert len(await runtime.store.prompts.for_session(sessions[0].id)) == 1
-    created = await runtime.store.events.after(sessions[0].id, 0, 100)
+    assert len(await plane.store.prompts.for_session(sessions[0].id)) == 1
+    created = await plane.store.events.after(sessions[0].id, 0, 100)
     assert [e.type for e in created].count("session-created") == 1
     # Past the route's own look-up: creates that all race to the insert still make one.
-    user = runtime.bootstrap.user
+    user = plane.bootstrap.user
     assert user is not None
     raced = await asyncio.gather(
         *(
-            runtime.manager.create(user, repo=str(origin), idempotency_key="raw", fingerprint="f")
+            plane.manager.create(user, repo=str(origin), idempotency_key="raw", fingerprint="f")
             for _ in range(4)
         )
     )
     assert len({s.id for s in raced}) == 1
-    assert len(await runtime.store.sessions.list(limit=10)) == 2
+    assert len(await plane.store.sessions.list(limit=10)) == 2
 
 
 async def test_concurrent_creates_make_one_session_on_sqlite(
-    runtime: Runtime, origin: Path
+    plane: ControlPlane, origin: Path
 ) -> None:
-    await _concurrent_creates_make_one_session(runtime, origin)
+    await _concurrent_creates_make_one_session(plane, origin)
 
 
 @pytest.mark.postgres
@@ -163,5 +163,5 @@ async def test_concurrent_creates_make_one_session_on_postgres(
     origin: Path,
     pg_url: str,  # noqa: F811 - the fixture
 ) -> None:
-    async with open_runtime(_settings(tmp_path, pg_url)) as runtime:
-        await _concurrent_creates_make_one_session(runtime, origin)
+    async with open_control_plane(_settings(tmp_path, pg_url)) as plane:
+        await _concurrent_creates_make_one_session(plane, origin)

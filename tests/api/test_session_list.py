@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from openinspect.api.app import Runtime, _attach, create_app, open_runtime
+from openinspect.api.app import create_app
+from openinspect.controlplane import ControlPlane, open_control_plane
 from openinspect.domain.ids import new_id
 from openinspect.domain.models import Author
 from openinspect.settings import SandboxSettings, Settings
@@ -23,21 +24,20 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @dataclass
 class Api:
     client: httpx.AsyncClient
-    runtime: Runtime
+    plane: ControlPlane
 
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
     settings = Settings(home=tmp_path / "home", sandbox=SandboxSettings(provider="process"))
-    async with open_runtime(settings) as runtime:
-        app = create_app(settings, runtime)
-        _attach(app, runtime)
+    async with open_control_plane(settings) as plane:
+        app = create_app(settings, plane)
         transport = httpx.ASGITransport(app=app)
-        headers = {"Authorization": f"Bearer {runtime.bootstrap.token}"}
+        headers = {"Authorization": f"Bearer {plane.bootstrap.token}"}
         async with httpx.AsyncClient(
             transport=transport, base_url="http://test", headers=headers
         ) as client:
-            yield Api(client, runtime)
+            yield Api(client, plane)
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def origin(tmp_path: Path) -> Path:
 
 async def _finished_prompt(api: Api, session_id: str, status: str, message: str | None) -> None:
     me = (await api.client.get("/api/me")).json()
-    prompts = api.runtime.store.prompts
+    prompts = api.plane.store.prompts
     prompt = prompt_record(
         session_id, Author(id=me["id"], name=me["name"], email=me.get("email") or ""), "do it"
     )
@@ -74,7 +74,7 @@ async def test_the_list_says_how_sessions_ended_with_repo_name_diff_stat_and_pr(
     await _finished_prompt(
         api, failed["id"], "error", "The model server refused the request\nTraceback: …"
     )
-    await api.runtime.store.pulls.save(
+    await api.plane.store.pulls.save(
         session_id=pushed["id"],
         repo="o/calc",
         number=12,

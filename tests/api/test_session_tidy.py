@@ -10,16 +10,16 @@ from typing import Any
 import httpx
 import pytest
 
-from openinspect.api.app import Runtime, _attach, create_app
+from openinspect.api.app import create_app
+from openinspect.controlplane import ControlPlane
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 @pytest.fixture
-async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(runtime.settings, runtime)
-    _attach(app, runtime)
-    headers = {"Authorization": f"Bearer {runtime.bootstrap.token}"}
+async def client(plane: ControlPlane) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(plane.settings, plane)
+    headers = {"Authorization": f"Bearer {plane.bootstrap.token}"}
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://test", headers=headers
     ) as c:
@@ -33,8 +33,8 @@ async def _session(client: httpx.AsyncClient, origin: Path, **body: Any) -> dict
     return session
 
 
-async def _updates(runtime: Runtime, session_id: str) -> list[dict[str, Any]]:
-    events = await runtime.store.events.after(session_id, 0, 1000)
+async def _updates(plane: ControlPlane, session_id: str) -> list[dict[str, Any]]:
+    events = await plane.store.events.after(session_id, 0, 1000)
     return [
         e.model_dump(include={"title", "status"}) for e in events if e.type == "session-updated"
     ]
@@ -47,7 +47,7 @@ async def _listed(client: httpx.AsyncClient, query: str = "") -> list[str]:
 
 
 async def test_rename_archive_unarchive_are_events_and_the_list_filters(
-    client: httpx.AsyncClient, runtime: Runtime, origin: Path
+    client: httpx.AsyncClient, plane: ControlPlane, origin: Path
 ) -> None:
     kept = await _session(client, origin, title="Kept")
     sid = (await _session(client, origin))["id"]
@@ -60,10 +60,10 @@ async def test_rename_archive_unarchive_are_events_and_the_list_filters(
 
     assert await _listed(client) == [kept["id"]]
     assert await _listed(client, "?archived=true") == [sid]
-    session = await runtime.store.sessions.get(sid)
+    session = await plane.store.sessions.get(sid)
     assert session is not None and (session.title, session.status) == ("Fix the adder", "archived")
     # The event and the row changed together: the row's last_seq is the event's seq.
-    events = await runtime.store.events.after(sid, 0, 1000)
+    events = await plane.store.events.after(sid, 0, 1000)
     assert session.last_seq == events[-1].seq and events[-1].type == "session-updated"
 
     prompt = await client.post(f"/api/sessions/{sid}/prompts", json={"content": "go"})
@@ -75,23 +75,23 @@ async def test_rename_archive_unarchive_are_events_and_the_list_filters(
     assert back.json()["session"]["status"] == "idle"
     assert sorted(await _listed(client)) == sorted([kept["id"], sid])
     assert await _listed(client, "?archived=true") == []
-    assert await _updates(runtime, sid) == [
+    assert await _updates(plane, sid) == [
         {"title": "Fix the adder", "status": None},
         {"title": None, "status": "archived"},
         {"title": None, "status": "idle"},
     ]
     # Archiving twice, or unarchiving a session that is not archived, changes nothing.
     assert (await client.patch(f"/api/sessions/{sid}", json={"archived": False})).status_code == 200
-    assert len(await _updates(runtime, sid)) == 3
+    assert len(await _updates(plane, sid)) == 3
 
 
 async def test_a_renamed_draft_keeps_its_title_after_the_first_prompt(
-    client: httpx.AsyncClient, runtime: Runtime, origin: Path
+    client: httpx.AsyncClient, plane: ControlPlane, origin: Path
 ) -> None:
     sid = (await _session(client, origin))["id"]
     await client.patch(f"/api/sessions/{sid}", json={"title": "My name"})
-    actor = await runtime.manager.actor(sid)
-    user = runtime.bootstrap.user
+    actor = await plane.manager.actor(sid)
+    user = plane.bootstrap.user
     assert user is not None
     await actor.submit(user, "Make it faster\nplease")
     assert actor.session.title == "My name"
@@ -110,23 +110,23 @@ async def test_a_renamed_draft_keeps_its_title_after_the_first_prompt(
     ],
 )
 async def test_bad_titles_are_refused_and_change_nothing(
-    client: httpx.AsyncClient, runtime: Runtime, origin: Path, title: str, why: str
+    client: httpx.AsyncClient, plane: ControlPlane, origin: Path, title: str, why: str
 ) -> None:
     sid = (await _session(client, origin, title="Before"))["id"]
     answer = await client.patch(f"/api/sessions/{sid}", json={"title": title, "archived": True})
     assert answer.status_code == 422, answer.text
     assert why in answer.text
-    session = await runtime.store.sessions.get(sid)
+    session = await plane.store.sessions.get(sid)
     assert session is not None and (session.title, session.status) == ("Before", "created")
-    assert await _updates(runtime, sid) == []
+    assert await _updates(plane, sid) == []
 
 
 async def test_archiving_a_session_with_an_unfinished_prompt_is_refused(
-    client: httpx.AsyncClient, runtime: Runtime, origin: Path
+    client: httpx.AsyncClient, plane: ControlPlane, origin: Path
 ) -> None:
     sid = (await _session(client, origin))["id"]
-    actor = await runtime.manager.actor(sid)
-    user = runtime.bootstrap.user
+    actor = await plane.manager.actor(sid)
+    user = plane.bootstrap.user
     assert user is not None
     actor.start = lambda: None  # type: ignore[method-assign]  # keep the prompt queued
     await actor.submit(user, "do it")
@@ -135,7 +135,7 @@ async def test_archiving_a_session_with_an_unfinished_prompt_is_refused(
     assert answer.status_code == 409, answer.text
     assert answer.json()["error"]["code"] == "session_busy"
     assert "cancel" in answer.json()["error"]["hint"]
-    session = await runtime.store.sessions.get(sid)
+    session = await plane.store.sessions.get(sid)
     assert session is not None and session.status == "active"
 
 

@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from openinspect.api import web
-from openinspect.api.app import _attach, create_app, open_runtime
+from openinspect.api.app import create_app
+from openinspect.controlplane import open_control_plane
 from openinspect.settings import SandboxSettings, Settings
 from openinspect.testing.browser import web_missing
 from tests.conftest import skip_or_fail
@@ -47,9 +48,8 @@ async def client(
     """The whole app (API and web) with ``dist`` as the build."""
     monkeypatch.setattr(web, "DIST_DIR", dist)
     settings = Settings(home=tmp_path / "home", sandbox=SandboxSettings(provider="process"))
-    async with open_runtime(settings) as runtime:
-        app = create_app(settings, runtime)
-        _attach(app, runtime)
+    async with open_control_plane(settings) as plane:
+        app = create_app(settings, plane)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             yield http

@@ -92,14 +92,14 @@ async def test_a_watcher_on_each_replica_sees_the_other(
     async with AsyncExitStack() as stack:
         a = await stack.enter_async_context(_replica(tmp_path / "a", pg_url, redis_url))
         b = await stack.enter_async_context(_replica(tmp_path / "b", pg_url, redis_url))
-        ada_token = a.runtime.bootstrap.token
+        ada_token = a.plane.bootstrap.token
         assert ada_token is not None
-        users = b.runtime.store.users
+        users = b.plane.store.users
         ada = await users.authenticate(ada_token)
         assert ada is not None
         bob = await users.create(name="Bob", email="bob@example.com", role="admin")
         bob_token = await users.create_token(bob.id, "bob's token")
-        session = await a.runtime.manager.create(ada, repo=str(origin))
+        session = await a.plane.manager.create(ada, repo=str(origin))
 
         ada_ws, _ = await _watch(a, ada_token, session.id)
         stack.push_async_callback(ada_ws.close)
@@ -116,6 +116,6 @@ async def test_a_watcher_on_each_replica_sees_the_other(
 
         await bob_ws.close()
         await _presence_until(ada_ws, lambda p: _who(p) == {ada.name: ("active", 1)})
-        assert _who(await b.runtime.manager.presence.snapshot(session.id)) == {
+        assert _who(await b.plane.manager.presence.snapshot(session.id)) == {
             ada.name: ("active", 1)
         }

@@ -16,8 +16,8 @@ import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from openinspect.api.app import Runtime
 from openinspect.api.server import Started, serve
+from openinspect.controlplane import ControlPlane
 from openinspect.settings import (
     AgentSettings,
     ModelProviderSettings,
@@ -35,7 +35,7 @@ CLIENT_MAX_FRAME = 16 * 1024 * 1024  # what the CLI client accepts (cli/client.p
 @dataclass
 class Live:
     url: str
-    runtime: Runtime
+    plane: ControlPlane
     admin_token: str
     http: httpx.AsyncClient
 
@@ -45,7 +45,7 @@ class Live:
 
     async def member(self, name: str) -> tuple[str, str]:
         """A new member: (user id, API token)."""
-        users = self.runtime.store.users
+        users = self.plane.store.users
         user = await users.create(name=name, email=f"{name}@example.com", role="member")
         return user.id, await users.create_token(user.id, f"{name}'s token")
 
@@ -129,10 +129,10 @@ async def serving(settings: Settings) -> AsyncIterator[Started]:
 async def running(settings: Settings, origin: Path) -> AsyncIterator[Live]:
     """The server, with ``origin`` registered as the repo ``calc`` (members may use it)."""
     async with serving(settings) as info:
-        token = info.runtime.bootstrap.token
+        token = info.plane.bootstrap.token
         assert token is not None
         async with httpx.AsyncClient(base_url=info.url, timeout=30) as http:
-            live = Live(info.url, info.runtime, token, http)
+            live = Live(info.url, info.plane, token, http)
             repo = await live.call(
                 token, "POST", "/api/repos", json={"name": "calc", "url": str(origin)}
             )

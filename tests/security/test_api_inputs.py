@@ -58,13 +58,13 @@ def refused(response: httpx.Response, status: int, code: str, *paths: Path) -> d
 
 
 async def _session_count(api: Api) -> int:
-    async with api.runtime.store.engine.connect() as conn:
+    async with api.plane.store.engine.connect() as conn:
         query = sa.select(sa.func.count()).select_from(sessions)
         return int((await conn.execute(query)).scalar_one())
 
 
 async def _member(api: Api) -> str:
-    store = api.runtime.store
+    store = api.plane.store
     user = await store.users.create(name="Mallory", email="m@example.com", role="member")
     return await store.users.create_token(user.id, "hostile")
 
@@ -72,7 +72,7 @@ async def _member(api: Api) -> str:
 async def test_unusable_repo_urls_are_422_with_a_hint_and_no_server_paths(
     api: Api, tmp_path: Path
 ) -> None:
-    home = api.runtime.settings.home_dir
+    home = api.plane.settings.home_dir
     plain = tmp_path / "not-a-repo"
     plain.mkdir()
     for repo in ("http://127.0.0.1:9/nothing.git", str(plain), "file:///no/such/repo.git"):
@@ -285,7 +285,7 @@ async def test_members_see_no_server_paths_of_registered_repos(
     ):
         answer = await api.as_user(member, "GET", path)
         assert answer.status_code == 200, answer.text
-        for leaked in (tmp_path, api.runtime.settings.home_dir, Path.home()):
+        for leaked in (tmp_path, api.plane.settings.home_dir, Path.home()):
             assert str(leaked) not in answer.text, (path, answer.text)
     assert "local/origin" in created.text
     # Admins still see where the repo is.
@@ -314,7 +314,7 @@ async def gh_api(tmp_path: Path, fake: FakeGitHub) -> AsyncIterator[Api]:
 async def test_bogus_device_codes_are_4xx(gh_api: Api) -> None:
     for code in ("bogus", "0" * 40, "../../etc/passwd"):
         answer = await gh_api.client.post("/auth/github/device/token", json={"device_code": code})
-        error = refused(answer, 422, "sign_in_code_invalid", gh_api.runtime.settings.home_dir)
+        error = refused(answer, 422, "sign_in_code_invalid", gh_api.plane.settings.home_dir)
         assert error["hint"]
     refused(
         await gh_api.client.post("/auth/github/device/token", json={"device_code": ""}),
@@ -340,9 +340,9 @@ async def test_a_pull_request_with_no_commits_is_4xx(gh_api: Api, fake: FakeGitH
     git = ["git", "-C", str(bare)]
     subprocess.run([*git, "branch", "--", session["branch"], "main"], check=True)
     sha = subprocess.run([*git, "rev-parse", "main"], check=True, capture_output=True, text=True)
-    await gh_api.runtime.store.branches.record(session["id"], session["branch"], sha.stdout.strip())
+    await gh_api.plane.store.branches.record(session["id"], session["branch"], sha.stdout.strip())
     answer = await gh_api.admin("POST", pull, json={"title": "Fix"})
-    error = refused(answer, 422, "pull_request_empty", gh_api.runtime.settings.home_dir)
+    error = refused(answer, 422, "pull_request_empty", gh_api.plane.settings.home_dir)
     assert "No commits" in error["message"] and error["hint"]
     listed = await gh_api.admin("GET", f"/api/sessions/{session['id']}/pull-requests")
     assert listed.json()["pull_requests"] == []

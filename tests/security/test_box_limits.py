@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from openinspect.api.app import Runtime
+from openinspect.controlplane import ControlPlane
 from openinspect.sandboxes.bwrap import BwrapProvider
 from openinspect.sandboxes.cgroups import BoxCgroup
 from openinspect.sandboxes.connection import ExecResult
@@ -28,7 +28,7 @@ from tests.sandboxes.conftest import (  # noqa: F401 - fixtures, used by name
     repo_origin,
     start_sandbox,
 )
-from tests.sessions.bridged import bridged_runtime
+from tests.sessions.bridged import bridged_plane
 
 pytestmark = pytest.mark.bwrap
 
@@ -255,26 +255,26 @@ async def test_busy_loop_on_every_core_is_throttled(
 
 
 @pytest.fixture
-async def limited_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+async def limited_plane(settings: Settings) -> AsyncIterator[ControlPlane]:
     """The real control plane (store, session manager, bridge) with bwrap boxes and small
     limits."""
     settings = settings.model_copy(
         update={"sandbox": settings.sandbox.model_copy(update={"provider": "bwrap"})}
     )
-    async with bridged_runtime(settings) as opened:
+    async with bridged_plane(settings) as opened:
         yield opened
 
 
 async def test_a_session_whose_box_dies_of_its_memory_limit_is_lost_with_the_reason(
     provider: BwrapProvider,  # skips (or fails under CI) where the limits cannot bind
-    limited_runtime: Runtime,
+    limited_plane: ControlPlane,
     origin: Path,
 ) -> None:
-    runtime = limited_runtime
-    user = runtime.bootstrap.user
+    plane = limited_plane
+    user = plane.bootstrap.user
     assert user is not None
-    sessions = [await runtime.manager.create(user, repo=str(origin)) for _ in "ab"]
-    hostile, bystander = [(await runtime.manager.actor(s.id)).sandbox for s in sessions]
+    sessions = [await plane.manager.create(user, repo=str(origin)) for _ in "ab"]
+    hostile, bystander = [(await plane.manager.actor(s.id)).sandbox for s in sessions]
     hostile_box, bystander_box = await asyncio.gather(hostile.ready(), bystander.ready())
     command = f"echo 1000 > /proc/$PPID/oom_score_adj; python3 -c '{BALLOON}'"
     running = asyncio.ensure_future(hostile_box.exec(command, timeout_s=120))
@@ -287,7 +287,7 @@ async def test_a_session_whose_box_dies_of_its_memory_limit_is_lost_with_the_rea
         await asyncio.sleep(0.2)
 
     await asyncio.gather(running, return_exceptions=True)
-    events = await runtime.store.events.after(sessions[0].id, 0, 1000)
+    events = await plane.store.events.after(sessions[0].id, 0, 1000)
     lost = [e for e in events if e.type == "sandbox-status" and e.status == "lost"]
     assert len(lost) == 1
     assert f"out of memory (limit {MEMORY_MIB} MiB)" in str(lost[0].message)

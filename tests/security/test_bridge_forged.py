@@ -20,7 +20,8 @@ import uvicorn
 from websockets.asyncio.client import ClientConnection, unix_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from openinspect.api.app import Runtime, create_bridge_app, open_runtime
+from openinspect.api.app import create_bridge_app
+from openinspect.controlplane import ControlPlane, open_control_plane
 from openinspect.errors import RpcError
 from openinspect.runtime.protocol import (
     BRIDGE_URI,
@@ -70,7 +71,7 @@ class RecordingProvider:
 
 @dataclass
 class Box:
-    runtime: Runtime
+    plane: ControlPlane
     session_id: str
     conn: SandboxConnection
     token: str
@@ -92,25 +93,25 @@ async def box(tmp_path: Path, origin: Path) -> AsyncIterator[Box]:
             boot_log_max_bytes=BOOT_LOG_MAX_BYTES,
         ),
     )
-    async with open_runtime(settings) as runtime, _bridge_server(runtime) as socket_path:
-        recorder = RecordingProvider(runtime.manager.services.provider)
-        runtime.manager.services.provider = recorder  # type: ignore[assignment]
-        user = runtime.bootstrap.user
+    async with open_control_plane(settings) as plane, _bridge_server(plane) as socket_path:
+        recorder = RecordingProvider(plane.manager.deps.provider)
+        plane.manager.deps.provider = recorder  # type: ignore[assignment]
+        user = plane.bootstrap.user
         assert user is not None
-        session = await runtime.manager.create(user, repo=str(origin))
-        sandbox = (await runtime.manager.actor(session.id)).sandbox
+        session = await plane.manager.create(user, repo=str(origin))
+        sandbox = (await plane.manager.actor(session.id)).sandbox
         conn = await asyncio.wait_for(sandbox.ready(), READY_TIMEOUT_S)
-        yield Box(runtime, session.id, conn, recorder.specs[-1].token, socket_path)
+        yield Box(plane, session.id, conn, recorder.specs[-1].token, socket_path)
 
 
 @contextlib.asynccontextmanager
-async def _bridge_server(runtime: Runtime) -> AsyncIterator[Path]:
+async def _bridge_server(plane: ControlPlane) -> AsyncIterator[Path]:
     """The bridge app on its Unix socket, with the frame limit of ``api.server``."""
-    path = runtime.settings.bridge_socket
+    path = plane.settings.bridge_socket
     path.parent.mkdir(parents=True, exist_ok=True)
     server = uvicorn.Server(
         uvicorn.Config(
-            create_bridge_app(runtime.hub, runtime.git_authority),
+            create_bridge_app(plane.hub, plane.git_authority),
             uds=str(path),
             lifespan="off",
             log_level="warning",
@@ -184,12 +185,12 @@ async def _send(ws: ClientConnection, text: str) -> None:
 
 
 async def _stored(box: Box) -> tuple[int, int]:
-    sizes = await box.runtime.store.events.sizes(box.session_id, after_seq=0, limit=1_000_000)
+    sizes = await box.plane.store.events.sizes(box.session_id, after_seq=0, limit=1_000_000)
     return len(sizes), sum(size for _seq, size in sizes)
 
 
 async def _sandbox_logs(box: Box) -> list[Any]:
-    events = await box.runtime.store.events.after(box.session_id, 0, 1_000_000)
+    events = await box.plane.store.events.after(box.session_id, 0, 1_000_000)
     return [e for e in events if e.type == "sandbox-log"]
 
 
@@ -208,7 +209,7 @@ async def test_a_second_connection_is_refused_while_the_runtime_is_connected(box
 
 
 async def test_the_token_of_one_box_does_not_open_another(box: Box) -> None:
-    box.runtime.hub.register("sbx_other", "the-other-boxes-token")
+    box.plane.hub.register("sbx_other", "the-other-boxes-token")
     with pytest.raises(InvalidStatus) as refused:
         async with _dial(box, sandbox_id="sbx_other"):
             pass
@@ -225,7 +226,7 @@ async def test_the_token_of_one_box_does_not_open_another(box: Box) -> None:
         if ws.close_code != CLOSE_BUSY:  # else the real runtime won the race: again
             break
     assert ws.close_code == CLOSE_UNAUTHORIZED
-    other = box.runtime.hub.get("sbx_other")
+    other = box.plane.hub.get("sbx_other")
     assert other is not None and other.hello is None and other.status == "booting"
     await _echo_works(box)
 
@@ -293,7 +294,7 @@ async def test_forged_messages_are_cut_or_refused_and_the_store_stays_within_cap
     assert chars_after - chars_before <= BOOT_LOG_MAX_BYTES + growth_cap * EVENT_OVERHEAD_CHARS
     warnings = {
         e.code
-        for e in await box.runtime.store.events.after(box.session_id, 0, 1_000_000)
+        for e in await box.plane.store.events.after(box.session_id, 0, 1_000_000)
         if e.type == "warning"
     }
     assert {"bridge_message_refused", "bridge_rate_limited"} <= warnings
@@ -304,7 +305,7 @@ async def test_forged_messages_are_cut_or_refused_and_the_store_stays_within_cap
 async def test_a_forged_bind_answer_is_refused_and_binds_nothing(box: Box) -> None:
     """A bind answered with another branch, a wrong proxy flag or an oversize branch is an
     error for the caller: the control plane never takes a binding it did not ask for."""
-    session = await box.runtime.store.sessions.get(box.session_id)
+    session = await box.plane.store.sessions.get(box.session_id)
     assert session is not None
     asked = SessionBinding(box.session_id, session.branch, f"/git/{box.session_id}/o/r.git")
     answers = [

@@ -50,7 +50,7 @@ async def test_a_member_reaches_no_one_elses_session_through_any_command_route(
         bob, "POST", f"/api/sessions/{theirs['id']}/prompts", json={"content": "hello"}
     )
     assert queued.status_code == 202, queued.text
-    before = await live.runtime.store.events.after(theirs["id"], 0, 1000)
+    before = await live.plane.store.events.after(theirs["id"], 0, 1000)
     nothing = [
         (await live.call(mallory, method, path, json=body)).json()
         for method, path, body in _commands("ses_nope", "prm_nope")
@@ -61,16 +61,16 @@ async def test_a_member_reaches_no_one_elses_session_through_any_command_route(
         answer = await live.call(mallory, method, path, json=body)
         assert answer.status_code == 404, (path, answer.text)
         assert answer.json()["error"]["code"] == unknown["error"]["code"] == "session_not_found"
-    after = await live.runtime.store.events.after(theirs["id"], 0, 1000)
+    after = await live.plane.store.events.after(theirs["id"], 0, 1000)
     assert after[: len(before)] == before
     # Bob's prompt runs on and adds events; none of them is a change mallory asked for.
     assert [e for e in after if e.type in MALLORYS] == []
     updates = [e.model_dump() for e in after if e.type == "session-updated"]
     assert not [u for u in updates if u["title"] == "mine" or u["status"] == "archived"]
     assert [e for e in after if getattr(e, "status", None) == "stopped"] == []
-    prompt = await live.runtime.store.prompts.get(queued.json()["id"])
+    prompt = await live.plane.store.prompts.get(queued.json()["id"])
     assert prompt is not None and prompt.status not in ("stopped", "cancelled")
-    roles = await live.runtime.store.sessions.participant_roles(theirs["id"])
+    roles = await live.plane.store.sessions.participant_roles(theirs["id"])
     assert set(roles.values()) == {"owner"}  # mallory took no part
 
 
@@ -102,7 +102,7 @@ async def test_a_client_cannot_claim_an_integrations_origin(live: Live) -> None:
         )
         assert answer.status_code == status, answer.text
         assert answer.json()["error"]["code"] == code
-    assert await live.runtime.store.sessions.list(limit=10) == []
+    assert await live.plane.store.sessions.list(limit=10) == []
     # Nor may a client name what outside started it: extra fields are ignored.
     forged = await live.call(
         mallory, "POST", "/api/sessions", json={"repo": "calc", "origin_ref": "slack:C1"}

@@ -48,7 +48,7 @@ async def _creates(api: Api, repo: str, count: int = CREATES) -> list[int]:
 
 
 def _mirror_dir_is_clean(api: Api, origin: Path) -> None:
-    mirrors = api.runtime.settings.mirrors_dir
+    mirrors = api.plane.settings.mirrors_dir
     mirror = mirror_path(mirrors, str(origin))
     assert (mirror / "HEAD").exists()
     leftovers = sorted(p.name for p in mirrors.iterdir() if p not in (mirror,))
@@ -115,7 +115,7 @@ async def test_the_mirror_lock_holds_against_another_process(api: Api, origin: P
     """A second replica on the same home (here: a process holding the mirror's flock) makes a
     create wait for it, rather than both running git on one mirror."""
     await _creates(api, str(origin), 1)
-    mirror = mirror_path(api.runtime.settings.mirrors_dir, str(origin))
+    mirror = mirror_path(api.plane.settings.mirrors_dir, str(origin))
     holder = subprocess.Popen(
         [sys.executable, "-c", _HOLD, str(mirror) + ".lock", str(LOCK_HELD_S)],
         stdout=subprocess.PIPE,

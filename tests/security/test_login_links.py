@@ -68,7 +68,7 @@ async def test_concurrent_redemptions_of_one_code_have_one_winner_on_postgres(
 
 
 async def _member_link(live: Live) -> tuple[str, str]:
-    users = live.runtime.store.users
+    users = live.plane.store.users
     user = await users.add(name="Grace", email="grace@example.com", role="member")
     minted = await live.call(live.admin_token, "POST", f"/api/users/{user.id}/login-links")
     assert minted.status_code == 201, minted.text
@@ -111,12 +111,12 @@ async def test_members_cannot_mint_links_even_for_themselves(live: Live) -> None
 
 async def test_a_link_of_a_deleted_user_signs_nobody_in(live: Live) -> None:
     user_id, code = await _member_link(live)
-    async with live.runtime.store.engine.begin() as conn:
+    async with live.plane.store.engine.begin() as conn:
         await conn.execute(users.delete().where(users.c.id == user_id))
     gone = await live.http.post("/auth/login-link", json={"code": code})
     assert (gone.status_code, gone.json()["error"]["code"]) == (401, "login_link_invalid")
     with pytest.raises(LoginLinkInvalid):
-        await live.runtime.store.users.redeem_login_link(code, "web", utcnow())
+        await live.plane.store.users.redeem_login_link(code, "web", utcnow())
 
 
 async def test_an_expired_browser_sign_in_closes_its_websockets(live: Live) -> None:
@@ -124,10 +124,10 @@ async def test_an_expired_browser_sign_in_closes_its_websockets(live: Live) -> N
     signed = await live.http.post("/auth/login-link", json={"code": code})
     token = signed.json()["token"]
     session = await live.session(token)
-    found = await live.runtime.store.users.lookup(token)
+    found = await live.plane.store.users.lookup(token)
     assert found is not None and found.kind == "web"
     async with live.socket(session["id"], await live.ws_token(token, session["id"])) as ws:
-        async with live.runtime.store.engine.begin() as conn:
+        async with live.plane.store.engine.begin() as conn:
             await conn.execute(
                 api_tokens.update()
                 .where(api_tokens.c.id == found.token_id)

@@ -37,11 +37,11 @@ def _status(participants: Participants, user_id: str) -> str | None:
 async def test_a_client_sets_only_its_own_presence_in_its_own_session(live: Live) -> None:
     ada_id, ada = await live.member("ada")
     bob_id, bob = await live.member("bob")
-    admin = await live.runtime.store.users.authenticate(live.admin_token)
-    bob_user = await live.runtime.store.users.get(bob_id)
+    admin = await live.plane.store.users.authenticate(live.admin_token)
+    bob_user = await live.plane.store.users.get(bob_id)
     assert admin is not None and bob_user is not None
     hers, his = await live.session(ada), await live.session(bob)
-    presence = live.runtime.manager.presence
+    presence = live.plane.manager.presence
     async with (
         live.socket(hers["id"], await live.ws_token(ada, hers["id"])) as ada_ws,
         live.socket(hers["id"], await live.ws_token(live.admin_token, hers["id"])) as admin_ws,
@@ -50,7 +50,7 @@ async def test_a_client_sets_only_its_own_presence_in_its_own_session(live: Live
         await _presence_until(admin_ws, lambda p: len(p) == 2)
         (ada_client,) = [
             w.client_id
-            for w in await live.runtime.store.presence.watchers(hers["id"])
+            for w in await live.plane.store.presence.watchers(hers["id"])
             if w.user_id == ada_id
         ]
         aimed = {"type": "presence", "status": "idle", "client_id": ada_client}
@@ -65,7 +65,7 @@ async def test_a_client_sets_only_its_own_presence_in_its_own_session(live: Live
 
         # The command path itself: naming another person's client changes nothing, and a
         # session one may not see is not found, as every other command answers.
-        commands = live.runtime.commands
+        commands = live.plane.commands
         theirs = SetPresence(session_id=hers["id"], client_id=ada_client, status="idle")
         await commands.handle(admin, theirs, origin="api")
         assert _status(await presence.snapshot(hers["id"]), ada_id) == "active"

@@ -42,7 +42,7 @@ def scripts(tmp_path: Path) -> Path:
 
 
 def refused_names(live: Live, tmp_path: Path) -> list[str]:
-    home = live.runtime.settings.home_dir
+    home = live.plane.settings.home_dir
     outside = tmp_path / "outside"
     return [
         "missing.json",
@@ -71,7 +71,7 @@ def refused_names(live: Live, tmp_path: Path) -> list[str]:
 
 
 async def _sessions(live: Live) -> int:
-    async with live.runtime.store.engine.connect() as conn:
+    async with live.plane.store.engine.connect() as conn:
         return int(
             (await conn.execute(sa.select(sa.func.count()).select_from(sessions))).scalar_one()
         )

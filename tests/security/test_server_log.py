@@ -81,7 +81,7 @@ async def test_a_client_closing_its_websocket_mid_stream_logs_no_traceback(
             if frame["type"] == "event" and frame["event"]["type"] == "tool-call":
                 break
         ws.transport.abort()  # gone without a closing handshake, as a dropped connection
-    prompts = live.runtime.store.prompts
+    prompts = live.plane.store.prompts
     async with asyncio.timeout(PROMPT_END_TIMEOUT_S):
         while await prompts.unfinished(session["id"]):
             await asyncio.sleep(0.1)

@@ -19,11 +19,9 @@ async def test_a_stranger_can_neither_rename_nor_archive_nor_list_an_archived_se
         answer = await live.call(eve, "PATCH", f"/api/sessions/{sid}", json=body)
         assert answer.status_code == 404, answer.text
         assert answer.json()["error"]["code"] == "session_not_found"
-    stored = await live.runtime.store.sessions.get(sid)
+    stored = await live.plane.store.sessions.get(sid)
     assert stored is not None and (stored.title, stored.status) == ("Ada's work", "created")
-    assert [e.type for e in await live.runtime.store.events.after(sid, 0, 100)] == [
-        "session-created"
-    ]
+    assert [e.type for e in await live.plane.store.events.after(sid, 0, 100)] == ["session-created"]
 
     archived = await live.call(ada, "PATCH", f"/api/sessions/{sid}", json={"archived": True})
     assert archived.status_code == 200, archived.text

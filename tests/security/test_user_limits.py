@@ -18,7 +18,7 @@ SLOW = {"turns": [{"text": "thinking slowly", "delay_ms": 8000}]}
 async def _wait_status(live: Live, session_id: str, field: str, wanted: str) -> None:
     async with asyncio.timeout(60):
         while True:
-            session = await live.runtime.store.sessions.get(session_id)
+            session = await live.plane.store.sessions.get(session_id)
             assert session is not None
             if getattr(session, field) == wanted:
                 return

@@ -25,7 +25,7 @@ COMMANDS = (
 def forge(live: Live, session_id: str, user_id: str, token_id: str) -> str:
     """A WebSocket token with a valid signature, made with the server's own secret — what a
     member who learnt the secret could make."""
-    secret = load_or_create_secret(live.runtime.settings.home_dir)
+    secret = load_or_create_secret(live.plane.settings.home_dir)
     return WsTokens(secret, 300).mint(session_id, user_id, token_id)[0]
 
 
@@ -33,7 +33,7 @@ async def test_a_validly_signed_token_for_someone_elses_session_is_refused(live:
     ada_id, ada = await live.member("ada")
     _, bob = await live.member("bob")
     theirs = await live.session(bob)
-    ada_found = await live.runtime.store.users.lookup(ada)
+    ada_found = await live.plane.store.users.lookup(ada)
     assert ada_found is not None
     token = forge(live, theirs["id"], ada_id, ada_found.token_id)
     async with live.socket(theirs["id"]) as ws:
@@ -71,7 +71,7 @@ async def test_every_command_is_authorised_again(live: Live) -> None:
 async def test_revoking_the_parent_token_closes_the_socket_and_voids_ws_tokens(live: Live) -> None:
     _, ada = await live.member("ada")
     session = await live.session(ada)
-    found = await live.runtime.store.users.lookup(ada)
+    found = await live.plane.store.users.lookup(ada)
     assert found is not None
     spare = await live.ws_token(ada, session["id"])
     async with live.socket(session["id"], await live.ws_token(ada, session["id"])) as ws:
@@ -86,7 +86,7 @@ async def test_revoking_the_parent_token_closes_the_socket_and_voids_ws_tokens(l
 async def test_a_demoted_admin_loses_other_peoples_sockets(live: Live) -> None:
     _, ada = await live.member("ada")
     session = await live.session(ada)
-    users = live.runtime.store.users
+    users = live.plane.store.users
     boss = await users.create(name="boss", email="boss@example.com", role="admin")
     boss_token = await users.create_token(boss.id, "boss")
     async with live.socket(session["id"], await live.ws_token(boss_token, session["id"])) as ws:
@@ -97,7 +97,7 @@ async def test_a_demoted_admin_loses_other_peoples_sockets(live: Live) -> None:
 async def _hide_from(live: Live, session_id: str, user_id: str) -> None:
     """Take the user out of the session's participants (members see only sessions they take
     part in), as if the session were someone else's."""
-    async with live.runtime.store.engine.begin() as conn:
+    async with live.plane.store.engine.begin() as conn:
         await conn.execute(
             participants.delete().where(
                 participants.c.session_id == session_id, participants.c.user_id == user_id
@@ -106,7 +106,7 @@ async def _hide_from(live: Live, session_id: str, user_id: str) -> None:
 
 
 async def _show_to(live: Live, session_id: str, user_id: str) -> None:
-    await live.runtime.store.sessions.add_participant(session_id, user_id)
+    await live.plane.store.sessions.add_participant(session_id, user_id)
 
 
 async def test_members_see_no_server_paths_over_the_websocket(live: Live) -> None:
@@ -114,7 +114,7 @@ async def test_members_see_no_server_paths_over_the_websocket(live: Live) -> Non
     repo is ``local/<name>``, as over REST."""
     _, ada = await live.member("ada")
     session = await live.session(ada)
-    home = str(live.runtime.settings.home_dir)
+    home = str(live.plane.settings.home_dir)
     async with websockets.connect(live.ws_url(session["id"])) as ws:
         token = await live.ws_token(ada, session["id"])
         await ws.send(json.dumps({"type": "subscribe", "token": token}))

@@ -184,14 +184,14 @@ async def test_a_client_that_stops_reading_is_cut_off(
         token = await live.ws_token(ada, session["id"])
         path = f"/api/sessions/{session['id']}/ws"
         sock = await _hung_client(live.url, path, token)
-        presence = live.runtime.manager.presence
+        presence = live.plane.manager.presence
         try:
             async with asyncio.timeout(10):
                 while not await presence.snapshot(session["id"]):
                     await asyncio.sleep(0.05)
             blob = "z" * 500_000
             for _ in range(24):  # ~12 MB of broadcasts the client never reads
-                await live.runtime.manager.services.events.publish_presence(
+                await live.plane.manager.deps.events.publish_presence(
                     session["id"], [{"name": blob}]
                 )
                 await asyncio.sleep(0)
@@ -223,7 +223,7 @@ async def test_the_cli_client_takes_large_non_ascii_frames(live: Live) -> None:
         ws = await client.connect(session["id"])
         try:
             assert json.loads(await ws.recv())["type"] == "subscribed"
-            await live.runtime.bus.publish(f"session:{session['id']}", raw)
+            await live.plane.bus.publish(f"session:{session['id']}", raw)
             async with asyncio.timeout(20):
                 while True:
                     frame = await ws.recv()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from openinspect.api.app import open_runtime
+from openinspect.controlplane import open_control_plane
 from openinspect.services.base import LEASE_PREFIX, ServiceRunner
 from openinspect.settings import SandboxSettings, ServiceSettings, SessionSettings, Settings
 from openinspect.store import Store
@@ -203,8 +203,8 @@ async def test_the_lifespan_starts_the_services_the_settings_turn_on(tmp_path: P
             services=ServiceSettings(**services),
         )
 
-    async with open_runtime(settings()) as runtime:
-        assert runtime.services.names == [
+    async with open_control_plane(settings()) as plane:
+        assert plane.services.names == [
             "draft_sweep",
             "evict",
             "failover",
@@ -212,10 +212,10 @@ async def test_the_lifespan_starts_the_services_the_settings_turn_on(tmp_path: P
             "presence_heartbeat",
             "webhook_prune",
         ]
-        await _until(lambda: runtime.services.holds("webhook_prune") is not None)
+        await _until(lambda: plane.services.holds("webhook_prune") is not None)
     off = settings(draft_sweep_enabled=False, webhook_prune_enabled=False, evict_enabled=False)
-    async with open_runtime(off) as runtime:
-        assert runtime.services.names == ["failover", "idle_reaper", "presence_heartbeat"]
+    async with open_control_plane(off) as plane:
+        assert plane.services.names == ["failover", "idle_reaper", "presence_heartbeat"]
     no_tidy = Settings(
         home=tmp_path / "home",
         sandbox=SandboxSettings(provider="process"),
@@ -224,5 +224,5 @@ async def test_the_lifespan_starts_the_services_the_settings_turn_on(tmp_path: P
             webhook_prune_enabled=False, failover_enabled=False, evict_enabled=False
         ),
     )
-    async with open_runtime(no_tidy) as runtime:
-        assert runtime.services.names == ["presence_heartbeat"]
+    async with open_control_plane(no_tidy) as plane:
+        assert plane.services.names == ["presence_heartbeat"]

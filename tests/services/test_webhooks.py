@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from openinspect.api.app import open_runtime
+from openinspect.controlplane import open_control_plane
 from openinspect.domain.events import utcnow
 from openinspect.settings import SandboxSettings, ServiceSettings, SessionSettings, Settings
 from openinspect.store import Store
@@ -54,14 +54,14 @@ async def test_the_server_prunes_deliveries_older_than_the_setting(tmp_path: Pat
         services=ServiceSettings(webhook_deliveries_keep_days=keep_days),
     )
     await _seed(settings.resolved_database_url)
-    async with open_runtime(settings) as runtime:
+    async with open_control_plane(settings) as plane:
         for _ in range(500):
-            if await _deliveries(runtime.store) == kept:
+            if await _deliveries(plane.store) == kept:
                 break
             await asyncio.sleep(0.01)
-        assert await _deliveries(runtime.store) == kept
-        assert not await runtime.store.webhooks.claim("github", "fresh", "push")  # still known
-        assert await runtime.store.webhooks.claim("github", "month", "push")  # forgotten
+        assert await _deliveries(plane.store) == kept
+        assert not await plane.store.webhooks.claim("github", "fresh", "push")  # still known
+        assert await plane.store.webhooks.claim("github", "month", "push")  # forgotten
 
 
 async def test_turned_off_nothing_is_pruned(tmp_path: Path) -> None:
@@ -72,9 +72,9 @@ async def test_turned_off_nothing_is_pruned(tmp_path: Path) -> None:
         services=ServiceSettings(webhook_prune_enabled=False),
     )
     await _seed(settings.resolved_database_url)
-    async with open_runtime(settings) as runtime:
+    async with open_control_plane(settings) as plane:
         await asyncio.sleep(0.2)
-        assert await _deliveries(runtime.store) == set(AGES_DAYS)
+        assert await _deliveries(plane.store) == set(AGES_DAYS)
 
 
 def test_a_keep_window_under_a_day_is_refused() -> None:

@@ -1,4 +1,4 @@
-"""The control plane's runtime with its sandbox bridge listening on the Unix socket, in this
+"""The control plane with its sandbox bridge listening on the Unix socket, in this
 process: what in-process session tests need for real sandboxes to dial in (or in-process ones:
 :mod:`openinspect.testing.inprocess`)."""
 
@@ -10,19 +10,20 @@ from collections.abc import AsyncIterator
 
 import uvicorn
 
-from openinspect.api.app import Runtime, create_bridge_app, open_runtime
+from openinspect.api.app import create_bridge_app
+from openinspect.controlplane import ControlPlane, open_control_plane
 from openinspect.settings import Settings
 from openinspect.testing.inprocess import use_in_process_boxes
 
 
 @contextlib.asynccontextmanager
-async def bridged_runtime(
+async def bridged_plane(
     settings: Settings, *, git_proxy: bool = False, in_process: bool = False
-) -> AsyncIterator[Runtime]:
+) -> AsyncIterator[ControlPlane]:
     """``git_proxy``: the socket also serves the git proxy, so prompts can push. ``in_process``:
     sessions boot the real runtime as a task in this process instead of the configured backend's
     box (for tests that make no containment claim)."""
-    async with open_runtime(settings) as opened:
+    async with open_control_plane(settings) as opened:
         boxes = use_in_process_boxes(opened) if in_process else None
         settings.bridge_socket.parent.mkdir(parents=True, exist_ok=True)
         server = uvicorn.Server(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from openinspect.api.app import Runtime
+from openinspect.controlplane import ControlPlane
 from openinspect.domain.models import FINISHED_PROMPT_STATUSES, Prompt, User
 from openinspect.settings import (
     AgentSettings,
@@ -20,7 +20,7 @@ from openinspect.settings import (
 )
 from openinspect.testing.llm_server import ScriptedLLMServer
 from tests.conftest import MODEL
-from tests.sessions.bridged import bridged_runtime
+from tests.sessions.bridged import bridged_plane
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -37,17 +37,17 @@ def _settings(home: Path, llm: ScriptedLLMServer) -> Settings:
     )
 
 
-def _admin(runtime: Runtime) -> User:
+def _admin(plane: ControlPlane) -> User:
     """The admin made on the first start (a restart makes none)."""
-    user = runtime.bootstrap.user
+    user = plane.bootstrap.user
     assert user is not None
     return user
 
 
-async def _finished(runtime: Runtime, prompt: Prompt) -> Prompt:
+async def _finished(plane: ControlPlane, prompt: Prompt) -> Prompt:
     async with asyncio.timeout(120):
         while True:
-            got = await runtime.store.prompts.get(prompt.id)
+            got = await plane.store.prompts.get(prompt.id)
             assert got is not None
             if got.status in FINISHED_PROMPT_STATUSES:
                 return got
@@ -68,25 +68,25 @@ async def test_a_restarted_server_resumes_the_conversation(
         }
     )
     settings = _settings(tmp_path / "home", llm)
-    async with bridged_runtime(settings, git_proxy=True, in_process=True) as runtime:
-        user = _admin(runtime)
-        session = await runtime.manager.create(user, repo=str(origin))
-        actor = await runtime.manager.actor(session.id)
-        first = await _finished(runtime, await actor.submit(user, "first question"))
+    async with bridged_plane(settings, git_proxy=True, in_process=True) as plane:
+        user = _admin(plane)
+        session = await plane.manager.create(user, repo=str(origin))
+        actor = await plane.manager.actor(session.id)
+        first = await _finished(plane, await actor.submit(user, "first question"))
         assert first.status == "success", first.error_message
-        after_first = await runtime.store.sessions.load_conversation(session.id)
-        second = await _finished(runtime, await actor.submit(user, "second question"))
+        after_first = await plane.store.sessions.load_conversation(session.id)
+        second = await _finished(plane, await actor.submit(user, "second question"))
         assert second.status == "success", second.error_message
-        after_second = await runtime.store.sessions.load_conversation(session.id)
+        after_second = await plane.store.sessions.load_conversation(session.id)
     # The follow-up appended to what the first prompt stored; nothing before it changed.
     assert after_second[: len(after_first)] == after_first
     assert len(after_second) == len(after_first) + 2
 
-    async with bridged_runtime(settings, git_proxy=True, in_process=True) as runtime:
-        actor = await runtime.manager.actor(session.id)
-        third = await _finished(runtime, await actor.submit(user, "third question"))
+    async with bridged_plane(settings, git_proxy=True, in_process=True) as plane:
+        actor = await plane.manager.actor(session.id)
+        third = await _finished(plane, await actor.submit(user, "third question"))
         assert third.status == "success", third.error_message
-        after_third = await runtime.store.sessions.load_conversation(session.id)
+        after_third = await plane.store.sessions.load_conversation(session.id)
     assert after_third[: len(after_second)] == after_second
     sent = json.dumps(llm.requests[-1].body["messages"])
     for earlier in ("first question", "zebra-42", "second question", "The second answer"):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from openinspect.api.app import Runtime, open_runtime
+from openinspect.controlplane import ControlPlane, open_control_plane
 from openinspect.domain.models import Session
 from openinspect.errors import AuthError, ForbiddenError, NotFoundError
 from openinspect.scm.gitproxy import ProxyGrant
@@ -21,31 +21,31 @@ ZERO = "0" * 40
 
 
 @pytest.fixture
-async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
+async def plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
     settings = Settings(home=tmp_path / "home", sandbox=SandboxSettings(provider="process"))
-    async with open_runtime(settings) as opened:
+    async with open_control_plane(settings) as opened:
         yield opened
 
 
-async def _session(runtime: Runtime, origin: Path) -> Session:
-    admin = (await runtime.store.users.list_all())[0]
-    return await runtime.manager.create(admin, repo=str(origin))
+async def _session(plane: ControlPlane, origin: Path) -> Session:
+    admin = (await plane.store.users.list_all())[0]
+    return await plane.manager.create(admin, repo=str(origin))
 
 
-async def _sandbox(runtime: Runtime, session_id: str, sandbox_id: str, token: str) -> None:
-    runtime.hub.register(sandbox_id, token)
-    await runtime.store.sandboxes.create(
+async def _sandbox(plane: ControlPlane, session_id: str, sandbox_id: str, token: str) -> None:
+    plane.hub.register(sandbox_id, token)
+    await plane.store.sandboxes.create(
         sandbox_id=sandbox_id, session_id=session_id, provider="process", token_hash="x"
     )
 
 
 async def test_only_the_sessions_own_sandbox_reaches_its_repo(
-    runtime: Runtime, origin: Path
+    plane: ControlPlane, origin: Path
 ) -> None:
-    mine, other = await _session(runtime, origin), await _session(runtime, origin)
-    await _sandbox(runtime, mine.id, "sbx_mine", "token-mine")
-    await _sandbox(runtime, other.id, "sbx_other", "token-other")
-    authority, (owner, name) = runtime.git_authority, runtime.origins.slug(mine.repo_url)
+    mine, other = await _session(plane, origin), await _session(plane, origin)
+    await _sandbox(plane, mine.id, "sbx_mine", "token-mine")
+    await _sandbox(plane, other.id, "sbx_other", "token-other")
+    authority, (owner, name) = plane.git_authority, plane.origins.slug(mine.repo_url)
 
     grant = await authority.authorize(mine.id, owner, name, "token-mine", "git-upload-pack")
     assert isinstance(grant.upstream, LocalUpstream)
@@ -58,32 +58,32 @@ async def test_only_the_sessions_own_sandbox_reaches_its_repo(
         await authority.authorize(mine.id, owner, name, "token-other", "git-receive-pack")
     with pytest.raises(NotFoundError):
         await authority.authorize(mine.id, "acme", "elsewhere", "token-mine", "git-upload-pack")
-    runtime.hub.unregister("sbx_mine")  # a destroyed sandbox's token is dead
+    plane.hub.unregister("sbx_mine")  # a destroyed sandbox's token is dead
     with pytest.raises(ForbiddenError):
         await authority.authorize(mine.id, owner, name, "token-mine", "git-upload-pack")
 
 
-async def test_pushes_become_events_and_owned_branches(runtime: Runtime, origin: Path) -> None:
-    session = await _session(runtime, origin)
-    await _sandbox(runtime, session.id, "sbx_1", "token-1")
-    owner, name = runtime.origins.slug(session.repo_url)
-    grant = await runtime.git_authority.authorize(
+async def test_pushes_become_events_and_owned_branches(plane: ControlPlane, origin: Path) -> None:
+    session = await _session(plane, origin)
+    await _sandbox(plane, session.id, "sbx_1", "token-1")
+    owner, name = plane.origins.slug(session.repo_url)
+    grant = await plane.git_authority.authorize(
         session.id, owner, name, "token-1", "git-receive-pack"
     )
     created = RefUpdate(ZERO, SHA, "refs/heads/openinspect/extra")
-    await runtime.git_authority.pushed(grant, [created], True, "")
-    await runtime.git_authority.pushed(
-        grant, [RefUpdate(ZERO, SHA, "refs/heads/main")], False, "no"
-    )
-    assert await runtime.store.branches.names(session.id) == {"openinspect/extra"}
-    events = await runtime.store.events.after(session.id, 0, 500)
+    await plane.git_authority.pushed(grant, [created], True, "")
+    await plane.git_authority.pushed(grant, [RefUpdate(ZERO, SHA, "refs/heads/main")], False, "no")
+    assert await plane.store.branches.names(session.id) == {"openinspect/extra"}
+    events = await plane.store.events.after(session.id, 0, 500)
     tail = [(e.type, getattr(e, "branch", None) or getattr(e, "code", None)) for e in events[-2:]]
     assert tail == [("git-push", "openinspect/extra"), ("warning", "push_refused")]
 
 
-async def test_a_session_owns_its_branch_name_from_creation(runtime: Runtime, origin: Path) -> None:
-    mine, other = await _session(runtime, origin), await _session(runtime, origin)
-    branches = runtime.store.branches
+async def test_a_session_owns_its_branch_name_from_creation(
+    plane: ControlPlane, origin: Path
+) -> None:
+    mine, other = await _session(plane, origin), await _session(plane, origin)
+    branches = plane.store.branches
     assert await branches.owner(mine.repo_url, mine.branch) == mine.id
     assert not await branches.claim(other.id, mine.repo_url, mine.branch)
     assert await branches.claim(mine.id, mine.repo_url, mine.branch)  # already its own
@@ -91,12 +91,12 @@ async def test_a_session_owns_its_branch_name_from_creation(runtime: Runtime, or
     assert await branches.claim(other.id, "/elsewhere", mine.branch)
 
 
-async def test_the_push_policy_comes_from_the_claims(runtime: Runtime, origin: Path) -> None:
-    mine, other = await _session(runtime, origin), await _session(runtime, origin)
-    await _sandbox(runtime, mine.id, "sbx_mine", "token-mine")
-    await _sandbox(runtime, other.id, "sbx_other", "token-other")
-    authority, (owner, name) = runtime.git_authority, runtime.origins.slug(mine.repo_url)
-    branches = runtime.store.branches
+async def test_the_push_policy_comes_from_the_claims(plane: ControlPlane, origin: Path) -> None:
+    mine, other = await _session(plane, origin), await _session(plane, origin)
+    await _sandbox(plane, mine.id, "sbx_mine", "token-mine")
+    await _sandbox(plane, other.id, "sbx_other", "token-other")
+    authority, (owner, name) = plane.git_authority, plane.origins.slug(mine.repo_url)
+    branches = plane.store.branches
     # Before names were strict, the other session took one under mine's name, and both pushed
     # a branch of a third name (mine first).
     squatted = f"{mine.branch}-docs"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from openinspect.api.app import Runtime, open_runtime
+from openinspect.controlplane import ControlPlane, open_control_plane
 from openinspect.domain.events import GitCommit
 from openinspect.domain.models import Author, Prompt, Session
 from openinspect.settings import SandboxSettings, Settings
@@ -18,25 +18,25 @@ from tests.store.records import prompt_record
 
 
 @pytest.fixture
-async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
+async def plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
     settings = Settings(home=tmp_path / "home", sandbox=SandboxSettings(provider="process"))
-    async with open_runtime(settings) as opened:
+    async with open_control_plane(settings) as opened:
         yield opened
 
 
-async def running_prompt(runtime: Runtime, session: Session, author: Author) -> Prompt:
+async def running_prompt(plane: ControlPlane, session: Session, author: Author) -> Prompt:
     """A prompt that the dead server was running."""
     prompt = prompt_record(session.id, author, "fix it")
-    await runtime.store.prompts.create(prompt, "print")
-    assert await runtime.store.prompts.set_status(prompt.id, "running", only_if=("queued",))
+    await plane.store.prompts.create(prompt, "print")
+    assert await plane.store.prompts.set_status(prompt.id, "running", only_if=("queued",))
     return prompt
 
 
-async def restart(runtime: Runtime) -> None:
+async def restart(plane: ControlPlane) -> None:
     """What a restart does to the sessions: the server stops (its actors close, its leases are
     freed), the next one takes over the sessions that have work."""
-    await runtime.manager.close()
-    await runtime.manager.recover()
+    await plane.manager.close()
+    await plane.manager.recover()
 
 
 def push_commit(origin: Path, work: Path, branch: str, name: str) -> str:
@@ -48,24 +48,24 @@ def push_commit(origin: Path, work: Path, branch: str, name: str) -> str:
     return git_output("rev-parse", "HEAD", cwd=work).strip()
 
 
-async def pushes(runtime: Runtime, session_id: str) -> list[tuple[str, str | None]]:
-    events = await runtime.store.events.after(session_id, 0, 1000)
+async def pushes(plane: ControlPlane, session_id: str) -> list[tuple[str, str | None]]:
+    events = await plane.store.events.after(session_id, 0, 1000)
     return [(e.sha, e.prompt_id) for e in events if e.type == "git-push"]
 
 
 async def test_a_push_that_landed_before_the_crash_is_recorded_once(
-    runtime: Runtime, origin: Path, tmp_path: Path
+    plane: ControlPlane, origin: Path, tmp_path: Path
 ) -> None:
-    admin = (await runtime.store.users.list_all())[0]
+    admin = (await plane.store.users.list_all())[0]
     author = Author.of(admin)
-    session = await runtime.manager.create(admin, repo=str(origin))
+    session = await plane.manager.create(admin, repo=str(origin))
     work = tmp_path / "work"
     git_output("clone", "-q", str(origin), str(work), cwd=tmp_path)
 
     # The prompt committed (the log has it), the origin took the push, the server died.
-    prompt = await running_prompt(runtime, session, author)
+    prompt = await running_prompt(plane, session, author)
     sha = push_commit(origin, work, session.branch, "fix.txt")
-    await runtime.manager.services.events.append(
+    await plane.manager.deps.events.append(
         GitCommit(
             session_id=session.id,
             prompt_id=prompt.id,
@@ -76,35 +76,35 @@ async def test_a_push_that_landed_before_the_crash_is_recorded_once(
             files_changed=1,
         )
     )
-    assert await pushes(runtime, session.id) == []
+    assert await pushes(plane, session.id) == []
 
-    await restart(runtime)
+    await restart(plane)
 
-    assert await pushes(runtime, session.id) == [(sha, prompt.id)]
-    events = await runtime.store.events.after(session.id, 0, 1000)
+    assert await pushes(plane, session.id) == [(sha, prompt.id)]
+    events = await plane.store.events.after(session.id, 0, 1000)
     assert [e.type for e in events[-2:]] == ["git-push", "prompt-finished"]
     assert events[-1].status == "interrupted"  # type: ignore[union-attr]
-    assert await runtime.store.branches.head(session.id, session.branch) == sha
+    assert await plane.store.branches.head(session.id, session.branch) == sha
 
     # The next crash finds the log in step with the origin: nothing is recorded twice.
-    await running_prompt(runtime, session, author)
-    await restart(runtime)
-    assert await pushes(runtime, session.id) == [(sha, prompt.id)]
+    await running_prompt(plane, session, author)
+    await restart(plane)
+    assert await pushes(plane, session.id) == [(sha, prompt.id)]
 
     # Someone pushed to the branch outside openinspect: that is not the session's push.
     push_commit(origin, work, session.branch, "human.txt")
-    await running_prompt(runtime, session, author)
-    await restart(runtime)
-    assert await pushes(runtime, session.id) == [(sha, prompt.id)]
+    await running_prompt(plane, session, author)
+    await restart(plane)
+    assert await pushes(plane, session.id) == [(sha, prompt.id)]
 
 
 async def test_a_branch_missing_on_the_origin_records_nothing(
-    runtime: Runtime, origin: Path
+    plane: ControlPlane, origin: Path
 ) -> None:
-    admin = (await runtime.store.users.list_all())[0]
-    session = await runtime.manager.create(admin, repo=str(origin))
-    prompt = await running_prompt(runtime, session, Author.of(admin))
-    await restart(runtime)
-    assert await pushes(runtime, session.id) == []
-    events = await runtime.store.events.after(session.id, 0, 1000)
+    admin = (await plane.store.users.list_all())[0]
+    session = await plane.manager.create(admin, repo=str(origin))
+    prompt = await running_prompt(plane, session, Author.of(admin))
+    await restart(plane)
+    assert await pushes(plane, session.id) == []
+    events = await plane.store.events.after(session.id, 0, 1000)
     assert events[-1].type == "prompt-finished" and events[-1].prompt_id == prompt.id

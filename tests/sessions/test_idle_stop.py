@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from openinspect.api.app import Runtime
+from openinspect.controlplane import ControlPlane
 from openinspect.domain.events import utcnow
 from openinspect.domain.models import FINISHED_PROMPT_STATUSES, Prompt, User
 from openinspect.services.tidy import Tidier
@@ -27,7 +27,7 @@ from openinspect.settings import (
 from openinspect.testing.llm_server import ScriptedLLMServer
 from openinspect.testing.repos import git_output
 from tests.conftest import MODEL
-from tests.sessions.bridged import bridged_runtime
+from tests.sessions.bridged import bridged_plane
 
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"), pytest.mark.timeout(300)]
 IDLE_S = 1.0
@@ -35,7 +35,7 @@ WATCHED_S = 600.0
 
 
 @pytest.fixture
-async def runtime(tmp_path: Path, llm: ScriptedLLMServer) -> AsyncIterator[Runtime]:
+async def plane(tmp_path: Path, llm: ScriptedLLMServer) -> AsyncIterator[ControlPlane]:
     settings = Settings(
         home=tmp_path / "home",
         sandbox=SandboxSettings(provider="process"),
@@ -47,12 +47,12 @@ async def runtime(tmp_path: Path, llm: ScriptedLLMServer) -> AsyncIterator[Runti
             openai_compatible_base_url=llm.openai_base_url, openai_compatible_api_key="k"
         ),
     )
-    async with bridged_runtime(settings, git_proxy=True, in_process=True) as opened:
+    async with bridged_plane(settings, git_proxy=True, in_process=True) as opened:
         yield opened
 
 
-def _admin(runtime: Runtime) -> User:
-    user = runtime.bootstrap.user
+def _admin(plane: ControlPlane) -> User:
+    user = plane.bootstrap.user
     assert user is not None
     return user
 
@@ -61,10 +61,10 @@ def bash(command: str) -> dict[str, Any]:
     return {"turns": [{"tool_calls": [{"name": "bash", "args": {"command": command}}]}]}
 
 
-async def _finished(runtime: Runtime, prompt: Prompt, timeout_s: float = 180) -> Prompt:
+async def _finished(plane: ControlPlane, prompt: Prompt, timeout_s: float = 180) -> Prompt:
     async with asyncio.timeout(timeout_s):
         while True:
-            got = await runtime.store.prompts.get(prompt.id)
+            got = await plane.store.prompts.get(prompt.id)
             assert got is not None
             if got.status in FINISHED_PROMPT_STATUSES:
                 await asyncio.sleep(0.2)  # the queue runner settles the session status
@@ -72,13 +72,13 @@ async def _finished(runtime: Runtime, prompt: Prompt, timeout_s: float = 180) ->
             await asyncio.sleep(0.1)
 
 
-async def _statuses(runtime: Runtime, sid: str) -> list[tuple[str, str | None]]:
-    events = await runtime.store.events.after(sid, 0, 10_000)
+async def _statuses(plane: ControlPlane, sid: str) -> list[tuple[str, str | None]]:
+    events = await plane.store.events.after(sid, 0, 10_000)
     return [(e.status, e.message) for e in events if e.type == "sandbox-status"]
 
 
-async def _outputs(runtime: Runtime, sid: str, prompt_id: str) -> str:
-    events = await runtime.store.events.after(sid, 0, 10_000)
+async def _outputs(plane: ControlPlane, sid: str, prompt_id: str) -> str:
+    events = await plane.store.events.after(sid, 0, 10_000)
     return "".join(e.output for e in events if e.type == "tool-result" and e.prompt_id == prompt_id)
 
 
@@ -87,15 +87,15 @@ async def _idle_for(actor: SessionActor, seconds: float) -> None:
 
 
 async def test_an_idle_sandbox_stops_and_the_next_prompt_wakes_it_with_the_work_kept(
-    runtime: Runtime, llm: ScriptedLLMServer, origin: Path
+    plane: ControlPlane, llm: ScriptedLLMServer, origin: Path
 ) -> None:
-    user = _admin(runtime)
-    session = await runtime.manager.create(user, repo=str(origin))
-    actor = await runtime.manager.actor(session.id)
-    tidy = Tidier(runtime.manager)
+    user = _admin(plane)
+    session = await plane.manager.create(user, repo=str(origin))
+    actor = await plane.manager.actor(session.id)
+    tidy = Tidier(plane.manager)
 
     llm.reset(bash("echo one > notes.txt && cat notes.txt"))
-    first = await _finished(runtime, await actor.submit(user, "write notes"))
+    first = await _finished(plane, await actor.submit(user, "write notes"))
     assert first.status == "success", (first.error_code, first.error_message)
     assert actor.sandbox.status == "ready"
     assert (await tidy.sweep()).idle_stopped == []  # it just finished: not idle yet
@@ -103,41 +103,41 @@ async def test_an_idle_sandbox_stops_and_the_next_prompt_wakes_it_with_the_work_
 
     await asyncio.sleep(IDLE_S + 0.2)
     assert (await tidy.sweep()).idle_stopped == [session.id]
-    status, message = (await _statuses(runtime, session.id))[-1]
+    status, message = (await _statuses(plane, session.id))[-1]
     assert status == "stopped" and message is not None and message.startswith("idle")
     assert actor.sandbox.status == "stopped"
-    stored = await runtime.store.sessions.get(session.id)
+    stored = await plane.store.sessions.get(session.id)
     assert stored is not None and stored.sandbox_status == "stopped"
     assert git_output("rev-parse", session.branch, cwd=origin) == pushed  # nothing lost
 
     # The next prompt boots a new box that continues where the last one stopped.
     llm.reset(bash("cat notes.txt && echo two >> notes.txt && git log --format=%s -1"))
-    second = await _finished(runtime, await actor.submit(user, "add to the notes"))
+    second = await _finished(plane, await actor.submit(user, "add to the notes"))
     assert second.status == "success", (second.error_code, second.error_message)
-    output = await _outputs(runtime, session.id, second.id)
+    output = await _outputs(plane, session.id, second.id)
     assert "one" in output and "write notes" in output
-    assert [s for s, _ in await _statuses(runtime, session.id)].count("ready") == 2
+    assert [s for s, _ in await _statuses(plane, session.id)].count("ready") == 2
     notes = git_output("show", f"{session.branch}:notes.txt", cwd=origin)
     assert notes.split() == ["one", "two"]
 
 
 async def test_a_watched_sandbox_stays_up_longer_whichever_server_holds_the_watcher(
-    runtime: Runtime, origin: Path
+    plane: ControlPlane, origin: Path
 ) -> None:
-    user = _admin(runtime)
-    session = await runtime.manager.create(user, repo=str(origin))
-    actor = await runtime.manager.actor(session.id)
-    tidy = Tidier(runtime.manager)
+    user = _admin(plane)
+    session = await plane.manager.create(user, repo=str(origin))
+    actor = await plane.manager.actor(session.id)
+    tidy = Tidier(plane.manager)
     actor.typing()  # someone typing boots the box
     await actor.sandbox.ready()
     await _idle_for(actor, IDLE_S + 1)
 
     # Watched here (a WebSocket on this server): kept.
-    await runtime.manager.presence.join(session.id, "c1", user.id, user.name)
+    await plane.manager.presence.join(session.id, "c1", user.id, user.name)
     assert (await tidy.sweep()).idle_stopped == []
-    await runtime.manager.presence.leave(session.id, "c1")
+    await plane.manager.presence.leave(session.id, "c1")
     # Watched through another server (it refreshes watched_at): still kept.
-    await runtime.store.sessions.touch_watched(session.id, utcnow())
+    await plane.store.sessions.touch_watched(session.id, utcnow())
     assert (await tidy.sweep()).idle_stopped == []
     assert actor.sandbox.status == "ready"
     # Past the watched limit, a watched box stops too.
@@ -147,7 +147,7 @@ async def test_a_watched_sandbox_stays_up_longer_whichever_server_holds_the_watc
     # Nobody watches any more (the last refresh is old): the short limit applies.
     actor.typing()
     await actor.sandbox.ready()
-    await runtime.store.sessions.touch_watched(session.id, utcnow() - timedelta(hours=1))
+    await plane.store.sessions.touch_watched(session.id, utcnow() - timedelta(hours=1))
     await _idle_for(actor, IDLE_S + 1)
     assert (await tidy.sweep()).idle_stopped == [session.id]
-    assert [s for s, _ in await _statuses(runtime, session.id)].count("stopped") == 2
+    assert [s for s, _ in await _statuses(plane, session.id)].count("stopped") == 2

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from openinspect.api.app import Runtime
+from openinspect.controlplane import ControlPlane
 from openinspect.settings import AgentSettings, ModelProviderSettings, SandboxSettings, Settings
 from openinspect.testing.llm_server import ScriptedLLMServer
 from tests.conftest import MODEL
-from tests.sessions.bridged import bridged_runtime
+from tests.sessions.bridged import bridged_plane
 
 SLOW = "for i in 1 2 3; do echo $i; sleep 0.5; done"
 TIMEOUT_S = 60.0
@@ -34,22 +34,22 @@ def bash_turns(command: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def runtime(tmp_path: Path, llm: ScriptedLLMServer) -> AsyncIterator[Runtime]:
+async def plane(tmp_path: Path, llm: ScriptedLLMServer) -> AsyncIterator[ControlPlane]:
     settings = Settings(
         home=tmp_path / "home",
         sandbox=SandboxSettings(provider="process"),
         agent=AgentSettings(default_model=MODEL),
         models=ModelProviderSettings(openai_compatible_base_url=llm.openai_base_url),
     )
-    async with bridged_runtime(settings, in_process=True) as opened:
+    async with bridged_plane(settings, in_process=True) as opened:
         yield opened
 
 
 async def _watch(
-    runtime: Runtime, session_id: str, until: str, seen: list[tuple[float, dict[str, Any]]]
+    plane: ControlPlane, session_id: str, until: str, seen: list[tuple[float, dict[str, Any]]]
 ) -> None:
     """Collect (arrival time, event) from the session's channel until an event of type ``until``."""
-    async with runtime.manager.services.events.subscribe(session_id) as messages:
+    async with plane.manager.deps.events.subscribe(session_id) as messages:
         seen.append((time.monotonic(), {"type": "subscribed"}))
         async for raw in messages:
             message = json.loads(raw)
@@ -61,25 +61,25 @@ async def _watch(
 
 
 async def _start(
-    runtime: Runtime, origin: Path, command: str, llm: ScriptedLLMServer, until: str
+    plane: ControlPlane, origin: Path, command: str, llm: ScriptedLLMServer, until: str
 ) -> tuple[str, asyncio.Task[None], list[tuple[float, dict[str, Any]]]]:
     llm.reset(bash_turns(command))
-    user = runtime.bootstrap.user
+    user = plane.bootstrap.user
     assert user is not None
-    session = await runtime.manager.create(user, repo=str(origin))
+    session = await plane.manager.create(user, repo=str(origin))
     seen: list[tuple[float, dict[str, Any]]] = []
-    watcher = asyncio.create_task(_watch(runtime, session.id, until, seen))
+    watcher = asyncio.create_task(_watch(plane, session.id, until, seen))
     while not seen:
         await asyncio.sleep(0.01)
-    actor = await runtime.manager.actor(session.id)
+    actor = await plane.manager.actor(session.id)
     await actor.submit(user, "count slowly")
     return session.id, watcher, seen
 
 
 async def test_a_slow_command_streams_each_line_before_its_result_and_stores_none(
-    runtime: Runtime, origin: Path, llm: ScriptedLLMServer
+    plane: ControlPlane, origin: Path, llm: ScriptedLLMServer
 ) -> None:
-    session_id, watcher, seen = await _start(runtime, origin, SLOW, llm, "prompt-finished")
+    session_id, watcher, seen = await _start(plane, origin, SLOW, llm, "prompt-finished")
     await asyncio.wait_for(watcher, TIMEOUT_S)
 
     deltas = [(t, e) for t, e in seen if e["type"] == "tool-output-delta"]
@@ -96,7 +96,7 @@ async def test_a_slow_command_streams_each_line_before_its_result_and_stores_non
     # Deltas carry the seq of the last durable event before them (the call).
     assert all(e["seq"] >= call["seq"] and e["seq"] < result["seq"] for _, e in deltas)
 
-    stored = await runtime.store.events.after(session_id, 0, 1000)
+    stored = await plane.store.events.after(session_id, 0, 1000)
     assert not [e for e in stored if e.type == "tool-output-delta"]
     [stored_result] = [e for e in stored if e.type == "tool-result"]
     assert stored_result.output.count("1\n2\n3\n") == 1  # type: ignore[union-attr]
@@ -104,15 +104,15 @@ async def test_a_slow_command_streams_each_line_before_its_result_and_stores_non
 
 
 async def test_a_stopped_command_keeps_what_it_printed_and_says_when(
-    runtime: Runtime, origin: Path, llm: ScriptedLLMServer
+    plane: ControlPlane, origin: Path, llm: ScriptedLLMServer
 ) -> None:
     command = "echo started; sleep 600"
-    session_id, watcher, seen = await _start(runtime, origin, command, llm, "prompt-finished")
+    session_id, watcher, seen = await _start(plane, origin, command, llm, "prompt-finished")
     async with asyncio.timeout(TIMEOUT_S):
         while not any(e["type"] == "tool-output-delta" for _, e in seen):
             await asyncio.sleep(0.05)
     await asyncio.sleep(1.0)
-    actor = await runtime.manager.actor(session_id)
+    actor = await plane.manager.actor(session_id)
     assert await actor.stop()
     await asyncio.wait_for(watcher, TIMEOUT_S)
 
@@ -123,5 +123,5 @@ async def test_a_stopped_command_keeps_what_it_printed_and_says_when(
     assert result["duration_ms"] >= 1000
     [finished] = [e for _, e in seen if e["type"] == "prompt-finished"]
     assert finished["status"] == "stopped" and finished["seq"] > result["seq"]
-    stored = await runtime.store.events.after(session_id, 0, 1000)
+    stored = await plane.store.events.after(session_id, 0, 1000)
     assert [e.type for e in stored].count("tool-result") == 1

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from openinspect.api.app import Runtime, open_runtime
 from openinspect.bus import open_bus
+from openinspect.controlplane import ControlPlane, open_control_plane
 from openinspect.domain.commands import CancelPrompt, StartSession, Stop, UpdateSession
 from openinspect.domain.events import AgentText
 from openinspect.domain.models import Author, Session, User
@@ -39,7 +39,7 @@ pytestmark = [
     pytest.mark.redis,
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
 ]
-Replicas = Callable[[str], Awaitable[Runtime]]
+Replicas = Callable[[str], Awaitable[ControlPlane]]
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ async def replicas(tmp_path: Path) -> AsyncIterator[Replicas]:
     async with AsyncExitStack() as stack:
         url = await stack.enter_async_context(throwaway_pg_database())
 
-        async def start(name: str) -> Runtime:
+        async def start(name: str) -> ControlPlane:
             settings = Settings(
                 home=tmp_path / name,
                 database_url=url,
@@ -66,18 +66,18 @@ async def replicas(tmp_path: Path) -> AsyncIterator[Replicas]:
                 services=ServiceSettings(failover_enabled=False, evict_enabled=False),
                 ownership=OwnershipSettings(forward_timeout_s=10),
             )
-            return await stack.enter_async_context(open_runtime(settings))
+            return await stack.enter_async_context(open_control_plane(settings))
 
         yield start
 
 
-async def admin_of(runtime: Runtime) -> User:
-    return (await runtime.store.users.list_all())[0]
+async def admin_of(plane: ControlPlane) -> User:
+    return (await plane.store.users.list_all())[0]
 
 
-async def new_session(runtime: Runtime, origin: Path) -> Session:
-    started = await runtime.commands.handle(
-        await admin_of(runtime), StartSession(repo=str(origin)), origin="api"
+async def new_session(plane: ControlPlane, origin: Path) -> Session:
+    started = await plane.commands.handle(
+        await admin_of(plane), StartSession(repo=str(origin)), origin="api"
     )
     return started.session
 
@@ -207,7 +207,7 @@ async def test_idle_sessions_leave_memory_and_free_their_lease(
     assert [x.session.id for x in a.manager.live_actors()] == [busy.id]
     for session in sessions[1:]:
         assert await a.store.owners.holder(session.id) is None
-        assert session.id not in a.manager.services.events._last_seq
+        assert session.id not in a.manager.deps.events._last_seq
     # The next command loads it again, here or anywhere.
     assert (await a.manager.actor(sessions[1].id)).session.id == sessions[1].id
 

@@ -9,26 +9,26 @@ from pathlib import Path
 
 import pytest
 
-from openinspect.api.app import Runtime
+from openinspect.controlplane import ControlPlane
 from openinspect.errors import SandboxError
 from openinspect.settings import SandboxSettings, Settings
-from tests.sessions.bridged import bridged_runtime
+from tests.sessions.bridged import bridged_plane
 
 
 @pytest.fixture
-async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
+async def plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
     settings = Settings(home=tmp_path / "home", sandbox=SandboxSettings(provider="process"))
-    async with bridged_runtime(settings, in_process=True) as opened:
+    async with bridged_plane(settings, in_process=True) as opened:
         yield opened
 
 
-async def _warmings(runtime: Runtime, session_id: str) -> int:
-    events = await runtime.store.events.after(session_id, 0, 1000)
+async def _warmings(plane: ControlPlane, session_id: str) -> int:
+    events = await plane.store.events.after(session_id, 0, 1000)
     return sum(1 for e in events if e.type == "sandbox-status" and e.status == "warming")
 
 
 async def test_a_failed_boot_is_not_retried_until_the_next_prompt(
-    runtime: Runtime, origin: Path, tmp_path: Path
+    plane: ControlPlane, origin: Path, tmp_path: Path
 ) -> None:
     work = tmp_path / "broken"
     subprocess.run(["git", "clone", "-q", str(origin), str(work)], check=True)
@@ -39,10 +39,10 @@ async def test_a_failed_boot_is_not_retried_until_the_next_prompt(
         check=True,
     )
     subprocess.run(["git", "push", "-q", "origin", "main"], cwd=work, check=True)
-    user = runtime.bootstrap.user
+    user = plane.bootstrap.user
     assert user is not None
-    session = await runtime.manager.create(user, repo=str(origin))
-    sandbox = (await runtime.manager.actor(session.id)).sandbox
+    session = await plane.manager.create(user, repo=str(origin))
+    sandbox = (await plane.manager.actor(session.id)).sandbox
 
     with pytest.raises(SandboxError, match="start"):
         await sandbox.ready()
@@ -51,9 +51,9 @@ async def test_a_failed_boot_is_not_retried_until_the_next_prompt(
         with pytest.raises(SandboxError):
             await sandbox.ready()
     assert sandbox.status == "failed"
-    assert await _warmings(runtime, session.id) == 1
+    assert await _warmings(plane, session.id) == 1
 
     sandbox.reset_failure()  # what a new prompt does
     with pytest.raises(SandboxError):
         await sandbox.ready()
-    assert await _warmings(runtime, session.id) == 2
+    assert await _warmings(plane, session.id) == 2

@@ -1,56 +1,32 @@
-"""Request dependencies: the app's services, the authenticated user, and role checks."""
+"""Request dependencies: the control plane, the authenticated user, and role checks."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from openinspect.api.auth import WsTokens
+from openinspect.controlplane import ControlPlane
 from openinspect.domain.commands import ID_MAX
 from openinspect.domain.models import User
 from openinspect.errors import (
     SESSION_NOT_FOUND_HINT,
     AuthError,
-    ConfigError,
     ForbiddenError,
     SessionNotFound,
     TokenExpired,
     TokenRevoked,
 )
 from openinspect.people.roles import ensure_can_see, is_admin
-from openinspect.people.service import People
-from openinspect.sessions.commands import CommandHandler
-from openinspect.sessions.manager import SessionManager
-from openinspect.sessions.pulls import PullRequests
-from openinspect.settings import Settings
-from openinspect.store import Store
 
 _bearer = HTTPBearer(auto_error=False)
 
 
-@dataclass
-class AppState:
-    manager: SessionManager
-    store: Store
-    ws_tokens: WsTokens
-    settings: Settings
-    pulls: PullRequests
-    commands: CommandHandler
-    """The one entry point of every change a door asks of a session (``sessions.commands``)."""
-    people: People | None = None
-
-    def require_people(self) -> People:
-        if self.people is None:
-            raise ConfigError("The app was started without its people services")
-        return self.people
-
-
-def app_state(request: Request) -> AppState:
-    state: AppState = request.app.state.openinspect
-    return state
+def control_plane(request: Request) -> ControlPlane:
+    """The control plane the app runs on (``api.app.create_app``)."""
+    plane: ControlPlane = request.app.state.control_plane
+    return plane
 
 
 async def current_user(
@@ -63,7 +39,7 @@ async def current_user(
             hint="Send 'Authorization: Bearer <token>' with an API token (the server prints the "
             "admin's when it first starts)",
         )
-    users = app_state(request).store.users
+    users = control_plane(request).store.users
     found = await users.lookup(credentials.credentials)
     if found is None:
         why = await users.token_state(credentials.credentials)
@@ -90,15 +66,15 @@ async def visible_session(request: Request, user: Annotated[User, Depends(curren
     if session_id:
         if len(session_id) > ID_MAX:  # no session has such an id; not a command's to refuse
             raise SessionNotFound("No session has an id that long", hint=SESSION_NOT_FOUND_HINT)
-        await ensure_can_see(app_state(request).store, user, session_id)
+        await ensure_can_see(control_plane(request).store, user, session_id)
 
 
 def public_base_url(request: Request) -> str:
     """The server's address as people reach it: ``server.public_url``, else the request's."""
-    public = app_state(request).settings.server.public_url
+    public = control_plane(request).settings.server.public_url
     return (public or str(request.base_url)).rstrip("/")
 
 
-State = Annotated[AppState, Depends(app_state)]
+State = Annotated[ControlPlane, Depends(control_plane)]
 CurrentUser = Annotated[User, Depends(current_user)]
 AdminUser = Annotated[User, Depends(admin_user)]

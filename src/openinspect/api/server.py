@@ -1,5 +1,5 @@
-"""Run the control plane: the public API on TCP and the sandbox bridge on a Unix socket, in one
-process sharing one runtime."""
+"""Serve the control plane: the public API on TCP and the sandbox bridge on a Unix socket, two
+servers in one process on one ``ControlPlane``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from openinspect.api.app import Runtime, create_app, create_bridge_app, open_runtime
+from openinspect.api.app import create_app, create_bridge_app
+from openinspect.controlplane import ControlPlane, open_control_plane
 from openinspect.runtime.protocol import MAX_FRAME_BYTES
 from openinspect.settings import Settings
 
@@ -24,7 +25,7 @@ WS_MAX_BYTES = 2 * 1024 * 1024
 @dataclass(frozen=True)
 class Started:
     url: str
-    runtime: Runtime
+    plane: ControlPlane
 
 
 class _QuietServer(uvicorn.Server):
@@ -53,7 +54,7 @@ async def serve(
     stop: asyncio.Event | None = None,
 ) -> None:
     """Serve until interrupted, or until ``stop`` is set (a graceful shutdown)."""
-    async with open_runtime(settings) as runtime:
+    async with open_control_plane(settings) as plane:
         sock = _listen(settings.server.host, settings.server.port)
         port = sock.getsockname()[1]
         url = settings.server.public_url or f"http://{settings.server.host}:{port}"
@@ -64,7 +65,7 @@ async def serve(
         server_cls = uvicorn.Server if install_signal_handlers else _QuietServer
         public = server_cls(
             uvicorn.Config(
-                create_app(settings, runtime),
+                create_app(settings, plane),
                 log_level=settings.log_level,
                 ws_max_size=WS_MAX_BYTES,
                 lifespan="on",
@@ -73,7 +74,7 @@ async def serve(
         )
         bridge = _QuietServer(
             uvicorn.Config(
-                create_bridge_app(runtime.hub, runtime.git_authority),
+                create_bridge_app(plane.hub, plane.git_authority),
                 uds=str(bridge_path),
                 log_level="warning",
                 lifespan="off",
@@ -95,9 +96,9 @@ async def serve(
                     await public_task
                     return
                 await asyncio.sleep(0.01)
-            warm_task = asyncio.create_task(runtime.warm_up(), name="warm up")
+            warm_task = asyncio.create_task(plane.warm_up(), name="warm up")
             if on_started is not None:
-                result = on_started(Started(url, runtime))
+                result = on_started(Started(url, plane))
                 if result is not None:
                     await result
             if stop is not None:

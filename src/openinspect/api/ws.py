@@ -31,10 +31,10 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 from openinspect.api.auth import WS_TOKEN_MAX_CHARS
-from openinspect.api.deps import AppState
 from openinspect.api.schemas import event_shown_to, origin_shown_to
 from openinspect.api.ws_frames import MAX_SEQ, FrameCache, encode, parse_incoming
 from openinspect.bus import SubscriberOverflow
+from openinspect.controlplane import ControlPlane
 from openinspect.domain.commands import CancelPrompt, SetPresence, Stop, SubmitPrompt, Typing
 from openinspect.domain.events import dump_event, utcnow
 from openinspect.domain.models import SessionOrigin, User
@@ -125,7 +125,7 @@ def _invalid(exc: ValidationError, kind: str) -> InvalidInput:
     return InvalidInput(f"Invalid {kind} message: {problems}", hint="See docs/sessions.md")
 
 
-def _frames(ws: WebSocket, state: AppState) -> FrameCache:
+def _frames(ws: WebSocket, state: ControlPlane) -> FrameCache:
     """The process's cache of encoded frames (one per app, sized by settings)."""
     cache: FrameCache | None = getattr(ws.app.state, "ws_frames", None)
     if cache is None:
@@ -135,7 +135,7 @@ def _frames(ws: WebSocket, state: AppState) -> FrameCache:
 
 class _Connection:
     def __init__(
-        self, ws: WebSocket, state: AppState, session_id: str, user: User, token_id: str
+        self, ws: WebSocket, state: ControlPlane, session_id: str, user: User, token_id: str
     ) -> None:
         self.ws = ws
         self.state = state
@@ -170,7 +170,7 @@ class _Connection:
         )
 
     async def subscribed(self, since_seq: int | None) -> None:
-        limits = self.state.manager.services.settings.sessions
+        limits = self.state.manager.deps.settings.sessions
         replay = await join_replay(
             self.state.store.events,
             self.session_id,
@@ -253,14 +253,14 @@ class _Connection:
             await commands.handle(self.user, Typing(session_id=self.session_id), origin=origin)
 
     async def history(self, message: dict[str, Any]) -> None:
-        page_max = self.state.manager.services.settings.sessions.history_page_max
+        page_max = self.state.manager.deps.settings.sessions.history_page_max
         body = _validated(_History, message, "history")
         events, has_more = await newest_window(
             self.state.store.events,
             self.session_id,
             before_seq=body.before_seq,
             max_events=min(body.limit, page_max),
-            max_chars=self.state.manager.services.settings.sessions.replay_max_bytes,
+            max_chars=self.state.manager.deps.settings.sessions.replay_max_bytes,
         )
         await self.send(
             {
@@ -278,7 +278,7 @@ def _validated(model: type[_F], message: dict[str, Any], kind: str) -> _F:
         raise _invalid(exc, kind) from None
 
 
-async def _authorise(state: AppState, session_id: str, user_id: str, token_id: str) -> User:
+async def _authorise(state: ControlPlane, session_id: str, user_id: str, token_id: str) -> User:
     """The user, fresh from the database, if the token is live and they may see the session."""
     user = await state.store.users.live_token_user(token_id)
     if user is None or user.id != user_id:
@@ -291,7 +291,7 @@ async def _authorise(state: AppState, session_id: str, user_id: str, token_id: s
 
 
 async def _authenticate(
-    ws: WebSocket, state: AppState, session_id: str
+    ws: WebSocket, state: ControlPlane, session_id: str
 ) -> tuple[User, str, int | None]:
     """Wait for a valid subscribe; malformed frames before it get ``error`` messages."""
     deadline = asyncio.get_running_loop().time() + AUTH_TIMEOUT_S
@@ -335,7 +335,7 @@ async def _first_subscribe(ws: WebSocket) -> _Subscribe:
 
 @router.websocket("/api/sessions/{session_id}/ws")
 async def session_socket(ws: WebSocket, session_id: str) -> None:
-    state: AppState = ws.app.state.openinspect
+    state: ControlPlane = ws.app.state.control_plane
     await ws.accept()
     try:
         user, token_id, since_seq = await _authenticate(ws, state, session_id)
@@ -354,7 +354,7 @@ async def _serve(conn: _Connection, since_seq: int | None) -> None:
     """Run the reader, the bus pump and the periodic re-check until one of them ends."""
     state, session_id = conn.state, conn.session_id
     presence = state.manager.presence
-    async with state.manager.services.events.subscribe(session_id) as messages:
+    async with state.manager.deps.events.subscribe(session_id) as messages:
         await conn.subscribed(since_seq)
         try:  # the leave below also undoes a join that failed half-way
             try:

@@ -43,11 +43,11 @@ async def run_demo(console: Console, *, keep: bool = False) -> int:
         )
         try:
             info = await asyncio.wait_for(asyncio.shield(started), timeout=30)
-            token = info.runtime.bootstrap.token
+            token = info.plane.bootstrap.token
             assert token is not None
             console.print(
                 f"[bold]openinspect demo[/] · server {info.url} · sandboxes: "
-                f"{info.runtime.manager.services.provider.name}"
+                f"{info.plane.session_deps.provider.name}"
             )
             return await _session(console, Client(Target(info.url, token)), origin)
         finally:

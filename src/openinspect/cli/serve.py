@@ -34,10 +34,10 @@ async def run_server(console: Console, *, host: str | None, port: int | None) ->
     configure_logging(settings.log_level)
 
     def started(info: Started) -> None:
-        boot = info.runtime.bootstrap
+        boot = info.plane.bootstrap
         console.print(f"[bold green]openinspect[/] serving at [bold]{info.url}[/]")
         console.print(f"  home: {settings.home_dir}   database: {settings.resolved_database_url}")
-        console.print(f"  sandboxes: {info.runtime.manager.services.provider.name}")
+        console.print(f"  sandboxes: {info.plane.session_deps.provider.name}")
         if boot.token:
             label = "created admin token" if boot.created else "admin token"
             console.print(f"  {label}: [bold]{boot.token}[/]")

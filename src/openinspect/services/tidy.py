@@ -49,7 +49,7 @@ class TidyReport:
 class Tidier:
     def __init__(self, manager: SessionManager) -> None:
         self._manager = manager
-        self._settings = manager.services.settings.sessions
+        self._settings = manager.deps.settings.sessions
 
     async def sweep(self) -> TidyReport:
         """Both passes: the draft sweep, then the idle reaper. Safe to run on several servers
@@ -65,7 +65,7 @@ class Tidier:
         report = TidyReport()
         if self._settings.draft_ttl_s > 0:
             cutoff = utcnow() - timedelta(seconds=self._settings.draft_ttl_s)
-            store = self._manager.services.store
+            store = self._manager.deps.store
             report.drafts_deleted = list(
                 await store.sessions.delete_abandoned_drafts(cutoff, DRAFT_SWEEP_BATCH)
             )
@@ -89,7 +89,7 @@ class Tidier:
         if not candidates or (idle_s <= 0 and watched_s <= 0):
             return []
         since = utcnow() - timedelta(seconds=watch_fresh_s(self._settings.ws_auth_recheck_s))
-        store = self._manager.services.store
+        store = self._manager.deps.store
         ids = [a.session.id for a in candidates]
         watched = await store.sessions.watched_since(ids, since)
         watched |= await self._manager.presence.watched(ids)

@@ -109,8 +109,8 @@ COMMIT_FAILED_HINT = "The changes are still in the session's sandbox, uncommitte
 
 
 @dataclass
-class Services:
-    """What every actor shares."""
+class SessionDeps:
+    """What every session actor (and the manager that owns them) is built on."""
 
     settings: Settings
     store: Store
@@ -122,15 +122,30 @@ class Services:
     pulls: PullRequests
 
 
+Admission = Callable[[User, "SessionActor"], Awaitable[None]]
+"""Per-user limits on a new prompt, given by the manager (``sessions.limits``); raises to refuse."""
+
+
 def fingerprint(author_id: str, content: str, model: str | None, effort: str | None) -> str:
     raw = "\x00".join((author_id, content, model or "", effort or ""))
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
 class SessionActor:
-    def __init__(self, session: Session, services: Services) -> None:
+    def __init__(
+        self,
+        session: Session,
+        deps: SessionDeps,
+        *,
+        lease: Lease | None = None,
+        admission: Admission | None = None,
+        on_lease_lost: Callable[[str], None] | None = None,
+    ) -> None:
+        """``lease``: this replica's ownership of the session, the fence of every append;
+        ``on_lease_lost``: told the session id when an append was refused because another
+        replica took the session over."""
         self.session = session
-        self._s = services
+        self._s = deps
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
@@ -143,21 +158,18 @@ class SessionActor:
         # When the session last had work (a prompt queued or ended, someone typing): the idle
         # clock of its sandbox (``stop_if_idle``).
         self.last_work_at = time.monotonic()
-        # Per-user limits, set by the manager (``sessions.limits``); raises to refuse a prompt.
-        self.admission: Callable[[User, SessionActor], Awaitable[None]] | None = None
-        # Ownership, set by the manager: the fence of every append, and what to tell when an
-        # append was refused because another replica took the session over.
-        self.lease: Lease | None = None
-        self.on_lease_lost: Callable[[str], None] | None = None
+        self._admission = admission
+        self.lease = lease
+        self._on_lease_lost = on_lease_lost
         self.closed = False
         """No command is taken any more (evicted, lost or shut down)."""
         self.sandbox = SessionSandbox(
             session,
-            settings=services.settings,
-            store=services.store,
-            origins=services.origins,
-            hub=services.hub,
-            provider=services.provider,
+            settings=deps.settings,
+            store=deps.store,
+            origins=deps.origins,
+            hub=deps.hub,
+            provider=deps.provider,
             emit=self.emit,
         )
 
@@ -215,8 +227,8 @@ class SessionActor:
             if not self.closed:
                 self.closed = True
                 log.warning("session %s: an append was fenced off; stopping", self.session.id)
-                if self.on_lease_lost is not None:
-                    self.on_lease_lost(self.session.id)
+                if self._on_lease_lost is not None:
+                    self._on_lease_lost(self.session.id)
             raise
 
     async def _set_status(self, status: SessionStatus) -> None:
@@ -266,8 +278,8 @@ class SessionActor:
                             hint="Use a new id for a new prompt",
                         )
                     return prompt
-            if self.admission is not None:
-                await self.admission(user, self)
+            if self._admission is not None:
+                await self._admission(user, self)
             unfinished = await self._s.store.prompts.unfinished(self.session.id)
             if len(unfinished) >= limits.max_unfinished_prompts:
                 raise QueueFull(

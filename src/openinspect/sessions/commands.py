@@ -112,7 +112,7 @@ class CommandHandler:
         self.forwarder = Forwarder(
             bus,
             manager.replica_id,
-            timeout_s=manager.services.settings.ownership.forward_timeout_s,
+            timeout_s=manager.deps.settings.ownership.forward_timeout_s,
             serve=self.serve,
         )
 
@@ -147,7 +147,7 @@ class CommandHandler:
             return await self._start(user, command, origin)
         manager = self.manager
         # The same answer for a session that does not exist and one the user may not see.
-        await ensure_can_see(manager.services.store, user, command.session_id)
+        await ensure_can_see(manager.deps.store, user, command.session_id)
         if isinstance(command, SetPresence):
             await manager.presence.update(
                 command.session_id, command.client_id, user.id, command.status
@@ -186,10 +186,10 @@ class CommandHandler:
         is loaded and authorised again here; a session this replica does not own (any more)
         is ``SessionMoved``, and the sender routes the command again."""
         command = request.command
-        user = await self.manager.services.store.users.get(request.user_id)
+        user = await self.manager.deps.store.users.get(request.user_id)
         if user is None:
             raise SessionNotFound(f"No session {command.session_id!r}", hint=SESSION_NOT_FOUND_HINT)
-        await ensure_can_see(self.manager.services.store, user, command.session_id)
+        await ensure_can_see(self.manager.deps.store, user, command.session_id)
         if isinstance(command, SetPresence):
             raise InvalidInput("Presence is kept where the client is connected, not forwarded")
         actor = await self.manager.owned_actor(command.session_id, take=False)
@@ -231,7 +231,7 @@ class CommandHandler:
         manager = self.manager
         request_id = first_prompt_request_id(command)
         if command.prompt is not None:  # refused before anything is made
-            check_prompt(manager.services.settings, command.prompt, request_id)
+            check_prompt(manager.deps.settings, command.prompt, request_id)
         fingerprint = start_fingerprint(command, origin)
         replayed = False
         session = None
@@ -253,7 +253,7 @@ class CommandHandler:
             )
         if command.prompt is None:
             return Started(session, None, replayed)
-        store = manager.services.store
+        store = manager.deps.store
         if replayed and request_id is not None:
             found = await store.prompts.by_client_request_id(session.id, request_id)
             if found is not None:  # the first start queued it: do not ask the session again
@@ -276,7 +276,7 @@ class CommandHandler:
         return actor.session
 
     async def _prompt(self, session_id: str, prompt_id: str) -> Prompt:
-        prompt = await self.manager.services.store.prompts.get(prompt_id)
+        prompt = await self.manager.deps.store.prompts.get(prompt_id)
         if prompt is None or prompt.session_id != session_id:
             raise PromptNotFound(f"No prompt {prompt_id!r} in session {session_id}")
         return prompt

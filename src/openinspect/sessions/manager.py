@@ -39,7 +39,7 @@ from openinspect.errors import (
     SessionMoved,
     SessionNotFound,
 )
-from openinspect.sessions.actor import Services, SessionActor
+from openinspect.sessions.actor import SessionActor, SessionDeps
 from openinspect.sessions.diff import SessionDiffs
 from openinspect.sessions.git import branch_exists, normalize_origin
 from openinspect.sessions.git_recovery import reconcile_pushes
@@ -100,19 +100,25 @@ def validate_branch(name: str) -> str:
 
 
 class SessionManager:
-    def __init__(self, services: Services, ownership: Ownership | None = None) -> None:
-        self.services = services
-        self.presence = Presence(
-            services.store.presence, services.events, services.settings.sessions
-        )
-        self.diffs = SessionDiffs(services.settings.mirrors_dir, auth_env=services.origins.git_env)
+    def __init__(
+        self,
+        deps: SessionDeps,
+        *,
+        repo_guard: RepoGuard | None = None,
+        replica_id: str | None = None,
+    ) -> None:
+        self.deps = deps
+        self.presence = Presence(deps.store.presence, deps.events, deps.settings.sessions)
+        self.diffs = SessionDiffs(deps.settings.mirrors_dir, auth_env=deps.origins.git_env)
         self._actors: dict[str, SessionActor] = {}
-        self.repo_guard: RepoGuard | None = None
-        self.limits = UserLimits(services.settings, services.store)
-        self.ownership = ownership or Ownership(
-            services.store, ttl_s=services.settings.ownership.lease_ttl_s
+        self._repo_guard = repo_guard
+        self.limits = UserLimits(deps.settings, deps.store)
+        self.ownership = Ownership(
+            deps.store,
+            ttl_s=deps.settings.ownership.lease_ttl_s,
+            replica_id=replica_id,
+            on_lost=self._lost,
         )
-        self.ownership.on_lost = self._lost
         self._taking: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._dropping: set[asyncio.Task[None]] = set()
 
@@ -124,7 +130,7 @@ class SessionManager:
     def single_replica(self) -> bool:
         """With the in-process bus no other server can share the sessions (nor be forwarded
         a command): this one is the only replica by construction."""
-        return self.services.settings.bus_url.split("://", 1)[0] == "memory"
+        return self.deps.settings.bus_url.split("://", 1)[0] == "memory"
 
     def running_prompt(self, session_id: str) -> str | None:
         """The prompt the session is running now, if it is live here."""
@@ -137,7 +143,7 @@ class SessionManager:
         bus), the leases left in the store are its dead predecessor's: they are ended first,
         so nothing waits for them to run out."""
         if self.single_replica:
-            await self.services.store.owners.free_all()
+            await self.deps.store.owners.free_all()
         self.ownership.start()
         await self.adopt_orphans()
 
@@ -146,7 +152,7 @@ class SessionManager:
         active) whose lease is free or expired. Safe on every replica at once: one takes each.
         Returns the sessions taken here."""
         taken = []
-        for session_id in await self.services.store.owners.orphans(ORPHANS_PER_PASS):
+        for session_id in await self.deps.store.owners.orphans(ORPHANS_PER_PASS):
             try:
                 if await self.owned_actor(session_id) is not None:
                     taken.append(session_id)
@@ -174,13 +180,16 @@ class SessionManager:
                 return None
             try:
                 queued = await self._recover(session_id, lease)
-                actor = SessionActor(await self.get(session_id), self.services)
+                actor = SessionActor(
+                    await self.get(session_id),
+                    self.deps,
+                    lease=lease,
+                    admission=self._admit,
+                    on_lease_lost=self._fenced_off,
+                )
             except BaseException:
                 await self.ownership.release(session_id)
                 raise
-            actor.lease = lease
-            actor.admission = self._admit
-            actor.on_lease_lost = self._fenced_off
             stale = self._actors.get(session_id)
             self._actors[session_id] = actor
             if stale is not None:  # closed: evicted or lost, and taken again now
@@ -204,11 +213,11 @@ class SessionManager:
         """What a dead owner left, put right under the new ``lease``: its running prompt is
         interrupted, its sandbox is lost, an active session with nothing queued is idle.
         Returns whether prompts are queued (the queue then runs on here)."""
-        store, events = self.services.store, self.services.events
+        store, events = self.deps.store, self.deps.events
         await store.owners.sandboxes_lost(session_id)
         for prompt in await store.prompts.for_session(session_id, ("running",)):
             # Before the prompt ends in the log: a push it made may have landed unrecorded.
-            await reconcile_pushes(store, events, self.services.origins, session_id, prompt.id)
+            await reconcile_pushes(store, events, self.deps.origins, session_id, prompt.id)
             if await store.prompts.set_status(
                 prompt.id,
                 "interrupted",
@@ -260,7 +269,7 @@ class SessionManager:
             del self._actors[session_id]
         if release:
             await self.ownership.release(session_id)
-        self.services.events.forget(session_id)
+        self.deps.events.forget(session_id)
 
     async def _lost(self, session_id: str) -> None:
         """The lease of a session was not renewed: its actor stops here, writing nothing."""
@@ -297,17 +306,17 @@ class SessionManager:
         With an ``idempotency_key``, a create that loses a race to another under the same key
         (any replica) returns the winner's session, or raises ``IdempotencyKeyReused`` when the
         winner was a different request (another ``fingerprint``)."""
-        store = self.services.store
+        store = self.deps.store
         await self.limits.check_working(user, None)  # before anything is fetched or stored
         registered = await store.repos.find(repo)
-        if self.repo_guard is not None:  # roles and the GitHub access check; before any fetch
-            await self.repo_guard(user, registered.url if registered else repo, bool(registered))
-        origins = self.services.origins
+        if self._repo_guard is not None:  # roles and the GitHub access check; before any fetch
+            await self._repo_guard(user, registered.url if registered else repo, bool(registered))
+        origins = self.deps.origins
         repo_url = origins.canonical(registered.url if registered else normalize_origin(repo))
         base = validate_branch(base_branch or (registered.default_branch if registered else "main"))
-        model_id = model or self.services.models.default_model()
-        await self.services.models.check(model_id, effort)
-        mirror = await origins.mirror(self.services.settings.mirrors_dir, repo_url)
+        model_id = model or self.deps.models.default_model()
+        await self.deps.models.check(model_id, effort)
+        mirror = await origins.mirror(self.deps.settings.mirrors_dir, repo_url)
         if not await branch_exists(mirror, base):
             raise InvalidInput(
                 f"Branch {base!r} does not exist in {repo_url}",
@@ -343,7 +352,7 @@ class SessionManager:
             winner = await self.created_with_key(user, idempotency_key, fingerprint)
             assert winner is not None  # the key's row is what refused this insert
             return winner
-        await self.services.events.append(
+        await self.deps.events.append(
             SessionCreated(
                 session_id=session_id,
                 title=session.title,
@@ -363,7 +372,7 @@ class SessionManager:
     ) -> Session | None:
         """The session ``user`` already created under ``idempotency_key``, if any; raises
         ``IdempotencyKeyReused`` when it was created by a different request."""
-        found = await self.services.store.sessions.by_idempotency_key(user.id, idempotency_key)
+        found = await self.deps.store.sessions.by_idempotency_key(user.id, idempotency_key)
         if found is None:
             return None
         session, earlier = found
@@ -378,7 +387,7 @@ class SessionManager:
         """A new session id whose branch this session now owns on ``origin``: never a name that
         another session claimed or that already exists on the origin (ids are random, so a
         second draw is a rare event and a third one rarer still)."""
-        branches = self.services.store.branches
+        branches = self.deps.store.branches
         for _ in range(SESSION_ID_DRAWS):
             session_id = new_id("ses")
             branch = session_branch(session_id)
@@ -392,7 +401,7 @@ class SessionManager:
         )
 
     async def get(self, session_id: str) -> Session:
-        session = await self.services.store.sessions.get(session_id)
+        session = await self.deps.store.sessions.get(session_id)
         if session is None:
             raise SessionNotFound(f"No session {session_id!r}", hint=SESSION_NOT_FOUND_HINT)
         return session
@@ -404,7 +413,7 @@ class SessionManager:
     async def discard_vanished(self) -> list[str]:
         """Drop the actors of sessions that no longer exist (drafts deleted by any server's
         sweep), stopping their sandboxes. Returns their ids."""
-        gone = set(self._actors) - await self.services.store.sessions.existing(list(self._actors))
+        gone = set(self._actors) - await self.deps.store.sessions.existing(list(self._actors))
         actors = [(sid, self._actors[sid]) for sid in gone if sid in self._actors]
         for sid, actor in actors:
             actor.closed = True
@@ -425,7 +434,7 @@ class SessionManager:
             actor.typing()
 
     async def _creator(self, actor: SessionActor) -> User:
-        creator = await self.services.store.users.get(actor.session.creator_id)
+        creator = await self.deps.store.users.get(actor.session.creator_id)
         if creator is None:  # the creator was removed: the session is nobody's to run
             raise SessionNotFound(f"No session {actor.session.id!r}")
         return creator
@@ -433,7 +442,7 @@ class SessionManager:
     async def snapshot(self, session_id: str) -> dict[str, Any]:
         """What a joining client needs besides events: the session, who is here, the queue."""
         session = await self.get(session_id)
-        queue = await self.services.store.prompts.unfinished(session_id)
+        queue = await self.deps.store.prompts.unfinished(session_id)
         return {
             "session": session.model_dump(mode="json"),
             "participants": await self.presence.snapshot(session_id),

@@ -40,14 +40,22 @@ class _Held:
 class Ownership:
     """This replica's session leases."""
 
-    def __init__(self, store: Store, *, ttl_s: float, replica_id: str | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        ttl_s: float,
+        replica_id: str | None = None,
+        on_lost: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
+        """``on_lost`` is called with a session id whose lease was lost (the manager drops its
+        actor)."""
         self.replica_id = replica_id or default_holder()
         self.ttl_s = ttl_s
         self._store = store
         self._held: dict[str, _Held] = {}
         self._renewer: asyncio.Task[None] | None = None
-        self.on_lost: Callable[[str], Awaitable[None]] | None = None
-        """Called with a session id whose lease was lost (set by the manager)."""
+        self._on_lost = on_lost
 
     def lease(self, session_id: str) -> Lease | None:
         """The lease this replica holds on the session, if any."""
@@ -130,6 +138,6 @@ class Ownership:
                 continue  # released (or taken again) meanwhile
             del self._held[sid]
             log.warning("session %s: this replica lost its lease; it stops here", sid)
-            if self.on_lost is not None:
-                await self.on_lost(sid)
+            if self._on_lost is not None:
+                await self._on_lost(sid)
         return lost

@@ -30,7 +30,7 @@ from openinspect.sandboxes.base import SandboxExit, SandboxHandle, SandboxSpec
 from openinspect.sandboxes.local import HOME_DIRNAME, prepare_workspace, sandbox_env
 
 if TYPE_CHECKING:
-    from openinspect.api.app import Runtime
+    from openinspect.controlplane import ControlPlane
 
 logger = logging.getLogger(__name__)
 
@@ -127,10 +127,10 @@ class InProcessProvider:
             await self.destroy(SandboxHandle(sandbox_id, self.name))
 
 
-def use_in_process_boxes(runtime: Runtime) -> InProcessProvider:
-    """Make ``runtime``'s sessions boot in-process boxes from now on (before any session has a
+def use_in_process_boxes(plane: ControlPlane) -> InProcessProvider:
+    """Make ``plane``'s sessions boot in-process boxes from now on (before any session has a
     box: a running actor keeps the provider it was made with). Returns the provider, whose
     ``close`` the caller awaits at teardown."""
     provider = InProcessProvider()
-    runtime.manager.services.provider = provider
+    plane.session_deps.provider = provider
     return provider

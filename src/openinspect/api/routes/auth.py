@@ -58,7 +58,7 @@ def _redirect_uri(request: Request, state: State) -> str:
 @router.get("/auth/providers")
 async def providers(state: State) -> Providers:
     """The sign-in methods this server offers (for the web app's sign-in page)."""
-    enabled = state.require_people().signin_enabled
+    enabled = state.people.signin_enabled
     github = Provider(
         id="github",
         name="GitHub",
@@ -80,7 +80,7 @@ async def github_login(
     next_path: Annotated[str | None, Query(alias="next", max_length=2000)] = None,
 ) -> Response:
     """Start signing in: redirect to GitHub, with a state bound to this browser by a cookie."""
-    people_ = state.require_people()
+    people_ = state.people
     signin = people_.signin
     minted = people_.oauth_state.mint(next_path)
     response = RedirectResponse(
@@ -115,7 +115,7 @@ async def github_callback(
 ) -> Response:
     """GitHub sends the browser back here: check the state, sign in, hand the token to the
     web app in the URL fragment."""
-    people_ = state.require_people()
+    people_ = state.people
     wants_json = "application/json" in request.headers.get("accept", "")
     try:
         signin = people_.signin
@@ -161,7 +161,7 @@ def _refused(code: str, exc: OpenInspectError, wants_json: bool) -> Response:
 async def device_start(state: State) -> DeviceStart:
     """Start a device sign-in (for ``openinspect login``): show ``user_code`` to the person,
     who enters it at ``verification_uri``; then poll ``/auth/github/device/token``."""
-    code = await state.require_people().signin.start_device()
+    code = await state.people.signin.start_device()
     return DeviceStart(
         device_code=code.device_code,
         user_code=code.user_code,
@@ -181,7 +181,7 @@ async def device_token(body: DeviceTokenRequest, state: State) -> SignedIn | JSO
     ``authorization_pending`` until then; 429 ``slow_down`` (poll less often); 410 ``expired``;
     403 ``access_denied`` or ``sign_in_refused``; 422 ``sign_in_code_invalid`` for a device code
     GitHub does not know; 404 ``not_configured`` without GitHub sign-in."""
-    result = await state.require_people().signin.poll_device(body.device_code, body.name)
+    result = await state.people.signin.poll_device(body.device_code, body.name)
     if isinstance(result, DevicePoll):
         return _device_wait(result)
     return SignedIn(token=result.token, user=UserOut.of(result.user, result.identity))
@@ -215,7 +215,7 @@ async def redeem_login_link(body: LoginLinkRedeem, request: Request, state: Stat
     person. 401 ``login_link_invalid``, 410 ``login_link_used`` / ``login_link_expired``, 429
     ``sign_in_rate_limited`` after repeated failures."""
     client = request.client.host if request.client else "unknown"
-    signed = await state.require_people().links.redeem(body.code, client)
+    signed = await state.people.links.redeem(body.code, client)
     identity = await state.store.identities.get(signed.user.id, PROVIDER)
     out = SignedIn(token=signed.token, user=UserOut.of(signed.user, identity))
     return JSONResponse(out.model_dump(mode="json"), headers=_NO_STORE)
@@ -226,7 +226,7 @@ async def web_token(request: Request, user: CurrentUser, state: State) -> Respon
     """Exchange the token of this request (say, the admin token pasted into the sign-in page)
     for a browser sign-in of the same user that expires after ``auth.web_token_ttl_s``, so the
     browser never keeps a long-lived token. A ``web`` token is replaced (revoked)."""
-    links = state.require_people().links
+    links = state.people.links
     signed = await links.exchange(user, request.state.token_id, request.state.token_kind)
     identity = await state.store.identities.get(user.id, PROVIDER)
     out = SignedIn(token=signed.token, user=UserOut.of(user, identity))

@@ -25,7 +25,7 @@ async def me(user: CurrentUser, state: State) -> UserOut:
 
 @router.get("/api/models", tags=["meta"], responses=documented(401))
 async def models(user: CurrentUser, state: State) -> ModelList:
-    registry = state.manager.services.models
+    registry = state.manager.deps.models
     return ModelList(
         default=registry.default_model(),
         models=[

@@ -116,7 +116,7 @@ async def create_login_link(
     target = await state.store.users.get(user_id)
     if target is None:
         raise NotFoundError(f"No user {user_id!r}", hint="List users with GET /api/users")
-    minted = await state.require_people().links.mint(target, public_base_url(request), user)
+    minted = await state.people.links.mint(target, public_base_url(request), user)
     identity = await state.store.identities.get(user_id, PROVIDER)
     return LoginLinkOut(
         url=minted.url, expires_at=minted.expires_at, user=UserOut.of(target, identity)

@@ -1,0 +1,156 @@
+"""The composition root: every long-lived part of a control-plane process, built in one place.
+
+``open_control_plane(settings)`` builds the parts in dependency order, each from the ones before
+it through its constructor (nothing is wired by assignment afterwards), runs crash recovery, starts
+the background services and yields the :class:`ControlPlane`. On the way out, or when a step of the
+build fails, it closes what it opened in reverse order. The server, the bridge app, the CLI demo
+and the tests all open the control plane through here, so there is one object graph to reason
+about.
+
+Not to be confused with :mod:`openinspect.runtime`, the program that runs inside a sandbox.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from openinspect.agent.models import ModelRegistry
+from openinspect.api.auth import Bootstrap, WsTokens, bootstrap_admin, load_or_create_secret
+from openinspect.bus import Bus, open_bus
+from openinspect.people.service import People
+from openinspect.sandboxes.bridge import BridgeHub
+from openinspect.sandboxes.pacing import BridgeLimits
+from openinspect.sandboxes.registry import resolve_provider
+from openinspect.services.base import ServiceRunner
+from openinspect.services.registry import ServiceContext, build_services
+from openinspect.sessions.actor import SessionDeps
+from openinspect.sessions.commands import CommandHandler
+from openinspect.sessions.eventlog import EventLog
+from openinspect.sessions.git_authority import SessionGitAuthority
+from openinspect.sessions.manager import SessionManager
+from openinspect.sessions.origins import Origins
+from openinspect.sessions.pulls import PullRequests
+from openinspect.settings import Settings
+from openinspect.store import Store
+from openinspect.store.crypto import Sealer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ControlPlane:
+    """Everything one control-plane process runs on; the API's request state is this object."""
+
+    settings: Settings
+    store: Store
+    bus: Bus
+    events: EventLog
+    models: ModelRegistry
+    hub: BridgeHub
+    people: People
+    origins: Origins
+    pulls: PullRequests
+    session_deps: SessionDeps
+    """What every session actor shares (a subset of the above, plus the sandbox provider)."""
+    manager: SessionManager
+    commands: CommandHandler
+    """The one entry point of every change a door asks of a session (``sessions.commands``)."""
+    git_authority: SessionGitAuthority
+    bootstrap: Bootstrap
+    ws_tokens: WsTokens
+    services: ServiceRunner
+
+    async def warm_up(self) -> None:
+        """What the server loads once it listens rather than before: the model clients of the
+        providers it can use (seconds of imports). Nothing waits for it; a prompt that comes
+        first imports what it needs itself."""
+        await self.models.loaded()
+
+
+@asynccontextmanager
+async def open_control_plane(settings: Settings) -> AsyncIterator[ControlPlane]:
+    """Build the control plane, yield it, and close it in reverse order of opening."""
+    home = settings.home_dir
+    home.mkdir(parents=True, exist_ok=True)
+    async with AsyncExitStack() as opened:
+        sealer = Sealer.from_settings(settings.auth.encryption_key, home)
+        store = await Store.open(settings.resolved_database_url, sealer=sealer)
+        opened.push_async_callback(store.close)
+        bus = open_bus(settings.bus_url)
+        opened.push_async_callback(bus.close)
+        models = ModelRegistry(settings)  # its clients load after the server listens (warm_up)
+        opened.callback(models.close)
+        hub = BridgeHub(
+            heartbeat_timeout_s=settings.sandbox.heartbeat_timeout_s,
+            limits=BridgeLimits.from_settings(settings.sandbox),
+        )
+        secret = load_or_create_secret(home)
+        people = People.open(settings, store, secret)
+        opened.push_async_callback(people.aclose)
+        origins = Origins(people.github, settings.github.web_url)
+        opened.push_async_callback(origins.aclose)
+        events = EventLog(store, bus)
+        pulls = PullRequests(
+            store=store,
+            events=events,
+            github=people.github,
+            user_tokens=people.user_tokens,
+            web_url=settings.github.web_url,
+        )
+        session_deps = SessionDeps(
+            settings=settings,
+            store=store,
+            events=events,
+            models=models,
+            hub=hub,
+            provider=resolve_provider(settings.sandbox.provider, settings),
+            origins=origins,
+            pulls=pulls,
+        )
+        manager = SessionManager(session_deps, repo_guard=people.repo_policy)
+        # Also when the server is interrupted (uvicorn re-raises SIGINT, which cancels us here):
+        # closing destroys the boxes, which unmounts their workspace images.
+        opened.push_async_callback(manager.close)
+        git_authority = SessionGitAuthority(
+            store=store,
+            events=events,
+            hub=hub,
+            origins=origins,
+            running_prompt=manager.running_prompt,
+        )
+        bootstrap = await bootstrap_admin(store, home)
+        commands = CommandHandler(manager, bus)
+        await commands.forwarder.start()  # before it owns a session others forward to
+        opened.push_async_callback(commands.forwarder.stop)
+        log.info("replica %s", manager.replica_id)
+        # A start-up step, not a service: it must finish before this server takes prompts.
+        await manager.recover()
+        services = ServiceRunner(
+            build_services(ServiceContext(settings, store, manager)),
+            store.leases,
+            lease_ttl_s=settings.services.lease_ttl_s,
+            backoff_max_s=settings.services.backoff_max_s,
+        )
+        services.start()
+        opened.push_async_callback(services.stop)
+        yield ControlPlane(
+            settings=settings,
+            store=store,
+            bus=bus,
+            events=events,
+            models=models,
+            hub=hub,
+            people=people,
+            origins=origins,
+            pulls=pulls,
+            session_deps=session_deps,
+            manager=manager,
+            commands=commands,
+            git_authority=git_authority,
+            bootstrap=bootstrap,
+            ws_tokens=WsTokens(secret, settings.sessions.ws_token_ttl_s),
+            services=services,
+        )
