@@ -85,10 +85,11 @@ class SessionSettings(BaseModel):
         description="A WebSocket client that takes no frame for this long is cut off (4009), "
         "in seconds.",
     )
-    ws_frame_cache_bytes: int = Field(
-        64 * 1024 * 1024,
-        description="Memory for encoded WebSocket frames shared by every client of a process, "
-        "in bytes.",
+    ws_queue_frames: int = Field(
+        10_000,
+        ge=1,
+        description="Frames that may wait for one WebSocket client; a client further behind is "
+        "cut off (4009) and resyncs, so a slow client never holds up the others.",
     )
     presence_ttl_s: float = Field(
         DEFAULT_PRESENCE_TTL_S,

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from openinspect.api.ws_frames import FrameCache
 from openinspect.settings import SessionSettings
 from openinspect.testing.llm_server import ScriptedLLMServer
 from tests.security.conftest import Live, close_code, live_settings, recv_json, running
@@ -123,20 +122,6 @@ async def test_frames_are_utf8_not_ascii_escaped(live: Live) -> None:
             raw = str(await asyncio.wait_for(ws.recv(), 10))
         assert "\\u" not in raw and text in raw
         assert len(raw.encode()) < len(json.dumps(text).encode())  # smaller than escaped
-
-
-def test_the_frame_cache_is_bounded_by_bytes() -> None:
-    cache = FrameCache(max_bytes=16 * 1024 * 1024)
-    big = "é" * 200_000
-    for seq in range(1, 201):
-        event = {"type": "tool-output", "seq": seq, "data": big + str(seq)}
-        seq_out, text = cache.outgoing(json.dumps({"kind": "event", "event": event}))
-        assert seq_out == seq and big in text
-    assert cache.bytes <= cache.max_bytes
-    assert 0 < len(cache) < 200
-    huge = json.dumps({"kind": "event", "event": {"type": "x", "seq": 1, "d": "y" * 5_000_000}})
-    cache.outgoing(huge)
-    assert cache.bytes <= cache.max_bytes  # bigger than a quarter of the cache: not kept
 
 
 def _masked_text_frame(text: str) -> bytes:
@@ -258,3 +243,46 @@ async def test_invalid_utf8_in_a_text_frame_closes_with_1007_without_a_traceback
     finally:
         sock.close()
     _no_traceback(caplog)
+
+
+async def test_a_client_that_falls_behind_is_cut_off_without_holding_up_the_others(
+    tmp_path: Path, llm: ScriptedLLMServer, origin: Path
+) -> None:
+    """A client that stops reading fills its own queue and is cut off long before the send
+    timeout, while another client of the session gets every event, in order, meanwhile."""
+    settings = live_settings(
+        tmp_path,
+        llm,
+        sessions=SessionSettings(ws_send_timeout_s=120, ws_auth_recheck_s=60, ws_queue_frames=20),
+    )
+    async with running(settings, origin) as live:
+        _, ada = await live.member("ada")
+        session = await live.session(ada)
+        sid = session["id"]
+        token = await live.ws_token(ada, sid)
+        hung = await _hung_client(live.url, f"/api/sessions/{sid}/ws", token)
+        presence = live.runtime.manager.presence
+        try:
+            async with live.socket(sid, await live.ws_token(live.admin_token, sid)) as reader:
+                async with asyncio.timeout(10):  # the admin and ada
+                    while len(presence.snapshot(sid)) < 2:
+                        await asyncio.sleep(0.05)
+                pad = "p" * 16_000
+                seqs = range(10**6, 10**6 + 400)  # 6 MB: more than the hung socket buffers
+                got: list[int] = []
+                async with asyncio.timeout(60):
+                    for seq in seqs:  # in step with the reader, which never falls behind
+                        event = {"type": "warning", "seq": seq, "message": pad}
+                        await live.runtime.bus.publish(
+                            f"session:{sid}", json.dumps({"kind": "event", "event": event})
+                        )
+                        while not got or got[-1] != seq:
+                            frame = json.loads(await reader.recv())
+                            if frame["type"] == "event":
+                                got.append(frame["event"]["seq"])
+                assert got == list(seqs)
+                async with asyncio.timeout(15):  # the hung client was let go, not waited for
+                    while len(presence.snapshot(sid)) > 1:
+                        await asyncio.sleep(0.1)
+        finally:
+            hung.close()

@@ -1,7 +1,8 @@
 """The client WebSocket, ``GET /api/sessions/{id}/ws`` (protocol in ``docs/sessions.md``).
 
 The first message must be ``subscribe {token, since_seq?}`` within ``AUTH_TIMEOUT_S``. The
-handler subscribes to the bus *before* it reads the log, then drops bus events it already sent,
+handler joins the session's fan-out (``ws_fanout``: one bus subscription per session here, a
+bounded queue per socket) *before* it reads the log, then drops queued events it already sent,
 so a joining or resuming client sees every durable event exactly once, in order.
 
 A signed token is not enough. On subscribe, on every command and every
@@ -32,8 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, Validat
 
 from openinspect.api.auth import WS_TOKEN_MAX_CHARS
 from openinspect.api.schemas import event_shown_to, origin_shown_to
-from openinspect.api.ws_frames import MAX_SEQ, FrameCache, encode, parse_incoming
-from openinspect.bus import SubscriberOverflow
+from openinspect.api.ws_fanout import ClientFellBehind, ClientQueue, Fanout
+from openinspect.api.ws_frames import MAX_SEQ, encode, parse_incoming
 from openinspect.controlplane import ControlPlane
 from openinspect.domain.commands import CancelPrompt, SetPresence, Stop, SubmitPrompt, Typing
 from openinspect.domain.events import dump_event, utcnow
@@ -125,12 +126,14 @@ def _invalid(exc: ValidationError, kind: str) -> InvalidInput:
     return InvalidInput(f"Invalid {kind} message: {problems}", hint="See docs/sessions.md")
 
 
-def _frames(ws: WebSocket, state: ControlPlane) -> FrameCache:
-    """The process's cache of encoded frames (one per app, sized by settings)."""
-    cache: FrameCache | None = getattr(ws.app.state, "ws_frames", None)
-    if cache is None:
-        cache = ws.app.state.ws_frames = FrameCache(state.settings.sessions.ws_frame_cache_bytes)
-    return cache
+def _fanout(ws: WebSocket, state: ControlPlane) -> Fanout:
+    """The process's fan-out of bus messages to its sockets (one per app)."""
+    fanout: Fanout | None = getattr(ws.app.state, "ws_fanout", None)
+    if fanout is None:
+        fanout = ws.app.state.ws_fanout = Fanout(
+            state.manager.deps.events, state.settings.sessions.ws_queue_frames
+        )
+    return fanout
 
 
 class _Connection:
@@ -144,7 +147,6 @@ class _Connection:
         self.token_id = token_id
         self.client_id = secrets.token_hex(8)
         self.last_seq = 0
-        self.frames = _frames(ws, state)
         self.send_timeout_s = state.settings.sessions.ws_send_timeout_s
         self._send_lock = asyncio.Lock()
 
@@ -152,17 +154,23 @@ class _Connection:
         """Raise ``_Close`` unless the parent token is live and its user may see the session."""
         await _authorise(self.state, self.session_id, self.user.id, self.token_id)
 
-    async def send_text(self, text: str) -> None:
-        """Send a frame, or close with 4009 if the client does not take it in time: a client
-        that stops reading must not hold a task and a growing buffer forever."""
+    async def send_frames(self, texts: list[str]) -> None:
+        """Send frames in order, without another sender's frame in between, or close with 4009
+        if the client does not take one within the send timeout: a client that stops reading
+        must not hold a task and a growing buffer forever."""
+        if not texts:
+            return
+        loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(self.send_timeout_s), self._send_lock:
-                await self.ws.send_text(text)
+            async with self._send_lock, asyncio.timeout(None) as deadline:
+                for text in texts:
+                    deadline.reschedule(loop.time() + self.send_timeout_s)
+                    await self.ws.send_text(text)
         except TimeoutError:
             raise _Close(CLOSE_RESYNC, "Too slow to read; reconnect with since_seq") from None
 
     async def send(self, message: dict[str, Any]) -> None:
-        await self.send_text(encode(message))
+        await self.send_frames([encode(message)])
 
     async def error(self, exc: OpenInspectError, **extra: Any) -> None:
         await self.send(
@@ -195,13 +203,21 @@ class _Connection:
             }
         )
 
-    async def forward(self, raw: str) -> None:
-        seq, text = self.frames.outgoing(raw)
-        if seq is not None:
-            if seq <= self.last_seq:
-                return  # already sent in the snapshot
-            self.last_seq = seq
-        await self.send_text(text)
+    async def forward(self, queue: ClientQueue) -> None:
+        """Send what the session's fan-out queued for this socket, in order, skipping durable
+        events already sent in the snapshot."""
+        try:
+            while True:
+                texts = []
+                for seq, text in await queue.take():
+                    if seq is not None:
+                        if seq <= self.last_seq:
+                            continue
+                        self.last_seq = seq
+                    texts.append(text)
+                await self.send_frames(texts)
+        except ClientFellBehind:
+            raise _Close(CLOSE_RESYNC, "Fell behind; reconnect with since_seq") from None
 
     async def handle(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
@@ -351,10 +367,11 @@ async def session_socket(ws: WebSocket, session_id: str) -> None:
 
 
 async def _serve(conn: _Connection, since_seq: int | None) -> None:
-    """Run the reader, the bus pump and the periodic re-check until one of them ends."""
+    """Run the reader, the sender, the periodic re-check and the watch for falling behind
+    until one of them ends."""
     state, session_id = conn.state, conn.session_id
     presence = state.manager.presence
-    async with state.manager.deps.events.subscribe(session_id) as messages:
+    async with _fanout(conn.ws, state).join(session_id) as queue:
         await conn.subscribed(since_seq)
         try:  # the leave below also undoes a join that failed half-way
             try:
@@ -363,7 +380,8 @@ async def _serve(conn: _Connection, since_seq: int | None) -> None:
                 raise _Close(CLOSE_CROWDED, exc.message[:120]) from None
             tasks = [
                 asyncio.create_task(_read(conn)),
-                asyncio.create_task(_pump(conn, messages)),
+                asyncio.create_task(conn.forward(queue)),
+                asyncio.create_task(_cut_off(queue)),
                 asyncio.create_task(_recheck(conn)),
             ]
             try:
@@ -383,12 +401,9 @@ async def _serve(conn: _Connection, since_seq: int | None) -> None:
                 await presence.leave(session_id, conn.client_id)
 
 
-async def _pump(conn: _Connection, messages: Any) -> None:
-    try:
-        async for raw in messages:
-            await conn.forward(raw)
-    except SubscriberOverflow:
-        raise _Close(CLOSE_RESYNC, "Fell behind; reconnect with since_seq") from None
+async def _cut_off(queue: ClientQueue) -> NoReturn:
+    await queue.wait_cut_off()
+    raise _Close(CLOSE_RESYNC, "Fell behind; reconnect with since_seq")
 
 
 async def _recheck(conn: _Connection) -> NoReturn:

@@ -1,5 +1,5 @@
 """WebSocket frames in and out: parsing what a (possibly hostile) client sends, and encoding what
-the server fans out, with the encoded frames cached under a byte budget.
+the server fans out (once per message per session: ``ws_fanout``).
 
 Incoming: every frame either parses to a JSON object or raises ``InvalidInput`` with a message
 that quotes nothing of the frame — binary frames, oversize frames, invalid JSON, ``NaN``/
@@ -11,8 +11,6 @@ escapes three times its size.
 from __future__ import annotations
 
 import json
-import sys
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,9 +21,6 @@ MESSAGE_MAX_CHARS = 1_000_000
 MAX_SEQ = 2**62
 """Largest seq a client may name: anything above fits no database integer."""
 _NUMBER_MAX_DIGITS = 32
-CACHE_ITEM_SHARE = 4
-"""A frame bigger than a quarter of the cache is encoded per connection, not cached: one huge
-event must not push out every other."""
 
 
 def _reject_constant(name: str) -> float:
@@ -79,37 +74,12 @@ def encode(message: Mapping[str, Any]) -> str:
     return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
 
 
-class FrameCache:
-    """Bus message → (durable seq, frame text), least recently used first out, bounded by the
-    memory the cached strings take (``sys.getsizeof``, which counts what a str really holds)."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.bytes = 0
-        self._items: OrderedDict[str, tuple[int | None, str, int]] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def outgoing(self, raw: str) -> tuple[int | None, str]:
-        """The frame every subscribed client gets for a bus message, and its durable seq (None
-        for ephemeral messages), parsed and encoded once per process while it stays cached."""
-        hit = self._items.get(raw)
-        if hit is not None:
-            self._items.move_to_end(raw)
-            return hit[0], hit[1]
-        seq, text = _translate(raw)
-        size = sys.getsizeof(raw) + sys.getsizeof(text)
-        if size * CACHE_ITEM_SHARE <= self.max_bytes:
-            self._items[raw] = (seq, text, size)
-            self.bytes += size
-            while self.bytes > self.max_bytes:
-                _, (_, _, old) = self._items.popitem(last=False)
-                self.bytes -= old
-        return seq, text
+Frame = tuple[int | None, str]
+"""A frame's durable seq (None for ephemeral messages and presence) and its text."""
 
 
-def _translate(raw: str) -> tuple[int | None, str]:
+def translate(raw: str) -> Frame:
+    """A bus message as the frame every client of the session gets."""
     message = json.loads(raw)
     if message["kind"] == "presence":
         return None, encode({"type": "presence", "participants": message["participants"]})
