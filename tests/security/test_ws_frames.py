@@ -265,7 +265,7 @@ async def test_a_client_that_falls_behind_is_cut_off_without_holding_up_the_othe
         try:
             async with live.socket(sid, await live.ws_token(live.admin_token, sid)) as reader:
                 async with asyncio.timeout(10):  # the admin and ada
-                    while len(presence.snapshot(sid)) < 2:
+                    while len(await presence.snapshot(sid)) < 2:
                         await asyncio.sleep(0.05)
                 pad = "p" * 16_000
                 seqs = range(10**6, 10**6 + 400)  # 6 MB: more than the hung socket buffers
@@ -282,7 +282,7 @@ async def test_a_client_that_falls_behind_is_cut_off_without_holding_up_the_othe
                                 got.append(frame["event"]["seq"])
                 assert got == list(seqs)
                 async with asyncio.timeout(15):  # the hung client was let go, not waited for
-                    while len(presence.snapshot(sid)) > 1:
+                    while len(await presence.snapshot(sid)) > 1:
                         await asyncio.sleep(0.1)
         finally:
             hung.close()
