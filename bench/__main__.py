@@ -40,7 +40,16 @@ def parse_args(argv: list[str]) -> Config:
         help="runs of the bare bwrap baseline",
     )
     parser.add_argument(
-        "--turns", type=_positive, default=defaults.turns, help="scripted turns of the fan-out"
+        "--rates",
+        type=_counts,
+        default=defaults.rates,
+        help="fan-out offered event rates per second, comma-separated",
+    )
+    parser.add_argument(
+        "--fanout-seconds",
+        type=float,
+        default=defaults.fanout_s,
+        help="seconds of events offered at each fan-out rate",
     )
     parser.add_argument(
         "--clients",
@@ -73,7 +82,8 @@ def parse_args(argv: list[str]) -> Config:
     return Config(
         samples=args.samples,
         baseline_samples=args.baseline_samples,
-        turns=args.turns,
+        rates=args.rates,
+        fanout_s=args.fanout_seconds,
         clients=args.clients,
         web_samples=args.web_samples,
         cli_samples=args.cli_samples,

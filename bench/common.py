@@ -15,9 +15,9 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -117,9 +117,10 @@ class BenchEnv:
 
 
 @contextlib.asynccontextmanager
-async def bench_env(name: str) -> AsyncIterator[BenchEnv]:
-    """A temp dir, a scripted LLM, a sample repo and a server; all torn down even on failure.
-    The server log is printed to stderr if the block fails."""
+async def bench_env(name: str, extra_env: dict[str, str] | None = None) -> AsyncIterator[BenchEnv]:
+    """A temp dir, a scripted LLM, a sample repo and a server (its environment plus
+    ``extra_env``); all torn down even on failure. The server log is printed to stderr if the
+    block fails."""
     root = Path(tempfile.mkdtemp(prefix=f"openinspect-bench-{name}-"))
     llm = ScriptedLLMServer({"turns": []}, host=LOOPBACK)
     server: ServerProcess | None = None
@@ -128,7 +129,7 @@ async def bench_env(name: str) -> AsyncIterator[BenchEnv]:
         repo_root = root / "repo"
         repo_root.mkdir()
         origin = await asyncio.to_thread(make_sample_repo, repo_root)
-        server = ServerProcess(root / "home", env=server_env(llm))
+        server = ServerProcess(root / "home", env=server_env(llm) | (extra_env or {}))
         await asyncio.to_thread(server.start)
         if not server.url.startswith(f"http://{LOOPBACK}:"):
             raise RuntimeError(f"the server is not on loopback: {server.url}")
@@ -261,3 +262,43 @@ def gc_paused() -> Iterator[None]:
 
 def finished(prompt_id: str) -> Callable[[Event], bool]:
     return lambda e: e.get("type") == "prompt-finished" and e.get("prompt_id") == prompt_id
+
+
+def fanout_event(seq: int, size: int) -> Event:
+    """A durable event of the fan-out benches, stamped now, padded to about ``size``
+    characters as a frame (``{"type": "event", "event": …}``)."""
+    event: Event = {
+        "v": 1,
+        "session_id": "ses_fanout",
+        "seq": seq,
+        "ts": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "prompt_id": "prm_fanout",
+        "type": "agent-text",
+        "part_id": f"prm_fanout.{seq}.0",
+        "text": "",
+    }
+    bare = len(json.dumps({"type": "event", "event": event}))
+    event["text"] = "x" * max(0, size - bare)
+    return event
+
+
+OFFER_TICK_S = 0.001
+"""The driver's clock: messages due within a tick go out together."""
+
+
+async def offered(rate: float, count: int, send: Callable[[range], Awaitable[None]]) -> float:
+    """Offer ``count`` messages (seq 1..count) at ``rate`` per second: message ``i`` is due at
+    ``(i - 1) / rate`` after the start, whatever the receivers' pace (``send`` gets the seqs
+    due, in order). Returns the seconds it took; more than ``count / rate`` means the sender
+    itself could not keep the rate."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    sent = 0
+    while sent < count:
+        due = min(count, int((loop.time() - started) * rate) + 1)
+        if due > sent:
+            await send(range(sent + 1, due + 1))
+            sent = due
+        else:
+            await asyncio.sleep(max(0.0, started + sent / rate - loop.time(), OFFER_TICK_S))
+    return loop.time() - started

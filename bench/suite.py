@@ -20,10 +20,12 @@ class Config:
     """Sessions for the latency part; each gives one cold and one warm sample."""
     baseline_samples: int = 20
     """Runs of the bare ``bwrap … true`` baseline."""
-    turns: int = 100
-    """Scripted turns of the fan-out prompt (about four durable events each)."""
     clients: tuple[int, ...] = field(default=(1, 10, 100))
     """Client counts of the fan-out part."""
+    rates: tuple[int, ...] = field(default=(250, 1000, 4000))
+    """Offered event rates of the fan-out part, per second."""
+    fanout_s: float = 2.0
+    """Seconds of events offered at each rate."""
     web_samples: int = 5
     """Openings of the 5,000-event session in the browser (and of the baseline session)."""
     cli_samples: int = 10
@@ -42,12 +44,12 @@ async def run(config: Config) -> dict[str, Any]:
         if config.share_server:
             async with bench_env("all") as env:
                 latencies = await latency.run(config.samples, config.baseline_samples, env)
-                fan = await fanout.run(config.clients, config.turns, env)
                 cli = await cli_start.run(config.cli_samples, env)
         else:
             latencies = await latency.run(config.samples, config.baseline_samples)
-            fan = await fanout.run(config.clients, config.turns)
             cli = await cli_start.run(config.cli_samples)
+        # Its own servers in any case: they run with a Redis bus the bench publishes on.
+        fan = await fanout.run(config.clients, config.rates, config.fanout_s)
         start = await server_start.run(config.start_samples)
         # Its own server in any case: seeding the long session restarts the server.
         web_open = await web.run(config.web_samples)
@@ -60,6 +62,6 @@ async def run(config: Config) -> dict[str, Any]:
         "server_start_ms": start,
         "web_open_5000_events_ms": web_open,
         "machine": machine(),
-        "config": {**asdict(config), "clients": list(config.clients)},
+        "config": {**asdict(config), "clients": list(config.clients), "rates": list(config.rates)},
         "runtime_s": round(elapsed, 1),
     }

@@ -1,14 +1,14 @@
-"""The fan-out baseline: a bare ``websockets`` server that replays a schedule of messages to N
-clients with ``websockets.broadcast``, nothing else. Run as a subprocess so that, like the real
-server, it has its own interpreter and event loop::
+"""The fan-out baseline: a bare ``websockets`` server that sends messages to N clients with
+``websockets.broadcast`` at a fixed offered rate, nothing else. Run as a subprocess so that, like
+the real server, it has its own interpreter and event loop::
 
-    python -m bench.ws_baseline SCHEDULE.json
+    python -m bench.ws_baseline PLAN.json
 
-``SCHEDULE.json`` is ``{"clients": N, "messages": [{"offset_s": .., "size": .., "type": ..}]}``.
+``PLAN.json`` is ``{"clients": N, "rate": R, "count": C, "size": S, "compression": bool}``.
 The server listens on 127.0.0.1 (a free port), prints ``{"port": P}`` on stdout, waits for N
-clients, then sends each message at ``offset_s`` after the start, as
-``{"type": "event", "event": {"type", "seq", "ts", ...padding}}`` of ``size`` characters with
-``ts`` stamped just before the send, as the real server stamps an event when it is created.
+clients, then sends message ``i`` (seq ``i``, from 1) at ``i / R`` seconds after the start, each
+``{"type": "event", "event": {...}}`` of about ``S`` characters with ``ts`` stamped just before
+the send (:func:`bench.common.fanout_event`), as the bench driver stamps the real server's.
 It exits when every client has gone, or after its time limit.
 """
 
@@ -18,13 +18,13 @@ import asyncio
 import contextlib
 import json
 import sys
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import websockets
 from websockets.asyncio.server import ServerConnection, serve
+
+from bench.common import fanout_event, offered
 
 HOST = "127.0.0.1"
 CONNECT_TIMEOUT_S = 60.0
@@ -34,25 +34,9 @@ START_DELAY_S = 0.2
 WS_MAX_BYTES = 2 * 1024 * 1024
 
 
-def render(kind: str, seq: int, size: int) -> str:
-    """A message shaped like the real server's, padded to ``size`` characters."""
-    event: dict[str, Any] = {
-        "v": 1,
-        "session_id": "ses_baseline",
-        "seq": seq,
-        "ts": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-        "prompt_id": "prm_baseline",
-        "type": kind,
-        "pad": "",
-    }
-    bare = len(json.dumps({"type": "event", "event": event}))
-    event["pad"] = "x" * max(0, size - bare)
-    return json.dumps({"type": "event", "event": event})
-
-
-async def play(schedule: dict[str, Any]) -> None:
-    expected = int(schedule["clients"])
-    messages: list[dict[str, Any]] = schedule["messages"]
+async def play(plan: dict[str, Any]) -> None:
+    expected = int(plan["clients"])
+    size = int(plan["size"])
     clients: set[ServerConnection] = set()
     everyone = asyncio.Event()
     gone = asyncio.Event()
@@ -68,27 +52,28 @@ async def play(schedule: dict[str, Any]) -> None:
             if everyone.is_set() and not clients:
                 gone.set()
 
-    async with serve(handler, HOST, 0, max_size=WS_MAX_BYTES) as server:
+    compression = "deflate" if plan["compression"] else None
+    async with serve(handler, HOST, 0, max_size=WS_MAX_BYTES, compression=compression) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         print(json.dumps({"port": port}), flush=True)
         await asyncio.wait_for(everyone.wait(), CONNECT_TIMEOUT_S)
         await asyncio.sleep(START_DELAY_S)
-        started = time.monotonic()
-        for seq, item in enumerate(messages, start=1):
-            delay = started + float(item["offset_s"]) - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            websockets.broadcast(clients, render(str(item["type"]), seq, int(item["size"])))
+
+        async def send(seqs: range) -> None:
+            for seq in seqs:
+                event = fanout_event(seq, size)
+                websockets.broadcast(clients, json.dumps({"type": "event", "event": event}))
+
+        await offered(float(plan["rate"]), int(plan["count"]), send)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(gone.wait(), LINGER_S)
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m bench.ws_baseline SCHEDULE.json", file=sys.stderr)
+        print("usage: python -m bench.ws_baseline PLAN.json", file=sys.stderr)
         return 2
-    schedule = json.loads(Path(argv[0]).read_text())
-    asyncio.run(play(schedule))
+    asyncio.run(play(json.loads(Path(argv[0]).read_text())))
     return 0
 
 

@@ -56,6 +56,12 @@ class ServerSettings(BaseModel):
     public_url: str | None = Field(
         None, description="URL people and clients use to reach this server, if not host:port."
     )
+    ws_compression: bool = Field(
+        False,
+        description="Offer permessage-deflate on session WebSockets. It is per connection (each "
+        "frame is compressed once per client), which costs more CPU in fan-out than it saves "
+        "on a fast network; turn it on for clients on slow links (bench/fanout.py compares).",
+    )
 
 
 class SessionSettings(BaseModel):

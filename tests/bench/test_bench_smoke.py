@@ -26,10 +26,11 @@ def check_summary(summary: dict[str, Any], n: int) -> None:
     assert positive(summary["p50"]) and positive(summary["p95"])
 
 
-def check_fanout(run_: dict[str, Any], clients: int) -> None:
-    assert run_["events"] > 0 and run_["events"] % clients == 0
-    assert positive(run_["events_per_s"])
-    assert positive(run_["p99_latency_ms"])
+def check_fanout(run_: dict[str, Any], rate: int, seconds: float) -> None:
+    assert run_["offered_per_s"] == rate and run_["events"] == round(rate * seconds)
+    assert 0 < run_["delivered_share"] <= 1
+    assert positive(run_["delivered_per_s"])
+    assert positive(run_["p99_latency_ms"]) and run_["p50_latency_ms"] <= run_["p99_latency_ms"]
 
 
 @pytest.mark.timeout(180)
@@ -40,8 +41,9 @@ async def test_every_part_runs_and_reports_the_documented_keys() -> None:
     config = Config(
         samples=1,
         baseline_samples=2,
-        turns=3,
         clients=(1, 2),
+        rates=(50, 1000),
+        fanout_s=0.5,
         web_samples=1,
         cli_samples=2,
         start_samples=1,
@@ -60,10 +62,19 @@ async def test_every_part_runs_and_reports_the_documented_keys() -> None:
     fan = result["fanout"]
     for n in (1, 2):
         key = f"clients_{n}"
-        check_fanout(fan[key], n)
-        check_fanout(fan["baseline_websockets"][key], n)
-        assert fan[key]["events"] == fan["baseline_websockets"][key]["events"]
-        assert positive(fan["ratio_p99_to_baseline"][key])
+        for rate in (50, 1000):
+            check_fanout(fan[key][f"rate_{rate}"], rate, 0.5)
+            check_fanout(fan["baseline_websockets"][key][f"rate_{rate}"], rate, 0.5)
+            assert positive(fan["ratio_delivered_to_baseline"][key][f"rate_{rate}"])
+        best = max(fan[key][f"rate_{rate}"]["delivered_per_s"] for rate in (50, 1000))
+        base = max(
+            fan["baseline_websockets"][key][f"rate_{r}"]["delivered_per_s"] for r in (50, 1000)
+        )
+        assert fan["ratio"][key] == round(best / base, 2)
+    other = fan["other_compression"]
+    assert other["compression"] is not fan["compression"]
+    check_fanout(other["clients_2"]["rate_1000"], 1000, 0.5)
+    assert isinstance(fan["meets_goal_ratio"], bool)
 
     web = result["web_open_5000_events_ms"]
     assert web["events"] == 5000
@@ -91,10 +102,10 @@ async def test_every_part_runs_and_reports_the_documented_keys() -> None:
 
 
 def test_command_line_options() -> None:
-    argv = ["--samples", "3", "--clients", "1,5", "--turns", "7", "--web-samples", "2"]
+    argv = ["--samples", "3", "--clients", "1,5", "--rates", "10,20", "--web-samples", "2"]
     config = parse_args([*argv, "--cli-samples", "4", "--start-samples", "2"])
     assert config == Config(
-        samples=3, clients=(1, 5), turns=7, web_samples=2, cli_samples=4, start_samples=2
+        samples=3, clients=(1, 5), rates=(10, 20), web_samples=2, cli_samples=4, start_samples=2
     )
     with pytest.raises(SystemExit):
         parse_args(["--clients", "0"])

@@ -286,3 +286,23 @@ async def test_a_client_that_falls_behind_is_cut_off_without_holding_up_the_othe
                         await asyncio.sleep(0.1)
         finally:
             hung.close()
+
+
+@pytest.mark.parametrize("compression", [False, True])
+async def test_permessage_deflate_is_offered_only_when_configured(
+    tmp_path: Path, llm: ScriptedLLMServer, origin: Path, compression: bool
+) -> None:
+    """Off by default (per connection it costs more CPU in fan-out than it saves on a fast
+    network: ``bench/fanout.py``), on with ``server.ws_compression``."""
+    from openinspect.settings import ServerSettings
+
+    settings = live_settings(
+        tmp_path, llm, server=ServerSettings(port=0, ws_compression=compression)
+    )
+    async with running(settings, origin) as live:
+        _, ada = await live.member("ada")
+        session = await live.session(ada)
+        async with live.socket(session["id"], await live.ws_token(ada, session["id"])) as ws:
+            assert ws.response is not None
+            offered = ws.response.headers.get("Sec-WebSocket-Extensions") or ""
+            assert ("permessage-deflate" in offered) is compression

@@ -68,6 +68,7 @@ async def serve(
                 create_app(settings, plane),
                 log_level=settings.log_level,
                 ws_max_size=WS_MAX_BYTES,
+                ws_per_message_deflate=settings.server.ws_compression,
                 lifespan="on",
                 timeout_graceful_shutdown=5,
             )
