@@ -261,7 +261,7 @@ async def test_a_client_that_falls_behind_is_cut_off_without_holding_up_the_othe
         sid = session["id"]
         token = await live.ws_token(ada, sid)
         hung = await _hung_client(live.url, f"/api/sessions/{sid}/ws", token)
-        presence = live.runtime.manager.presence
+        presence = live.plane.manager.presence
         try:
             async with live.socket(sid, await live.ws_token(live.admin_token, sid)) as reader:
                 async with asyncio.timeout(10):  # the admin and ada
@@ -273,7 +273,7 @@ async def test_a_client_that_falls_behind_is_cut_off_without_holding_up_the_othe
                 async with asyncio.timeout(60):
                     for seq in seqs:  # in step with the reader, which never falls behind
                         event = {"type": "warning", "seq": seq, "message": pad}
-                        await live.runtime.bus.publish(
+                        await live.plane.bus.publish(
                             f"session:{sid}", json.dumps({"kind": "event", "event": event})
                         )
                         while not got or got[-1] != seq:
