@@ -1,6 +1,7 @@
-"""Presence over the session WebSocket with two replicas: two servers in this process (uvicorn on
-loopback TCP) share the real Postgres and Redis, a watcher connects to each, and each sees the
-other join, change status and leave."""
+"""The session WebSocket on the real Postgres: with two replicas (two servers in this process,
+uvicorn on loopback TCP, sharing Postgres and Redis) a watcher on each sees the other join, change
+status and leave; when the database stops under an open socket, commands answer
+``store_unavailable`` and work again once it is back."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +20,15 @@ from websockets.asyncio.client import ClientConnection
 
 from openinspect.api.server import Started
 from openinspect.bus import open_bus
+from openinspect.domain.events import utcnow
 from openinspect.settings import SandboxSettings, ServerSettings, Settings
 from tests.bus.test_bus import REDIS_URL
 from tests.conftest import skip_or_fail
 from tests.security.conftest import serving
+from tests.store.outage import relayed
 from tests.store.test_migrations import pg_url
 
 __all__ = ["pg_url"]
-pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 Participants = list[dict[str, Any]]
 
 
@@ -86,6 +89,8 @@ def _who(participants: Participants) -> dict[str, tuple[str, int]]:
     return {p["name"]: (p["status"], p["clients"]) for p in participants}
 
 
+@pytest.mark.postgres
+@pytest.mark.redis
 async def test_a_watcher_on_each_replica_sees_the_other(
     tmp_path: Path, pg_url: str, redis_url: str, origin: Path
 ) -> None:
@@ -119,3 +124,44 @@ async def test_a_watcher_on_each_replica_sees_the_other(
         assert _who(await b.plane.manager.presence.snapshot(session.id)) == {
             ada.name: ("active", 1)
         }
+
+
+@pytest.mark.postgres
+async def test_a_store_outage_under_an_open_socket_answers_store_unavailable(
+    tmp_path: Path, pg_url: str, origin: Path
+) -> None:
+    async with relayed(pg_url) as relay:
+        replica = _replica(tmp_path / "a", relay.url, "memory://")
+        async with replica as server:
+            token = server.runtime.bootstrap.token
+            assert token is not None
+            ada = await server.runtime.store.users.authenticate(token)
+            assert ada is not None
+            session = await server.runtime.manager.create(ada, repo=str(origin))
+            ws, _ = await _watch(server, token, session.id)
+            try:
+                # Joined (presence announced) and marked watched: the socket is settled.
+                await _presence_until(ws, lambda p: _who(p) == {ada.name: ("active", 1)})
+                sessions, since = server.runtime.store.sessions, utcnow() - timedelta(minutes=1)
+                async with asyncio.timeout(10):
+                    while not await sessions.watched_since([session.id], since):
+                        await asyncio.sleep(0.05)
+                history = json.dumps({"type": "history", "before_seq": 5})
+                await relay.cut()
+                await ws.send(history)
+                error = await _next_of(ws, "error")
+                assert error["code"] == "store_unavailable" and error["hint"]
+                assert str(relay.port) not in json.dumps(error)
+                await relay.start()
+                await ws.send(history)
+                assert (await _next_of(ws, "history-page"))["events"] is not None
+            finally:
+                await ws.close()
+
+
+async def _next_of(ws: ClientConnection, kind: str) -> dict[str, Any]:
+    async with asyncio.timeout(10):
+        while True:
+            frame: dict[str, Any] = json.loads(await ws.recv())
+            if frame["type"] == kind:
+                return frame

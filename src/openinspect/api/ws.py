@@ -44,6 +44,7 @@ from openinspect.errors import (
     InvalidInput,
     OpenInspectError,
     SessionNotFound,
+    StoreError,
     WatcherLimitReached,
 )
 from openinspect.people.roles import ensure_can_see
@@ -183,6 +184,8 @@ class _Connection:
         await self.send_frames([encode(message)])
 
     async def error(self, exc: OpenInspectError, **extra: Any) -> None:
+        if isinstance(exc, StoreError):  # the answer names no cause; the log keeps it
+            log.warning("store error answered on a socket: %s", exc.code, exc_info=exc)
         await self.send(
             {"type": "error", "code": exc.code, "message": exc.message, "hint": exc.hint, **extra}
         )
