@@ -133,16 +133,16 @@ async def test_a_store_outage_under_an_open_socket_answers_store_unavailable(
     async with relayed(pg_url) as relay:
         replica = _replica(tmp_path / "a", relay.url, "memory://")
         async with replica as server:
-            token = server.runtime.bootstrap.token
+            token = server.plane.bootstrap.token
             assert token is not None
-            ada = await server.runtime.store.users.authenticate(token)
+            ada = await server.plane.store.users.authenticate(token)
             assert ada is not None
-            session = await server.runtime.manager.create(ada, repo=str(origin))
+            session = await server.plane.manager.create(ada, repo=str(origin))
             ws, _ = await _watch(server, token, session.id)
             try:
                 # Joined (presence announced) and marked watched: the socket is settled.
                 await _presence_until(ws, lambda p: _who(p) == {ada.name: ("active", 1)})
-                sessions, since = server.runtime.store.sessions, utcnow() - timedelta(minutes=1)
+                sessions, since = server.plane.store.sessions, utcnow() - timedelta(minutes=1)
                 async with asyncio.timeout(10):
                     while not await sessions.watched_since([session.id], since):
                         await asyncio.sleep(0.05)
