@@ -37,3 +37,17 @@ def test_nested_settings_read_from_the_environment(monkeypatch: pytest.MonkeyPat
     settings = Settings()
     assert settings.sandbox.provider == "process"
     assert settings.sessions.max_unfinished_prompts == 3
+
+
+def test_each_backend_has_its_section_and_the_flat_names_still_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENINSPECT_SANDBOX__PYTHON", "/usr/local/bin/python3")
+    monkeypatch.setenv("OPENINSPECT_SANDBOX__BOX_USER", "990:990")
+    monkeypatch.setenv("OPENINSPECT_SANDBOX__PROCESS__PYTHON", "/opt/venv/bin/python")
+    sandbox = Settings().sandbox
+    # The earlier flat names land in the backend sections; a section's own value wins.
+    assert (sandbox.bwrap.python, sandbox.bwrap.box_user) == ("/usr/local/bin/python3", "990:990")
+    assert sandbox.process.python == "/opt/venv/bin/python"
+    assert "python" not in type(sandbox).model_fields
+    assert "box_user" not in type(sandbox).model_fields

@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from openinspect.runtime.address import unix_url
@@ -248,16 +248,47 @@ class OwnershipSettings(BaseModel):
     )
 
 
+DEFAULT_RUNTIME_PYTHON = "/usr/bin/python3"
+LEGACY_SANDBOX_KEYS = {"python": ("bwrap", "process"), "box_user": ("bwrap",)}
+"""Flat ``sandbox.*`` settings of earlier releases → the backend sections that took them over
+(``OPENINSPECT_SANDBOX__PYTHON`` still sets both backends' interpreter)."""
+
+
+class BwrapSettings(BaseModel):
+    """What only the ``bwrap`` backend reads (the box limits above are every backend's)."""
+
+    python: str = Field(
+        DEFAULT_RUNTIME_PYTHON,
+        description="Interpreter of the in-box runtime; must live under /usr (the box sees the "
+        "host's /usr read-only). OPENINSPECT_SANDBOX__PYTHON sets this and process's.",
+    )
+    box_user: str = Field(
+        "openinspect-box",
+        description=(
+            "Host user that boxes run as when the server runs as root: a user name "
+            "(created as a system user without home or shell when missing) or 'uid:gid' "
+            "(numbers, never 0). Ignored when the server is not root: boxes then run as the "
+            "server's own user. OPENINSPECT_SANDBOX__BOX_USER, its earlier name, still sets it."
+        ),
+    )
+
+
+class ProcessSettings(BaseModel):
+    """What only the ``process`` backend reads."""
+
+    python: str = Field(
+        DEFAULT_RUNTIME_PYTHON,
+        description="Interpreter of the runtime, started as a plain host process. "
+        "OPENINSPECT_SANDBOX__PYTHON sets this and bwrap's.",
+    )
+
+
 class SandboxSettings(BaseModel):
     """Where and how sandboxes run."""
 
     provider: str = Field(
         "auto",
         description="Sandbox backend: 'bwrap', 'process', or 'auto' (bwrap where it works).",
-    )
-    python: str = Field(
-        "/usr/bin/python3",
-        description="Interpreter of the in-sandbox runtime (must live under /usr for bwrap).",
     )
     setup_timeout_s: float = Field(300, description="Time limit of .openinspect/setup.sh.")
     start_timeout_s: float = Field(120, description="Time limit of .openinspect/start.sh.")
@@ -339,15 +370,33 @@ class SandboxSettings(BaseModel):
         ge=0,
         description="Boot log lines kept per sandbox; then one 'boot log truncated' line.",
     )
-    box_user: str = Field(
-        "openinspect-box",
-        description=(
-            "Host user that bwrap sandboxes run as when the server runs as root: a user name "
-            "(created as a system user without home or shell when missing) or 'uid:gid' "
-            "(numbers, never 0). Ignored when the server is not root: boxes then run as the "
-            "server's own user."
-        ),
+    bwrap: BwrapSettings = Field(
+        default_factory=BwrapSettings, description="The bwrap backend's own settings."
     )
+    process: ProcessSettings = Field(
+        default_factory=ProcessSettings, description="The process backend's own settings."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _backend_sections(cls, data: Any) -> Any:
+        """Move the flat settings of earlier releases into their backend sections (a value
+        set in the section itself wins)."""
+        if not isinstance(data, dict) or not LEGACY_SANDBOX_KEYS.keys() & data.keys():
+            return data
+        data = dict(data)
+        for key, backends in LEGACY_SANDBOX_KEYS.items():
+            if key not in data:
+                continue
+            value = data.pop(key)
+            for backend in backends:
+                section = data.get(backend)
+                if isinstance(section, BaseModel):
+                    section = section.model_dump(exclude_unset=True)
+                section = dict(section or {})
+                section.setdefault(key, value)
+                data[backend] = section
+        return data
 
 
 class AgentSettings(BaseModel):

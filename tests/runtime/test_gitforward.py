@@ -363,7 +363,7 @@ def bwrap_or_skip(settings: Settings) -> BwrapProvider:
         if IN_CI:
             pytest.fail(f"bubblewrap is required under CI=true: {reason}")
         pytest.skip(f"bubblewrap cannot create namespaces here: {reason}")
-    return BwrapProvider(settings)
+    return BwrapProvider.from_settings(settings)
 
 
 @pytest.mark.parametrize(
@@ -374,7 +374,9 @@ async def test_git_push_from_inside_a_sandbox(
 ) -> None:
     settings = Settings(home=tmp_path / "oihome")
     provider: SandboxProvider = (
-        ProcessProvider(settings) if provider_name == "process" else bwrap_or_skip(settings)
+        ProcessProvider.from_settings(settings)
+        if provider_name == "process"
+        else bwrap_or_skip(settings)
     )
     sandbox_id = f"sbx-{uuid.uuid4().hex[:10]}"
     conn = control_plane.hub.register(sandbox_id, TOKEN)

@@ -177,7 +177,7 @@ async def bridge() -> AsyncIterator[Bridge]:
 
 @pytest.fixture
 def process_provider(settings: Settings) -> ProcessProvider:
-    return ProcessProvider(settings)
+    return ProcessProvider.from_settings(settings)
 
 
 @pytest.fixture
@@ -187,7 +187,7 @@ def bwrap_provider(settings: Settings) -> BwrapProvider:
         if IN_CI:
             pytest.fail(f"bubblewrap is required under CI=true: {reason}")
         pytest.skip(f"bubblewrap cannot create namespaces here: {reason}")
-    return BwrapProvider(settings)
+    return BwrapProvider.from_settings(settings)
 
 
 @dataclass

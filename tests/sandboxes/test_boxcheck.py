@@ -22,7 +22,7 @@ needs_root = pytest.mark.skipif(not ROOT, reason="plays a root server")
 def test_a_box_is_not_host_root_and_its_kernel_knobs_are_closed(
     bwrap_provider: BwrapProvider, settings: Settings
 ) -> None:
-    facts = box_facts(settings.sandbox.box_user)
+    facts = box_facts(settings.sandbox.bwrap.box_user)
 
     assert facts.error is None
     assert facts.user is not None
@@ -38,7 +38,7 @@ def test_doctor_names_the_box_user_and_the_workspace_mount(
 ) -> None:
     checks = {check.name: check for check in box_checks(settings)}
 
-    user = resolve_box_user(settings.sandbox.box_user)
+    user = resolve_box_user(settings.sandbox.bwrap.box_user)
     assert checks["box user"].ok
     assert f"uid {user.uid}" in checks["box user"].detail
     assert checks["box kernel knobs"].ok

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from openinspect.errors import ConfigError
+from openinspect.errors import ConfigError, SandboxUnavailable
 from openinspect.sandboxes.base import SandboxProvider, SnapshotCapable
 from openinspect.sandboxes.process import ProcessProvider
 from openinspect.sandboxes.registry import available_providers, resolve_provider
-from openinspect.settings import Settings
+from openinspect.settings import ProcessSettings, SandboxSettings, Settings
 
 from .conftest import StartSandbox, git, wait_until_gone, wait_until_running
 
@@ -121,3 +121,15 @@ def test_registry_resolves_names(settings: Settings) -> None:
     assert resolve_provider("process", settings).name == "process"
     with pytest.raises(ConfigError, match="available: bwrap, process"):
         resolve_provider("docker-nope", settings)
+
+
+async def test_the_registry_hands_the_backend_its_own_section(
+    settings: Settings, start_sandbox: StartSandbox
+) -> None:
+    missing = settings.home_dir / "no-such-python"
+    configured = settings.model_copy(
+        update={"sandbox": SandboxSettings(process=ProcessSettings(python=str(missing)))}
+    )
+    provider = resolve_provider("process", configured)
+    with pytest.raises(SandboxUnavailable, match="cannot start the process sandbox"):
+        await start_sandbox(provider)

@@ -78,8 +78,8 @@ def test_the_wrapper_passes_capabilities_and_extras_through(settings: Settings) 
         async def restore(self, ref: object, spec: object) -> object:
             return ref
 
-    plain = ConcurrencyLimit(ProcessProvider(settings), max_live=2)
-    capable = ConcurrencyLimit(Snapshotting(settings), max_live=2)
+    plain = ConcurrencyLimit(ProcessProvider.from_settings(settings), max_live=2)
+    capable = ConcurrencyLimit(Snapshotting.from_settings(settings), max_live=2)
     assert isinstance(plain, SandboxProvider) and not isinstance(plain, SnapshotCapable)
     assert isinstance(capable, SnapshotCapable)
     assert (plain.name, plain.isolates) == ("process", False)
@@ -93,4 +93,4 @@ def test_the_registry_wraps_the_backend_when_the_settings_cap_boxes(settings: Se
     assert provider.max_live == 3
     assert isinstance(provider.wrapped, ProcessProvider)
     with pytest.raises(ValueError, match="at least 1"):
-        ConcurrencyLimit(ProcessProvider(settings), max_live=0)
+        ConcurrencyLimit(ProcessProvider.from_settings(settings), max_live=0)

@@ -205,7 +205,7 @@ async def restart(
 async def probe(root: Path) -> dict[str, Any]:
     origin = make_origin(root)
     settings = Settings(home=root / "home")
-    provider = BwrapProvider(settings)
+    provider = BwrapProvider.from_settings(settings)
     async with serve_bridge(BridgeHub(heartbeat_timeout_s=30)) as bridge:
         sandbox_id = f"sbx-probe-{secrets.token_hex(4)}"
         token = secrets.token_urlsafe(24)

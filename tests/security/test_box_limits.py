@@ -87,7 +87,7 @@ def provider(settings: Settings) -> BwrapProvider:
         if IN_CI:
             pytest.fail(f"bubblewrap is required under CI=true: {reason}")
         pytest.skip(f"bubblewrap cannot create namespaces here: {reason}")
-    provider = BwrapProvider(settings)
+    provider = BwrapProvider.from_settings(settings)
     if provider.unenforced_limits:
         if IN_CI:
             pytest.fail(f"limits not enforceable under CI=true: {provider.unenforced_limits}")
@@ -333,7 +333,9 @@ async def test_a_restarted_server_kills_the_boxes_a_killed_one_left_behind(
     pids = left.pids()
     assert pids
 
-    BwrapProvider(settings)  # what the next server's start does, with this one's boxes running
+    BwrapProvider.from_settings(
+        settings
+    )  # what the next server's start does, with this one's boxes running
 
     assert left.pids() == set()
     assert not any(d.exists() for d in left.dirs.values())

@@ -62,12 +62,16 @@ async def checks(settings: Settings) -> list[Check]:
     )
     if works:
         found += box_checks(settings)
-    python = _version(settings.sandbox.python, "--version")
+    # The interpreter of the backend sandboxes will use here.
+    chosen = settings.sandbox.provider
+    uses_bwrap = chosen == "bwrap" or (chosen == "auto" and works)
+    interpreter = (settings.sandbox.bwrap if uses_bwrap else settings.sandbox.process).python
+    python = _version(interpreter, "--version")
     found.append(
         Check(
             "sandbox python",
             python is not None,
-            f"{settings.sandbox.python}: {python or 'not found'}",
+            f"{interpreter}: {python or 'not found'}",
             None if python else "apt-get install python3 (the runtime runs on it)",
         )
     )
@@ -234,7 +238,7 @@ BOX_WARNINGS = frozenset({"box workspace mount"})
 def box_checks(settings: Settings) -> list[Check]:
     """How bwrap boxes run here, from a real test box: who they are on the host, whether the
     kernel knobs and nested user namespaces are closed, what of the host they can still see."""
-    facts = box_facts(settings.sandbox.box_user)
+    facts = box_facts(settings.sandbox.bwrap.box_user)
     if facts.error is not None or facts.user is None:
         return [Check("box", False, facts.error or "no box could be started")]
     user = facts.user
@@ -245,7 +249,9 @@ def box_checks(settings: Settings) -> list[Check]:
             user.uid != 0 and facts.uid_in_box == user.uid,
             f"boxes run as host {who}, "
             + ("a dedicated user (the server is root)" if user.switch else "the server's own user"),
-            None if user.uid != 0 else "set OPENINSPECT_SANDBOX__BOX_USER to an unprivileged user",
+            None
+            if user.uid != 0
+            else "set OPENINSPECT_SANDBOX__BWRAP__BOX_USER to an unprivileged user",
         ),
         Check(
             "box kernel knobs",

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from openinspect.runtime.protocol import BootMode
+from openinspect.settings import SandboxSettings, Settings
 
 DEFAULT_SETUP_TIMEOUT_S = 300.0
 DEFAULT_START_TIMEOUT_S = 120.0
@@ -89,6 +90,23 @@ class SessionBinding:
     session_id: str
     work_branch: str
     git_remote_path: str | None = None
+
+
+@dataclass(frozen=True)
+class BackendContext:
+    """What a backend gets besides its own settings section (``sandbox.<name>``): the limits
+    and timeouts every backend applies, and where this server keeps its files. Backends never
+    see the whole :class:`~openinspect.settings.Settings` (model keys, auth, the database)."""
+
+    sandbox: SandboxSettings
+    home_dir: Path
+    run_dir: Path
+    """Sockets and other per-boot files."""
+    workspaces_dir: Path
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BackendContext:
+        return cls(settings.sandbox, settings.home_dir, settings.run_dir, settings.workspaces_dir)
 
 
 @dataclass

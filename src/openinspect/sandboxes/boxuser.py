@@ -3,9 +3,9 @@
 bwrap maps the box's users onto the host uid that starts it, so a box started by a root server
 would be host root (its ``/proc/sys`` writes reach the kernel, its files are root's). When the
 server's effective uid is 0, bwrap is therefore started as a dedicated unprivileged host user
-(``sandbox.box_user``: a name, created as a system user when missing, or ``uid:gid``), which owns
-the workspaces. When the server is not root, boxes run as the server's own user: it can give a
-box nothing it does not have itself.
+(``sandbox.bwrap.box_user``: a name, created as a system user when missing, or ``uid:gid``),
+which owns the workspaces. When the server is not root, boxes run as the server's own user: it
+can give a box nothing it does not have itself.
 
 Every box of a server shares that uid. Boxes still cannot reach each other: each has its own
 user, pid, mount and network namespaces, and a workspace is bound into its box alone.
@@ -45,7 +45,7 @@ def server_is_root() -> bool:
 
 @functools.cache
 def resolve_box_user(setting: str) -> BoxUser:
-    """The user boxes run as for ``setting`` (``sandbox.box_user``); cached per process.
+    """The user boxes run as for ``setting`` (``sandbox.bwrap.box_user``); cached per process.
 
     Raises ``ConfigError`` for a setting naming root, or a user that cannot be created.
     """
@@ -55,8 +55,8 @@ def resolve_box_user(setting: str) -> BoxUser:
     uid, gid, name = _parse(setting)
     if uid == 0 or gid == 0:
         raise ConfigError(
-            f"sandbox.box_user must not be root, got {setting!r}",
-            hint="set OPENINSPECT_SANDBOX__BOX_USER to an unprivileged user or 'uid:gid'",
+            f"sandbox.bwrap.box_user must not be root, got {setting!r}",
+            hint="set OPENINSPECT_SANDBOX__BWRAP__BOX_USER to an unprivileged user or 'uid:gid'",
         )
     return BoxUser(uid, gid, name, switch=True)
 
@@ -66,8 +66,8 @@ def _parse(setting: str) -> tuple[int, int, str]:
     if colon:
         if not (uid_text.isdigit() and gid_text.isdigit()):
             raise ConfigError(
-                f"sandbox.box_user must be a user name or 'uid:gid', got {setting!r}",
-                hint="for example OPENINSPECT_SANDBOX__BOX_USER=openinspect-box or 990:990",
+                f"sandbox.bwrap.box_user must be a user name or 'uid:gid', got {setting!r}",
+                hint="for example OPENINSPECT_SANDBOX__BWRAP__BOX_USER=openinspect-box or 990:990",
             )
         return int(uid_text), int(gid_text), _name_of(int(uid_text))
     try:
@@ -80,7 +80,7 @@ def _parse(setting: str) -> tuple[int, int, str]:
 def _create(name: str) -> pwd.struct_passwd:
     """``useradd --system`` without a home or a shell; tolerates a concurrent creation."""
     if not name or name.startswith("-"):
-        raise ConfigError(f"sandbox.box_user is not a valid user name: {name!r}")
+        raise ConfigError(f"sandbox.bwrap.box_user is not a valid user name: {name!r}")
     argv = [USERADD, "--system", "--user-group", "--no-create-home"]
     argv += ["--home-dir", "/nonexistent", "--shell", NOLOGIN, "--", name]
     try:
@@ -96,7 +96,7 @@ def _create(name: str) -> pwd.struct_passwd:
         raise ConfigError(
             f"cannot create the sandbox user {name!r}: {problem or 'useradd failed'}",
             hint="create it (useradd --system --user-group --no-create-home "
-            f"--shell {NOLOGIN} {name}) or set OPENINSPECT_SANDBOX__BOX_USER=uid:gid",
+            f"--shell {NOLOGIN} {name}) or set OPENINSPECT_SANDBOX__BWRAP__BOX_USER=uid:gid",
         ) from None
 
 

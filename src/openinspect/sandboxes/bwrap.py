@@ -62,9 +62,9 @@ from pathlib import Path
 
 from openinspect.errors import ConfigError, SandboxUnavailable
 from openinspect.runtime.address import BadBridgeAddress, BridgeAddress, unix_url
-from openinspect.settings import Settings
+from openinspect.settings import BwrapSettings, Settings
 
-from .base import SandboxExit, SandboxHandle, SandboxSpec
+from .base import BackendContext, SandboxExit, SandboxHandle, SandboxSpec
 from .boxuser import BoxUser, own_workspace, resolve_box_user
 from .cgroups import BoxCgroup
 from .limits import BoxLimiter
@@ -385,19 +385,26 @@ class BwrapProvider:
     name = "bwrap"
     isolates = True
 
-    def __init__(self, settings: Settings, *, bwrap: str = "bwrap") -> None:
+    def __init__(
+        self, config: BwrapSettings, context: BackendContext, *, bwrap: str = "bwrap"
+    ) -> None:
         self._bwrap = bwrap
-        self._python = settings.sandbox.python
-        self._box_user = settings.sandbox.box_user
-        self._scratch = settings.run_dir
-        self._workspaces_dir = settings.workspaces_dir
+        self._python = config.python
+        self._box_user = config.box_user
+        self._scratch = context.run_dir
+        self._workspaces_dir = context.workspaces_dir
         self._overlay: bool | None = None  # an ordinary server's staging; probed when first used
         self._procs = LocalProcesses(self.name)
         self._inits: dict[str, int] = {}  # sandbox id → pidfd of the box's init
         self._relays: dict[str, BridgeRelay] = {}  # sandbox id → its bridge socket's relay
-        self._limits = BoxLimiter(settings, bwrap=bwrap)  # also cleans up after a previous run
+        self._limits = BoxLimiter(context, bwrap=bwrap)  # also cleans up after a previous run
         with contextlib.suppress(SandboxUnavailable):  # create() says so, when it is needed
             warm_runtime_zip(runtime_sources(), self._python)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, bwrap: str = "bwrap") -> BwrapProvider:
+        """The provider the registry makes for ``settings``."""
+        return cls(settings.sandbox.bwrap, BackendContext.from_settings(settings), bwrap=bwrap)
 
     @property
     def unenforced_limits(self) -> dict[str, str]:
@@ -576,9 +583,9 @@ class BwrapProvider:
         python = Path(self._python)
         if not python.is_absolute() or not python.resolve().is_relative_to("/usr"):
             raise ConfigError(
-                f"sandbox.python must be an interpreter under /usr for bwrap sandboxes, "
+                f"sandbox.bwrap.python must be an interpreter under /usr for bwrap sandboxes, "
                 f"got {self._python!r}",
-                hint="set OPENINSPECT_SANDBOX__PYTHON=/usr/bin/python3",
+                hint="set OPENINSPECT_SANDBOX__BWRAP__PYTHON=/usr/bin/python3",
             )
         if not spec.clone_source_is_path or not Path(spec.clone_source).is_dir():
             raise SandboxUnavailable(

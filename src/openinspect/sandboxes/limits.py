@@ -19,7 +19,7 @@ from pathlib import Path
 from openinspect.errors import SandboxUnavailable
 from openinspect.settings import Settings
 
-from .base import SandboxSpec
+from .base import BackendContext, SandboxSpec
 from .cgroups import MIB, BoxCgroup, BoxLimits, Cgroups, instance_name
 from .workspace_fs import mount_image, probe_workspace_images, unmount_image, unmount_stale
 
@@ -43,7 +43,7 @@ def bwrap_sizes_tmpfs(bwrap: str = "bwrap") -> bool:
 
 
 def unenforced_limits(
-    settings: Settings, cgroups: Cgroups | None = None, *, bwrap: str = "bwrap"
+    settings: Settings | BackendContext, cgroups: Cgroups | None = None, *, bwrap: str = "bwrap"
 ) -> dict[str, str]:
     """Limit name → why this host cannot enforce it (only limits the settings ask for)."""
     sandbox = settings.sandbox
@@ -65,17 +65,17 @@ def unenforced_limits(
 class BoxLimiter:
     """Sets up and tears down the limits of each box of one provider."""
 
-    def __init__(self, settings: Settings, *, bwrap: str = "bwrap") -> None:
-        self._settings = settings.sandbox
-        self._cgroups = Cgroups.detect(instance_name(settings.home_dir))
-        self.unenforced = unenforced_limits(settings, self._cgroups, bwrap=bwrap)
+    def __init__(self, context: Settings | BackendContext, *, bwrap: str = "bwrap") -> None:
+        self._settings = context.sandbox
+        self._cgroups = Cgroups.detect(instance_name(context.home_dir))
+        self.unenforced = unenforced_limits(context, self._cgroups, bwrap=bwrap)
         self._images = "workspace disk" not in self.unenforced and self._settings.workspace_mib > 0
         self._boxes: dict[str, BoxCgroup] = {}
         self._mounted: dict[str, Path] = {}
         left = self._cgroups.clean_leftovers()
         if left:
             logger.warning("killed %d sandboxes a previous run of the server left behind", left)
-        if self._images and unmount_stale(settings.workspaces_dir):
+        if self._images and unmount_stale(context.workspaces_dir):
             logger.warning("unmounted workspace images a previous run of the server left behind")
         for name, why in self.unenforced.items():
             logger.warning("sandbox %s limit is not enforced on this host: %s", name, why)

@@ -21,9 +21,9 @@ import signal
 import tempfile
 from pathlib import Path
 
-from openinspect.settings import Settings
+from openinspect.settings import ProcessSettings, Settings
 
-from .base import SandboxExit, SandboxHandle, SandboxSpec
+from .base import BackendContext, SandboxExit, SandboxHandle, SandboxSpec
 from .local import (
     HOME_DIRNAME,
     LocalHandle,
@@ -105,10 +105,15 @@ class ProcessProvider:
     name = "process"
     isolates = False
 
-    def __init__(self, settings: Settings) -> None:
-        self._python = settings.sandbox.python
-        self._lib_parent = settings.run_dir
+    def __init__(self, config: ProcessSettings, context: BackendContext) -> None:
+        self._python = config.python
+        self._lib_parent = context.run_dir
         self._procs = LocalProcesses(self.name)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ProcessProvider:
+        """The provider the registry makes for ``settings``."""
+        return cls(settings.sandbox.process, BackendContext.from_settings(settings))
 
     async def create(self, spec: SandboxSpec) -> LocalHandle:
         """Start the runtime as a host process; see :meth:`SandboxProvider.create`."""

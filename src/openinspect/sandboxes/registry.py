@@ -2,7 +2,8 @@
 
 Built-ins register here exactly as a third-party package would through the entry point group
 :data:`ENTRY_POINT_GROUP` (``name = "package.module:Class"``). A provider class is constructed
-with the :class:`~openinspect.settings.Settings` and must satisfy
+with its own settings section (``settings.sandbox.<name>``, None when there is none) and a
+:class:`~openinspect.sandboxes.base.BackendContext`, never the whole settings, and must satisfy
 :class:`~openinspect.sandboxes.base.SandboxProvider`. The name ``auto`` picks ``bwrap`` where
 bubblewrap can create namespaces and ``process`` elsewhere. The backend comes wrapped in what
 the settings ask for (:mod:`.wrappers`: ``sandbox.max_live`` caps the boxes running at once).
@@ -14,10 +15,12 @@ import importlib
 import importlib.metadata
 import logging
 
+from pydantic import BaseModel
+
 from openinspect.errors import ConfigError
 from openinspect.settings import Settings
 
-from .base import SandboxProvider
+from .base import BackendContext, SandboxProvider
 from .wrappers import ConcurrencyLimit
 
 logger = logging.getLogger(__name__)
@@ -74,7 +77,9 @@ def resolve_provider(name: str, settings: Settings) -> SandboxProvider:
             f"sandbox provider {name!r} ({target}) cannot be loaded: {exc}",
             hint="install the package that provides it",
         ) from exc
-    provider = cls(settings)
+    section = getattr(settings.sandbox, name, None)
+    config = section if isinstance(section, BaseModel) else None  # a backend with none of its own
+    provider = cls(config, BackendContext.from_settings(settings))
     if not isinstance(provider, SandboxProvider):
         raise ConfigError(f"{target} does not implement the SandboxProvider protocol")
     if settings.sandbox.max_live:
