@@ -12,6 +12,7 @@ import pytest
 from openinspect.controlplane import ControlPlane, open_control_plane
 from openinspect.sandboxes.workspace_fs import mount_points
 from openinspect.settings import SandboxSettings, SessionSettings, Settings
+from openinspect.testing.asgi import InApp
 from openinspect.testing.llm_server import ScriptedLLMServer
 from openinspect.testing.repos import make_sample_repo
 from openinspect.testing.server import ServerProcess
@@ -70,6 +71,14 @@ async def plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
         sessions=SessionSettings(tidy_interval_s=0),
     )
     async with open_control_plane(settings) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def api(plane: ControlPlane) -> AsyncIterator[InApp]:
+    """The API and its WebSocket on ``plane``, driven in this process (no port, no server):
+    ``api.admin()`` and ``await api.member(name)`` are signed-in callers."""
+    async with InApp.open(plane) as opened:
         yield opened
 
 
