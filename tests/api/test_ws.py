@@ -21,7 +21,13 @@ from websockets.asyncio.client import ClientConnection
 from openinspect.api.server import Started
 from openinspect.bus import open_bus
 from openinspect.domain.events import utcnow
-from openinspect.settings import SandboxSettings, ServerSettings, Settings
+from openinspect.settings import (
+    DEFAULT_PRESENCE_TTL_S,
+    SandboxSettings,
+    ServerSettings,
+    SessionSettings,
+    Settings,
+)
 from tests.bus.test_bus import REDIS_URL
 from tests.conftest import skip_or_fail
 from tests.security.conftest import serving
@@ -30,6 +36,7 @@ from tests.store.test_migrations import pg_url
 
 __all__ = ["pg_url"]
 Participants = list[dict[str, Any]]
+TTL_S = 1.0
 
 
 @pytest.fixture
@@ -44,7 +51,9 @@ async def redis_url() -> str:
     return REDIS_URL
 
 
-def _replica(home: Path, database_url: str, bus_url: str) -> AbstractAsyncContextManager[Started]:
+def _replica(
+    home: Path, database_url: str, bus_url: str, presence_ttl_s: float = DEFAULT_PRESENCE_TTL_S
+) -> AbstractAsyncContextManager[Started]:
     return serving(
         Settings(
             home=home,
@@ -52,6 +61,7 @@ def _replica(home: Path, database_url: str, bus_url: str) -> AbstractAsyncContex
             bus_url=bus_url,
             server=ServerSettings(port=0),
             sandbox=SandboxSettings(provider="process"),
+            sessions=SessionSettings(presence_ttl_s=presence_ttl_s),
         )
     )
 
@@ -124,6 +134,40 @@ async def test_a_watcher_on_each_replica_sees_the_other(
         assert _who(await b.plane.manager.presence.snapshot(session.id)) == {
             ada.name: ("active", 1)
         }
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+async def test_the_watchers_of_a_replica_that_lost_the_database_vanish_from_the_others(
+    tmp_path: Path, pg_url: str, redis_url: str, origin: Path
+) -> None:
+    """Replica B is cut off from the database (as good as dead to the others: it can neither
+    renew nor remove its rows). Within the TTL its watcher runs out, A's heartbeat prunes it,
+    and A's watcher is told."""
+    async with AsyncExitStack() as stack:
+        a = await stack.enter_async_context(
+            _replica(tmp_path / "a", pg_url, redis_url, presence_ttl_s=TTL_S)
+        )
+        b_link = await stack.enter_async_context(relayed(pg_url))
+        b = await stack.enter_async_context(
+            _replica(tmp_path / "b", b_link.url, redis_url, presence_ttl_s=TTL_S)
+        )
+        token = a.plane.bootstrap.token
+        assert token is not None
+        ada = await a.plane.store.users.authenticate(token)
+        assert ada is not None
+        session = await a.plane.manager.create(ada, repo=str(origin))
+        ada_ws, _ = await _watch(a, token, session.id)
+        stack.push_async_callback(ada_ws.close)
+        bob_ws, _ = await _watch(b, token, session.id)  # the same person, a second tab on B
+        stack.push_async_callback(bob_ws.close)
+        await _presence_until(ada_ws, lambda p: _who(p) == {ada.name: ("active", 2)})
+
+        await b_link.cut()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await _presence_until(ada_ws, lambda p: _who(p) == {ada.name: ("active", 1)})
+        assert loop.time() - started < TTL_S * 5
 
 
 @pytest.mark.postgres
