@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -287,8 +288,13 @@ async def test_a_session_whose_box_dies_of_its_memory_limit_is_lost_with_the_rea
         await asyncio.sleep(0.2)
 
     await asyncio.gather(running, return_exceptions=True)
-    events = await plane.store.events.after(sessions[0].id, 0, 1000)
-    lost = [e for e in events if e.type == "sandbox-status" and e.status == "lost"]
+    # The status flips before its event is stored: wait for the event itself.
+    lost: list[Any] = []
+    while not lost:
+        assert time.monotonic() < deadline, "no lost event was stored"
+        events = await plane.store.events.after(sessions[0].id, 0, 1000)
+        lost = [e for e in events if e.type == "sandbox-status" and e.status == "lost"]
+        await asyncio.sleep(0.05)
     assert len(lost) == 1
     assert f"out of memory (limit {MEMORY_MIB} MiB)" in str(lost[0].message)
     assert bystander.status == "ready"

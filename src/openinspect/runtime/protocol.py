@@ -1,8 +1,9 @@
 """Wire format of the sandbox bridge (a public contract: change it only compatibly).
 
-The runtime inside a sandbox dials ``GET /sandbox/bridge`` over a Unix socket with the headers
-``Authorization: Bearer <sandbox token>`` and ``X-Sandbox-Id: <sandbox id>``. Every WebSocket
-message is one JSON object in a text frame.
+The runtime inside a sandbox dials ``GET /sandbox/bridge`` at its bridge URL (a Unix socket, or
+``wss://`` for a remote box: :mod:`.address`) with the headers ``Authorization: Bearer <sandbox
+token>`` and ``X-Sandbox-Id: <sandbox id>``. Every WebSocket message is one JSON object in a
+text frame.
 
 **RPC, control plane → runtime**
 
