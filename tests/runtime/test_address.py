@@ -31,8 +31,12 @@ from openinspect.runtime.executor import Executor
 from openinspect.runtime.gitforward import GitForwarder
 from openinspect.runtime.protocol import BRIDGE_PATH, MAX_FRAME_BYTES, HelloMessage
 from openinspect.runtime.rpc import RpcServer
+from openinspect.sandboxes.base import SandboxSpec, SessionBinding
 from openinspect.sandboxes.bridge import BridgeHub
+from openinspect.sandboxes.process import ProcessProvider
+from openinspect.settings import Settings
 from openinspect.testing.inloop import serving
+from tests.sandboxes.conftest import make_origin
 
 TOKEN = "remote-token"
 SANDBOX_ID = "sbx-remote"
@@ -255,3 +259,32 @@ async def test_a_wss_bridge_whose_certificate_is_not_trusted_is_never_reached(
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(client.connected.wait(), 1.0)
         assert not conn.connected and conn.hello is None
+
+
+async def test_a_box_boots_and_binds_over_a_network_bridge(tmp_path: Path) -> None:
+    """The whole runtime as its own process (the ``process`` backend) given a ``ws://`` bridge:
+    what a remote backend's box does, on loopback."""
+    origin = make_origin(tmp_path)
+    settings = Settings(home=tmp_path / "home")
+    provider = ProcessProvider.from_settings(settings)
+    async with remote_bridge(None) as bridge:
+        conn = bridge.hub.register(SANDBOX_ID, TOKEN)
+        spec = SandboxSpec(
+            sandbox_id=SANDBOX_ID,
+            workspace_dir=settings.workspaces_dir / SANDBOX_ID,
+            clone_source=str(origin.bare),
+            clone_source_is_path=True,
+            base_branch="main",
+            token=TOKEN,
+            bridge_url=f"ws://127.0.0.1:{bridge.port}{BRIDGE_PATH}",
+            heartbeat_s=1.0,
+        )
+        handle = await provider.create(spec)
+        try:
+            await conn.wait_ready(60)
+            bound = await conn.bind(SessionBinding("ses-remote", "openinspect/remote"))
+            result = await conn.exec("git branch --show-current", timeout_s=30)
+        finally:
+            await provider.destroy(handle)
+    assert bound["branch"] == "openinspect/remote"
+    assert result.stdout == "openinspect/remote\n"
