@@ -241,6 +241,10 @@ class ModelList(BaseModel):
 class Health(BaseModel):
     status: str
     version: str
+    replica: str
+    """This server process's replica id (the holder of the session leases it owns)."""
+    live_sessions: int
+    """Sessions live (owned, in memory) on this replica now."""
 
 
 # Members see no server paths (DESIGN §11): a registered local repo is shown by its name only,

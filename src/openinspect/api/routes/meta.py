@@ -14,8 +14,14 @@ router = APIRouter()
 
 
 @router.get("/healthz", tags=["meta"])
-async def healthz() -> Health:
-    return Health(status="ok", version=__version__)
+async def healthz(state: State) -> Health:
+    manager = state.manager
+    return Health(
+        status="ok",
+        version=__version__,
+        replica=manager.replica_id,
+        live_sessions=len(manager.live_actors()),
+    )
 
 
 @router.get("/api/me", tags=["meta"], responses=documented(401))
