@@ -55,6 +55,7 @@ tree, and the API turns any of them into the one JSON error envelope using ``cod
     ├── LimitExceeded                     "limit_exceeded"           429
     │                                     (limit_code: step_limit | time_limit | cost_limit)
     ├── OwnerUnreachable                  "owner_unreachable"        503
+    │   ├── OwnerGone                     "owner_gone"               503
     │   └── SessionMoved                  "session_moved"            503
     └── SandboxError                      "sandbox_failed"           503
         ├── SandboxUnavailable            "sandbox_unavailable"      503
@@ -374,6 +375,12 @@ class OwnerUnreachable(OpenInspectError):
 
     code = "owner_unreachable"
     status = 503
+
+
+class OwnerGone(OwnerUnreachable):
+    """The owner a command was forwarded to lost the session (it died) before it answered."""
+
+    code = "owner_gone"
 
 
 class SessionMoved(OwnerUnreachable):

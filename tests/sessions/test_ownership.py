@@ -16,10 +16,16 @@ import pytest
 
 from openinspect.bus import open_bus
 from openinspect.controlplane import ControlPlane, open_control_plane
-from openinspect.domain.commands import CancelPrompt, StartSession, Stop, UpdateSession
+from openinspect.domain.commands import (
+    CancelPrompt,
+    StartSession,
+    Stop,
+    SubmitPrompt,
+    UpdateSession,
+)
 from openinspect.domain.events import AgentText
 from openinspect.domain.models import Author, Session, User
-from openinspect.errors import LeaseLost, PromptNotFound, SessionMoved
+from openinspect.errors import LeaseLost, OwnerGone, PromptNotFound, SessionMoved
 from openinspect.settings import (
     OwnershipSettings,
     SandboxSettings,
@@ -231,3 +237,36 @@ async def test_forwarded_answers_are_bounded_and_garbage_is_dropped(
         admin, UpdateSession(session_id=session.id, title=title), origin="api"
     )
     assert done.title == title
+
+
+async def test_a_command_waiting_on_a_dead_owner_moves_on_when_its_lease_ends(
+    replicas: Replicas, origin: Path
+) -> None:
+    """The owner stops answering, then its lease ends (as when it is killed): a command that
+    is safe to repeat is carried out by the next owner; a prompt without a client_request_id
+    is refused with ``owner_gone`` rather than risk queueing it twice."""
+    a, b, c = await replicas("a"), await replicas("b"), await replicas("c")
+    admin = await admin_of(a)
+    session = await new_session(a, origin)
+
+    async def dies(replica: ControlPlane) -> None:
+        await replica.commands.forwarder.stop()  # no answer from here on
+        await asyncio.sleep(1.5)
+        await replica.manager.ownership.stop()  # and its leases end
+
+    await b.manager.actor(session.id)
+    dying = asyncio.create_task(dies(b))
+    renamed = await a.commands.handle(
+        admin, UpdateSession(session_id=session.id, title="after b"), origin="api"
+    )
+    await dying
+    assert renamed.title == "after b"
+    assert await a.store.owners.holder(session.id) == a.manager.replica_id
+
+    dying = asyncio.create_task(dies(a))
+    with pytest.raises(OwnerGone):
+        await c.commands.handle(
+            admin, SubmitPrompt(session_id=session.id, content="once"), origin="api"
+        )
+    await dying
+    assert await c.store.prompts.unfinished(session.id) == []

@@ -50,6 +50,7 @@ from openinspect.errors import (
     SESSION_NOT_FOUND_HINT,
     InvalidInput,
     OriginNotAllowed,
+    OwnerGone,
     OwnerUnreachable,
     PromptNotFound,
     SessionMoved,
@@ -171,10 +172,20 @@ class CommandHandler:
             owner = await manager.ownership.owner(command.session_id)
             if owner is None or owner == manager.replica_id:
                 continue  # freed meanwhile: take it on the next try
+
+            async def still_owner(owner: str = owner) -> bool:
+                return await manager.ownership.owner(command.session_id) == owner
+
             try:
-                answer = await self.forwarder.send(owner, user.id, origin, command)
+                answer = await self.forwarder.send(
+                    owner, user.id, origin, command, still_owner=still_owner
+                )
             except SessionMoved:
                 continue
+            except OwnerGone:
+                if not _safe_to_repeat(command):
+                    raise
+                continue  # the next owner carries it out (again, harmlessly)
             return _result_of(command, answer)
         raise SessionMoved(
             f"Session {command.session_id} moved between servers while this command looked for it",
@@ -280,6 +291,12 @@ class CommandHandler:
         if prompt is None or prompt.session_id != session_id:
             raise PromptNotFound(f"No prompt {prompt_id!r} in session {session_id}")
         return prompt
+
+
+def _safe_to_repeat(command: SessionCommand) -> bool:
+    """Whether carrying ``command`` out twice is the same as once: every session command but a
+    prompt without a ``client_request_id`` (it would be queued twice)."""
+    return not isinstance(command, SubmitPrompt) or command.client_request_id is not None
 
 
 def _result_of(command: SessionCommand, answer: JsonValue) -> Result:

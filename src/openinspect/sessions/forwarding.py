@@ -5,7 +5,9 @@ held under, ``sessions/ownership.py``). ``Forwarder.send`` publishes a :class:`F
 (the command, the id of the user who sent it, the door it came through, and where to answer)
 on the owner's channel and waits up to ``ownership.forward_timeout_s`` for the
 :class:`Answer`: a JSON result, or an error's code, message and hint, which is raised here again
-as the same ``OpenInspectError`` subclass. No answer in time is ``OwnerUnreachable``.
+as the same ``OpenInspectError`` subclass. No answer in time is ``OwnerUnreachable``; while it
+waits, the sender checks every ``OWNER_CHECK_S`` that the owner still holds the session, and an
+owner whose lease ran out (it died) is ``OwnerGone`` at once rather than after the timeout.
 
 The owner treats a forwarded command like any other: ``serve`` (``CommandHandler.serve``) loads
 the user by id and authorises them again; being a replica earns a message no trust. Every
@@ -30,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, Valid
 from openinspect.bus import Bus, SubscriberOverflow
 from openinspect.domain.commands import ID_MAX, SessionCommand
 from openinspect.domain.models import SessionOrigin
-from openinspect.errors import InvalidInput, OpenInspectError, OwnerUnreachable
+from openinspect.errors import InvalidInput, OpenInspectError, OwnerGone, OwnerUnreachable
 from openinspect.store.leases import HOLDER_MAX
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,8 @@ HINT_MAX = 2000
 SERVING_MAX = 64
 """Forwarded commands an owner carries out at once; more wait (their senders may time out)."""
 RESUBSCRIBE_S = 0.5
+OWNER_CHECK_S = 1.0
+"""How often a sender waiting for an answer checks that the owner still holds the session."""
 
 
 def replica_channel(replica_id: str) -> str:
@@ -135,10 +139,17 @@ class Forwarder:
             future.cancel()
 
     async def send(
-        self, owner: str, user_id: str, origin: SessionOrigin, command: SessionCommand
+        self,
+        owner: str,
+        user_id: str,
+        origin: SessionOrigin,
+        command: SessionCommand,
+        *,
+        still_owner: Callable[[], Awaitable[bool]] | None = None,
     ) -> JsonValue:
         """Have ``owner`` carry out ``command`` for ``user_id``; its JSON result. Raises the
-        owner's error, or ``OwnerUnreachable`` when it does not answer in time."""
+        owner's error, ``OwnerUnreachable`` when it does not answer in time, or ``OwnerGone``
+        as soon as ``still_owner()`` says it no longer holds the session."""
         request = ForwardedCommand(
             id=secrets.token_hex(REQUEST_ID_CHARS // 2),
             reply_to=self.replica_id,
@@ -156,19 +167,38 @@ class Forwarder:
         self._pending[request.id] = future
         try:
             await self._bus.publish(replica_channel(owner), text)
-            answer = await asyncio.wait_for(future, self._timeout_s)
-        except TimeoutError:
-            raise OwnerUnreachable(
-                f"The server that runs session {command.session_id} did not answer within "
-                f"{self._timeout_s:g} s",
-                hint="Try again shortly: if that server stopped, another one takes the "
-                "session over within seconds",
-            ) from None
+            answer = await self._wait(future, command, still_owner)
         finally:
             self._pending.pop(request.id, None)
         if answer.error is not None:
             raise error_from(answer.error)
         return answer.result
+
+    async def _wait(
+        self,
+        future: asyncio.Future[Answer],
+        command: SessionCommand,
+        still_owner: Callable[[], Awaitable[bool]] | None,
+    ) -> Answer:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout_s
+        while (remaining := deadline - loop.time()) > 0:
+            try:
+                return await asyncio.wait_for(asyncio.shield(future), min(remaining, OWNER_CHECK_S))
+            except TimeoutError:
+                if still_owner is not None and not await still_owner():
+                    raise OwnerGone(
+                        f"The server that ran session {command.session_id} stopped before it "
+                        "answered; the command may or may not have been carried out",
+                        hint="Send it again (with the same client_request_id for a prompt); "
+                        "another server takes the session over within seconds",
+                    ) from None
+        raise OwnerUnreachable(
+            f"The server that runs session {command.session_id} did not answer within "
+            f"{self._timeout_s:g} s",
+            hint="Try again shortly: if that server stopped, another one takes the session "
+            "over within seconds",
+        )
 
     async def _listen(self, ready: asyncio.Event) -> None:
         while True:
