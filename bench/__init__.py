@@ -17,8 +17,14 @@
   bench server) from spawn to exit, against ``python -c pass`` in the same run.
 - ``server_start_ms``: spawning ``openinspect serve`` (fresh home, model keys configured) → its
   first 200 on ``/healthz``, against a bare uvicorn server answering one route; goal 2,000 ms.
+- ``failover_s``: two replicas on Postgres and Redis; the owner of a session running a long
+  command is killed → the next prompt posted through the other replica is accepted (p50, max;
+  goal 15 s), against a prompt forwarded to a live owner.
+- ``sessions_per_process``: server RSS per session while 50 sessions stream at once, and per
+  evicted idle session (what a second round of 50 adds after the first was evicted).
 
-Modules: ``latency``, ``fanout``, ``web``, ``cli_start``, ``server_start``, ``ws_baseline`` and
+Modules: ``latency``, ``fanout``, ``web``, ``cli_start``, ``server_start``, ``failover``,
+``sessions_per_process``, ``ws_baseline`` and
 ``bare_server`` (the baseline servers, run as subprocesses), ``common`` (environment,
 percentiles), ``suite`` (the run as a whole).
 """

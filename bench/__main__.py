@@ -76,6 +76,18 @@ def parse_args(argv: list[str]) -> Config:
         help="starts of the server (and of a bare uvicorn server) for server_start_ms",
     )
     parser.add_argument(
+        "--failover-samples",
+        type=_positive,
+        default=defaults.failover_samples,
+        help="owner kills for failover_s",
+    )
+    parser.add_argument(
+        "--streaming-sessions",
+        type=_positive,
+        default=defaults.streaming_sessions,
+        help="sessions streaming at once for sessions_per_process",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=TOTAL_TIMEOUT_S, help="hard time limit, seconds"
     )
     args = parser.parse_args(argv)
@@ -88,6 +100,8 @@ def parse_args(argv: list[str]) -> Config:
         web_samples=args.web_samples,
         cli_samples=args.cli_samples,
         start_samples=args.start_samples,
+        failover_samples=args.failover_samples,
+        streaming_sessions=args.streaming_sessions,
         timeout_s=args.timeout,
     )
 

@@ -7,10 +7,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bench import cli_start, fanout, latency, server_start, web
+from bench import cli_start, failover, fanout, latency, server_start, sessions_per_process, web
 from bench.common import bench_env, machine, progress
 
-TOTAL_TIMEOUT_S = 900.0
+TOTAL_TIMEOUT_S = 1500.0
 """Hard stop of a whole run; a normal run takes a few minutes at most."""
 
 
@@ -32,6 +32,12 @@ class Config:
     """Runs of each CLI command (and of ``python -c pass``) for ``cli_start_ms``."""
     start_samples: int = 5
     """Starts of the server (and of a bare uvicorn server) for ``server_start_ms``."""
+    failover_samples: int = 3
+    """Owner kills for ``failover_s`` (each one restarts a replica)."""
+    streaming_sessions: int = 50
+    """Sessions streaming at once for ``sessions_per_process``."""
+    stream_s: float = sessions_per_process.STREAM_S
+    """How long each of them streams its answer, in seconds."""
     timeout_s: float = TOTAL_TIMEOUT_S
     share_server: bool = False
     """One server for both parts (faster; the smoke test) instead of a fresh one for each."""
@@ -53,6 +59,9 @@ async def run(config: Config) -> dict[str, Any]:
         start = await server_start.run(config.start_samples)
         # Its own server in any case: seeding the long session restarts the server.
         web_open = await web.run(config.web_samples)
+        # Two replicas on Postgres and Redis, and a server of its own.
+        fail = await failover.run(config.failover_samples)
+        per_process = await sessions_per_process.run(config.streaming_sessions, config.stream_s)
     elapsed = time.monotonic() - started
     progress(f"done in {elapsed:.1f} s")
     return {
@@ -61,6 +70,8 @@ async def run(config: Config) -> dict[str, Any]:
         "cli_start_ms": cli,
         "server_start_ms": start,
         "web_open_5000_events_ms": web_open,
+        "failover_s": fail,
+        "sessions_per_process": per_process,
         "machine": machine(),
         "config": {**asdict(config), "clients": list(config.clients), "rates": list(config.rates)},
         "runtime_s": round(elapsed, 1),

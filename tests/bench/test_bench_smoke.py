@@ -33,7 +33,7 @@ def check_fanout(run_: dict[str, Any], rate: int, seconds: float) -> None:
     assert positive(run_["p99_latency_ms"]) and run_["p50_latency_ms"] <= run_["p99_latency_ms"]
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(480)
 async def test_every_part_runs_and_reports_the_documented_keys() -> None:
     reason = probe_bwrap() or browser_missing() or web_missing()
     if reason is not None:
@@ -47,6 +47,9 @@ async def test_every_part_runs_and_reports_the_documented_keys() -> None:
         web_samples=1,
         cli_samples=2,
         start_samples=1,
+        failover_samples=1,
+        streaming_sessions=2,
+        stream_s=4.0,
         share_server=True,
     )
     result = json.loads(json.dumps(await run(config)))  # JSON-serializable as printed
@@ -96,6 +99,16 @@ async def test_every_part_runs_and_reports_the_documented_keys() -> None:
         check_summary(start[name], 1)
     assert positive(start["ratio_serve_to_baseline"])
     assert isinstance(start["meets_goal"], bool)
+
+    fail = result["failover_s"]
+    if "skipped" not in fail:  # it needs Postgres and Redis
+        assert fail["n"] == 1 and positive(fail["max"]) and fail["p50"] <= fail["max"]
+        assert positive(fail["baseline_forwarded_accept_s"])
+        assert fail["meets_goal"] == (fail["max"] <= fail["goal_s"])
+    per = result["sessions_per_process"]
+    assert per["sessions"] == 2 and per["live_after_eviction"] == 0
+    assert isinstance(per["per_streaming_session_kb"], float)
+    assert isinstance(per["per_idle_session_after_eviction_kb"], float)
 
     assert positive(result["machine"]["cpus"])
     assert isinstance(result["machine"]["python"], str)
