@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from openinspect.api.app import Runtime, open_runtime
+from openinspect.controlplane import ControlPlane, open_control_plane
 from openinspect.settings import SandboxSettings, ServiceSettings, SessionSettings, Settings
 from tests.store.records import session_record
 
@@ -27,14 +27,14 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 @pytest.fixture
-async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
+async def plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
     settings = Settings(
         home=tmp_path / "home",
         sandbox=SandboxSettings(provider="process"),
         sessions=SessionSettings(tidy_interval_s=0),
         services=ServiceSettings(failover_enabled=False, evict_enabled=False),
     )
-    async with open_runtime(settings) as opened:
+    async with open_control_plane(settings) as opened:
         yield opened
 
 
@@ -43,16 +43,16 @@ def allocated() -> int:
     return tracemalloc.get_traced_memory()[0]
 
 
-async def test_idle_sessions_leave_memory_after_eviction(runtime: Runtime) -> None:
+async def test_idle_sessions_leave_memory_after_eviction(plane: ControlPlane) -> None:
     """Two rounds of 200: what the first round leaves is the process's bounded caches (compiled
     statements, connection pools), and the second round adds next to nothing to it."""
-    manager = runtime.manager
-    admin = (await runtime.store.users.list_all())[0]
+    manager = plane.manager
+    admin = (await plane.store.users.list_all())[0]
     rounds: list[list[str]] = [[], []]
     for ids in rounds:
         for _ in range(SESSIONS):
             session = session_record(f"ses_{secrets.token_hex(8)}", admin.id)
-            await runtime.store.sessions.create(session)
+            await plane.store.sessions.create(session)
             ids.append(session.id)
 
     tracemalloc.start()
@@ -70,7 +70,7 @@ async def test_idle_sessions_leave_memory_after_eviction(runtime: Runtime) -> No
     finally:
         tracemalloc.stop()
     for sid in rounds[0][:10] + rounds[1][:10]:
-        assert await runtime.store.owners.holder(sid) is None
+        assert await plane.store.owners.holder(sid) is None
     live = min(growth)
     assert live > 0
     assert kept[0] <= FIRST_KEPT_MAX * live, f"{kept[0]} of {live} bytes stayed after round 1"
