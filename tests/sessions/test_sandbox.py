@@ -57,3 +57,31 @@ async def test_a_failed_boot_is_not_retried_until_the_next_prompt(
     with pytest.raises(SandboxError):
         await sandbox.ready()
     assert await _warmings(plane, session.id) == 2
+
+
+async def test_a_box_past_the_servers_cap_fails_its_boot_with_the_reason(
+    tmp_path: Path, origin: Path
+) -> None:
+    settings = Settings(
+        home=tmp_path / "home", sandbox=SandboxSettings(provider="process", max_live=1)
+    )
+    async with bridged_plane(settings, in_process=True) as plane:
+        user = plane.bootstrap.user
+        assert user is not None
+        first, second = [await plane.manager.create(user, repo=str(origin)) for _ in "ab"]
+        running = (await plane.manager.actor(first.id)).sandbox
+        waiting = (await plane.manager.actor(second.id)).sandbox
+        await running.ready()
+
+        with pytest.raises(SandboxError) as refused:
+            await waiting.ready()
+        assert "maximum of 1 sandboxes" in refused.value.message
+        assert refused.value.hint is not None and "MAX_LIVE" in refused.value.hint
+        events = await plane.store.events.after(second.id, 0, 1000)
+        failed = [e for e in events if e.type == "sandbox-status" and e.status == "failed"]
+        assert len(failed) == 1 and "maximum of 1 sandboxes" in str(failed[0].message)
+
+        await running.destroy(message="idle")  # its place is free again
+        waiting.reset_failure()
+        conn = await waiting.ready()
+        assert (await conn.exec("echo second", timeout_s=10)).stdout == "second\n"

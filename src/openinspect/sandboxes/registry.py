@@ -82,6 +82,11 @@ def resolve_provider(name: str, settings: Settings) -> SandboxProvider:
     provider = cls(config, BackendContext.from_settings(settings))
     if not isinstance(provider, SandboxProvider):
         raise ConfigError(f"{target} does not implement the SandboxProvider protocol")
+    return wrap_provider(provider, settings)
+
+
+def wrap_provider(provider: SandboxProvider, settings: Settings) -> SandboxProvider:
+    """``provider`` in the wrappers the settings ask for (:mod:`.wrappers`)."""
     if settings.sandbox.max_live:
         return ConcurrencyLimit(provider, settings.sandbox.max_live)
     return provider

@@ -28,6 +28,7 @@ from openinspect.errors import SandboxUnavailable
 from openinspect.runtime.supervisor import ConfigMissing, RuntimeConfig, serve
 from openinspect.sandboxes.base import SandboxExit, SandboxHandle, SandboxSpec
 from openinspect.sandboxes.local import HOME_DIRNAME, prepare_workspace, sandbox_env
+from openinspect.sandboxes.registry import wrap_provider
 
 if TYPE_CHECKING:
     from openinspect.controlplane import ControlPlane
@@ -129,8 +130,9 @@ class InProcessProvider:
 
 def use_in_process_boxes(plane: ControlPlane) -> InProcessProvider:
     """Make ``plane``'s sessions boot in-process boxes from now on (before any session has a
-    box: a running actor keeps the provider it was made with). Returns the provider, whose
-    ``close`` the caller awaits at teardown."""
+    box: a running actor keeps the provider it was made with), in the same wrappers the
+    settings give the configured backend. Returns the provider, whose ``close`` the caller
+    awaits at teardown."""
     provider = InProcessProvider()
-    plane.session_deps.provider = provider
+    plane.session_deps.provider = wrap_provider(provider, plane.settings)
     return provider
