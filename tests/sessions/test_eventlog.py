@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+from collections.abc import AsyncIterator
 
 import pytest
 
 from openinspect.bus.memory import MemoryBus
-from openinspect.domain.events import AgentText
+from openinspect.domain.events import AgentText, AgentTextDelta
 from openinspect.errors import LeaseLost, NotFoundError
 from openinspect.sessions.eventlog import EventLog
 from openinspect.store import Store
@@ -83,3 +84,68 @@ async def test_after_a_forced_lease_loss_the_old_owner_appends_nothing(store_url
     finally:
         for store in stores:
             await store.close()
+
+
+async def _one_session(store: Store) -> str:
+    user = await store.users.create(name="Ada", email="ada@e", role="admin")
+    session = session_record(f"ses_{secrets.token_hex(8)}", user.id)
+    await store.sessions.create(session)
+    return session.id
+
+
+async def test_each_event_is_in_the_store_before_anyone_hears_of_it(store_url: str) -> None:  # noqa: F811
+    """Persist, then publish: a subscriber that reads the store the moment a message arrives
+    finds the event there, also while many appends run at once."""
+    store = await Store.open(store_url)
+    try:
+        session_id = await _one_session(store)
+        log = EventLog(store, MemoryBus())
+        missing: list[int] = []
+        heard: list[int] = []
+
+        async def listen(messages: AsyncIterator[str]) -> None:
+            async for raw in messages:
+                seq = json.loads(raw)["event"]["seq"]
+                heard.append(seq)
+                if [e.seq for e in await store.events.after(session_id, seq - 1, 1)] != [seq]:
+                    missing.append(seq)
+                if len(heard) == PER_WRITER:
+                    return
+
+        async with log.subscribe(session_id) as messages:
+            listener = asyncio.create_task(listen(messages))
+            await asyncio.gather(*(log.append(text(session_id, n)) for n in range(PER_WRITER)))
+            await asyncio.wait_for(listener, 10)
+        assert missing == []
+        # One process publishes in the order the database numbered the events, gap-free.
+        assert heard == list(range(1, PER_WRITER + 1))
+    finally:
+        await store.close()
+
+
+async def test_an_ephemeral_event_carries_the_last_stored_seq_and_is_not_stored(
+    store_url: str,  # noqa: F811
+) -> None:
+    store = await Store.open(store_url)
+    try:
+        session_id = await _one_session(store)
+        for n in range(3):
+            await EventLog(store, MemoryBus()).append(text(session_id, n))
+        # A fresh event log (another process, or after a restart) reads the last seq stored.
+        bus = MemoryBus()
+        log = EventLog(store, bus)
+        delta = AgentTextDelta(session_id=session_id, part_id="p", delta="x")
+        async with log.subscribe(session_id) as messages:
+            assert (await log.append(delta)).seq == 0  # returned as given: nothing was stored
+            first = json.loads(await asyncio.wait_for(anext(messages), 5))
+            await log.append(text(session_id, 3))
+            await log.append(delta)
+            json.loads(await asyncio.wait_for(anext(messages), 5))  # the durable one
+            second = json.loads(await asyncio.wait_for(anext(messages), 5))
+        assert (first["event"]["type"], first["event"]["seq"]) == ("agent-text-delta", 3)
+        assert second["event"]["seq"] == 4
+        assert [e.seq for e in await store.events.after(session_id, 0, 100)] == [1, 2, 3, 4]
+        with pytest.raises(ValueError, match="ephemeral"):
+            await log.append(delta, session_values={"title": "no"})
+    finally:
+        await store.close()
