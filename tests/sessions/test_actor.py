@@ -1,16 +1,22 @@
-"""The actor keeps its session's conversation: a follow-up continues it without reloading it,
-and after a restart the next prompt resumes it from the store."""
+"""The session actor, on in-process boxes and the scripted LLM: prompts run one at a time in
+FIFO order; a queued prompt can be cancelled, a running one stopped; a retried submit is the same
+prompt; the session is active while it has work; and the actor keeps its session's conversation
+(a follow-up continues it without reloading it, a restart resumes it from the store)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from openinspect.controlplane import ControlPlane
-from openinspect.domain.models import FINISHED_PROMPT_STATUSES, Prompt, User
+from openinspect.domain.events import SessionUpdated
+from openinspect.domain.models import FINISHED_PROMPT_STATUSES, Prompt, Session, User
+from openinspect.errors import PromptNotCancellable, PromptRequestConflict
+from openinspect.sessions.actor import SessionActor
 from openinspect.settings import (
     AgentSettings,
     ModelProviderSettings,
@@ -91,3 +97,134 @@ async def test_a_restarted_server_resumes_the_conversation(
     sent = json.dumps(llm.requests[-1].body["messages"])
     for earlier in ("first question", "zebra-42", "second question", "The second answer"):
         assert earlier in sent
+
+
+@pytest.fixture
+async def live(tmp_path: Path, llm: ScriptedLLMServer) -> AsyncIterator[ControlPlane]:
+    """A control plane whose sessions boot in-process boxes and talk to the scripted LLM."""
+    async with bridged_plane(_settings(tmp_path / "home", llm), in_process=True) as plane:
+        yield plane
+
+
+async def _new_session(plane: ControlPlane, origin: Path) -> tuple[User, Session, SessionActor]:
+    """A new session of the admin's on ``origin``, and its live actor."""
+    user = _admin(plane)
+    session = await plane.manager.create(user, repo=str(origin))
+    return user, session, await plane.manager.actor(session.id)
+
+
+async def _started(plane: ControlPlane, prompt: Prompt) -> None:
+    async with asyncio.timeout(60):
+        while (got := await plane.store.prompts.get(prompt.id)) and got.status == "queued":
+            await asyncio.sleep(0.02)
+
+
+async def _log(plane: ControlPlane, session_id: str) -> list[tuple[str, str | None]]:
+    """(type, prompt id) of the session's prompt events, in log order."""
+    return [
+        (e.type, getattr(e, "prompt_id", None))
+        for e in await plane.store.events.after(session_id, 0, 1000)
+        if e.type.startswith("prompt-")
+    ]
+
+
+async def test_prompts_run_one_at_a_time_in_the_order_they_were_queued(
+    live: ControlPlane, llm: ScriptedLLMServer, origin: Path
+) -> None:
+    llm.reset({"turns": [{"text": f"answer {n}", "delay_ms": 150} for n in range(3)]})
+    user, session, actor = await _new_session(live, origin)
+    prompts = [await actor.submit(user, f"question {n}") for n in range(3)]
+    for prompt in prompts:
+        assert (await _finished(live, prompt)).status == "success"
+    ids = [p.id for p in prompts]
+    lifecycle = [(t, p) for t, p in await _log(live, session.id) if t != "prompt-queued"]
+    # Each one starts only after the one before it finished, in FIFO order.
+    assert lifecycle == [(t, i) for i in ids for t in ("prompt-started", "prompt-finished")]
+    assert [r.body["messages"][-1]["content"] for r in llm.requests] == [
+        f"question {n}" for n in range(3)
+    ]
+
+
+async def test_a_queued_prompt_can_be_cancelled_and_never_runs(
+    live: ControlPlane, llm: ScriptedLLMServer, origin: Path
+) -> None:
+    llm.reset({"turns": [{"text": "slow", "delay_ms": 1500}, {"text": "never"}]})
+    user, session, actor = await _new_session(live, origin)
+    running = await actor.submit(user, "first")
+    queued = await actor.submit(user, "second")
+    await _started(live, running)
+    with pytest.raises(PromptNotCancellable) as refused:
+        await actor.cancel(running.id)
+    assert refused.value.hint is not None and "stop" in refused.value.hint.lower()
+    await actor.cancel(queued.id)
+    with pytest.raises(PromptNotCancellable):
+        await actor.cancel(queued.id)  # cancelled is final
+    assert (await _finished(live, running)).status == "success"
+    assert (await live.store.prompts.get(queued.id)).status == "cancelled"  # type: ignore[union-attr]
+    log = await _log(live, session.id)
+    assert ("prompt-cancelled", queued.id) in log
+    assert ("prompt-started", queued.id) not in log
+    assert len(llm.requests) == 1
+
+
+async def test_stop_ends_the_running_prompt_and_the_queue_goes_on(
+    live: ControlPlane, llm: ScriptedLLMServer, origin: Path
+) -> None:
+    llm.reset({"turns": [{"text": "very slow", "delay_ms": 60_000}, {"text": "next"}]})
+    user, _, actor = await _new_session(live, origin)
+    assert await actor.stop() is False  # nothing runs yet
+    long = await actor.submit(user, "take your time")
+    after = await actor.submit(user, "then this")
+    async with asyncio.timeout(30):  # the agent is waiting for the model's answer
+        while not llm.requests:
+            await asyncio.sleep(0.02)
+    assert actor.running_prompt_id == long.id
+    async with asyncio.timeout(15):  # far less than the model's 60 s
+        assert await actor.stop() is True
+        stopped = await _finished(live, long)
+    assert stopped.status == "stopped"
+    assert (await _finished(live, after)).status == "success"
+
+
+async def test_a_retried_submit_returns_the_same_prompt_and_queues_it_once(
+    live: ControlPlane, llm: ScriptedLLMServer, origin: Path
+) -> None:
+    llm.reset({"turns": [{"text": "done"}]})
+    user, session, actor = await _new_session(live, origin)
+    first = await actor.submit(user, "fix it", client_request_id="req-1")
+    again = await actor.submit(user, "fix it", client_request_id="req-1")
+    assert again.id == first.id
+    with pytest.raises(PromptRequestConflict):
+        await actor.submit(user, "something else", client_request_id="req-1")
+    await _finished(live, first)
+    assert [t for t, _ in await _log(live, session.id)].count("prompt-queued") == 1
+    assert len(await live.store.prompts.for_session(session.id)) == 1
+
+
+async def test_a_session_goes_active_while_it_has_work_and_idle_after(
+    live: ControlPlane, llm: ScriptedLLMServer, origin: Path
+) -> None:
+    llm.reset({"turns": [{"text": "one", "delay_ms": 200}, {"text": "two"}]})
+    user = _admin(live)
+    session = await live.manager.create(user, repo=str(origin))
+    assert session.status == "created"
+    actor = await live.manager.actor(session.id)
+    first = await actor.submit(user, "first")
+    assert actor.session.status == "active"
+    second = await actor.submit(user, "second")
+    await _finished(live, first)
+    await _finished(live, second)
+    async with asyncio.timeout(10):
+        while (await live.manager.get(session.id)).status != "idle":
+            await asyncio.sleep(0.02)
+    statuses = [
+        e.status
+        for e in await live.store.events.after(session.id, 0, 1000)
+        if isinstance(e, SessionUpdated) and e.status is not None
+    ]
+    assert statuses == ["active", "idle"]  # one stretch of work, not one per prompt
+    finished = [await live.store.prompts.get(p.id) for p in (first, second)]
+    assert [(p.status, p.started_at is not None) for p in finished if p] == [
+        ("success", True),
+        ("success", True),
+    ]
