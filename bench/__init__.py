@@ -2,6 +2,8 @@
 
 - ``first_model_request_ms``: prompt POST → the scripted model receives the prompt's first
   request; ``cold`` on a new session (its sandbox boots), ``warm`` on a follow-up prompt.
+- ``first_model_request_overhead_ms``: the warm ``first_model_request_ms`` (p50) minus a bare
+  pydantic-ai harness's on the same scripted server in the same run; goal ≤ 15 ms.
 - ``first_tool_result_ms``: prompt POST → the client receives the prompt's first ``tool-result``
   (one ``bash true`` call), cold and warm, against a bare ``bwrap … /usr/bin/true`` subprocess.
 - ``fanout``: N session WebSocket clients (1, 10, 100) while events are offered on the server's

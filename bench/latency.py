@@ -4,6 +4,13 @@
 Every sample session runs two prompts, each a scripted model turn calling ``bash true`` and then a
 final answer: the first prompt gives one cold sample of both measures, the second a warm one.
 The baseline is a bare ``bwrap … /usr/bin/true`` started as a subprocess, measured in the same run.
+
+``first_model_request_overhead_ms`` compares the warm prompt with a bare pydantic-ai harness on
+the same scripted server, measured in the same run: an ``Agent`` on an OpenAI-compatible model
+with the server's tools and instructions (so both send the same request), built once as a
+harness would keep it, timed from calling ``run`` to the server receiving the request. The
+server's time on top of that (its HTTP request, the store, the queue, preparing the run) is the
+overhead; the goal is within :data:`OVERHEAD_GOAL_MS`.
 """
 
 from __future__ import annotations
@@ -53,6 +60,8 @@ BWRAP_TRUE = (
     "/usr/bin/true",
 )
 BWRAP_TIMEOUT_S = 30.0
+OVERHEAD_GOAL_MS = 15.0
+BARE_SCRIPT: Script = {"turns": [{"text": "Done."}]}
 
 TOOL_SCRIPT: Script = {
     "turns": [{"text": "Checking.", "tool_calls": [{"name": "bash", "args": {"command": "true"}}]}],
@@ -67,6 +76,8 @@ class LatencySamples:
     model: dict[str, list[float]] = field(default_factory=lambda: {"cold": [], "warm": []})
     tool: dict[str, list[float]] = field(default_factory=lambda: {"cold": [], "warm": []})
     baseline: list[float] = field(default_factory=list)
+    bare_model: list[float] = field(default_factory=list)
+    """A bare pydantic-ai harness: ``run`` called → the scripted server got the request."""
     sandbox_boot: list[float] = field(default_factory=list)
     """Cold prompts: from ``sandbox-status`` warming to ready (server timestamps)."""
     first_session: dict[str, float] = field(default_factory=dict)
@@ -176,10 +187,55 @@ async def measure_prompts(env: BenchEnv, samples: LatencySamples, n: int) -> Non
         )
 
 
+async def bare_harness(env: BenchEnv, n: int) -> list[float]:
+    """``n`` timed first requests of a bare pydantic-ai agent on the bench's scripted server
+    (after one untimed run, as the server's samples follow an unrecorded session)."""
+    from pydantic_ai import Agent
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    from openinspect.agent.runner import INSTRUCTIONS
+    from openinspect.agent.tools import ToolDeps, builtin_tools
+
+    provider = OpenAIProvider(base_url=env.llm.openai_base_url, api_key="bench-not-a-secret")
+    agent = Agent(
+        OpenAIChatModel("scripted", provider=provider),
+        deps_type=ToolDeps,
+        tools=builtin_tools(),
+        instructions=INSTRUCTIONS.format(repo_dir="/workspace/repo", branch="openinspect/bench"),
+    )
+    out = []
+    for i in range(n + 1):
+        env.llm.reset(BARE_SCRIPT)
+        sent = time.time()
+        await agent.run(f"bare prompt {i}", deps=None)  # type: ignore[arg-type]  # no tool runs
+        requests = env.llm.requests
+        if not requests:
+            raise RuntimeError("the bare harness: the scripted LLM got no request")
+        if i:
+            out.append(requests[0].received_at - sent)
+    return out
+
+
+def _overhead(samples: LatencySamples) -> dict[str, Any]:
+    warm = summarize_ms(samples.model["warm"])
+    bare = summarize_ms(samples.bare_model)
+    overhead = round(float(warm["p50"]) - float(bare["p50"]), 1)
+    return {
+        "overhead_ms": overhead,
+        "warm_ms": warm,
+        "bare_pydantic_ai_ms": bare,
+        "overhead_is": "p50 of warm prompts minus p50 of the bare harness",
+        "goal_ms": OVERHEAD_GOAL_MS,
+        "meets_goal": overhead <= OVERHEAD_GOAL_MS,
+    }
+
+
 def report(samples: LatencySamples) -> dict[str, Any]:
     tool = {kind: summarize_ms(values) for kind, values in samples.tool.items()}
     baseline = summarize_ms(samples.baseline)
     return {
+        "first_model_request_overhead_ms": _overhead(samples),
         "first_model_request_ms": {
             kind: summarize_ms(values) for kind, values in samples.model.items()
         },
@@ -204,7 +260,9 @@ async def run(n: int, baseline_n: int, env: BenchEnv | None = None) -> dict[str,
     samples.baseline = await baseline_bwrap_true(baseline_n)
     if env is not None:
         await measure_prompts(env, samples, n)
+        samples.bare_model = await bare_harness(env, n)
     else:
         async with bench_env("latency") as own:
             await measure_prompts(own, samples, n)
+            samples.bare_model = await bare_harness(own, n)
     return report(samples)

@@ -147,3 +147,25 @@ async def test_an_unreachable_model_server_is_named_with_its_url_and_setting() -
     assert url in outcome.error.message and "openai-compatible" in outcome.error.message
     assert outcome.error.hint is not None
     assert "OPENINSPECT_MODELS__OPENAI_COMPATIBLE_BASE_URL" in outcome.error.hint
+
+
+async def test_a_session_reuses_its_agent_and_the_tools_are_built_once(
+    llm: ScriptedLLMServer,
+) -> None:
+    """Building the tools makes their JSON schemas (tens of ms); a follow-up prompt of the
+    session runs on the agent its first prompt built, and continues the conversation."""
+    from openinspect.agent.runner import Agents, _tools
+
+    models, agents, host, conversation = registry(llm), Agents(), MemoryHost(), Conversation()
+    first = agents.get(models, RUN)
+    assert agents.get(models, RUN) is first
+    assert agents.get(models, dataclasses.replace(RUN, branch="other")) is not first
+    assert _tools() is _tools()
+    llm.reset({"turns": [{"text": "one"}, {"text": "two"}]})
+    for content in ("first", "second"):
+        run = dataclasses.replace(RUN, content=content)
+        outcome = await run_prompt(run, host, conversation, models, AgentSettings(), agents)
+        assert outcome.status == "success", outcome.error
+    assert agents.get(models, RUN) is first
+    sent = json.dumps(llm.requests[-1].body["messages"])
+    assert "first" in sent and "one" in sent and "second" in sent

@@ -57,6 +57,12 @@ async def test_every_part_runs_and_reports_the_documented_keys() -> None:
     for kind in ("cold", "warm"):
         check_summary(result["first_model_request_ms"][kind], 1)
         check_summary(result["first_tool_result_ms"][kind], 1)
+    overhead = result["first_model_request_overhead_ms"]
+    check_summary(overhead["bare_pydantic_ai_ms"], 1)
+    assert overhead["overhead_ms"] == round(
+        overhead["warm_ms"]["p50"] - overhead["bare_pydantic_ai_ms"]["p50"], 1
+    )
+    assert overhead["meets_goal"] == (overhead["overhead_ms"] <= overhead["goal_ms"])
     tool = result["first_tool_result_ms"]
     check_summary(tool["baseline_bwrap_true_ms"], 2)
     assert positive(tool["ratio_cold_to_baseline"])

@@ -70,6 +70,7 @@ async def test_a_restarted_server_resumes_the_conversation(
                 {"text": "The first answer mentions zebra-42."},
                 {"text": "The second answer."},
                 {"text": "The third answer."},
+                {"text": "The fourth answer."},
             ]
         }
     )
@@ -93,8 +94,14 @@ async def test_a_restarted_server_resumes_the_conversation(
         third = await _finished(plane, await actor.submit(user, "third question"))
         assert third.status == "success", third.error_message
         after_third = await plane.store.sessions.load_conversation(session.id)
+        # Taking part is recorded once per person (the actor remembers whom it recorded).
+        bo = await plane.store.users.create(name="Bo", email="bo@example.com", role="member")
+        fourth = await _finished(plane, await actor.submit(bo, "fourth question"))
+        assert fourth.status == "success", fourth.error_message
+        roles = await plane.store.sessions.participant_roles(session.id)
+        assert roles == {user.id: "owner", bo.id: "member"}
     assert after_third[: len(after_second)] == after_second
-    sent = json.dumps(llm.requests[-1].body["messages"])
+    sent = json.dumps(llm.requests[-2].body["messages"])
     for earlier in ("first question", "zebra-42", "second question", "The second answer"):
         assert earlier in sent
 

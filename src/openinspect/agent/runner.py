@@ -9,12 +9,13 @@ and cost limits are checked in one place, ``Budget.check``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from pydantic_ai import Agent
+from pydantic_ai import Agent, Tool
 from pydantic_ai.exceptions import (
     AgentRunError,
     ModelAPIError,
@@ -114,6 +115,38 @@ class AgentHost(ToolHost, Protocol):
         """Add to the session's cost; returns the new total."""
 
 
+@functools.cache
+def _tools() -> list[Tool[ToolDeps]]:
+    """The builtin tools, built once per process: building one makes its JSON schema, which
+    took tens of milliseconds for the set, on every prompt."""
+    return builtin_tools()
+
+
+class Agents:
+    """A session's agents, one per model (and instructions), built on its first prompt and
+    reused by the next ones; pydantic-ai agents hold no state of a run."""
+
+    MAX = 4
+
+    def __init__(self) -> None:
+        self._built: dict[tuple[str, str], Agent[ToolDeps, str]] = {}
+
+    def get(self, registry: ModelRegistry, run: PromptRun) -> Agent[ToolDeps, str]:
+        instructions = INSTRUCTIONS.format(repo_dir=run.repo_dir, branch=run.branch)
+        key = (run.model_id, instructions)
+        agent = self._built.get(key)
+        if agent is None:
+            if len(self._built) >= self.MAX:  # a session switching models often stays small
+                self._built.clear()
+            agent = self._built[key] = Agent(
+                registry.build(run.model_id),
+                deps_type=ToolDeps,
+                tools=_tools(),
+                instructions=instructions,
+            )
+        return agent
+
+
 class Emitter:
     """Turns model output into session events: ephemeral deltas while streaming, one durable
     event per text or thinking part when the response is complete."""
@@ -155,17 +188,14 @@ async def run_prompt(
     conversation: Conversation,
     registry: ModelRegistry,
     settings: AgentSettings,
+    agents: Agents | None = None,
 ) -> RunOutcome:
     """Run one prompt to the end, continuing ``conversation`` (and keeping it up to date with
-    the store). Cancellation (stop) propagates after the history is saved."""
+    the store), with an agent from ``agents`` (the session's, kept between its prompts).
+    Cancellation (stop) propagates after the history is saved."""
     budget = Budget(settings.max_steps, settings.max_wall_s, settings.max_cost_usd)
     emitter = Emitter(run, host)
-    agent: Agent[ToolDeps, str] = Agent(
-        registry.build(run.model_id),
-        deps_type=ToolDeps,
-        tools=builtin_tools(),
-        instructions=INSTRUCTIONS.format(repo_dir=run.repo_dir, branch=run.branch),
-    )
+    agent = (agents or Agents()).get(registry, run)
     deps = ToolDeps(
         run.session_id,
         run.prompt_id,

@@ -80,7 +80,7 @@ from openinspect.store.leases import Lease
 
 if TYPE_CHECKING:
     from openinspect.agent.conversation import Conversation
-    from openinspect.agent.runner import RunOutcome
+    from openinspect.agent.runner import Agents, RunOutcome
 
 log = logging.getLogger(__name__)
 CLIENT_REQUEST_ID_MAX = 128
@@ -155,6 +155,8 @@ class SessionActor:
         self._git_lock = asyncio.Lock()  # one commit/push at a time (prompt end, PR tool, API)
         # The agent's history as stored, loaded by the first prompt run here.
         self._conversation: Conversation | None = None
+        self._agents: Agents | None = None  # built by the first prompt, reused by the next
+        self._participants: set[str] = set()  # users recorded as taking part, by this actor
         # When the session last had work (a prompt queued or ended, someone typing): the idle
         # clock of its sandbox (``stop_if_idle``).
         self.last_work_at = time.monotonic()
@@ -303,7 +305,9 @@ class SessionActor:
                 finished_at=None,
             )
             await self._s.store.prompts.create(prompt, print_)
-            await self._s.store.sessions.add_participant(self.session.id, user.id)
+            if user.id not in self._participants:  # recorded once, not on every prompt
+                await self._s.store.sessions.add_participant(self.session.id, user.id)
+                self._participants.add(user.id)
             await self.emit(
                 PromptQueued(
                     session_id=self.session.id,
@@ -501,8 +505,10 @@ class SessionActor:
         # and no other thread may import it at the same time.
         await self._s.models.loaded()
         from openinspect.agent.conversation import Conversation
-        from openinspect.agent.runner import PromptRun, run_prompt
+        from openinspect.agent.runner import Agents, PromptRun, run_prompt
 
+        if self._agents is None:
+            self._agents = Agents()
         if self._conversation is None:  # kept up to date by every run after this one
             self._conversation = Conversation(
                 await self._s.store.sessions.load_conversation(self.session.id)
@@ -518,7 +524,12 @@ class SessionActor:
         self._stop_requested = False
         self._current = asyncio.create_task(
             run_prompt(
-                run, _Host(self, prompt), self._conversation, self._s.models, self._s.settings.agent
+                run,
+                _Host(self, prompt),
+                self._conversation,
+                self._s.models,
+                self._s.settings.agent,
+                self._agents,
             ),
             name=f"prompt {prompt.id}",
         )
