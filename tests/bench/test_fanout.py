@@ -20,7 +20,7 @@ async def test_events_are_offered_at_the_rate_not_at_the_receivers_pace() -> Non
 
     took = await offered(500, 100, slow_send)
     assert [seq for _, seq in sent] == list(range(1, 101))
-    assert 0.19 <= took < 0.5  # 100 at 500/s: 0.2 s, not 100 x 20 ms
+    assert 0.19 <= took < 1.5  # 100 at 500/s: 0.2 s, not 100 x 20 ms = 2 s
     for at, seq in sent:
         assert at >= (seq - 1) / 500 - 0.002  # none before it is due
 
@@ -32,7 +32,7 @@ async def test_a_fast_receiver_does_not_speed_the_offer_up() -> None:
         got.extend(seqs)
 
     took = await offered(200, 40, send)
-    assert got == list(range(1, 41)) and 0.19 <= took < 0.4
+    assert got == list(range(1, 41)) and 0.19 <= took  # never faster than the rate
 
 
 def test_events_have_the_size_asked_for() -> None:
