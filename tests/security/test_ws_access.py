@@ -1,16 +1,24 @@
 """Session access through the WebSocket: a signed token is not enough. The socket checks the
 user may see the session on subscribe and on every command, and a revoked parent token closes
-the socket and voids every WebSocket token minted from it."""
+the socket and voids every WebSocket token minted from it.
+
+In process (``openinspect.testing.asgi``): these are claims about the socket handler and the
+store, not about the HTTP server in front of them."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from pathlib import Path
 
-import websockets
+import pytest
 
 from openinspect.api.auth import WsTokens, load_or_create_secret
+from openinspect.api.ws import CLOSE_AUTH, CLOSE_NOT_FOUND
+from openinspect.controlplane import ControlPlane, open_control_plane
+from openinspect.settings import SandboxSettings, SessionSettings, Settings
 from openinspect.store.tables import participants
-from tests.security.conftest import Live, close_code, recv_json
+from openinspect.testing.asgi import Caller, InApp
 
 COMMANDS = (
     {"type": "prompt", "content": "hello"},
@@ -22,82 +30,106 @@ COMMANDS = (
 )
 
 
-def forge(live: Live, session_id: str, user_id: str, token_id: str) -> str:
+@pytest.fixture
+async def plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
+    """Re-checks every 0.5 s, so a socket that only listens notices a revocation quickly."""
+    settings = Settings(
+        home=tmp_path / "home",
+        sandbox=SandboxSettings(provider="process"),
+        sessions=SessionSettings(tidy_interval_s=0, ws_auth_recheck_s=0.5),
+    )
+    async with open_control_plane(settings) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def calc(api: InApp, origin: Path) -> str:
+    """``origin`` registered as the repo ``calc``, which members may use."""
+    made = await api.admin().call("POST", "/api/repos", json={"name": "calc", "url": str(origin)})
+    assert made.status_code == 201, made.text
+    return "calc"
+
+
+def forge(plane: ControlPlane, session_id: str, user_id: str, token_id: str) -> str:
     """A WebSocket token with a valid signature, made with the server's own secret — what a
     member who learnt the secret could make."""
-    secret = load_or_create_secret(live.plane.settings.home_dir)
+    secret = load_or_create_secret(plane.settings.home_dir)
     return WsTokens(secret, 300).mint(session_id, user_id, token_id)[0]
 
 
-async def test_a_validly_signed_token_for_someone_elses_session_is_refused(live: Live) -> None:
-    ada_id, ada = await live.member("ada")
-    _, bob = await live.member("bob")
-    theirs = await live.session(bob)
-    ada_found = await live.plane.store.users.lookup(ada)
-    assert ada_found is not None
-    token = forge(live, theirs["id"], ada_id, ada_found.token_id)
-    async with live.socket(theirs["id"]) as ws:
-        await ws.send(json.dumps({"type": "subscribe", "token": token}))
-        assert await close_code(ws) == 4004
+async def _token_id(caller: Caller) -> str:
+    found = await caller.app.plane.store.users.lookup(caller.token)
+    assert found is not None
+    return found.token_id
+
+
+async def _refused_with(caller: Caller, session_id: str, token: str) -> int:
+    async with caller.app.connect(session_id) as ws:
+        await ws.send({"type": "subscribe", "token": token})
+        return await ws.close_code()
+
+
+async def test_a_validly_signed_token_for_someone_elses_session_is_refused(
+    api: InApp, calc: str
+) -> None:
+    ada, bob = await api.member("ada"), await api.member("bob")
+    theirs = (await bob.session(repo=calc))["id"]
+    token_id = await _token_id(ada)
+    token = forge(api.plane, theirs, ada.user.id, token_id)
+    assert await _refused_with(ada, theirs, token) == CLOSE_NOT_FOUND
     # The same answer as for a session that does not exist: nothing is revealed.
-    async with live.socket("ses_nope") as ws:
-        await ws.send(
-            json.dumps(
-                {"type": "subscribe", "token": forge(live, "ses_nope", ada_id, ada_found.token_id)}
-            )
-        )
-        assert await close_code(ws) == 4004
+    nope = forge(api.plane, "ses_nope", ada.user.id, token_id)
+    assert await _refused_with(ada, "ses_nope", nope) == CLOSE_NOT_FOUND
     # bob's own token works, and an admin's.
-    async with live.socket(theirs["id"], await live.ws_token(bob, theirs["id"])) as ws:
-        await ws.send(json.dumps({"type": "history", "before_seq": 5}))
-        assert (await recv_json(ws))["type"] == "history-page"
-    async with live.socket(theirs["id"], await live.ws_token(live.admin_token, theirs["id"])):
-        pass
+    async with bob.socket(theirs) as (ws, _):
+        await ws.send({"type": "history", "before_seq": 5})
+        assert (await ws.reply())["type"] == "history-page"
+    async with api.admin().socket(theirs) as (_, subscribed):
+        assert subscribed["session"]["id"] == theirs
 
 
-async def test_every_command_is_authorised_again(live: Live) -> None:
-    ada_id, ada = await live.member("ada")
-    session = await live.session(ada)
+async def test_every_command_is_authorised_again(api: InApp, calc: str) -> None:
+    ada = await api.member("ada")
+    session_id = (await ada.session(repo=calc))["id"]
     for command in COMMANDS:
         # ada subscribes legitimately, then loses access (the session's participants are
         # rewritten to exclude her, as if it were someone else's): the next command is refused.
-        async with live.socket(session["id"], await live.ws_token(ada, session["id"])) as ws:
-            await _hide_from(live, session["id"], ada_id)
-            await ws.send(json.dumps(command))
-            assert await close_code(ws) == 4004, command
-            await _show_to(live, session["id"], ada_id)
+        async with ada.socket(session_id) as (ws, _):
+            await _hide_from(api.plane, session_id, ada.user.id)
+            await ws.send(command)
+            assert await ws.close_code() == CLOSE_NOT_FOUND, command
+            await api.plane.store.sessions.add_participant(session_id, ada.user.id)
 
 
-async def test_revoking_the_parent_token_closes_the_socket_and_voids_ws_tokens(live: Live) -> None:
-    _, ada = await live.member("ada")
-    session = await live.session(ada)
-    found = await live.plane.store.users.lookup(ada)
-    assert found is not None
-    spare = await live.ws_token(ada, session["id"])
-    async with live.socket(session["id"], await live.ws_token(ada, session["id"])) as ws:
-        assert (await live.call(ada, "DELETE", f"/api/tokens/{found.token_id}")).status_code == 204
+async def test_revoking_the_parent_token_closes_the_socket_and_voids_ws_tokens(
+    api: InApp, calc: str
+) -> None:
+    ada = await api.member("ada")
+    session_id = (await ada.session(repo=calc))["id"]
+    spare = await ada.ws_token(session_id)
+    async with ada.socket(session_id) as (ws, _):
+        revoked = await ada.call("DELETE", f"/api/tokens/{await _token_id(ada)}")
+        assert revoked.status_code == 204
         # Only listening, no command: the periodic re-check (0.5 s here) closes it.
-        assert await close_code(ws, timeout_s=5) == 4001
-    async with live.socket(session["id"]) as ws:
-        await ws.send(json.dumps({"type": "subscribe", "token": spare}))
-        assert await close_code(ws) == 4001
+        assert await ws.close_code(timeout_s=5) == CLOSE_AUTH
+    assert await _refused_with(ada, session_id, spare) == CLOSE_AUTH
 
 
-async def test_a_demoted_admin_loses_other_peoples_sockets(live: Live) -> None:
-    _, ada = await live.member("ada")
-    session = await live.session(ada)
-    users = live.plane.store.users
-    boss = await users.create(name="boss", email="boss@example.com", role="admin")
-    boss_token = await users.create_token(boss.id, "boss")
-    async with live.socket(session["id"], await live.ws_token(boss_token, session["id"])) as ws:
-        await users.set_role(boss.id, "member")
-        assert await close_code(ws, timeout_s=5) == 4004
+async def test_a_demoted_admin_loses_other_peoples_sockets(api: InApp, calc: str) -> None:
+    ada = await api.member("ada")
+    session_id = (await ada.session(repo=calc))["id"]
+    users = api.plane.store.users
+    boss_user = await users.create(name="boss", email="boss@example.com", role="admin")
+    boss = Caller(api, boss_user, await users.create_token(boss_user.id, "boss"))
+    async with boss.socket(session_id) as (ws, _):
+        await users.set_role(boss_user.id, "member")
+        assert await ws.close_code(timeout_s=5) == CLOSE_NOT_FOUND
 
 
-async def _hide_from(live: Live, session_id: str, user_id: str) -> None:
+async def _hide_from(plane: ControlPlane, session_id: str, user_id: str) -> None:
     """Take the user out of the session's participants (members see only sessions they take
     part in), as if the session were someone else's."""
-    async with live.plane.store.engine.begin() as conn:
+    async with plane.store.engine.begin() as conn:
         await conn.execute(
             participants.delete().where(
                 participants.c.session_id == session_id, participants.c.user_id == user_id
@@ -105,23 +137,15 @@ async def _hide_from(live: Live, session_id: str, user_id: str) -> None:
         )
 
 
-async def _show_to(live: Live, session_id: str, user_id: str) -> None:
-    await live.plane.store.sessions.add_participant(session_id, user_id)
-
-
-async def test_members_see_no_server_paths_over_the_websocket(live: Live) -> None:
+async def test_members_see_no_server_paths_over_the_websocket(api: InApp, calc: str) -> None:
     """The joining snapshot and history pages carry the session's origin: for a member, a local
     repo is ``local/<name>``, as over REST."""
-    _, ada = await live.member("ada")
-    session = await live.session(ada)
-    home = str(live.plane.settings.home_dir)
-    async with websockets.connect(live.ws_url(session["id"])) as ws:
-        token = await live.ws_token(ada, session["id"])
-        await ws.send(json.dumps({"type": "subscribe", "token": token}))
-        subscribed = await recv_json(ws)
-        await ws.send(json.dumps({"type": "history", "before_seq": 100}))
-        page = await recv_json(ws)
-    assert subscribed["type"] == "subscribed"
+    ada = await api.member("ada")
+    session_id = (await ada.session(repo=calc))["id"]
+    home = str(api.plane.settings.home_dir)
+    async with ada.socket(session_id) as (ws, subscribed):
+        await ws.send({"type": "history", "before_seq": 100})
+        page = await ws.reply()
     assert page["type"] == "history-page"
     assert subscribed["session"]["repo_url"].startswith("local/")
     assert any(e["type"] == "session-created" for e in page["events"] + subscribed["events"])
@@ -129,11 +153,5 @@ async def test_members_see_no_server_paths_over_the_websocket(live: Live) -> Non
         text = json.dumps(frame)
         assert home not in text
         assert "/tmp/" not in text, text[:2000]
-    async with live.socket(session["id"]) as ws:  # an admin still sees where the repo is
-        await ws.send(
-            json.dumps(
-                {"type": "subscribe", "token": await live.ws_token(live.admin_token, session["id"])}
-            )
-        )
-        admin_view = await recv_json(ws)
-    assert not admin_view["session"]["repo_url"].startswith("local/")
+    async with api.admin().socket(session_id) as (_, admin_view):  # an admin sees the repo
+        assert not admin_view["session"]["repo_url"].startswith("local/")
