@@ -13,6 +13,7 @@ from openinspect.controlplane import ControlPlane, open_control_plane
 from openinspect.errors import ConfigError
 from openinspect.services.registry import BUILTIN_SERVICES
 from openinspect.settings import SandboxSettings, SessionSettings, Settings
+from openinspect.testing.inprocess import InProcessProvider
 
 
 def _settings(home: Path, provider: str = "process") -> Settings:
@@ -80,3 +81,13 @@ async def test_a_service_that_cannot_be_loaded_closes_everything_opened_before_i
     async with open_control_plane(_settings(home)) as plane:
         assert isinstance(plane, ControlPlane)
         assert "broken" not in plane.services.names
+
+
+async def test_a_given_sandbox_backend_replaces_the_configured_one(tmp_path: Path) -> None:
+    """Tests hand in their backend at the build (an in-process one here); nothing is swapped
+    in afterwards: the actors' shared parts cannot be reassigned."""
+    boxes = InProcessProvider()
+    async with open_control_plane(_settings(tmp_path / "home"), provider=boxes) as plane:
+        assert plane.session_deps.provider is boxes
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            plane.session_deps.provider = boxes  # type: ignore[misc]

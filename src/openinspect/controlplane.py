@@ -21,6 +21,7 @@ from openinspect.agent.models import ModelRegistry
 from openinspect.api.auth import Bootstrap, WsTokens, bootstrap_admin, load_or_create_secret
 from openinspect.bus import Bus, open_bus
 from openinspect.people.service import People
+from openinspect.sandboxes.base import SandboxProvider
 from openinspect.sandboxes.bridge import BridgeHub
 from openinspect.sandboxes.pacing import BridgeLimits
 from openinspect.sandboxes.registry import resolve_provider
@@ -71,8 +72,13 @@ class ControlPlane:
 
 
 @asynccontextmanager
-async def open_control_plane(settings: Settings) -> AsyncIterator[ControlPlane]:
-    """Build the control plane, yield it, and close it in reverse order of opening."""
+async def open_control_plane(
+    settings: Settings, *, provider: SandboxProvider | None = None
+) -> AsyncIterator[ControlPlane]:
+    """Build the control plane, yield it, and close it in reverse order of opening.
+
+    ``provider``: the sandbox backend to use instead of the one the settings name (a test's
+    in-process or recording backend), taken as it is given."""
     home = settings.home_dir
     home.mkdir(parents=True, exist_ok=True)
     async with AsyncExitStack() as opened:
@@ -106,7 +112,7 @@ async def open_control_plane(settings: Settings) -> AsyncIterator[ControlPlane]:
             events=events,
             models=models,
             hub=hub,
-            provider=resolve_provider(settings.sandbox.provider, settings),
+            provider=provider or resolve_provider(settings.sandbox.provider, settings),
             origins=origins,
             pulls=pulls,
         )

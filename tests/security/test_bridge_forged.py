@@ -41,6 +41,7 @@ from openinspect.sandboxes.base import (
 )
 from openinspect.sandboxes.bridge import SandboxConnection
 from openinspect.sandboxes.bwrap import probe_bwrap
+from openinspect.sandboxes.registry import resolve_provider
 from openinspect.settings import SandboxSettings, Settings
 from tests.sandboxes.conftest import IN_CI
 
@@ -93,9 +94,11 @@ async def box(tmp_path: Path, origin: Path) -> AsyncIterator[Box]:
             boot_log_max_bytes=BOOT_LOG_MAX_BYTES,
         ),
     )
-    async with open_control_plane(settings) as plane, _bridge_server(plane) as socket_path:
-        recorder = RecordingProvider(plane.manager.deps.provider)
-        plane.manager.deps.provider = recorder  # type: ignore[assignment]
+    recorder = RecordingProvider(resolve_provider(settings.sandbox.provider, settings))
+    async with (
+        open_control_plane(settings, provider=recorder) as plane,  # type: ignore[arg-type]
+        _bridge_server(plane) as socket_path,
+    ):
         user = plane.bootstrap.user
         assert user is not None
         session = await plane.manager.create(user, repo=str(origin))

@@ -12,8 +12,9 @@ import uvicorn
 
 from openinspect.api.app import create_bridge_app
 from openinspect.controlplane import ControlPlane, open_control_plane
+from openinspect.sandboxes.registry import wrap_provider
 from openinspect.settings import Settings
-from openinspect.testing.inprocess import use_in_process_boxes
+from openinspect.testing.inprocess import InProcessProvider
 
 
 @contextlib.asynccontextmanager
@@ -23,8 +24,9 @@ async def bridged_plane(
     """``git_proxy``: the socket also serves the git proxy, so prompts can push. ``in_process``:
     sessions boot the real runtime as a task in this process instead of the configured backend's
     box (for tests that make no containment claim)."""
-    async with open_control_plane(settings) as opened:
-        boxes = use_in_process_boxes(opened) if in_process else None
+    boxes = InProcessProvider() if in_process else None
+    provider = wrap_provider(boxes, settings) if boxes is not None else None
+    async with open_control_plane(settings, provider=provider) as opened:
         settings.bridge_socket.parent.mkdir(parents=True, exist_ok=True)
         server = uvicorn.Server(
             uvicorn.Config(

@@ -108,7 +108,7 @@ PUSH_FAILED_HINT = (
 COMMIT_FAILED_HINT = "The changes are still in the session's sandbox, uncommitted"
 
 
-@dataclass
+@dataclass(frozen=True)
 class SessionDeps:
     """What every session actor (and the manager that owns them) is built on."""
 

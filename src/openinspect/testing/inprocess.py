@@ -11,7 +11,9 @@ gone, and with it interpreter start-up and the runtime's imports (what a ``proce
 
 It isolates nothing and makes no containment claim: tests of containment and the end-to-end
 tests keep real ``bwrap`` boxes. It is not in the provider registry, so no setting can select it;
-a test puts it in place of the configured one (``use_in_process_boxes``).
+a test gives it to the control plane in place of the configured one
+(``open_control_plane(settings, provider=wrap_provider(InProcessProvider(), settings))``, as
+``tests/sessions/bridged.py`` does).
 """
 
 from __future__ import annotations
@@ -22,16 +24,11 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from openinspect.errors import SandboxUnavailable
 from openinspect.runtime.supervisor import ConfigMissing, RuntimeConfig, serve
 from openinspect.sandboxes.base import SandboxExit, SandboxHandle, SandboxSpec
 from openinspect.sandboxes.local import HOME_DIRNAME, prepare_workspace, sandbox_env
-from openinspect.sandboxes.registry import wrap_provider
-
-if TYPE_CHECKING:
-    from openinspect.controlplane import ControlPlane
 
 logger = logging.getLogger(__name__)
 
@@ -126,13 +123,3 @@ class InProcessProvider:
         """Destroy every box (a test's teardown)."""
         for sandbox_id in list(self._boxes):
             await self.destroy(SandboxHandle(sandbox_id, self.name))
-
-
-def use_in_process_boxes(plane: ControlPlane) -> InProcessProvider:
-    """Make ``plane``'s sessions boot in-process boxes from now on (before any session has a
-    box: a running actor keeps the provider it was made with), in the same wrappers the
-    settings give the configured backend. Returns the provider, whose ``close`` the caller
-    awaits at teardown."""
-    provider = InProcessProvider()
-    plane.session_deps.provider = wrap_provider(provider, plane.settings)
-    return provider
