@@ -82,6 +82,14 @@ async def api(plane: ControlPlane) -> AsyncIterator[InApp]:
         yield opened
 
 
+@pytest.fixture
+async def calc(api: InApp, origin: Path) -> str:
+    """``origin`` registered (by the admin) as the repo ``calc``, which members may use."""
+    made = await api.admin().call("POST", "/api/repos", json={"name": "calc", "url": str(origin)})
+    assert made.status_code == 201, made.text
+    return "calc"
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Unmount workspace images that servers killed on purpose (kill -9 tests) left mounted
     under this run's temporary directories, so that pytest can remove them later. A server

@@ -32,7 +32,7 @@ async def test_a_fast_receiver_does_not_speed_the_offer_up() -> None:
         got.extend(seqs)
 
     took = await offered(200, 40, send)
-    assert got == list(range(1, 41)) and 0.19 <= took  # never faster than the rate
+    assert got == list(range(1, 41)) and took >= 0.19  # never faster than the rate
 
 
 def test_events_have_the_size_asked_for() -> None:

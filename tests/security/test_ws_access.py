@@ -42,14 +42,6 @@ async def plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
         yield opened
 
 
-@pytest.fixture
-async def calc(api: InApp, origin: Path) -> str:
-    """``origin`` registered as the repo ``calc``, which members may use."""
-    made = await api.admin().call("POST", "/api/repos", json={"name": "calc", "url": str(origin)})
-    assert made.status_code == 201, made.text
-    return "calc"
-
-
 def forge(plane: ControlPlane, session_id: str, user_id: str, token_id: str) -> str:
     """A WebSocket token with a valid signature, made with the server's own secret — what a
     member who learnt the secret could make."""
