@@ -270,3 +270,31 @@ async def test_a_command_waiting_on_a_dead_owner_moves_on_when_its_lease_ends(
         )
     await dying
     assert await c.store.prompts.unfinished(session.id) == []
+
+
+async def test_a_fenced_off_owner_hands_a_prompt_it_did_not_start_back_to_the_queue(
+    replicas: Replicas, origin: Path
+) -> None:
+    """B was taken over before it noticed; its queue runner then picks a prompt: the start is
+    fenced off, and the prompt goes back to ``queued`` (not left ``running`` with nobody
+    running it), with no ``prompt-started`` in the log."""
+    a, b = await replicas("a"), await replicas("b")
+    admin = await admin_of(a)
+    session = await new_session(a, origin)
+    stale = await b.manager.actor(session.id)
+    await expire_lease(a.store, lease_name(session.id))
+    assert await a.manager.owned_actor(session.id) is not None
+    prompt = prompt_record(session.id, Author.of(admin))
+    await a.store.prompts.create(prompt, "print")
+
+    stale.start()
+    for _ in range(100):
+        if stale.closed:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)
+    assert stale.closed
+    assert (await a.store.prompts.get(prompt.id)).status == "queued"  # type: ignore[union-attr]
+    events = await a.store.events.after(session.id, 0, 100)
+    assert all(e.type != "prompt-started" for e in events)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))

@@ -494,11 +494,21 @@ class SessionActor:
     async def _run_prompt(self, prompt: Prompt, started: float) -> None:
         model = prompt.model or self.session.model
         effort = self._effort(prompt.model, prompt.effort)
-        await self.emit(
-            PromptStarted(
-                session_id=self.session.id, prompt_id=prompt.id, model=model, effort=effort
+        try:
+            await self.emit(
+                PromptStarted(
+                    session_id=self.session.id, prompt_id=prompt.id, model=model, effort=effort
+                )
             )
-        )
+        except LeaseLost:
+            # Another replica owns the session now, and its recovery may have run before this
+            # replica marked the prompt running: hand the prompt back to the queue rather than
+            # leave it running with nobody running it. Shielded: the drop that the refusal set
+            # off cancels this very task.
+            await asyncio.shield(
+                self._s.store.prompts.set_status(prompt.id, "queued", only_if=("running",))
+            )
+            raise
         self.sandbox.reset_failure()
         self.sandbox.warm()  # boots in parallel with the first model request
         # The agent loop loads pydantic-ai: the server imports it after it listens (preload),
