@@ -40,13 +40,19 @@ def _says_nothing_internal(exc: StoreError, *secrets: str) -> None:
     assert exc.__cause__ is not None  # the driver's error, for the server log
 
 
-async def test_a_postgres_nobody_listens_on_is_unavailable(tmp_path: Path) -> None:
+async def test_a_postgres_nobody_listens_on_is_unavailable(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     url = "postgresql+asyncpg://openinspect:pw@127.0.0.1:1/openinspect"  # refused at once
     with pytest.raises(StoreUnavailable) as caught:
         await Store.open(url)
     assert caught.value.status == 503 and caught.value.retryable
     _says_nothing_internal(caught.value, ":1/", "openinspect:pw")
     assert isinstance(caught.value.__cause__, OSError)
+    # The operator starting the server is told where and why, without the password.
+    (said,) = [r.getMessage() for r in caplog.records if "cannot be opened" in r.getMessage()]
+    assert "127.0.0.1:1/openinspect" in said and "Connect call failed" in said
+    assert ":pw@" not in said
 
 
 @pytest.mark.postgres

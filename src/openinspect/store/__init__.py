@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from openinspect.errors import StoreError
 from openinspect.store.branches import BranchStore
 from openinspect.store.crypto import Sealer
 from openinspect.store.db import create_engine, migrate
@@ -22,6 +24,8 @@ from openinspect.store.sandboxes import SandboxStore
 from openinspect.store.sessions import SessionStore
 from openinspect.store.users import UserStore
 from openinspect.store.webhooks import WebhookStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -51,7 +55,14 @@ class Store:
         one is a ``ConfigError``)."""
         engine = create_engine(url)
         if run_migrations:
-            await migrate(engine)
+            try:
+                await migrate(engine)
+            except StoreError as exc:
+                # Said to the operator starting the server: where, and the driver's words.
+                where = engine.url.render_as_string(hide_password=True)
+                log.error("the database at %s cannot be opened: %s", where, exc.__cause__ or exc)
+                await engine.dispose()
+                raise
         return cls(
             engine=engine,
             users=UserStore(engine),
