@@ -235,3 +235,21 @@ async def test_a_session_goes_active_while_it_has_work_and_idle_after(
         ("success", True),
         ("success", True),
     ]
+
+
+async def test_a_stop_while_the_prompt_is_starting_is_not_lost(
+    live: ControlPlane, llm: ScriptedLLMServer, origin: Path
+) -> None:
+    """Stop pressed as soon as ``prompt-started`` is seen, before the agent task exists (it
+    still loads the model clients and the conversation): the prompt ends ``stopped``."""
+    llm.reset({"turns": [{"text": "very slow", "delay_ms": 60_000}]})
+    user, session, actor = await _new_session(live, origin)
+    async with live.events.subscribe(session.id) as messages:
+        prompt = await actor.submit(user, "take your time")
+        async with asyncio.timeout(30):
+            async for raw in messages:
+                if json.loads(raw)["event"]["type"] == "prompt-started":
+                    break
+        assert await actor.stop() is True
+    async with asyncio.timeout(15):
+        assert (await _finished(live, prompt)).status == "stopped"

@@ -352,12 +352,14 @@ class SessionActor:
             await self.emit(PromptCancelled(session_id=self.session.id, prompt_id=prompt_id))
 
     async def stop(self) -> bool:
-        """Stop the running prompt. Returns False when nothing was running."""
-        task = self._current
-        if task is None or task.done():
+        """Stop the running prompt. Returns False when nothing was running. A prompt still
+        starting (its agent not built yet) is stopped as soon as its agent task exists."""
+        if self._running_prompt_id is None:
             return False
         self._stop_requested = True
-        task.cancel()
+        task = self._current
+        if task is not None and not task.done():
+            task.cancel()
         return True
 
     def typing(self) -> None:
@@ -485,6 +487,7 @@ class SessionActor:
         if not await self._s.store.prompts.set_status(prompt.id, "running", only_if=("queued",)):
             return  # cancelled between the query and now
         started = time.monotonic()
+        self._stop_requested = False
         self._running_prompt_id = prompt.id
         try:
             await self._run_prompt(prompt, started)
@@ -531,7 +534,6 @@ class SessionActor:
             effort=effort,
             branch=self.session.branch,
         )
-        self._stop_requested = False
         self._current = asyncio.create_task(
             run_prompt(
                 run,
@@ -543,6 +545,8 @@ class SessionActor:
             ),
             name=f"prompt {prompt.id}",
         )
+        if self._stop_requested:  # asked while the prompt was starting
+            self._current.cancel()
         status: PromptStatus
         error: ErrorInfo | None = None
         try:
