@@ -224,3 +224,32 @@ async def test_a_long_name_is_cut_and_a_deleted_session_takes_its_watchers(two: 
         assert (
             await conn.execute(sa.select(sa.func.count()).select_from(presence_rows))
         ).scalar_one() == 0
+
+
+async def test_a_heartbeat_publishes_again_a_snapshot_that_went_stale(two: Two) -> None:
+    """A's snapshot was read before B's write landed, and B's own snapshot (the right one) was
+    overtaken on the bus: clients hold A's stale one. A's next heartbeat sees the store differ
+    from what it last published and publishes again; a heartbeat with nothing new is silent."""
+    await two.a.join(SID, "a1", two.ada.id, two.ada.name)  # A published [Ada]
+    await two.store.presence.join(  # B's write, its announcement lost
+        Watcher(SID, "b1", two.bob.id, two.bob.name),
+        "server-b",
+        30.0,  # lives through the test however slow the machine
+        max_per_session=10,
+        max_per_user=10,
+    )
+    announced: list[list[dict[str, Any]]] = []
+    async with two.events.subscribe(SID) as messages:
+
+        async def collect() -> None:
+            while True:
+                announced.append(await _next_presence(messages))
+
+        collector = asyncio.create_task(collect())
+        try:
+            await two.a.heartbeat()
+            await two.a.heartbeat()  # the same again: nothing to say
+            await asyncio.sleep(0.2)
+        finally:
+            collector.cancel()
+    assert [[p["name"] for p in snapshot] for snapshot in announced] == [["Ada", "Bob"]]
