@@ -78,6 +78,12 @@ async def test_a_resume_gets_exactly_what_came_after_since_seq(
         assert (await ws.until(_is_event))["event"]["seq"] == 7
     async with admin.socket(sid, since_seq=7) as (_, subscribed):
         assert _seqs(subscribed) == [] and subscribed["last_seq"] == 7
+    # A seq the log never reached is not resumed from (it would hide events up to it).
+    async with admin.socket(sid, since_seq=99) as (ws, subscribed):
+        assert subscribed["reset"] is True
+        assert _seqs(subscribed) == list(range(1, 8)) and subscribed["last_seq"] == 7
+        await _append(plane, sid, 1)
+        assert (await ws.until(_is_event))["event"]["seq"] == 8
 
 
 async def test_a_join_during_a_burst_of_appends_misses_and_repeats_nothing(

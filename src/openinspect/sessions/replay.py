@@ -63,11 +63,15 @@ async def join_replay(
     max_chars: int,
 ) -> Replay:
     """Everything after ``since_seq`` if it fits in ``RESUME_MAX_EVENTS`` and ``max_chars``,
-    else (and on a fresh join) the newest window of ``max_events`` and ``max_chars``."""
+    else (and on a fresh join, or from a seq the log never reached) the newest window of
+    ``max_events`` and ``max_chars``."""
     if since_seq is not None:
         sizes = await store.sizes(session_id, after_seq=since_seq, limit=RESUME_MAX_EVENTS + 1)
         _count, overflow = _fit(sizes, RESUME_MAX_EVENTS, max_chars)
-        if not overflow:
+        # A seq past the log's end is not this log's (a client of a database since restored,
+        # say): resuming from it would hide every event up to it, so the client starts over.
+        beyond = not sizes and since_seq > await store.last_seq(session_id)
+        if not overflow and not beyond:
             events = await store.between(session_id, sizes[0][0], sizes[-1][0]) if sizes else []
             return Replay(events, has_more=False, reset=False)
     events, has_more = await newest_window(
