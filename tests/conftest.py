@@ -63,12 +63,13 @@ def server(tmp_path: Path, llm: ScriptedLLMServer) -> Iterator[ServerProcess]:
 
 @pytest.fixture
 async def plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
-    """An in-process control plane (process sandboxes, background tidying off) for engine and API
-    tests; a module that needs other settings defines its own ``plane``."""
+    """An in-process control plane (process sandboxes, background tidying off, WebSockets
+    re-checked every 0.5 s so a revocation shows at once) for engine and API tests; a module
+    that needs other settings defines its own ``plane``."""
     settings = Settings(
         home=tmp_path / "home",
         sandbox=SandboxSettings(provider="process"),
-        sessions=SessionSettings(tidy_interval_s=0),
+        sessions=SessionSettings(tidy_interval_s=0, ws_auth_recheck_s=0.5),
     )
     async with open_control_plane(settings) as opened:
         yield opened

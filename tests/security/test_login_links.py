@@ -1,7 +1,7 @@
 """The doors of sign-in links and browser sign-ins: a link's code works once even when many
 redeem it at the same moment (SQLite and Postgres), repeated failures are rate-limited, the code
 is size- and charset-limited, a code is never a bearer token, and an expired browser sign-in
-closes its WebSockets too."""
+closes its WebSockets too. The HTTP doors are driven in process (``openinspect.testing.asgi``)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from openinspect.api.ws import CLOSE_AUTH
 from openinspect.domain.events import utcnow
 from openinspect.errors import LoginLinkInvalid, LoginLinkUsed
 from openinspect.people.links import FAILED_ATTEMPTS_MAX
 from openinspect.store import Store
 from openinspect.store.tables import api_tokens, users
-from tests.security.conftest import Live, close_code
+from openinspect.testing.asgi import Caller, InApp
 from tests.store.test_migrations import pg_url  # noqa: F401 - a fixture
 
 CONCURRENT = 16
@@ -67,73 +68,77 @@ async def test_concurrent_redemptions_of_one_code_have_one_winner_on_postgres(
         await store.close()
 
 
-async def _member_link(live: Live) -> tuple[str, str]:
-    users = live.plane.store.users
-    user = await users.add(name="Grace", email="grace@example.com", role="member")
-    minted = await live.call(live.admin_token, "POST", f"/api/users/{user.id}/login-links")
+async def _member_link(api: InApp) -> tuple[str, str]:
+    user = await api.plane.store.users.add(name="Grace", email="grace@example.com", role="member")
+    minted = await api.admin().call("POST", f"/api/users/{user.id}/login-links")
     assert minted.status_code == 201, minted.text
     return user.id, minted.json()["url"].split("#code=", 1)[1]
 
 
-async def test_codes_are_limited_in_size_and_alphabet_and_are_not_tokens(live: Live) -> None:
-    _, code = await _member_link(live)
+def _bearer(code: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {code}"}
+
+
+async def test_codes_are_limited_in_size_and_alphabet_and_are_not_tokens(api: InApp) -> None:
+    _, code = await _member_link(api)
     for bad in ("x" * 101, "oil_abc/../x", "oil_ü", "", 42):
-        refused = await live.http.post("/auth/login-link", json={"code": bad})
+        refused = await api.http.post("/auth/login-link", json={"code": bad})
         assert refused.status_code == 422, bad
         assert refused.json()["error"]["code"] == "invalid_input"
     # The code authenticates nothing, anywhere, and is not listed as a token.
     for path in ("/api/me", "/api/tokens", "/auth/web-token"):
         method = "POST" if path.startswith("/auth") else "GET"
-        assert (await live.call(code, method, path)).status_code == 401, path
+        assert (await api.http.request(method, path, headers=_bearer(code))).status_code == 401
     # Still usable afterwards: none of that used it up.
-    assert (await live.http.post("/auth/login-link", json={"code": code})).status_code == 200
+    assert (await api.http.post("/auth/login-link", json={"code": code})).status_code == 200
 
 
-async def test_repeated_failures_are_rate_limited(live: Live) -> None:
-    _, code = await _member_link(live)
+async def test_repeated_failures_are_rate_limited(api: InApp) -> None:
+    _, code = await _member_link(api)
     for i in range(FAILED_ATTEMPTS_MAX):
-        wrong = await live.http.post("/auth/login-link", json={"code": f"oil_wrong{i}"})
+        wrong = await api.http.post("/auth/login-link", json={"code": f"oil_wrong{i}"})
         assert wrong.json()["error"]["code"] == "login_link_invalid"
-    limited = await live.http.post("/auth/login-link", json={"code": code})
+    limited = await api.http.post("/auth/login-link", json={"code": code})
     assert limited.status_code == 429
     error = limited.json()["error"]
     assert error["code"] == "sign_in_rate_limited" and error["hint"]
 
 
-async def test_members_cannot_mint_links_even_for_themselves(live: Live) -> None:
-    member_id, token = await live.member("ada")
-    for path in (f"/api/users/{member_id}/login-links", "/api/users"):
+async def test_members_cannot_mint_links_even_for_themselves(api: InApp) -> None:
+    ada = await api.member("ada")
+    for path in (f"/api/users/{ada.user.id}/login-links", "/api/users"):
         body = {"name": "Eve", "email": "eve@example.com", "role": "admin"}
-        refused = await live.call(token, "POST", path, json=body)
+        refused = await ada.call("POST", path, json=body)
         assert (refused.status_code, refused.json()["error"]["code"]) == (403, "forbidden")
-    assert len((await live.call(live.admin_token, "GET", "/api/users")).json()["users"]) == 2
+    assert len((await api.admin().call("GET", "/api/users")).json()["users"]) == 2
 
 
-async def test_a_link_of_a_deleted_user_signs_nobody_in(live: Live) -> None:
-    user_id, code = await _member_link(live)
-    async with live.plane.store.engine.begin() as conn:
+async def test_a_link_of_a_deleted_user_signs_nobody_in(api: InApp) -> None:
+    user_id, code = await _member_link(api)
+    async with api.plane.store.engine.begin() as conn:
         await conn.execute(users.delete().where(users.c.id == user_id))
-    gone = await live.http.post("/auth/login-link", json={"code": code})
+    gone = await api.http.post("/auth/login-link", json={"code": code})
     assert (gone.status_code, gone.json()["error"]["code"]) == (401, "login_link_invalid")
     with pytest.raises(LoginLinkInvalid):
-        await live.plane.store.users.redeem_login_link(code, "web", utcnow())
+        await api.plane.store.users.redeem_login_link(code, "web", utcnow())
 
 
-async def test_an_expired_browser_sign_in_closes_its_websockets(live: Live) -> None:
-    _, code = await _member_link(live)
-    signed = await live.http.post("/auth/login-link", json={"code": code})
+async def test_an_expired_browser_sign_in_closes_its_websockets(api: InApp, calc: str) -> None:
+    _, code = await _member_link(api)
+    signed = await api.http.post("/auth/login-link", json={"code": code})
     token = signed.json()["token"]
-    session = await live.session(token)
-    found = await live.plane.store.users.lookup(token)
+    found = await api.plane.store.users.lookup(token)
     assert found is not None and found.kind == "web"
-    async with live.socket(session["id"], await live.ws_token(token, session["id"])) as ws:
-        async with live.plane.store.engine.begin() as conn:
+    grace = Caller(api, found.user, token)
+    session_id = (await grace.session(repo=calc))["id"]
+    async with grace.socket(session_id) as (ws, _):
+        async with api.plane.store.engine.begin() as conn:
             await conn.execute(
                 api_tokens.update()
                 .where(api_tokens.c.id == found.token_id)
                 .values(expires_at=utcnow() - timedelta(seconds=1))
             )
         # No command sent: the periodic re-check (0.5 s here) closes it.
-        assert await close_code(ws, timeout_s=5) == 4001
-    refused = await live.call(token, "POST", f"/api/sessions/{session['id']}/ws-token")
+        assert await ws.close_code(timeout_s=5) == CLOSE_AUTH
+    refused = await grace.call("POST", f"/api/sessions/{session_id}/ws-token")
     assert refused.json()["error"]["code"] == "token_expired"

@@ -8,15 +8,10 @@ store, not about the HTTP server in front of them."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 
 from openinspect.api.auth import WsTokens, load_or_create_secret
 from openinspect.api.ws import CLOSE_AUTH, CLOSE_NOT_FOUND
-from openinspect.controlplane import ControlPlane, open_control_plane
-from openinspect.settings import SandboxSettings, SessionSettings, Settings
+from openinspect.controlplane import ControlPlane
 from openinspect.store.tables import participants
 from openinspect.testing.asgi import Caller, InApp
 
@@ -28,18 +23,6 @@ COMMANDS = (
     {"type": "presence", "status": "idle"},
     {"type": "history", "before_seq": 10},
 )
-
-
-@pytest.fixture
-async def plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
-    """Re-checks every 0.5 s, so a socket that only listens notices a revocation quickly."""
-    settings = Settings(
-        home=tmp_path / "home",
-        sandbox=SandboxSettings(provider="process"),
-        sessions=SessionSettings(tidy_interval_s=0, ws_auth_recheck_s=0.5),
-    )
-    async with open_control_plane(settings) as opened:
-        yield opened
 
 
 def forge(plane: ControlPlane, session_id: str, user_id: str, token_id: str) -> str:
