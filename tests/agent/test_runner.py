@@ -31,7 +31,6 @@ class MemoryHost:
         """The stored conversation, as the store keeps it: one JSON message per row."""
         self.written: list[int] = []
         """Characters written by each save."""
-        self.cost = 0.0
 
     async def sandbox(self) -> SandboxConnection:
         raise SandboxUnavailable("no sandbox in this test")
@@ -46,10 +45,6 @@ class MemoryHost:
         assert 0 <= start <= len(self.rows), "a write may not leave a gap"
         self.rows[start:] = rows
         self.written.append(sum(len(r) for r in rows))
-
-    async def add_cost(self, cost_usd: float) -> float:
-        self.cost += cost_usd
-        return self.cost
 
 
 @pytest.fixture
@@ -122,7 +117,9 @@ async def test_cost_limit(llm: ScriptedLLMServer, tmp_path: Path) -> None:
         models.close()
     assert outcome.error is not None and outcome.error.code == "cost_limit"
     usage = [e for e in host.events if e.type == "usage"]
-    assert usage and usage[-1].total_cost_usd > 0.000001  # type: ignore[union-attr]
+    # One usage per model response, each keyed by its step (the store counts each cost once).
+    assert [u.step for u in usage] == list(range(len(usage)))  # type: ignore[union-attr]
+    assert sum(u.cost_usd for u in usage) > 0.000001  # type: ignore[union-attr]
 
 
 async def test_time_limit(llm: ScriptedLLMServer) -> None:

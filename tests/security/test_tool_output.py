@@ -59,9 +59,6 @@ class BoxHost:
     async def save_conversation(self, start: int, rows: Sequence[str]) -> None:
         pass
 
-    async def add_cost(self, cost_usd: float) -> float:
-        return 0.0
-
     async def open_pull_request(self, title: str, body: str, draft: bool) -> str:
         raise AssertionError("not in this test")
 

@@ -1,5 +1,7 @@
 """The event log's seqs come from the database: writers that share no memory (two replicas, or
-two event logs in one process) never take the same number, and a failed append leaves no gap."""
+two event logs in one process) never take the same number, and a failed append leaves no gap.
+Group commit: concurrent appends share transactions, each event is stored before it is
+published, in order per session; a change that fails is neither stored nor published."""
 
 from __future__ import annotations
 
@@ -9,14 +11,18 @@ import secrets
 from collections.abc import AsyncIterator
 
 import pytest
+import sqlalchemy as sa
 
 from openinspect.bus.memory import MemoryBus
-from openinspect.domain.events import AgentText, AgentTextDelta
-from openinspect.errors import LeaseLost, NotFoundError
+from openinspect.domain.events import AgentText, AgentTextDelta, PromptCancelled, PromptQueued
+from openinspect.domain.models import Author
+from openinspect.errors import LeaseLost, NotFoundError, StoreError
 from openinspect.sessions.eventlog import EventLog
 from openinspect.store import Store
+from openinspect.store.changes import Change, NewPrompt, PromptMove
 from tests.store.databases import pg_url, store_url  # noqa: F401 - fixtures
-from tests.store.records import session_record
+from tests.store.records import prompt_record, session_record
+from tests.store.test_changes import inject_failure
 from tests.store.test_leases import expire_lease
 
 PER_WRITER = 30
@@ -147,5 +153,109 @@ async def test_an_ephemeral_event_carries_the_last_stored_seq_and_is_not_stored(
         assert [e.seq for e in await store.events.after(session_id, 0, 100)] == [1, 2, 3, 4]
         with pytest.raises(ValueError, match="ephemeral"):
             await log.append(delta, session_values={"title": "no"})
+    finally:
+        await store.close()
+
+
+class StoreCheckingBus(MemoryBus):
+    """The real in-process bus, and at each publish a look in the store: a published event
+    must already be committed there (persist before publish), seen from another connection."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__()
+        self.store = store
+        self.published: list[tuple[str, int]] = []
+
+    async def publish(self, channel: str, message: str) -> None:
+        if channel.startswith("session:"):
+            event = json.loads(message)["event"]
+            stored = await self.store.events.between(
+                event["session_id"], event["seq"], event["seq"]
+            )
+            assert [e.seq for e in stored] == [event["seq"]], "published before it was stored"
+            self.published.append((event["session_id"], event["seq"]))
+        await super().publish(channel, message)
+
+
+SESSIONS = 12
+
+
+async def test_group_commit_batches_sessions_and_keeps_order_and_persist_before_publish(
+    store_url: str,  # noqa: F811
+) -> None:
+    store = await Store.open(store_url)
+    try:
+        user = await store.users.create(name="Ada", email="ada@e", role="admin")
+        ids = [f"ses_{secrets.token_hex(8)}" for _ in range(SESSIONS)]
+        for session_id in ids:
+            await store.sessions.create(session_record(session_id, user.id))
+        commits: list[object] = []
+        sa.event.listen(store.engine.sync_engine, "commit", commits.append)
+        bus = StoreCheckingBus(store)
+        log = EventLog(store, bus)
+        feed_wakeups: list[str] = []
+
+        async def write(session_id: str) -> list[int]:
+            return [(await log.append(text(session_id, n))).seq for n in range(PER_WRITER)]
+
+        async with bus.subscribe("feed") as wakeups:
+
+            async def listen() -> None:
+                async for pos in wakeups:
+                    feed_wakeups.append(pos)
+
+            listener = asyncio.create_task(listen())
+            results = await asyncio.gather(*(write(s) for s in ids))
+            head = await store.feed.head()
+            async with asyncio.timeout(5):  # the last flush's wake-up carries the head
+                while not feed_wakeups or int(feed_wakeups[-1]) != head:
+                    await asyncio.sleep(0.01)
+            listener.cancel()
+        total = SESSIONS * PER_WRITER
+        assert all(r == list(range(1, PER_WRITER + 1)) for r in results)
+        assert len(bus.published) == total
+        for session_id in ids:  # each session's events published in seq order
+            assert [seq for sid, seq in bus.published if sid == session_id] == results[0]
+        # Concurrent writers share transactions: far fewer commits than events.
+        assert len(commits) <= total // 4, len(commits)
+        assert len(feed_wakeups) == len(commits)  # one wake-up per flush, not per event
+    finally:
+        await store.close()
+
+
+async def test_a_failed_change_is_neither_stored_nor_published(store_url: str) -> None:  # noqa: F811
+    store = await Store.open(store_url)
+    try:
+        user = await store.users.create(name="Ada", email="ada@e", role="admin")
+        session = session_record(f"ses_{secrets.token_hex(8)}", user.id)
+        await store.sessions.create(session)
+        prompt = prompt_record(session.id, Author.of(user))
+        bus = StoreCheckingBus(store)
+        log = EventLog(store, bus)
+        await inject_failure(store, "events", "NEW.type = 'prompt-queued'")
+        queued = Change(
+            PromptQueued(
+                session_id=session.id,
+                prompt_id=prompt.id,
+                author=prompt.author,
+                content=prompt.content,
+                model="scripted:x",
+                effort=None,
+                position=0,
+            ),
+            prompt=NewPrompt(prompt, "f"),
+        )
+        with pytest.raises(StoreError):
+            await log.commit(queued)
+        assert await store.prompts.get(prompt.id) is None  # no prompt without its event
+        cancel = Change(
+            PromptCancelled(session_id=session.id, prompt_id=prompt.id),
+            prompt=PromptMove(prompt.id, "cancelled", only_if=("queued",)),
+        )
+        assert await log.commit(cancel) is None  # refused by its guard: nothing written
+        assert bus.published == []
+        assert await store.events.after(session.id, 0, 10) == []
+        assert (await log.append(text(session.id, 1))).seq == 1  # the log carries on
+        assert bus.published == [(session.id, 1)]
     finally:
         await store.close()

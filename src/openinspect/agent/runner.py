@@ -111,9 +111,6 @@ class AgentHost(ToolHost, Protocol):
         """Store ``rows`` (one JSON message each) as the conversation's messages from position
         ``start`` on, dropping any stored after them."""
 
-    async def add_cost(self, cost_usd: float) -> float:
-        """Add to the session's cost; returns the new total."""
-
 
 @functools.cache
 def _tools() -> list[Tool[ToolDeps]]:
@@ -311,14 +308,16 @@ async def _drive(
                             await emitter.delta(step, event.index, event.delta.content_delta)
             elif Agent.is_call_tools_node(node):
                 response = node.model_response
-                await emitter.response(budget.steps, response)
+                answered = budget.steps
+                await emitter.response(answered, response)
                 budget.steps += 1
                 usage = response.usage
                 cost = registry.cost_usd(
                     run.model_id, usage.cost, usage.input_tokens, usage.output_tokens
                 )
                 budget.cost_usd += cost
-                total = await host.add_cost(cost)
+                # The store adds the cost to the session's with the event (keyed by the step:
+                # counted once) and sets its total.
                 await host.emit(
                     Usage(
                         session_id=run.session_id,
@@ -327,7 +326,7 @@ async def _drive(
                         input_tokens=usage.input_tokens,
                         output_tokens=usage.output_tokens,
                         cost_usd=cost,
-                        total_cost_usd=total,
+                        step=answered,
                     )
                 )
                 if any(isinstance(p, ToolCallPart) for p in response.parts):

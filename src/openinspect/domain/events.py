@@ -155,7 +155,12 @@ class Usage(_EventBase):
     input_tokens: int
     output_tokens: int
     cost_usd: float
-    total_cost_usd: float
+    total_cost_usd: float = 0.0
+    """The session's cost including this response: set by the store in the transaction that
+    adds ``cost_usd`` to the session (whatever the writer put here is replaced)."""
+    step: int | None = None
+    """The model response's index within its prompt: with ``prompt_id`` the key that stores the
+    event, and counts its cost, once however often it is re-sent."""
 
 
 class SandboxStatusChanged(_EventBase):

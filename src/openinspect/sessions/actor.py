@@ -21,7 +21,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from openinspect.agent.models import ModelRegistry
@@ -34,6 +34,7 @@ from openinspect.domain.events import (
     PromptQueued,
     PromptStarted,
     SessionUpdated,
+    Usage,
     WarningEvent,
     utcnow,
 )
@@ -76,6 +77,7 @@ from openinspect.sessions.pulls import PullRequests
 from openinspect.sessions.sandbox import SessionSandbox
 from openinspect.settings import Settings
 from openinspect.store import Store
+from openinspect.store.changes import Change, NewPrompt, PromptMove
 from openinspect.store.leases import Lease
 
 if TYPE_CHECKING:
@@ -156,7 +158,6 @@ class SessionActor:
         # The agent's history as stored, loaded by the first prompt run here.
         self._conversation: Conversation | None = None
         self._agents: Agents | None = None  # built by the first prompt, reused by the next
-        self._participants: set[str] = set()  # users recorded as taking part, by this actor
         # When the session last had work (a prompt queued or ended, someone typing): the idle
         # clock of its sandbox (``stop_if_idle``).
         self.last_work_at = time.monotonic()
@@ -173,6 +174,7 @@ class SessionActor:
             hub=deps.hub,
             provider=deps.provider,
             emit=self.emit,
+            commit=self.commit,
         )
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -216,15 +218,17 @@ class SessionActor:
             )
 
     async def emit(self, event: Event) -> Event:
-        return await self._append(event)
+        stored = await self.commit(Change(event))
+        assert stored is not None  # no prompt, no guard
+        return stored
 
-    async def _append(self, event: Event, **session_values: object) -> Event:
-        """Append under this actor's fence; a refusal means another replica owns the session:
-        the actor closes, and the manager is told (``on_lease_lost``)."""
+    async def commit(self, change: Change) -> Event | None:
+        """A state change and its event in one transaction (``store/changes.py``), under this
+        actor's fence; None when its guard refused it (nothing written). A fence refusal means
+        another replica owns the session: the actor closes, and the manager is told
+        (``on_lease_lost``)."""
         try:
-            return await self._s.events.append(
-                event, session_values=session_values or None, fence=self.lease
-            )
+            stored = await self._s.events.commit(replace(change, fence=self.lease))
         except LeaseLost:
             if not self.closed:
                 self.closed = True
@@ -232,6 +236,9 @@ class SessionActor:
                 if self._on_lease_lost is not None:
                     self._on_lease_lost(self.session.id)
             raise
+        if isinstance(stored, Usage):  # the session's total, as the store derived it
+            self.session = self.session.model_copy(update={"total_cost_usd": stored.total_cost_usd})
+        return stored
 
     async def _set_status(self, status: SessionStatus) -> None:
         if self.session.status == status:
@@ -304,20 +311,20 @@ class SessionActor:
                 started_at=None,
                 finished_at=None,
             )
-            await self._s.store.prompts.create(prompt, print_)
-            if user.id not in self._participants:  # recorded once, not on every prompt
-                await self._s.store.sessions.add_participant(self.session.id, user.id)
-                self._participants.add(user.id)
-            await self.emit(
-                PromptQueued(
-                    session_id=self.session.id,
-                    prompt_id=prompt.id,
-                    author=prompt.author,
-                    content=content,
-                    model=model or self.session.model,
-                    effort=self._effort(prompt.model, prompt.effort),
-                    client_request_id=client_request_id,
-                    position=len(unfinished),
+            # The prompt's row, its author a participant, and its event: one transaction.
+            await self.commit(
+                Change(
+                    PromptQueued(
+                        session_id=self.session.id,
+                        prompt_id=prompt.id,
+                        author=prompt.author,
+                        content=content,
+                        model=model or self.session.model,
+                        effort=self._effort(prompt.model, prompt.effort),
+                        client_request_id=client_request_id,
+                        position=len(unfinished),
+                    ),
+                    prompt=NewPrompt(prompt, print_),
                 )
             )
             await self._set_status("active")
@@ -344,12 +351,16 @@ class SessionActor:
             prompt = await self._s.store.prompts.get(prompt_id)
             if prompt is None or prompt.session_id != self.session.id:
                 raise PromptNotFound(f"No prompt {prompt_id!r} in session {self.session.id}")
-            if not await self._s.store.prompts.set_status(
-                prompt_id, "cancelled", only_if=("queued",)
-            ):
-                hint = "Use stop to end the running prompt" if prompt.status == "running" else None
-                raise PromptNotCancellable(f"The prompt is {prompt.status}, not queued", hint=hint)
-            await self.emit(PromptCancelled(session_id=self.session.id, prompt_id=prompt_id))
+            cancelled = await self.commit(
+                Change(
+                    PromptCancelled(session_id=self.session.id, prompt_id=prompt_id),
+                    prompt=PromptMove(prompt_id, "cancelled", only_if=("queued",)),
+                )
+            )
+            if cancelled is None:  # no longer queued (it may have started since the read)
+                status = (await self._s.store.prompts.get(prompt_id) or prompt).status
+                hint = "Use stop to end the running prompt" if status == "running" else None
+                raise PromptNotCancellable(f"The prompt is {status}, not queued", hint=hint)
 
     async def stop(self) -> bool:
         """Stop the running prompt. Returns False when nothing was running. A prompt still
@@ -408,12 +419,14 @@ class SessionActor:
         return self.session
 
     async def _update_with_event(self, event: SessionUpdated) -> None:
-        """Change the session row and append the event announcing it, in one transaction."""
-        values = {"status": event.status, "title": event.title}
-        await self._append(event, **{k: v for k, v in values.items() if v is not None})
-        fresh = await self._s.store.sessions.get(self.session.id)
-        if fresh is not None:
-            self.session = fresh
+        """Change the session row and append the event announcing it, in one transaction; the
+        actor's copy of the session then takes the same values."""
+        values = {
+            k: v for k, v in {"status": event.status, "title": event.title}.items() if v is not None
+        }
+        stored = await self.commit(Change(event, session=values))
+        assert stored is not None  # no prompt, no guard
+        self.session = self.session.model_copy(update={**values, "updated_at": stored.ts})
 
     def is_idle(self) -> bool:
         """No prompt is running here and its sandbox is up (or coming up)."""
@@ -476,16 +489,30 @@ class SessionActor:
             await self._wake.wait()
             self._wake.clear()
             while not self.closed:
-                queued = await self._s.store.prompts.for_session(self.session.id, ("queued",))
-                if not queued:
-                    break
-                await self._execute(queued[0])
+                # Under the commands' lock: a cancel or submit under way goes first.
+                async with self._lock:
+                    queued = await self._s.store.prompts.for_session(self.session.id, ("queued",))
+                    if not queued:
+                        break
+                    started = await self._start(queued[0])
+                if started:
+                    await self._execute(queued[0])
             if not self.closed and self.session.status == "active":
                 await self._set_status("idle")
 
+    async def _start(self, prompt: Prompt) -> bool:
+        """Mark the prompt running with its ``prompt-started``; False when it is no longer
+        queued (cancelled between the query and now)."""
+        started = PromptStarted(
+            session_id=self.session.id,
+            prompt_id=prompt.id,
+            model=prompt.model or self.session.model,
+            effort=self._effort(prompt.model, prompt.effort),
+        )
+        move = PromptMove(prompt.id, "running", only_if=("queued",))
+        return await self.commit(Change(started, prompt=move)) is not None
+
     async def _execute(self, prompt: Prompt) -> None:
-        if not await self._s.store.prompts.set_status(prompt.id, "running", only_if=("queued",)):
-            return  # cancelled between the query and now
         started = time.monotonic()
         self._stop_requested = False
         self._running_prompt_id = prompt.id
@@ -497,21 +524,6 @@ class SessionActor:
     async def _run_prompt(self, prompt: Prompt, started: float) -> None:
         model = prompt.model or self.session.model
         effort = self._effort(prompt.model, prompt.effort)
-        try:
-            await self.emit(
-                PromptStarted(
-                    session_id=self.session.id, prompt_id=prompt.id, model=model, effort=effort
-                )
-            )
-        except LeaseLost:
-            # Another replica owns the session now, and its recovery may have run before this
-            # replica marked the prompt running: hand the prompt back to the queue rather than
-            # leave it running with nobody running it. Shielded: the drop that the refusal set
-            # off cancels this very task.
-            await asyncio.shield(
-                self._s.store.prompts.set_status(prompt.id, "queued", only_if=("running",))
-            )
-            raise
         self.sandbox.reset_failure()
         self.sandbox.warm()  # boots in parallel with the first model request
         # The agent loop loads pydantic-ai: the server imports it after it listens (preload),
@@ -579,21 +591,26 @@ class SessionActor:
                     message=git_error.message,
                 )
             )
-        await self._s.store.prompts.set_status(
-            prompt.id,
-            status,
-            error_code=error.code if error else None,
-            error_message=error.message if error else None,
-        )
-        await self.emit(
-            PromptFinished(
-                session_id=self.session.id,
-                prompt_id=prompt.id,
-                status=status,
-                error=error,
-                duration_ms=int((time.monotonic() - started) * 1000),
+        finished = await self.commit(
+            Change(
+                PromptFinished(
+                    session_id=self.session.id,
+                    prompt_id=prompt.id,
+                    status=status,
+                    error=error,
+                    duration_ms=int((time.monotonic() - started) * 1000),
+                ),
+                prompt=PromptMove(
+                    prompt.id,
+                    status,
+                    only_if=("running",),
+                    error_code=error.code if error else None,
+                    error_message=error.message if error else None,
+                ),
             )
         )
+        if finished is None:
+            log.warning("prompt %s was no longer running when it ended: kept as it is", prompt.id)
         self.last_work_at = time.monotonic()
 
     @property
@@ -701,7 +718,10 @@ class _Host:
         return await self._actor.sandbox.ready()
 
     async def emit(self, event: Event) -> None:
-        await self._actor.emit(event)
+        if isinstance(event, Usage):  # adds its cost to the session's, once per response
+            await self._actor.commit(Change(event))
+        else:
+            await self._actor.emit(event)
 
     async def publish(self, event: Event) -> None:
         await self._actor._s.events.publish(event)
@@ -718,10 +738,3 @@ class _Host:
             self._prompt, user, title=title, body=body, draft=draft
         )
         return f"Pull request #{record.number} ({record.state}): {record.url}"
-
-    async def add_cost(self, cost_usd: float) -> float:
-        session = await self._actor._s.store.sessions.update(
-            self._actor.session.id, add_cost_usd=cost_usd
-        )
-        self._actor.session = session
-        return session.total_cost_usd

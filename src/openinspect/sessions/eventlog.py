@@ -1,39 +1,50 @@
 """Append + fan-out: persist a durable event with the next gap-free seq, then publish it.
 
-The database assigns each event's seq inside the insert's transaction (``store/events.py``); a
-per-session lock keeps store order and publish order the same within this process, and the seq
-last stored here is what ephemeral events carry. Neither grows with every session ever written:
-a lock lives while someone holds or waits for it, and the last seqs are a bounded LRU
-(``forget`` drops one when its session leaves this process).
+Every durable event goes in with the state change it announces (a ``Change``, the unit of work:
+``store/changes.py``), and the database assigns its seq inside the insert's transaction
+(``store/events.py``).
+
+Group commit: appends are queued, and one flusher per event log writes whatever is queued as one
+transaction (up to ``max_batch`` changes), then publishes each stored event in queue order, then
+answers its writer. Persist-before-publish holds for every event; a session's events are stored
+and published in the order they were appended; a change that fails (its guard, its fence, a bad
+row) fails alone. Under load one commit carries many sessions' events, which is what lets one
+process store thousands of events a second; a lone writer pays one transaction per event as
+before.
+
+Ephemeral events carry the seq of the last durable event: the flusher keeps each session's last
+stored seq (a copy derived from the commits, read from ``sessions.last_seq`` the first time), in
+a bounded LRU that ``forget`` drops a session from when it leaves this process.
+
 Bus messages are JSON envelopes: ``{"kind": "event", "event": {...}}`` or
-``{"kind": "presence", "participants": [...]}``. After each durable event, the ``feed`` channel
-gets its global position (decimal text): a wake-up for feed consumers (``sessions/feed.py``).
+``{"kind": "presence", "participants": [...]}``. After each flush, the ``feed`` channel gets the
+last global position written (decimal text): a wake-up for feed consumers (``sessions/feed.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, field
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from openinspect.bus import Bus
-from openinspect.domain.events import Event, dump_event, is_ephemeral
+from openinspect.domain.events import Event, is_ephemeral
 from openinspect.store import Store
+from openinspect.store.changes import Appended, Change, Refused
 from openinspect.store.leases import Lease
 
 FEED_CHANNEL = "feed"
+MAX_BATCH = 500
+"""Changes per transaction at most: enough to carry a busy server's events, small enough that
+one flush never holds the database for long."""
 LAST_SEQ_CACHE_MAX = 10_000
 """Sessions whose last seq this process remembers (for ephemeral events) at most."""
 
-
-@dataclass
-class _SessionLock:
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    users: int = 0
+log = logging.getLogger(__name__)
 
 
 def channel(session_id: str) -> str:
@@ -41,40 +52,29 @@ def channel(session_id: str) -> str:
 
 
 class EventLog:
-    def __init__(self, store: Store, bus: Bus) -> None:
+    def __init__(self, store: Store, bus: Bus, *, max_batch: int = MAX_BATCH) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
         self._store = store
         self._bus = bus
+        self._max_batch = max_batch
         self._last_seq: OrderedDict[str, int] = OrderedDict()
-        self._locks: dict[str, _SessionLock] = {}
+        self._queue: list[tuple[Change, asyncio.Future[Appended | Refused]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
-    @asynccontextmanager
-    async def _locked(self, session_id: str) -> AsyncIterator[None]:
-        entry = self._locks.setdefault(session_id, _SessionLock())
-        entry.users += 1
-        try:
-            async with entry.lock:
-                yield
-        finally:
-            entry.users -= 1
-            if entry.users == 0:
-                del self._locks[session_id]
-
-    def _remember(self, session_id: str, seq: int) -> None:
-        self._last_seq[session_id] = seq
-        self._last_seq.move_to_end(session_id)
-        if len(self._last_seq) > LAST_SEQ_CACHE_MAX:
-            self._last_seq.popitem(last=False)
-
-    def forget(self, session_id: str) -> None:
-        """Drop what this process remembers of the session (it left: evicted or moved)."""
-        self._last_seq.pop(session_id, None)
-
-    async def _seq(self, session_id: str) -> int:
-        seq = self._last_seq.get(session_id)
-        if seq is None:
-            seq = await self._store.events.last_seq(session_id)
-            self._remember(session_id, seq)
-        return seq
+    async def commit(self, change: Change) -> Event | None:
+        """Persist ``change`` (an event and the state change it announces) in one transaction,
+        then publish its event; returns the event as stored. None when its prompt guard failed:
+        nothing was written. Raises what stopped it otherwise (``LeaseLost``,
+        ``NotFoundError``…), with nothing of it written."""
+        if is_ephemeral(change.event):
+            raise ValueError("an ephemeral event is published, never committed")
+        future: asyncio.Future[Appended | Refused] = asyncio.get_running_loop().create_future()
+        self._queue.append((change, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="event log flush")
+        outcome = await future
+        return outcome.event if isinstance(outcome, Appended) else None
 
     async def append(
         self,
@@ -87,26 +87,68 @@ class EventLog:
         ``session_values`` (columns of the session row) are written in the event's
         transaction; ``fence`` (the owner's lease) is checked in it, so a stale owner's
         durable append raises ``LeaseLost`` and is neither stored nor published."""
-        if session_values and is_ephemeral(event):
-            raise ValueError("an ephemeral event cannot carry a state change")
         if is_ephemeral(event):
+            if session_values:
+                raise ValueError("an ephemeral event cannot carry a state change")
             await self.publish(event)
             return event
-        async with self._locked(event.session_id):
-            stored, pos = await self._store.events.append(
-                event, session_values=session_values, fence=fence
-            )
-            self._remember(event.session_id, stored.seq)
-            await self._bus.publish(channel(event.session_id), _envelope("event", stored))
-            await self._bus.publish(FEED_CHANNEL, str(pos))
+        stored = await self.commit(Change(event, session_values or {}, fence=fence))
+        assert stored is not None  # no prompt, no guard
         return stored
+
+    async def _flush(self) -> None:
+        while self._queue:
+            batch = self._queue[: self._max_batch]
+            del self._queue[: self._max_batch]
+            try:
+                outcomes = await self._store.events.commit([change for change, _ in batch])
+            except BaseException as exc:  # cancelled (the loop is closing), or a bug
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                raise
+            last_pos: int | None = None
+            for (change, future), outcome in zip(batch, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    if not future.done():
+                        future.set_exception(outcome)
+                    continue
+                if isinstance(outcome, Appended) and outcome.fresh:
+                    session_id = change.event.session_id
+                    self._remember(session_id, outcome.event.seq)
+                    last_pos = max(outcome.pos, last_pos or 0)
+                    try:
+                        await self._bus.publish(channel(session_id), _envelope(outcome.data))
+                    except Exception as exc:  # stored; its writer learns the bus failed
+                        if not future.done():
+                            future.set_exception(exc)
+                        continue
+                if not future.done():
+                    future.set_result(outcome)
+            if last_pos is not None:
+                try:
+                    await self._bus.publish(FEED_CHANNEL, str(last_pos))
+                except Exception as exc:  # consumers poll as well
+                    log.warning("feed wake-up not published: %s", exc)
 
     async def publish(self, event: Event) -> None:
         """Publish an ephemeral event; it carries the seq of the last durable event."""
-        seq = await self._seq(event.session_id)
-        await self._bus.publish(
-            channel(event.session_id), _envelope("event", event.model_copy(update={"seq": seq}))
-        )
+        seq = self._last_seq.get(event.session_id)
+        if seq is None:
+            seq = await self._store.events.last_seq(event.session_id)
+            self._remember(event.session_id, seq)
+        stamped = event.model_copy(update={"seq": seq})
+        await self._bus.publish(channel(event.session_id), _envelope(stamped.model_dump_json()))
+
+    def _remember(self, session_id: str, seq: int) -> None:
+        self._last_seq[session_id] = seq
+        self._last_seq.move_to_end(session_id)
+        if len(self._last_seq) > LAST_SEQ_CACHE_MAX:
+            self._last_seq.popitem(last=False)
+
+    def forget(self, session_id: str) -> None:
+        """Drop what this process remembers of the session (it left: evicted or moved)."""
+        self._last_seq.pop(session_id, None)
 
     async def publish_presence(self, session_id: str, participants: list[dict[str, Any]]) -> None:
         message = json.dumps({"kind": "presence", "participants": participants})
@@ -117,5 +159,5 @@ class EventLog:
         return self._bus.subscribe(channel(session_id))
 
 
-def _envelope(kind: str, event: Event) -> str:
-    return json.dumps({"kind": kind, "event": dump_event(event)})
+def _envelope(event_json: str) -> str:
+    return f'{{"kind":"event","event":{event_json}}}'

@@ -46,6 +46,7 @@ from openinspect.sessions.git_recovery import reconcile_pushes
 from openinspect.sessions.limits import UserLimits
 from openinspect.sessions.ownership import Ownership
 from openinspect.sessions.presence import Presence
+from openinspect.store.changes import Change, NewSession, PromptMove
 from openinspect.store.leases import Lease
 
 log = logging.getLogger(__name__)
@@ -218,19 +219,22 @@ class SessionManager:
         for prompt in await store.prompts.for_session(session_id, ("running",)):
             # Before the prompt ends in the log: a push it made may have landed unrecorded.
             await reconcile_pushes(store, events, self.deps.origins, session_id, prompt.id)
-            if await store.prompts.set_status(
-                prompt.id,
-                "interrupted",
-                error_code="interrupted",
-                error_message="The server stopped while this prompt was running",
-                only_if=("running",),
-            ):
-                await events.append(
+            interrupted = await events.commit(
+                Change(
                     PromptFinished(
                         session_id=session_id, prompt_id=prompt.id, status="interrupted"
                     ),
+                    prompt=PromptMove(
+                        prompt.id,
+                        "interrupted",
+                        only_if=("running",),
+                        error_code="interrupted",
+                        error_message="The server stopped while this prompt was running",
+                    ),
                     fence=lease,
                 )
+            )
+            if interrupted is not None:
                 log.warning("prompt %s of session %s was interrupted", prompt.id, session_id)
         session = await self.get(session_id)
         if session.sandbox_status not in _ENDED_SANDBOX:
@@ -344,28 +348,31 @@ class SessionManager:
             origin=origin,
             origin_ref=origin_ref,
         )
-        if not await store.sessions.create(
-            session, idempotency_key=idempotency_key, fingerprint=fingerprint
-        ):
+        # The session's row, its owner and its ``session-created``: one transaction.
+        created = await self.deps.events.commit(
+            Change(
+                SessionCreated(
+                    session_id=session_id,
+                    title=session.title,
+                    repo_url=repo_url,
+                    base_branch=base,
+                    branch=session.branch,
+                    model=model_id,
+                    effort=effort,
+                    creator=Author.of(user),
+                    origin=origin,
+                    ts=now,
+                ),
+                new_session=NewSession(session, idempotency_key, fingerprint),
+            )
+        )
+        if created is None:  # another create under the same key won
             await store.branches.release(session_id)
             assert idempotency_key is not None  # only a keyed create can lose a race
             winner = await self.created_with_key(user, idempotency_key, fingerprint)
-            assert winner is not None  # the key's row is what refused this insert
+            assert winner is not None  # the key's row is what refused this one
             return winner
-        await self.deps.events.append(
-            SessionCreated(
-                session_id=session_id,
-                title=session.title,
-                repo_url=repo_url,
-                base_branch=base,
-                branch=session.branch,
-                model=model_id,
-                effort=effort,
-                creator=Author.of(user),
-                origin=origin,
-            )
-        )
-        return session
+        return session.model_copy(update={"last_seq": created.seq})
 
     async def created_with_key(
         self, user: User, idempotency_key: str, fingerprint: str | None

@@ -35,9 +35,11 @@ from openinspect.sessions.git import branch_exists
 from openinspect.sessions.origins import Origins
 from openinspect.settings import Settings
 from openinspect.store import Store
+from openinspect.store.changes import Change, SandboxMove
 
 log = logging.getLogger(__name__)
 Emit = Callable[[Event], Awaitable[Event]]
+Commit = Callable[[Change], Awaitable[Event | None]]
 RUNTIME_WARNING_PREFIX = "[openinspect] warning:"
 
 
@@ -52,6 +54,7 @@ class SessionSandbox:
         hub: BridgeHub,
         provider: SandboxProvider,
         emit: Emit,
+        commit: Commit,
     ) -> None:
         self._session = session
         self._settings = settings
@@ -60,6 +63,7 @@ class SessionSandbox:
         self._hub = hub
         self._provider = provider
         self._emit = emit
+        self._commit = commit
         self._boot: asyncio.Task[SandboxConnection] | None = None
         self._handle: SandboxHandle | None = None
         self._conn: SandboxConnection | None = None
@@ -99,12 +103,15 @@ class SessionSandbox:
         return self._conn if self.status == "ready" else None
 
     async def _set_status(self, status: SandboxStatus, message: str | None = None) -> None:
+        """The box's status here, then the session's and the sandbox record's copies with the
+        ``sandbox-status`` event, in one transaction."""
         self.status = status
-        await self._store.sessions.update(self._session.id, sandbox_status=status)
-        if self._sandbox_id is not None:
-            await self._store.sandboxes.set_status(self._sandbox_id, status)
-        await self._emit(
-            SandboxStatusChanged(session_id=self._session.id, status=status, message=message)
+        await self._commit(
+            Change(
+                SandboxStatusChanged(session_id=self._session.id, status=status, message=message),
+                session={"sandbox_status": status},
+                sandbox=SandboxMove(self._sandbox_id, status) if self._sandbox_id else None,
+            )
         )
 
     async def _start(self) -> SandboxConnection:

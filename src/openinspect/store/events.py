@@ -3,34 +3,51 @@
 A live event's ``seq`` is assigned by the database inside the insert's transaction: the
 statement that bumps the session row's ``last_seq`` (and writes the state change the event
 announces) returns it, so two writers of one session can never take the same number, and a
-rolled-back append leaves no gap.
+rolled-back append leaves no gap. ``commit`` writes a batch of changes (``store/changes.py``: the
+unit of work) in one transaction: group commit, for the event log's flusher.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, NamedTuple
+from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openinspect.domain.events import Event, dump_event, load_event
-from openinspect.errors import NotFoundError
+from openinspect.errors import StoreUnavailable
 from openinspect.store import feed
-from openinspect.store.leases import Lease, assert_held
+from openinspect.store.changes import Appended, Change, Outcome, Refused, write
+from openinspect.store.leases import Lease
 from openinspect.store.tables import events, sessions
 
-
-class Appended(NamedTuple):
-    event: Event
-    """The event as stored: with the seq the database assigned."""
-    pos: int
-    """Its position in the global feed (``store/feed.py``)."""
+__all__ = ["Appended", "Change", "EventStore", "Outcome", "Refused"]
 
 
 class EventStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+
+    async def commit(self, changes: Sequence[Change]) -> list[Outcome]:
+        """Commit ``changes`` (each an event and the state change it announces) and return what
+        became of each, in order: ``Appended`` (stored, or stored before under its key),
+        ``Refused`` (its prompt guard failed), or the error that stopped it (``LeaseLost``,
+        ``NotFoundError``, a ``StoreError``). One transaction for all of them; when it fails
+        after a write, each change is retried alone, so a bad change fails only itself (but
+        when the database is unreachable, all of them fail with that at once)."""
+        if not changes:
+            return []
+        try:
+            async with self._engine.begin() as conn:
+                return await write(conn, changes)
+        except StoreUnavailable as exc:  # the database, not a change: each would fail alike
+            return [exc] * len(changes)
+        except Exception as exc:
+            if len(changes) == 1:
+                return [exc]
+        return [(await self.commit([change]))[0] for change in changes]
 
     async def append(
         self,
@@ -42,40 +59,14 @@ class EventStore:
         """Store one event with the session's next seq (``event.seq`` is ignored) and return it
         as stored, with its feed position. ``session_values`` (columns of the session row)
         change in the same transaction: a state change and the event that announces it commit
-        together or not at all. ``NotFoundError`` if the session does not exist.
-
-        ``fence``: the lease the writer owns the session by; checked in the same transaction
-        (``assert_held``), so a stale owner's append raises ``LeaseLost`` and writes nothing
-        (no seq is taken)."""
-        async with self._engine.begin() as conn:
-            if fence is not None:
-                await assert_held(conn, fence)
-            # The session row first, the feed counter last: the counter serialises every
-            # append, so it is held for as short a time as possible (see ``store/feed.py``).
-            seq = (
-                await conn.execute(
-                    sessions.update()
-                    .where(sessions.c.id == event.session_id)
-                    .values(
-                        **(session_values or {}),
-                        last_seq=sessions.c.last_seq + 1,
-                        updated_at=event.ts,
-                    )
-                    .returning(sessions.c.last_seq)
-                )
-            ).scalar_one_or_none()
-            if seq is None:
-                raise NotFoundError(f"Session {event.session_id} not found")
-            stored = event.model_copy(update={"seq": int(seq)})
-            row = {
-                "session_id": stored.session_id,
-                "seq": stored.seq,
-                "type": stored.type,
-                "prompt_id": stored.prompt_id,
-                "ts": stored.ts,
-                "data": json.dumps(dump_event(stored)),
-            }
-            return Appended(stored, await feed.insert_event(conn, row))
+        together or not at all. ``fence``: the lease the writer owns the session by, checked in
+        the same transaction, so a stale owner's append raises ``LeaseLost`` and writes nothing.
+        ``NotFoundError`` if the session does not exist."""
+        (outcome,) = await self.commit([Change(event, session_values or {}, fence=fence)])
+        if isinstance(outcome, BaseException):
+            raise outcome
+        assert not isinstance(outcome, Refused)  # no prompt, no guard
+        return outcome
 
     async def append_many(self, session_id: str, batch: list[Event]) -> None:
         """Store a batch of one session's events, seqs assigned and ascending, in one
@@ -108,7 +99,9 @@ class EventStore:
             )
 
     async def last_seq(self, session_id: str) -> int:
-        query = sa.select(sa.func.max(events.c.seq)).where(events.c.session_id == session_id)
+        """The seq of the session's last event (its owner: ``sessions.last_seq``); 0 when it
+        has none or does not exist."""
+        query = sa.select(sessions.c.last_seq).where(sessions.c.id == session_id)
         async with self._engine.connect() as conn:
             value = (await conn.execute(query)).scalar_one_or_none()
         return int(value or 0)

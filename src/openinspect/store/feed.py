@@ -32,12 +32,11 @@ it, so there is no lease to expire); on SQLite the claim takes the database's wr
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -87,44 +86,6 @@ async def reserve(conn: AsyncConnection, count: int = 1) -> int:
         .returning(feed_head.c.last_pos)
     )
     return int((await conn.execute(query)).scalar_one())
-
-
-_EVENT_COLUMNS = ("session_id", "seq", "type", "prompt_id", "ts", "data")
-
-
-@functools.cache
-def _insert_event_statement(dialect: str) -> sa.Insert:
-    # Built once per dialect: building and cache-keying the construct per append costs more
-    # CPU than running it.
-    if dialect == "postgresql":
-        head = (
-            feed_head.update()
-            .where(feed_head.c.id == HEAD_ROW_ID)
-            .values(last_pos=feed_head.c.last_pos + 1)
-            .returning(feed_head.c.last_pos)
-            .cte("head")
-        )
-        values = [sa.bindparam(name, type_=events.c[name].type) for name in _EVENT_COLUMNS]
-        query = events.insert().from_select(
-            [*_EVENT_COLUMNS, "pos"], sa.select(*values, head.c.last_pos)
-        )
-    else:
-        following = (
-            sa.select(feed_head.c.last_pos + 1)
-            .where(feed_head.c.id == HEAD_ROW_ID)
-            .scalar_subquery()
-        )
-        query = events.insert().values(pos=following)
-    return query.returning(events.c.pos)
-
-
-async def insert_event(conn: AsyncConnection, row: dict[str, Any]) -> int:
-    """Insert one event row (the columns of ``_EVENT_COLUMNS``) with the next position, in one
-    statement that is the transaction's last lock; returns the position. Postgres takes the
-    number in a data-modifying CTE; SQLite (writers serialised) reads the head in the insert,
-    and the ``events_feed_head`` trigger (migration 0006) moves the head along."""
-    query = _insert_event_statement(conn.dialect.name)
-    return int((await conn.execute(query, row)).scalar_one())
 
 
 def check_name(name: str) -> str:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from openinspect.domain.events import utcnow
 from openinspect.domain.models import SandboxStatus, Session, SessionStatus
 from openinspect.errors import StoreConflict
+from openinspect.store.changes import NewSession, insert_session
 from openinspect.store.tables import conversation_messages, participants, prompts, sessions
 
 
@@ -30,30 +31,19 @@ class SessionStore:
         idempotency_key: str | None = None,
         fingerprint: str | None = None,
     ) -> bool:
-        """Insert the session and its owner. With an ``idempotency_key``, False (and nothing
-        written) when its creator already made a session under that key: the unique index
-        decides between concurrent creates, on every replica."""
-        values = session.model_dump()
-        if idempotency_key is not None:
-            values |= {"idempotency_key": idempotency_key, "create_fingerprint": fingerprint}
+        """Insert the session and its owner, with no event (imports and tests; a live create
+        announces itself: ``NewSession`` in ``store/changes.py``). With an ``idempotency_key``,
+        False (and nothing written) when its creator already made a session under that key: the
+        unique index decides between concurrent creates, on every replica."""
         try:
             async with self._engine.begin() as conn:
-                await conn.execute(sessions.insert().values(**values))
-                await conn.execute(
-                    participants.insert().values(
-                        session_id=session.id,
-                        user_id=session.creator_id,
-                        role="owner",
-                        joined_at=session.created_at,
-                    )
-                )
+                return await insert_session(conn, NewSession(session, idempotency_key, fingerprint))
         except StoreConflict:
             if idempotency_key is None:
                 raise
             if await self.by_idempotency_key(session.creator_id, idempotency_key) is None:
                 raise
             return False
-        return True
 
     async def by_idempotency_key(
         self, creator_id: str, key: str
@@ -115,8 +105,10 @@ class SessionStore:
         status: SessionStatus | None = None,
         sandbox_status: SandboxStatus | None = None,
         title: str | None = None,
-        add_cost_usd: float = 0.0,
     ) -> Session:
+        """Change columns of the session row without an event (recovery's reconciliation; a live
+        change goes with the event announcing it, ``store/changes.py``). The cost is not here:
+        it is the sum of the session's usage events, added with each."""
         values: dict[str, Any] = {"updated_at": utcnow()}
         if status is not None:
             values["status"] = status
@@ -124,8 +116,6 @@ class SessionStore:
             values["sandbox_status"] = sandbox_status
         if title is not None:
             values["title"] = title
-        if add_cost_usd:
-            values["total_cost_usd"] = sessions.c.total_cost_usd + add_cost_usd
         async with self._engine.begin() as conn:
             await conn.execute(
                 sessions.update().where(sessions.c.id == session_id).values(**values)

@@ -187,7 +187,10 @@ events = sa.Table(
     sa.Column("data", sa.Text, nullable=False),
     # The global feed position (migration 0006): unique, never reused, visible in order.
     sa.Column("pos", sa.BigInteger, nullable=False),
+    # What a keyed event records once however often it is re-sent (migration 0009).
+    sa.Column("dedupe_key", sa.String(120), nullable=True),
     sa.Index("ix_events_pos", "pos", unique=True),
+    sa.Index("ux_events_session_id_dedupe_key", "session_id", "dedupe_key", unique=True),
 )
 
 sandboxes = sa.Table(
