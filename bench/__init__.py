@@ -25,8 +25,12 @@
 - ``sessions_per_process``: server RSS per session while 50 sessions stream at once, and per
   evicted idle session (what a second round of 50 adds after the first was evicted).
 
+- ``events_per_s``: durable events into one process through the real event log (50 sessions
+  appending at once), on SQLite and Postgres: group commit, the same path one event per
+  transaction, and a bare ``sqlite3`` insert-and-commit loop; goal 5,000/s on SQLite.
+
 Modules: ``latency``, ``fanout``, ``web``, ``cli_start``, ``server_start``, ``failover``,
-``sessions_per_process``, ``ws_baseline`` and
+``sessions_per_process``, ``events``, ``ws_baseline`` and
 ``bare_server`` (the baseline servers, run as subprocesses), ``common`` (environment,
 percentiles), ``suite`` (the run as a whole).
 """

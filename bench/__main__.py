@@ -88,6 +88,18 @@ def parse_args(argv: list[str]) -> Config:
         help="sessions streaming at once for sessions_per_process",
     )
     parser.add_argument(
+        "--event-sessions",
+        type=_positive,
+        default=defaults.event_sessions,
+        help="concurrent writers for events_per_s",
+    )
+    parser.add_argument(
+        "--events-per-session",
+        type=_positive,
+        default=defaults.events_per_session,
+        help="durable events each writer appends for events_per_s",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=TOTAL_TIMEOUT_S, help="hard time limit, seconds"
     )
     args = parser.parse_args(argv)
@@ -102,6 +114,8 @@ def parse_args(argv: list[str]) -> Config:
         start_samples=args.start_samples,
         failover_samples=args.failover_samples,
         streaming_sessions=args.streaming_sessions,
+        event_sessions=args.event_sessions,
+        events_per_session=args.events_per_session,
         timeout_s=args.timeout,
     )
 

@@ -7,7 +7,16 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bench import cli_start, failover, fanout, latency, server_start, sessions_per_process, web
+from bench import (
+    cli_start,
+    events,
+    failover,
+    fanout,
+    latency,
+    server_start,
+    sessions_per_process,
+    web,
+)
 from bench.common import bench_env, machine, progress
 
 TOTAL_TIMEOUT_S = 1500.0
@@ -38,6 +47,10 @@ class Config:
     """Sessions streaming at once for ``sessions_per_process``."""
     stream_s: float = sessions_per_process.STREAM_S
     """How long each of them streams its answer, in seconds."""
+    event_sessions: int = 50
+    """Concurrent writers (sessions) of ``events_per_s``."""
+    events_per_session: int = 100
+    """Durable events each of them appends."""
     timeout_s: float = TOTAL_TIMEOUT_S
     share_server: bool = False
     """One server for both parts (faster; the smoke test) instead of a fresh one for each."""
@@ -62,6 +75,8 @@ async def run(config: Config) -> dict[str, Any]:
         # Two replicas on Postgres and Redis, and a server of its own.
         fail = await failover.run(config.failover_samples)
         per_process = await sessions_per_process.run(config.streaming_sessions, config.stream_s)
+        # In this process: the event log over SQLite and Postgres.
+        durable = await events.run(config.event_sessions, config.events_per_session)
     elapsed = time.monotonic() - started
     progress(f"done in {elapsed:.1f} s")
     return {
@@ -72,6 +87,7 @@ async def run(config: Config) -> dict[str, Any]:
         "web_open_5000_events_ms": web_open,
         "failover_s": fail,
         "sessions_per_process": per_process,
+        "events_per_s": durable,
         "machine": machine(),
         "config": {**asdict(config), "clients": list(config.clients), "rates": list(config.rates)},
         "runtime_s": round(elapsed, 1),

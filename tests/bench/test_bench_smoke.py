@@ -50,6 +50,8 @@ async def test_every_part_runs_and_reports_the_documented_keys() -> None:
         failover_samples=1,
         streaming_sessions=2,
         stream_s=4.0,
+        event_sessions=2,
+        events_per_session=5,
         share_server=True,
     )
     result = json.loads(json.dumps(await run(config)))  # JSON-serializable as printed
@@ -116,15 +118,28 @@ async def test_every_part_runs_and_reports_the_documented_keys() -> None:
     assert isinstance(per["per_streaming_session_kb"], float)
     assert isinstance(per["per_idle_session_after_eviction_kb"], float)
 
+    durable = result["events_per_s"]
+    assert durable["events"] == 10
+    for name in ("group_commit", "per_event", "baseline_plain_insert_commit"):
+        assert positive(durable["sqlite"][name]["events_per_s"])
+    assert isinstance(durable["meets_goal"], bool)
+
     assert positive(result["machine"]["cpus"])
     assert isinstance(result["machine"]["python"], str)
 
 
 def test_command_line_options() -> None:
     argv = ["--samples", "3", "--clients", "1,5", "--rates", "10,20", "--web-samples", "2"]
-    config = parse_args([*argv, "--cli-samples", "4", "--start-samples", "2"])
+    argv += ["--cli-samples", "4", "--start-samples", "2", "--event-sessions", "7"]
+    config = parse_args(argv)
     assert config == Config(
-        samples=3, clients=(1, 5), rates=(10, 20), web_samples=2, cli_samples=4, start_samples=2
+        samples=3,
+        clients=(1, 5),
+        rates=(10, 20),
+        web_samples=2,
+        cli_samples=4,
+        start_samples=2,
+        event_sessions=7,
     )
     with pytest.raises(SystemExit):
         parse_args(["--clients", "0"])
