@@ -510,12 +510,21 @@ class SessionActor:
             effort=self._effort(prompt.model, prompt.effort),
         )
         move = PromptMove(prompt.id, "running", only_if=("queued",))
-        return await self.commit(Change(started, prompt=move)) is not None
-
-    async def _execute(self, prompt: Prompt) -> None:
-        started = time.monotonic()
+        # Running from before its ``prompt-started`` is out: a stop sent on seeing it counts.
         self._stop_requested = False
         self._running_prompt_id = prompt.id
+        try:
+            if await self.commit(Change(started, prompt=move)) is not None:
+                return True
+        except BaseException:
+            self._running_prompt_id = None
+            raise
+        self._running_prompt_id = None
+        return False
+
+    async def _execute(self, prompt: Prompt) -> None:
+        """Run a prompt ``_start`` marked running (``running_prompt_id`` is set)."""
+        started = time.monotonic()
         try:
             await self._run_prompt(prompt, started)
         finally:
