@@ -10,6 +10,7 @@ import json
 import math
 import os
 import platform
+import random
 import shutil
 import statistics
 import sys
@@ -278,8 +279,69 @@ def fanout_event(seq: int, size: int) -> Event:
         "text": "",
     }
     bare = len(json.dumps({"type": "event", "event": event}))
-    event["text"] = "x" * max(0, size - bare)
+    event["text"] = _prose(seq, max(0, size - bare))
     return event
+
+
+_WORDS = [
+    "the",
+    "test",
+    "file",
+    "module",
+    "function",
+    "returns",
+    "value",
+    "error",
+    "check",
+    "branch",
+    "commit",
+    "change",
+    "line",
+    "call",
+    "sandbox",
+    "session",
+    "prompt",
+    "agent",
+    "output",
+    "result",
+    "path",
+    "config",
+    "update",
+    "fixed",
+    "read",
+    "write",
+    "run",
+    "build",
+    "calc.py",
+    "add",
+    "subtract",
+    "tests",
+    "passed",
+    "failed",
+    "import",
+    "class",
+    "self",
+    "None",
+    "True",
+    "False",
+    "0",
+    "1",
+    "2",
+    "42",
+]
+
+
+def _prose(seed: int, chars: int) -> str:
+    """``chars`` characters of word salad, different for each seed: it compresses about as
+    well as an agent's text (a run of one letter would flatter compression)."""
+    rng = random.Random(seed)
+    words: list[str] = []
+    length = 0
+    while length < chars:
+        word = rng.choice(_WORDS)
+        words.append(word)
+        length += len(word) + 1
+    return " ".join(words)[:chars]
 
 
 OFFER_TICK_S = 0.001
