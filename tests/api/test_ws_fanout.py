@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from openinspect.bus import memory as memory_bus
 from openinspect.bus.memory import MemoryBus
 from openinspect.sessions.eventlog import EventLog, channel
 from openinspect.store import Store
+from tests.conftest import skip_or_fail
 
 
 @pytest.fixture
@@ -106,3 +108,40 @@ async def test_a_bus_overflow_cuts_off_every_client_and_a_new_join_subscribes_ag
             assert _subscribers(bus, "ses_a") == 1
             await bus.publish(channel("ses_a"), _event(10))
             assert [s for s, _ in await asyncio.wait_for(again.take(), 5)] == [10]
+
+
+@pytest.mark.redis
+async def test_on_redis_a_session_takes_one_subscription_however_many_clients(
+    tmp_path: Path,
+) -> None:
+    """With several replicas each holds one Redis subscription per watched session, not one
+    connection per client."""
+    from redis.asyncio import Redis
+
+    from openinspect.bus import open_bus
+    from tests.bus.test_bus import REDIS_URL
+
+    bus = open_bus(REDIS_URL)
+    admin = Redis.from_url(REDIS_URL)
+    try:
+        await admin.ping()
+    except OSError as exc:
+        await bus.close()
+        await admin.aclose()
+        skip_or_fail(f"Redis is not reachable at {REDIS_URL}: {exc}")
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path}/oi.db")
+    fanout = Fanout(EventLog(store, bus), queue_limit=5)
+    sid = f"ses_{secrets.token_hex(8)}"
+    name = f"openinspect:{channel(sid)}"
+    try:
+        async with fanout.join(sid) as a, fanout.join(sid) as b, fanout.join(sid) as c:
+            assert (await admin.pubsub_numsub(name)) == [(name.encode(), 1)]
+            await bus.publish(channel(sid), _event(1))
+            for queue in (a, b, c):
+                assert [s for s, _ in await asyncio.wait_for(queue.take(), 5)] == [1]
+        assert (await admin.pubsub_numsub(name)) == [(name.encode(), 0)]
+    finally:
+        await fanout.close()
+        await store.close()
+        await bus.close()
+        await admin.aclose()
