@@ -32,7 +32,7 @@ async def test_live_output_reaches_the_sessions_people_only(
     )
     ada_found = await live.plane.store.users.lookup(ada)
     assert ada_found is not None
-    forged = forge(live, theirs["id"], ada_id, ada_found.token_id)
+    forged = forge(live.plane, theirs["id"], ada_id, ada_found.token_id)
 
     async with (
         live.socket(theirs["id"], await live.ws_token(bob, theirs["id"])) as owner,
