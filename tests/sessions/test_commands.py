@@ -107,6 +107,12 @@ async def test_each_session_command_works_for_its_owner(
     handler: CommandHandler, plane: ControlPlane, admin: User, origin: Path
 ) -> None:
     sid = (await handler.handle(admin, StartSession(repo=str(origin)), origin="api")).session.id
+    # A command first, so that this replica owns the session before the prompt is stored
+    # behind its back: taken with a queued prompt, the session would start running it.
+    renamed = await handler.handle(
+        admin, UpdateSession(session_id=sid, title=" Tidy "), origin="api"
+    )
+    assert renamed.title == "Tidy"
     queued = prompt_record(sid, Author.of(admin))
     await plane.store.prompts.create(queued, "print")
     cancelled = await handler.handle(
@@ -119,10 +125,10 @@ async def test_each_session_command_works_for_its_owner(
         admin, SetPresence(session_id=sid, client_id="client-1", status="idle"), origin="api"
     )
     assert (await plane.manager.presence.snapshot(sid))[0]["status"] == "idle"
-    renamed = await handler.handle(
-        admin, UpdateSession(session_id=sid, title=" Tidy ", archived=True), origin="api"
+    archived = await handler.handle(
+        admin, UpdateSession(session_id=sid, archived=True), origin="api"
     )
-    assert (renamed.title, renamed.status) == ("Tidy", "archived")
+    assert (archived.title, archived.status) == ("Tidy", "archived")
     back = await handler.handle(admin, UpdateSession(session_id=sid, archived=False), origin="api")
     assert back.status == "idle"
     with pytest.raises(InvalidInput):
