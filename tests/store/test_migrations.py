@@ -295,8 +295,8 @@ async def test_0007_gives_existing_sessions_the_api_origin_and_keys_per_creator(
         await engine.dispose()
 
 
-async def test_0010_splits_each_stored_conversation_into_its_messages(tmp_path: object) -> None:
-    """A conversation stored whole (before 0010) loads after the migration as the same
+async def test_0008_splits_each_stored_conversation_into_its_messages(tmp_path: object) -> None:
+    """A conversation stored whole (before 0008) loads after the migration as the same
     messages, in order, and the next step appends to it; the downgrade joins it back."""
     from alembic import command
     from pydantic_ai.messages import (

@@ -115,7 +115,7 @@ sessions = sa.Table(
     sa.Index("ux_sessions_creator_idempotency_key", "creator_id", "idempotency_key", unique=True),
 )
 
-# The agent's message history, one row per message in order (migration 0010): a model step
+# The agent's message history, one row per message in order (migration 0008): a model step
 # appends its new messages instead of rewriting the whole conversation.
 conversation_messages = sa.Table(
     "conversation_messages",
@@ -187,7 +187,7 @@ events = sa.Table(
     sa.Column("data", sa.Text, nullable=False),
     # The global feed position (migration 0006): unique, never reused, visible in order.
     sa.Column("pos", sa.BigInteger, nullable=False),
-    # What a keyed event records once however often it is re-sent (migration 0009).
+    # What a keyed event records once however often it is re-sent (migration 0010).
     sa.Column("dedupe_key", sa.String(120), nullable=True),
     sa.Index("ix_events_pos", "pos", unique=True),
     sa.Index("ux_events_session_id_dedupe_key", "session_id", "dedupe_key", unique=True),
@@ -331,7 +331,7 @@ feed_cursors = sa.Table(
     sa.Column("updated_at", _ts, nullable=False),
 )
 
-# --- presence across replicas (migration 0008) ---
+# --- presence across replicas (migration 0009) ---
 
 presence = sa.Table(
     "presence",

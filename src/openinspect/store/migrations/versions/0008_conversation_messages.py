@@ -1,6 +1,6 @@
 """conversation messages: the agent's history one row per message, appended
 
-Revision ID: 0010
+Revision ID: 0008
 Revises: 0007
 
 ``conversations`` held a session's whole message history as one JSON array, rewritten after every
@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
+revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None

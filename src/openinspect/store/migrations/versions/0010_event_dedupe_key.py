@@ -1,7 +1,7 @@
 """events keyed for once-only appends; the feed head moved by the append, not a trigger
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 
 ``events.dedupe_key`` (unique per session, null for most events) names what an event records
 once, whatever retries re-send it: a ``usage`` event per model response (``usage:<prompt>:<step>``),
@@ -18,8 +18,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

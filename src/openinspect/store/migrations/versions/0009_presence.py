@@ -1,7 +1,7 @@
 """presence: who watches a session, shared by every replica
 
-Revision ID: 0008
-Revises: 0010
+Revision ID: 0009
+Revises: 0008
 
 One row per connected client (``session_id``, ``client_id``): whose it is, the name shown, its
 status, the replica that holds its socket (``holder``) and when the row runs out
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0010"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
