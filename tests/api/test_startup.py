@@ -1,6 +1,7 @@
 """Start-up of the server: importing the app loads no model SDK (they take seconds; the server
-loads them once it listens), and the warm-up loads only the clients of the providers the server
-can use. Each check runs in a fresh interpreter, where ``sys.modules`` shows what an import did."""
+loads them once it listens) and no githubkit (~300 ms; loaded only where GitHub is configured),
+and the warm-up loads only the clients of the providers the server can use. Each check runs in a
+fresh interpreter, where ``sys.modules`` shows what an import did."""
 
 from __future__ import annotations
 
@@ -44,6 +45,35 @@ def test_importing_the_server_loads_no_model_sdk() -> None:
     )
     assert {"openinspect.api.app", "openinspect.sessions.actor", "fastapi"} <= modules
     assert sdks(modules) == []
+    assert "githubkit" not in modules
+
+
+OPEN_PEOPLE = (
+    "import asyncio\n"
+    "from openinspect.people.service import People\n"
+    "from openinspect.settings import Settings\n"
+    "from openinspect.store import Store\n"
+    "async def main():\n"
+    "    s = Settings()\n"
+    "    store = await Store.open(s.resolved_database_url)\n"
+    "    people = People.open(s, store, bytes(32))\n"
+    "    await people.aclose()\n"
+    "    await store.close()\n"
+    "asyncio.run(main())\n"
+)
+
+
+@pytest.mark.parametrize("configured", [False, True])
+def test_githubkit_is_loaded_only_where_github_is_configured(
+    configured: bool, tmp_path: object
+) -> None:
+    env = {"OPENINSPECT_HOME": str(tmp_path)}
+    if configured:
+        env |= {"OPENINSPECT_GITHUB__CLIENT_ID": "Iv1.x", "OPENINSPECT_GITHUB__CLIENT_SECRET": "s"}
+    modules = loaded_after(OPEN_PEOPLE, env)
+    assert "openinspect.people.service" in modules
+    assert ("githubkit" in modules) is configured
+    assert ("openinspect.scm.github" in modules) is configured
 
 
 def test_creating_the_app_and_its_registry_loads_no_model_sdk(tmp_path: object) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from openinspect.errors import NotConfigured
 from openinspect.people.admission import Admission
@@ -12,10 +13,12 @@ from openinspect.people.oauth_state import OAuthState
 from openinspect.people.roles import SessionRepoPolicy
 from openinspect.people.signin import GitHubSignIn
 from openinspect.scm.access import AccessChecker
-from openinspect.scm.github import GitHub
 from openinspect.scm.user_tokens import UserTokens
 from openinspect.settings import Settings
 from openinspect.store import Store
+
+if TYPE_CHECKING:
+    from openinspect.scm.github import GitHub
 
 log = logging.getLogger(__name__)
 _OAUTH_HINT = (
@@ -43,7 +46,12 @@ class People:
         """Build from settings. Raises ``ConfigError`` for contradictory auth settings."""
         gh = settings.github
         admission = Admission(settings.auth)
-        github = GitHub(gh) if gh.oauth_configured or gh.app_configured else None
+        github = None
+        if gh.oauth_configured or gh.app_configured:
+            # Imported here: githubkit costs ~300 ms, which a server without GitHub never pays.
+            from openinspect.scm.github import GitHub
+
+            github = GitHub(gh)
         user_tokens = UserTokens(store, github) if github is not None else None
         access = None
         signin = None

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from openinspect.domain.events import utcnow
@@ -20,12 +21,14 @@ from openinspect.domain.models import User
 from openinspect.errors import ScmError
 from openinspect.people.admission import Admission, VerifiedEmail
 from openinspect.scm.base import DeviceCode, DevicePoll, OAuthToken, ScmUser, UserEmail
-from openinspect.scm.github import GitHub
 from openinspect.scm.user_tokens import PROVIDER, stored
 from openinspect.settings import GITHUB_WEB_URL, Settings
 from openinspect.store import Store
 from openinspect.store.identities import Identity, NewUser
 from openinspect.store.users import TokenKind
+
+if TYPE_CHECKING:  # githubkit is heavy: loaded with the client (people.service), not here
+    from openinspect.scm.github import GitHub
 
 log = logging.getLogger(__name__)
 WEB_TOKEN_NAME = "web sign-in"  # noqa: S105 - a label

@@ -24,14 +24,17 @@ import time
 import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 import httpx
 
 from openinspect.errors import GitError, InvalidInput, RepoUnusable, ScmNotFound
 from openinspect.scm.base import RepoRef, parse_repo_url
-from openinspect.scm.github import GitHub
 from openinspect.scm.upstream import HttpUpstream, LocalUpstream, Upstream
 from openinspect.sessions.git import GIT_TIMEOUT_S, ensure_mirror, mirror_path
+
+if TYPE_CHECKING:  # githubkit is heavy: loaded with the client (people.service), not here
+    from openinspect.scm.github import GitHub
 
 log = logging.getLogger(__name__)
 LOCAL_OWNER = "local"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from openinspect.domain.events import PrOpened, PrUpdated
 from openinspect.domain.models import (
@@ -28,9 +28,11 @@ from openinspect.errors import (
     ScmError,
 )
 from openinspect.scm.base import PullRequest, RepoRef, parse_repo_url
-from openinspect.scm.github import GitHub
 from openinspect.sessions.eventlog import EventLog
 from openinspect.store import Store
+
+if TYPE_CHECKING:  # githubkit is heavy: loaded with the client (people.service), not here
+    from openinspect.scm.github import GitHub
 
 log = logging.getLogger(__name__)
 TITLE_MAX_CHARS = 256
