@@ -1,6 +1,7 @@
 """The session actor, on in-process boxes and the scripted LLM: prompts run one at a time in
 FIFO order; a queued prompt can be cancelled, a running one stopped; a retried submit is the same
-prompt; the session is active while it has work; and the actor keeps its session's conversation
+prompt; the session is active while it has work (a first prompt, the session turning active and
+its title are one transaction); and the actor keeps its session's conversation
 (a follow-up continues it without reloading it, a restart resumes it from the store)."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from openinspect.controlplane import ControlPlane
 from openinspect.domain.events import SessionUpdated
@@ -206,6 +208,35 @@ async def test_a_retried_submit_returns_the_same_prompt_and_queues_it_once(
     await _finished(live, first)
     assert [t for t, _ in await _log(live, session.id)].count("prompt-queued") == 1
     assert len(await live.store.prompts.for_session(session.id)) == 1
+
+
+async def test_a_first_prompt_its_session_turning_active_and_its_title_are_one_transaction(
+    live: ControlPlane, llm: ScriptedLLMServer, origin: Path
+) -> None:
+    llm.reset({"turns": [{"text": "done"}]})
+    user, session, actor = await _new_session(live, origin)
+    commits: list[object] = []
+    engine, count = live.store.engine.sync_engine, commits.append  # one listener, to remove
+    sa.event.listen(engine, "commit", count)
+    try:
+        prompt = await actor.submit(user, "fix the login page\nand the footer")
+    finally:
+        sa.event.remove(engine, "commit", count)
+    assert len(commits) == 1  # not one per event: a round trip each on the way to the model
+    assert (actor.session.status, actor.session.title) == ("active", "fix the login page")
+    await _finished(live, prompt)
+    written = [
+        (e.type, getattr(e, "status", None), getattr(e, "title", None))
+        for e in await live.store.events.after(session.id, 0, 1000)
+        if e.type in ("prompt-queued", "session-updated")
+    ]
+    assert written[:3] == [
+        ("prompt-queued", None, None),
+        ("session-updated", "active", None),
+        ("session-updated", None, "fix the login page"),
+    ]
+    stored = await live.manager.get(session.id)
+    assert stored.title == "fix the login page"
 
 
 async def test_a_session_goes_active_while_it_has_work_and_idle_after(

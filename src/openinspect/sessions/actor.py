@@ -311,25 +311,30 @@ class SessionActor:
                 started_at=None,
                 finished_at=None,
             )
-            # The prompt's row, its author a participant, and its event: one transaction.
-            await self.commit(
-                Change(
-                    PromptQueued(
-                        session_id=self.session.id,
-                        prompt_id=prompt.id,
-                        author=prompt.author,
-                        content=content,
-                        model=model or self.session.model,
-                        effort=self._effort(prompt.model, prompt.effort),
-                        client_request_id=client_request_id,
-                        position=len(unfinished),
-                    ),
-                    prompt=NewPrompt(prompt, print_),
-                )
-            )
-            await self._set_status("active")
+            # The prompt's row, its author a participant, and its event: one transaction. The
+            # session turning active (and, on its first prompt, its title) is queued to the event
+            # log with it, so its group commit writes them in order in one transaction.
+            steps = [
+                self.commit(
+                    Change(
+                        PromptQueued(
+                            session_id=self.session.id,
+                            prompt_id=prompt.id,
+                            author=prompt.author,
+                            content=content,
+                            model=model or self.session.model,
+                            effort=self._effort(prompt.model, prompt.effort),
+                            client_request_id=client_request_id,
+                            position=len(unfinished),
+                        ),
+                        prompt=NewPrompt(prompt, print_),
+                    )
+                ),
+                self._set_status("active"),
+            ]
             if self.session.title == UNTITLED_SESSION:
-                await self._name_after(content)
+                steps.append(self._name_after(content))
+            await asyncio.gather(*steps)
         self.start()
         self._wake.set()
         return prompt
