@@ -12,6 +12,8 @@
   broadcast server offered the same events at the same rates; ``ratio`` per client count is the
   most delivered/s at any of those rates over the baseline's (goal ≥ 0.5 at 100 clients), with the
   p99 at 1,000/s and 100 clients (goal < 50 ms) and the other compression setting compared.
+  Both servers are read by the same lightweight receivers (``bench.receivers``: sans-I/O
+  ``websockets`` clients in a process of their own), so the harness does not saturate first.
 - ``web_open_5000_events_ms``: headless Chromium opening a 5,000-event session in the web app:
   time to first timeline paint and to interactive, and to an older page after scrolling to the
   top, against the same page opening a one-prompt session.
