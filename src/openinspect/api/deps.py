@@ -54,6 +54,17 @@ async def current_user(
     return found.user
 
 
+async def optional_user(request: Request) -> User | None:
+    """The caller when it sent a valid bearer token, else None: for routes anyone may call that
+    tell a signed-in caller more. It reads the header itself, so the route stays documented as
+    open (no security scheme)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    found = await control_plane(request).store.users.lookup(token.strip())
+    return found.user if found is not None else None
+
+
 async def admin_user(user: Annotated[User, Depends(current_user)]) -> User:
     if not is_admin(user):
         raise ForbiddenError("This needs the admin role", hint="Ask an admin of this server")
@@ -78,3 +89,4 @@ def public_base_url(request: Request) -> str:
 State = Annotated[ControlPlane, Depends(control_plane)]
 CurrentUser = Annotated[User, Depends(current_user)]
 AdminUser = Annotated[User, Depends(admin_user)]
+MaybeUser = Annotated[User | None, Depends(optional_user)]

@@ -241,10 +241,11 @@ class ModelList(BaseModel):
 class Health(BaseModel):
     status: str
     version: str
-    replica: str
-    """This server process's replica id (the holder of the session leases it owns)."""
-    live_sessions: int
-    """Sessions live (owned, in memory) on this replica now."""
+    replica: str | None = None
+    """This server process's replica id (the holder of the session leases it owns); for
+    admins only."""
+    live_sessions: int | None = None
+    """Sessions live (owned, in memory) on this replica now; for admins only."""
 
 
 # Members see no server paths (DESIGN §11): a registered local repo is shown by its name only,
