@@ -142,9 +142,3 @@ class PromptStore:
             query = query.where(prompts.c.status.in_(only_if))
         async with self._engine.begin() as conn:
             return (await conn.execute(query)).rowcount > 0
-
-    async def running_anywhere(self) -> list[Prompt]:
-        """Prompts marked running in the store, across sessions (for crash recovery)."""
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(_SELECT.where(prompts.c.status == "running"))).all()
-        return [_prompt(r) for r in rows]

@@ -44,13 +44,3 @@ class SandboxStore:
         query = sa.select(sandboxes.c.session_id).where(sandboxes.c.id == sandbox_id)
         async with self._engine.connect() as conn:
             return (await conn.execute(query)).scalar_one_or_none()
-
-    async def mark_all_stopped(self) -> int:
-        """On start: sandboxes of a previous process are gone (they die with their parent)."""
-        query = (
-            sandboxes.update()
-            .where(sandboxes.c.status.notin_(("stopped", "lost", "failed")))
-            .values(status="lost", stopped_at=utcnow())
-        )
-        async with self._engine.begin() as conn:
-            return (await conn.execute(query)).rowcount

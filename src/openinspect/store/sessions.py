@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openinspect.domain.events import utcnow
-from openinspect.domain.models import SandboxStatus, Session, SessionStatus
+from openinspect.domain.models import Session
 from openinspect.errors import StoreConflict
 from openinspect.store.changes import NewSession, insert_session
 from openinspect.store.tables import conversation_messages, participants, prompts, sessions
@@ -97,31 +97,6 @@ class SessionStore:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query.limit(limit))).all()
         return [_session(r) for r in rows]
-
-    async def update(
-        self,
-        session_id: str,
-        *,
-        status: SessionStatus | None = None,
-        sandbox_status: SandboxStatus | None = None,
-        title: str | None = None,
-    ) -> Session:
-        """Change columns of the session row without an event (recovery's reconciliation; a live
-        change goes with the event announcing it, ``store/changes.py``). The cost is not here:
-        it is the sum of the session's usage events, added with each."""
-        values: dict[str, Any] = {"updated_at": utcnow()}
-        if status is not None:
-            values["status"] = status
-        if sandbox_status is not None:
-            values["sandbox_status"] = sandbox_status
-        if title is not None:
-            values["title"] = title
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                sessions.update().where(sessions.c.id == session_id).values(**values)
-            )
-            row = (await conn.execute(sessions.select().where(sessions.c.id == session_id))).one()
-        return _session(row)
 
     async def add_participant(self, session_id: str, user_id: str) -> None:
         """Record that a user took part (joined or prompted). Idempotent."""
