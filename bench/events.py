@@ -25,7 +25,6 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from openinspect.domain.events import AgentText
 from openinspect.domain.models import Session
 from openinspect.sessions.eventlog import MAX_BATCH, EventLog
 from openinspect.store import Store
+from openinspect.testing.records import session_record
 
 GOAL_EVENTS_PER_S = 5000.0
 PER_EVENT_SHARE = 5
@@ -50,24 +50,8 @@ PG_ADMIN_URL = os.environ.get(
 
 
 def _session(session_id: str, creator_id: str) -> Session:
-    now = datetime.now(UTC)
-    return Session(
-        id=session_id,
-        title="bench",
-        repo_url="/bench",
-        repo_id=None,
-        base_branch="main",
-        branch=f"openinspect/{session_id[4:12]}",
-        model="scripted:bench",
-        effort=None,
-        status="active",
-        sandbox_status="none",
-        creator_id=creator_id,
-        parent_id=None,
-        total_cost_usd=0.0,
-        last_seq=0,
-        created_at=now,
-        updated_at=now,
+    return session_record(session_id, creator_id, repo_url="/bench").model_copy(
+        update={"status": "active"}
     )
 
 
