@@ -7,7 +7,6 @@ alone, and one bad change in a batch leaves the others committed, gap-free."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -35,13 +34,6 @@ from openinspect.store.changes import (
 from tests.store.databases import pg_url, store_url  # noqa: F401 - fixtures
 from tests.store.records import prompt_record, session_record
 from tests.store.test_migrations import throwaway_pg_database
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:  # noqa: F811
-    opened = await Store.open(store_url)
-    yield opened
-    await opened.close()
 
 
 async def inject_failure(store: Store, table: str, when: str, *, kill: bool = False) -> None:

@@ -7,7 +7,6 @@ server log."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -24,13 +23,6 @@ from tests.store.records import session_record
 
 __all__ = ["pg_url", "store_url"]
 SID = "ses_0123456789abcdef"
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    opened = await Store.open(store_url)
-    yield opened
-    await opened.close()
 
 
 def _says_nothing_internal(exc: StoreError, *secrets: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
@@ -18,15 +17,6 @@ from tests.store.records import session_record
 
 SESSIONS = 8
 EVENTS_PER_SESSION = 40
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:  # noqa: F811 - the fixture
-    opened = await Store.open(store_url)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def new_sessions(store: Store, count: int) -> list[str]:

@@ -4,7 +4,6 @@ what was after it, a session's delete takes its conversation along."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
@@ -14,15 +13,6 @@ from openinspect.store import Store
 from openinspect.store.tables import conversation_messages
 from tests.store.databases import pg_url, store_url  # noqa: F401 - fixtures
 from tests.store.records import session_record
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:  # noqa: F811 - the fixture
-    opened = await Store.open(store_url)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def _session(store: Store) -> str:
