@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -66,6 +66,24 @@ async def two(store_url: str) -> AsyncIterator[Two]:
         yield Two(store, events, a, b, ada, bob)
 
 
+@asynccontextmanager
+async def _announcements(events: EventLog) -> AsyncIterator[list[list[dict[str, Any]]]]:
+    """Every presence snapshot announced on the session's channel while the block runs."""
+    announced: list[list[dict[str, Any]]] = []
+    async with events.subscribe(SID) as messages:
+
+        async def collect() -> None:
+            while True:
+                announced.append(await _next_presence(messages))
+
+        collector = asyncio.create_task(collect())
+        try:
+            yield announced
+        finally:
+            collector.cancel()
+            await asyncio.gather(collector, return_exceptions=True)
+
+
 async def _next_presence(messages: AsyncIterator[str]) -> list[dict[str, Any]]:
     async with asyncio.timeout(5):
         async for raw in messages:
@@ -119,26 +137,16 @@ async def test_a_status_set_through_any_server_is_seen_by_all(two: Two) -> None:
 
 async def test_a_status_is_only_set_by_the_clients_owner_for_its_session(two: Two) -> None:
     await two.a.join(SID, "a1", two.bob.id, two.bob.name)
-    announced: list[list[dict[str, Any]]] = []
-    async with two.events.subscribe(SID) as messages:
-
-        async def collect() -> None:
-            while True:
-                announced.append(await _next_presence(messages))
-
-        collector = asyncio.create_task(collect())
-        try:
-            assert not await two.a.update(SID, "a1", two.ada.id, "idle")  # not Ada's client
-            assert not await two.a.update("ses_other", "a1", two.bob.id, "idle")  # not its session
-            assert not await two.b.update(SID, "nobody", two.bob.id, "idle")
-            await asyncio.sleep(0.2)
-            assert announced == []  # nothing changed, nothing was announced
-            assert await two.a.update(SID, "a1", two.bob.id, "idle")
-            async with asyncio.timeout(5):
-                while not announced:
-                    await asyncio.sleep(0.01)
-        finally:
-            collector.cancel()
+    async with _announcements(two.events) as announced:
+        assert not await two.a.update(SID, "a1", two.ada.id, "idle")  # not Ada's client
+        assert not await two.a.update("ses_other", "a1", two.bob.id, "idle")  # not its session
+        assert not await two.b.update(SID, "nobody", two.bob.id, "idle")
+        await asyncio.sleep(0.2)
+        assert announced == []  # nothing changed, nothing was announced
+        assert await two.a.update(SID, "a1", two.bob.id, "idle")
+        async with asyncio.timeout(5):
+            while not announced:
+                await asyncio.sleep(0.01)
     assert announced[0][0]["status"] == "idle"
     assert (await two.b.snapshot(SID))[0]["status"] == "idle"
 
@@ -238,18 +246,8 @@ async def test_a_heartbeat_publishes_again_a_snapshot_that_went_stale(two: Two) 
         max_per_session=10,
         max_per_user=10,
     )
-    announced: list[list[dict[str, Any]]] = []
-    async with two.events.subscribe(SID) as messages:
-
-        async def collect() -> None:
-            while True:
-                announced.append(await _next_presence(messages))
-
-        collector = asyncio.create_task(collect())
-        try:
-            await two.a.heartbeat()
-            await two.a.heartbeat()  # the same again: nothing to say
-            await asyncio.sleep(0.2)
-        finally:
-            collector.cancel()
+    async with _announcements(two.events) as announced:
+        await two.a.heartbeat()
+        await two.a.heartbeat()  # the same again: nothing to say
+        await asyncio.sleep(0.2)
     assert [[p["name"] for p in snapshot] for snapshot in announced] == [["Ada", "Bob"]]
