@@ -284,3 +284,29 @@ async def test_a_stop_while_the_prompt_is_starting_is_not_lost(
         assert await actor.stop() is True
     async with asyncio.timeout(15):
         assert (await _finished(live, prompt)).status == "stopped"
+
+
+async def test_a_prompt_whose_start_is_refused_runs_nothing_and_the_queue_goes_on(
+    live: ControlPlane, llm: ScriptedLLMServer, origin: Path
+) -> None:
+    """The actor keeps its queue in memory; the store stays the truth. A prompt cancelled
+    behind the actor's back (its mirror is stale) is refused at its guarded start: the run
+    launched for it is abandoned before it writes anything, and the queue is read again."""
+    llm.reset({"turns": [{"text": "slow", "delay_ms": 1000}, {"text": "b"}, {"text": "c"}]})
+    user, session, actor = await _new_session(live, origin)
+    first = await actor.submit(user, "first")
+    stale = await actor.submit(user, "second")
+    await _started(live, first)
+    prompts = sa.table("prompts", sa.column("id"), sa.column("status"))
+    async with live.store.engine.begin() as conn:
+        await conn.execute(
+            prompts.update().where(prompts.c.id == stale.id).values(status="cancelled")
+        )
+    third = await actor.submit(user, "third")
+    assert (await _finished(live, first)).status == "success"
+    assert (await _finished(live, third)).status == "success"
+    assert (await live.store.prompts.get(stale.id)).status == "cancelled"  # type: ignore[union-attr]
+    events = await live.store.events.after(session.id, 0, 1000)
+    of_stale = [e.type for e in events if getattr(e, "prompt_id", None) == stale.id]
+    assert of_stale == ["prompt-queued"]  # no start, no agent output, no end
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))

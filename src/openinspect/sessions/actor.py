@@ -154,6 +154,11 @@ class SessionActor:
         self._current: asyncio.Task[RunOutcome] | None = None
         self._stop_requested = False
         self._running_prompt_id: str | None = None
+        # The session's queued prompts, oldest first, as this owner queued, started and
+        # cancelled them (every change to them goes through this actor, under ``_lock``); None
+        # until first read from the store, and again whenever a write's outcome is unknown.
+        # The store stays the truth: starting or cancelling one is guarded there.
+        self._queued: list[Prompt] | None = None
         self._git_lock = asyncio.Lock()  # one commit/push at a time (prompt end, PR tool, API)
         # The agent's history as stored, loaded by the first prompt run here.
         self._conversation: Conversation | None = None
@@ -289,10 +294,11 @@ class SessionActor:
                     return prompt
             if self._admission is not None:
                 await self._admission(user, self)
-            unfinished = await self._s.store.prompts.unfinished(self.session.id)
-            if len(unfinished) >= limits.max_unfinished_prompts:
+            queued = await self._queued_prompts()
+            unfinished = len(queued) + (self._running_prompt_id is not None)
+            if unfinished >= limits.max_unfinished_prompts:
                 raise QueueFull(
-                    f"The session already has {len(unfinished)} unfinished prompts "
+                    f"The session already has {unfinished} unfinished prompts "
                     f"(limit {limits.max_unfinished_prompts})",
                     hint="Wait for one to finish or cancel a queued prompt",
                 )
@@ -325,7 +331,7 @@ class SessionActor:
                             model=model or self.session.model,
                             effort=self._effort(prompt.model, prompt.effort),
                             client_request_id=client_request_id,
-                            position=len(unfinished),
+                            position=unfinished,
                         ),
                         prompt=NewPrompt(prompt, print_),
                     )
@@ -334,7 +340,12 @@ class SessionActor:
             ]
             if self.session.title == UNTITLED_SESSION:
                 steps.append(self._name_after(content))
-            await asyncio.gather(*steps)
+            try:
+                await asyncio.gather(*steps)
+            except BaseException:
+                self._queued = None  # whether the prompt was stored is unknown: read it again
+                raise
+            queued.append(prompt)
         self.start()
         self._wake.set()
         return prompt
@@ -356,6 +367,7 @@ class SessionActor:
             prompt = await self._s.store.prompts.get(prompt_id)
             if prompt is None or prompt.session_id != self.session.id:
                 raise PromptNotFound(f"No prompt {prompt_id!r} in session {self.session.id}")
+            self._queued = None  # read again after the move, whatever it did
             cancelled = await self.commit(
                 Change(
                     PromptCancelled(session_id=self.session.id, prompt_id=prompt_id),
@@ -496,18 +508,39 @@ class SessionActor:
             while not self.closed:
                 # Under the commands' lock: a cancel or submit under way goes first.
                 async with self._lock:
-                    queued = await self._s.store.prompts.for_session(self.session.id, ("queued",))
+                    queued = await self._queued_prompts()
                     if not queued:
                         break
-                    started = await self._start(queued[0])
-                if started:
-                    await self._execute(queued[0])
+                    prompt = queued.pop(0)
+                    clock = time.monotonic()
+                    try:
+                        started = await self._start(prompt)
+                    except BaseException:
+                        self._queued = None
+                        raise
+                    if not started:  # no longer queued in the store: read the queue again
+                        self._queued = None
+                        continue
+                try:
+                    await self._run_prompt(prompt, clock)
+                finally:
+                    self._running_prompt_id = None
             if not self.closed and self.session.status == "active":
                 await self._set_status("idle")
 
+    async def _queued_prompts(self) -> list[Prompt]:
+        """The queued prompts, oldest first (under ``_lock``)."""
+        if self._queued is None:
+            self._queued = await self._s.store.prompts.for_session(self.session.id, ("queued",))
+        return self._queued
+
     async def _start(self, prompt: Prompt) -> bool:
-        """Mark the prompt running with its ``prompt-started``; False when it is no longer
-        queued (cancelled between the query and now)."""
+        """Mark the prompt running with its ``prompt-started`` and launch its agent run
+        (``_current``); False, with nothing launched, when it is no longer queued.
+
+        The run's first model request goes out while ``prompt-started`` is written, not after:
+        the run writes nothing (its host waits) until that is stored, and is cancelled if it
+        is not. The request is what a prompt waits for longest before anything happens."""
         started = PromptStarted(
             session_id=self.session.id,
             prompt_id=prompt.id,
@@ -518,28 +551,41 @@ class SessionActor:
         # Running from before its ``prompt-started`` is out: a stop sent on seeing it counts.
         self._stop_requested = False
         self._running_prompt_id = prompt.id
+        stored: asyncio.Future[Event | None] = asyncio.ensure_future(
+            self.commit(Change(started, prompt=move))
+        )
         try:
-            if await self.commit(Change(started, prompt=move)) is not None:
-                return True
+            try:
+                await self._launch(prompt, stored)
+                if await asyncio.shield(stored) is not None:
+                    self.sandbox.reset_failure()
+                    self.sandbox.warm()  # boots in parallel with the first model request
+                    return True
+            finally:
+                if not stored.done():  # launching failed: the start's outcome still counts
+                    with contextlib.suppress(Exception):
+                        await stored
         except BaseException:
+            await self._abandon_run()
             self._running_prompt_id = None
             raise
+        await self._abandon_run()
         self._running_prompt_id = None
         return False
 
-    async def _execute(self, prompt: Prompt) -> None:
-        """Run a prompt ``_start`` marked running (``running_prompt_id`` is set)."""
-        started = time.monotonic()
-        try:
-            await self._run_prompt(prompt, started)
-        finally:
-            self._running_prompt_id = None
+    async def _abandon_run(self) -> None:
+        """Cancel a run launched for a prompt that did not start (it wrote nothing)."""
+        task, self._current = self._current, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
-    async def _run_prompt(self, prompt: Prompt, started: float) -> None:
+    async def _launch(self, prompt: Prompt, started: asyncio.Future[Event | None]) -> None:
+        """Create the agent run of ``prompt`` as ``_current``; its host waits for ``started``
+        (the stored ``prompt-started``) before it writes or touches the sandbox."""
         model = prompt.model or self.session.model
         effort = self._effort(prompt.model, prompt.effort)
-        self.sandbox.reset_failure()
-        self.sandbox.warm()  # boots in parallel with the first model request
         # The agent loop loads pydantic-ai: the server imports it after it listens (preload),
         # and no other thread may import it at the same time.
         await self._s.models.loaded()
@@ -563,7 +609,7 @@ class SessionActor:
         self._current = asyncio.create_task(
             run_prompt(
                 run,
-                _Host(self, prompt),
+                _Host(self, prompt, started),
                 self._conversation,
                 self._s.models,
                 self._s.settings.agent,
@@ -571,6 +617,10 @@ class SessionActor:
             ),
             name=f"prompt {prompt.id}",
         )
+
+    async def _run_prompt(self, prompt: Prompt, started: float) -> None:
+        """See the run ``_start`` launched to its end, and record how it ended."""
+        assert self._current is not None
         if self._stop_requested:  # asked while the prompt was starting
             self._current.cancel()
         status: PromptStatus
@@ -724,26 +774,44 @@ class SessionActor:
 class _Host:
     """The agent's view of the session it runs in."""
 
-    def __init__(self, actor: SessionActor, prompt: Prompt) -> None:
+    def __init__(
+        self, actor: SessionActor, prompt: Prompt, started: asyncio.Future[Event | None]
+    ) -> None:
         self._actor = actor
         self._prompt = prompt
+        self._started = started
+        self._start_stored = False
+
+    async def _wait_started(self) -> None:
+        """Wait until the prompt's ``prompt-started`` is stored: nothing of a run may come
+        before it. If it was not stored, the run is being cancelled; this ends it first."""
+        if self._start_stored:
+            return
+        if await asyncio.shield(self._started) is None:
+            raise asyncio.CancelledError
+        self._start_stored = True
 
     async def sandbox(self) -> SandboxConnection:
+        await self._wait_started()
         return await self._actor.sandbox.ready()
 
     async def emit(self, event: Event) -> None:
+        await self._wait_started()
         if isinstance(event, Usage):  # adds its cost to the session's, once per response
             await self._actor.commit(Change(event))
         else:
             await self._actor.emit(event)
 
     async def publish(self, event: Event) -> None:
+        await self._wait_started()
         await self._actor._s.events.publish(event)
 
     async def save_conversation(self, start: int, rows: Sequence[str]) -> None:
+        await self._wait_started()
         await self._actor._s.store.sessions.save_conversation(self._actor.session.id, start, rows)
 
     async def open_pull_request(self, title: str, body: str, draft: bool) -> str:
+        await self._wait_started()
         actor = self._actor
         user = await actor._s.store.users.get(self._prompt.author.id)
         if user is None:
