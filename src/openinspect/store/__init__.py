@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openinspect.errors import StoreError
+from openinspect.store.automations import AutomationStore
 from openinspect.store.branches import BranchStore
 from openinspect.store.crypto import Sealer
 from openinspect.store.db import create_engine, migrate
@@ -45,6 +46,7 @@ class Store:
     leases: LeaseStore
     presence: PresenceStore
     owners: OwnerStore
+    automations: AutomationStore
 
     @classmethod
     async def open(
@@ -79,6 +81,7 @@ class Store:
             leases=LeaseStore(engine),
             presence=PresenceStore(engine),
             owners=OwnerStore(engine),
+            automations=AutomationStore(engine, sealer),
         )
 
     async def close(self) -> None:

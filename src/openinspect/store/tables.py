@@ -358,3 +358,69 @@ presence = sa.Table(
     # Milliseconds since the epoch by the database's clock (store/leases.py: db_now_ms).
     sa.Column("expires_at_ms", sa.BigInteger, nullable=False, index=True),
 )
+
+# --- automations (migration 0011) ---
+
+automations = sa.Table(
+    "automations",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("repo", sa.String(2048), nullable=False),
+    sa.Column("base_branch", sa.String(255), nullable=True),
+    sa.Column("model", sa.String(300), nullable=True),
+    sa.Column("effort", sa.String(16), nullable=True),
+    sa.Column("instructions", sa.Text, nullable=False),
+    sa.Column("trigger_kind", sa.String(16), nullable=False),
+    # The trigger and the conditions as JSON (domain.automations): read back through pydantic.
+    sa.Column("trigger", sa.Text, nullable=False),
+    sa.Column("conditions", sa.Text, nullable=False),
+    sa.Column("concurrency", sa.String(8), nullable=False),
+    sa.Column("paused", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("paused_reason", sa.String(500), nullable=True),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False, server_default="0"),
+    # No foreign keys to users: an automation outlives its user, and its runs then fail
+    # with a reason instead of the user's removal being refused.
+    sa.Column("run_as", sa.String(40), nullable=False, index=True),
+    sa.Column("created_by", sa.String(40), nullable=False, index=True),
+    # AES-256-GCM (store/crypto.py) of the webhook or Sentry secret; never returned after create.
+    sa.Column("secret_enc", sa.Text, nullable=True),
+    # The run holding the automation's one slot (set and cleared with conditional updates, so
+    # two firings never both start a run).
+    sa.Column("active_run_id", sa.String(40), nullable=True),
+    sa.Column("next_run_at", _ts, nullable=True, index=True),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("updated_at", _ts, nullable=False),
+)
+
+automation_runs = sa.Table(
+    "automation_runs",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column(
+        "automation_id",
+        sa.String(40),
+        sa.ForeignKey("automations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("trigger", sa.String(16), nullable=False),
+    # The dedupe key: one run per (automation, key) however many firings or replicas race.
+    sa.Column("key", sa.String(300), nullable=False),
+    sa.Column("payload_digest", sa.String(64), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(1000), nullable=True),
+    # No foreign key: the run history outlives a deleted session.
+    sa.Column("session_id", sa.String(40), nullable=True, index=True),
+    sa.Column("prompt_id", sa.String(40), nullable=True, index=True),
+    sa.Column("error_code", sa.String(64), nullable=True),
+    sa.Column("origin_ref", sa.String(200), nullable=True),
+    sa.Column("context", sa.Text, nullable=True),
+    sa.Column("follow_up", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("fire_time", _ts, nullable=True),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("started_at", _ts, nullable=True),
+    sa.Column("finished_at", _ts, nullable=True),
+    sa.UniqueConstraint("automation_id", "key"),
+    sa.Index("ix_automation_runs_automation_id_created_at", "automation_id", "created_at"),
+    sa.Index("ix_automation_runs_status", "status"),
+)
