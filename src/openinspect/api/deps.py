@@ -86,7 +86,13 @@ def public_base_url(request: Request) -> str:
     return (public or str(request.base_url)).rstrip("/")
 
 
-State = Annotated[ControlPlane, Depends(control_plane)]
+async def _plane(request: Request) -> ControlPlane:
+    # A coroutine, so that FastAPI calls it on the loop, not in its thread pool (a thread hop
+    # per request, and the pool's start-up cost on the first one).
+    return control_plane(request)
+
+
+State = Annotated[ControlPlane, Depends(_plane)]
 CurrentUser = Annotated[User, Depends(current_user)]
 AdminUser = Annotated[User, Depends(admin_user)]
 MaybeUser = Annotated[User | None, Depends(optional_user)]

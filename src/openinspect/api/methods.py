@@ -7,49 +7,59 @@ matched only by path. This looks at the API's own routes first.
 
 from __future__ import annotations
 
-import re
-
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from starlette.routing import compile_path
+from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from openinspect.api.errors import envelope
 
+METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+"""The methods an ``Allow`` header can name."""
+
 
 class MethodNotAllowed:
     """Answer 405 (the error envelope) with the methods the path takes, when an API route
-    matches the path but not the method."""
+    matches the path but not the method.
+
+    It asks the API's routes themselves (Starlette's ``matches``: a full match, a path-only
+    one, or none), as the router is about to: building the OpenAPI document to learn the
+    routes cost the first request, often a load balancer's ``/healthz``, a second of start-up.
+    """
 
     def __init__(self, app: ASGIApp, api: FastAPI) -> None:
         self.app = app
         self.api = api
-        self._operations: list[tuple[re.Pattern[str], frozenset[str]]] | None = None
 
-    def _paths(self) -> list[tuple[re.Pattern[str], frozenset[str]]]:
-        if self._operations is None:
-            operations = []
-            for path, item in self.api.openapi().get("paths", {}).items():
-                methods = {m.upper() for m in item}
-                if "GET" in methods:
-                    methods.add("HEAD")
-                operations.append((compile_path(path)[0], frozenset(methods)))
-            self._operations = operations
-        return self._operations
+    def _routes(self) -> list[BaseRoute]:
+        return [r for r in self.api.router.routes if not isinstance(r, Mount)]  # not the web app
 
-    def allowed(self, method: str, path: str) -> set[str] | None:
-        """The methods the path takes, or None when it takes ``method`` (or is not the API's)."""
-        methods: set[str] = set()
-        for pattern, taken in self._paths():
-            if pattern.match(path):
-                if method in taken:
-                    return None
-                methods |= taken
+    def allowed(self, scope: Scope) -> set[str] | None:
+        """The methods the request's path takes, or None when it takes the request's method
+        (or is not the API's)."""
+        routes = self._routes()
+
+        def takes(method: str) -> Match:
+            best = Match.NONE
+            for route in routes:
+                match, _ = route.matches({**scope, "method": method})
+                if match is Match.FULL:
+                    return match
+                best = Match.PARTIAL if match is Match.PARTIAL else best
+            return best
+
+        method = scope["method"]
+        found = takes("GET" if method == "HEAD" else method)  # a GET route takes HEAD too
+        if found is not Match.PARTIAL:
+            return None
+        methods = {m for m in METHODS if m != "HEAD" and takes(m) is Match.FULL}
+        if "GET" in methods:
+            methods.add("HEAD")
         return methods or None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            methods = self.allowed(scope["method"], scope["path"])
+            methods = self.allowed(scope)
             if methods is not None:
                 allow = ", ".join(sorted(methods))
                 response = JSONResponse(
