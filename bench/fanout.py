@@ -137,7 +137,7 @@ async def run_real(
         subscribers: list[dict[str, str | None]] = []
         for _ in range(clients):
             minted = await client.request("POST", f"/api/sessions/{session_id}/ws-token")
-            hello = {"type": "subscribe", "token": minted["token"], "since_seq": None}
+            hello = {"type": "subscribe", "token": minted["token"], "batch": True}
             subscribers.append({"url": str(minted["url"]), "hello": json.dumps(hello)})
     channel = f"openinspect:session:{session_id}"
 

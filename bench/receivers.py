@@ -137,8 +137,9 @@ class Receiver(asyncio.Protocol):
         out = []
         for at, raw in self.frames:
             message = json.loads(raw)
-            if message.get("type") == "event":
-                out.append((at, message["event"]))
+            for frame in message["frames"] if message.get("type") == "batch" else [message]:
+                if frame.get("type") == "event":
+                    out.append((at, frame["event"]))
         return out
 
 
@@ -148,6 +149,7 @@ def summarize(receivers: Sequence[Receiver], first_seq: int, count: int) -> dict
     last receipt."""
     latencies: list[float] = []
     started, last = float("inf"), 0.0
+    messages = sum(len(rec.frames) for rec in receivers)
     for rec in receivers:
         for at, event in rec.events():
             if first_seq <= int(event.get("seq", 0)) < first_seq + count:
@@ -162,6 +164,8 @@ def summarize(receivers: Sequence[Receiver], first_seq: int, count: int) -> dict
         "cut_off_clients": sum(1 for r in receivers if r.cut_off),
         "wall_s": round(wall, 3),
         "delivered_per_s": round(len(latencies) / wall, 1) if wall > 0 else None,
+        # More than 1 when the server sends waiting frames as one ``batch`` message.
+        "events_per_message": round(len(latencies) / messages, 2) if messages else None,
     }
     if latencies:
         out |= {

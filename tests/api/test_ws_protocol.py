@@ -9,6 +9,7 @@ a client that stops reading) is tested against one in ``tests/security/test_ws_f
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -211,3 +212,35 @@ async def test_no_subscribe_in_time_closes_with_4008(
     sid = await _session(plane, api.admin().user)
     async with api.connect(sid) as ws:
         assert await ws.close_code(timeout_s=5) == CLOSE_AUTH_TIMEOUT
+
+
+@pytest.mark.parametrize("batch", [True, False])
+async def test_frames_that_wait_together_go_out_as_one_batch_to_a_client_that_reads_them(
+    api: InApp, plane: ControlPlane, batch: bool
+) -> None:
+    """A burst published in one go waits in the client's queue together: a client that said
+    ``batch`` gets it in ``batch`` messages, every frame once and in order; any other client
+    gets one message per frame, as before."""
+    admin = api.admin()
+    sid = await _session(plane, admin.user)
+    async with admin.socket(sid, batch=batch) as (ws, _):
+        for i in range(30):  # no await yields to the loop in between on the in-process bus
+            await plane.events.publish(AgentTextDelta(session_id=sid, part_id="p", delta=f"{i}"))
+        got = [(await ws.until(_is_event))["event"]["delta"] for _ in range(30)]
+        assert got == [f"{i}" for i in range(30)]
+        await ws.send({"type": "ping"})
+        assert await ws.reply() == {"type": "pong"}
+    assert (ws.batches > 0) is batch
+
+
+def test_a_batch_keeps_the_order_and_its_limits() -> None:
+    texts = [f'{{"type":"event","n":{i}}}' for i in range(ws_module.BATCH_MAX_FRAMES + 3)]
+    assert ws_module.batched(texts[:1]) == texts[:1]  # one frame alone is sent as it is
+    messages = ws_module.batched(texts)
+    assert len(messages) == 2
+    flat = [f for m in messages for f in json.loads(m)["frames"]]
+    assert flat == [json.loads(t) for t in texts]
+    big = [f'"{"x" * (ws_module.BATCH_MAX_CHARS // 3)}"'] * 4  # two of them fill a message
+    sent = ws_module.batched(big)
+    assert [len(json.loads(m)["frames"]) for m in sent] == [2, 2]
+    assert all(len(m) <= ws_module.BATCH_MAX_CHARS + 64 for m in sent)

@@ -29,7 +29,7 @@ import time
 from typing import Any, Literal, NoReturn, TypeVar
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
 from openinspect.api.auth import WS_TOKEN_MAX_CHARS
 from openinspect.api.schemas import event_shown_to, origin_shown_to
@@ -79,6 +79,37 @@ WS_ORIGIN: SessionOrigin = "api"
 COMMANDS = ("subscribe", "prompt", "cancel-prompt", "stop", "typing", "presence", "history", "ping")
 
 
+BATCH_MAX_FRAMES = 256
+BATCH_MAX_CHARS = 256 * 1024
+"""A ``batch`` message holds at most this many frames, and about this many characters."""
+
+
+def batched(texts: list[str]) -> list[str]:
+    """Frames as the messages to send a client that reads ``batch`` messages: one frame
+    alone as it is, several in a row as ``{"type": "batch", "frames": [...]}`` (in order, each
+    message within the limits above). A fan-out to many clients costs a send per message per
+    client, so under load, when frames wait, a client costs one send, not one per frame."""
+    if len(texts) < 2:
+        return texts
+    out: list[str] = []
+    group: list[str] = []
+    size = 0
+    for text in texts:
+        if group and (len(group) >= BATCH_MAX_FRAMES or size + len(text) > BATCH_MAX_CHARS):
+            out.append(_batch(group))
+            group, size = [], 0
+        group.append(text)
+        size += len(text) + 1
+    out.append(_batch(group))
+    return out
+
+
+def _batch(group: list[str]) -> str:
+    if len(group) == 1:
+        return group[0]
+    return '{"type":"batch","frames":[' + ",".join(group) + "]}"
+
+
 class _Close(Exception):
     """End the socket with a close code."""
 
@@ -98,6 +129,8 @@ _F = TypeVar("_F", bound=_Frame)
 class _Subscribe(_Frame):
     token: StrictStr = Field(max_length=WS_TOKEN_MAX_CHARS)
     since_seq: StrictInt | None = Field(None, ge=0, le=MAX_SEQ)
+    batch: StrictBool = False
+    """The client reads ``batch`` messages: frames waiting together go out as one message."""
 
 
 class _Prompt(_Frame):
@@ -140,9 +173,17 @@ def _fanout(ws: WebSocket, state: ControlPlane) -> Fanout:
 
 class _Connection:
     def __init__(
-        self, ws: WebSocket, state: ControlPlane, session_id: str, user: User, token_id: str
+        self,
+        ws: WebSocket,
+        state: ControlPlane,
+        session_id: str,
+        user: User,
+        token_id: str,
+        *,
+        batch: bool = False,
     ) -> None:
         self.ws = ws
+        self.batch = batch
         self.state = state
         self.session_id = session_id
         self.user = user
@@ -228,7 +269,7 @@ class _Connection:
                             continue
                         self.last_seq = seq
                     texts.append(text)
-                await self.send_frames(texts)
+                await self.send_frames(batched(texts) if self.batch else texts)
         except ClientFellBehind:
             raise _Close(CLOSE_RESYNC, "Fell behind; reconnect with since_seq") from None
 
@@ -321,7 +362,7 @@ async def _authorise(state: ControlPlane, session_id: str, user_id: str, token_i
 
 async def _authenticate(
     ws: WebSocket, state: ControlPlane, session_id: str
-) -> tuple[User, str, int | None]:
+) -> tuple[User, str, _Subscribe]:
     """Wait for a valid subscribe; malformed frames before it get ``error`` messages."""
     deadline = asyncio.get_running_loop().time() + AUTH_TIMEOUT_S
     try:
@@ -338,7 +379,7 @@ async def _authenticate(
         await state.manager.get(session_id)
     except SessionNotFound:
         raise _Close(CLOSE_NOT_FOUND, "No such session") from None
-    return user, claims.token_id, sub.since_seq
+    return user, claims.token_id, sub
 
 
 async def _first_subscribe(ws: WebSocket) -> _Subscribe:
@@ -367,9 +408,9 @@ async def session_socket(ws: WebSocket, session_id: str) -> None:
     state: ControlPlane = ws.app.state.control_plane
     await ws.accept()
     try:
-        user, token_id, since_seq = await _authenticate(ws, state, session_id)
-        conn = _Connection(ws, state, session_id, user, token_id)
-        await _serve(conn, since_seq)
+        user, token_id, sub = await _authenticate(ws, state, session_id)
+        conn = _Connection(ws, state, session_id, user, token_id, batch=sub.batch)
+        await _serve(conn, sub.since_seq)
     except _Close as close:
         await _close(ws, close.code, close.reason)
     except WebSocketDisconnect:

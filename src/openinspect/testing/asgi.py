@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -38,6 +39,9 @@ class Socket:
 
     def __init__(self, ws: AsyncWebSocketSession) -> None:
         self.ws = ws
+        self._pending: deque[dict[str, Any]] = deque()
+        self.batches = 0
+        """How many ``batch`` messages came (their frames are returned one by one)."""
 
     async def send(self, message: dict[str, Any]) -> None:
         await self.ws.send_text(json.dumps(message))
@@ -48,9 +52,14 @@ class Socket:
     async def recv(self, timeout_s: float = RECV_TIMEOUT_S) -> dict[str, Any]:
         """The next frame. Raises ``TimeoutError`` when none comes in time, and
         ``WebSocketDisconnect`` (with the server's close code) when the server closed."""
-        with anyio.fail_after(timeout_s):
-            frame: dict[str, Any] = json.loads(await self.ws.receive_text())
-        return frame
+        if not self._pending:
+            with anyio.fail_after(timeout_s):
+                message: dict[str, Any] = json.loads(await self.ws.receive_text())
+            if message.get("type") != "batch":
+                return message
+            self.batches += 1
+            self._pending.extend(message["frames"])
+        return self._pending.popleft()
 
     async def reply(self, timeout_s: float = RECV_TIMEOUT_S) -> dict[str, Any]:
         """The next frame that is not a broadcast (an event or a presence update)."""
@@ -110,10 +119,16 @@ class Caller:
 
     @asynccontextmanager
     async def socket(
-        self, session_id: str, *, since_seq: int | None = None, subscribe: bool = True
+        self,
+        session_id: str,
+        *,
+        since_seq: int | None = None,
+        subscribe: bool = True,
+        batch: bool = False,
     ) -> AsyncIterator[tuple[Socket, dict[str, Any]]]:
         """The session's WebSocket and, when ``subscribe``, the ``subscribed`` frame it
-        answered (an empty dict when not subscribed)."""
+        answered (an empty dict when not subscribed). ``batch``: subscribe as a client that
+        reads ``batch`` messages (the socket hands their frames out one by one)."""
         async with self.app.connect(session_id) as ws:
             if not subscribe:
                 yield ws, {}
@@ -122,6 +137,8 @@ class Caller:
             message: dict[str, Any] = {"type": "subscribe", "token": token}
             if since_seq is not None:
                 message["since_seq"] = since_seq
+            if batch:
+                message["batch"] = True
             await ws.send(message)
             first = await ws.reply()
             if first["type"] != "subscribed":

@@ -443,8 +443,14 @@ export type ServerMessage =
   | { type: 'error'; code: string; message: string; hint?: string | null; client_request_id?: string | null }
   | { type: 'pong' };
 
+/** Sent instead of several frames in a row to a client that subscribed with ``batch``. */
+export interface BatchMessage {
+  type: 'batch';
+  frames: ServerMessage[];
+}
+
 export type ClientMessage =
-  | { type: 'subscribe'; token: string; since_seq?: number }
+  | { type: 'subscribe'; token: string; since_seq?: number; batch?: boolean }
   | { type: 'prompt'; content: string; model?: string; effort?: string; client_request_id: string }
   | { type: 'cancel-prompt'; prompt_id: string }
   | { type: 'stop' }

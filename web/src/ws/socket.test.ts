@@ -126,7 +126,7 @@ describe('SessionSocket', () => {
     await flush();
     expect(t.sockets).toHaveLength(1);
     t.sockets[0]!.open();
-    expect(t.sockets[0]!.sent).toEqual([{ type: 'subscribe', token: 't1' }]);
+    expect(t.sockets[0]!.sent).toEqual([{ type: 'subscribe', token: 't1', batch: true }]);
     expect(t.last().state).toBe('connecting');
     t.sockets[0]!.receive(subscribed(10));
     expect(t.last()).toMatchObject({ state: 'online', everOnline: true });
@@ -138,7 +138,7 @@ describe('SessionSocket', () => {
     await vi.advanceTimersByTimeAsync(600);
     expect(t.sockets).toHaveLength(2);
     t.sockets[1]!.open();
-    expect(t.sockets[1]!.sent).toEqual([{ type: 'subscribe', token: 't2', since_seq: 12 }]);
+    expect(t.sockets[1]!.sent).toEqual([{ type: 'subscribe', token: 't2', since_seq: 12, batch: true }]);
     expect(t.getToken).toHaveBeenCalledTimes(2);
     t.socket.close();
   });
@@ -213,6 +213,24 @@ describe('SessionSocket', () => {
     expect(t.last().state).toBe('offline');
     await vi.advanceTimersByTimeAsync(1000);
     expect(t.sockets).toHaveLength(2);
+    t.socket.close();
+  });
+
+  it('hands out the frames of a batch one by one, in order', async () => {
+    const t = setup();
+    t.socket.start();
+    await flush();
+    t.sockets[0]!.open();
+    const event = (seq: number) => ({ type: 'event', event: { type: 'warning', seq } });
+    t.sockets[0]!.receive({ type: 'batch', frames: [subscribed(0), event(1), event(2)] });
+    expect(t.last().state).toBe('online');
+    t.sockets[0]!.receive(event(3));
+    expect(t.messages.map((m) => (m.type === 'event' ? m.event.seq : m.type))).toEqual([
+      'subscribed',
+      1,
+      2,
+      3,
+    ]);
     t.socket.close();
   });
 

@@ -8,7 +8,7 @@
 // 4009 fell behind — reconnect (4009 at once).
 
 import { ApiError } from '../api/client';
-import type { ClientMessage, ErrorInfo, ServerMessage, WsToken } from '../api/types';
+import type { BatchMessage, ClientMessage, ErrorInfo, ServerMessage, WsToken } from '../api/types';
 
 export type ConnState = 'connecting' | 'online' | 'offline';
 
@@ -166,30 +166,26 @@ export class SessionSocket {
     this.ws = ws;
     ws.onopen = () => {
       const since = this.handlers.resumeSeq();
+      // batch: frames that wait together at the server come as one message (see below).
       const msg: ClientMessage =
-        since === null ? { type: 'subscribe', token: token.token } : { type: 'subscribe', token: token.token, since_seq: since };
+        since === null
+          ? { type: 'subscribe', token: token.token, batch: true }
+          : { type: 'subscribe', token: token.token, since_seq: since, batch: true };
       ws.send(JSON.stringify(msg));
     };
     ws.onmessage = (ev) => {
       if (gen !== this.generation) return;
-      let msg: ServerMessage;
+      let parsed: ServerMessage | BatchMessage;
       try {
-        msg = JSON.parse(String(ev.data)) as ServerMessage;
+        parsed = JSON.parse(String(ev.data)) as ServerMessage | BatchMessage;
       } catch {
         return;
       }
-      if (msg.type === 'subscribed') {
-        this.online = true;
-        this.everOnline = true;
-        this.attempt = 0;
-        this.authFailures = 0;
-        this.startPing();
-        this.setStatus({ state: 'online', fatal: null, retryAt: null });
-      } else if (msg.type === 'pong') {
-        this.deps.clearTimeout(this.pongTimer);
-        this.pongTimer = null;
+      // A batch is its frames, in order, each handled as if it had come alone.
+      for (const msg of parsed.type === 'batch' ? parsed.frames : [parsed]) {
+        if (gen !== this.generation) return;
+        this.handle(msg);
       }
-      this.handlers.onMessage(msg);
     };
     ws.onerror = () => {
       /* a close event follows */
@@ -202,6 +198,21 @@ export class SessionSocket {
       this.handlers.onDisconnect?.();
       this.onClose(ev.code, ev.reason);
     };
+  }
+
+  private handle(msg: ServerMessage): void {
+    if (msg.type === 'subscribed') {
+      this.online = true;
+      this.everOnline = true;
+      this.attempt = 0;
+      this.authFailures = 0;
+      this.startPing();
+      this.setStatus({ state: 'online', fatal: null, retryAt: null });
+    } else if (msg.type === 'pong') {
+      this.deps.clearTimeout(this.pongTimer);
+      this.pongTimer = null;
+    }
+    this.handlers.onMessage(msg);
   }
 
   private onClose(code: number, reason: string): void {
