@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from openinspect.agent.models import ModelRegistry
 from openinspect.api.auth import Bootstrap, WsTokens, bootstrap_admin, load_or_create_secret
+from openinspect.automations.runs import AutomationEngine
 from openinspect.bus import Bus, open_bus
 from openinspect.people.service import People
 from openinspect.sandboxes.base import SandboxProvider
@@ -63,6 +64,8 @@ class ControlPlane:
     bootstrap: Bootstrap
     ws_tokens: WsTokens
     services: ServiceRunner
+    automations: AutomationEngine
+    """Automations' firings, runs and outcomes (``automations.runs``)."""
 
     async def warm_up(self) -> None:
         """What the server loads once it listens rather than before: the model clients of the
@@ -134,8 +137,12 @@ async def open_control_plane(
         log.info("replica %s", manager.replica_id)
         # A start-up step, not a service: it must finish before this server takes prompts.
         await manager.recover()
+        automations = AutomationEngine(store, commands)
+        await automations.open()  # its feed cursor, before any run can start
         services = ServiceRunner(
-            build_services(ServiceContext(settings, store, manager)),
+            build_services(
+                ServiceContext(settings, store, manager, automations=automations, bus=bus)
+            ),
             store.leases,
             lease_ttl_s=settings.services.lease_ttl_s,
             backoff_max_s=settings.services.backoff_max_s,
@@ -159,4 +166,5 @@ async def open_control_plane(
             bootstrap=bootstrap,
             ws_tokens=WsTokens(secret, settings.sessions.ws_token_ttl_s),
             services=services,
+            automations=automations,
         )

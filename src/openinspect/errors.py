@@ -22,7 +22,8 @@ tree, and the API turns any of them into the one JSON error envelope using ``cod
     ├── NotFoundError                     "not_found"                404
     │   ├── SessionNotFound               "session_not_found"        404
     │   ├── PromptNotFound                "prompt_not_found"         404
-    │   └── RepoNotFound                  "repo_not_found"           404
+    │   ├── RepoNotFound                  "repo_not_found"           404
+    │   └── AutomationNotFound            "automation_not_found"     404
     ├── InvalidInput                      "invalid_input"            422
     │   ├── PromptTooLarge                "prompt_too_large"         413
     │   ├── UnknownModel                  "unknown_model"            422
@@ -30,7 +31,8 @@ tree, and the API turns any of them into the one JSON error envelope using ``cod
     │   ├── InvalidEffort                 "invalid_effort"           422
     │   ├── RepoUnusable                  "repo_unusable"            422
     │   ├── SignInCodeInvalid             "sign_in_code_invalid"     422
-    │   └── PullRequestEmpty              "pull_request_empty"       422
+    │   ├── PullRequestEmpty              "pull_request_empty"       422
+    │   └── ScheduleInvalid               "schedule_invalid"         422
     ├── ConflictError                     "conflict"                 409
     │   ├── QueueFull                     "prompt_queue_full"        429
     │   ├── PromptNotCancellable          "prompt_not_cancellable"   409
@@ -40,7 +42,8 @@ tree, and the API turns any of them into the one JSON error envelope using ``cod
     │   ├── IdempotencyKeyReused          "idempotency_key_reused"   409
     │   ├── UserLimitReached              "user_limit_reached"       429
     │   ├── WatcherLimitReached           "watcher_limit_reached"    429
-    │   └── LeaseLost                     "lease_lost"               409
+    │   ├── LeaseLost                     "lease_lost"               409
+    │   └── AutomationBusy                "automation_busy"          409
     ├── StoreError                        "store_failed"             500
     │   ├── StoreUnavailable              "store_unavailable"        503  (retryable)
     │   └── StoreConflict                 "store_conflict"           409
@@ -193,6 +196,12 @@ class RepoNotFound(NotFoundError):
     code = "repo_not_found"
 
 
+class AutomationNotFound(NotFoundError):
+    """No such automation, or one the caller may not see (the same answer for both)."""
+
+    code = "automation_not_found"
+
+
 class InvalidInput(OpenInspectError):
     code = "invalid_input"
     status = 422
@@ -233,6 +242,13 @@ class PullRequestEmpty(InvalidInput):
     """The session branch has no commits over its base (or was never pushed): no PR to open."""
 
     code = "pull_request_empty"
+
+
+class ScheduleInvalid(InvalidInput):
+    """A cron expression or time zone refused: not five fields, unparsable, an unknown zone, or
+    firing more often than automations may (the message says which, and when)."""
+
+    code = "schedule_invalid"
 
 
 class ConflictError(OpenInspectError):
@@ -288,6 +304,12 @@ class LeaseLost(ConflictError):
     server took the work over (or it was released), so this server's write is refused."""
 
     code = "lease_lost"
+
+
+class AutomationBusy(ConflictError):
+    """A run of the automation is active and its policy is ``skip``: "run now" is refused."""
+
+    code = "automation_busy"
 
 
 class StoreError(OpenInspectError):

@@ -46,6 +46,8 @@ DEFAULT_SESSION_LEASE_TTL_S = 10.0
 DEFAULT_FORWARD_TIMEOUT_S = 30.0
 DEFAULT_FAILOVER_INTERVAL_S = 2.0
 DEFAULT_EVICT_IDLE_S = 60.0
+DEFAULT_SCHEDULER_INTERVAL_S = 20.0
+DEFAULT_AUTOMATION_RUNS_POLL_S = 1.0
 
 
 class ServerSettings(BaseModel):
@@ -196,6 +198,30 @@ class ServiceSettings(BaseModel):
         True,
         description="Run the eviction of idle live sessions (ownership.evict_idle_s). Every "
         "server runs it over the sessions it owns.",
+    )
+    scheduler_enabled: bool = Field(
+        True,
+        description="Run the automation scheduler: fire due schedules once per fire time and "
+        "repair runs a crash left behind. One server at a time runs it.",
+    )
+    scheduler_interval_s: float = Field(
+        DEFAULT_SCHEDULER_INTERVAL_S,
+        gt=0,
+        le=60,
+        description="How often the automation scheduler looks for due schedules, in seconds "
+        "(a schedule fires at most this late).",
+    )
+    automation_runs_enabled: bool = Field(
+        True,
+        description="Run the automation outcome consumer: mark runs running, succeeded or "
+        "failed from their prompts' events (a durable feed cursor), pause an automation after "
+        "3 failed runs in a row, and start queued runs. One server at a time runs it.",
+    )
+    automation_runs_poll_s: float = Field(
+        DEFAULT_AUTOMATION_RUNS_POLL_S,
+        gt=0,
+        le=60,
+        description="How often the automation outcome consumer reads the event feed, in seconds.",
     )
     lease_ttl_s: float = Field(
         DEFAULT_SERVICE_LEASE_TTL_S,

@@ -205,15 +205,23 @@ async def test_the_lifespan_starts_the_services_the_settings_turn_on(tmp_path: P
 
     async with open_control_plane(settings()) as plane:
         assert plane.services.names == [
+            "automation_runs",
             "draft_sweep",
             "evict",
             "failover",
             "idle_reaper",
             "presence_heartbeat",
+            "scheduler",
             "webhook_prune",
         ]
         await _until(lambda: plane.services.holds("webhook_prune") is not None)
-    off = settings(draft_sweep_enabled=False, webhook_prune_enabled=False, evict_enabled=False)
+    off = settings(
+        draft_sweep_enabled=False,
+        webhook_prune_enabled=False,
+        evict_enabled=False,
+        scheduler_enabled=False,
+        automation_runs_enabled=False,
+    )
     async with open_control_plane(off) as plane:
         assert plane.services.names == ["failover", "idle_reaper", "presence_heartbeat"]
     no_tidy = Settings(
@@ -221,7 +229,11 @@ async def test_the_lifespan_starts_the_services_the_settings_turn_on(tmp_path: P
         sandbox=SandboxSettings(provider="process"),
         sessions=SessionSettings(tidy_interval_s=0),
         services=ServiceSettings(
-            webhook_prune_enabled=False, failover_enabled=False, evict_enabled=False
+            webhook_prune_enabled=False,
+            failover_enabled=False,
+            evict_enabled=False,
+            scheduler_enabled=False,
+            automation_runs_enabled=False,
         ),
     )
     async with open_control_plane(no_tidy) as plane:

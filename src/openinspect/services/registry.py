@@ -12,6 +12,7 @@ import importlib
 import importlib.metadata
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from openinspect.errors import ConfigError
 from openinspect.services.base import Service
@@ -19,13 +20,19 @@ from openinspect.sessions.manager import SessionManager
 from openinspect.settings import Settings
 from openinspect.store import Store
 
+if TYPE_CHECKING:  # the engine imports the session layer; the registry is imported early
+    from openinspect.automations.runs import AutomationEngine
+    from openinspect.bus import Bus
+
 ENTRY_POINT_GROUP = "openinspect.services"
 BUILTIN_SERVICES: dict[str, str] = {
+    "automation_runs": "openinspect.services.scheduler:automation_runs",
     "draft_sweep": "openinspect.services.tidy:draft_sweep",
     "evict": "openinspect.services.ownership:evict",
     "failover": "openinspect.services.ownership:failover",
     "idle_reaper": "openinspect.services.tidy:idle_reaper",
     "presence_heartbeat": "openinspect.services.presence:presence_heartbeat",
+    "scheduler": "openinspect.services.scheduler:scheduler",
     "webhook_prune": "openinspect.services.webhooks:webhook_prune",
 }
 
@@ -37,6 +44,9 @@ class ServiceContext:
     settings: Settings
     store: Store
     manager: SessionManager
+    automations: AutomationEngine | None = None
+    """The automation engine (the scheduler's and the outcome consumer's); None: neither runs."""
+    bus: Bus | None = None
 
 
 ServiceFactory = Callable[[ServiceContext], Service | None]
