@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from openinspect.controlplane import ControlPlane
 from openinspect.domain.events import utcnow
@@ -99,9 +100,19 @@ async def test_a_draft_deleted_by_another_server_loses_its_sandbox_here(
     actor.typing()
     await actor.sandbox.ready()
     await _age(plane, draft.id, DRAFT_TTL_S + 5)
+    assert await _lease_names(plane) == [f"session:{draft.id}"]  # its owner's
     deleted = await plane.store.sessions.delete_abandoned_drafts(utcnow(), 10)
     assert list(deleted) == [draft.id]
+    assert await _lease_names(plane) == []  # nothing will own it again
 
     report = await Tidier(manager).sweep()
     assert report.drafts_deleted == [] and report.discarded == [draft.id]
     assert actor.sandbox.status == "stopped"
+
+
+async def _lease_names(plane: ControlPlane) -> list[str]:
+    """The session leases in the store."""
+    leases = sa.table("leases", sa.column("name"))
+    async with plane.store.engine.connect() as conn:
+        names = (await conn.execute(sa.select(leases.c.name))).scalars().all()
+    return sorted(n for n in names if n.startswith("session:"))

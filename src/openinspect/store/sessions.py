@@ -13,7 +13,14 @@ from openinspect.domain.events import utcnow
 from openinspect.domain.models import Session
 from openinspect.errors import StoreConflict
 from openinspect.store.changes import NewSession, insert_session
-from openinspect.store.tables import conversation_messages, participants, prompts, sessions
+from openinspect.store.owners import SESSION_LEASE_PREFIX
+from openinspect.store.tables import (
+    conversation_messages,
+    leases,
+    participants,
+    prompts,
+    sessions,
+)
 
 
 def _session(row: sa.Row[Any]) -> Session:
@@ -227,4 +234,8 @@ class SessionStore:
                     .returning(sessions.c.id)
                 )
                 ids = sorted(deleted.scalars().all())
+                # Their ownership leases too: nothing will own these sessions again.
+                names = [f"{SESSION_LEASE_PREFIX}{i}" for i in ids]
+                if names:
+                    await conn.execute(leases.delete().where(leases.c.name.in_(names)))
         return ids
