@@ -19,6 +19,9 @@ tree, and the API turns any of them into the one JSON error envelope using ``cod
     │   │   └── LoginLinkExpired          "login_link_expired"       410
     │   ├── SignInRateLimited             "sign_in_rate_limited"     429
     │   └── WebhookSignatureInvalid       "webhook_signature_invalid" 401
+    │       ├── SignatureMissing          "signature_missing"        401
+    │       ├── SignatureInvalid          "signature_invalid"        401
+    │       └── TimestampStale            "timestamp_stale"          401
     ├── NotFoundError                     "not_found"                404
     │   ├── SessionNotFound               "session_not_found"        404
     │   ├── PromptNotFound                "prompt_not_found"         404
@@ -173,7 +176,29 @@ class SignInRateLimited(AuthError):
 
 
 class WebhookSignatureInvalid(AuthError):
+    """A webhook delivery that does not prove its sender. GitHub's door raises this one; the
+    automation doors (``automations.signatures``) raise the subclasses, whose codes say why."""
+
     code = "webhook_signature_invalid"
+
+
+class SignatureMissing(WebhookSignatureInvalid):
+    """No signature or bearer secret came with the delivery."""
+
+    code = "signature_missing"
+
+
+class SignatureInvalid(WebhookSignatureInvalid):
+    """A signature or bearer secret that is malformed or does not match."""
+
+    code = "signature_invalid"
+
+
+class TimestampStale(WebhookSignatureInvalid):
+    """A signed delivery's timestamp is missing, unreadable, or too far from this server's
+    clock (a replay, or a clock out of step)."""
+
+    code = "timestamp_stale"
 
 
 class NotFoundError(OpenInspectError):
