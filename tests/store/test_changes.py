@@ -7,6 +7,7 @@ alone, and one bad change in a batch leaves the others committed, gap-free."""
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from openinspect.domain.events import (
     PromptQueued,
     PromptStarted,
     SessionCreated,
+    SessionUpdated,
     Usage,
 )
 from openinspect.domain.models import Author, Prompt, User
@@ -221,6 +223,33 @@ async def test_one_bad_change_in_a_batch_fails_alone(store: Store) -> None:
     positions = [o.pos for o in outcomes if isinstance(o, Appended)]
     assert positions == sorted(positions) and len(set(positions)) == 3
     assert await store.feed.head() == max(positions)
+
+
+async def test_the_changes_of_one_unit_stand_or_fall_together_when_a_batch_is_retried(
+    store: Store,
+) -> None:
+    """A prompt's end and a session update of the same ``unit``: the end fails in the
+    database, so the batch is retried; the update is retried with it and fails with it, while
+    a change of no unit still commits alone."""
+    user = await store.users.create(name="Ada", email="ada@e", role="admin")
+    session_id = await new_session(store, user)
+    prompt = await running_prompt(store, session_id, Author.of(user))
+    await inject_failure(store, "events", "NEW.type = 'prompt-finished'")
+    title = SessionUpdated(session_id=session_id, title="renamed")
+    batch = [
+        Change(title, session={"title": "renamed"}, unit=prompt.id),
+        replace(finished(session_id, prompt.id), unit=prompt.id),
+        Change(AgentText(session_id=session_id, part_id="p", text="alone")),
+    ]
+    outcomes = await store.events.commit(batch)
+    assert isinstance(outcomes[0], StoreError) and isinstance(outcomes[1], StoreError)
+    assert isinstance(outcomes[2], Appended)
+    session = await store.sessions.get(session_id)
+    assert session is not None and session.title != "renamed"
+    assert (await store.prompts.get(prompt.id)).status == "running"  # type: ignore[union-attr]
+    stored = await store.events.after(session_id, 0, 100)
+    assert [e.type for e in stored][-1] == "agent-text"
+    assert not any(getattr(e, "title", None) == "renamed" for e in stored)
 
 
 async def test_a_clean_batch_is_one_transaction_with_contiguous_seqs(store: Store) -> None:

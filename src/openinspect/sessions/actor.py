@@ -245,10 +245,12 @@ class SessionActor:
             self.session = self.session.model_copy(update={"total_cost_usd": stored.total_cost_usd})
         return stored
 
-    async def _set_status(self, status: SessionStatus) -> None:
+    async def _set_status(self, status: SessionStatus, *, unit: str | None = None) -> None:
         if self.session.status == status:
             return
-        await self._update_with_event(SessionUpdated(session_id=self.session.id, status=status))
+        await self._update_with_event(
+            SessionUpdated(session_id=self.session.id, status=status), unit=unit
+        )
 
     # -- commands --------------------------------------------------------------------------
 
@@ -334,12 +336,13 @@ class SessionActor:
                             position=unfinished,
                         ),
                         prompt=NewPrompt(prompt, print_),
+                        unit=prompt.id,
                     )
                 ),
-                self._set_status("active"),
+                self._set_status("active", unit=prompt.id),
             ]
             if self.session.title == UNTITLED_SESSION:
-                steps.append(self._name_after(content))
+                steps.append(self._name_after(content, unit=prompt.id))
             try:
                 await asyncio.gather(*steps)
             except BaseException:
@@ -350,7 +353,7 @@ class SessionActor:
         self._wake.set()
         return prompt
 
-    async def _name_after(self, content: str) -> None:
+    async def _name_after(self, content: str, *, unit: str | None = None) -> None:
         """A session created without a title takes the first line of its first prompt."""
         first = next((line.strip() for line in content.splitlines() if line.strip()), "")
         title = (
@@ -358,7 +361,9 @@ class SessionActor:
             if len(first) <= TITLE_FROM_PROMPT_CHARS
             else first[: TITLE_FROM_PROMPT_CHARS - 1].rstrip() + "…"
         )
-        await self._update_with_event(SessionUpdated(session_id=self.session.id, title=title))
+        await self._update_with_event(
+            SessionUpdated(session_id=self.session.id, title=title), unit=unit
+        )
 
     async def cancel(self, prompt_id: str) -> None:
         """Cancel a queued prompt."""
@@ -435,13 +440,13 @@ class SessionActor:
                 )
         return self.session
 
-    async def _update_with_event(self, event: SessionUpdated) -> None:
+    async def _update_with_event(self, event: SessionUpdated, *, unit: str | None = None) -> None:
         """Change the session row and append the event announcing it, in one transaction; the
-        actor's copy of the session then takes the same values."""
+        actor's copy of the session then takes the same values. ``unit``: see ``Change``."""
         values = {
             k: v for k, v in {"status": event.status, "title": event.title}.items() if v is not None
         }
-        stored = await self.commit(Change(event, session=values))
+        stored = await self.commit(Change(event, session=values, unit=unit))
         assert stored is not None  # no prompt, no guard
         self.session = self.session.model_copy(update={**values, "updated_at": stored.ts})
 

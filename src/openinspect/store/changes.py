@@ -24,7 +24,8 @@ event's key, its prompt guard, and its session row. A check that fails ends that
 with nothing of it written (the caller learns it: ``Refused``, ``LeaseLost``,
 ``NotFoundError``) and the rest of the batch goes on. An
 error after a write (a constraint, the database) aborts the transaction: the caller then retries
-each change alone (``EventStore.commit``), so one bad change never fails the others.
+each change alone (``EventStore.commit``), so one bad change never fails the others; changes
+of one ``unit`` are retried together, so they still commit together or not at all.
 
 Lock order, the same for every batch: leases, prompts and sandboxes of each session, its session
 row (sessions by id), and last the feed head (``store/feed.py``), held until the commit.
@@ -104,6 +105,10 @@ class Change:
     new_session: NewSession | None = None
     sandbox: SandboxMove | None = None
     fence: Lease | None = None
+    unit: str | None = None
+    """Changes with the same ``unit`` in one batch commit together or not at all: when a batch
+    is retried change by change, they are retried together (a prompt queued and its session
+    turning active, say)."""
 
     def __post_init__(self) -> None:
         unknown = set(self.session) - SESSION_COLUMNS

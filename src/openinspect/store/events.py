@@ -45,9 +45,14 @@ class EventStore:
         except StoreUnavailable as exc:  # the database, not a change: each would fail alike
             return [exc] * len(changes)
         except Exception as exc:
-            if len(changes) == 1:
-                return [exc]
-        return [(await self.commit([change]))[0] for change in changes]
+            units = _units(changes)
+            if len(units) == 1:  # one change, or changes that stand or fall together
+                return [exc] * len(changes)
+        outcomes: list[Outcome | None] = [None] * len(changes)
+        for unit in units:
+            for i, outcome in zip(unit, await self.commit([changes[i] for i in unit]), strict=True):
+                outcomes[i] = outcome
+        return [o for o in outcomes if o is not None]
 
     async def append(
         self,
@@ -178,3 +183,12 @@ class EventStore:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).scalars().all()
         return [load_event(r) for r in rows]
+
+
+def _units(changes: Sequence[Change]) -> list[list[int]]:
+    """The indexes of ``changes``, grouped into what must commit together (``Change.unit``),
+    in order of each group's first change."""
+    units: dict[object, list[int]] = {}
+    for i, change in enumerate(changes):
+        units.setdefault(change.unit if change.unit is not None else i, []).append(i)
+    return list(units.values())
