@@ -129,6 +129,7 @@ async def open_control_plane(
             hub=hub,
             origins=origins,
             running_prompt=manager.running_prompt,
+            lease_of=manager.lease_of,
         )
         bootstrap = await bootstrap_admin(store, home)
         commands = CommandHandler(manager, bus)

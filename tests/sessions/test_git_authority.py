@@ -129,3 +129,26 @@ async def test_the_push_policy_comes_from_the_claims(plane: ControlPlane, origin
     await authority.pushed(mine_grant, [landed], True, "")
     policy = (await grant(mine.id, "token-mine")).policy
     assert policy.decide(RefUpdate(SHA, "2" * 40, f"refs/heads/{mine.branch}")).allowed
+
+
+async def test_a_replica_that_lost_the_session_records_no_push(
+    plane: ControlPlane, origin: Path
+) -> None:
+    """The push events go under the owner's fence: once another replica took the session
+    over (the lease was taken from under the actor), this one writes nothing of them."""
+    session = await _session(plane, origin)
+    actor = await plane.manager.actor(session.id)
+    assert actor.lease is not None and plane.manager.lease_of(session.id) == actor.lease
+    await _sandbox(plane, session.id, "sbx_1", "token-1")
+    owner, name = plane.origins.slug(session.repo_url)
+    grant = await plane.git_authority.authorize(
+        session.id, owner, name, "token-1", "git-receive-pack"
+    )
+    before = await plane.store.events.after(session.id, 0, 500)
+    # Another replica takes the session: the lease ends here and is taken again elsewhere.
+    assert await plane.store.leases.release(actor.lease)
+    taken = await plane.store.leases.acquire(actor.lease.name, "replica-b", 30.0)
+    assert taken is not None
+    await plane.git_authority.pushed(grant, [RefUpdate(ZERO, SHA, "refs/heads/x")], True, "")
+    await plane.git_authority.pushed(grant, [RefUpdate(ZERO, SHA, "refs/heads/y")], False, "no")
+    assert await plane.store.events.after(session.id, 0, 500) == before

@@ -5,7 +5,9 @@ the session named in the path, and the path's repo must be that session's; then 
 forwards to the session's origin with credentials the sandbox never sees, under the session's
 push policy (built from the branch claims in the store: see ``store.branches``). Every push
 attempt becomes events: a ``git-push`` per ref that landed, a ``warning`` (``push_refused``) for
-one that did not.
+one that did not, written under the session owner's lease (its fence) when the session is
+live here: a replica that lost the session records nothing (the new owner's recovery reads the
+origin and records what landed).
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from openinspect.domain.events import GitPush, WarningEvent
-from openinspect.errors import AuthError, ForbiddenError, NotFoundError
+from openinspect.domain.events import Event, GitPush, WarningEvent
+from openinspect.errors import AuthError, ForbiddenError, LeaseLost, NotFoundError
 from openinspect.sandboxes.bridge import BridgeHub
 from openinspect.scm.gitproxy import ProxyGrant
 from openinspect.scm.push_rules import NAME_SEPARATOR, PushPolicy, RefUpdate
 from openinspect.sessions.eventlog import EventLog
 from openinspect.sessions.origins import Origins
 from openinspect.store import Store
+from openinspect.store.leases import Lease
 
 log = logging.getLogger(__name__)
 ZERO_SHA = "0" * 40
@@ -35,12 +38,16 @@ class SessionGitAuthority:
         hub: BridgeHub,
         origins: Origins,
         running_prompt: Callable[[str], str | None],
+        lease_of: Callable[[str], Lease | None] = lambda _: None,
     ) -> None:
+        """``running_prompt`` and ``lease_of``: the prompt a session runs here and the lease
+        this replica owns it by, if it is live here."""
         self._store = store
         self._events = events
         self._hub = hub
         self._origins = origins
         self._running_prompt = running_prompt
+        self._lease_of = lease_of
 
     async def authorize(
         self, session_id: str, owner: str, repo: str, credential: str | None, service: str
@@ -84,7 +91,7 @@ class SessionGitAuthority:
         sid = grant.session_id
         prompt_id = self._running_prompt(sid)
         if not ok:
-            await self._events.append(
+            await self._record(
                 WarningEvent(
                     session_id=sid,
                     prompt_id=prompt_id,
@@ -103,7 +110,7 @@ class SessionGitAuthority:
             if session is not None:
                 await self._store.branches.claim(sid, remote, branch)
             await self._store.branches.record(sid, branch, None if update.is_delete else update.new)
-            await self._events.append(
+            await self._record(
                 GitPush(
                     session_id=sid,
                     prompt_id=prompt_id,
@@ -111,4 +118,14 @@ class SessionGitAuthority:
                     branch=branch,
                     remote=remote,
                 )
+            )
+
+    async def _record(self, event: Event) -> None:
+        """Append under the owner's fence; a replica that lost the session records nothing."""
+        try:
+            await self._events.append(event, fence=self._lease_of(event.session_id))
+        except LeaseLost:
+            log.warning(
+                "session %s: a push was not recorded here: another server owns the session",
+                event.session_id,
             )

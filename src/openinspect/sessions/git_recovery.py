@@ -20,6 +20,7 @@ from openinspect.sessions.eventlog import EventLog
 from openinspect.sessions.git import git, git_env
 from openinspect.sessions.origins import Origins
 from openinspect.store import Store
+from openinspect.store.leases import Lease
 
 log = logging.getLogger(__name__)
 RECENT_GIT_EVENTS = 200
@@ -47,7 +48,13 @@ async def origin_tips(origins: Origins, origin: str, branches: list[str]) -> dic
 
 
 async def reconcile_pushes(
-    store: Store, events: EventLog, origins: Origins, session_id: str, prompt_id: str | None
+    store: Store,
+    events: EventLog,
+    origins: Origins,
+    session_id: str,
+    prompt_id: str | None,
+    *,
+    fence: Lease | None = None,
 ) -> list[GitPush]:
     """Record the pushes of ``session_id`` that the origin has and the log lacks, tagged with
     ``prompt_id`` (the prompt that was running). Returns what was recorded."""
@@ -84,7 +91,7 @@ async def reconcile_pushes(
             branch=branch,
             remote=session.repo_url,
         )
-        await events.append(push)
+        await events.append(push, fence=fence)
         recorded.append(push)
         log.warning(
             "session %s: recorded a push of %s that landed before a crash", session_id, branch

@@ -133,6 +133,11 @@ class SessionManager:
         a command): this one is the only replica by construction."""
         return self.deps.settings.bus_url.split("://", 1)[0] == "memory"
 
+    def lease_of(self, session_id: str) -> Lease | None:
+        """The lease this replica owns the session by, if it is live here."""
+        actor = self._actors.get(session_id)
+        return actor.lease if actor is not None and not actor.closed else None
+
     def running_prompt(self, session_id: str) -> str | None:
         """The prompt the session is running now, if it is live here."""
         actor = self._actors.get(session_id)
@@ -218,7 +223,9 @@ class SessionManager:
         await store.owners.sandboxes_lost(session_id)
         for prompt in await store.prompts.for_session(session_id, ("running",)):
             # Before the prompt ends in the log: a push it made may have landed unrecorded.
-            await reconcile_pushes(store, events, self.deps.origins, session_id, prompt.id)
+            await reconcile_pushes(
+                store, events, self.deps.origins, session_id, prompt.id, fence=lease
+            )
             interrupted = await events.commit(
                 Change(
                     PromptFinished(
