@@ -211,6 +211,53 @@ def github_server(
         raise typer.Exit(2) from None
 
 
+@testing_app.command("sentry-send")
+def sentry_send(
+    url: Annotated[str, typer.Option(help="Where to POST (e.g. http://…/webhooks/sentry/ID).")],
+    secret: Annotated[str, typer.Option(help="The integration's client secret to sign with.")],
+    resource: Annotated[str, typer.Option(help="issue | event_alert | metric_alert.")] = "issue",
+    action: Annotated[
+        str | None,
+        typer.Option(
+            help="issue: created | regressed; event_alert: triggered; "
+            "metric_alert: critical | warning | resolved (default: the first)."
+        ),
+    ] = None,
+    issue_id: Annotated[str, typer.Option(help="The Sentry issue id.")] = "1001",
+    title: Annotated[str | None, typer.Option(help="Issue title (metric: rule name).")] = None,
+    project: Annotated[str | None, typer.Option(help="Project slug.")] = None,
+    level: Annotated[str | None, typer.Option(help="error, warning, fatal…")] = None,
+    rule_id: Annotated[str, typer.Option(help="metric_alert: the alert rule id.")] = "7",
+) -> None:
+    """Send one webhook signed as Sentry signs them (the fake Sentry); prints the answer and
+    exits 1 unless it is a 2xx."""
+    import httpx
+    from rich.markup import escape
+
+    from openinspect.testing.sentry.cli import run as send_sentry
+
+    try:
+        delivery = send_sentry(
+            url=url,
+            secret=secret,
+            resource=resource,
+            action=action,
+            issue_id=issue_id,
+            title=title,
+            project=project,
+            level=level,
+            rule_id=rule_id,
+        )
+    except ValueError as exc:
+        err_console().print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    except httpx.HTTPError as exc:
+        err_console().print(f"[red]error:[/] could not reach {escape(url)}: {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    if not 200 <= delivery.status_code < 300:
+        raise typer.Exit(1)
+
+
 tokens_app = typer.Typer(
     help="Your API tokens on the server.", no_args_is_help=True, rich_markup_mode=None
 )
