@@ -99,6 +99,15 @@ class SessionSettings(BaseModel):
         description="Frames that may wait for one WebSocket client; a client further behind is "
         "cut off (4009) and resyncs, so a slow client never holds up the others.",
     )
+    ws_batch_interval_ms: float = Field(
+        5.0,
+        ge=0,
+        le=1000,
+        description="A WebSocket client that reads batch messages (the web app) gets at most one "
+        "message per this many milliseconds: frames that come meanwhile go out together, so a "
+        "busy session costs one send per client per interval, not one per frame. 0 sends each "
+        "burst at once.",
+    )
     presence_ttl_s: float = Field(
         DEFAULT_PRESENCE_TTL_S,
         ge=0.3,

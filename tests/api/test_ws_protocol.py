@@ -244,3 +244,28 @@ def test_a_batch_keeps_the_order_and_its_limits() -> None:
     sent = ws_module.batched(big)
     assert [len(json.loads(m)["frames"]) for m in sent] == [2, 2]
     assert all(len(m) <= ws_module.BATCH_MAX_CHARS + 64 for m in sent)
+
+
+async def test_a_batch_client_gets_at_most_one_message_per_interval(
+    api: InApp, plane: ControlPlane
+) -> None:
+    """The first frame goes out at once; frames that come within the interval after it wait
+    and go out together, even when each came on its own."""
+    plane.settings.sessions.ws_batch_interval_ms = 300
+    admin = api.admin()
+    sid = await _session(plane, admin.user)
+    async with admin.socket(sid, batch=True) as (ws, _):
+
+        async def delta(text: str) -> None:
+            await plane.events.publish(AgentTextDelta(session_id=sid, part_id="p", delta=text))
+
+        await asyncio.sleep(0.4)  # what the join sent (presence) and its interval are over
+        batches = ws.batches
+        await delta("first")
+        assert (await ws.until(_is_event))["event"]["delta"] == "first"
+        assert ws.batches == batches  # alone, at once
+        for text in ("a", "b", "c"):
+            await delta(text)
+            await asyncio.sleep(0.02)  # each on its own, well within the interval
+        got = [(await ws.until(_is_event))["event"]["delta"] for _ in range(3)]
+        assert got == ["a", "b", "c"] and ws.batches == batches + 1

@@ -260,8 +260,18 @@ class _Connection:
     async def forward(self, queue: ClientQueue) -> None:
         """Send what the session's fan-out queued for this socket, in order, skipping durable
         events already sent in the snapshot."""
+        loop = asyncio.get_running_loop()
+        # A batch client gets at most one message per interval: a frame that comes sooner after
+        # the last message waits for the rest of it, so under load frames batch (a burst costs
+        # one send per client) while a lone frame goes out at once.
+        interval = self.state.settings.sessions.ws_batch_interval_ms / 1000 if self.batch else 0
+        sent_at = -interval
         try:
             while True:
+                if interval:
+                    wait = sent_at + interval - loop.time()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
                 texts = []
                 for seq, text in await queue.take():
                     if seq is not None:
@@ -269,6 +279,7 @@ class _Connection:
                             continue
                         self.last_seq = seq
                     texts.append(text)
+                sent_at = loop.time()
                 await self.send_frames(batched(texts) if self.batch else texts)
         except ClientFellBehind:
             raise _Close(CLOSE_RESYNC, "Fell behind; reconnect with since_seq") from None
