@@ -152,8 +152,10 @@ def verify_hmac_sha256(
             hint=f"Sign the raw body with HMAC-SHA256 and the automation's secret, in {header}",
         )
     if verdict == "malformed":
+        # The sender's value is not echoed: it may be a secret sent in the wrong header.
         raise SignatureInvalid(
-            f"{header} is malformed: expected {_FORMS[prefix]}, got {_shown(value or '')}"
+            f"{header} is malformed: expected {_FORMS[prefix]}, "
+            f"not these {len((value or '').strip())} characters"
         )
     if verdict == "mismatch":
         raise SignatureInvalid(
