@@ -66,6 +66,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from openinspect.automations import schedule as schedules
 from openinspect.domain.automations import (
     ACTIVE_RUN_STATUSES,
+    REASON_MAX,
     RUN_KEY_MAX,
     RUN_ORIGIN_REF_PREFIX,
     Automation,
@@ -318,6 +319,38 @@ class AutomationEngine:
             return await self._fail(run, exc.code, exc.message)
         linked = await self.store.automations.set_run(run.id, _ANY, prompt_id=prompt.id)
         return linked or await self._reread(run)
+
+    async def skip(
+        self,
+        automation_id: str,
+        *,
+        trigger: RunTrigger,
+        key: str,
+        reason: str,
+        payload: JsonValue | None = None,
+        origin_ref: str | None = None,
+        follow_up: bool = False,
+    ) -> AutomationRun:
+        """Record a firing the door decided not to act on (a cap reached, say) as a
+        ``skipped`` run with ``reason``. Idempotent on the key like ``fire``: a run already
+        made with it is returned as it is."""
+        automation, key, existing = await self._lookup(automation_id, key)
+        if existing is not None:
+            return existing
+        now = self.now()
+        run = self._new_run(
+            automation,
+            trigger=trigger,
+            key=key,
+            status="skipped",
+            payload=payload,
+            origin_ref=origin_ref,
+            reason=reason[:REASON_MAX],
+            finished_at=now,
+            follow_up=follow_up,
+        )
+        run, _ = await self.store.automations.insert_run(run)
+        return run
 
     async def drain(self, automation_id: str) -> AutomationRun | None:
         """Start the automation's oldest queued run if its slot is free (and it is not

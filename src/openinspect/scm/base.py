@@ -198,6 +198,31 @@ class Comment:
     url: str
 
 
+@dataclass(frozen=True)
+class CheckRun:
+    """A check run as GitHub reports it (``GET …/check-runs/{id}``); ``app`` is the slug of
+    the App that made it (``github-actions`` for Actions, whose check run ids are job ids)."""
+
+    id: int
+    name: str
+    conclusion: str | None
+    url: str | None
+    title: str | None
+    summary: str | None
+    text: str | None
+    app: str | None
+
+
+@dataclass(frozen=True)
+class WorkflowJob:
+    """One job of a GitHub Actions workflow run."""
+
+    id: int
+    name: str
+    conclusion: str | None
+    url: str | None
+
+
 class ScmProvider(Protocol):
     """What the control plane needs from an SCM host.
 

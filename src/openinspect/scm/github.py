@@ -40,6 +40,7 @@ from openinspect.errors import (
     ScmUnavailable,
 )
 from openinspect.scm.base import (
+    CheckRun,
     Comment,
     DeviceCode,
     DevicePoll,
@@ -52,6 +53,7 @@ from openinspect.scm.base import (
     ReviewEvent,
     ScmUser,
     UserEmail,
+    WorkflowJob,
 )
 from openinspect.scm.github_app import GitHubApp, github_errors
 from openinspect.scm.github_oauth import DEFAULT_OAUTH_SCOPES, GitHubOAuth
@@ -327,6 +329,67 @@ class GitHub:
             )
             comment = response.parsed_data
             return Comment(id=comment.id, url=comment.html_url)
+
+    # ------------------------------------------------------------------ checks and CI logs
+
+    async def _checks_client(self, repo: RepoRef) -> UserClient:
+        """An installation token with every permission of the installation: reading checks
+        and Actions logs needs ``checks: read`` and ``actions: read``, which the per-repository
+        git token does not ask for (so an App without them still pushes)."""
+        installation_id = await self._app.installation_id(repo)
+        return self._as((await self._app.installation_token(installation_id)).token)
+
+    async def get_check_run(self, repo: RepoRef, check_run_id: int) -> CheckRun:
+        """Check run ``check_run_id`` of ``repo`` (its output: title, summary, text)."""
+        gh = await self._checks_client(repo)
+        async with self._errors(f"getting check run {check_run_id} of {repo}"):
+            data = (await gh.rest.checks.async_get(repo.owner, repo.name, check_run_id)).parsed_data
+            return CheckRun(
+                id=data.id,
+                name=data.name,
+                conclusion=data.conclusion,
+                url=data.html_url or data.details_url,
+                title=data.output.title,
+                summary=data.output.summary,
+                text=data.output.text,
+                app=data.app.slug if data.app and data.app.slug else None,
+            )
+
+    async def workflow_jobs(self, repo: RepoRef, run_id: int, attempt: int) -> list[WorkflowJob]:
+        """The jobs of attempt ``attempt`` of workflow run ``run_id`` (the first 100)."""
+        gh = await self._checks_client(repo)
+        async with self._errors(f"listing the jobs of workflow run {run_id} of {repo}"):
+            response = await gh.rest.actions.async_list_jobs_for_workflow_run_attempt(
+                repo.owner, repo.name, run_id, attempt, per_page=PER_PAGE
+            )
+            return [
+                WorkflowJob(id=j.id, name=j.name, conclusion=j.conclusion, url=j.html_url)
+                for j in response.parsed_data.jobs
+            ]
+
+    async def job_log_tail(self, repo: RepoRef, job_id: int, max_bytes: int) -> str:
+        """The last ``max_bytes`` of job ``job_id``'s log (GitHub answers with a redirect to
+        a plain-text file, followed here). Asks for only the tail (``Range``) and, should the
+        file be sent whole, keeps only the tail while reading it."""
+        gh = await self._checks_client(repo)
+        tail = bytearray()
+        async with self._errors(f"getting the log of job {job_id} of {repo}"), gh:
+            response = await gh.rest.actions.async_download_job_logs_for_workflow_run(
+                repo.owner,
+                repo.name,
+                job_id,
+                headers={"Range": f"bytes=-{max_bytes}"},
+                stream=True,
+            )
+            raw = response.raw_response
+            try:
+                async for chunk in raw.aiter_bytes():
+                    tail += chunk
+                    if len(tail) > 2 * max_bytes:
+                        del tail[:-max_bytes]
+            finally:
+                await raw.aclose()
+        return bytes(tail[-max_bytes:]).decode("utf-8", "replace")
 
     # ------------------------------------------------------------------ OAuth sign-in
 

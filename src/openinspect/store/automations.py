@@ -509,3 +509,31 @@ class AutomationStore:
                 return None, None
             paused = await record_outcome_on(conn, moved[0], failed=failed)
         return moved[0], paused
+
+    # --- for the GitHub door ---
+
+    async def with_trigger(self, kind: str) -> builtins.list[Automation]:
+        """Every automation (paused or not) whose trigger is of ``kind``, oldest first."""
+        query = (
+            _select_automations()
+            .where(automations.c.trigger_kind == kind)
+            .order_by(automations.c.created_at, automations.c.id)
+        )
+        async with self._engine.connect() as conn:
+            return [_automation(row) for row in (await conn.execute(query)).all()]
+
+    async def count_follow_ups(self, automation_id: str, key_prefix: str) -> int:
+        """The automation's follow-up runs whose key starts with ``key_prefix`` and that were
+        not skipped: the prompts it actually sent (e.g. fix attempts on one pull request)."""
+        query = (
+            sa.select(sa.func.count())
+            .select_from(automation_runs)
+            .where(
+                automation_runs.c.automation_id == automation_id,
+                automation_runs.c.follow_up.is_(True),
+                automation_runs.c.status != "skipped",
+                automation_runs.c.key.startswith(key_prefix, autoescape=True),
+            )
+        )
+        async with self._engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())

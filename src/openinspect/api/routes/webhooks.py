@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from openinspect.api.deps import State
 from openinspect.api.errors import documented
+from openinspect.automations.github_door import GithubDoor
 from openinspect.errors import InvalidInput, NotConfigured
 from openinspect.scm.webhooks import verify_signature
 
@@ -59,7 +60,7 @@ async def github(request: Request, state: State) -> WebhookResult:
     if not await state.store.webhooks.claim("github", delivery_id, event):
         return WebhookResult(delivery_id=delivery_id, event=event, outcome="duplicate")
     try:
-        outcome = await _dispatch(state, event, payload)
+        outcome = await _dispatch(state, event, payload, delivery_id)
     except BaseException:
         # Let GitHub's retry (or a manual redelivery) be processed rather than swallowed.
         await state.store.webhooks.release("github", delivery_id)
@@ -67,8 +68,14 @@ async def github(request: Request, state: State) -> WebhookResult:
     return WebhookResult(delivery_id=delivery_id, event=event, outcome=outcome)
 
 
-async def _dispatch(state: State, event: str, payload: dict[str, Any]) -> str:
+async def _dispatch(state: State, event: str, payload: dict[str, Any], delivery_id: str) -> str:
+    outcome = "ignored"
     if event == "pull_request":
         record = await state.pulls.apply_webhook(payload)
-        return "processed" if record is not None else "ignored"
-    return "ignored"
+        outcome = "processed" if record is not None else "ignored"
+    door = GithubDoor(
+        state.automations, state.store, state.people.github, state.settings.github.web_url
+    )
+    if await door.dispatch(event, payload, delivery_id) == "processed":
+        outcome = "processed"
+    return outcome
