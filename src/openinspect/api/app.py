@@ -17,10 +17,11 @@ from starlette.routing import BaseRoute, WebSocketRoute
 
 from openinspect import __version__
 from openinspect.api import ws
+from openinspect.api.automation_schemas import AUTOMATION_BODY_MAX_BYTES
 from openinspect.api.errors import document_common_answers, install_error_handlers
 from openinspect.api.limits import BodySizeLimit
 from openinspect.api.methods import MethodNotAllowed
-from openinspect.api.routes import auth, meta, repos, sessions, webhooks
+from openinspect.api.routes import auth, automations, meta, repos, sessions, webhooks
 from openinspect.api.web import mount_web
 from openinspect.controlplane import ControlPlane, open_control_plane
 from openinspect.sandboxes.bridge import BridgeHub
@@ -50,7 +51,13 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
         docs_url="/api/docs",
         redoc_url=None,
     )
-    app.add_middleware(BodySizeLimit, path_limits={"/webhooks/": settings.github.webhook_max_bytes})
+    app.add_middleware(
+        BodySizeLimit,
+        path_limits={
+            "/webhooks/": settings.github.webhook_max_bytes,
+            "/api/automations": AUTOMATION_BODY_MAX_BYTES,
+        },
+    )
     app.add_middleware(MethodNotAllowed, api=app)  # outermost: before a body is even read
     install_error_handlers(app)
     document_common_answers(app)
@@ -60,6 +67,7 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
     app.include_router(ws.router)
     app.include_router(auth.router)
     app.include_router(webhooks.router)
+    app.include_router(automations.router)
     mount_web(app)  # last: the API's routes win over the app's history-API fallback
     if plane is not None:
         app.state.control_plane = plane

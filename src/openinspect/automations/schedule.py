@@ -93,11 +93,12 @@ def zone(tz: str) -> ZoneInfo:
     """The IANA zone ``tz``; ``ScheduleInvalid`` when there is none by that name."""
     try:
         return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    # A name of a directory in the zone database ('Europe') is an OSError: never say its path.
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ScheduleInvalid(
             f"Unknown time zone {tz!r}",
             hint="Use an IANA zone name such as 'UTC', 'Europe/Berlin' or 'America/New_York'",
-        ) from exc
+        ) from None
 
 
 def check(cron: str, tz: str = "UTC", *, now: datetime | None = None) -> Schedule:
@@ -113,6 +114,8 @@ def check(cron: str, tz: str = "UTC", *, now: datetime | None = None) -> Schedul
         CronSim(expression, start)
     except CronSimError as exc:
         raise ScheduleInvalid(f"Invalid cron expression {cron!r}: {exc}", hint=_HINT) from None
+    except (ValueError, OverflowError, IndexError):  # what cronsim does not wrap itself
+        raise ScheduleInvalid(f"Invalid cron expression {cron!r}", hint=_HINT) from None
     schedule = Schedule(expression, where)
     _check_interval(schedule, start)
     return schedule
