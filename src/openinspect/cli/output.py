@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 ID_COLUMNS = frozenset({"id", "prompt", "session"})
 """Columns holding ids: never wrapped or cut, since people copy them into the next command."""
-WRAPPED_COLUMNS = frozenset({"repo", "title", "name", "url"})
+WRAPPED_COLUMNS = frozenset({"repo", "title", "name", "url", "reason"})
 """Free text, which wraps (folding long paths); every other column keeps its width."""
 MIN_WRAPPED_WIDTH = 8
 """Narrowest a wrapping column gets before the table grows past the terminal instead."""
@@ -53,6 +53,7 @@ def open_client() -> Client:
 
 CLI_HINTS = {
     "session_not_found": "List sessions with `openinspect sessions list`",
+    "automation_not_found": "List automations with `openinspect automations list`",
 }
 """The CLI's own advice by error code, after the server's hint (which is for every client)."""
 
