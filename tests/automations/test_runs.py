@@ -5,6 +5,7 @@ concurrency policy queues or skips; three failures pause, run now still works, r
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,9 @@ from openinspect.controlplane import ControlPlane
 from openinspect.domain.commands import Stop
 from openinspect.errors import AutomationBusy
 from openinspect.testing.llm_server import ScriptedLLMServer
-from tests.automations.conftest import admin, make, settled
+from tests.automations.conftest import admin, make, plane_settings, settled
+from tests.sessions.bridged import bridged_plane
+from tests.store.test_migrations import pg_url  # noqa: F401 - a fixture
 
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"), pytest.mark.timeout(300)]
 WEBHOOK = {"kind": "webhook"}
@@ -55,9 +58,28 @@ async def test_a_firing_starts_a_session_and_the_prompts_end_is_the_outcome(
     assert (await plane.store.automations.get(made.automation.id)).consecutive_failures == 0  # type: ignore[union-attr]
 
 
+@pytest.fixture
+async def pg_plane(
+    tmp_path: Path,
+    llm: ScriptedLLMServer,
+    pg_url: str,  # noqa: F811 - the fixture
+) -> AsyncIterator[ControlPlane]:
+    settings = plane_settings(tmp_path / "pg-home", llm, pg_url)
+    async with bridged_plane(settings, in_process=True) as opened:
+        yield opened
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_plane(request: pytest.FixtureRequest) -> ControlPlane:
+    name = "plane" if request.param == "sqlite" else "pg_plane"
+    found: ControlPlane = request.getfixturevalue(name)
+    return found
+
+
 async def test_parallel_firings_with_one_key_make_one_run_and_one_session(
-    plane: ControlPlane, origin: Path
+    any_plane: ControlPlane, origin: Path
 ) -> None:
+    plane = any_plane
     made = await make(plane, origin, WEBHOOK)
     runs = await asyncio.gather(
         *(

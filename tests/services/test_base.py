@@ -214,7 +214,11 @@ async def test_the_lifespan_starts_the_services_the_settings_turn_on(tmp_path: P
             "scheduler",
             "webhook_prune",
         ]
-        await _until(lambda: plane.services.holds("webhook_prune") is not None)
+        # Every one-replica service holds its lease before the plane stops: a lease write
+        # cancelled mid-statement by the stop can leave SQLite locked for the next plane.
+        one_replica = [s.name for s in plane.services.services if s.one_replica]
+        assert one_replica == ["automation_runs", "draft_sweep", "scheduler", "webhook_prune"]
+        await _until(lambda: all(plane.services.holds(name) for name in one_replica))
     off = settings(
         draft_sweep_enabled=False,
         webhook_prune_enabled=False,
