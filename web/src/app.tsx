@@ -14,6 +14,8 @@ import { signOut, signOutReason } from './signout';
 import { me$, paletteOpen$, reportError } from './state';
 import { AuthComplete } from './views/AuthComplete';
 import { AuthLink } from './views/AuthLink';
+import { AutomationView } from './views/AutomationView';
+import { Automations, NewAutomation } from './views/Automations';
 import { NewSession } from './views/NewSession';
 import { People } from './views/People';
 import { Repos } from './views/Repos';
@@ -98,6 +100,12 @@ export function App() {
             <SessionView key={route.id} id={route.id} />
           ) : route.name === 'repos' ? (
             <Repos />
+          ) : route.name === 'automations' ? (
+            <Automations />
+          ) : route.name === 'automation-new' ? (
+            <NewAutomation />
+          ) : route.name === 'automation' ? (
+            <AutomationView key={route.id} id={route.id} />
           ) : route.name === 'tokens' ? (
             <Tokens />
           ) : route.name === 'people' ? (
@@ -140,6 +148,14 @@ function TopBar({ route, onSignOut }: { route: string; onSignOut(): void }) {
         </Link>
         <Link href="/repos" data-testid="nav-repos" aria-current={route === 'repos' ? 'page' : undefined}>
           Repos
+        </Link>
+        <Link
+          href="/automations"
+          class="nav-narrow-hide"
+          data-testid="nav-automations"
+          aria-current={route === 'automations' || route === 'automation' || route === 'automation-new' ? 'page' : undefined}
+        >
+          Automations
         </Link>
         <Link href="/settings/tokens" class="nav-narrow-hide" data-testid="nav-tokens" aria-current={route === 'tokens' ? 'page' : undefined}>
           Tokens

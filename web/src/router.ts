@@ -1,4 +1,5 @@
-// History-API routing: /, /new, /sessions/:id, /repos, /settings/tokens, /settings/people, /signin,
+// History-API routing: /, /new, /sessions/:id, /repos, /automations, /automations/new,
+// /automations/:id, /settings/tokens, /settings/people, /signin,
 // /auth/complete, /auth/link.
 import { createStore } from './lib/store';
 
@@ -7,6 +8,9 @@ export type Route =
   | { name: 'new' }
   | { name: 'session'; id: string }
   | { name: 'repos' }
+  | { name: 'automations' }
+  | { name: 'automation-new' }
+  | { name: 'automation'; id: string }
   | { name: 'tokens' }
   | { name: 'people' }
   | { name: 'signin'; next: string | null; error: string | null }
@@ -21,6 +25,8 @@ export function parseRoute(pathname: string, search = ''): Route {
   if (path === '/') return { name: 'list' };
   if (path === '/new') return { name: 'new' };
   if (path === '/repos') return { name: 'repos' };
+  if (path === '/automations') return { name: 'automations' };
+  if (path === '/automations/new') return { name: 'automation-new' };
   if (path === '/settings/tokens') return { name: 'tokens' };
   if (path === '/settings/people') return { name: 'people' };
   if (path === '/signin') {
@@ -31,6 +37,8 @@ export function parseRoute(pathname: string, search = ''): Route {
   if (path === '/auth/link') return { name: 'auth-link' };
   const m = /^\/sessions\/([^/]+)$/.exec(path);
   if (m) return { name: 'session', id: decodeURIComponent(m[1]!) };
+  const a = /^\/automations\/([^/]+)$/.exec(path);
+  if (a) return { name: 'automation', id: decodeURIComponent(a[1]!) };
   return { name: 'not-found', path };
 }
 

@@ -3,6 +3,10 @@ import { api } from './client';
 import type {
   ApiToken,
   AuthProviders,
+  Automation,
+  AutomationCreated,
+  AutomationRun,
+  Condition,
   DiffResponse,
   DurableEvent,
   LoginLink,
@@ -10,10 +14,12 @@ import type {
   Prompt,
   PullRequest,
   Repo,
+  SchedulePreview,
   Session,
   SessionListResponse,
   SignedIn,
   TokenCreated,
+  Trigger,
   User,
   UserCreate,
   WsToken,
@@ -44,6 +50,20 @@ export interface PullRequestBody {
   title: string;
   body: string;
   draft: boolean;
+}
+
+/** What the automation editor sends (create; an edit sends the same fields, less `secret`). */
+export interface AutomationBody {
+  name: string;
+  repo: string;
+  instructions: string;
+  trigger: Trigger;
+  conditions: Condition[];
+  concurrency: 'queue' | 'skip';
+  base_branch: string | null;
+  model: string | null;
+  effort?: string | null;
+  secret?: string;
 }
 
 export const endpoints = {
@@ -96,4 +116,16 @@ export const endpoints = {
   tokens: () => api.get<{ tokens: ApiToken[] }>('/api/tokens'),
   createToken: (body: { name: string; expires_in_days?: number }) => api.post<TokenCreated>('/api/tokens', body),
   revokeToken: (tokenId: string) => api.del(`/api/tokens/${enc(tokenId)}`),
+  automations: () => api.get<{ automations: Automation[] }>('/api/automations?limit=200'),
+  automation: (id: string) => api.get<Automation>(`/api/automations/${enc(id)}`),
+  createAutomation: (body: AutomationBody) => api.post<AutomationCreated>('/api/automations', body),
+  editAutomation: (id: string, body: Partial<AutomationBody>) => api.patch<Automation>(`/api/automations/${enc(id)}`, body),
+  deleteAutomation: (id: string) => api.del(`/api/automations/${enc(id)}`),
+  pauseAutomation: (id: string) => api.post<Automation>(`/api/automations/${enc(id)}/pause`),
+  resumeAutomation: (id: string) => api.post<Automation>(`/api/automations/${enc(id)}/resume`),
+  runAutomation: (id: string) => api.post<AutomationRun>(`/api/automations/${enc(id)}/run`),
+  automationRuns: (id: string) => api.get<{ runs: AutomationRun[] }>(`/api/automations/${enc(id)}/runs?limit=50`),
+  /** The next five firings of `cron` in `tz`, or 422 `schedule_invalid` saying why not. */
+  previewSchedule: (cron: string, tz: string, signal?: AbortSignal) =>
+    api.get<SchedulePreview>(`/api/automations/preview?cron=${enc(cron)}&tz=${enc(tz)}`, { signal }),
 };

@@ -482,3 +482,107 @@ export interface DiffResponse {
   /** Prompts of the session that have ended: with none, an empty diff means nothing ran yet. */
   prompts_finished: number;
 }
+
+// ---- automations (src/openinspect/api/automation_schemas.py) --------------------------------
+
+export type AutomationStatus = 'enabled' | 'degraded' | 'paused';
+export type RunStatus = 'queued' | 'skipped' | 'starting' | 'running' | 'succeeded' | 'failed';
+export type SchedulePreset = 'hourly' | 'daily' | 'weekly' | 'monthly';
+export type GithubEvent =
+  | 'pull_request.opened'
+  | 'pull_request.synchronize'
+  | 'pull_request.closed'
+  | 'issue_comment'
+  | 'check_failed';
+export type ConditionOp = 'equals' | 'contains' | 'exists' | 'matches';
+
+export interface ScheduleTrigger {
+  kind: 'schedule';
+  cron: string;
+  tz: string;
+  preset?: SchedulePreset | null;
+}
+export interface WebhookTrigger {
+  kind: 'webhook';
+  auth?: 'bearer' | 'hmac';
+  signature_header?: string;
+  idempotency_header?: string | null;
+  idempotency_path?: string | null;
+}
+export interface SentryTrigger {
+  kind: 'sentry';
+}
+export interface GithubTrigger {
+  kind: 'github';
+  events: GithubEvent[];
+  branches?: string[];
+  labels?: string[];
+  authors?: string[];
+  max_fix_attempts?: number;
+}
+export type Trigger = ScheduleTrigger | WebhookTrigger | SentryTrigger | GithubTrigger;
+export type TriggerKind = Trigger['kind'];
+
+export interface Condition {
+  path: string;
+  op: ConditionOp;
+  value?: string | number | boolean | null;
+}
+
+export interface AutomationRun {
+  id: string;
+  automation_id: string;
+  /** What fired it: the automation's trigger kind, or `manual` (run now). */
+  trigger: TriggerKind | 'manual';
+  key: string;
+  payload_digest: string | null;
+  status: RunStatus;
+  reason: string | null;
+  session_id: string | null;
+  prompt_id: string | null;
+  error_code: string | null;
+  follow_up: boolean;
+  origin_ref: string | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  fire_time: string | null;
+}
+
+export interface Automation {
+  id: string;
+  name: string;
+  repo: string;
+  base_branch: string | null;
+  model: string | null;
+  effort: string | null;
+  instructions: string;
+  trigger: Trigger;
+  conditions: Condition[];
+  concurrency: 'queue' | 'skip';
+  status: AutomationStatus;
+  paused: boolean;
+  paused_reason: string | null;
+  consecutive_failures: number;
+  run_as: string;
+  created_by: string;
+  created_at: string;
+  updated_at: string;
+  next_run_at: string | null;
+  webhook_url: string | null;
+  last_run?: AutomationRun | null;
+}
+
+export interface AutomationCreated {
+  automation: Automation;
+  webhook_url: string | null;
+  /** A webhook's secret, shown this once. */
+  secret: string | null;
+}
+
+export interface SchedulePreview {
+  cron: string;
+  tz: string;
+  /** The next five fire times, ISO 8601 in the zone's offset. */
+  next: string[];
+}

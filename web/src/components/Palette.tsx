@@ -69,6 +69,7 @@ function PaletteDialog({ onSignOut }: { onSignOut(): void }) {
       { id: 'new', label: 'New session', hint: 'Start work on a repo', group: 'Actions', run: () => navigate('/new') },
       { id: 'list', label: 'Go to sessions', hint: 'The session list', group: 'Actions', run: () => navigate('/') },
       { id: 'repos', label: 'Go to repos', hint: 'Register a repository', group: 'Actions', run: () => navigate('/repos') },
+      { id: 'automations', label: 'Go to automations', hint: 'Schedules, webhooks, Sentry and GitHub events', group: 'Actions', run: () => navigate('/automations') },
       { id: 'tokens', label: 'API tokens', hint: 'Create or revoke tokens for scripts', group: 'Actions', run: () => navigate('/settings/tokens') },
       { id: 'theme', label: 'Toggle theme', hint: 'Dark / light', group: 'Actions', run: () => void toggleTheme() },
     ];

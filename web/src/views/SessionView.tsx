@@ -13,6 +13,7 @@ import { TimelineRow, estimateRow, sandboxLabel } from '../components/TimelineRo
 import { VirtualList } from '../components/VirtualList';
 import { toErrorInfo } from '../api/client';
 import type { ErrorInfo } from '../api/types';
+import { automationOfRef } from '../lib/automations';
 import { isTouch, isWide } from '../lib/device';
 import { modelLabel, originLabel, repoLabel, usd } from '../lib/format';
 import { useStore } from '../lib/store';
@@ -299,6 +300,7 @@ function SessionHeader(props: {
   const { ctl, panel, onPanel, prDialog, setPrDialog } = props;
   const { state, status } = ctl;
   const s = state.session;
+  const startedBy = automationOfRef(s?.origin_ref);
   const running = isRunning(state);
   const sandbox = state.sandboxStatus ?? 'none';
   const shownTitle = s ? displayTitle(s.id, s.title, state.rows) : '';
@@ -376,6 +378,15 @@ function SessionHeader(props: {
           </span>
           <span data-testid="session-origin" data-origin={s.origin ?? 'api'} title={s.origin_ref ?? undefined}>
             <span class="muted">from</span> {originLabel(s.origin)}
+            {startedBy && (
+              <>
+                {' '}
+                <span class="muted">·</span>{' '}
+                <Link href={`/automations/${startedBy}`} data-testid="session-automation">
+                  automation
+                </Link>
+              </>
+            )}
           </span>
         </div>
       )}
