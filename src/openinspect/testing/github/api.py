@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from openinspect.testing.github import gitops, pulls
+from openinspect.testing.github import checks, gitops, pulls
 from openinspect.testing.github.auth import api_identity
 from openinspect.testing.github.core import Core
 from openinspect.testing.github.records import LEVELS, Level, RepoRec
@@ -347,6 +347,46 @@ def create_comment(ctx: Ctx) -> Response:
     )
 
 
+# ---------------------------------------------------------------------- checks and Actions
+
+
+def get_check_run(ctx: Ctx) -> Response:
+    repo = ctx.repo()
+    checks.may_read(ctx.identity, "checks")
+    job = checks.find_job(repo, int(ctx.params["check_run_id"]))
+    return ok(checks.check_run(ctx.core.site, repo, ctx.core.views.repo(repo), job))
+
+
+def _run_of(repo: RepoRec, run_id: int) -> Any:
+    run = repo.workflow_runs.get(run_id)
+    if run is None:
+        raise not_found()
+    return run
+
+
+def get_job(ctx: Ctx) -> Response:
+    repo = ctx.repo()
+    checks.may_read(ctx.identity, "actions")
+    job = checks.find_job(repo, int(ctx.params["job_id"]))
+    return ok(checks.job(ctx.core.site, repo, _run_of(repo, job.run_id), job))
+
+
+def list_attempt_jobs(ctx: Ctx) -> Response:
+    repo = ctx.repo()
+    checks.may_read(ctx.identity, "actions")
+    run = _run_of(repo, int(ctx.params["run_id"]))
+    attempt = int(ctx.params["attempt"])
+    jobs = [repo.jobs[i] for i in run.job_ids if repo.jobs[i].run_attempt == attempt]
+    items = [checks.job(ctx.core.site, repo, run, j) for j in jobs]
+    return paged(ctx, items, lambda chunk: {"total_count": len(items), "jobs": chunk})
+
+
+def job_logs(ctx: Ctx) -> Response:
+    repo = ctx.repo()
+    checks.may_read(ctx.identity, "actions")
+    return checks.redirect_to_log(ctx.core.site, checks.find_job(repo, int(ctx.params["job_id"])))
+
+
 # ---------------------------------------------------------------------- plumbing
 
 
@@ -415,6 +455,14 @@ def routes(core: Core) -> list[BaseRoute]:
         ("/repos/{owner}/{repo}/pulls/{number:int}/merge", merge_pull, ["PUT"]),
         ("/repos/{owner}/{repo}/pulls/{number:int}/reviews", create_review, ["POST"]),
         ("/repos/{owner}/{repo}/issues/{number:int}/comments", create_comment, ["POST"]),
+        ("/repos/{owner}/{repo}/check-runs/{check_run_id:int}", get_check_run, ["GET"]),
+        ("/repos/{owner}/{repo}/actions/jobs/{job_id:int}", get_job, ["GET"]),
+        ("/repos/{owner}/{repo}/actions/jobs/{job_id:int}/logs", job_logs, ["GET"]),
+        (
+            "/repos/{owner}/{repo}/actions/runs/{run_id:int}/attempts/{attempt:int}/jobs",
+            list_attempt_jobs,
+            ["GET"],
+        ),
     ]
     out: list[BaseRoute] = [
         Route(PREFIX + path, endpoint(core, handler), methods=methods)

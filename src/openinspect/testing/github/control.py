@@ -10,6 +10,8 @@ github-server``): the same operations as ``FakeGitHub``'s Python methods, as JSO
     GET  /_fake/deliveries                POST /_fake/deliveries/{id}/redeliver
     GET  /_fake/requests
     POST /_fake/pulls/{owner}/{repo}/{n}/merge | /close
+    POST /_fake/pulls/{owner}/{repo}/{n}/fail-check  {"name"?, "log"?, "conclusion"?,
+                                          "title"?, "summary"?, "events"?} → {"deliveries"}
     POST /_fake/oauth-user                {"login": "alice" | null, "deny"?: false}
     POST /_fake/devices/{user_code}/approve   {"login"}
     POST /_fake/user-tokens               {"login"}                        → {"token"}
@@ -62,7 +64,7 @@ def routes(fake: FakeGitHub) -> list[BaseRoute]:
                 "app": {"id": data.app.id, "slug": data.app.slug, "client_id": data.app.client_id},
                 "users": [u.model_dump(mode="json") for u in data.users.values()],
                 "repos": [
-                    r.model_dump(mode="json", exclude={"pulls"})
+                    r.model_dump(mode="json", exclude={"pulls", "jobs", "workflow_runs"})
                     | {"pulls": sorted(r.pulls), "branches": fake.branches(r.full_name)}
                     for r in data.repos.values()
                 ],
@@ -88,7 +90,7 @@ def routes(fake: FakeGitHub) -> list[BaseRoute]:
             default_branch=body.get("default_branch", "main"),
             collaborators=body.get("collaborators"),
         )
-        return repo.model_dump(mode="json", exclude={"pulls"})
+        return repo.model_dump(mode="json", exclude={"pulls", "jobs", "workflow_runs"})
 
     def add_installation(_: dict[str, Any], body: dict[str, Any]) -> Any:
         return {"id": fake.add_installation(body["repos"])}
@@ -116,6 +118,16 @@ def routes(fake: FakeGitHub) -> list[BaseRoute]:
             "pull": fake.pull(repo, number).model_dump(mode="json"),
             "delivery": delivery.model_dump(mode="json") if delivery else None,
         }
+
+    def fail_check(params: dict[str, Any], body: dict[str, Any]) -> Any:
+        repo, number = f"{params['owner']}/{params['repo']}", int(params["number"])
+        options: dict[str, Any] = {
+            k: body[k] for k in ("name", "log", "conclusion", "title", "summary") if k in body
+        }
+        if "events" in body:
+            options["events"] = list(body["events"])
+        sent = fake.fail_check(repo, number, **options)
+        return {"deliveries": [d.model_dump(mode="json") for d in sent]}
 
     def oauth_user(_: dict[str, Any], body: dict[str, Any]) -> Any:
         fake.set_oauth_user(body.get("login"), deny=bool(body.get("deny", False)))
@@ -147,6 +159,7 @@ def routes(fake: FakeGitHub) -> list[BaseRoute]:
         ("/_fake/deliveries", deliveries, "GET"),
         ("/_fake/deliveries/{delivery_id}/redeliver", redeliver, "POST"),
         ("/_fake/requests", requests, "GET"),
+        ("/_fake/pulls/{owner}/{repo}/{number:int}/fail-check", fail_check, "POST"),
         ("/_fake/pulls/{owner}/{repo}/{number:int}/{action:str}", pull_action, "POST"),
         ("/_fake/oauth-user", oauth_user, "POST"),
         ("/_fake/devices/{user_code}/approve", approve, "POST"),

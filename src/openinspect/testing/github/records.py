@@ -74,6 +74,40 @@ class PullRec(BaseModel):
     comments: list[CommentRec] = Field(default_factory=list)
 
 
+class JobRec(BaseModel):
+    """A GitHub Actions job of a workflow run; its check run has the same id."""
+
+    id: int
+    run_id: int
+    run_attempt: int = 1
+    name: str
+    head_sha: str
+    head_branch: str
+    conclusion: str
+    log: str
+    log_token: str
+    """Part of the log's download URL (GitHub's are signed and expire)."""
+    title: str | None = None
+    summary: str | None = None
+    text: str | None = None
+    pulls: list[int] = Field(default_factory=list)
+    created_at: float
+
+
+class WorkflowRunRec(BaseModel):
+    id: int
+    name: str
+    head_branch: str
+    head_sha: str
+    run_attempt: int = 1
+    run_number: int
+    conclusion: str
+    actor: str
+    job_ids: list[int] = Field(default_factory=list)
+    pulls: list[int] = Field(default_factory=list)
+    created_at: float
+
+
 class RepoRec(BaseModel):
     id: int
     owner: str
@@ -86,6 +120,9 @@ class RepoRec(BaseModel):
     pushed_at: float
     next_number: int = 1
     pulls: dict[int, PullRec] = Field(default_factory=dict)
+    jobs: dict[int, JobRec] = Field(default_factory=dict)
+    """GitHub Actions jobs, which are also its check runs (same ids)."""
+    workflow_runs: dict[int, WorkflowRunRec] = Field(default_factory=dict)
 
     @property
     def full_name(self) -> str:

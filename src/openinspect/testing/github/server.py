@@ -20,23 +20,26 @@ From async tests whose webhook receiver runs on the test's own loop, use the ``a
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 import uvicorn
 from cryptography.hazmat.primitives import serialization
 from pydantic import SecretStr
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from openinspect.settings import GitHubSettings
 from openinspect.testing.background import STOP_TIMEOUT_S, BackgroundServer
-from openinspect.testing.github import api, control, gitops, oauth, pulls
+from openinspect.testing.github import api, checks, control, gitops, oauth, pulls
 from openinspect.testing.github.core import Core, Failure, RecordedRequest, RequestLogMiddleware
 from openinspect.testing.github.git_http import GitHttp
 from openinspect.testing.github.records import (
@@ -107,9 +110,13 @@ class FakeGitHub(BackgroundServer):
             *control.routes(self),
             *api.routes(self.core),
             *oauth.routes(self.core),
+            Route(checks.LOG_PATH, self._log_blob),
             Route("/{owner}/{repo}/{rest:path}", GitHttp(self.core)),
         ]
         return RequestLogMiddleware(Starlette(routes=routes), self.core)
+
+    async def _log_blob(self, request: Request) -> Response:
+        return checks.log_blob(self.state, request)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -351,6 +358,52 @@ class FakeGitHub(BackgroundServer):
         self, repo: str, number: int, *, by: str | None = None
     ) -> Delivery | None:
         return await asyncio.to_thread(self.close_pull, repo, number, by=by)
+
+    # ------------------------------------------------------------------ CI
+
+    def fail_check(
+        self,
+        repo: str,
+        number: int,
+        *,
+        name: str = "tests",
+        log: str = "Error: the tests failed\n",
+        conclusion: str = "failure",
+        workflow: str = "CI",
+        title: str | None = "Tests failed",
+        summary: str | None = None,
+        text: str | None = None,
+        events: Sequence[str] = ("check_run", "workflow_run"),
+    ) -> list[Delivery]:
+        """A GitHub Actions run failing on PR ``number``'s head: one workflow run with one job
+        ``name`` whose log is ``log``; delivers ``check_run`` and ``workflow_run``
+        ``completed`` (those of ``events``) before returning them."""
+        rec = self.state.require_repo(repo)
+        pull = pulls.get(rec, number)
+        run, job = checks.fail(
+            self.state,
+            rec,
+            pull,
+            name=name,
+            log=log,
+            conclusion=conclusion,
+            workflow=workflow,
+            actor=pull.user_login,
+            title=title,
+            summary=summary,
+            text=text,
+        )
+        views = self.core.views
+        sender = views.login(self.state.app.bot_login, True)
+        payloads = {
+            "check_run": lambda: views.check_run_event(rec, job, sender),
+            "workflow_run": lambda: views.workflow_run_event(rec, run, views.login(run.actor)),
+        }
+        sent = [self.core.emit(event, payloads[event](), sync=True) for event in events]
+        return [d for d in sent if d is not None]
+
+    async def afail_check(self, repo: str, number: int, **kw: Any) -> list[Delivery]:
+        return await asyncio.to_thread(functools.partial(self.fail_check, repo, number, **kw))
 
     # ------------------------------------------------------------------ git
 

@@ -45,6 +45,8 @@ DEFAULT_INSTALLATION_PERMISSIONS = {
     "contents": "write",
     "pull_requests": "write",
     "issues": "write",
+    "checks": "read",
+    "actions": "read",
     "metadata": "read",
 }
 CODE_TTL_S = 600.0

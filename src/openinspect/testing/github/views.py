@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from openinspect.testing.github import gitops
-from openinspect.testing.github.records import PullRec, RepoRec
+from openinspect.testing.github import checks, gitops
+from openinspect.testing.github.records import JobRec, PullRec, RepoRec, WorkflowRunRec
 from openinspect.testing.github.shapes import Json, Site
 from openinspect.testing.github.state import FakeState, Identity
 
@@ -95,4 +95,18 @@ class Views:
             commits=[],
             head_commit=None,
             pusher={"name": sender["login"], "email": None},
+        )
+
+    def check_run_event(self, repo: RepoRec, job: JobRec, sender: Json) -> Json:
+        check = checks.check_run(self.site, repo, self.repo(repo), job)
+        return self._envelope(repo, sender, action="completed", check_run=check)
+
+    def workflow_run_event(self, repo: RepoRec, run: WorkflowRunRec, sender: Json) -> Json:
+        actor = self.login(run.actor)
+        return self._envelope(
+            repo,
+            sender,
+            action="completed",
+            workflow_run=checks.workflow_run(self.site, repo, self.repo(repo), run, actor),
+            workflow=checks.workflow(self.site, repo, run),
         )
