@@ -96,6 +96,7 @@ async def test_a_matching_pull_request_starts_a_session_and_others_do_not(
     assert answer.json()["outcome"] == "processed"
     [comment_run] = await runs_of(plane, other.automation.id)
     assert comment_run.key == "comment:9001"
+    assert (await settled(plane, comment_run.id)).status == "succeeded"
     assert len(await runs_of(plane, made.automation.id)) == 1
 
 
@@ -138,7 +139,9 @@ async def test_conditions_are_decided_on_the_whole_payload(
     assert ignored.json()["outcome"] == "ignored"
     fired = await gh.deliver(app.http, secret, "issue_comment", gh.issue_comment(2, body="/fix it"))
     assert fired.json()["outcome"] == "processed"
-    assert [r.key for r in await runs_of(plane, made.automation.id)] == ["comment:2"]
+    [run] = await runs_of(plane, made.automation.id)
+    assert run.key == "comment:2"
+    assert (await settled(plane, run.id)).status == "succeeded"
 
 
 async def session_with_pull(plane: ControlPlane, fake: FakeGitHub, number: int) -> tuple[str, str]:
