@@ -4,9 +4,6 @@ its redirect (``Range`` honoured), read through ``scm.github.GitHub`` with the A
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import httpx
 import pytest
 from githubkit_schemas.latest import models
@@ -17,6 +14,7 @@ from openinspect.scm.base import RepoRef
 from openinspect.scm.github import GitHub
 from openinspect.scm.webhooks import verify_signature
 from openinspect.testing.github import FakeGitHub
+from tests.testing import test_github_server as server_tests
 from tests.testing.test_github_server import Receiver
 
 REPO = "acme/widgets"
@@ -24,25 +22,12 @@ REF = RepoRef("acme", "widgets")
 LOG = "".join(f"2026-12-02T10:00:{n % 60:02d}Z line {n}\n" for n in range(5000))
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
-
-
-@pytest.fixture
-def fake(origin: Path) -> Iterator[FakeGitHub]:
-    with FakeGitHub() as gh:
-        gh.add_user("acme")
-        gh.add_user("alice")
-        gh.create_repo(REPO, source=origin, collaborators={"alice": "push"})
-        gh.add_installation([REPO])
-        gh.commit(REPO, "feature", {"calc.py": "broken = True\n"}, by="alice")
-        yield gh
+receiver = server_tests.receiver
+fake = server_tests.fake
 
 
 def open_pull(fake: FakeGitHub) -> int:
+    fake.commit(REPO, "feature", {"calc.py": "broken = True\n"}, by="alice")
     token = fake.user_token("alice")
     made = httpx.post(
         f"{fake.api_url}/repos/{REPO}/pulls",
