@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from openinspect.controlplane import ControlPlane
+from openinspect.domain.automations import AutomationRun
 from openinspect.domain.commands import Stop
 from openinspect.errors import AutomationBusy
 from openinspect.testing.llm_server import ScriptedLLMServer
@@ -206,3 +208,44 @@ async def test_a_follow_up_prompts_the_same_session_or_skips_while_it_works(
     prompts = await plane.store.prompts.for_session(sid)
     assert [p.content for p in prompts][-1] == "It happened again"
     assert len(await plane.store.sessions.list(limit=50)) == 1  # one issue, one session
+
+
+async def test_recover_finishes_what_a_crash_left(plane: ControlPlane, origin: Path) -> None:
+    made = await make(plane, origin, WEBHOOK)
+    aid = made.automation.id
+    store = plane.store.automations
+    clock_start = plane.automations.now()
+    # A starter that died after taking the slot, before the session: the run sits "starting".
+    orphan = AutomationRun(
+        id="arn_0rphan0000000001",
+        automation_id=aid,
+        trigger="webhook",
+        key="crashed",
+        status="starting",
+        created_at=clock_start - timedelta(minutes=10),
+    )
+    await store.insert_run(orphan)
+    assert await store.take_slot(aid, orphan.id)
+    # A finished run still holding a slot elsewhere, and a queued run behind it.
+    other = await make(plane, origin, WEBHOOK, name="other")
+    done = AutomationRun(
+        id="arn_d0ne000000000001",
+        automation_id=other.automation.id,
+        trigger="webhook",
+        key="done",
+        status="succeeded",
+        created_at=clock_start,
+    )
+    behind = done.model_copy(
+        update={"id": "arn_beh1nd000000001", "key": "behind", "status": "queued"}
+    )
+    await store.insert_run(done)
+    await store.insert_run(behind)
+    assert await store.take_slot(other.automation.id, done.id)
+
+    await plane.automations.recover()
+    assert (await settled(plane, orphan.id)).status == "succeeded"
+    assert (await settled(plane, behind.id)).status == "succeeded"
+    assert len(await plane.store.sessions.list(limit=50)) == 2
+    await plane.automations.recover()  # again: nothing more starts
+    assert len(await plane.store.sessions.list(limit=50)) == 2

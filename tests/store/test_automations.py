@@ -206,3 +206,19 @@ async def test_due_schedules_and_a_guarded_advance(store: Store) -> None:
     assert await store.automations.advance(due.id, expected=due.next_run_at, next_run_at=now)
     assert not await store.automations.advance(due.id, expected=due.next_run_at, next_run_at=now)
     assert [a.id for a in await store.automations.due(now, 10)] == [due.id]  # now <= now
+
+
+async def test_runs_a_crash_left_between_slot_and_session_are_found(store: Store) -> None:
+    made = automation()
+    await store.automations.create(made)
+    old = utcnow() - timedelta(minutes=10)
+    starting = run(made.id, "a", status="starting", created_at=old)
+    holder = run(made.id, "b", status="queued", created_at=old)
+    waiting = run(made.id, "c", status="queued", created_at=old)
+    linked = run(made.id, "d", status="starting", created_at=old, prompt_id="prm_1")
+    fresh = run(made.id, "e", status="starting")
+    for r in (starting, holder, waiting, linked, fresh):
+        await store.automations.insert_run(r)
+    assert await store.automations.take_slot(made.id, holder.id)
+    stale = await store.automations.stale_starting(utcnow() - timedelta(minutes=5))
+    assert {r.key for r in stale} == {"a", "b"}

@@ -471,12 +471,21 @@ class AutomationStore:
         return _run(row) if row is not None else None
 
     async def stale_starting(self, before: datetime) -> builtins.list[AutomationRun]:
-        """Runs left ``starting`` since before ``before`` without a prompt (a crash while their
-        session was being started)."""
+        """Runs made before ``before`` that a crash left between their slot and their session:
+        ``starting`` without a prompt, or ``queued`` while holding their automation's slot."""
+        holds_slot = (
+            sa.select(automations.c.id)
+            .where(automations.c.active_run_id == automation_runs.c.id)
+            .exists()
+        )
         query = sa.select(automation_runs).where(
-            automation_runs.c.status == "starting",
-            automation_runs.c.prompt_id.is_(None),
             automation_runs.c.created_at < before,
+            sa.or_(
+                sa.and_(
+                    automation_runs.c.status == "starting", automation_runs.c.prompt_id.is_(None)
+                ),
+                sa.and_(automation_runs.c.status == "queued", holds_slot),
+            ),
         )
         async with self._engine.connect() as conn:
             return [_run(row) for row in (await conn.execute(query)).all()]
