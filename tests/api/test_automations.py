@@ -165,6 +165,17 @@ async def test_the_preview_gives_five_firings_in_the_zone(api: InApp, plane: Con
         ({"name": "n" * 201}, "invalid_input"),
         ({"name": "   "}, "invalid_input"),
         ({"conditions": [{"path": "$.a", "op": "exists", "value": 1}]}, "invalid_input"),
+        # Checked as RFC 9535 queries with bounded patterns before anything is stored.
+        ({"conditions": [{"path": "$[?@.a ==", "op": "exists"}]}, "invalid_input"),
+        ({"conditions": [{"path": "a.b", "op": "exists"}]}, "invalid_input"),
+        (
+            {"conditions": [{"path": "$.a", "op": "matches", "value": "((a{100}){100}){100}"}]},
+            "invalid_input",
+        ),
+        (
+            {"trigger": {"kind": "webhook", "idempotency_path": "$..["}},
+            "invalid_input",
+        ),
         ({"run_as": "usr_nobody"}, "invalid_input"),
         ({"secret": "short"}, "invalid_input"),
         ({"unknown": 1}, "invalid_input"),

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from openinspect.automations import conditions as checks
 from openinspect.automations import schedule as schedules
 from openinspect.automations.runs import AutomationEngine, next_run_at
 from openinspect.domain.automations import (
@@ -139,6 +140,7 @@ async def create(
     now = engine.now()
     if isinstance(trigger, ScheduleTrigger):
         schedules.of(trigger, now=now)
+    _check_queries(trigger, conditions)
     stored_secret = _check_secret(trigger, secret)
     automation = Automation(
         id=new_id("aut"),
@@ -181,6 +183,7 @@ async def edit(
     now = engine.now()
     if isinstance(trigger, ScheduleTrigger):
         schedules.of(trigger, now=now)
+    _check_queries(trigger, changes.get("conditions", current.conditions))
     updated = current.model_copy(
         update={
             **changes,
@@ -213,6 +216,39 @@ async def runs(
 ) -> list[AutomationRun]:
     await visible(engine, user, automation_id)
     return await engine.store.automations.runs(automation_id, limit=limit, before=before)
+
+
+def _check_queries(trigger: Trigger, conditions: Sequence[Condition]) -> None:
+    """Every JSONPath compiles (RFC 9535) and every pattern is within the caps
+    (``automations.conditions``), before anything is stored: a delivery never meets a query
+    that cannot run."""
+    queries = [(f"condition {n}", c) for n, c in enumerate(conditions, 1)]
+    for where, condition in queries:
+        try:
+            checks.Condition.model_validate(condition.model_dump())
+        except ValueError as exc:
+            raise InvalidInput(
+                f"{where} is not valid: {_reason(exc)}",
+                hint="Conditions are RFC 9535 JSONPath queries; see docs/automations.md",
+            ) from None
+    path = getattr(trigger, "idempotency_path", None)
+    if path is not None:
+        try:
+            checks.compile_path(path)
+        except ValueError as exc:
+            raise InvalidInput(
+                f"idempotency_path is not valid: {_reason(exc)}",
+                hint="An RFC 9535 JSONPath query, such as $.event.id",
+            ) from None
+
+
+def _reason(exc: ValueError) -> str:
+    """The first error's message (a ValidationError lists each of them)."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        return str(first.get("msg", exc)).removeprefix("Value error, ")[:300]
+    return str(exc)[:300]
 
 
 def _clean_name(name: str) -> str:
