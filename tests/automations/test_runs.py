@@ -46,7 +46,9 @@ async def test_a_firing_starts_a_session_and_the_prompts_end_is_the_outcome(
     assert done.payload_digest is not None and len(done.payload_digest) == 64
     session = await plane.manager.get(done.session_id or "")
     assert session.title == "[Auto] nightly sweep"
-    assert session.origin == "webhook" and session.origin_ref == "ticket:42"
+    # The session names its automation; what outside fired it stays on the run.
+    assert session.origin == "webhook" and session.origin_ref == f"automation:{run.automation_id}"
+    assert run.origin_ref == "ticket:42"
     assert session.creator_id == admin(plane).id
     prompt = await plane.store.prompts.get(done.prompt_id or "")
     assert prompt is not None

@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
+
 from openinspect.automations import conditions as checks
 from openinspect.automations import schedule as schedules
 from openinspect.automations.runs import AutomationEngine, next_run_at
@@ -225,7 +227,8 @@ def _check_queries(trigger: Trigger, conditions: Sequence[Condition]) -> None:
     queries = [(f"condition {n}", c) for n, c in enumerate(conditions, 1)]
     for where, condition in queries:
         try:
-            checks.Condition.model_validate(condition.model_dump())
+            raw = condition.model_dump() if isinstance(condition, BaseModel) else condition
+            checks.Condition.model_validate(raw)
         except ValueError as exc:
             raise InvalidInput(
                 f"{where} is not valid: {_reason(exc)}",

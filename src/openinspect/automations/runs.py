@@ -16,7 +16,8 @@ origin_ref=None) -> AutomationRun``
     session starts through the one command path, ``CommandHandler.handle(run_as,
     StartSession(…), origin=<trigger kind>)``, titled ``[Auto] <name>``, with
     ``idempotency_key="automation:<run id>"`` (a retried start makes no second session) and
-    ``origin_ref`` (the caller's, else ``automation:<automation id>``). A start the server
+    ``origin_ref`` ``automation:<automation id>`` (the caller's ``origin_ref`` — a pull request,
+    a Sentry issue, a ticket — is kept on the run). A start the server
     refuses (repo gone, user removed, prompt too long) finishes the run ``failed`` with the
     error's code; it counts towards the auto-pause.
 
@@ -394,9 +395,9 @@ class AutomationEngine:
             prompt=prompt_of(automation, moved.context),
             client_request_id=request_id(run.id),
             idempotency_key=request_id(run.id),
-            origin_ref=(moved.origin_ref or RUN_ORIGIN_REF_PREFIX + automation.id)[
-                :ORIGIN_REF_MAX_CHARS
-            ],
+            # The session names its automation (the web app and the CLI link to it); what
+            # outside fired it (a PR, a Sentry issue, the caller's ref) stays on the run.
+            origin_ref=RUN_ORIGIN_REF_PREFIX + automation.id,
         )
         try:
             started = await self.commands.handle(
