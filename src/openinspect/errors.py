@@ -28,6 +28,8 @@ tree, and the API turns any of them into the one JSON error envelope using ``cod
     │   ├── RepoNotFound                  "repo_not_found"           404
     │   └── AutomationNotFound            "automation_not_found"     404
     ├── InvalidInput                      "invalid_input"            422
+    │   ├── BodyNotJson                   "invalid_input"            400
+    │   ├── UnsupportedMediaType          "unsupported_media"        415
     │   ├── PromptTooLarge                "prompt_too_large"         413
     │   ├── UnknownModel                  "unknown_model"            422
     │   ├── ModelNotConfigured            "model_not_configured"     422
@@ -230,6 +232,20 @@ class AutomationNotFound(NotFoundError):
 class InvalidInput(OpenInspectError):
     code = "invalid_input"
     status = 422
+
+
+class BodyNotJson(InvalidInput):
+    """A body that should be JSON and is not (a webhook delivery): a 400, as the request itself
+    is malformed, with the code every invalid input has."""
+
+    status = 400
+
+
+class UnsupportedMediaType(InvalidInput):
+    """A body of a content type the route does not take (a webhook that is not JSON)."""
+
+    code = "unsupported_media"
+    status = 415
 
 
 class PromptTooLarge(InvalidInput):

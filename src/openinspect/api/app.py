@@ -21,8 +21,17 @@ from openinspect.api.automation_schemas import AUTOMATION_BODY_MAX_BYTES
 from openinspect.api.errors import document_common_answers, install_error_handlers
 from openinspect.api.limits import BodySizeLimit
 from openinspect.api.methods import MethodNotAllowed
-from openinspect.api.routes import auth, automations, meta, repos, sessions, webhooks
+from openinspect.api.routes import (
+    auth,
+    automation_hooks,
+    automations,
+    meta,
+    repos,
+    sessions,
+    webhooks,
+)
 from openinspect.api.web import mount_web
+from openinspect.automations.inbound import SENTRY_BODY_MAX, WEBHOOK_BODY_MAX
 from openinspect.controlplane import ControlPlane, open_control_plane
 from openinspect.sandboxes.bridge import BridgeHub
 from openinspect.scm.gitproxy import GitProxyAuthority, git_proxy_routes
@@ -51,13 +60,13 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
         docs_url="/api/docs",
         redoc_url=None,
     )
-    app.add_middleware(
-        BodySizeLimit,
-        path_limits={
-            "/webhooks/": settings.github.webhook_max_bytes,
-            "/api/automations": AUTOMATION_BODY_MAX_BYTES,
-        },
-    )
+    body_limits = {  # the first prefix that matches is the cap: the longer ones first
+        "/webhooks/automations/": WEBHOOK_BODY_MAX,
+        "/webhooks/sentry/": SENTRY_BODY_MAX,
+        "/webhooks/": settings.github.webhook_max_bytes,
+        "/api/automations": AUTOMATION_BODY_MAX_BYTES,
+    }
+    app.add_middleware(BodySizeLimit, path_limits=body_limits)
     app.add_middleware(MethodNotAllowed, api=app)  # outermost: before a body is even read
     install_error_handlers(app)
     document_common_answers(app)
@@ -68,6 +77,7 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
     app.include_router(auth.router)
     app.include_router(webhooks.router)
     app.include_router(automations.router)
+    app.include_router(automation_hooks.router)
     mount_web(app)  # last: the API's routes win over the app's history-API fallback
     if plane is not None:
         app.state.control_plane = plane
