@@ -408,7 +408,7 @@ async def test_three_alerts_for_one_issue_share_a_session_and_another_issue_gets
     second = await alert(event)
     third = await alert(event_alert_payload(issue_id=1001))
     assert second["outcome"] == third["outcome"] == "fired"
-    assert second["status"] == "starting" and third["status"] == "skipped"
+    assert second["status"] in ("starting", "running") and third["status"] == "skipped"
     assert third["reason"] == f"session {opened.session_id} is still working on a prompt"
     # Sentry retrying a delivery: the same run, whichever alert it was.
     assert (await alert(event))["run_id"] == second["run_id"]

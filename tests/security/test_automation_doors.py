@@ -261,3 +261,36 @@ async def test_a_payload_cannot_close_its_untrusted_block(live: Live, origin: Pa
         (await settled(plane, answer.json()["run_id"])).prompt_id or ""
     )
     assert first is not None and first.content.startswith("Summarise the report\n\n")
+
+
+async def test_deeply_nested_payloads_are_400_or_a_run_never_a_500(
+    live: Live, origin: Path
+) -> None:
+    made = await make(
+        live.plane,
+        origin,
+        {"kind": "webhook"},
+        conditions=[{"path": "$..deep", "op": "exists"}],
+    )
+    headers = {"Authorization": f"Bearer {made.secret}", "Content-Type": "application/json"}
+    for depth in (200, 900, 990, 2_000, 30_000):
+        body = ("[" * depth + "]" * depth).encode()
+        answer = await live.http.post(_webhook(made.automation.id), content=body, headers=headers)
+        assert answer.status_code in (200, 400), (depth, answer.status_code, answer.text)
+        if answer.status_code == 200:  # parsed, and the conditions (no "deep" key) said no
+            assert answer.json()["outcome"] == "skipped", depth
+        else:
+            assert answer.json()["error"]["code"] == "invalid_input", depth
+    assert await _counts(live) == (0, 0)
+    bare = await make(live.plane, origin, {"kind": "webhook"}, name="bare")  # no conditions
+    headers["Authorization"] = f"Bearer {bare.secret}"
+    fired = []
+    for depth in (900, 990, 2_000):
+        body = ("[" * depth + "]" * depth).encode()
+        answer = await live.http.post(_webhook(bare.automation.id), content=body, headers=headers)
+        assert answer.status_code in (202, 400), (depth, answer.status_code, answer.text)
+        if answer.status_code == 202:
+            fired.append(answer.json()["run_id"])
+    for run_id in fired:  # the agent gets a note instead of a payload too deep to show
+        run = await settled(live.plane, run_id)
+        assert run.status == "succeeded", (run.error_code, run.reason)

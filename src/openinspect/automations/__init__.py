@@ -7,6 +7,8 @@
 - ``schedule``: cron in a time zone (cronsim), the 15-minute floor, previews and catch-up slots.
 - ``conditions``, ``signatures``, ``untrusted``: the webhook doors' pure parts (JSONPath
   conditions, signature checks, the delimited untrusted payload block).
+- ``inbound``: the generic webhook and Sentry doors (verify → parse → fire; one Sentry issue, one
+  session), behind ``api.routes.automation_hooks``.
 
 Records are in ``domain.automations``, rows in ``store.automations``; the scheduler and the
 outcome consumer are services (``services.scheduler``, ``services.automation_runs``).

@@ -192,7 +192,11 @@ def _fired(run: AutomationRun, context: str) -> Delivery:
     """A run returned by ``fire``/``follow_up`` is this delivery's when it carries the context
     this delivery rendered (its untrusted block's boundary is random per render); else an
     earlier delivery made it."""
-    return Delivery("fired" if run.context == context else "duplicate", run)
+    outcome: Outcome = "fired" if run.context == context else "duplicate"
+    log.info(
+        "automation %s: delivery %s run %s (%s)", run.automation_id, outcome, run.id, run.status
+    )
+    return Delivery(outcome, run)
 
 
 async def webhook(
