@@ -431,6 +431,29 @@ async def test_three_alerts_for_one_issue_share_a_session_and_another_issue_gets
     assert len(await plane.store.sessions.list(limit=100)) == 2
 
 
+async def test_an_issue_whose_first_alert_started_no_session_gets_one_with_its_next_alert(
+    app: InApp, origin: Path
+) -> None:
+    plane = app.plane
+    made = await make(plane, origin, {"kind": "sentry"}, name="triage", secret=SENTRY_SECRET)
+    aid, url = made.automation.id, f"/webhooks/sentry/{made.automation.id}"
+    await plane.automations.pause(aid, "on holiday")
+    paused = await send(url, SENTRY_SECRET, issue_payload(issue_id=77), client=app.http)
+    assert json.loads(paused.response)["status"] == "skipped"
+    await plane.automations.resume(aid)
+    later = await send(url, SENTRY_SECRET, event_alert_payload(issue_id=77), client=app.http)
+    starter = json.loads(later.response)
+    assert starter["outcome"] == "fired" and starter["status"] != "skipped"
+    opened = await settled(plane, starter["run_id"])
+    assert opened.status == "succeeded" and opened.session_id is not None
+    assert opened.key == f"sentry_issue:77:after:{json.loads(paused.response)['run_id']}"
+    joined = await send(url, SENTRY_SECRET, event_alert_payload(issue_id=77), client=app.http)
+    follow = await settled(plane, json.loads(joined.response)["run_id"])
+    assert follow.follow_up and follow.session_id == opened.session_id
+    assert follow.status == "succeeded", (follow.error_code, follow.reason)
+    assert len(await plane.store.sessions.list(limit=100)) == 1
+
+
 async def test_alerts_that_start_nothing_are_ignored(app: InApp, origin: Path) -> None:
     plane = app.plane
     made = await make(plane, origin, {"kind": "sentry"}, name="triage", secret=SENTRY_SECRET)

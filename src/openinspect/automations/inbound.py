@@ -22,12 +22,14 @@ Sentry, ``POST /webhooks/sentry/<id>`` (:func:`sentry`)
     ``automations.sentry.sentry_key``'s decision; any other resource or action is ``ignored``
     (nothing recorded). Conditions apply as for a webhook. **One Sentry issue, one session**: the
     issue's first alert fires a run keyed ``sentry_issue:<issue id>`` (so concurrent first alerts
-    make one run) that starts a session; a later alert finds that run, and prompts its session
-    (``follow_up``, ``when_busy="skip"``: nothing while the session works) with a run keyed by the
-    alert itself, so a redelivered alert is one run. A redelivery of the *first* alert is told
-    by its payload's digest (Sentry resends the same body): the first run, a duplicate. While
-    the first run has no session yet (queued behind another run of the automation) a later alert
-    is ``skipped``, no run recorded.
+    make one run), with ``origin_ref`` the same key, that starts a session; a later alert finds
+    that run (``store.automations.newest_starter``) and prompts its session (``follow_up``,
+    ``when_busy="skip"``: nothing while the session works) with a run keyed by the alert itself,
+    so a redelivered alert is one run. A redelivery of the alert that fired the starter is told
+    by its payload's digest (Sentry resends the same body): that run, a duplicate. While the
+    starter has no session yet (queued behind another run) a later alert is ``skipped``, no run
+    recorded; if it ended without one (skipped while the automation was paused or busy, or its
+    start failed), the next alert fires a new starter, keyed ``<issue key>:after:<run id>``.
 
 Who may learn what
     An unknown id, a deleted automation, an automation of the other door's kind, a missing or
@@ -52,7 +54,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from openinspect.automations import conditions
-from openinspect.automations.runs import AutomationEngine, payload_digest, run_key
+from openinspect.automations.runs import AutomationEngine, payload_digest
 from openinspect.automations.sentry import SentryKey, sentry_key
 from openinspect.automations.signatures import (
     SENTRY_SIGNATURE_HEADER,
@@ -273,31 +275,35 @@ async def _sentry_alert(
     payload: Any,
     keys: SentryKey,
 ) -> Delivery:
-    first = await engine.store.automations.run_by_key(automation.id, run_key(keys.session_key))
+    head = await engine.store.automations.newest_starter(automation.id, keys.session_key)
     now = engine.now()
-    if first is None:
+    if head is not None and head.payload_digest == payload_digest(payload):
+        return Delivery("duplicate", head)  # the alert that fired it, delivered again
+    if head is None or (head.session_id is None and head.finished):
+        # The issue's first alert, or the first since its last starter ended without a session
+        # (skipped while paused or busy, or failed to start): start one. Alerts racing here
+        # derive the same key, so they make one run.
+        key = keys.session_key if head is None else f"{keys.session_key}:after:{head.id}"
         context = render_sentry(resource, payload, received_at=now)
         run = await engine.fire(
             automation.id,
             trigger="sentry",
-            key=keys.session_key,
+            key=key,
             payload=payload,
             context=context,
             origin_ref=keys.session_key,
         )
         return _fired(run, context)
-    if first.payload_digest == payload_digest(payload):
-        return Delivery("duplicate", first)  # the first alert, delivered again
-    if first.session_id is None:
+    if head.session_id is None:
         return Delivery(
             "skipped",
-            first,
-            reason=f"run {first.id}, this issue's first, has not started its session yet",
+            head,
+            reason=f"run {head.id}, which is to start this issue's session, has not started it yet",
         )
     content = f"{FOLLOW_UP_LEAD}\n\n{render_sentry(resource, payload, received_at=now)}"
     run = await engine.follow_up(
         automation.id,
-        session_id=first.session_id,
+        session_id=head.session_id,
         key=keys.run_key,
         content=content,
         trigger="sentry",

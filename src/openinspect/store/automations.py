@@ -435,6 +435,23 @@ class AutomationStore:
             row = (await conn.execute(query)).first()
         return _run(row) if row is not None else None
 
+    async def newest_starter(self, automation_id: str, origin_ref: str) -> AutomationRun | None:
+        """The newest run of the automation that was to start a session (not a follow-up) for
+        ``origin_ref`` (e.g. a Sentry issue): the run whose session later firings join."""
+        query = (
+            sa.select(automation_runs)
+            .where(
+                automation_runs.c.automation_id == automation_id,
+                automation_runs.c.origin_ref == origin_ref,
+                automation_runs.c.follow_up == sa.false(),
+            )
+            .order_by(automation_runs.c.created_at.desc(), automation_runs.c.id.desc())
+            .limit(1)
+        )
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return _run(row) if row is not None else None
+
     async def runs_of_session(self, session_id: str) -> builtins.list[AutomationRun]:
         """The runs that started or prompted a session, oldest first."""
         query = (
