@@ -73,6 +73,26 @@ async def test_the_origin_is_recorded_and_shown(client: httpx.AsyncClient, origi
     assert events[0]["type"] == "session-created" and events[0]["origin"] == "web"
 
 
+async def test_without_a_base_branch_a_session_starts_from_the_repos_own_default(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """A repo made with a plain ``git init`` may have only ``master``: a session that names no
+    base branch starts from the origin's default, not from a ``main`` it lacks."""
+    repo = tmp_path / "plain"
+    repo.mkdir()
+    for args in (
+        ["init", "-q", "-b", "master"],
+        ["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "--allow-empty", "-m", "i"],
+    ):
+        proc = await asyncio.create_subprocess_exec("git", *args, cwd=repo)
+        assert await proc.wait() == 0
+    made = await _create(client, repo)
+    assert made.status_code == 201, made.text
+    assert made.json()["session"]["base_branch"] == "master"
+    missing = await _create(client, repo, base_branch="main")  # asked for: still checked
+    assert missing.status_code == 422 and "main" in missing.json()["error"]["message"]
+
+
 @pytest.mark.parametrize("where", ["header", "body"])
 async def test_a_retried_create_returns_the_same_session_with_200(
     client: httpx.AsyncClient, plane: ControlPlane, origin: Path, where: str

@@ -119,6 +119,17 @@ async def ensure_mirror(
     return mirror
 
 
+async def default_branch(mirror: Path) -> str | None:
+    """The branch the origin's HEAD named when the mirror was cloned (``main``, ``master``…),
+    or None when it names none."""
+    try:
+        out = await git("symbolic-ref", "--quiet", "--short", "HEAD", cwd=mirror)
+    except GitError:
+        return None
+    name = out.strip()
+    return name or None
+
+
 async def branch_exists(mirror: Path, branch: str) -> bool:
     try:
         await git("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", cwd=mirror)

@@ -41,7 +41,7 @@ from openinspect.errors import (
 )
 from openinspect.sessions.actor import SessionActor, SessionDeps
 from openinspect.sessions.diff import SessionDiffs
-from openinspect.sessions.git import branch_exists, normalize_origin
+from openinspect.sessions.git import branch_exists, default_branch, normalize_origin
 from openinspect.sessions.git_recovery import reconcile_pushes
 from openinspect.sessions.limits import UserLimits
 from openinspect.sessions.ownership import Ownership
@@ -324,10 +324,19 @@ class SessionManager:
             await self._repo_guard(user, registered.url if registered else repo, bool(registered))
         origins = self.deps.origins
         repo_url = origins.canonical(registered.url if registered else normalize_origin(repo))
-        base = validate_branch(base_branch or (registered.default_branch if registered else "main"))
+        if base_branch is not None:
+            validate_branch(base_branch)
         model_id = model or self.deps.models.default_model()
         await self.deps.models.check(model_id, effort)
         mirror = await origins.mirror(self.deps.settings.mirrors_dir, repo_url)
+        # No base branch asked for: the registered repo's, else the origin's own default (a
+        # repo made with a plain ``git init`` may have ``master``), else ``main``.
+        base = validate_branch(
+            base_branch
+            or (registered.default_branch if registered else None)
+            or await default_branch(mirror)
+            or "main"
+        )
         if not await branch_exists(mirror, base):
             raise InvalidInput(
                 f"Branch {base!r} does not exist in {repo_url}",
