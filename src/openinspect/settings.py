@@ -576,6 +576,84 @@ class GitHubSettings(BaseModel):
         return self.client_id is not None and self.client_secret is not None
 
 
+SLACK_API_URL = "https://slack.com/api/"
+
+
+class SlackSettings(BaseModel):
+    """The Slack app: mentions and DMs start sessions, thread replies continue them, one status
+    message per thread is kept current. Off until ``bot_token`` is set. Tokens stay in the
+    control plane; the box never sees them."""
+
+    mode: Literal["events", "socket"] = Field(
+        "events",
+        description="How Slack reaches the server: 'events' (the Events API, POSTs to "
+        "/slack/events; needs a public URL) or 'socket' (Socket Mode; needs app_token).",
+    )
+    bot_token: SecretStr | None = Field(
+        None, description="Bot user OAuth token (xoxb-…); setting it turns Slack on."
+    )
+    signing_secret: SecretStr | None = Field(
+        None, description="Signing secret that signs Events API and interactivity requests."
+    )
+    app_token: SecretStr | None = Field(
+        None, description="App-level token (xapp-…, scope connections:write) for Socket Mode."
+    )
+    api_url: str = Field(
+        SLACK_API_URL, description="Web API base URL (a local fake's, in tests and demos)."
+    )
+    channel_repos: dict[str, str] = Field(
+        default_factory=dict,
+        description="Default repo per channel: channel id → owner/name (or a local repo's "
+        "name), used when a message names none.",
+    )
+    allow_unlinked: bool = Field(
+        False,
+        description="Let Slack users with no linked openinspect account start sessions, as the "
+        "app's own identity (app_user). Off: they are asked to link first.",
+    )
+    app_user: str = Field(
+        "slack-app",
+        description="Login of the openinspect user the app acts as for unlinked Slack users "
+        "(when allow_unlinked is on); made on first use, as a member.",
+    )
+    match_email: bool = Field(
+        True,
+        description="Link a Slack user to the openinspect user with the same email, read from "
+        "Slack's profile (needs users:read.email); off: only the link flow links.",
+    )
+    notify_channels: list[str] = Field(
+        default_factory=list,
+        description="Channel ids the agent's notify tool may post to besides its own thread.",
+    )
+    classifier_model: str | None = Field(
+        None,
+        description="Model that picks the repo when a message names none; default "
+        "agent.default_model.",
+    )
+    status_interval_s: float = Field(
+        2.0, description="Least time between two edits of a thread's status message."
+    )
+    timestamp_tolerance_s: int = Field(
+        300, description="Oldest request timestamp accepted (X-Slack-Request-Timestamp)."
+    )
+    event_max_bytes: int = Field(
+        256 * 1024, description="Largest Events API or interactivity body accepted, in bytes."
+    )
+    link_code_ttl_s: int = Field(
+        900, description="Lifetime of a one-time account link code, in seconds."
+    )
+    request_timeout_s: float = Field(15, description="Timeout of one Slack Web API call.")
+
+    @property
+    def enabled(self) -> bool:
+        return self.bot_token is not None
+
+    @property
+    def resolved_api_url(self) -> str:
+        """The Web API base, ending in ``/`` as slack_sdk expects."""
+        return self.api_url.rstrip("/") + "/"
+
+
 WEB_TOKEN_TTL_S = 14 * 24 * 3600
 LOGIN_LINK_TTL_S = 24 * 3600
 
@@ -650,6 +728,7 @@ class Settings(BaseSettings):
     agent: AgentSettings = Field(default_factory=lambda: AgentSettings())
     models: ModelProviderSettings = Field(default_factory=lambda: ModelProviderSettings())
     github: GitHubSettings = Field(default_factory=lambda: GitHubSettings())
+    slack: SlackSettings = Field(default_factory=lambda: SlackSettings())
     auth: AuthSettings = Field(default_factory=lambda: AuthSettings())
     anthropic_api_key: SecretStr | None = Field(
         None,

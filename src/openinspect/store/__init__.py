@@ -23,6 +23,7 @@ from openinspect.store.pulls import PullRequestStore
 from openinspect.store.repos import RepoStore
 from openinspect.store.sandboxes import SandboxStore
 from openinspect.store.sessions import SessionStore
+from openinspect.store.slack_threads import SlackThreadStore
 from openinspect.store.users import UserStore
 from openinspect.store.webhooks import WebhookStore
 
@@ -47,6 +48,7 @@ class Store:
     presence: PresenceStore
     owners: OwnerStore
     automations: AutomationStore
+    slack_threads: SlackThreadStore
 
     @classmethod
     async def open(
@@ -82,6 +84,7 @@ class Store:
             presence=PresenceStore(engine),
             owners=OwnerStore(engine),
             automations=AutomationStore(engine, sealer),
+            slack_threads=SlackThreadStore(engine),
         )
 
     async def close(self) -> None:

@@ -424,3 +424,136 @@ automation_runs = sa.Table(
     sa.Index("ix_automation_runs_automation_id_created_at", "automation_id", "created_at"),
     sa.Index("ix_automation_runs_status", "status"),
 )
+
+# --- Slack (migration 0012) ---
+# Ids are Slack's own (team T…, user U…, channel C…/D…/G…, message ts "1700000000.000100").
+
+slack_inbox = sa.Table(
+    "slack_inbox",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    # One row per delivery we accepted: ``event:<team>:<event_id>`` (Events API and Socket Mode
+    # alike) or ``action:<team>:<trigger or action ts>`` for interactivity. A retry is a
+    # unique-key violation, i.e. processed once.
+    sa.Column("key", sa.String(200), nullable=False, unique=True),
+    # ``msg:<team>:<channel>:<ts>``: the one user message Slack sends twice (``app_mention``
+    # and ``message``); the second is dropped. Null for deliveries that are not a message.
+    sa.Column("msg_key", sa.String(200), nullable=True, unique=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    # pending → done | ignored | failed; pending rows older than a minute are picked up again
+    # after a crash.
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("error_code", sa.String(64), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("received_at", _ts, nullable=False),
+    sa.Column("handled_at", _ts, nullable=True),
+    sa.Index("ix_slack_inbox_status_received_at", "status", "received_at"),
+)
+
+slack_users = sa.Table(
+    "slack_users",
+    metadata,
+    sa.Column("team_id", sa.String(32), primary_key=True),
+    sa.Column("slack_user_id", sa.String(32), primary_key=True),
+    # The openinspect user this Slack user acts as; null until linked.
+    sa.Column(
+        "user_id",
+        sa.String(40),
+        sa.ForeignKey("users.id", ondelete="SET NULL"),
+        nullable=True,
+        index=True,
+    ),
+    sa.Column("linked_by", sa.String(16), nullable=True),  # email | link
+    sa.Column("email", sa.String(320), nullable=True),
+    # App Home preferences: used when a message and its channel name no repo, and for the model.
+    sa.Column("default_repo", sa.String(2048), nullable=True),
+    sa.Column("model", sa.String(300), nullable=True),
+    sa.Column("effort", sa.String(16), nullable=True),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("updated_at", _ts, nullable=False),
+)
+
+slack_link_codes = sa.Table(
+    "slack_link_codes",
+    metadata,
+    # sha256 of the one-time code; the code itself is only ever in the link sent to the user.
+    sa.Column("code_hash", sa.String(64), primary_key=True),
+    sa.Column("team_id", sa.String(32), nullable=False),
+    sa.Column("slack_user_id", sa.String(32), nullable=False),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("expires_at", _ts, nullable=False),
+    sa.Column("used_at", _ts, nullable=True),
+    sa.Column("used_by", sa.String(40), nullable=True),
+)
+
+slack_picks = sa.Table(
+    "slack_picks",
+    metadata,
+    # A request waiting for its author to pick the repo (the classifier was unsure).
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("team_id", sa.String(32), nullable=False),
+    sa.Column("channel_id", sa.String(32), nullable=False),
+    sa.Column("thread_ts", sa.String(32), nullable=False),
+    sa.Column("message_ts", sa.String(32), nullable=False),
+    sa.Column("channel_type", sa.String(16), nullable=False),
+    sa.Column("slack_user_id", sa.String(32), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("candidates", sa.Text, nullable=False),  # JSON list of repo names
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("expires_at", _ts, nullable=False),
+    sa.Column("resolved_at", _ts, nullable=True),
+    sa.Column("session_id", sa.String(40), nullable=True),
+)
+
+slack_threads = sa.Table(
+    "slack_threads",
+    metadata,
+    # One Slack thread per session and one session per thread.
+    sa.Column(
+        "session_id",
+        sa.String(40),
+        sa.ForeignKey("sessions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("team_id", sa.String(32), nullable=False),
+    sa.Column("channel_id", sa.String(32), nullable=False),
+    sa.Column("thread_ts", sa.String(32), nullable=False),
+    sa.Column("channel_type", sa.String(16), nullable=False),  # im | channel | group | mpim
+    sa.Column("slack_user_id", sa.String(32), nullable=False),
+    # The live status message, once posted (the outbox posts it and records its ts here).
+    sa.Column("status_ts", sa.String(32), nullable=True),
+    # What the status message should say (JSON, integrations.slack.outbound), its version, and
+    # the version Slack shows; a restart edits the message until the two agree.
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("delivered_version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("updated_at", _ts, nullable=False),
+    sa.UniqueConstraint("team_id", "channel_id", "thread_ts"),
+)
+
+slack_posts = sa.Table(
+    "slack_posts",
+    metadata,
+    # The outbox: every message the app posts, written in the transaction that decided to post
+    # it, delivered after. ``key`` makes the decision once; the message carries the key in its
+    # metadata, so a delivery interrupted between Slack's answer and our commit finds its post
+    # in the thread instead of posting again.
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(200), nullable=False, unique=True),
+    sa.Column("session_id", sa.String(40), nullable=True, index=True),
+    sa.Column("team_id", sa.String(32), nullable=False),
+    sa.Column("channel_id", sa.String(32), nullable=False),
+    sa.Column("thread_ts", sa.String(32), nullable=True),
+    # status | final | notify | notice | ephemeral (ephemeral: to ``slack_user_id`` only)
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("slack_user_id", sa.String(32), nullable=True),
+    sa.Column("body", sa.Text, nullable=False),  # JSON {text, blocks}
+    sa.Column("ts", sa.String(32), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("error_code", sa.String(64), nullable=True),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("posted_at", _ts, nullable=True),
+    sa.Index("ix_slack_posts_posted_at", "posted_at"),
+)
