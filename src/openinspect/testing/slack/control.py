@@ -1,0 +1,181 @@
+"""Control endpoints under ``/_fake`` so a person can drive the fake with curl, and the
+``response_url`` that ``block_actions`` payloads carry.
+
+- ``POST /_fake/messages {channel, user, text, thread_ts?}`` → ``{ts}``
+- ``GET /_fake/messages?channel=&thread_ts=`` → ``{messages:[…]}``
+- ``POST /_fake/home {user}`` → ``{event_id}``
+- ``POST /_fake/click {user, action_id, value?, channel?, ts?, view?}`` → ``{trigger_id}``
+- ``GET /_fake/deliveries`` → ``{deliveries:[{id, type, attempts}]}``
+- ``POST /_fake/respond/<id>`` (the response_url): ``{text, blocks?, replace_original?,
+  delete_original?, response_type?, thread_ts?}``
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from openinspect.testing.slack.http import TooLarge, read_body
+from openinspect.testing.slack.records import Ephemeral, Message
+
+if TYPE_CHECKING:
+    from openinspect.testing.slack.server import FakeSlack
+
+MAX_CONTROL_BODY = 256 * 1024
+MAX_FIELD_CHARS = 40_000
+
+
+def _error(status: int, message: str) -> Response:
+    return JSONResponse({"ok": False, "error": message}, status_code=status)
+
+
+async def _json(request: Request) -> dict[str, Any] | Response:
+    try:
+        raw = await read_body(request, MAX_CONTROL_BODY)
+        data = json.loads(raw) if raw.strip() else {}
+    except TooLarge:
+        return _error(413, "request_too_large")
+    except ValueError:
+        return _error(400, "expected a JSON object")
+    if not isinstance(data, dict):
+        return _error(400, "expected a JSON object")
+    return data
+
+
+def _field(data: dict[str, Any], name: str, *, required: bool = True) -> str | None:
+    value = data.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value or len(value) > MAX_FIELD_CHARS:
+        raise ValueError(f"expected {name!r}: a non-empty string")
+    return value
+
+
+def routes(fake: FakeSlack) -> list[Route]:
+    async def post_message(request: Request) -> Response:
+        data = await _json(request)
+        if isinstance(data, Response):
+            return data
+        try:
+            ts = fake.post_user_message(
+                str(_field(data, "channel")),
+                str(_field(data, "user")),
+                str(_field(data, "text")),
+                _field(data, "thread_ts", required=False),
+            )
+        except (ValueError, KeyError) as exc:
+            return _error(400, str(exc).strip("'\""))
+        return JSONResponse({"ok": True, "ts": ts})
+
+    async def list_messages(request: Request) -> Response:
+        channel = request.query_params.get("channel", "")
+        thread_ts = request.query_params.get("thread_ts") or None
+        msgs = fake.messages(channel, thread_ts)
+        return JSONResponse({"ok": True, "messages": [dataclasses.asdict(m) for m in msgs]})
+
+    async def home(request: Request) -> Response:
+        data = await _json(request)
+        if isinstance(data, Response):
+            return data
+        try:
+            delivery = fake.open_home(str(_field(data, "user")))
+        except (ValueError, KeyError) as exc:
+            return _error(400, str(exc).strip("'\""))
+        return JSONResponse({"ok": True, "event_id": delivery.id})
+
+    async def click(request: Request) -> Response:
+        data = await _json(request)
+        if isinstance(data, Response):
+            return data
+        try:
+            channel = _field(data, "channel", required=False)
+            ts = _field(data, "ts", required=False)
+            view = _field(data, "view", required=False)
+            if view not in (None, "home"):
+                raise ValueError("expected view: 'home'")
+            payload = fake.click(
+                str(_field(data, "user")),
+                action_id=str(_field(data, "action_id")),
+                value=_field(data, "value", required=False),
+                message=(channel, ts) if channel and ts else None,
+                view="home" if view else None,
+            )
+        except (ValueError, KeyError, LookupError) as exc:
+            return _error(400, str(exc).strip("'\""))
+        return JSONResponse({"ok": True, "trigger_id": payload["trigger_id"]})
+
+    async def deliveries(request: Request) -> Response:
+        out = [
+            {"id": d.id, "type": d.type, "attempts": [a.result for a in d.attempts], "done": d.done}
+            for d in fake.deliveries
+        ]
+        return JSONResponse({"ok": True, "deliveries": out})
+
+    async def respond(request: Request) -> Response:
+        data = await _json(request)
+        if isinstance(data, Response):
+            return data
+        return respond_to(fake, request.path_params["rid"], data)
+
+    return [
+        Route("/_fake/messages", post_message, methods=["POST"]),
+        Route("/_fake/messages", list_messages, methods=["GET"]),
+        Route("/_fake/home", home, methods=["POST"]),
+        Route("/_fake/click", click, methods=["POST"]),
+        Route("/_fake/deliveries", deliveries, methods=["GET"]),
+        Route("/_fake/respond/{rid}", respond, methods=["POST"]),
+    ]
+
+
+def respond_to(fake: FakeSlack, rid: str, data: dict[str, Any]) -> Response:
+    """A ``response_url`` POST: replace or delete the clicked message, or post a new one
+    (ephemeral to the clicker unless ``response_type`` is ``in_channel``)."""
+    target = fake.response_targets.get(rid)
+    if target is None:
+        return _error(404, "no_such_response_url")
+    channel, ts, user = target
+    state = fake.state
+    text = data.get("text")
+    blocks = data.get("blocks")
+    if text is not None and (not isinstance(text, str) or len(text) > MAX_FIELD_CHARS):
+        return _error(400, "msg_too_long")
+    if blocks is not None and (not isinstance(blocks, list) or len(blocks) > 50):
+        return _error(400, "invalid_blocks")
+    with state.lock:
+        msg = state.find(channel, ts) if ts else None
+        if data.get("delete_original") is True and msg is not None:
+            msg.deleted = True
+        elif data.get("replace_original") is True and msg is not None:
+            msg.text = text if isinstance(text, str) else msg.text
+            msg.blocks = blocks if isinstance(blocks, list) else msg.blocks
+            msg.edits += 1
+        elif data.get("response_type") == "in_channel":
+            thread = data.get("thread_ts")
+            state.add_message(
+                Message(
+                    channel=channel,
+                    ts=state.next_ts(),
+                    text=text or "",
+                    user=state.identity.bot_user_id,
+                    bot_id=state.identity.bot_id,
+                    blocks=blocks,
+                    thread_ts=thread if isinstance(thread, str) else None,
+                )
+            )
+        else:
+            state.ephemerals.append(
+                Ephemeral(
+                    channel=channel,
+                    user=user,
+                    message_ts=state.next_ts(),
+                    text=text or "",
+                    blocks=blocks,
+                )
+            )
+        state.changed.notify_all()
+    return JSONResponse({"ok": True})
