@@ -104,6 +104,8 @@ async def checks(settings: Settings) -> list[Check]:
         )
     )
     found += await provider_checks(settings)
+    if (slack := await slack_check(settings)) is not None:
+        found.append(slack)
     found.append(await server_check(settings.home_dir))
     found += limit_checks(settings, bwrap_works=works)
     return found
@@ -167,6 +169,51 @@ async def _probe(
     if answer.status_code >= _SERVER_ERROR:
         return Check(name, False, f"{base} answered HTTP {answer.status_code}", None)
     return Check(name, True, f"{base} answers")
+
+
+async def slack_check(settings: Settings) -> Check | None:
+    """With Slack configured: does the mode have what it needs, and does Slack take the bot
+    token (``auth.test``)? None when Slack is off."""
+    slack = settings.slack
+    if not slack.enabled:
+        return None
+    missing = []
+    if slack.mode == "events" and slack.signing_secret is None:
+        missing.append("OPENINSPECT_SLACK__SIGNING_SECRET")
+    if slack.mode == "socket" and slack.app_token is None:
+        missing.append("OPENINSPECT_SLACK__APP_TOKEN")
+    if missing:
+        return Check(
+            "slack",
+            False,
+            f"slack.mode={slack.mode} needs " + " and ".join(missing),
+            "see docs/slack.md, 'Set it up'",
+        )
+    from slack_sdk.errors import SlackApiError
+
+    from openinspect.integrations.slack.client import web_client
+
+    client = web_client(slack)
+    client.timeout = int(PROBE_TIMEOUT_S)
+    try:
+        answer = await client.auth_test()
+    except SlackApiError as exc:
+        error = exc.response.get("error", "error")
+        return Check(
+            "slack",
+            False,
+            f"Slack refused the bot token ({error})",
+            "set a valid OPENINSPECT_SLACK__BOT_TOKEN (xoxb-…, from the app's OAuth page)",
+        )
+    except Exception as exc:  # aiohttp's connection errors and timeouts
+        return Check(
+            "slack",
+            False,
+            f"no answer from {slack.resolved_api_url}: {type(exc).__name__}",
+            "check the network, or OPENINSPECT_SLACK__API_URL",
+        )
+    team, user = answer.get("team", "?"), answer.get("user", "?")
+    return Check("slack", True, f"{slack.mode} mode; the bot is @{user} in {team}")
 
 
 async def server_check(home: Path) -> Check:
