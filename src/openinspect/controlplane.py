@@ -21,6 +21,7 @@ from openinspect.agent.models import ModelRegistry
 from openinspect.api.auth import Bootstrap, WsTokens, bootstrap_admin, load_or_create_secret
 from openinspect.automations.runs import AutomationEngine
 from openinspect.bus import Bus, open_bus
+from openinspect.integrations.slack.outbound import CONSUMER as SLACK_CONSUMER
 from openinspect.people.service import People
 from openinspect.sandboxes.base import SandboxProvider
 from openinspect.sandboxes.bridge import BridgeHub
@@ -140,6 +141,8 @@ async def open_control_plane(
         await manager.recover()
         automations = AutomationEngine(store, commands)
         await automations.open()  # its feed cursor, before any run can start
+        if settings.slack.enabled:  # the Slack threads' cursor, before any prompt runs
+            await store.feed.cursor(SLACK_CONSUMER, start="end")
         services = ServiceRunner(
             build_services(
                 ServiceContext(settings, store, manager, automations=automations, bus=bus)

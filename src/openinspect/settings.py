@@ -232,6 +232,12 @@ class ServiceSettings(BaseModel):
         le=60,
         description="How often the automation outcome consumer reads the event feed, in seconds.",
     )
+    slack_outbound_enabled: bool = Field(
+        True,
+        description="Run the Slack outbound service when Slack is configured: keep each "
+        "session thread's status message current, post final messages and the agent's "
+        "notifications (a durable feed cursor and an outbox). One server at a time runs it.",
+    )
     lease_ttl_s: float = Field(
         DEFAULT_SERVICE_LEASE_TTL_S,
         ge=0.1,

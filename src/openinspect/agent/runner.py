@@ -51,7 +51,8 @@ that cover what you changed, and say briefly what you did and how you checked it
 Every change you leave in the working tree is committed for you under the name of the person who
 asked, and pushed to {branch}, when your turn ends; you may also commit and `git push` yourself
 (to {branch} or a new branch under openinspect/). When asked for a pull request, use the
-create_pull_request tool.
+create_pull_request tool. To tell the people following the session in Slack something they
+should not miss (a question, a blocker, the result), use the notify tool.
 """
 
 

@@ -2,12 +2,14 @@
 
     bash {command, timeout_s?}   read {path, offset?, limit?}   write {path, content}
     edit {path, old, new}        glob {pattern}                 grep {pattern, path?}
-    create_pull_request {title, body, draft?}
+    create_pull_request {title, body, draft?}                   notify {text, channel?}
 
-Each runs in the session's sandbox through the bridge. A tool waits for the sandbox to be ready,
-so the model can start thinking while the sandbox boots. Every call produces a ``tool-call`` and a
-``tool-result`` event. Failures the agent must react to (non-zero exit, file not found, ambiguous
-edit) come back as results, not exceptions.
+Each runs in the session's sandbox through the bridge, except ``create_pull_request`` and
+``notify``, which the control plane runs (``notify`` posts to Slack: the session's thread, or
+``channel`` when it is one of ``slack.notify_channels``; the box never sees a Slack token). A
+tool waits for the sandbox to be ready, so the model can start thinking while the sandbox
+boots. Every call produces a ``tool-call`` and a ``tool-result`` event. Failures the agent must
+react to (non-zero exit, file not found, ambiguous edit) come back as results, not exceptions.
 
 Output is cut twice from one bounded capture (:class:`~openinspect.sandboxes.capture.
 OutputCapture`; a command's output is streamed into it, never held whole): the event keeps
@@ -47,7 +49,16 @@ from openinspect.settings import (
 STOPPED_RESULT_TIMEOUT_S = 5.0
 """How long a stopped call may take to record its result before the stop goes on without it."""
 
-TOOL_NAMES = ("bash", "read", "write", "edit", "glob", "grep", "create_pull_request")
+TOOL_NAMES = (
+    "bash",
+    "read",
+    "write",
+    "edit",
+    "glob",
+    "grep",
+    "create_pull_request",
+    "notify",
+)
 
 
 class ToolHost(Protocol):
@@ -69,6 +80,12 @@ class ToolHost(Protocol):
         """Commit and push the work so far, then open the session branch's pull request as the
         person who asked (or update the open one). Returns a one-line summary for the model;
         raises ``OpenInspectError`` with a message the model can act on."""
+        ...
+
+    async def notify(self, text: str, channel: str | None) -> str:
+        """Record a ``notify`` event for Slack (the session's thread, or ``channel``). Returns a
+        one-line summary for the model; raises ``OpenInspectError`` (Slack off, no thread and no
+        allowed channel, a channel not allowed, text too long) with a message it can act on."""
         ...
 
 
@@ -322,8 +339,28 @@ async def create_pull_request(
     return await _run_tool(ctx, "create_pull_request", args, run)
 
 
+async def notify(ctx: RunContext[ToolDeps], text: str, channel: str | None = None) -> str:
+    """Send a short message to the people following this session in Slack: its Slack thread,
+    or `channel` (a channel id the server allows). Use it for news they should not miss (a
+    question, a blocker, a result), not for progress. Plain text, at most 4,000 characters."""
+    deps = ctx.deps
+    args: dict[str, Any] = {"text": text}
+    if channel is not None:
+        args["channel"] = channel
+    call_id = _call_id(ctx, "notify")
+    common = {"session_id": deps.session_id, "prompt_id": deps.prompt_id}
+    await deps.host.emit(ToolCall(**common, call_id=call_id, tool="notify", args=args))
+    started = time.monotonic()
+    try:  # no sandbox: the control plane posts
+        outcome = _Outcome(await deps.host.notify(text, channel))
+    except OpenInspectError as exc:
+        hint = f" ({exc.hint})" if exc.hint else ""
+        outcome = _Outcome(f"error [{exc.code}]: {exc.message}{hint}", True)
+    return await _record(deps, call_id, "notify", outcome, time.monotonic() - started)
+
+
 def builtin_tools() -> list[Tool[ToolDeps]]:
     return [
         Tool(fn, takes_ctx=True)
-        for fn in (bash, read, write, edit, glob, grep, create_pull_request)
+        for fn in (bash, read, write, edit, glob, grep, create_pull_request, notify)
     ]

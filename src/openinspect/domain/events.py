@@ -234,6 +234,19 @@ class ErrorEvent(_EventBase):
     hint: str | None = None
 
 
+NOTIFY_TEXT_MAX_CHARS = 4_000
+NOTIFY_CHANNEL_MAX_CHARS = 32
+
+
+class Notify(_EventBase):
+    """The agent's ``notify`` tool: a message for people in Slack (the session's thread, or
+    ``channel``, one of ``slack.notify_channels``), posted by the control plane, never the box."""
+
+    type: Literal["notify"] = "notify"
+    text: str = Field(max_length=NOTIFY_TEXT_MAX_CHARS)
+    channel: str | None = Field(None, max_length=NOTIFY_CHANNEL_MAX_CHARS)
+
+
 Event = Annotated[
     SessionCreated
     | SessionUpdated
@@ -257,7 +270,8 @@ Event = Annotated[
     | ArtifactCreated
     | ChildSessionUpdated
     | WarningEvent
-    | ErrorEvent,
+    | ErrorEvent
+    | Notify,
     Field(discriminator="type"),
 ]
 

@@ -33,6 +33,7 @@ BUILTIN_SERVICES: dict[str, str] = {
     "idle_reaper": "openinspect.services.tidy:idle_reaper",
     "presence_heartbeat": "openinspect.services.presence:presence_heartbeat",
     "scheduler": "openinspect.services.scheduler:scheduler",
+    "slack_outbound": "openinspect.services.slack_outbound:slack_outbound",
     "webhook_prune": "openinspect.services.webhooks:webhook_prune",
 }
 

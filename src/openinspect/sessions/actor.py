@@ -26,9 +26,11 @@ from typing import TYPE_CHECKING
 
 from openinspect.agent.models import ModelRegistry
 from openinspect.domain.events import (
+    NOTIFY_TEXT_MAX_CHARS,
     ErrorInfo,
     Event,
     GitCommit,
+    Notify,
     PromptCancelled,
     PromptFinished,
     PromptQueued,
@@ -53,6 +55,7 @@ from openinspect.errors import (
     GitError,
     InvalidInput,
     LeaseLost,
+    NotConfigured,
     PromptNotCancellable,
     PromptNotFound,
     PromptRequestConflict,
@@ -825,3 +828,35 @@ class _Host:
             self._prompt, user, title=title, body=body, draft=draft
         )
         return f"Pull request #{record.number} ({record.state}): {record.url}"
+
+    async def notify(self, text: str, channel: str | None) -> str:
+        await self._wait_started()
+        actor = self._actor
+        slack = actor._s.settings.slack
+        if not slack.enabled:
+            raise NotConfigured("Slack is not set up on this server, so there is no one to notify")
+        if len(text) > NOTIFY_TEXT_MAX_CHARS:
+            raise InvalidInput(
+                f"The text has {len(text)} characters; the limit is {NOTIFY_TEXT_MAX_CHARS}",
+                hint="Say it shorter",
+            )
+        if not text.strip():
+            raise InvalidInput("The text is empty")
+        if channel is not None:
+            if channel not in slack.notify_channels:
+                raise InvalidInput(
+                    "That channel is not one this server lets the agent post to",
+                    hint="Leave channel out to post in the session's own Slack thread",
+                )
+            where = f"channel {channel}"
+        else:
+            if await actor._s.store.slack_threads.by_session(actor.session.id) is None:
+                raise NotConfigured(
+                    "This session has no Slack thread, and no channel was named",
+                    hint="Name one of the channels the server allows, or do without",
+                )
+            where = "the session's Slack thread"
+        session_id, prompt_id = actor.session.id, self._prompt.id
+        event = Notify(session_id=session_id, prompt_id=prompt_id, text=text, channel=channel)
+        await actor.emit(event)
+        return f"Sent to {where}."

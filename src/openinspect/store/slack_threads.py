@@ -21,11 +21,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from openinspect.domain.events import utcnow
-from openinspect.store.tables import slack_posts, slack_threads
+from openinspect.store.tables import sessions, slack_posts, slack_threads
 
 ChannelType = Literal["im", "channel", "group", "mpim"]
 PostKind = Literal["status", "final", "notify", "notice", "ephemeral"]
 POST_KEY_MAX = 200
+ERROR_CODE_MAX = 64
+STATUS_KEY_PREFIX = "status:"
+"""A thread's status post is ``status:<session id>``; its prompts' final posts
+``final:<prompt id>``."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,14 @@ class SlackThread:
     @property
     def is_dm(self) -> bool:
         return self.channel_type == "im"
+
+
+@dataclass(frozen=True)
+class SessionFacts:
+    repo_url: str
+    branch: str
+    title: str
+    total_cost_usd: float
 
 
 @dataclass(frozen=True)
@@ -226,3 +238,130 @@ class SlackThreadStore:
         )
         async with self._engine.connect() as conn:
             return [_post(row) for row in (await conn.execute(query)).all()]
+
+    # --- what the outbound side (integrations.slack.outbound / delivery) needs ---
+
+    async def save_state(
+        self, conn: AsyncConnection, session_id: str, state: dict[str, Any]
+    ) -> int:
+        """Replace the thread's status ``state`` and bump its version, in the caller's
+        transaction; returns the new version (0: no thread row)."""
+        result = await conn.execute(
+            slack_threads.update()
+            .where(slack_threads.c.session_id == session_id)
+            .values(
+                state=json.dumps(state),
+                version=slack_threads.c.version + 1,
+                updated_at=utcnow(),
+            )
+            .returning(slack_threads.c.version)
+        )
+        version = result.scalar_one_or_none()
+        return int(version) if version is not None else 0
+
+    async def without_status(self, limit: int = 100) -> list[SlackThread]:
+        """Threads with no status message yet and no status post decided for them."""
+        decided = sa.exists().where(
+            slack_posts.c.key == sa.literal(STATUS_KEY_PREFIX) + slack_threads.c.session_id
+        )
+        query = (
+            sa.select(slack_threads)
+            .where(slack_threads.c.status_ts.is_(None), ~decided)
+            .order_by(slack_threads.c.created_at)
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            return [_thread(row) for row in (await conn.execute(query)).all()]
+
+    async def stale(self, limit: int = 100) -> list[SlackThread]:
+        """Threads whose status message shows an older version than their state."""
+        query = (
+            sa.select(slack_threads)
+            .where(
+                slack_threads.c.status_ts.is_not(None),
+                slack_threads.c.version > slack_threads.c.delivered_version,
+            )
+            .order_by(slack_threads.c.updated_at)
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            return [_thread(row) for row in (await conn.execute(query)).all()]
+
+    async def mark_delivered(self, session_id: str, version: int) -> None:
+        """Slack shows ``version`` of the thread's state (never moves back)."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                slack_threads.update()
+                .where(
+                    slack_threads.c.session_id == session_id,
+                    slack_threads.c.delivered_version < version,
+                )
+                .values(delivered_version=version)
+            )
+
+    async def unposted(self, limit: int = 100) -> list[SlackPost]:
+        """Posts not delivered yet and not failed for good, oldest decision first."""
+        query = (
+            sa.select(slack_posts)
+            .where(slack_posts.c.ts.is_(None), slack_posts.c.error_code.is_(None))
+            .order_by(slack_posts.c.id)
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            return [_post(row) for row in (await conn.execute(query)).all()]
+
+    async def begin_attempt(self, post_id: int) -> int:
+        """Count one more delivery attempt of a post before its call is made (committed, so a
+        crash after Slack answered leaves ``attempts > 0``: look before posting again);
+        returns the attempts made before this one."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                slack_posts.update()
+                .where(slack_posts.c.id == post_id)
+                .values(attempts=slack_posts.c.attempts + 1)
+                .returning(slack_posts.c.attempts)
+            )
+            return int(result.scalar_one()) - 1
+
+    async def record_posted(self, post: SlackPost, ts: str) -> None:
+        """The post is in Slack as message ``ts``; a status post's ts becomes its thread's
+        ``status_ts``, and what it showed (``body["version"]``) the delivered version."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                slack_posts.update()
+                .where(slack_posts.c.id == post.id)
+                .values(ts=ts, posted_at=utcnow())
+            )
+            if post.kind == "status" and post.session_id is not None:
+                shown = int(post.body.get("version", 0))
+                await conn.execute(
+                    slack_threads.update()
+                    .where(slack_threads.c.session_id == post.session_id)
+                    .values(
+                        status_ts=ts,
+                        delivered_version=sa.case(
+                            (slack_threads.c.delivered_version < shown, shown),
+                            else_=slack_threads.c.delivered_version,
+                        ),
+                    )
+                )
+
+    async def record_failed(self, post_id: int, error_code: str) -> None:
+        """The post cannot be delivered (``error_code``: Slack's, e.g. ``channel_not_found``);
+        it is never tried again."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                slack_posts.update()
+                .where(slack_posts.c.id == post_id)
+                .values(error_code=error_code[:ERROR_CODE_MAX])
+            )
+
+    async def session_facts(self, conn: AsyncConnection, session_id: str) -> SessionFacts | None:
+        """What a thread's status shows of its session before any of its events did."""
+        query = sa.select(
+            sessions.c.repo_url, sessions.c.branch, sessions.c.title, sessions.c.total_cost_usd
+        ).where(sessions.c.id == session_id)
+        row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        return SessionFacts(row.repo_url, row.branch, row.title, float(row.total_cost_usd))

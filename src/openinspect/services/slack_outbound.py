@@ -1,0 +1,97 @@
+"""``slack_outbound``: Slack threads kept current, one server at a time.
+
+One loop: the feed consumer ``slack_threads`` (``integrations/slack/outbound.py``) projects
+sessions' events into their threads' states and the outbox, in its cursor's transaction; then
+delivery (``integrations/slack/delivery.py``) makes the Slack calls for what was committed.
+It wakes on every durable event (the feed's bus channel), on a kick on ``slack-outbox`` (the
+inbound side wrote a notice or a thread row), when a throttled status edit is due, and at the
+latest every ``POLL_S``. On when ``services.slack_outbound_enabled`` and Slack is configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from openinspect.bus import Bus
+from openinspect.integrations.slack.client import web_client
+from openinspect.integrations.slack.delivery import OUTBOX_CHANNEL, SlackDelivery
+from openinspect.integrations.slack.outbound import CONSUMER, FEED_TYPES, SlackOutbound
+from openinspect.services.registry import ServiceContext
+from openinspect.sessions.eventlog import FEED_CHANNEL
+from openinspect.sessions.feed import FeedConsumer
+
+log = logging.getLogger(__name__)
+POLL_S = 1.0
+RESUBSCRIBE_S = 5.0
+
+
+class SlackOutboundService:
+    name = "slack_outbound"
+    one_replica = True
+    interval_s = POLL_S
+
+    def __init__(
+        self, consumer: FeedConsumer, delivery: SlackDelivery, bus: Bus, *, poll_s: float = POLL_S
+    ) -> None:
+        self.consumer = consumer
+        self.delivery = delivery
+        self._bus = bus
+        self._poll_s = poll_s
+
+    async def step(self) -> float | None:
+        """Project the feed up to its head, then deliver; the seconds until an edit is due."""
+        while await self.consumer.step():
+            pass
+        return await self.delivery.deliver()
+
+    async def run_once(self) -> None:
+        """The service's own loop (never returns; the runner cancels it)."""
+        wake = asyncio.Event()
+        listeners = [
+            asyncio.create_task(self._listen(channel, wake))
+            for channel in (FEED_CHANNEL, OUTBOX_CHANNEL)
+        ]
+        try:
+            while True:
+                wake.clear()
+                due = await self.step()
+                timeout_s = self._poll_s if due is None else min(self._poll_s, max(due, 0.01))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), timeout_s)
+        finally:
+            for task in listeners:
+                task.cancel()
+            await asyncio.gather(*listeners, return_exceptions=True)
+
+    async def _listen(self, channel: str, wake: asyncio.Event) -> None:
+        while True:
+            try:
+                async with self._bus.subscribe(channel) as messages:
+                    wake.set()
+                    async for _ in messages:
+                        wake.set()
+            except Exception as exc:  # the poll carries on; subscribe again later
+                log.warning("slack_outbound lost the bus channel %s (%s)", channel, exc)
+            await asyncio.sleep(RESUBSCRIBE_S)
+
+
+def build(context: ServiceContext, bus: Bus) -> SlackOutboundService:
+    settings = context.settings
+    outbound = SlackOutbound(context.store, settings)
+    consumer = FeedConsumer(
+        context.store, bus, CONSUMER, outbound.on_feed, types=FEED_TYPES, start="end"
+    )
+    delivery = SlackDelivery(
+        context.store.slack_threads, context.store.engine, settings, web_client(settings.slack)
+    )
+    return SlackOutboundService(consumer, delivery, bus)
+
+
+def slack_outbound(context: ServiceContext) -> SlackOutboundService | None:
+    settings = context.settings
+    bus = context.bus
+    if not settings.slack.enabled or not settings.services.slack_outbound_enabled or bus is None:
+        return None
+    return build(context, bus)
