@@ -395,6 +395,12 @@ export interface ErrorEvent extends Base {
   message: string;
   hint?: string | null;
 }
+/** The agent's notify tool: a message posted to Slack (the session's thread, or `channel`). */
+export interface NotifyEvent extends Base {
+  type: 'notify';
+  text: string;
+  channel?: string | null;
+}
 
 export type DurableEvent =
   | SessionCreatedEvent
@@ -417,7 +423,8 @@ export type DurableEvent =
   | ArtifactCreatedEvent
   | ChildSessionUpdatedEvent
   | WarningEvent
-  | ErrorEvent;
+  | ErrorEvent
+  | NotifyEvent;
 
 export type SessionEvent = DurableEvent | AgentTextDeltaEvent | ToolOutputDeltaEvent;
 

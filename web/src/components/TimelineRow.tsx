@@ -452,6 +452,13 @@ function EventRow({ event: e }: { event: DurableEvent }) {
           {e.state === 'open' ? 'updated' : <span class="pr-word">{e.state}</span>}
         </div>
       );
+    case 'notify':
+      return (
+        <div class="event-line notify-event" data-testid="event-notify">
+          <span class="ev-icon" aria-hidden="true">🔔</span> notified Slack
+          {e.channel ? <span class="muted small"> ({e.channel})</span> : null}: <span class="notify-text">{e.text}</span>
+        </div>
+      );
     case 'warning':
       return (
         <div class="event-line warn" data-testid="event-warning">

@@ -662,6 +662,17 @@ function pullRecord(number: number, state: PrState, title = 'Fix the bug'): Pull
 
 const pullStates = (s: TimelineState) => s.pulls.map((p) => [p.number, p.state]);
 
+describe('notify', () => {
+  it('is one row of its own, shown when its turn is collapsed', () => {
+    const notify: DurableEvent = { ...base(4, 'p1'), type: 'notify', text: 'Tests are green', channel: null };
+    const s = reduce(initialTimeline, subscribed([E.created(1), notify]));
+    expect(kinds(s)).toEqual(['session-created', 'notify']);
+    const row = s.rows[1]!;
+    expect(row.kind === 'event' && row.event.type === 'notify' && row.event.text).toBe('Tests are green');
+    expect(row.turn ?? null).toBeNull();
+  });
+});
+
 describe('pull requests', () => {
   it('pr-opened then pr-updated: the latest state wins, and both are rows', () => {
     let s = reduce(initialTimeline, subscribed([E.created(1), E.push(2)]));
