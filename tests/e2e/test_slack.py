@@ -31,9 +31,7 @@ WAIT_S = 90.0
 
 @pytest.fixture
 def slack() -> Iterator[FakeSlack]:
-    with FakeSlack(
-        bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET, app_token=APP_TOKEN
-    ) as fake:
+    with FakeSlack(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET, app_token=APP_TOKEN) as fake:
         fake.add_user(USER, name="alice", email="alice@example.com")
         fake.add_channel(CHANNEL, name="eng")
         yield fake

@@ -97,8 +97,11 @@ async def start_in_thread(
 
 
 async def prompt(plane: ControlPlane, session: Session, content: str, ts: str) -> Prompt:
+    """A prompt from the session's creator (after a restart the bootstrap admin is not fresh)."""
+    creator = await plane.store.users.get(session.creator_id)
+    assert creator is not None
     return await plane.commands.handle(
-        admin(plane),
+        creator,
         SubmitPrompt(
             session_id=session.id, content=content, client_request_id=f"slack:{CHANNEL}:{ts}"
         ),

@@ -98,7 +98,7 @@ async def test_one_status_message_edited_in_place_then_the_final_message(
     assert f"{PUBLIC_URL}/sessions/{session.id}" in final_text
     assert f"/pull/{pull.number}|#{pull.number}>" in final_text and "*Cost*" in final_text
     assert "openinspect_create_pr" not in final_text  # a PR exists
-    updates = [c for c in slack.calls("chat.update")]
+    updates = slack.calls("chat.update")
     assert updates and all(c.args.get("ts") == status.ts for c in updates)
 
 
@@ -119,7 +119,9 @@ async def test_a_prompt_superseded_by_a_newer_one_is_not_posted_as_current(
         session, ts = await start_in_thread(plane, slack, str(origin))
         first = await prompt(plane, session, "Do the first thing", ts)
         await until(lambda: slack.calls("chat.update"), "the first prompt at work")
-        reply = await slack.apost_user_message(CHANNEL, USER, "<@UBOT> no, the second", thread_ts=ts)
+        reply = await slack.apost_user_message(
+            CHANNEL, USER, "<@UBOT> no, the second", thread_ts=ts
+        )
         second = await prompt(plane, session, "Do the second thing instead", reply)
         [note] = await until(lambda: keyed(bot_messages(slack, ts), f"final:{first.id}"), "note")
         [final] = await until(lambda: keyed(bot_messages(slack, ts), f"final:{second.id}"), "2nd")

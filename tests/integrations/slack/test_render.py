@@ -10,10 +10,10 @@ from openinspect.domain.events import (
     AgentText,
     ErrorInfo,
     GitPush,
-    PrOpened,
     PromptFinished,
     PromptQueued,
     PromptStarted,
+    PrOpened,
     SandboxStatusChanged,
     ToolCall,
     ToolResult,
@@ -62,7 +62,10 @@ def test_the_status_follows_the_prompt_step_by_step() -> None:
     assert (state.step, state.tool) == ("Thinking", None)
     apply(state, ev(ToolCall, call_id="c2", tool="write", args={"path": "a.py", "content": ""}))
     assert (state.step, state.detail) == ("Writing", "a.py")
-    apply(state, ev(Usage, model="m", input_tokens=1, output_tokens=1, cost_usd=0.04, total_cost_usd=0.5))
+    apply(
+        state,
+        ev(Usage, model="m", input_tokens=1, output_tokens=1, cost_usd=0.04, total_cost_usd=0.5),
+    )
     message = render.status_message(
         state, settings=SETTINGS, session_id=SID, now=T0 + timedelta(seconds=72)
     )
@@ -74,7 +77,9 @@ def test_the_status_follows_the_prompt_step_by_step() -> None:
     assert message["text"]  # the plain fallback
 
     apply(state, ev(PromptFinished, status="success", ts=T0 + timedelta(seconds=90)))
-    done = render.status_message(state, settings=SETTINGS, session_id=SID, now=T0 + timedelta(hours=1))
+    done = render.status_message(
+        state, settings=SETTINGS, session_id=SID, now=T0 + timedelta(hours=1)
+    )
     assert "✅ *Done*" in texts(done) and "⏱ 1m 30s" in texts(done)
     assert "openinspect_stop" not in buttons(done)  # only while running
 
@@ -102,7 +107,11 @@ def test_the_final_message_has_the_result_branch_pr_cost_and_buttons() -> None:
 def test_a_failed_prompt_says_why() -> None:
     state = folded(
         ev(PromptStarted, model="m", effort=None),
-        ev(PromptFinished, status="error", error=ErrorInfo(code="x", message="The model <b>hung</b>")),
+        ev(
+            PromptFinished,
+            status="error",
+            error=ErrorInfo(code="x", message="The model <b>hung</b>"),
+        ),
     )
     final = render.final_message(state, settings=SETTINGS, session_id=SID)
     assert "❌ *Failed: The model &lt;b&gt;hung&lt;/b&gt;*" in texts(final)
