@@ -22,6 +22,7 @@ from openinspect.api.auth import Bootstrap, WsTokens, bootstrap_admin, load_or_c
 from openinspect.automations.runs import AutomationEngine
 from openinspect.bus import Bus, open_bus
 from openinspect.integrations.slack.outbound import CONSUMER as SLACK_CONSUMER
+from openinspect.integrations.slack.inbound import SlackInbound
 from openinspect.people.service import People
 from openinspect.sandboxes.base import SandboxProvider
 from openinspect.sandboxes.bridge import BridgeHub
@@ -67,6 +68,8 @@ class ControlPlane:
     services: ServiceRunner
     automations: AutomationEngine
     """Automations' firings, runs and outcomes (``automations.runs``)."""
+    slack_inbound: SlackInbound | None = None
+    """The Slack app's inbound side (``integrations.slack.inbound``); None with Slack off."""
 
     async def warm_up(self) -> None:
         """What the server loads once it listens rather than before: the model clients of the
@@ -143,9 +146,20 @@ async def open_control_plane(
         await automations.open()  # its feed cursor, before any run can start
         if settings.slack.enabled:  # the Slack threads' cursor, before any prompt runs
             await store.feed.cursor(SLACK_CONSUMER, start="end")
+        slack_inbound = None
+        if settings.slack.enabled:
+            slack_inbound = SlackInbound(settings, store, bus, commands, models, people.repo_policy)
+            opened.push_async_callback(slack_inbound.close)
         services = ServiceRunner(
             build_services(
-                ServiceContext(settings, store, manager, automations=automations, bus=bus)
+                ServiceContext(
+                    settings,
+                    store,
+                    manager,
+                    automations=automations,
+                    bus=bus,
+                    slack_inbound=slack_inbound,
+                )
             ),
             store.leases,
             lease_ttl_s=settings.services.lease_ttl_s,
@@ -171,4 +185,5 @@ async def open_control_plane(
             ws_tokens=WsTokens(secret, settings.sessions.ws_token_ttl_s),
             services=services,
             automations=automations,
+            slack_inbound=slack_inbound,
         )

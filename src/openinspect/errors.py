@@ -26,7 +26,10 @@ tree, and the API turns any of them into the one JSON error envelope using ``cod
     │   ├── SessionNotFound               "session_not_found"        404
     │   ├── PromptNotFound                "prompt_not_found"         404
     │   ├── RepoNotFound                  "repo_not_found"           404
-    │   └── AutomationNotFound            "automation_not_found"     404
+    │   ├── AutomationNotFound            "automation_not_found"     404
+    │   └── SlackLinkNotFound             "slack_link_not_found"     404
+    │       ├── SlackLinkUsed             "slack_link_used"          410
+    │       └── SlackLinkExpired          "slack_link_expired"       410
     ├── InvalidInput                      "invalid_input"            422
     │   ├── BodyNotJson                   "invalid_input"            400
     │   ├── UnsupportedMediaType          "unsupported_media"        415
@@ -227,6 +230,22 @@ class AutomationNotFound(NotFoundError):
     """No such automation, or one the caller may not see (the same answer for both)."""
 
     code = "automation_not_found"
+
+
+class SlackLinkNotFound(NotFoundError):
+    """No usable Slack account link code (unknown, or see the subclasses)."""
+
+    code = "slack_link_not_found"
+
+
+class SlackLinkUsed(SlackLinkNotFound):
+    code = "slack_link_used"
+    status = 410
+
+
+class SlackLinkExpired(SlackLinkNotFound):
+    code = "slack_link_expired"
+    status = 410
 
 
 class InvalidInput(OpenInspectError):

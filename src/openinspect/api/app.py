@@ -28,6 +28,7 @@ from openinspect.api.routes import (
     meta,
     repos,
     sessions,
+    slack,
     webhooks,
 )
 from openinspect.api.web import mount_web
@@ -65,6 +66,7 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
         "/webhooks/sentry/": SENTRY_BODY_MAX,
         "/webhooks/": settings.github.webhook_max_bytes,
         "/api/automations": AUTOMATION_BODY_MAX_BYTES,
+        "/slack/": settings.slack.event_max_bytes,
     }
     app.add_middleware(BodySizeLimit, path_limits=body_limits)
     app.add_middleware(MethodNotAllowed, api=app)  # outermost: before a body is even read
@@ -78,6 +80,7 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
     app.include_router(webhooks.router)
     app.include_router(automations.router)
     app.include_router(automation_hooks.router)
+    app.include_router(slack.router)
     mount_web(app)  # last: the API's routes win over the app's history-API fallback
     if plane is not None:
         app.state.control_plane = plane

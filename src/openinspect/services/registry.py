@@ -23,6 +23,7 @@ from openinspect.store import Store
 if TYPE_CHECKING:  # the engine imports the session layer; the registry is imported early
     from openinspect.automations.runs import AutomationEngine
     from openinspect.bus import Bus
+    from openinspect.integrations.slack.inbound import SlackInbound
 
 ENTRY_POINT_GROUP = "openinspect.services"
 BUILTIN_SERVICES: dict[str, str] = {
@@ -34,6 +35,8 @@ BUILTIN_SERVICES: dict[str, str] = {
     "presence_heartbeat": "openinspect.services.presence:presence_heartbeat",
     "scheduler": "openinspect.services.scheduler:scheduler",
     "slack_outbound": "openinspect.services.slack_outbound:slack_outbound",
+    "slack_inbox": "openinspect.services.slack:slack_inbox",
+    "slack_socket": "openinspect.services.slack:slack_socket",
     "webhook_prune": "openinspect.services.webhooks:webhook_prune",
 }
 
@@ -48,6 +51,8 @@ class ServiceContext:
     automations: AutomationEngine | None = None
     """The automation engine (the scheduler's and the outcome consumer's); None: neither runs."""
     bus: Bus | None = None
+    slack_inbound: SlackInbound | None = None
+    """The Slack app's inbound side (its inbox recovery and Socket Mode); None with Slack off."""
 
 
 ServiceFactory = Callable[[ServiceContext], Service | None]

@@ -23,6 +23,8 @@ from openinspect.store.pulls import PullRequestStore
 from openinspect.store.repos import RepoStore
 from openinspect.store.sandboxes import SandboxStore
 from openinspect.store.sessions import SessionStore
+from openinspect.store.slack_inbox import SlackInboxStore
+from openinspect.store.slack_people import SlackPeopleStore
 from openinspect.store.slack_threads import SlackThreadStore
 from openinspect.store.users import UserStore
 from openinspect.store.webhooks import WebhookStore
@@ -49,6 +51,8 @@ class Store:
     owners: OwnerStore
     automations: AutomationStore
     slack_threads: SlackThreadStore
+    slack_people: SlackPeopleStore
+    slack_inbox: SlackInboxStore
 
     @classmethod
     async def open(
@@ -85,6 +89,8 @@ class Store:
             owners=OwnerStore(engine),
             automations=AutomationStore(engine, sealer),
             slack_threads=SlackThreadStore(engine),
+            slack_people=SlackPeopleStore(engine),
+            slack_inbox=SlackInboxStore(engine),
         )
 
     async def close(self) -> None:
