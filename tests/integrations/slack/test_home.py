@@ -37,7 +37,7 @@ async def _home(fake: FakeSlack, user: str, edits: int = 0) -> list[dict[str, An
 async def test_app_home_preferences_change_the_model_a_new_session_uses(
     world: SlackWorld,
 ) -> None:
-    fake, store = world.fake, world.plane.store
+    fake = world.fake
     fake.open_home("U1")
     blocks = await _home(fake, "U1")
     models = _options(blocks, "openinspect_home_model")

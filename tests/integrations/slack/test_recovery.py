@@ -37,9 +37,7 @@ async def test_a_pending_row_left_by_a_crash_is_handled_by_recovery(world: Slack
     assert row is not None
     assert await inbound.recover() == 0  # too young: its own handler may still be at it
     async with store.engine.begin() as conn:
-        await conn.execute(
-            slack_inbox.update().values(received_at=utcnow() - timedelta(minutes=2))
-        )
+        await conn.execute(slack_inbox.update().values(received_at=utcnow() - timedelta(minutes=2)))
     assert await inbound.recover() == 1
     session = await world.thread_session("C5", ts)
     assert [p.content for p in await world.prompts(session.id, 1)] == ["recover me"]

@@ -110,9 +110,7 @@ def _click(world: SlackWorld, user: str, button: dict[str, Any], ts: str, trigge
         "channel": {"id": "C1"},
         "message": {"ts": ts},
         "trigger_id": trigger,
-        "actions": [
-            {"action_id": button["action_id"], "value": button["value"], "type": "button"}
-        ],
+        "actions": [{"action_id": button["action_id"], "value": button["value"], "type": "button"}],
     }
 
 
