@@ -21,8 +21,8 @@ from openinspect.agent.models import ModelRegistry
 from openinspect.api.auth import Bootstrap, WsTokens, bootstrap_admin, load_or_create_secret
 from openinspect.automations.runs import AutomationEngine
 from openinspect.bus import Bus, open_bus
-from openinspect.integrations.slack.outbound import CONSUMER as SLACK_CONSUMER
 from openinspect.integrations.slack.inbound import SlackInbound
+from openinspect.integrations.slack.outbound import CONSUMER as SLACK_CONSUMER
 from openinspect.people.service import People
 from openinspect.sandboxes.base import SandboxProvider
 from openinspect.sandboxes.bridge import BridgeHub

@@ -35,8 +35,8 @@ BUILTIN_SERVICES: dict[str, str] = {
     "presence_heartbeat": "openinspect.services.presence:presence_heartbeat",
     "scheduler": "openinspect.services.scheduler:scheduler",
     "slack_outbound": "openinspect.services.slack_outbound:slack_outbound",
-    "slack_inbox": "openinspect.services.slack:slack_inbox",
-    "slack_socket": "openinspect.services.slack:slack_socket",
+    "slack_inbox": "openinspect.services.slack_inbound:slack_inbox",
+    "slack_socket": "openinspect.services.slack_inbound:slack_socket",
     "webhook_prune": "openinspect.services.webhooks:webhook_prune",
 }
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from openinspect.testing.llm_server import ScriptedLLMServer
-from tests.integrations.slack.conftest import BOT, TEAM, SlackWorld, slack_world, until
+from tests.integrations.slack.conftest import BOT, TEAM, WAIT_S, SlackWorld, slack_world, until
 
 
 async def test_a_mention_reacts_at_once_and_starts_a_session_with_its_thread(
@@ -193,3 +194,31 @@ async def test_a_mention_in_a_thread_without_a_session_starts_one_there_with_its
     assert thread is not None and thread.thread_ts == root
     assert session.origin_ref == f"slack:{TEAM}/C1/{root}"
     del ts
+
+
+async def test_a_mention_gets_the_outbound_status_message_in_its_thread(
+    world: SlackWorld,
+) -> None:
+    """The whole path: our thread row and kick make the outbound side post its status message
+    (and, once the prompt ends, its final message) in the mention's thread."""
+    fake = world.fake
+    ts = await fake.apost_user_message("C1", "U1", f"<@{BOT}> explain calc")
+    session = await world.thread_session("C1", ts)
+
+    def status_posted(f: object) -> bool:
+        return any(
+            m.bot_id
+            and (m.metadata or {}).get("event_payload", {}).get("key") == f"status:{session.id}"
+            for m in fake.thread("C1", ts)
+        )
+
+    await fake.await_until(status_posted, timeout_s=WAIT_S)
+    thread = await until(
+        lambda: _with_status(world, session.id), what="the status message's ts recorded"
+    )
+    assert thread.status_ts is not None
+
+
+async def _with_status(world: SlackWorld, session_id: str) -> Any:
+    thread = await world.plane.store.slack_threads.by_session(session_id)
+    return thread if thread is not None and thread.status_ts else None

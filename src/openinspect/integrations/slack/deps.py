@@ -14,14 +14,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from openinspect.bus import Bus
 from openinspect.errors import ConfigError
+from openinspect.integrations.slack.delivery import OUTBOX_CHANNEL
 from openinspect.sessions.commands import CommandHandler
 from openinspect.settings import Settings
 from openinspect.store import Store
 from openinspect.store.slack_threads import POST_KEY_MAX
 
 log = logging.getLogger(__name__)
-OUTBOX_CHANNEL = "slack-outbox"
-"""Bus channel the outbound delivery listens on: a message there means "look at the outbox"."""
 WHOAMI_TIMEOUT_S = 5.0
 
 

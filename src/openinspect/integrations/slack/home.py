@@ -19,8 +19,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from openinspect.agent.models import ModelRegistry
 from openinspect.domain.models import User
 from openinspect.integrations.slack.identity import SlackIdentity
+from openinspect.integrations.slack.render import session_url, web_base
 from openinspect.integrations.slack.routing import RepoRouter
-from openinspect.integrations.slack.text import server_url, session_url
 from openinspect.settings import Settings
 from openinspect.store import Store
 from openinspect.store.slack_people import Preference, SlackUser
@@ -124,7 +124,7 @@ class SlackHome:
         code = await self._store.slack_people.mint_code(
             team_id, slack_user_id, self._settings.slack.link_code_ttl_s
         )
-        url = f"{server_url(self._settings)}/slack/link?code={code}"
+        url = f"{web_base(self._settings)}/slack/link?code={code}"
         text = "Link your Slack account to your openinspect account to start sessions here."
         return [
             {"type": "header", "text": {"type": "plain_text", "text": "openinspect"}},

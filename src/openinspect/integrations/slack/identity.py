@@ -22,7 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from openinspect.domain.models import User
 from openinspect.errors import ConflictError
-from openinspect.integrations.slack.text import server_url
+from openinspect.integrations.slack.render import web_base
 from openinspect.settings import Settings
 from openinspect.store import Store
 
@@ -105,7 +105,7 @@ class SlackIdentity:
         code = await self._store.slack_people.mint_code(
             team_id, slack_user_id, self._settings.slack.link_code_ttl_s
         )
-        url = f"{server_url(self._settings)}/slack/link?code={code}"
+        url = f"{web_base(self._settings)}/slack/link?code={code}"
         text = (
             "I don't know who you are on openinspect yet. Link your Slack account to your "
             "openinspect account first, then ask again."

@@ -30,7 +30,7 @@ from openinspect.integrations.slack.events import Action, BlockActions
 from openinspect.integrations.slack.home import HOME_ACTIONS, SlackHome
 from openinspect.integrations.slack.identity import SlackIdentity
 from openinspect.integrations.slack.messages import PICK_REPO, MessageHandler, Request
-from openinspect.integrations.slack.text import session_url
+from openinspect.integrations.slack.render import session_url
 from openinspect.people.roles import ensure_can_see
 
 log = logging.getLogger(__name__)

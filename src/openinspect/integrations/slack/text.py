@@ -1,4 +1,4 @@
-"""Slack message text as the agent gets it, and the server's links. Pure: no I/O.
+"""Slack message text as the agent gets it. Pure: no I/O.
 
 Slack escapes ``&``, ``<`` and ``>`` in message text and writes mentions as ``<@U123>``; the
 bot's own mention is what addressed it and is removed, other people's stay as ``<@U…>`` so
@@ -8,8 +8,6 @@ the agent can tell people apart without learning their names.
 from __future__ import annotations
 
 import re
-
-from openinspect.settings import Settings
 
 PROMPT_TEXT_MAX = 16_000
 """Characters of one Slack message kept as a prompt; Slack's own cap is 40,000."""
@@ -41,18 +39,6 @@ def title_of(text: str) -> str | None:
     if not first:
         return None
     return first if len(first) <= TITLE_MAX else first[: TITLE_MAX - 1].rstrip() + "…"
-
-
-def server_url(settings: Settings) -> str:
-    """The server's address as people reach it: ``server.public_url``, else host and port."""
-    public = settings.server.public_url
-    if public:
-        return public.rstrip("/")
-    return f"http://{settings.server.host}:{settings.server.port}"
-
-
-def session_url(settings: Settings, session_id: str) -> str:
-    return f"{server_url(settings)}/sessions/{session_id}"
 
 
 def origin_ref(team_id: str, channel_id: str, thread_ts: str) -> str:
