@@ -16,10 +16,11 @@ thread (``conversations.replies`` with ``include_all_metadata``; top-level posts
 channel's recent history) and adopts the message it finds. Ephemeral messages cannot be looked
 up: they are at least once.
 
-Failures: a rate limit (HTTP 429, ``Retry-After``), a 5xx, a transient error code or a broken
-connection pauses delivery (the row stays and is tried again); any other Slack error code
-(``channel_not_found``, ``not_in_channel``, ``is_archived``, ``msg_too_long``…) marks the row
-failed with the code, and it is never tried again. A failed edit gives up that version.
+Failures: a rate limit (HTTP 429, ``Retry-After``), a 5xx, a transient error code, a refused
+bot token or a broken connection pauses delivery (the row stays and is tried again); any other
+Slack error code (``channel_not_found``, ``not_in_channel``, ``is_archived``, ``msg_too_long``…)
+marks the row failed with the code (a code that is not Slack-shaped is kept as
+``slack_error``), and it is never tried again. A failed edit gives up that version.
 
 One server at a time delivers (the ``slack_outbound`` service holds a lease), so two replicas
 never post the same row at once.
@@ -52,6 +53,11 @@ OUTBOX_CHANNEL = "slack-outbox"
 TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
+AUTH_ERRORS = frozenset(
+    {"not_authed", "invalid_auth", "account_inactive", "token_revoked", "token_expired"}
+)
+"""Slack refuses the bot token itself: no row is at fault, so none is failed; delivery waits
+(the longest pause) until the token works again."""
 PAUSE_FIRST_S = 1.0
 PAUSE_MAX_S = 60.0
 RETRY_AFTER_MAX_S = 300.0
@@ -84,6 +90,9 @@ def _classify(exc: Exception, pause_s: float) -> Exception:
             except (TypeError, ValueError):
                 wait_s = pause_s
             return _Pause(min(max(wait_s, 0.1), RETRY_AFTER_MAX_S))
+        if code in AUTH_ERRORS:
+            log.error("Slack refuses the bot token (%s); delivery waits", code)
+            return _Pause(PAUSE_MAX_S)
         if status >= 500 or code in TRANSIENT_ERRORS:
             return _Pause(pause_s)
         if isinstance(code, str) and _CODE.fullmatch(code):
