@@ -169,3 +169,47 @@ async def test_a_permanent_error_marks_the_row_failed_and_never_loops(
         await delivery.deliver()
         assert len(slack.calls("chat.postMessage")) == calls
         assert len(bots(slack, ts)) == 1  # the status message, unaffected
+
+
+async def test_a_running_status_is_refreshed_during_a_long_silent_step(
+    tmp_path: Path, llm: ScriptedLLMServer, slack: FakeSlack, origin: Path
+) -> None:
+    settings = settings_for(tmp_path / "home", llm, slack)
+    async with slack_plane(with_outbound(settings, False)) as plane:
+        session, ts = await start_in_thread(plane, slack, str(origin))
+        async with plane.store.engine.begin() as conn:
+            await plane.store.slack_threads.save_state(
+                conn,
+                session.id,
+                {"status": "running", "step": "Running `bash`", "detail": "sleep 600"},
+            )
+        now = [1_000.0]
+        delivery = SlackDelivery(
+            plane.store.slack_threads,
+            plane.store.engine,
+            settings,
+            web_client(settings.slack),
+            clock=lambda: now[0],
+            refresh_s=30,
+        )
+        await delivery.deliver()
+        [status] = keyed(bots(slack, ts), f"status:{session.id}")
+        assert "sleep 600" in shown(status)
+        now[0] += 29
+        await delivery.deliver()
+        assert slack.calls("chat.update") == []  # nothing new, not yet due
+        now[0] += 2
+        await delivery.deliver()
+        await delivery.deliver()
+        assert len(slack.calls("chat.update")) == 1
+        # Once the thread no longer runs, the refresh stops.
+        async with plane.store.engine.begin() as conn:
+            await plane.store.slack_threads.save_state(
+                conn, session.id, {"status": "finished", "step": "Done"}
+            )
+        now[0] += 5
+        await delivery.deliver()
+        now[0] += 60
+        await delivery.deliver()
+        updates = slack.calls("chat.update")
+        assert len(updates) == 2 and "Done" in str(updates[-1].args.get("blocks"))

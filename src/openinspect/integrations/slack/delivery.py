@@ -7,7 +7,9 @@
    post's also as its thread's ``status_ts``);
 3. every thread whose state is newer than what Slack shows gets one ``chat.update`` with the
    rendered state, at most once per ``slack.status_interval_s`` per thread (a throttled edit
-   is made on a later pass: the newest state always lands), then its delivered version moves.
+   is made on a later pass: the newest state always lands), then its delivered version moves;
+   a running thread's status is also edited every ``ELAPSED_REFRESH_S`` so its elapsed time
+   moves during a long step.
 
 Exactly once, as far as Slack lets us: a row's attempt is counted (committed) *before* its call.
 A row with earlier attempts may already be in Slack (the process died after Slack answered and
@@ -44,7 +46,12 @@ from openinspect.domain.events import utcnow
 from openinspect.integrations.slack import render
 from openinspect.integrations.slack.state import ThreadState
 from openinspect.settings import Settings
-from openinspect.store.slack_threads import STATUS_KEY_PREFIX, SlackPost, SlackThreadStore
+from openinspect.store.slack_threads import (
+    STATUS_KEY_PREFIX,
+    SlackPost,
+    SlackThread,
+    SlackThreadStore,
+)
 
 log = logging.getLogger(__name__)
 METADATA_EVENT_TYPE = "openinspect_post"
@@ -63,6 +70,9 @@ PAUSE_MAX_S = 60.0
 RETRY_AFTER_MAX_S = 300.0
 LOOKUP_PAGES_MAX = 10
 LOOKUP_PAGE_SIZE = 200
+ELAPSED_REFRESH_S = 30.0
+"""A running thread's status is edited at least this often, so its clock moves during a long
+step that emits no event."""
 HISTORY_SLACK_S = 120
 """A top-level post is looked for in the channel history from this long before it was decided."""
 _CODE = re.compile(r"[a-z0-9_]{1,64}")
@@ -112,13 +122,18 @@ class SlackDelivery:
         client: AsyncWebClient,
         *,
         clock: Callable[[], float] = time.monotonic,
+        refresh_s: float = ELAPSED_REFRESH_S,
     ) -> None:
         self._threads = threads
         self._engine = engine
         self._settings = settings
         self._client = client
         self._clock = clock
+        self._refresh_s = refresh_s
         self._edited: dict[str, float] = {}
+        """Session → when its status message was last posted or edited (this process)."""
+        self._running: set[str] = set()
+        """Sessions whose status message last showed a running prompt."""
         self._paused_until = 0.0
         self._pause_s = PAUSE_FIRST_S
 
@@ -181,6 +196,7 @@ class SlackDelivery:
             await self._threads.record_posted(post, ts)
             if post.kind == "status" and post.session_id is not None:
                 self._edited[post.session_id] = self._clock()
+                self._running.add(post.session_id)  # the refresh looks whether it runs
 
     async def _post(self, post: SlackPost) -> str:
         earlier = await self._threads.begin_attempt(post.id)
@@ -247,32 +263,49 @@ class SlackDelivery:
     async def _edit_all(self) -> float | None:
         interval_s = self._settings.slack.status_interval_s
         due: float | None = None
-        now = utcnow()
         for thread in await self._threads.stale():
             last = self._edited.get(thread.session_id)
             if last is not None and (waited := self._clock() - last) < interval_s:
                 left = interval_s - waited
                 due = left if due is None else min(due, left)
                 continue
-            state = ThreadState.model_validate(thread.state)
-            body = render.status_message(
-                state, settings=self._settings, session_id=thread.session_id, now=now
-            )
-            try:
-                await self._call(
-                    "chat_update",
-                    channel=thread.channel_id,
-                    ts=thread.status_ts,
-                    text=body["text"],
-                    blocks=body["blocks"],
-                )
-            except _Permanent as failed:
-                log.warning(
-                    "slack status of session %s not updated: %s", thread.session_id, failed.code
-                )
-            self._edited[thread.session_id] = self._clock()
-            await self._threads.mark_delivered(thread.session_id, thread.version)
+            await self._edit(thread)
+        for session_id in sorted(self._running):
+            if self._clock() - self._edited.get(session_id, 0.0) < self._refresh_s:
+                continue
+            current = await self._threads.by_session(session_id)
+            live = current is not None and ThreadState.model_validate(current.state).running
+            if current is None or current.status_ts is None or not live:
+                self._running.discard(session_id)
+                continue
+            await self._edit(current)
         return due
+
+    async def _edit(self, thread: SlackThread) -> None:
+        """One ``chat.update`` of the thread's status message with its state as it is."""
+        state = ThreadState.model_validate(thread.state)
+        body = render.status_message(
+            state, settings=self._settings, session_id=thread.session_id, now=utcnow()
+        )
+        try:
+            await self._call(
+                "chat_update",
+                channel=thread.channel_id,
+                ts=thread.status_ts,
+                text=body["text"],
+                blocks=body["blocks"],
+            )
+        except _Permanent as failed:
+            log.warning(
+                "slack status of session %s not updated: %s", thread.session_id, failed.code
+            )
+            state.status = "finished"  # nothing more to refresh
+        self._edited[thread.session_id] = self._clock()
+        if state.running:
+            self._running.add(thread.session_id)
+        else:
+            self._running.discard(thread.session_id)
+        await self._threads.mark_delivered(thread.session_id, thread.version)
 
 
 def _epoch(at: datetime) -> float:
