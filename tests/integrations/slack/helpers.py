@@ -6,6 +6,7 @@ store (the inbound side is not needed to test what goes out)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -137,6 +138,4 @@ def keyed(messages: list[Any], key: str) -> list[Any]:
 
 def shown(message: Any) -> str:
     """All the text a message shows (fallback and blocks)."""
-    import json
-
     return f"{message.text}\n{json.dumps(message.blocks or [], ensure_ascii=False)}"
