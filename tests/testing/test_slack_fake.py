@@ -266,6 +266,8 @@ async def test_thread_reply_dm_and_bot_message(slack: FakeSlack, receiver: Recei
     dm = slack.open_dm("U1")
     slack.post_user_message(dm, "U1", "<@UBOT> in a DM")
     slack.post_bot_message("C1", "beep")
+    slack.add_channel("C2", name="random", member=False)
+    slack.post_user_message("C2", "U1", "<@UBOT> not in here")
     deliveries = await slack.await_deliveries()
     events = [d.event for d in deliveries]
     assert [e["type"] for e in events] == ["message"] * 4

@@ -5,13 +5,16 @@
 - ``GET /_fake/messages?channel=&thread_ts=`` → ``{messages:[…]}``
 - ``POST /_fake/home {user}`` → ``{event_id}``
 - ``POST /_fake/click {user, action_id, value?, channel?, ts?, view?}`` → ``{trigger_id}``
-- ``GET /_fake/deliveries`` → ``{deliveries:[{id, type, attempts}]}``
+- ``GET /_fake/deliveries[?wait_s=N]`` → ``{deliveries:[{id, type, attempts, done}]}``, after
+  waiting up to N seconds (at most 30) for every delivery to be answered or given up on
 - ``POST /_fake/respond/<id>`` (the response_url): ``{text, blocks?, replace_original?,
   delete_original?, response_type?, thread_ts?}``
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
@@ -28,6 +31,9 @@ if TYPE_CHECKING:
 
 MAX_CONTROL_BODY = 256 * 1024
 MAX_FIELD_CHARS = 40_000
+MAX_WAIT_S = 30.0
+UNKNOWN = "unknown user, channel or thread (add them first)"
+"""Errors name the kind of thing, never the value sent."""
 
 
 def _error(status: int, message: str) -> Response:
@@ -68,8 +74,10 @@ def routes(fake: FakeSlack) -> list[Route]:
                 str(_field(data, "text")),
                 _field(data, "thread_ts", required=False),
             )
-        except (ValueError, KeyError) as exc:
-            return _error(400, str(exc).strip("'\""))
+        except ValueError as exc:
+            return _error(400, str(exc))
+        except KeyError:
+            return _error(404, UNKNOWN)
         return JSONResponse({"ok": True, "ts": ts})
 
     async def list_messages(request: Request) -> Response:
@@ -84,8 +92,10 @@ def routes(fake: FakeSlack) -> list[Route]:
             return data
         try:
             delivery = fake.open_home(str(_field(data, "user")))
-        except (ValueError, KeyError) as exc:
-            return _error(400, str(exc).strip("'\""))
+        except ValueError as exc:
+            return _error(400, str(exc))
+        except KeyError:
+            return _error(404, UNKNOWN)
         return JSONResponse({"ok": True, "event_id": delivery.id})
 
     async def click(request: Request) -> Response:
@@ -105,11 +115,23 @@ def routes(fake: FakeSlack) -> list[Route]:
                 message=(channel, ts) if channel and ts else None,
                 view="home" if view else None,
             )
-        except (ValueError, KeyError, LookupError) as exc:
-            return _error(400, str(exc).strip("'\""))
+        except ValueError as exc:
+            return _error(400, str(exc))
+        except KeyError:
+            return _error(404, UNKNOWN)
+        except LookupError:
+            return _error(400, "no element with that action_id on that message or view")
         return JSONResponse({"ok": True, "trigger_id": payload["trigger_id"]})
 
     async def deliveries(request: Request) -> Response:
+        wait = request.query_params.get("wait_s", "")
+        if wait:
+            try:
+                wait_s = min(max(float(wait), 0.0), MAX_WAIT_S)
+            except ValueError:
+                return _error(400, "expected wait_s: seconds")
+            with contextlib.suppress(TimeoutError):  # answer with what is there by then
+                await asyncio.to_thread(fake.wait_for_deliveries, wait_s)
         out = [
             {"id": d.id, "type": d.type, "attempts": [a.result for a in d.attempts], "done": d.done}
             for d in fake.deliveries

@@ -20,9 +20,10 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import httpx
+import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp
@@ -117,6 +118,20 @@ class FakeSlack(BackgroundServer):
 
     def _on_listen(self) -> None:
         self.deliverer.start()
+
+    def bind(self) -> Self:
+        """Bind the port now (``base_url`` is known), serve later with ``serve_forever``."""
+        self._listen()
+        return self
+
+    def serve_forever(self, log_level: str = "warning") -> None:
+        """Serve in this thread until interrupted (Ctrl-C / SIGTERM); for the CLI."""
+        sock = self._listen()
+        config = uvicorn.Config(self._app, log_level=log_level, lifespan="off", loop="asyncio")
+        try:
+            uvicorn.Server(config).run(sockets=[sock])
+        finally:
+            self.stop()
 
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """Stop delivering, close sockets and stop serving. Safe to call twice."""
@@ -227,7 +242,8 @@ class FakeSlack(BackgroundServer):
         """Record ``user``'s message and deliver the events Slack would; returns its ts.
 
         In a channel: ``message`` (channel_type channel), and ``app_mention`` too when the text
-        mentions the bot; in a DM: ``message`` with channel_type ``im``."""
+        mentions the bot; in a DM: ``message`` with channel_type ``im``; nothing from a channel
+        the bot is not a member of."""
         self._user(user)
         ch = self._channel(channel)
         state = self.state
@@ -239,9 +255,12 @@ class FakeSlack(BackgroundServer):
             )  # fmt: skip
             state.add_message(msg)
             events: list[dict[str, Any]] = []
-            if ch.channel_type != "im" and f"<@{state.identity.bot_user_id}>" in text:
+            # Slack sends the app nothing from a channel its bot is not in.
+            mentioned = f"<@{state.identity.bot_user_id}>" in text
+            if ch.is_member and ch.channel_type != "im" and mentioned:
                 events.append(shapes.message_event(state, msg, ch, event_type="app_mention"))
-            events.append(shapes.message_event(state, msg, ch, event_type="message"))
+            if ch.is_member:
+                events.append(shapes.message_event(state, msg, ch, event_type="message"))
         for event in events:
             self._send_event(event)
         return msg.ts
