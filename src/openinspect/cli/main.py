@@ -213,6 +213,64 @@ def github_server(
         raise typer.Exit(2) from None
 
 
+# The fake Slack's well-known test credentials (nothing real is ever signed with them).
+FAKE_SLACK_SECRET = "s3cret"  # noqa: S105
+FAKE_SLACK_BOT_TOKEN = "xoxb-test"  # noqa: S105
+FAKE_SLACK_APP_TOKEN = "xapp-test"  # noqa: S105
+
+
+@testing_app.command("slack-server")
+def slack_server(
+    port: Annotated[int, typer.Option(help="TCP port (0 picks a free one).")] = 8902,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    signing_secret: Annotated[
+        str, typer.Option(help="Signs the events and interactions it sends.")
+    ] = FAKE_SLACK_SECRET,
+    bot_token: Annotated[
+        str, typer.Option(help="The bot token (xoxb-…) it accepts.")
+    ] = FAKE_SLACK_BOT_TOKEN,
+    app_token: Annotated[
+        str, typer.Option(help="The app token (xapp-…) for Socket Mode.")
+    ] = FAKE_SLACK_APP_TOKEN,
+    events_url: Annotated[
+        str | None, typer.Option(help="Deliver events here (e.g. http://…/slack/events).")
+    ] = None,
+    interactions_url: Annotated[
+        str | None, typer.Option(help="Deliver interactions here (…/slack/interactions).")
+    ] = None,
+    user: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--user", help="ID:name[:email], e.g. U1:alice:alice@example.com (repeatable)."
+        ),
+    ] = None,
+    channel: Annotated[
+        list[str] | None, typer.Option("--channel", help="ID:name, e.g. C1:eng (repeatable).")
+    ] = None,
+) -> None:
+    """Run the fake Slack (Web API, Events API, interactivity, Socket Mode) in the foreground;
+    prints the OPENINSPECT_SLACK__* settings that point a server at it."""
+    from openinspect.testing.slack.cli import serve as serve_slack
+
+    try:
+        serve_slack(
+            port=port,
+            host=host,
+            signing_secret=signing_secret,
+            bot_token=bot_token,
+            app_token=app_token,
+            events_url=events_url,
+            interactions_url=interactions_url,
+            users=user or [],
+            channels=channel or [],
+        )
+    except ValueError as exc:
+        from rich.markup import escape
+
+        err_console().print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+
+
 @testing_app.command("sentry-send")
 def sentry_send(
     url: Annotated[str, typer.Option(help="Where to POST (e.g. http://…/webhooks/sentry/ID).")],
