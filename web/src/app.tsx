@@ -18,6 +18,7 @@ import { AutomationView } from './views/AutomationView';
 import { Automations, NewAutomation } from './views/Automations';
 import { NewSession } from './views/NewSession';
 import { People } from './views/People';
+import { SlackLink } from './views/SlackLink';
 import { Repos } from './views/Repos';
 import { SessionList } from './views/SessionList';
 import { SessionView } from './views/SessionView';
@@ -110,6 +111,8 @@ export function App() {
             <Tokens />
           ) : route.name === 'people' ? (
             <People />
+          ) : route.name === 'slack-link' ? (
+            <SlackLink code={route.code} />
           ) : (
             <div class="page">
               <h1>Not found</h1>

@@ -1,6 +1,6 @@
 // History-API routing: /, /new, /sessions/:id, /repos, /automations, /automations/new,
 // /automations/:id, /settings/tokens, /settings/people, /signin,
-// /auth/complete, /auth/link.
+// /auth/complete, /auth/link, /slack/link.
 import { createStore } from './lib/store';
 
 export type Route =
@@ -18,6 +18,8 @@ export type Route =
   | { name: 'auth-complete' }
   /** Where a sign-in link an admin minted lands, with the code in the fragment. */
   | { name: 'auth-link' }
+  /** Where the Slack app's "Link my account" button lands, with a one-time code. */
+  | { name: 'slack-link'; code: string | null }
   | { name: 'not-found'; path: string };
 
 export function parseRoute(pathname: string, search = ''): Route {
@@ -35,6 +37,7 @@ export function parseRoute(pathname: string, search = ''): Route {
   }
   if (path === '/auth/complete') return { name: 'auth-complete' };
   if (path === '/auth/link') return { name: 'auth-link' };
+  if (path === '/slack/link') return { name: 'slack-link', code: new URLSearchParams(search).get('code') };
   const m = /^\/sessions\/([^/]+)$/.exec(path);
   if (m) return { name: 'session', id: decodeURIComponent(m[1]!) };
   const a = /^\/automations\/([^/]+)$/.exec(path);

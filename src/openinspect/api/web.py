@@ -3,7 +3,7 @@
 Mounted last, so every API route wins. For a request that reaches it:
 
 - a path under an API prefix (``/api``, ``/healthz``, ``/sandbox``, ``/git``, ``/webhooks``,
-  ``/auth``) gets the JSON 404 envelope: an unknown API call is an error, never a page;
+  ``/auth``, ``/slack``) gets the JSON 404 envelope: an unknown API call is an error, never a page;
 - ``/assets/*`` are Vite's content-hashed files: cached for a year (``immutable``); a missing one
   is a 404 (answering a stale script URL with HTML would only fail later, less clearly);
 - any other existing file of the build (``favicon.svg``…) is served with ``no-cache``;
@@ -42,10 +42,10 @@ from openinspect.errors import NotFoundError
 
 DIST_DIR = Path(__file__).resolve().parent.parent / "web" / "dist"
 """Where ``npm run build`` (``make run``) writes the app; shipped in the wheel."""
-API_PREFIXES = ("/api", "/healthz", "/sandbox", "/git", "/webhooks", "/auth")
-APP_PAGES_UNDER_API_PREFIXES = ("/auth/complete", "/auth/link")
+API_PREFIXES = ("/api", "/healthz", "/sandbox", "/git", "/webhooks", "/auth", "/slack")
+APP_PAGES_UNDER_API_PREFIXES = ("/auth/complete", "/auth/link", "/slack/link")
 """Pages of the app that live under a server prefix (sign-in ends at ``/auth/complete``; a
-sign-in link opens ``/auth/link``)."""
+sign-in link opens ``/auth/link``; the Slack app's link button ``/slack/link``)."""
 ASSETS_PREFIX = "/assets/"
 ASSET_CACHE_CONTROL = "public, max-age=31536000, immutable"
 PAGE_CACHE_CONTROL = "no-cache"

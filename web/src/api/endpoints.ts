@@ -18,6 +18,7 @@ import type {
   Session,
   SessionListResponse,
   SignedIn,
+  SlackLinkInfo,
   TokenCreated,
   Trigger,
   User,
@@ -77,6 +78,10 @@ export const endpoints = {
   exchangeToken: (token: string) => api.post<SignedIn>('/auth/web-token', undefined, { token }),
   /** Use a sign-in link's code once (no auth). */
   redeemLink: (code: string) => api.post<SignedIn>('/auth/login-link', { code }, { token: '' }),
+  /** Which Slack user a link code names (nothing is linked by looking). */
+  slackLinkInfo: (code: string) => api.get<SlackLinkInfo>(`/api/slack/link/${enc(code)}`),
+  /** Link that Slack user to the signed-in person; the code is used once. */
+  slackLink: (code: string) => api.post<{ ok: boolean; team_id: string; slack_user_id: string }>('/api/slack/link', { code }),
   users: () => api.get<{ users: User[] }>('/api/users'),
   createUser: (body: UserCreate) => api.post<User>('/api/users', body),
   loginLink: (userId: string) => api.post<LoginLink>(`/api/users/${enc(userId)}/login-links`),

@@ -88,6 +88,14 @@ export interface SignedIn {
 }
 
 /** A one-time sign-in link an admin minted for someone (POST /api/users/{id}/login-links). */
+/** Which Slack user a one-time link code would link (GET /api/slack/link/{code}). */
+export interface SlackLinkInfo {
+  team_id: string;
+  slack_user_id: string;
+  slack_name: string | null;
+  expires_at: string;
+}
+
 export interface LoginLink {
   url: string;
   expires_at: string;
