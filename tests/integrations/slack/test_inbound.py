@@ -222,3 +222,20 @@ async def test_a_mention_gets_the_outbound_status_message_in_its_thread(
 async def _with_status(world: SlackWorld, session_id: str) -> Any:
     thread = await world.plane.store.slack_threads.by_session(session_id)
     return thread if thread is not None and thread.status_ts else None
+
+
+async def test_a_reply_by_someone_who_may_not_see_the_session_is_refused(
+    world: SlackWorld,
+) -> None:
+    fake, store = world.fake, world.plane.store
+    ts = await fake.apost_user_message("C1", "U1", f"<@{BOT}> add logging")
+    session = await world.thread_session("C1", ts)
+    await world.prompts(session.id, 1)
+    fake.add_user("U2", name="mallory", email="mallory@example.com")
+    await world.member("mallory", "mallory@example.com")
+    reply = await fake.apost_user_message("C1", "U2", f"<@{BOT}> delete everything", thread_ts=ts)
+    post = await until(lambda: store.slack_threads.post(f"error:{TEAM}:C1:{reply}"))
+    assert post.kind == "ephemeral" and post.slack_user_id == "U2"
+    assert "No session" in post.body["text"] and "delete everything" not in post.body["text"]
+    await world.settled()
+    assert len(await store.prompts.for_session(session.id)) == 1

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from openinspect.store.tables import slack_inbox
 from openinspect.testing.llm_server import ScriptedLLMServer
-from tests.integrations.slack.conftest import BOT, TEAM, slack_world
+from tests.integrations.slack.conftest import BOT, TEAM, slack_world, until
 
 
 async def test_mentions_replies_and_dms_over_socket_mode(
@@ -41,13 +41,25 @@ async def test_mentions_replies_and_dms_over_socket_mode(
         dm_session = await world.thread_session(dm, dm_ts)
         assert dm_session.id != session.id
 
+        # An interactive envelope: a Home select over the socket.
+        fake.open_home("U1")
+        await fake.await_until(lambda f: f.home_view("U1") is not None, timeout_s=10)
+        fake.select("U1", action_id="openinspect_home_repo", option_value="calc", view="home")
+
+        async def chosen() -> bool:
+            prefs = await store.slack_people.get(TEAM, "U1")
+            return prefs is not None and prefs.default_repo == "calc"
+
+        await until(chosen, what="the Home preference set over the socket")
+
         await world.settled()
         # Every envelope was acknowledged (no resend made a second row) and no HTTP was used.
         assert len(await world.slack_sessions()) == 2
         assert all(d.acked for d in fake.deliveries)
         async with store.engine.connect() as conn:
             keys = (await conn.execute(sa.select(slack_inbox.c.key))).scalars().all()
-        # One row per message: the mention, the reply (each also came as a message event), the DM.
-        assert len(keys) == 3 and all(k.startswith(f"event:{TEAM}:") for k in keys)
+        # One row per message (the mention, the reply: each also came as a message event, the DM).
+        events = [k for k in keys if k.startswith(f"event:{TEAM}:")]
+        assert len(events) == 4 and len(keys) == 5  # and the Home opening, and the select
         acks = [f for f in fake.socket_frames() if "envelope_id" in f]
         assert len(acks) >= len(fake.deliveries)
