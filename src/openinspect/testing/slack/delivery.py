@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import queue
 import threading
 import time
@@ -29,6 +30,8 @@ import httpx
 
 from openinspect.testing.slack.records import Attempt, Delivery, DeliveryKind
 from openinspect.testing.slack.socket_mode import SocketHub
+
+logger = logging.getLogger(__name__)
 
 USER_AGENT = "Slackbot 1.0 (+https://api.slack.com/robots)"
 MAX_RESPONSE_CHARS = 64 * 1024
@@ -116,6 +119,8 @@ class Deliverer:
         while (record := self._queue.get()) is not None:
             try:
                 self._deliver(record)
+            except Exception:  # a bug here must not stop the deliveries queued behind it
+                logger.exception("the fake Slack could not deliver %s %s", record.type, record.id)
             finally:
                 with self._cond:
                     record.done = True
