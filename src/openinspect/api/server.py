@@ -54,10 +54,28 @@ async def serve(
     stop: asyncio.Event | None = None,
 ) -> None:
     """Serve until interrupted, or until ``stop`` is set (a graceful shutdown)."""
+    # Bound first: with port 0 the real port is then known to everything that names this
+    # server's address (the links in Slack messages, say).
+    sock = _listen(settings.server.host, settings.server.port)
+    port = sock.getsockname()[1]
+    if port != settings.server.port:
+        settings = settings.model_copy(
+            update={"server": settings.server.model_copy(update={"port": port})}
+        )
+    url = settings.server.public_url or f"http://{settings.server.host}:{port}"
+    with contextlib.closing(sock):
+        await _serve(settings, sock, url, on_started, install_signal_handlers, stop)
+
+
+async def _serve(
+    settings: Settings,
+    sock: socket.socket,
+    url: str,
+    on_started: Callable[[Started], Awaitable[None] | None] | None,
+    install_signal_handlers: bool,
+    stop: asyncio.Event | None,
+) -> None:
     async with open_control_plane(settings) as plane:
-        sock = _listen(settings.server.host, settings.server.port)
-        port = sock.getsockname()[1]
-        url = settings.server.public_url or f"http://{settings.server.host}:{port}"
         bridge_path = settings.bridge_socket
         bridge_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         with contextlib.suppress(FileNotFoundError):
