@@ -17,10 +17,12 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 import sqlalchemy as sa
+from slack_sdk.socket_mode.request import SocketModeRequest
 
 from openinspect.controlplane import ControlPlane, open_control_plane
 from openinspect.domain.commands import StartSession
 from openinspect.domain.events import utcnow
+from openinspect.integrations.slack.socket_mode import SocketMode
 from openinspect.settings import SandboxSettings, SessionSettings, Settings, SlackSettings
 from openinspect.store.tables import slack_link_codes
 from openinspect.testing.asgi import InApp
@@ -52,6 +54,7 @@ async def plane(tmp_path: Path, fake: FakeSlack) -> AsyncIterator[ControlPlane]:
         slack=SlackSettings(
             bot_token="xoxb-t",
             signing_secret=SECRET,
+            app_token="xapp-t",
             api_url=fake.api_url,
             event_max_bytes=8 * 1024,
         ),
@@ -359,3 +362,34 @@ async def test_slack_off_is_404_with_a_hint(tmp_path: Path) -> None:
         )
         refused(answer, 404, "not_configured")
         assert "SLACK__BOT_TOKEN" in answer.json()["error"]["hint"]
+
+
+async def test_socket_mode_envelopes_that_are_too_big_malformed_or_foreign_store_nothing(
+    plane: ControlPlane,
+) -> None:
+    inbound = plane.slack_inbound
+    assert inbound is not None
+    socket = SocketMode(inbound)
+    big = json.loads(mention("EvSOCKBIG", "1700000000.000020", text="x" * 10_000))
+    envelopes = [
+        SocketModeRequest("events_api", "e1", big),
+        SocketModeRequest("events_api", "e2", {"type": "event_callback", "team_id": TEAM}),
+        SocketModeRequest("events_api", "e3", {"type": "event_callback", "event": "nope"}),
+        SocketModeRequest("interactive", "e4", {"type": "block_actions", "actions": []}),
+        SocketModeRequest("interactive", "e5", {"type": "view_submission"}),
+        SocketModeRequest("slash_commands", "e6", {"command": "/x"}),
+        SocketModeRequest(
+            "events_api",
+            "e7",
+            json.loads(mention("EvSOCKOTHER", "1700000000.000021").replace(b"T0001", b"T0THER")),
+        ),
+    ]
+    try:
+        for envelope in envelopes:
+            await socket.accept(envelope)  # dropped, not raised: acknowledged, never resent
+    finally:
+        await socket.close()
+    await inbound.idle()
+    async with plane.store.engine.connect() as conn:
+        rows = (await conn.execute(sa.text("select key from slack_inbox"))).all()
+    assert rows == []

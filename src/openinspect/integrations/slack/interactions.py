@@ -21,10 +21,15 @@ import logging
 
 from pydantic import ValidationError
 
-from openinspect.domain.commands import OpenPullRequest, Stop
+from openinspect.domain.commands import ID_MAX, OpenPullRequest, Stop
 from openinspect.domain.events import utcnow
 from openinspect.domain.models import User
-from openinspect.errors import InvalidInput, OpenInspectError, SessionNotFound
+from openinspect.errors import (
+    SESSION_NOT_FOUND_HINT,
+    InvalidInput,
+    OpenInspectError,
+    SessionNotFound,
+)
 from openinspect.integrations.slack.deps import Me, SlackDeps
 from openinspect.integrations.slack.events import Action, BlockActions
 from openinspect.integrations.slack.home import HOME_ACTIONS, SlackHome
@@ -131,11 +136,12 @@ class Interactions:
 
     async def _create_pr(self, user: User, session_id: str) -> None:
         deps = self._deps
-        command = Stop(session_id=session_id)  # validates the id's shape first
-        await ensure_can_see(deps.store, user, command.session_id)
-        session = await deps.store.sessions.get(command.session_id)
+        if not session_id or len(session_id) > ID_MAX:
+            raise SessionNotFound("No such session", hint=SESSION_NOT_FOUND_HINT)
+        await ensure_can_see(deps.store, user, session_id)
+        session = await deps.store.sessions.get(session_id)
         if session is None:
-            raise SessionNotFound("No such session")
+            raise SessionNotFound("No such session", hint=SESSION_NOT_FOUND_HINT)
         body = f"Opened from Slack. Session: {session_url(deps.settings, session.id)}"
         await deps.commands.handle(
             user,

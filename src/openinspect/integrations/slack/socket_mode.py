@@ -74,8 +74,12 @@ class SocketMode:
 
     async def run(self) -> None:
         """Connect and stay connected until cancelled."""
-        await self._client.connect()  # type: ignore[no-untyped-call]
         try:
+            await self._client.connect()  # type: ignore[no-untyped-call]
             await asyncio.Event().wait()
         finally:
-            await self._client.close()  # type: ignore[no-untyped-call]
+            await self.close()
+
+    async def close(self) -> None:
+        """Close the connection and the client's HTTP session."""
+        await self._client.close()  # type: ignore[no-untyped-call]
