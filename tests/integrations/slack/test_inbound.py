@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from openinspect.domain.commands import StartSession
 from openinspect.testing.llm_server import ScriptedLLMServer
 from tests.integrations.slack.conftest import BOT, TEAM, WAIT_S, SlackWorld, slack_world, until
 
@@ -239,3 +240,39 @@ async def test_a_reply_by_someone_who_may_not_see_the_session_is_refused(
     assert "No session" in post.body["text"] and "delete everything" not in post.body["text"]
     await world.settled()
     assert len(await store.prompts.for_session(session.id)) == 1
+
+
+async def test_a_start_that_loses_its_thread_to_another_session_prompts_that_one(
+    world: SlackWorld,
+) -> None:
+    """Two servers started a session for one thread: the second's prompt joins the first's."""
+    store, plane = world.plane.store, world.plane
+    alice = (await store.slack_people.users_with_email("alice@example.com"))[0]
+    ts = f"{int(time.time())}.000777"
+    first = await plane.commands.handle(alice, StartSession(repo="calc"), origin="slack")
+    async with store.engine.begin() as conn:
+        assert await store.slack_threads.create(
+            conn,
+            session_id=first.session.id,
+            team_id=TEAM,
+            channel_id="C1",
+            thread_ts=ts,
+            channel_type="channel",
+            slack_user_id="U1",
+        )
+    event = {
+        "type": "event_callback",
+        "team_id": TEAM,
+        "event_id": "EvRACE1",
+        "event": {
+            "type": "app_mention",
+            "user": "U1",
+            "text": f"<@{BOT}> the late one",
+            "ts": ts,
+            "channel": "C1",
+        },
+    }
+    status, _, _ = await world.fake.asend_event(json.dumps(event).encode())
+    assert status == 200
+    [prompt] = await world.prompts(first.session.id, 1)
+    assert prompt.content == "the late one"

@@ -215,10 +215,18 @@ class MessageHandler:
                 slack_user_id=request.slack_user_id,
             )
         if not made:
-            thread = await deps.store.slack_threads.by_session(session_id)
-            if thread is None or thread.thread_ts != request.thread_ts:
-                # The thread belongs to another session (a race with another request in it).
-                log.warning("slack: thread of session %s is taken", session_id)
+            mine = await deps.store.slack_threads.by_session(session_id)
+            if mine is None or mine.thread_ts != request.thread_ts:
+                # Another request in this thread started its session first (on another
+                # server): this prompt goes there; the session just made stays empty.
+                holder = await deps.store.slack_threads.by_thread(
+                    request.team_id, request.channel_id, request.thread_ts
+                )
+                if holder is not None:
+                    log.info(
+                        "slack: thread taken by %s; %s stays empty", holder.session_id, session_id
+                    )
+                    session_id = holder.session_id
         await deps.kick()
         content = request.text
         if request.context:
