@@ -16,13 +16,12 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from openinspect.agent.models import ModelRegistry
 from openinspect.api.auth import Bootstrap, WsTokens, bootstrap_admin, load_or_create_secret
 from openinspect.automations.runs import AutomationEngine
 from openinspect.bus import Bus, open_bus
-from openinspect.integrations.slack.inbound import SlackInbound
-from openinspect.integrations.slack.outbound import CONSUMER as SLACK_CONSUMER
 from openinspect.people.service import People
 from openinspect.sandboxes.base import SandboxProvider
 from openinspect.sandboxes.bridge import BridgeHub
@@ -40,6 +39,9 @@ from openinspect.sessions.pulls import PullRequests
 from openinspect.settings import Settings
 from openinspect.store import Store
 from openinspect.store.crypto import Sealer
+
+if TYPE_CHECKING:  # slack_sdk and aiohttp load only on a server with Slack on
+    from openinspect.integrations.slack.inbound import SlackInbound
 
 log = logging.getLogger(__name__)
 
@@ -144,10 +146,13 @@ async def open_control_plane(
         await manager.recover()
         automations = AutomationEngine(store, commands)
         await automations.open()  # its feed cursor, before any run can start
-        if settings.slack.enabled:  # the Slack threads' cursor, before any prompt runs
-            await store.feed.cursor(SLACK_CONSUMER, start="end")
         slack_inbound = None
         if settings.slack.enabled:
+            from openinspect.integrations.slack.inbound import SlackInbound
+            from openinspect.integrations.slack.outbound import CONSUMER as SLACK_CONSUMER
+
+            # The Slack threads' cursor, before any prompt runs.
+            await store.feed.cursor(SLACK_CONSUMER, start="end")
             slack_inbound = SlackInbound(settings, store, bus, commands, models, people.repo_policy)
             opened.push_async_callback(slack_inbound.close)
         services = ServiceRunner(

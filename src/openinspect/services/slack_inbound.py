@@ -8,8 +8,12 @@ app: Slack spreads envelopes over connections, and one replica keeps it simple).
 
 from __future__ import annotations
 
-from openinspect.integrations.slack.inbound import SlackInbound
+from typing import TYPE_CHECKING
+
 from openinspect.services.registry import ServiceContext
+
+if TYPE_CHECKING:  # slack_sdk loads only where Slack is on
+    from openinspect.integrations.slack.inbound import SlackInbound
 
 INBOX_INTERVAL_S = 30.0
 

@@ -13,14 +13,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import TYPE_CHECKING
 
 from openinspect.bus import Bus
-from openinspect.integrations.slack.client import web_client
-from openinspect.integrations.slack.delivery import OUTBOX_CHANNEL, SlackDelivery
-from openinspect.integrations.slack.outbound import CONSUMER, FEED_TYPES, SlackOutbound
 from openinspect.services.registry import ServiceContext
 from openinspect.sessions.eventlog import FEED_CHANNEL
 from openinspect.sessions.feed import FeedConsumer
+
+if TYPE_CHECKING:  # slack_sdk and aiohttp load only where Slack is on (``build``)
+    from openinspect.integrations.slack.delivery import SlackDelivery
 
 log = logging.getLogger(__name__)
 POLL_S = 1.0
@@ -48,6 +49,8 @@ class SlackOutboundService:
 
     async def run_once(self) -> None:
         """The service's own loop (never returns; the runner cancels it)."""
+        from openinspect.integrations.slack.delivery import OUTBOX_CHANNEL
+
         wake = asyncio.Event()
         listeners = [
             asyncio.create_task(self._listen(channel, wake))
@@ -78,6 +81,10 @@ class SlackOutboundService:
 
 
 def build(context: ServiceContext, bus: Bus) -> SlackOutboundService:
+    from openinspect.integrations.slack.client import web_client
+    from openinspect.integrations.slack.delivery import SlackDelivery
+    from openinspect.integrations.slack.outbound import CONSUMER, FEED_TYPES, SlackOutbound
+
     settings = context.settings
     outbound = SlackOutbound(context.store, settings)
     consumer = FeedConsumer(

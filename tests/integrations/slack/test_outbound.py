@@ -82,9 +82,15 @@ async def test_one_status_message_edited_in_place_then_the_final_message(
             lambda: [m for m in keyed(bot_messages(slack, ts), status_key) if "Done" in shown(m)],
             "the status message in its final state",
         )
-        thread = await plane.store.slack_threads.by_session(session.id)
-        assert thread is not None and thread.status_ts == status.ts
-        assert thread.delivered_version == thread.version
+
+        async def caught_up() -> object:
+            # Events after the prompt's end (the last usage, the sandbox going idle) move the
+            # state on; delivery catches up with each.
+            row = await plane.store.slack_threads.by_session(session.id)
+            return row if row is not None and row.delivered_version == row.version else None
+
+        thread = await until(caught_up, "Slack showing the thread's last state")
+        assert thread.status_ts == status.ts
 
     # One status message, edited in place several times, then one final message after it.
     assert [m.ts for m in bot_messages(slack, ts)] == [status.ts, final.ts]

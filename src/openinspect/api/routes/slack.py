@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
@@ -18,11 +18,10 @@ from openinspect.api.deps import CurrentUser, State
 from openinspect.api.errors import documented
 from openinspect.controlplane import ControlPlane
 from openinspect.errors import NotConfigured, UnsupportedMediaType
-from openinspect.integrations.slack import identity
-from openinspect.integrations.slack.events import UrlVerification
-from openinspect.integrations.slack.inbound import SlackInbound
-from openinspect.integrations.slack.verify import parse_event, parse_interaction, verify
 from openinspect.store.slack_people import LINK_CODE_MAX
+
+if TYPE_CHECKING:  # slack_sdk and aiohttp load only on a server with Slack on
+    from openinspect.integrations.slack.inbound import SlackInbound
 
 router = APIRouter(tags=["slack"])
 LinkCode = Annotated[str, Path(min_length=1, max_length=LINK_CODE_MAX)]
@@ -75,6 +74,9 @@ _FROM_SLACK = documented(400, 401, 404, 413, 415)
 @router.post("/slack/events", responses=_FROM_SLACK)
 async def slack_events(request: Request, state: State) -> SlackAck:
     """An Events API delivery (or its URL check), signed by Slack."""
+    from openinspect.integrations.slack.events import UrlVerification
+    from openinspect.integrations.slack.verify import parse_event, verify
+
     inbound = _inbound(state)
     body = await request.body()  # capped by the body-size middleware (/slack/)
     verify(state.settings.slack, request.headers, body)
@@ -91,6 +93,8 @@ async def slack_events(request: Request, state: State) -> SlackAck:
 @router.post("/slack/interactions", responses=_FROM_SLACK)
 async def slack_interactions(request: Request, state: State) -> SlackAck:
     """An interactivity delivery (a button or a select), signed by Slack."""
+    from openinspect.integrations.slack.verify import parse_interaction, verify
+
     inbound = _inbound(state)
     body = await request.body()
     verify(state.settings.slack, request.headers, body)
@@ -104,6 +108,8 @@ async def slack_interactions(request: Request, state: State) -> SlackAck:
 @router.get("/api/slack/link/{code}", responses=documented(404, 410))
 async def slack_link_info(code: LinkCode, user: CurrentUser, state: State) -> SlackLinkInfo:
     """Which Slack user the code would link to the caller (nothing is linked)."""
+    from openinspect.integrations.slack import identity
+
     inbound = _inbound(state)
     found = await identity.describe_code(state.store, inbound.deps.client, code)
     return SlackLinkInfo(**found.__dict__)
@@ -112,6 +118,8 @@ async def slack_link_info(code: LinkCode, user: CurrentUser, state: State) -> Sl
 @router.post("/api/slack/link", responses=documented(404, 410))
 async def slack_link(body: SlackLinkRequest, user: CurrentUser, state: State) -> SlackLinked:
     """Link the code's Slack user to the caller; the code is used once."""
+    from openinspect.integrations.slack import identity
+
     _inbound(state)
     found = await identity.redeem_code(state.store, body.code, user)
     return SlackLinked(team_id=found.team_id, slack_user_id=found.slack_user_id)
