@@ -87,6 +87,9 @@ def test_cli_serves_and_delivers() -> None:
                 "message",
             ]
             assert all(r.valid for r in receiver.received)
+            client.chat_postEphemeral(channel="C1", user="U1", text="only you see this")
+            seen = httpx.get(f"{base}/_fake/ephemerals", params={"user": "U1"}).json()
+            assert [e["text"] for e in seen["ephemerals"]] == ["only you see this"]
 
 
 def test_cli_refuses_bad_specs() -> None:

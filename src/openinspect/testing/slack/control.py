@@ -86,6 +86,12 @@ def routes(fake: FakeSlack) -> list[Route]:
         msgs = fake.messages(channel, thread_ts)
         return JSONResponse({"ok": True, "messages": [dataclasses.asdict(m) for m in msgs]})
 
+    async def list_ephemerals(request: Request) -> Response:
+        channel = request.query_params.get("channel") or None
+        user = request.query_params.get("user") or None
+        found = fake.ephemerals(channel, user)
+        return JSONResponse({"ok": True, "ephemerals": [dataclasses.asdict(e) for e in found]})
+
     async def home(request: Request) -> Response:
         data = await _json(request)
         if isinstance(data, Response):
@@ -147,6 +153,7 @@ def routes(fake: FakeSlack) -> list[Route]:
     return [
         Route("/_fake/messages", post_message, methods=["POST"]),
         Route("/_fake/messages", list_messages, methods=["GET"]),
+        Route("/_fake/ephemerals", list_ephemerals, methods=["GET"]),
         Route("/_fake/home", home, methods=["POST"]),
         Route("/_fake/click", click, methods=["POST"]),
         Route("/_fake/deliveries", deliveries, methods=["GET"]),
