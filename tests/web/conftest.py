@@ -31,6 +31,7 @@ from openinspect.testing.browser import (
 from openinspect.testing.llm_server import ScriptedLLMServer
 from openinspect.testing.seed import add_user
 from openinspect.testing.server import ServerProcess
+from openinspect.testing.slack import FakeSlack
 from tests.conftest import server_env, skip_or_fail
 
 T = TypeVar("T")
@@ -174,5 +175,49 @@ def browsing(
     request: pytest.FixtureRequest, chromium: Browser, server: ServerProcess, tmp_path: Path
 ) -> Iterator[Browsing]:
     session = Browsing(chromium, server)
+    yield session
+    session.close(failed(request), tmp_path)
+
+
+SLACK_TEAM = "T0001"
+SLACK_ADA = "U0ADA"
+"""A Slack user with the admin's email (web_server_env's git identity): mapped to her."""
+SLACK_ALICE = "U1"
+"""A Slack user no openinspect user matches: the link flow's."""
+SLACK_CHANNEL = "C0ENG"
+
+
+@pytest.fixture(scope="package")
+def fake_slack() -> Iterator[FakeSlack]:
+    with FakeSlack(signing_secret="s3cret-web", bot_token="xoxb-web", team_id=SLACK_TEAM) as fake:
+        fake.add_user(SLACK_ALICE, name="alice", email="alice@slack.example")
+        fake.add_user(SLACK_ADA, name="ada", email="ada@example.com")
+        fake.add_channel(SLACK_CHANNEL, name="eng")
+        yield fake
+
+
+@pytest.fixture(scope="package")
+def slack_server(
+    tmp_path_factory: pytest.TempPathFactory, llm: ScriptedLLMServer, fake_slack: FakeSlack
+) -> Iterator[ServerProcess]:
+    """A second server, with Slack on (the fake's events come to it)."""
+    root = tmp_path_factory.mktemp("web-slack")
+    env = web_server_env(llm, root) | {
+        "OPENINSPECT_SLACK__BOT_TOKEN": fake_slack.bot_token,
+        "OPENINSPECT_SLACK__SIGNING_SECRET": fake_slack.signing_secret,
+        "OPENINSPECT_SLACK__API_URL": fake_slack.api_url,
+        "OPENINSPECT_SLACK__STATUS_INTERVAL_S": "0.3",
+    }
+    with ServerProcess(root / "home", env=env) as proc:
+        fake_slack.events_url = f"{proc.url}/slack/events"
+        fake_slack.interactions_url = f"{proc.url}/slack/interactions"
+        yield proc
+
+
+@pytest.fixture
+def slack_browsing(
+    request: pytest.FixtureRequest, chromium: Browser, slack_server: ServerProcess, tmp_path: Path
+) -> Iterator[Browsing]:
+    session = Browsing(chromium, slack_server)
     yield session
     session.close(failed(request), tmp_path)

@@ -3,50 +3,13 @@ asks before it links, links on the click only, and a used code is refused."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import expect
 
 from openinspect.store import Store
-from openinspect.testing.llm_server import ScriptedLLMServer
 from openinspect.testing.seed import add_user
 from openinspect.testing.server import ServerProcess
-from openinspect.testing.slack import FakeSlack
-from tests.web.conftest import Browsing, failed, run_async, web_server_env
-
-TEAM = "T0001"
-
-
-@pytest.fixture(scope="module")
-def fake_slack() -> Iterator[FakeSlack]:
-    with FakeSlack(signing_secret="s3cret", bot_token="xoxb-web", team_id=TEAM) as fake:
-        fake.add_user("U1", name="alice", email="alice@slack.example")
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def slack_server(
-    tmp_path_factory: pytest.TempPathFactory, llm: ScriptedLLMServer, fake_slack: FakeSlack
-) -> Iterator[ServerProcess]:
-    root = tmp_path_factory.mktemp("web-slack")
-    env = web_server_env(llm, root) | {
-        "OPENINSPECT_SLACK__BOT_TOKEN": "xoxb-web",
-        "OPENINSPECT_SLACK__SIGNING_SECRET": "s3cret",
-        "OPENINSPECT_SLACK__API_URL": fake_slack.api_url,
-    }
-    with ServerProcess(root / "home", env=env) as proc:
-        yield proc
-
-
-@pytest.fixture
-def slack_browsing(
-    request: pytest.FixtureRequest, chromium: Browser, slack_server: ServerProcess, tmp_path: Path
-) -> Iterator[Browsing]:
-    session = Browsing(chromium, slack_server)
-    yield session
-    session.close(failed(request), tmp_path)
+from tests.web.conftest import SLACK_TEAM as TEAM
+from tests.web.conftest import Browsing, run_async
 
 
 def _db(server: ServerProcess) -> str:

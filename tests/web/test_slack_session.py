@@ -6,56 +6,20 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import expect
 
 from openinspect.testing.llm_server import ScriptedLLMServer
-from openinspect.testing.server import ServerProcess
 from openinspect.testing.slack import FakeSlack, Message
-from tests.web.conftest import Browsing, failed, web_server_env
+from tests.web.conftest import SLACK_ADA as ADA
+from tests.web.conftest import SLACK_CHANNEL as CHANNEL
+from tests.web.conftest import Browsing
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
-ADA = "U0ADA"  # the server's admin is Ada (ada@example.com, web_server_env's git identity)
-CHANNEL = "C0ENG"
 WAIT_S = 60.0
-
-
-@pytest.fixture(scope="module")
-def slack() -> Iterator[FakeSlack]:
-    with FakeSlack(bot_token="xoxb-web-test", signing_secret="s3cret-web") as fake:
-        fake.add_user(ADA, name="ada", email="ada@example.com")
-        fake.add_channel(CHANNEL, name="eng")
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def slack_server(
-    tmp_path_factory: pytest.TempPathFactory, llm: ScriptedLLMServer, slack: FakeSlack
-) -> Iterator[ServerProcess]:
-    root = tmp_path_factory.mktemp("web-slack")
-    env = web_server_env(llm, root) | {
-        "OPENINSPECT_SLACK__BOT_TOKEN": slack.bot_token,
-        "OPENINSPECT_SLACK__SIGNING_SECRET": slack.signing_secret,
-        "OPENINSPECT_SLACK__API_URL": slack.api_url,
-        "OPENINSPECT_SLACK__STATUS_INTERVAL_S": "0.3",
-    }
-    with ServerProcess(root / "home", env=env) as proc:
-        slack.events_url = f"{proc.url}/slack/events"
-        slack.interactions_url = f"{proc.url}/slack/interactions"
-        yield proc
-
-
-@pytest.fixture
-def browsing(
-    request: pytest.FixtureRequest, chromium: Browser, slack_server: ServerProcess, tmp_path: Path
-) -> Iterator[Browsing]:
-    session = Browsing(chromium, slack_server)
-    yield session
-    session.close(failed(request), tmp_path)
 
 
 def open_url(message: Message) -> str:
@@ -76,8 +40,9 @@ def until(check: Any, what: str) -> Any:
 
 
 def test_a_slack_session_is_watched_live_in_the_web_app(
-    browsing: Browsing, llm: ScriptedLLMServer, slack: FakeSlack, origin: Path
+    slack_browsing: Browsing, llm: ScriptedLLMServer, fake_slack: FakeSlack, origin: Path
 ) -> None:
+    browsing, slack = slack_browsing, fake_slack
     browsing.api("POST", "/api/repos", json={"name": "calc", "url": str(origin)})
     llm.reset(
         {
