@@ -6,7 +6,7 @@ what the app posts comes back through the real slack_sdk client into the fake's 
 A mention gets 👀 within 3 s and starts a session from Slack; one status message is edited in
 place; the final message links the pull request; a reply in the thread is the same session's
 next prompt (and gets its own final message, the status message still the one); a DM works the
-same way."""
+same way. Both connection modes: the Events API and Socket Mode."""
 
 from __future__ import annotations
 
@@ -83,8 +83,9 @@ async def reacted_within(slack: FakeSlack, channel: str, ts: str, posted_at: flo
     return time.monotonic() - posted_at
 
 
+@pytest.mark.parametrize("mode", ["events", "socket"])
 async def test_a_mention_runs_a_session_that_reports_in_its_thread_and_a_reply_continues_it(
-    tmp_path: Path, llm: ScriptedLLMServer, github: FakeGitHub
+    tmp_path: Path, llm: ScriptedLLMServer, github: FakeGitHub, mode: str
 ) -> None:
     llm.reset(
         {
@@ -99,12 +100,17 @@ async def test_a_mention_runs_a_session_that_reports_in_its_thread_and_a_reply_c
         }
     )
     port = _free_port()
-    with FakeSlack(bot_token="xoxb-acceptance-token", signing_secret="s3cret-signing") as slack:
-        slack.events_url = f"http://127.0.0.1:{port}/slack/events"
-        slack.interactions_url = f"http://127.0.0.1:{port}/slack/interactions"
+    with FakeSlack(
+        bot_token="xoxb-acceptance-token", signing_secret="s3cret-signing", app_token="xapp-accept"
+    ) as slack:
+        if mode == "events":  # Slack POSTs to us; in Socket Mode we dial Slack instead
+            slack.events_url = f"http://127.0.0.1:{port}/slack/events"
+            slack.interactions_url = f"http://127.0.0.1:{port}/slack/interactions"
         slack.add_user(ALICE, name="alice", email="alice@example.com")
         slack.add_channel(CHANNEL, name="eng")
-        settings = settings_for(tmp_path / "home", llm, slack, github)
+        settings = settings_for(
+            tmp_path / "home", llm, slack, github, mode=mode, app_token="xapp-accept"
+        )
         # alice is a member without a GitHub identity here: single-tenant repo access.
         settings = settings.model_copy(
             update={
@@ -121,6 +127,8 @@ async def test_a_mention_runs_a_session_that_reports_in_its_thread_and_a_reply_c
             alice = await plane.store.users.create(
                 name="alice", email="alice@example.com", role="member"
             )
+            if mode == "socket":
+                await slack.await_socket(timeout_s=20)
 
             # A mention in a channel: 👀 at once, a session from Slack, one status message.
             posted_at = time.monotonic()
