@@ -97,8 +97,11 @@ async def test_the_box_never_sees_a_slack_secret(
     probes = [
         "env",
         "for f in /proc/[0-9]*/environ; do tr '\\0' '\\n' < $f; done 2>/dev/null; echo rc=$?",
-        # Every file the box can see (but the kernel's pseudo files), for any of the three.
-        f"{patterns} | grep -rlsF --devices=skip --exclude-dir=proc --exclude-dir=sys -f - /"
+        # Every file the box can see, for any of the three: but the kernel's pseudo files and
+        # /usr, the host's read-only system tree (no server writes there; reading it all is
+        # most of this test's time), whose absence of host files the containment suite checks.
+        f"{patterns} | grep -rlsF --devices=skip --exclude-dir=proc --exclude-dir=sys "
+        "--exclude-dir=usr -f - /"
         "; echo grep-done",
         f"{patterns} | grep -lsF -f - /proc/[0-9]*/environ /proc/[0-9]*/cmdline; echo proc-done",
         f"{patterns} | wc -l",
