@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from openinspect.domain.events import utcnow
 from openinspect.errors import SlackLinkExpired, SlackLinkNotFound, SlackLinkUsed
 from openinspect.store import Store
-from openinspect.store.slack_people import hash_code
 from openinspect.store.tables import slack_inbox, slack_link_codes
+from openinspect.store.users import hash_token
 from tests.store.conftest import store  # noqa: F401 - the fixture
 
 
@@ -81,7 +81,7 @@ async def test_link_codes_are_hashed_used_once_and_expire(store: Store) -> None:
     code = await people.mint_code("T", "U1", 60)
     async with store.engine.connect() as conn:
         stored = (await conn.execute(sa.select(slack_link_codes.c.code_hash))).scalars().all()
-    assert stored == [hash_code(code)] and code not in stored
+    assert stored == [hash_token(code)] and code not in stored
     assert (await people.peek_code(code)).slack_user_id == "U1"
     with pytest.raises(SlackLinkNotFound):
         await people.peek_code("nope")
@@ -95,12 +95,12 @@ async def test_link_codes_are_hashed_used_once_and_expire(store: Store) -> None:
     async with store.engine.begin() as conn:
         await conn.execute(
             slack_link_codes.update()
-            .where(slack_link_codes.c.code_hash == hash_code(late))
+            .where(slack_link_codes.c.code_hash == hash_token(late))
             .values(expires_at=utcnow() - timedelta(seconds=1))
         )
     with pytest.raises(SlackLinkExpired):
         await people.redeem_code(late, user.id)
-    assert [u.id for u in await people.users_with_email("bo@example.COM")] == [user.id]
+    assert [u.id for u in await store.users.with_email("bo@example.COM")] == [user.id]
 
 
 async def test_preferences_and_a_new_model_clears_the_effort(store: Store) -> None:  # noqa: F811

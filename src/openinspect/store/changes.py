@@ -40,13 +40,13 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openinspect.domain.events import Event, Usage, load_event, utcnow
 from openinspect.domain.models import Prompt, PromptStatus, SandboxStatus, Session
 from openinspect.errors import LeaseLost, NotFoundError
 from openinspect.store import feed
+from openinspect.store.db import insert_once
 from openinspect.store.leases import Lease, assert_held
 from openinspect.store.tables import events, participants, prompts, sandboxes, sessions
 
@@ -312,16 +312,15 @@ async def _insert_prompt(conn: AsyncConnection, new: NewPrompt) -> None:
             fingerprint=new.fingerprint,
         )
     )
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    await conn.execute(
-        insert(participants)
-        .values(
-            session_id=prompt.session_id,
-            user_id=prompt.author.id,
-            role="member",
-            joined_at=prompt.created_at,
-        )
-        .on_conflict_do_nothing()
+    await insert_once(
+        conn,
+        participants,
+        {
+            "session_id": prompt.session_id,
+            "user_id": prompt.author.id,
+            "role": "member",
+            "joined_at": prompt.created_at,
+        },
     )
 
 

@@ -29,9 +29,10 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, PoolProxiedConnection
 
 from openinspect.errors import ConfigError, StoreConflict, StoreError, StoreUnavailable
@@ -184,3 +185,11 @@ async def migrate(engine: AsyncEngine) -> None:
 
     async with engine.begin() as conn:
         await conn.run_sync(upgrade)
+
+
+async def insert_once(conn: AsyncConnection, table: sa.Table, values: dict[str, Any]) -> bool:
+    """Insert a row unless one with the same primary or unique key exists (``ON CONFLICT DO
+    NOTHING``, so the caller's transaction carries on either way); True when it was written."""
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    result = await conn.execute(insert(table).values(**values).on_conflict_do_nothing())
+    return bool(result.rowcount)

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openinspect.domain.events import utcnow
 from openinspect.domain.ids import new_id
-from openinspect.store.slack_threads import insert_once
+from openinspect.store.db import insert_once
 from openinspect.store.tables import slack_inbox, slack_picks
 
 InboxKind = Literal["event", "action"]

@@ -9,20 +9,19 @@ user, used once, and expires.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from openinspect.domain.events import utcnow
-from openinspect.domain.models import User
 from openinspect.errors import SlackLinkExpired, SlackLinkNotFound, SlackLinkUsed
-from openinspect.store.slack_threads import insert_once
-from openinspect.store.tables import slack_link_codes, slack_users, users
+from openinspect.store.db import insert_once
+from openinspect.store.tables import slack_link_codes, slack_users
+from openinspect.store.users import hash_token
 
 LinkedBy = Literal["email", "link"]
 Preference = Literal["default_repo", "model", "effort"]
@@ -52,10 +51,6 @@ class LinkCode:
     expires_at: datetime
 
 
-def hash_code(code: str) -> str:
-    return hashlib.sha256(code.encode()).hexdigest()
-
-
 def _slack_user(row: sa.Row[Any]) -> SlackUser:
     m = row._mapping
     return SlackUser(
@@ -82,7 +77,10 @@ class SlackPeopleStore:
             row = (await conn.execute(query)).first()
         return _slack_user(row) if row is not None else None
 
-    async def _ensure(self, conn: Any, team_id: str, slack_user_id: str) -> None:
+    async def _set(
+        self, conn: AsyncConnection, team_id: str, slack_user_id: str, values: dict[str, Any]
+    ) -> None:
+        """Set ``values`` on the Slack user's row, making the row first if there is none."""
         now = utcnow()
         await insert_once(
             conn,
@@ -93,6 +91,14 @@ class SlackPeopleStore:
                 "created_at": now,
                 "updated_at": now,
             },
+        )
+        await conn.execute(
+            slack_users.update()
+            .where(
+                slack_users.c.team_id == team_id,
+                slack_users.c.slack_user_id == slack_user_id,
+            )
+            .values(**values, updated_at=now)
         )
 
     async def link(
@@ -106,14 +112,11 @@ class SlackPeopleStore:
     ) -> None:
         """Make the Slack user act as ``user_id`` from now on (replacing an earlier link)."""
         async with self._engine.begin() as conn:
-            await self._ensure(conn, team_id, slack_user_id)
-            await conn.execute(
-                slack_users.update()
-                .where(
-                    slack_users.c.team_id == team_id,
-                    slack_users.c.slack_user_id == slack_user_id,
-                )
-                .values(user_id=user_id, linked_by=linked_by, email=email, updated_at=utcnow())
+            await self._set(
+                conn,
+                team_id,
+                slack_user_id,
+                {"user_id": user_id, "linked_by": linked_by, "email": email},
             )
 
     async def set_preference(
@@ -121,26 +124,11 @@ class SlackPeopleStore:
     ) -> None:
         """Set one App Home preference (None clears it); a new model clears the effort, which
         belongs to the model."""
-        values: dict[str, Any] = {name: value, "updated_at": utcnow()}
+        values: dict[str, Any] = {name: value}
         if name == "model":
             values["effort"] = None
         async with self._engine.begin() as conn:
-            await self._ensure(conn, team_id, slack_user_id)
-            await conn.execute(
-                slack_users.update()
-                .where(
-                    slack_users.c.team_id == team_id,
-                    slack_users.c.slack_user_id == slack_user_id,
-                )
-                .values(**values)
-            )
-
-    async def users_with_email(self, email: str) -> list[User]:
-        """openinspect users whose email is ``email`` (in any case)."""
-        query = sa.select(users).where(sa.func.lower(users.c.email) == email.lower()).limit(2)
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        return [User.model_validate(r._mapping) for r in rows]
+            await self._set(conn, team_id, slack_user_id, values)
 
     async def mint_code(self, team_id: str, slack_user_id: str, ttl_s: float) -> str:
         """A new one-time link code for the Slack user (only its hash is kept)."""
@@ -149,7 +137,7 @@ class SlackPeopleStore:
         async with self._engine.begin() as conn:
             await conn.execute(
                 slack_link_codes.insert().values(
-                    code_hash=hash_code(code),
+                    code_hash=hash_token(code),
                     team_id=team_id,
                     slack_user_id=slack_user_id,
                     created_at=now,
@@ -172,28 +160,22 @@ class SlackPeopleStore:
             used = await conn.execute(
                 slack_link_codes.update()
                 .where(
-                    slack_link_codes.c.code_hash == hash_code(code),
+                    slack_link_codes.c.code_hash == hash_token(code),
                     slack_link_codes.c.used_at.is_(None),
                 )
                 .values(used_at=utcnow(), used_by=user_id)
             )
             if not used.rowcount:  # another request used it between the read and here
                 raise _used()
-            await self._ensure(conn, found.team_id, found.slack_user_id)
-            await conn.execute(
-                slack_users.update()
-                .where(
-                    slack_users.c.team_id == found.team_id,
-                    slack_users.c.slack_user_id == found.slack_user_id,
-                )
-                .values(user_id=user_id, linked_by="link", updated_at=utcnow())
+            await self._set(
+                conn, found.team_id, found.slack_user_id, {"user_id": user_id, "linked_by": "link"}
             )
         return found
 
-    async def _code_row(self, conn: Any, code: str) -> sa.Row[Any] | None:
+    async def _code_row(self, conn: AsyncConnection, code: str) -> sa.Row[Any] | None:
         if not code or len(code) > LINK_CODE_MAX:
             return None
-        query = sa.select(slack_link_codes).where(slack_link_codes.c.code_hash == hash_code(code))
+        query = sa.select(slack_link_codes).where(slack_link_codes.c.code_hash == hash_token(code))
         row: sa.Row[Any] | None = (await conn.execute(query)).first()
         return row
 

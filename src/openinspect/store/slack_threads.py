@@ -17,10 +17,10 @@ from datetime import datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from openinspect.domain.events import utcnow
+from openinspect.store.db import insert_once
 from openinspect.store.tables import sessions, slack_posts, slack_threads
 
 ChannelType = Literal["im", "channel", "group", "mpim"]
@@ -76,14 +76,6 @@ class SlackPost:
     error_code: str | None
     created_at: datetime
     posted_at: datetime | None
-
-
-async def insert_once(conn: AsyncConnection, table: sa.Table, values: dict[str, Any]) -> bool:
-    """Insert a row unless one with the same primary or unique key exists (``ON CONFLICT DO
-    NOTHING``, so the caller's transaction carries on either way); True when it was written."""
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    result = await conn.execute(insert(table).values(**values).on_conflict_do_nothing())
-    return bool(result.rowcount)
 
 
 def _thread(row: sa.Row[Any]) -> SlackThread:

@@ -137,6 +137,12 @@ class UserStore:
             row = (await conn.execute(users.select().where(users.c.id == user_id))).first()
         return _user(row) if row else None
 
+    async def with_email(self, email: str, limit: int = 2) -> list[User]:
+        """Users whose email is ``email``, in any case (at most ``limit``)."""
+        query = sa.select(users).where(sa.func.lower(users.c.email) == email.lower()).limit(limit)
+        async with self._engine.connect() as conn:
+            return [_user(row) for row in (await conn.execute(query)).all()]
+
     async def get_many(self, user_ids: Iterable[str]) -> dict[str, User]:
         wanted = set(user_ids)
         if not wanted:

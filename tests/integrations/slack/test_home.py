@@ -91,7 +91,7 @@ async def test_a_select_value_that_was_not_offered_is_refused(world: SlackWorld)
 
 async def test_the_home_lists_recent_sessions_with_links(world: SlackWorld) -> None:
     fake, store = world.fake, world.plane.store
-    alice = (await store.slack_people.users_with_email("alice@example.com"))[0]
+    alice = (await store.users.with_email("alice@example.com"))[0]
     started = await world.plane.commands.handle(
         alice, StartSession(repo="calc", title="Make <calc> faster & better"), origin="web"
     )

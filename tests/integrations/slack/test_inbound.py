@@ -247,7 +247,7 @@ async def test_a_start_that_loses_its_thread_to_another_session_prompts_that_one
 ) -> None:
     """Two servers started a session for one thread: the second's prompt joins the first's."""
     store, plane = world.plane.store, world.plane
-    alice = (await store.slack_people.users_with_email("alice@example.com"))[0]
+    alice = (await store.users.with_email("alice@example.com"))[0]
     ts = f"{int(time.time())}.000777"
     first = await plane.commands.handle(alice, StartSession(repo="calc"), origin="slack")
     async with store.engine.begin() as conn:

@@ -18,8 +18,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from openinspect.agent.models import ModelRegistry
 from openinspect.domain.models import User
-from openinspect.integrations.slack.identity import SlackIdentity
-from openinspect.integrations.slack.render import session_url, web_base
+from openinspect.integrations.slack.identity import SlackIdentity, link_button
+from openinspect.integrations.slack.render import escape, escape_cut, session_url
 from openinspect.integrations.slack.routing import RepoRouter
 from openinspect.settings import Settings
 from openinspect.store import Store
@@ -38,10 +38,6 @@ RECENT_SESSIONS = 10
 OPTIONS_MAX = 100
 OPTION_VALUE_MAX = 150
 OPTION_TEXT_MAX = 75
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _option(value: str, text: str | None = None) -> dict[str, Any]:
@@ -121,25 +117,12 @@ class SlackHome:
             log.warning("slack: views.publish failed (%s)", exc.response.get("error", "?"))
 
     async def _unlinked(self, team_id: str, slack_user_id: str) -> list[dict[str, Any]]:
-        code = await self._store.slack_people.mint_code(
-            team_id, slack_user_id, self._settings.slack.link_code_ttl_s
-        )
-        url = f"{web_base(self._settings)}/slack/link?code={code}"
+        button = await link_button(self._settings, self._store, team_id, slack_user_id)
         text = "Link your Slack account to your openinspect account to start sessions here."
         return [
             {"type": "header", "text": {"type": "plain_text", "text": "openinspect"}},
             {"type": "section", "text": {"type": "mrkdwn", "text": text}},
-            {
-                "type": "actions",
-                "elements": [
-                    {
-                        "type": "button",
-                        "action_id": "openinspect_link",
-                        "text": {"type": "plain_text", "text": "Link my account"},
-                        "url": url,
-                    }
-                ],
-            },
+            {"type": "actions", "elements": [button]},
         ]
 
     async def _blocks(self, user: User, prefs: SlackUser | None) -> list[dict[str, Any]]:
@@ -149,7 +132,7 @@ class SlackHome:
             {"type": "header", "text": {"type": "plain_text", "text": "openinspect"}},
             {
                 "type": "context",
-                "elements": [{"type": "mrkdwn", "text": f"Signed in as {_escape(user.name)}"}],
+                "elements": [{"type": "mrkdwn", "text": f"Signed in as {escape(user.name)}"}],
             },
             _select(
                 "Default repo",
@@ -171,7 +154,7 @@ class SlackHome:
         ]
         recent = await self._store.sessions.list(participant_id=user.id, limit=RECENT_SESSIONS)
         lines = [
-            f"• <{session_url(self._settings, s.id)}|{_escape(s.title)[:150]}> ({s.status})"
+            f"• <{session_url(self._settings, s.id)}|{escape_cut(s.title, 150)}> ({s.status})"
             for s in recent
         ]
         blocks.append(

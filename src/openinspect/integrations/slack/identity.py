@@ -31,6 +31,25 @@ APP_USER_EMAIL_DOMAIN = "slack.invalid"
 """The app user's email is ``<app_user>@slack.invalid``: no Slack profile can match it."""
 EMAIL_MAX = 320
 NAME_MAX = 80
+LINK_ACTION = "openinspect_link"
+Post = Callable[..., Awaitable[None]]
+"""``SlackDeps.post``: decide a post through the outbox, then kick the delivery."""
+
+
+async def link_button(
+    settings: Settings, store: Store, team_id: str, slack_user_id: str
+) -> dict[str, Any]:
+    """A "Link my account" button to a new one-time link for the Slack user."""
+    code = await store.slack_people.mint_code(
+        team_id, slack_user_id, settings.slack.link_code_ttl_s
+    )
+    return {
+        "type": "button",
+        "action_id": LINK_ACTION,
+        "text": {"type": "plain_text", "text": "Link my account"},
+        "url": f"{web_base(settings)}/slack/link?code={code}",
+        "style": "primary",
+    }
 
 
 class SlackIdentity:
@@ -39,12 +58,12 @@ class SlackIdentity:
         settings: Settings,
         store: Store,
         client: AsyncWebClient,
-        kick: Callable[[], Awaitable[None]],
+        post: Post,
     ) -> None:
         self._settings = settings
         self._store = store
         self._client = client
-        self._kick = kick
+        self._post = post
 
     async def user_for(self, team_id: str, slack_user_id: str) -> User | None:
         """The openinspect user ``slack_user_id`` acts as, or None (refuse them)."""
@@ -75,7 +94,7 @@ class SlackIdentity:
         email = profile.get("email") if isinstance(profile, dict) else None
         if not isinstance(email, str) or "@" not in email or len(email) > EMAIL_MAX:
             return None
-        matches = await self._store.slack_people.users_with_email(email)
+        matches = await self._store.users.with_email(email)
         if len(matches) != 1:
             return None
         user = matches[0]
@@ -89,58 +108,37 @@ class SlackIdentity:
         """The app's own user (made on first use, as a member)."""
         name = self._settings.slack.app_user
         email = f"{name}@{APP_USER_EMAIL_DOMAIN}"
-        people = self._store.slack_people
-        found = await people.users_with_email(email)
+        people = self._store.users
+        found = await people.with_email(email)
         if found:
             return found[0]
         try:
             return await self._store.users.add(name=name, email=email, role="member")
         except ConflictError:  # made meanwhile by another request
-            return (await people.users_with_email(email))[0]
+            return (await people.with_email(email))[0]
 
     async def refuse(
         self, *, team_id: str, slack_user_id: str, channel_id: str, thread_ts: str | None, key: str
     ) -> None:
         """Tell the Slack user (only them) to link their account first, with a one-time link."""
-        code = await self._store.slack_people.mint_code(
-            team_id, slack_user_id, self._settings.slack.link_code_ttl_s
-        )
-        url = f"{web_base(self._settings)}/slack/link?code={code}"
+        button = await link_button(self._settings, self._store, team_id, slack_user_id)
         text = (
             "I don't know who you are on openinspect yet. Link your Slack account to your "
             "openinspect account first, then ask again."
         )
-        body = {
-            "text": text,
-            "blocks": [
+        await self._post(
+            key=key,
+            kind="ephemeral",
+            team_id=team_id,
+            channel_id=channel_id,
+            thread_ts=thread_ts,
+            text=text,
+            blocks=[
                 {"type": "section", "text": {"type": "mrkdwn", "text": text}},
-                {
-                    "type": "actions",
-                    "elements": [
-                        {
-                            "type": "button",
-                            "action_id": "openinspect_link",
-                            "text": {"type": "plain_text", "text": "Link my account"},
-                            "url": url,
-                            "style": "primary",
-                        }
-                    ],
-                },
+                {"type": "actions", "elements": [button]},
             ],
-        }
-        threads = self._store.slack_threads
-        async with self._store.engine.begin() as conn:
-            await threads.enqueue_post(
-                conn,
-                key=key,
-                kind="ephemeral",
-                team_id=team_id,
-                channel_id=channel_id,
-                thread_ts=thread_ts,
-                body=body,
-                slack_user_id=slack_user_id,
-            )
-        await self._kick()
+            slack_user_id=slack_user_id,
+        )
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,7 @@ class SlackInbound:
         client: AsyncWebClient | None = None,
     ) -> None:
         self.deps = SlackDeps(settings, store, bus, commands, client or web_client(settings.slack))
-        self.identity = SlackIdentity(settings, store, self.deps.client, self.deps.kick)
+        self.identity = SlackIdentity(settings, store, self.deps.client, self.deps.post)
         self.router = RepoRouter(settings, store, models, policy)
         self.home = SlackHome(settings, store, self.deps.client, models, self.router, self.identity)
         self.messages = MessageHandler(self.deps, self.identity, self.router)

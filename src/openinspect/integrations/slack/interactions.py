@@ -34,14 +34,12 @@ from openinspect.integrations.slack.deps import Me, SlackDeps
 from openinspect.integrations.slack.events import Action, BlockActions
 from openinspect.integrations.slack.home import HOME_ACTIONS, SlackHome
 from openinspect.integrations.slack.identity import SlackIdentity
-from openinspect.integrations.slack.messages import PICK_REPO, MessageHandler, Request
+from openinspect.integrations.slack.messages import PICK_REPO, MessageHandler, Request, error_text
+from openinspect.integrations.slack.render import CREATE_PR_ACTION as CREATE_PR
+from openinspect.integrations.slack.render import STOP_ACTION as STOP
 from openinspect.integrations.slack.render import session_url
-from openinspect.people.roles import ensure_can_see
 
 log = logging.getLogger(__name__)
-STOP = "openinspect_stop"
-CREATE_PR = "openinspect_create_pr"
-IGNORED_ACTIONS = ("openinspect_open", "openinspect_link")
 PR_TITLE_MAX = 256
 
 
@@ -111,14 +109,13 @@ class Interactions:
         if channel is None or team is None:
             log.info("slack: a Home action was refused (%s)", exc.code)
             return
-        text = f"I couldn't do that: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")
         await self._deps.post(
             key=f"error:{team}:action:{payload.trigger_id or action.action_ts}:{action.action_id}",
             kind="ephemeral",
             team_id=team,
             channel_id=channel,
             thread_ts=payload.thread_ts(),
-            text=text,
+            text=error_text(exc),
             slack_user_id=payload.user.id,
         )
 
@@ -138,8 +135,7 @@ class Interactions:
         deps = self._deps
         if not session_id or len(session_id) > ID_MAX:
             raise SessionNotFound("No such session", hint=SESSION_NOT_FOUND_HINT)
-        await ensure_can_see(deps.store, user, session_id)
-        session = await deps.store.sessions.get(session_id)
+        session = await deps.store.sessions.get(session_id)  # handle authorises the user
         if session is None:
             raise SessionNotFound("No such session", hint=SESSION_NOT_FOUND_HINT)
         body = f"Opened from Slack. Session: {session_url(deps.settings, session.id)}"

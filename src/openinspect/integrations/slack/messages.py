@@ -82,7 +82,7 @@ class Request:
     context: str | None = None
 
 
-def _error_text(exc: OpenInspectError) -> str:
+def error_text(exc: OpenInspectError) -> str:
     return f"I couldn't do that: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")
 
 
@@ -107,7 +107,7 @@ class MessageHandler:
             team_id=request.team_id,
             channel_id=request.channel_id,
             thread_ts=request.thread_ts,
-            text=_error_text(exc),
+            text=error_text(exc),
             slack_user_id=request.slack_user_id,
         )
 
