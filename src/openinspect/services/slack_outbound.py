@@ -26,6 +26,9 @@ if TYPE_CHECKING:  # slack_sdk and aiohttp load only where Slack is on (``build`
 log = logging.getLogger(__name__)
 POLL_S = 1.0
 RESUBSCRIBE_S = 5.0
+COALESCE_S = 0.05
+"""After a wake-up, how long to let a burst of feed events gather before one pass: every
+durable event of every session wakes the service, and a pass costs a few queries."""
 
 
 class SlackOutboundService:
@@ -63,6 +66,7 @@ class SlackOutboundService:
                 timeout_s = self._poll_s if due is None else min(self._poll_s, max(due, 0.01))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), timeout_s)
+                    await asyncio.sleep(COALESCE_S)
         finally:
             for task in listeners:
                 task.cancel()
