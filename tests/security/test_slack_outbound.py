@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from openinspect.domain.events import Notify
+from openinspect.domain.events import Notify, ToolResult
 from openinspect.integrations.slack.client import web_client
 from openinspect.integrations.slack.delivery import SlackDelivery
 from openinspect.testing.llm_server import ScriptedLLMServer
@@ -160,3 +160,42 @@ async def test_the_token_is_in_no_log_line_and_no_stored_error(
     assert "Slack refuses the bot token (invalid_auth)" in caplog.text
     assert TOKEN not in caplog.text and "xoxb-wrong-SECRET" not in caplog.text
     assert SIGNING not in caplog.text
+
+
+async def test_the_agent_cannot_notify_a_channel_the_server_does_not_allow(
+    tmp_path: Path, llm: ScriptedLLMServer, slack: FakeSlack, origin: Path
+) -> None:
+    """A hostile agent names channels to post to: the one the server allows gets the post,
+    any other (or a user id, or a DM) is refused to the model, and nothing reaches it."""
+    slack.add_channel("C0NEWS", name="news")
+    slack.add_channel("C0OTHER", name="random")
+    targets = ["C0OTHER", "U0ADMIN", "D0SOMEONE", "C0NEWS\nC0OTHER", "c0news"]
+    llm.reset(
+        {
+            "turns": [
+                {
+                    "tool_calls": [
+                        {"name": "notify", "args": {"text": f"to {t!r}", "channel": t}}
+                        for t in targets
+                    ]
+                },
+                {"tool_calls": [{"name": "notify", "args": {"text": "news", "channel": "C0NEWS"}}]},
+                {"text": "Done.", "delay_ms": 200},
+            ]
+        }
+    )
+    settings = settings_for(tmp_path / "home", llm, slack, notify_channels=["C0NEWS"])
+    async with slack_plane(settings) as plane:
+        session, ts = await start_in_thread(plane, slack, str(origin), text="<@UBOT> hi")
+        asked = await prompt(plane, session, "tell people", ts)
+        await until(lambda: keyed(slack.thread(CHANNEL, ts), f"final:{asked.id}"), "the final")
+        await until(lambda: slack.messages("C0NEWS"), "the allowed post")
+        events = await plane.store.events.after(session.id, 0, 500)
+    results = [e for e in events if isinstance(e, ToolResult) and e.tool == "notify"]
+    refused = [r for r in results if r.is_error]
+    assert len(refused) == len(targets), [r.output for r in results]
+    assert all("not one this server lets the agent post to" in r.output for r in refused)
+    assert [m.text for m in slack.messages("C0NEWS") if m.bot_id]
+    assert not [m for m in slack.messages("C0OTHER") if m.bot_id]
+    posted = {c.args.get("channel") for c in slack.calls("chat.postMessage")}
+    assert posted <= {CHANNEL, "C0NEWS"}, posted
