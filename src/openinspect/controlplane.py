@@ -13,15 +13,17 @@ Not to be confused with :mod:`openinspect.runtime`, the program that runs inside
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from openinspect.agent.models import ModelRegistry
 from openinspect.api.auth import Bootstrap, WsTokens, bootstrap_admin, load_or_create_secret
 from openinspect.automations.runs import AutomationEngine
 from openinspect.bus import Bus, open_bus
+from openinspect.integrations.github import GithubHandler
+from openinspect.integrations.outbox import Projection, Sender
 from openinspect.people.service import People
 from openinspect.sandboxes.base import SandboxProvider
 from openinspect.sandboxes.bridge import BridgeHub
@@ -72,6 +74,10 @@ class ControlPlane:
     """Automations' firings, runs and outcomes (``automations.runs``)."""
     slack_inbound: SlackInbound | None = None
     """The Slack app's inbound side (``integrations.slack.inbound``); None with Slack off."""
+    github_handlers: Sequence[GithubHandler] = ()
+    """What else ``/webhooks/github`` hands a verified delivery to (the review bot's doors)."""
+    outbox_senders: Mapping[str, Sender] = field(default_factory=dict)
+    """The outbox's senders by source (``integrations.outbox``): the integrations configured."""
 
     async def warm_up(self) -> None:
         """What the server loads once it listens rather than before: the model clients of the
@@ -155,6 +161,12 @@ async def open_control_plane(
             await store.feed.cursor(SLACK_CONSUMER, start="end")
             slack_inbound = SlackInbound(settings, store, bus, commands, models, people.repo_policy)
             opened.push_async_callback(slack_inbound.close)
+        # The integrations that post through the outbox register here (issue 13).
+        github_handlers: list[GithubHandler] = []
+        outbox_senders: dict[str, Sender] = {}
+        outbox_projections: list[Projection] = []
+        for projection in outbox_projections:  # their cursors, before any prompt runs
+            await store.feed.cursor(projection.consumer, start="end")
         services = ServiceRunner(
             build_services(
                 ServiceContext(
@@ -164,6 +176,8 @@ async def open_control_plane(
                     automations=automations,
                     bus=bus,
                     slack_inbound=slack_inbound,
+                    outbox_senders=outbox_senders,
+                    outbox_projections=outbox_projections,
                 )
             ),
             store.leases,
@@ -191,4 +205,6 @@ async def open_control_plane(
             services=services,
             automations=automations,
             slack_inbound=slack_inbound,
+            github_handlers=github_handlers,
+            outbox_senders=outbox_senders,
         )

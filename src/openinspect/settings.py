@@ -238,6 +238,12 @@ class ServiceSettings(BaseModel):
         "session thread's status message current, post final messages and the agent's "
         "notifications (a durable feed cursor and an outbox). One server at a time runs it.",
     )
+    outbox_enabled: bool = Field(
+        True,
+        description="Run the outbox delivery service when GitHub's review bot or Linear is "
+        "configured: post the reviews, reactions, comments and agent activities decided from "
+        "the event feed, each once. One server at a time runs it.",
+    )
     lease_ttl_s: float = Field(
         DEFAULT_SERVICE_LEASE_TTL_S,
         ge=0.1,
@@ -513,6 +519,58 @@ GITHUB_WEB_URL = "https://github.com"
 GITHUB_API_URL = "https://api.github.com"
 
 
+class GitHubBotSettings(BaseModel):
+    """The review bot (the GitHub App's bot user): reviews pull requests, answers mentions,
+    fixes on request, and turns review feedback on a session's pull request into its next
+    prompt. On with the App and the webhook secret configured, unless turned off here."""
+
+    enabled: bool = Field(True, description="Turn the review bot on (with the App configured).")
+    slug: str | None = Field(
+        None,
+        max_length=100,
+        description="The App's slug; mentions are @<slug> or @<slug>[bot]. Default: read from "
+        "GitHub (GET /app) once.",
+    )
+    auto_review: bool = Field(
+        True, description="Review every new pull request (a repo's own setting wins)."
+    )
+    review_drafts: bool = Field(False, description="Also review draft pull requests on opening.")
+    review_bot_authors: bool = Field(
+        False, description="Also review pull requests opened by bots (other Apps, Dependabot)."
+    )
+    allowed_users: list[str] = Field(
+        default_factory=list,
+        description="GitHub logins that may ask the bot for anything; empty: anyone with write, "
+        "maintain or admin on the repo (read from GitHub on every request).",
+    )
+    app_user: str = Field(
+        "github-app",
+        description="Login of the openinspect user the bot acts as when the GitHub user who "
+        "asked has no openinspect account (reviews only; fixes need an account).",
+    )
+    model: str | None = Field(
+        None,
+        description="Model of review sessions; default a repo's own, else agent.default_model.",
+    )
+    diff_max_bytes: int = Field(
+        200_000, gt=0, description="Largest part of a pull request's diff put in the prompt."
+    )
+    feedback: bool = Field(
+        True,
+        description="Turn review comments and requested changes on a pull request a session "
+        "opened into that session's next prompt.",
+    )
+    max_feedback_prompts: int = Field(
+        3,
+        ge=1,
+        le=50,
+        description="Most feedback prompts sent automatically into a session per pull request.",
+    )
+    comment_max_chars: int = Field(
+        8_000, gt=0, description="Longest comment or review text read from GitHub."
+    )
+
+
 class GitHubSettings(BaseModel):
     """GitHub or GitHub Enterprise Server: the App (installation tokens for git and PRs), OAuth
     sign-in, and webhooks. Tokens and keys never reach a sandbox."""
@@ -556,6 +614,7 @@ class GitHubSettings(BaseModel):
     webhook_max_bytes: int = Field(
         5 * 1024 * 1024, description="Largest webhook body accepted, in bytes."
     )
+    bot: GitHubBotSettings = Field(default_factory=lambda: GitHubBotSettings())
 
     @property
     def resolved_api_url(self) -> str:
@@ -660,6 +719,82 @@ class SlackSettings(BaseModel):
         return self.api_url.rstrip("/") + "/"
 
 
+LINEAR_API_URL = "https://api.linear.app"
+LINEAR_AUTHORIZE_URL = "https://linear.app/oauth/authorize"
+LINEAR_SCOPES = "read,write,app:assignable,app:mentionable"
+
+
+class LinearSettings(BaseModel):
+    """The Linear agent: an issue delegated to the app, or a mention of it, starts a session;
+    its progress shows as the agent session's activities. Off until the OAuth client and the
+    webhook secret are set. Tokens stay in the control plane, sealed; the box never sees them."""
+
+    client_id: str | None = Field(None, description="OAuth client id of the Linear application.")
+    client_secret: SecretStr | None = Field(None, description="OAuth client secret.")
+    webhook_secret: SecretStr | None = Field(
+        None, description="Secret that signs the application's webhooks (Linear-Signature)."
+    )
+    api_url: str = Field(
+        LINEAR_API_URL,
+        description="API base URL: GraphQL at <api_url>/graphql, tokens at <api_url>/oauth/token "
+        "(a local fake's, in tests and demos).",
+    )
+    authorize_url: str = Field(
+        LINEAR_AUTHORIZE_URL, description="OAuth authorization page (the install's first step)."
+    )
+    scopes: str = Field(LINEAR_SCOPES, description="OAuth scopes asked for at install.")
+    team_repos: dict[str, str] = Field(
+        default_factory=dict,
+        description="Repo per Linear team: team key (ENG) → owner/name (or a local repo's name).",
+    )
+    project_repos: dict[str, str] = Field(
+        default_factory=dict,
+        description="Repo per Linear project: project id or name → repo; wins over team_repos.",
+    )
+    label_repos: dict[str, str] = Field(
+        default_factory=dict,
+        description="Repo per issue label: label name → repo; used when no team or project "
+        "names one.",
+    )
+    classifier_model: str | None = Field(
+        None,
+        description="Model that picks the repo when no mapping does; default agent.default_model.",
+    )
+    match_email: bool = Field(
+        True,
+        description="Act as the openinspect user with the same email as the Linear user who "
+        "asked; off (or no match): as app_user.",
+    )
+    app_user: str = Field(
+        "linear-app",
+        description="Login of the openinspect user the agent acts as for Linear users with no "
+        "matching account; made on first use, as a member.",
+    )
+    timestamp_tolerance_s: int = Field(
+        60, description="Largest gap between a webhook's webhookTimestamp and now, in seconds."
+    )
+    event_max_bytes: int = Field(
+        1024 * 1024, description="Largest webhook body accepted, in bytes."
+    )
+    request_timeout_s: float = Field(15, description="Timeout of one Linear API call.")
+
+    @property
+    def enabled(self) -> bool:
+        return (
+            self.client_id is not None
+            and self.client_secret is not None
+            and self.webhook_secret is not None
+        )
+
+    @property
+    def graphql_url(self) -> str:
+        return self.api_url.rstrip("/") + "/graphql"
+
+    @property
+    def token_url(self) -> str:
+        return self.api_url.rstrip("/") + "/oauth/token"
+
+
 WEB_TOKEN_TTL_S = 14 * 24 * 3600
 LOGIN_LINK_TTL_S = 24 * 3600
 
@@ -735,6 +870,7 @@ class Settings(BaseSettings):
     models: ModelProviderSettings = Field(default_factory=lambda: ModelProviderSettings())
     github: GitHubSettings = Field(default_factory=lambda: GitHubSettings())
     slack: SlackSettings = Field(default_factory=lambda: SlackSettings())
+    linear: LinearSettings = Field(default_factory=lambda: LinearSettings())
     auth: AuthSettings = Field(default_factory=lambda: AuthSettings())
     anthropic_api_key: SecretStr | None = Field(
         None,

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from openinspect.errors import ConfigError
@@ -23,6 +23,7 @@ from openinspect.store import Store
 if TYPE_CHECKING:  # the engine imports the session layer; the registry is imported early
     from openinspect.automations.runs import AutomationEngine
     from openinspect.bus import Bus
+    from openinspect.integrations.outbox import Projection, Sender
     from openinspect.integrations.slack.inbound import SlackInbound
 
 ENTRY_POINT_GROUP = "openinspect.services"
@@ -32,6 +33,7 @@ BUILTIN_SERVICES: dict[str, str] = {
     "evict": "openinspect.services.ownership:evict",
     "failover": "openinspect.services.ownership:failover",
     "idle_reaper": "openinspect.services.tidy:idle_reaper",
+    "outbox": "openinspect.services.outbox:outbox",
     "presence_heartbeat": "openinspect.services.presence:presence_heartbeat",
     "scheduler": "openinspect.services.scheduler:scheduler",
     "slack_outbound": "openinspect.services.slack_outbound:slack_outbound",
@@ -53,6 +55,10 @@ class ServiceContext:
     bus: Bus | None = None
     slack_inbound: SlackInbound | None = None
     """The Slack app's inbound side (its inbox recovery and Socket Mode); None with Slack off."""
+    outbox_senders: Mapping[str, Sender] = field(default_factory=dict)
+    """The outbox's senders by source (``github``, ``linear``): the integrations configured."""
+    outbox_projections: Sequence[Projection] = ()
+    """The integrations' feed projections that write outbox rows."""
 
 
 ServiceFactory = Callable[[ServiceContext], Service | None]

@@ -10,13 +10,12 @@ latest every ``POLL_S``. On when ``services.slack_outbound_enabled`` and Slack i
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from typing import TYPE_CHECKING
 
 from openinspect.bus import Bus
 from openinspect.services.registry import ServiceContext
+from openinspect.services.wake import run_woken
 from openinspect.sessions.eventlog import FEED_CHANNEL
 from openinspect.sessions.feed import FeedConsumer
 
@@ -25,10 +24,6 @@ if TYPE_CHECKING:  # slack_sdk and aiohttp load only where Slack is on (``build`
 
 log = logging.getLogger(__name__)
 POLL_S = 1.0
-RESUBSCRIBE_S = 5.0
-COALESCE_S = 0.05
-"""After a wake-up, how long to let a burst of feed events gather before one pass: every
-durable event of every session wakes the service, and a pass costs a few queries."""
 
 
 class SlackOutboundService:
@@ -54,34 +49,13 @@ class SlackOutboundService:
         """The service's own loop (never returns; the runner cancels it)."""
         from openinspect.integrations.slack.delivery import OUTBOX_CHANNEL
 
-        wake = asyncio.Event()
-        listeners = [
-            asyncio.create_task(self._listen(channel, wake))
-            for channel in (FEED_CHANNEL, OUTBOX_CHANNEL)
-        ]
-        try:
-            while True:
-                wake.clear()
-                due = await self.step()
-                timeout_s = self._poll_s if due is None else min(self._poll_s, max(due, 0.01))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), timeout_s)
-                    await asyncio.sleep(COALESCE_S)
-        finally:
-            for task in listeners:
-                task.cancel()
-            await asyncio.gather(*listeners, return_exceptions=True)
-
-    async def _listen(self, channel: str, wake: asyncio.Event) -> None:
-        while True:
-            try:
-                async with self._bus.subscribe(channel) as messages:
-                    wake.set()
-                    async for _ in messages:
-                        wake.set()
-            except Exception as exc:  # the poll carries on; subscribe again later
-                log.warning("slack_outbound lost the bus channel %s (%s)", channel, exc)
-            await asyncio.sleep(RESUBSCRIBE_S)
+        await run_woken(
+            self.step,
+            self._bus,
+            (FEED_CHANNEL, OUTBOX_CHANNEL),
+            poll_s=self._poll_s,
+            name=self.name,
+        )
 
 
 def build(context: ServiceContext, bus: Bus) -> SlackOutboundService:

@@ -15,7 +15,9 @@ from openinspect.store.db import create_engine, migrate
 from openinspect.store.events import EventStore
 from openinspect.store.feed import FeedStore
 from openinspect.store.identities import IdentityStore
+from openinspect.store.inbox import InboxStore
 from openinspect.store.leases import LeaseStore
+from openinspect.store.outbox import OutboxStore
 from openinspect.store.owners import OwnerStore
 from openinspect.store.presence import PresenceStore
 from openinspect.store.prompts import PromptStore
@@ -53,6 +55,8 @@ class Store:
     slack_threads: SlackThreadStore
     slack_people: SlackPeopleStore
     slack_inbox: SlackInboxStore
+    outbox: OutboxStore
+    inbox: InboxStore
 
     @classmethod
     async def open(
@@ -91,6 +95,8 @@ class Store:
             slack_threads=SlackThreadStore(engine),
             slack_people=SlackPeopleStore(engine),
             slack_inbox=SlackInboxStore(engine),
+            outbox=OutboxStore(engine),
+            inbox=InboxStore(engine),
         )
 
     async def close(self) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from openinspect.domain.events import utcnow
 from openinspect.domain.ids import new_id
 from openinspect.store.db import insert_once
+from openinspect.store.inbox import claim_row, finish_row, stale_query
 from openinspect.store.tables import slack_inbox, slack_picks
 
 InboxKind = Literal["event", "action"]
@@ -133,38 +134,16 @@ class SlackInboxStore:
     async def claim(self, row: InboxRow) -> bool:
         """Take ``row`` for handling (one more attempt); False when it is handled already or
         another handler claimed it since ``row`` was read."""
-        async with self._engine.begin() as conn:
-            result = await conn.execute(
-                slack_inbox.update()
-                .where(
-                    slack_inbox.c.id == row.id,
-                    slack_inbox.c.status == "pending",
-                    slack_inbox.c.attempts == row.attempts,
-                )
-                .values(attempts=row.attempts + 1, handled_at=utcnow())
-            )
-        return bool(result.rowcount)
+        return await claim_row(self._engine, slack_inbox, row.id, row.attempts)
 
     async def finish(self, row_id: str, status: InboxStatus, error_code: str | None = None) -> None:
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                slack_inbox.update()
-                .where(slack_inbox.c.id == row_id)
-                .values(status=status, error_code=error_code, handled_at=utcnow())
-            )
+        await finish_row(self._engine, slack_inbox, row_id, status, error_code)
 
     async def stale(self, older_than: timedelta, limit: int = 50) -> list[InboxRow]:
         """Pending rows whose last claim (or arrival, if never claimed) is older than
         ``older_than``, oldest first."""
-        cutoff = utcnow() - older_than
-        since = sa.func.coalesce(slack_inbox.c.handled_at, slack_inbox.c.received_at)
-        query = (
-            sa.select(slack_inbox)
-            .where(slack_inbox.c.status == "pending", since < cutoff)
-            .order_by(slack_inbox.c.received_at)
-            .limit(limit)
-        )
         async with self._engine.connect() as conn:
+            query = stale_query(slack_inbox, older_than, limit)
             return [_inbox(r) for r in (await conn.execute(query)).all()]
 
     async def create_pick(

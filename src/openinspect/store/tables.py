@@ -557,3 +557,116 @@ slack_posts = sa.Table(
     sa.Column("posted_at", _ts, nullable=True),
     sa.Index("ix_slack_posts_posted_at", "posted_at"),
 )
+
+# ---------------------------------------------------------------- issue 13: GitHub bot and Linear
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    # Every post to GitHub or Linear (a review, a reaction, an agent activity), written in the
+    # transaction that decided it (a feed cursor's, an inbox row's), delivered after by the
+    # ``outbox`` service. ``key`` makes the decision once; the post carries the key, so a
+    # delivery interrupted between the provider's answer and our commit adopts what it made.
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(16), nullable=False),  # github | linear
+    sa.Column("key", sa.String(200), nullable=False, unique=True),
+    sa.Column("session_id", sa.String(40), nullable=True, index=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("target", sa.Text, nullable=False),  # JSON: where (a PR, an agent session)
+    sa.Column("body", sa.Text, nullable=False),  # JSON: what
+    sa.Column("result", sa.Text, nullable=True),  # JSON: what the provider answered
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("error_code", sa.String(64), nullable=True),
+    sa.Column("next_attempt_at", _ts, nullable=True),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("posted_at", _ts, nullable=True),
+    sa.Index("ix_outbox_posted_at_next_attempt_at", "posted_at", "next_attempt_at"),
+)
+
+inbox = sa.Table(
+    "inbox",
+    metadata,
+    # Deliveries stored before they are acknowledged and handled after (pending → done |
+    # ignored | failed), unique by the sender's delivery id: a retry is handled once, a crash
+    # loses nothing (a pending row is handled again).
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("key", sa.String(200), nullable=False, unique=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("error_code", sa.String(64), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("received_at", _ts, nullable=False),
+    sa.Column("handled_at", _ts, nullable=True),
+    sa.Index("ix_inbox_status_received_at", "status", "received_at"),
+)
+
+repo_review_settings = sa.Table(
+    "repo_review_settings",
+    metadata,
+    # A repo's own review-bot settings; a null column falls back to settings.github.bot.
+    sa.Column(
+        "repo_id", sa.String(40), sa.ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("auto_review", sa.Boolean, nullable=True),
+    sa.Column("instructions", sa.Text, nullable=True),
+    sa.Column("model", sa.String(300), nullable=True),
+    sa.Column("updated_by", sa.String(40), nullable=True),
+    sa.Column("updated_at", _ts, nullable=False),
+)
+
+github_feedback = sa.Table(
+    "github_feedback",
+    metadata,
+    # Each GitHub review or comment on a session's pull request, turned into a prompt (or
+    # refused) once: ``review:<repo>:<id>`` / ``comment:<repo>:<id>``.
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("repo", sa.String(255), nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("session_id", sa.String(40), nullable=True),
+    sa.Column("prompt_id", sa.String(40), nullable=True),
+    sa.Column("outcome", sa.String(32), nullable=False),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Index("ix_github_feedback_repo_number", "repo", "number"),
+)
+
+linear_installs = sa.Table(
+    "linear_installs",
+    metadata,
+    # One Linear workspace the agent is installed in; tokens sealed (store.crypto).
+    sa.Column("org_id", sa.String(64), primary_key=True),
+    sa.Column("org_name", sa.String(255), nullable=False),
+    sa.Column("app_user_id", sa.String(64), nullable=True),
+    sa.Column("access_token", sa.Text, nullable=False),
+    sa.Column("refresh_token", sa.Text, nullable=True),
+    sa.Column("expires_at", _ts, nullable=True),
+    sa.Column("scopes", sa.String(255), nullable=False),
+    sa.Column("installed_by", sa.String(40), nullable=True),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("updated_at", _ts, nullable=False),
+)
+
+linear_sessions = sa.Table(
+    "linear_sessions",
+    metadata,
+    # A Linear agent session and the openinspect session it drives (null while its repo is
+    # being asked for); ``state`` is owned by integrations.linear.outbound.
+    sa.Column("agent_session_id", sa.String(64), primary_key=True),
+    sa.Column("org_id", sa.String(64), nullable=False),
+    sa.Column(
+        "session_id",
+        sa.String(40),
+        sa.ForeignKey("sessions.id", ondelete="SET NULL"),
+        nullable=True,
+        unique=True,
+    ),
+    sa.Column("issue_id", sa.String(64), nullable=True),
+    sa.Column("issue_identifier", sa.String(32), nullable=True),
+    sa.Column("issue_url", sa.Text, nullable=True),
+    sa.Column("linear_user_id", sa.String(64), nullable=True),
+    sa.Column("state", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("status", sa.String(16), nullable=False),  # active | awaiting_repo | stopped | ended
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("updated_at", _ts, nullable=False),
+)

@@ -78,4 +78,7 @@ async def _dispatch(state: State, event: str, payload: dict[str, Any], delivery_
     )
     if await door.dispatch(event, payload, delivery_id) == "processed":
         outcome = "processed"
+    for handler in state.github_handlers:  # the review bot's doors (integrations.github)
+        if await handler.dispatch(event, payload, delivery_id) == "processed":
+            outcome = "processed"
     return outcome
