@@ -1,7 +1,8 @@
 """Start-up of the server: importing the app loads no model SDK (they take seconds; the server
 loads them once it listens) and no githubkit (~300 ms; loaded only where GitHub is configured),
-and the warm-up loads only the clients of the providers the server can use. Each check runs in a
-fresh interpreter, where ``sys.modules`` shows what an import did."""
+nor the JSONPath and regex engines of automation conditions (loaded when a condition is first
+checked), and the warm-up loads only the clients of the providers the server can use. Each check
+runs in a fresh interpreter, where ``sys.modules`` shows what an import did."""
 
 from __future__ import annotations
 
@@ -46,6 +47,8 @@ def test_importing_the_server_loads_no_model_sdk() -> None:
     assert {"openinspect.api.app", "openinspect.sessions.actor", "fastapi"} <= modules
     assert sdks(modules) == []
     assert "githubkit" not in modules
+    # Automation conditions' JSONPath and regex engines load with the first condition checked.
+    assert not {"jsonpath", "regex"} & modules
 
 
 OPEN_PEOPLE = (

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -364,3 +367,34 @@ async def test_0008_splits_each_stored_conversation_into_its_messages(tmp_path: 
         assert [ModelMessagesTypeAdapter.validate_json(r.messages) for r in back] == [more]
     finally:
         await engine.dispose()
+
+
+def test_the_head_read_from_the_files_is_alembics_head() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from openinspect.store.db import MIGRATIONS, head_revision
+
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    assert head_revision() == ScriptDirectory.from_config(config).get_current_head()
+
+
+def test_opening_a_store_at_the_newest_schema_does_not_load_alembic(tmp_path: Path) -> None:
+    """Every server start and every control plane opened in a test pays for Alembic only when
+    there is a migration to run."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/oi.db"
+    program = (
+        "import asyncio, sys\n"
+        "from openinspect.store import Store\n"
+        "async def main():\n"
+        f"    store = await Store.open({url!r})\n"
+        "    await store.close()\n"
+        "    print('alembic' in sys.modules)\n"
+        "asyncio.run(main())\n"
+    )
+    run = [sys.executable, "-c", program]
+    first = subprocess.run(run, capture_output=True, text=True, check=True, timeout=120)
+    again = subprocess.run(run, capture_output=True, text=True, check=True, timeout=120)
+    assert first.stdout.strip() == "True"  # a new database is migrated
+    assert again.stdout.strip() == "False"

@@ -38,7 +38,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from openinspect.automations import check_logs, conditions
+from openinspect.automations import check_logs
 from openinspect.automations import github as events
 from openinspect.automations.runs import AutomationEngine, prompt_of
 from openinspect.automations.untrusted import render_untrusted
@@ -82,6 +82,8 @@ class GithubDoor:
                 continue
             why = events.refusal(automation.trigger, firing)
             if why is None and automation.conditions:
+                from openinspect.automations import conditions  # jsonpath: on first use
+
                 decision = conditions.evaluate(automation.conditions, dict(payload))
                 why = None if decision.matched else decision.summary
             if why is not None:

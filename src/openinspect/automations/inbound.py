@@ -53,7 +53,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from openinspect.automations import conditions
 from openinspect.automations.runs import AutomationEngine, payload_digest
 from openinspect.automations.sentry import SentryKey, sentry_key
 from openinspect.automations.signatures import (
@@ -165,6 +164,8 @@ def idempotency_key(trigger: WebhookTrigger, headers: Mapping[str, str], payload
     if trigger.idempotency_header is not None:
         value = headers.get(trigger.idempotency_header) or None
     elif trigger.idempotency_path is not None:
+        from openinspect.automations import conditions  # jsonpath and regex: on first use
+
         try:
             found = conditions.select(trigger.idempotency_path, payload, limit=1)
         except ValueError:
@@ -184,6 +185,8 @@ def _canonical(value: object) -> str:
 
 
 def _skipped_by(automation: Automation, payload: Any) -> Delivery | None:
+    from openinspect.automations import conditions  # jsonpath and regex: on first use
+
     decision = conditions.evaluate(automation.conditions, payload)
     if decision.matched:
         return None

@@ -24,7 +24,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from openinspect.automations import conditions as checks
 from openinspect.automations import schedule as schedules
 from openinspect.automations.runs import AutomationEngine, next_run_at
 from openinspect.domain.automations import (
@@ -224,6 +223,8 @@ def _check_queries(trigger: Trigger, conditions: Sequence[Condition]) -> None:
     """Every JSONPath compiles (RFC 9535) and every pattern is within the caps
     (``automations.conditions``), before anything is stored: a delivery never meets a query
     that cannot run."""
+    from openinspect.automations import conditions as checks  # jsonpath and regex: on first use
+
     queries = [(f"condition {n}", c) for n, c in enumerate(conditions, 1)]
     for where, condition in queries:
         try:

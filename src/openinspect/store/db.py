@@ -22,13 +22,13 @@ insert) catches ``StoreConflict``.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -36,6 +36,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import AsyncAdaptedQueuePool, PoolProxiedConnection
 
 from openinspect.errors import ConfigError, StoreConflict, StoreError, StoreUnavailable
+
+if TYPE_CHECKING:  # Alembic (and Mako) load only when a migration has to run
+    from alembic.config import Config
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 POOL_TIMEOUT_S = 30.0
@@ -171,18 +174,53 @@ def _pool(timeout_s: float) -> dict[str, Any]:
 
 
 def _alembic_config(connection: sa.Connection) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", MIGRATIONS)
     config.attributes["connection"] = connection
     return config
 
 
+_REVISION = re.compile(r'^(down_revision|revision)\s*=\s*(?:"([^"]*)"|None)', re.MULTILINE)
+
+
+@functools.cache
+def head_revision() -> str:
+    """The newest migration's revision, read from the migration files' ``revision`` and
+    ``down_revision`` lines (the one no other migration revises) without loading Alembic."""
+    revisions: set[str] = set()
+    revised: set[str] = set()
+    for path in (Path(__file__).parent / "migrations" / "versions").glob("*.py"):
+        found = {m[1]: m[2] for m in _REVISION.finditer(path.read_text())}
+        if found.get("revision"):
+            revisions.add(found["revision"])
+        if found.get("down_revision"):
+            revised.add(found["down_revision"])
+    heads = revisions - revised
+    if len(heads) != 1:
+        raise StoreError(f"the migrations have {len(heads)} heads; expected one")
+    return heads.pop()
+
+
+def _current_revision(connection: sa.Connection) -> str | None:
+    if not sa.inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+
+
 async def migrate(engine: AsyncEngine) -> None:
-    """Bring the schema to the newest migration. Safe to run on every start."""
+    """Bring the schema to the newest migration. Safe to run on every start: a schema already
+    at the newest one is only looked at (Alembic is not even loaded)."""
 
     def upgrade(connection: sa.Connection) -> None:
+        from alembic import command
+
         command.upgrade(_alembic_config(connection), "head")
 
+    async with engine.connect() as conn:
+        if await conn.run_sync(_current_revision) == head_revision():
+            return
     async with engine.begin() as conn:
         await conn.run_sync(upgrade)
 
