@@ -83,6 +83,22 @@ class BackgroundServer:
         """``http://HOST:PORT``."""
         return f"http://{url_host(self._host)}:{self.port}"
 
+    def bind(self) -> Self:
+        """Bind the port now (``base_url`` is known), serve later with ``serve_forever``."""
+        self._listen()
+        return self
+
+    def serve_forever(self, log_level: str = "warning") -> None:
+        """Serve in this thread until interrupted (Ctrl-C / SIGTERM); for the CLIs."""
+        sock = self._listen()
+        config = uvicorn.Config(
+            self._asgi_app(), log_level=log_level, lifespan="off", loop="asyncio"
+        )
+        try:
+            uvicorn.Server(config).run(sockets=[sock])
+        finally:
+            self.stop()
+
     def start(self, timeout_s: float = START_TIMEOUT_S) -> Self:
         """Bind, serve in a background thread, and return once requests are accepted."""
         if self._thread is not None:

@@ -26,9 +26,8 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
-import uvicorn
 from cryptography.hazmat.primitives import serialization
 from pydantic import SecretStr
 from starlette.applications import Starlette
@@ -126,20 +125,6 @@ class FakeGitHub(BackgroundServer):
     def _on_listen(self) -> None:
         self.core.site = Site(self.base_url)
         self.core.deliverer.start()
-
-    def serve_forever(self, log_level: str = "warning") -> None:
-        """Serve in this thread until interrupted (Ctrl-C / SIGTERM); for the CLI."""
-        sock = self._listen()
-        config = uvicorn.Config(self._app, log_level=log_level, lifespan="off", loop="asyncio")
-        try:
-            uvicorn.Server(config).run(sockets=[sock])
-        finally:
-            self.stop()
-
-    def bind(self) -> Self:
-        """Bind the port now (``url`` is known), serve later with ``serve_forever``."""
-        self._listen()
-        return self
 
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """Stop serving, stop webhook delivery, remove the temporary directory. Idempotent."""

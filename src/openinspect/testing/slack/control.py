@@ -13,71 +13,45 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
-import json
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from openinspect.testing.slack.http import TooLarge, read_body
+from openinspect.testing.doors import (
+    MAX_FIELD_CHARS,
+    control_error,
+    json_object,
+    string_field,
+    wait_asked,
+)
 from openinspect.testing.slack.records import Ephemeral, Message
 
 if TYPE_CHECKING:
     from openinspect.testing.slack.server import FakeSlack
 
-MAX_CONTROL_BODY = 256 * 1024
-MAX_FIELD_CHARS = 40_000
-MAX_WAIT_S = 30.0
 UNKNOWN = "unknown user, channel or thread (add them first)"
 """Errors name the kind of thing, never the value sent."""
 
 
-def _error(status: int, message: str) -> Response:
-    return JSONResponse({"ok": False, "error": message}, status_code=status)
-
-
-async def _json(request: Request) -> dict[str, Any] | Response:
-    try:
-        raw = await read_body(request, MAX_CONTROL_BODY)
-        data = json.loads(raw) if raw.strip() else {}
-    except TooLarge:
-        return _error(413, "request_too_large")
-    except ValueError:
-        return _error(400, "expected a JSON object")
-    if not isinstance(data, dict):
-        return _error(400, "expected a JSON object")
-    return data
-
-
-def _field(data: dict[str, Any], name: str, *, required: bool = True) -> str | None:
-    value = data.get(name)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value or len(value) > MAX_FIELD_CHARS:
-        raise ValueError(f"expected {name!r}: a non-empty string")
-    return value
-
-
 def routes(fake: FakeSlack) -> list[Route]:
     async def post_message(request: Request) -> Response:
-        data = await _json(request)
+        data = await json_object(request)
         if isinstance(data, Response):
             return data
         try:
             ts = fake.post_user_message(
-                str(_field(data, "channel")),
-                str(_field(data, "user")),
-                str(_field(data, "text")),
-                _field(data, "thread_ts", required=False),
+                str(string_field(data, "channel")),
+                str(string_field(data, "user")),
+                str(string_field(data, "text")),
+                string_field(data, "thread_ts", required=False),
             )
         except ValueError as exc:
-            return _error(400, str(exc))
+            return control_error(400, str(exc))
         except KeyError:
-            return _error(404, UNKNOWN)
+            return control_error(404, UNKNOWN)
         return JSONResponse({"ok": True, "ts": ts})
 
     async def list_messages(request: Request) -> Response:
@@ -93,51 +67,46 @@ def routes(fake: FakeSlack) -> list[Route]:
         return JSONResponse({"ok": True, "ephemerals": [dataclasses.asdict(e) for e in found]})
 
     async def home(request: Request) -> Response:
-        data = await _json(request)
+        data = await json_object(request)
         if isinstance(data, Response):
             return data
         try:
-            delivery = fake.open_home(str(_field(data, "user")))
+            delivery = fake.open_home(str(string_field(data, "user")))
         except ValueError as exc:
-            return _error(400, str(exc))
+            return control_error(400, str(exc))
         except KeyError:
-            return _error(404, UNKNOWN)
+            return control_error(404, UNKNOWN)
         return JSONResponse({"ok": True, "event_id": delivery.id})
 
     async def click(request: Request) -> Response:
-        data = await _json(request)
+        data = await json_object(request)
         if isinstance(data, Response):
             return data
         try:
-            channel = _field(data, "channel", required=False)
-            ts = _field(data, "ts", required=False)
-            view = _field(data, "view", required=False)
+            channel = string_field(data, "channel", required=False)
+            ts = string_field(data, "ts", required=False)
+            view = string_field(data, "view", required=False)
             if view not in (None, "home"):
                 raise ValueError("expected view: 'home'")
             payload = fake.click(
-                str(_field(data, "user")),
-                action_id=str(_field(data, "action_id")),
-                value=_field(data, "value", required=False),
+                str(string_field(data, "user")),
+                action_id=str(string_field(data, "action_id")),
+                value=string_field(data, "value", required=False),
                 message=(channel, ts) if channel and ts else None,
                 view="home" if view else None,
             )
         except ValueError as exc:
-            return _error(400, str(exc))
+            return control_error(400, str(exc))
         except KeyError:
-            return _error(404, UNKNOWN)
+            return control_error(404, UNKNOWN)
         except LookupError:
-            return _error(400, "no element with that action_id on that message or view")
+            return control_error(400, "no element with that action_id on that message or view")
         return JSONResponse({"ok": True, "trigger_id": payload["trigger_id"]})
 
     async def deliveries(request: Request) -> Response:
-        wait = request.query_params.get("wait_s", "")
-        if wait:
-            try:
-                wait_s = min(max(float(wait), 0.0), MAX_WAIT_S)
-            except ValueError:
-                return _error(400, "expected wait_s: seconds")
-            with contextlib.suppress(TimeoutError):  # answer with what is there by then
-                await asyncio.to_thread(fake.wait_for_deliveries, wait_s)
+        refused = await wait_asked(request, fake.wait_for_deliveries)
+        if refused is not None:
+            return refused
         out = [
             {"id": d.id, "type": d.type, "attempts": [a.result for a in d.attempts], "done": d.done}
             for d in fake.deliveries
@@ -145,7 +114,7 @@ def routes(fake: FakeSlack) -> list[Route]:
         return JSONResponse({"ok": True, "deliveries": out})
 
     async def respond(request: Request) -> Response:
-        data = await _json(request)
+        data = await json_object(request)
         if isinstance(data, Response):
             return data
         return respond_to(fake, request.path_params["rid"], data)
@@ -166,15 +135,15 @@ def respond_to(fake: FakeSlack, rid: str, data: dict[str, Any]) -> Response:
     (ephemeral to the clicker unless ``response_type`` is ``in_channel``)."""
     target = fake.response_targets.get(rid)
     if target is None:
-        return _error(404, "no_such_response_url")
+        return control_error(404, "no_such_response_url")
     channel, ts, user = target
     state = fake.state
     text = data.get("text")
     blocks = data.get("blocks")
     if text is not None and (not isinstance(text, str) or len(text) > MAX_FIELD_CHARS):
-        return _error(400, "msg_too_long")
+        return control_error(400, "msg_too_long")
     if blocks is not None and (not isinstance(blocks, list) or len(blocks) > 50):
-        return _error(400, "invalid_blocks")
+        return control_error(400, "invalid_blocks")
     with state.lock:
         msg = state.find(channel, ts) if ts else None
         if data.get("delete_original") is True and msg is not None:

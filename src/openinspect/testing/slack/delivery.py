@@ -16,22 +16,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
-import queue
-import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 
+from openinspect.testing.deliveries import DeliveryQueue
 from openinspect.testing.slack.records import Attempt, Delivery, DeliveryKind
 from openinspect.testing.slack.socket_mode import SocketHub
-
-logger = logging.getLogger(__name__)
 
 USER_AGENT = "Slackbot 1.0 (+https://api.slack.com/robots)"
 MAX_RESPONSE_CHARS = 64 * 1024
@@ -63,7 +58,9 @@ def encode(kind: DeliveryKind, body: dict[str, Any]) -> tuple[bytes, str]:
     return raw.encode(), "application/json"
 
 
-class Deliverer:
+class Deliverer(DeliveryQueue[Delivery]):
+    name = "fake-slack"
+
     def __init__(
         self,
         *,
@@ -73,66 +70,18 @@ class Deliverer:
         retry_delays_s: Sequence[float],
         ack_timeout_s: float,
     ) -> None:
+        super().__init__()
         self.signing_secret = signing_secret
         self.hub = hub
         self.url_for = url_for
         self.retry_delays_s = tuple(retry_delays_s)
         self.ack_timeout_s = ack_timeout_s
-        self._cond = threading.Condition()
-        self._records: list[Delivery] = []
-        self._pending = 0
-        self._queue: queue.Queue[Delivery | None] = queue.Queue()
-        self._stopping = threading.Event()
-        self._worker: threading.Thread | None = None
-        self._http: httpx.Client | None = None
 
-    def start(self) -> None:
-        if self._worker is None:
-            self._stopping.clear()
-            self._http = httpx.Client(trust_env=False)
-            self._worker = threading.Thread(
-                target=self._run, name="fake-slack-deliver", daemon=True
-            )
-            self._worker.start()
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        if self._worker is not None:
-            self._stopping.set()
-            self._queue.put(None)
-            self._worker.join(timeout_s)
-            self._worker = None
-        if self._http is not None:
-            self._http.close()
-            self._http = None
-
-    # ------------------------------------------------------------------ queue
+    def _label(self, record: Delivery) -> str:
+        return record.type
 
     def enqueue(self, kind: DeliveryKind, type_: str, body: dict[str, Any], id_: str) -> Delivery:
-        record = Delivery(id=id_, kind=kind, type=type_, body=body)
-        with self._cond:
-            self._records.append(record)
-            self._pending += 1
-        self._queue.put(record)
-        return record
-
-    def _run(self) -> None:
-        while (record := self._queue.get()) is not None:
-            try:
-                self._deliver(record)
-            except Exception:  # a bug here must not stop the deliveries queued behind it
-                logger.exception("the fake Slack could not deliver %s %s", record.type, record.id)
-            finally:
-                with self._cond:
-                    record.done = True
-                    self._pending -= 1
-                    self._cond.notify_all()
-        # Stopping: whatever is left is given up on.
-        with self._cond:
-            for rec in self._records:
-                if not rec.done:
-                    rec.done = True
-            self._pending = 0
-            self._cond.notify_all()
+        return self.put(Delivery(id=id_, kind=kind, type=type_, body=body))
 
     def _deliver(self, record: Delivery) -> None:
         delays = self.retry_delays_s if record.kind == "event" else ()
@@ -144,9 +93,7 @@ class Deliverer:
             if self._stopping.is_set():
                 return
             attempt, no_retry = self._attempt(record, n, reason, envelope_id)
-            with self._cond:
-                record.attempts.append(attempt)
-                self._cond.notify_all()
+            self._record_attempt(record, attempt)
             if attempt.acked or no_retry:
                 return
             if attempt.result == "timeout":
@@ -193,30 +140,3 @@ class Deliverer:
         no_retry = response.headers.get("x-slack-no-retry", "") == "1"
         seconds = time.monotonic() - start
         return Attempt(response.status_code, seconds, "http", n, reason), no_retry
-
-    # ------------------------------------------------------------------ reading
-
-    def records(self) -> list[Delivery]:
-        with self._cond:
-            return [replace(r, attempts=list(r.attempts)) for r in self._records]
-
-    def wait_idle(self, timeout_s: float) -> list[Delivery]:
-        with self._cond:
-            if not self._cond.wait_for(lambda: self._pending == 0, timeout=timeout_s):
-                left = [(r.type, r.id, len(r.attempts)) for r in self._records if not r.done]
-                raise TimeoutError(
-                    f"deliveries still under way after {timeout_s}s: {left} "
-                    "(type, id, attempts so far)"
-                )
-        return self.records()
-
-    def wait_for(
-        self, predicate: Callable[[list[Delivery]], bool], timeout_s: float
-    ) -> list[Delivery]:
-        with self._cond:
-            if not self._cond.wait_for(lambda: predicate(self.records()), timeout=timeout_s):
-                seen = [(r.type, r.id, [a.result for a in r.attempts]) for r in self._records]
-                raise TimeoutError(
-                    f"the expected deliveries did not happen within {timeout_s}s; so far: {seen}"
-                )
-        return self.records()

@@ -5,21 +5,19 @@ from __future__ import annotations
 
 import copy
 import json
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from openinspect.testing.doors import Injected, TooLarge, read_body
 from openinspect.testing.slack import webapi
 from openinspect.testing.slack.records import ApiCall, TokenKind
 from openinspect.testing.slack.state import SlackState
-
-MAX_BODY_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -29,39 +27,8 @@ class Failure:
     retry_after: int | None
 
 
-@dataclass
-class Failures:
-    """Answers injected with ``fail_next``: one per call, per method, in order."""
-
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _queued: dict[str, list[Failure]] = field(default_factory=dict)
-
-    def add(self, method: str, failure: Failure, times: int) -> None:
-        with self._lock:
-            self._queued.setdefault(method, []).extend([failure] * times)
-
-    def take(self, method: str) -> Failure | None:
-        with self._lock:
-            queued = self._queued.get(method)
-            return queued.pop(0) if queued else None
-
-
-class TooLarge(Exception):
-    pass
-
-
-async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise TooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
+Failures = Injected[Failure]
+"""Answers injected with ``fail_next``: one per call, per method, in order."""
 
 
 def parse_args(content_type: str, body: bytes, query: str) -> dict[str, Any] | None:

@@ -17,18 +17,18 @@ through the Web API; tests read the result back (``messages``, ``thread``, ``hom
 from __future__ import annotations
 
 import asyncio
-import time
+import threading
 import uuid
-from collections.abc import Callable, Sequence
-from typing import Any, Literal, Self
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp
 
 from openinspect.testing.background import STOP_TIMEOUT_S, BackgroundServer, url_host
+from openinspect.testing.deliveries import ChangeWaits, DeliveryWaits
 from openinspect.testing.slack import shapes
 from openinspect.testing.slack.delivery import Deliverer, encode, signed_headers
 from openinspect.testing.slack.http import Failure, Failures, WebApi
@@ -55,10 +55,11 @@ Raw = tuple[int, dict[str, str], bytes]
 """(status, headers, body) of one raw delivery."""
 
 
-class FakeSlack(BackgroundServer):
+class FakeSlack(BackgroundServer, DeliveryWaits[Delivery], ChangeWaits):
     """The fake, served from a background thread (``start``/``stop``, ``with``, ``async with``)."""
 
     label = "fake-slack"
+    deliverer: Deliverer
 
     def __init__(
         self,
@@ -119,20 +120,6 @@ class FakeSlack(BackgroundServer):
     def _on_listen(self) -> None:
         self.deliverer.start()
 
-    def bind(self) -> Self:
-        """Bind the port now (``base_url`` is known), serve later with ``serve_forever``."""
-        self._listen()
-        return self
-
-    def serve_forever(self, log_level: str = "warning") -> None:
-        """Serve in this thread until interrupted (Ctrl-C / SIGTERM); for the CLI."""
-        sock = self._listen()
-        config = uvicorn.Config(self._app, log_level=log_level, lifespan="off", loop="asyncio")
-        try:
-            uvicorn.Server(config).run(sockets=[sock])
-        finally:
-            self.stop()
-
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """Stop delivering, close sockets and stop serving. Safe to call twice."""
         self.deliverer.stop()
@@ -146,6 +133,11 @@ class FakeSlack(BackgroundServer):
     def _socket_url(self) -> str:
         ticket = self.hub.issue_ticket()
         return f"ws://{url_host(self.host)}:{self.port}/socket-mode?ticket={ticket}"
+
+    @property
+    def changed(self) -> threading.Condition:
+        """Notified whenever the workspace changes (``wait_until`` waits on it)."""
+        return self.state.changed
 
     @property
     def api_url(self) -> str:
@@ -560,31 +552,6 @@ class FakeSlack(BackgroundServer):
             }
         )
 
-    # ------------------------------------------------------------------ deliveries
-
-    @property
-    def deliveries(self) -> list[Delivery]:
-        """Every event and interaction queued so far, with its attempts (copies)."""
-        return self.deliverer.records()
-
-    def wait_for_deliveries(self, timeout_s: float = DEFAULT_WAIT_S) -> list[Delivery]:
-        """Until every delivery is acked or given up on (not from a loop the receiver runs on:
-        use ``await_deliveries`` there)."""
-        return self.deliverer.wait_idle(timeout_s)
-
-    async def await_deliveries(self, timeout_s: float = DEFAULT_WAIT_S) -> list[Delivery]:
-        return await asyncio.to_thread(self.deliverer.wait_idle, timeout_s)
-
-    def wait_for_delivery(
-        self, predicate: Callable[[list[Delivery]], bool], timeout_s: float = DEFAULT_WAIT_S
-    ) -> list[Delivery]:
-        return self.deliverer.wait_for(predicate, timeout_s)
-
-    async def await_delivery(
-        self, predicate: Callable[[list[Delivery]], bool], timeout_s: float = DEFAULT_WAIT_S
-    ) -> list[Delivery]:
-        return await asyncio.to_thread(self.deliverer.wait_for, predicate, timeout_s)
-
     # ------------------------------------------------------------------ failures
 
     def fail_next(
@@ -674,25 +641,6 @@ class FakeSlack(BackgroundServer):
     def reactions(self, channel: str, ts: str) -> dict[str, list[str]]:
         msg = self.message(channel, ts)
         return msg.reactions if msg is not None else {}
-
-    def wait_until(
-        self, predicate: Callable[[FakeSlack], bool], timeout_s: float = DEFAULT_WAIT_S
-    ) -> None:
-        """Until ``predicate(self)`` holds; re-checked whenever the workspace changes."""
-        deadline = time.monotonic() + timeout_s
-        with self.state.changed:
-            while not predicate(self):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(
-                        f"the fake Slack did not reach the state within {timeout_s}s"
-                    )
-                self.state.changed.wait(min(left, 0.1))
-
-    async def await_until(
-        self, predicate: Callable[[FakeSlack], bool], timeout_s: float = DEFAULT_WAIT_S
-    ) -> None:
-        await asyncio.to_thread(self.wait_until, predicate, timeout_s)
 
 
 def _action_ids(blocks: list[dict[str, Any]]) -> list[str]:
