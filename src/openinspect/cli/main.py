@@ -271,6 +271,49 @@ def slack_server(
         raise typer.Exit(2) from None
 
 
+# The fake Linear's well-known test credentials (nothing real is ever signed with them).
+FAKE_LINEAR_CLIENT_ID = "fake-linear-client"
+FAKE_LINEAR_CLIENT_SECRET = "fake-linear-secret"  # noqa: S105
+FAKE_LINEAR_WEBHOOK_SECRET = "fake-linear-webhook-secret"  # noqa: S105
+
+
+@testing_app.command("linear-server")
+def linear_server(
+    port: Annotated[int, typer.Option(help="TCP port (0 picks a free one).")] = 8903,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    webhook_url: Annotated[
+        str | None, typer.Option(help="Deliver webhooks here (e.g. http://…/webhooks/linear).")
+    ] = None,
+    webhook_secret: Annotated[
+        str, typer.Option(help="Signs the webhooks it sends.")
+    ] = FAKE_LINEAR_WEBHOOK_SECRET,
+    client_id: Annotated[str, typer.Option(help="The OAuth client id it accepts.")] = (
+        FAKE_LINEAR_CLIENT_ID
+    ),
+    client_secret: Annotated[
+        str, typer.Option(help="The OAuth client secret it accepts.")
+    ] = FAKE_LINEAR_CLIENT_SECRET,
+) -> None:
+    """Run the fake Linear (GraphQL, OAuth, signed agent session webhooks) in the foreground;
+    prints the OPENINSPECT_LINEAR__* settings that point a server at it."""
+    from openinspect.testing.linear.cli import serve as serve_linear
+
+    try:
+        serve_linear(
+            port=port,
+            host=host,
+            client_id=client_id,
+            client_secret=client_secret,
+            webhook_url=webhook_url,
+            webhook_secret=webhook_secret,
+        )
+    except ValueError as exc:
+        from rich.markup import escape
+
+        err_console().print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+
+
 @testing_app.command("sentry-send")
 def sentry_send(
     url: Annotated[str, typer.Option(help="Where to POST (e.g. http://…/webhooks/sentry/ID).")],
