@@ -1,4 +1,4 @@
-"""The outbox and the inbox stores, on SQLite and Postgres: a decision written once, due rows
+"""The outbox, the inbox and the repo review-settings stores, on SQLite and Postgres: a decision written once, due rows
 in order, the delivery's bookkeeping (attempts, retries, failures, results); a delivery
 accepted once, claimed by one handler, found again when a crash left it."""
 
@@ -72,3 +72,31 @@ async def test_a_delivery_is_accepted_once_and_claimed_by_one_handler(
     assert found is not None and found.status == "done" and found.attempts == 1
     assert [i.key for i in await inbox.stale("linear", timedelta(0))] == ["linear:d2"]
     assert await inbox.stale("linear", timedelta(hours=1)) == []
+
+
+async def test_a_repos_review_settings_override_the_servers_defaults(
+    store: Store,  # noqa: F811
+) -> None:
+    from openinspect.settings import GitHubBotSettings
+    from openinspect.store.review_settings import effective
+
+    admin = await store.users.create(name="Ada", email="ada@example.com", role="admin")
+    repo = await store.repos.create(
+        name="widgets",
+        url="https://github.com/o/widgets.git",
+        default_branch="main",
+        created_by=admin.id,
+    )
+    defaults = GitHubBotSettings(auto_review=True, model="m-default")
+    assert await store.review_settings.get(repo.id) is None
+    assert effective(None, defaults).auto_review is True
+    own = await store.review_settings.put(
+        repo.id, auto_review=False, instructions="Be brief", model=None, updated_by=None
+    )
+    assert (own.auto_review, own.instructions) == (False, "Be brief")
+    seen = effective(await store.review_settings.get(repo.id), defaults)
+    assert (seen.auto_review, seen.instructions, seen.model) == (False, "Be brief", "m-default")
+    again = await store.review_settings.put(
+        repo.id, auto_review=None, instructions=None, model="m-repo", updated_by=None
+    )
+    assert effective(again, defaults).auto_review is True and again.model == "m-repo"

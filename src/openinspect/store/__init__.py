@@ -23,6 +23,7 @@ from openinspect.store.presence import PresenceStore
 from openinspect.store.prompts import PromptStore
 from openinspect.store.pulls import PullRequestStore
 from openinspect.store.repos import RepoStore
+from openinspect.store.review_settings import ReviewSettingsStore
 from openinspect.store.sandboxes import SandboxStore
 from openinspect.store.sessions import SessionStore
 from openinspect.store.slack_inbox import SlackInboxStore
@@ -57,6 +58,7 @@ class Store:
     slack_inbox: SlackInboxStore
     outbox: OutboxStore
     inbox: InboxStore
+    review_settings: ReviewSettingsStore
 
     @classmethod
     async def open(
@@ -97,6 +99,7 @@ class Store:
             slack_inbox=SlackInboxStore(engine),
             outbox=OutboxStore(engine),
             inbox=InboxStore(engine),
+            review_settings=ReviewSettingsStore(engine),
         )
 
     async def close(self) -> None:
