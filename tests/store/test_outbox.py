@@ -1,6 +1,7 @@
-"""The outbox, the inbox and the repo review-settings stores, on SQLite and Postgres: a decision written once, due rows
-in order, the delivery's bookkeeping (attempts, retries, failures, results); a delivery
-accepted once, claimed by one handler, found again when a crash left it."""
+"""The outbox, the inbox and the repo review-settings stores, on SQLite and Postgres: a
+decision written once, due rows in order, the delivery's bookkeeping (attempts, retries,
+failures, results); a delivery accepted once, claimed by one handler, found again when a crash
+left it; a repo's own review settings over the server's defaults."""
 
 from __future__ import annotations
 
