@@ -37,6 +37,24 @@ def test_repos_are_listed_added_and_used_by_name(server: ServerProcess, origin: 
     table = cli("repos", server=server, env={"COLUMNS": "40"})
     assert listed[0]["id"] in table.stdout  # the id whole, however narrow the terminal
 
+    # The review bot's settings of the repo: changed by the admin, what is not given stays.
+    changed = cli(
+        "repos",
+        "review",
+        "sample",
+        "--auto-review",
+        "off",
+        "--instructions",
+        "Focus on tests",
+        server=server,
+    )
+    assert changed.returncode == 0, changed.stderr
+    assert "auto-review:  off" in changed.stdout and "Focus on tests" in changed.stdout
+    shown = cli("repos", "review", "sample", "--model", "", "--json", server=server)
+    assert json.loads(shown.stdout)["effective"]["instructions"] == "Focus on tests"
+    bad = cli("repos", "review", "sample", "--auto-review", "maybe", server=server)
+    assert bad.returncode == 2 and "on, off or default" in bad.stderr
+
     unknown = cli("run", "x", "--repo", "nosuch", server=server, cwd=origin.parent)
     assert unknown.returncode == 2
     assert "repo_not_found" in unknown.stderr

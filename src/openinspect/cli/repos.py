@@ -72,3 +72,88 @@ def repos_add(
         return 0
 
     run(main())
+
+
+_AUTO_REVIEW = {"on": True, "off": False, "default": None}
+
+
+@repos_app.command("review")
+def repos_review(
+    repo: Annotated[str, typer.Argument(help="A registered repo's name or id.")],
+    auto_review: Annotated[
+        str | None,
+        typer.Option(
+            "--auto-review",
+            help="Review every new pull request: on, off, or default (the server's setting).",
+        ),
+    ] = None,
+    instructions: Annotated[
+        str | None,
+        typer.Option(help="Review instructions for the bot ('' clears them)."),
+    ] = None,
+    instructions_file: Annotated[
+        Path | None,
+        typer.Option(help="Read the review instructions from this file."),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Model of review sessions ('' for the default).")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show a repo's review-bot settings, or change them (admins): what is not given stays."""
+    from openinspect.errors import InvalidInput
+
+    async def main() -> int:
+        if auto_review is not None and auto_review not in _AUTO_REVIEW:
+            raise InvalidInput(
+                f"--auto-review is on, off or default, not {auto_review!r}",
+                hint="openinspect repos review NAME --auto-review off",
+            )
+        if instructions is not None and instructions_file is not None:
+            raise InvalidInput(
+                "Give --instructions or --instructions-file, not both",
+                hint="Put long instructions in a file",
+            )
+        text = instructions
+        if instructions_file is not None:
+            try:
+                text = instructions_file.read_text()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise InvalidInput(
+                    f"Cannot read {instructions_file}: {exc.__class__.__name__}",
+                    hint="Give a readable UTF-8 text file",
+                ) from None
+        path = f"/api/repos/{repo}/review-settings"
+        async with open_client() as client:
+            shown = await client.request("GET", path)
+            if (auto_review, text, model) != (None, None, None):
+                body = {
+                    "auto_review": shown["auto_review"],
+                    "instructions": shown["instructions"],
+                    "model": shown["model"],
+                }
+                if auto_review is not None:
+                    body["auto_review"] = _AUTO_REVIEW[auto_review]
+                if text is not None:
+                    body["instructions"] = text.strip() or None
+                if model is not None:
+                    body["model"] = model.strip() or None
+                shown = await client.request("PUT", path, json=body)
+        if json_out:
+            emit_json(shown)
+            return 0
+        seen = shown["effective"]
+
+        def said(own: object, value: object) -> str:
+            return f"{value}" if own is not None else f"{value} (server default)"
+
+        out = console()
+        out.print(f"review settings of {shown['repo']}")
+        auto = "on" if seen["auto_review"] else "off"
+        out.print(f"  auto-review:  {said(shown['auto_review'], auto)}")
+        out.print(f"  model:        {said(shown['model'], seen['model'] or 'the default model')}")
+        instructions_shown = seen["instructions"] or "(none)"
+        out.print(f"  instructions: {instructions_shown}", markup=False)
+        return 0
+
+    run(main())
