@@ -14,6 +14,8 @@ import type {
   Prompt,
   PullRequest,
   Repo,
+  ReviewSettings,
+  ReviewSettingsUpdate,
   SchedulePreview,
   Session,
   SessionListResponse,
@@ -110,6 +112,9 @@ export const endpoints = {
   repos: () => api.get<{ repos: Repo[] }>('/api/repos'),
   createRepo: (body: { name: string; url: string; default_branch: string }) =>
     api.post<Repo>('/api/repos', body),
+  reviewSettings: (repo: string) => api.get<ReviewSettings>(`/api/repos/${encodeURIComponent(repo)}/review-settings`),
+  putReviewSettings: (repo: string, body: ReviewSettingsUpdate) =>
+    api.put<ReviewSettings>(`/api/repos/${encodeURIComponent(repo)}/review-settings`, body),
   models: () => api.get<ModelList>('/api/models'),
   pullRequests: (id: string, signal?: AbortSignal) =>
     api.get<{ pull_requests: PullRequest[]; can_open?: boolean; cannot_open_reason?: string | null }>(

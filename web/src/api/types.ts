@@ -176,6 +176,22 @@ export interface Repo {
   created_at: string;
 }
 
+/** A registered repo's review-bot settings (null: the server's default), and what the bot does. */
+export interface ReviewSettings {
+  repo: string;
+  auto_review: boolean | null;
+  instructions: string | null;
+  model: string | null;
+  effective: { auto_review: boolean; instructions: string | null; model: string | null };
+  updated_at: string | null;
+}
+
+export interface ReviewSettingsUpdate {
+  auto_review: boolean | null;
+  instructions: string | null;
+  model: string | null;
+}
+
 export interface Session {
   id: string;
   title: string;

@@ -2,12 +2,15 @@
 import { useEffect, useState } from 'preact/hooks';
 import { toErrorInfo } from '../api/client';
 import { endpoints } from '../api/endpoints';
-import type { ErrorInfo, Repo } from '../api/types';
+import type { ErrorInfo, Repo, ReviewSettings } from '../api/types';
 import { InlineError, Link } from '../components/bits';
 import { relativeTime } from '../lib/format';
-import { reportError } from '../state';
+import { useStore } from '../lib/store';
+import { me$, reportError } from '../state';
 
 export function Repos() {
+  const me = useStore(me$);
+  const [open, setOpen] = useState<string | null>(null);
   const [repos, setRepos] = useState<Repo[] | null>(null);
   const [name, setName] = useState('');
   const [url, setUrl] = useState('');
@@ -129,11 +132,137 @@ export function Repos() {
               <Link href={`/new?repo=${encodeURIComponent(r.name)}`} class="button ghost small">
                 New session
               </Link>
+              <button
+                type="button"
+                class="button ghost small"
+                data-testid="repo-review-toggle"
+                aria-expanded={open === r.id}
+                onClick={() => setOpen(open === r.id ? null : r.id)}
+              >
+                Review bot
+              </button>
+              {open === r.id && <ReviewPanel repo={r.name} canEdit={me?.role === 'admin'} />}
             </li>
           ))}
         </ul>
       </section>
     </div>
+  );
+}
+
+type AutoChoice = 'default' | 'on' | 'off';
+
+/** The review bot's settings of one repo: what it does, and (for admins) a form to change it. */
+function ReviewPanel({ repo, canEdit }: { repo: string; canEdit: boolean }) {
+  const [shown, setShown] = useState<ReviewSettings | null>(null);
+  const [auto, setAuto] = useState<AutoChoice>('default');
+  const [instructions, setInstructions] = useState('');
+  const [model, setModel] = useState('');
+  const [error, setError] = useState<ErrorInfo | null>(null);
+  const [saved, setSaved] = useState(false);
+  const [busy, setBusy] = useState(false);
+
+  const fill = (s: ReviewSettings) => {
+    setShown(s);
+    setAuto(s.auto_review === null ? 'default' : s.auto_review ? 'on' : 'off');
+    setInstructions(s.instructions ?? '');
+    setModel(s.model ?? '');
+  };
+
+  useEffect(() => {
+    endpoints.reviewSettings(repo).then(fill).catch((err) => setError(toErrorInfo(err)));
+  }, [repo]);
+
+  const save = async () => {
+    setBusy(true);
+    setError(null);
+    setSaved(false);
+    try {
+      fill(
+        await endpoints.putReviewSettings(repo, {
+          auto_review: auto === 'default' ? null : auto === 'on',
+          instructions: instructions.trim() || null,
+          model: model.trim() || null,
+        }),
+      );
+      setSaved(true);
+    } catch (err) {
+      setError(toErrorInfo(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  if (shown === null) return <div class="review-panel">{error ? <InlineError error={error} /> : <p class="muted small">Loading…</p>}</div>;
+  const effective = shown.effective;
+  return (
+    <form
+      class="review-panel form"
+      aria-label={`Review bot settings of ${repo}`}
+      data-testid="review-panel"
+      onSubmit={(e) => {
+        e.preventDefault();
+        void save();
+      }}
+    >
+      <p class="small" data-testid="review-effective">
+        New pull requests are {effective.auto_review ? 'reviewed' : 'not reviewed'} automatically
+        {shown.auto_review === null ? ' (the server’s default)' : ''}; model: {effective.model ?? 'the default model'}.
+      </p>
+      <div class="row2">
+        <label class="field">
+          <span>Auto-review</span>
+          <select
+            data-testid="review-auto"
+            disabled={!canEdit}
+            value={auto}
+            onChange={(e) => setAuto((e.target as HTMLSelectElement).value as AutoChoice)}
+          >
+            <option value="default">Server default</option>
+            <option value="on">On</option>
+            <option value="off">Off</option>
+          </select>
+        </label>
+        <label class="field">
+          <span>Model</span>
+          <input
+            data-testid="review-model"
+            disabled={!canEdit}
+            placeholder="default"
+            value={model}
+            onInput={(e) => setModel((e.target as HTMLInputElement).value)}
+          />
+        </label>
+      </div>
+      <label class="field">
+        <span>Review instructions</span>
+        <textarea
+          data-testid="review-instructions"
+          disabled={!canEdit}
+          rows={3}
+          maxLength={8000}
+          placeholder="What the bot should look for in this repo"
+          value={instructions}
+          onInput={(e) => setInstructions((e.target as HTMLTextAreaElement).value)}
+        />
+      </label>
+      <InlineError error={error} testId="review-error" />
+      {canEdit ? (
+        <div class="form-actions">
+          {saved && (
+            <span class="ok small" role="status">
+              Saved.
+            </span>
+          )}
+          <div class="spacer" />
+          <button type="submit" class="button primary small" data-testid="review-save" disabled={busy}>
+            {busy ? 'Saving…' : 'Save'}
+          </button>
+        </div>
+      ) : (
+        <p class="muted small">Only admins change a repo’s review settings.</p>
+      )}
+    </form>
   );
 }
 
