@@ -291,8 +291,10 @@ async def test_a_missing_pull_is_scm_not_found_with_githubs_message(github: GitH
 
 
 async def test_review_and_comment_as_the_app(fake: FakeGitHub, github: GitHub) -> None:
-    fake.commit(REPO, "feature")
-    await github.create_pull(REF, head="feature", base="main", title="T", body="")
+    fixed = 'def add(a, b):\n    """Return the sum of a and b."""\n    return a + b\n'
+    fake.commit(REPO, "feature", {"calc.py": fixed}, by="alice")
+    alice = fake.user_token("alice")
+    await github.create_pull(REF, head="feature", base="main", title="T", body="", user_token=alice)
     review = await github.create_review(
         REF, 1, "Two notes.", "REQUEST_CHANGES", [ReviewComment("calc.py", "Use +", line=3)]
     )
@@ -306,7 +308,14 @@ async def test_review_and_comment_as_the_app(fake: FakeGitHub, github: GitHub) -
         "Two notes.",
         "openinspect-fake[bot]",
     )
-    assert stored.comments == [{"path": "calc.py", "body": "Use +", "line": 3, "side": "RIGHT"}]
+    [inline] = pull.review_comments
+    assert (inline.path, inline.line, inline.side, inline.body, inline.review_id) == (
+        "calc.py",
+        3,
+        "RIGHT",
+        "Use +",
+        stored.id,
+    )
     assert [c.body for c in pull.comments] == ["Thanks!"]
 
 

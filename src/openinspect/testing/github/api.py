@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from openinspect.testing.github import checks, gitops, pulls
+from openinspect.testing.github import checks, diffs, gitops, pulls
 from openinspect.testing.github.auth import api_identity
 from openinspect.testing.github.core import Core
 from openinspect.testing.github.records import LEVELS, Level, RepoRec
@@ -30,6 +31,7 @@ PREFIX = "/api/v3"
 DEFAULT_PER_PAGE = 30
 MAX_PER_PAGE = 100
 RATE_LIMIT = 5000
+DIFF_MEDIA_RE = re.compile(r"application/vnd\.github(\.v3)?\.diff")
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class Ctx:
     query: QueryParams
     url: URL
     body: Any
+    accept: str = ""
 
     def repo(self, level: Level = "pull") -> RepoRec:
         """The path's repository, if the caller may see it (404 otherwise, like GitHub)."""
@@ -238,7 +241,7 @@ def installation_repos(ctx: Ctx) -> Response:
 
 
 def get_repo(ctx: Ctx) -> Response:
-    return ok(ctx.core.views.repo(ctx.repo(), ctx.identity))
+    return ok(ctx.core.views.full_repo(ctx.repo(), ctx.identity))
 
 
 def get_branch(ctx: Ctx) -> Response:
@@ -266,7 +269,8 @@ def list_pulls(ctx: Ctx) -> Response:
                 continue
             if head:
                 owner, _, branch = head.rpartition(":")
-                if (owner or repo.owner).lower() != repo.owner.lower() or branch != pull.head:
+                head_owner = pull.head_owner or repo.owner
+                if (owner or repo.owner).lower() != head_owner.lower() or branch != pull.head:
                     continue
             if base and pull.base != base:
                 continue
@@ -287,9 +291,14 @@ def create_pull(ctx: Ctx) -> Response:
 
 
 def get_pull(ctx: Ctx) -> Response:
+    """The PR, or its unified diff with ``Accept: application/vnd.github.diff``."""
     repo = ctx.repo()
     pull = pulls.get(repo, int(ctx.params["number"]))
     pulls.refresh_head(ctx.core.state, repo, pull)
+    if DIFF_MEDIA_RE.search(ctx.accept):
+        path = ctx.core.state.bare_path(repo)
+        text = diffs.unified(path, pull.base_sha, pull.head_sha)
+        return Response(text, media_type="text/plain; charset=utf-8")
     return ok(ctx.core.views.pull(repo, pull))
 
 
@@ -325,25 +334,6 @@ def merge_pull(ctx: Ctx) -> Response:
             "merged": True,
             "message": "Pull Request successfully merged",
         }
-    )
-
-
-def create_review(ctx: Ctx) -> Response:
-    repo = ctx.repo()
-    number = int(ctx.params["number"])
-    review = pulls.review(ctx.core.state, ctx.identity, repo, number, ctx.json_body())
-    views = ctx.core.views
-    user = views.login(review.user_login, review.user_is_bot)
-    return ok(ctx.core.site.review(repo, pulls.get(repo, number), review, user))
-
-
-def create_comment(ctx: Ctx) -> Response:
-    repo = ctx.repo()
-    number = int(ctx.params["number"])
-    rec = pulls.comment(ctx.core.state, ctx.identity, repo, number, ctx.json_body())
-    user = ctx.core.views.login(rec.user_login, rec.user_is_bot)
-    return ok(
-        ctx.core.site.issue_comment(repo, number, rec.id, rec.body, user, rec.created_at), 201
     )
 
 
@@ -422,6 +412,7 @@ def endpoint(core: Core, handler: Handler) -> Callable[[Request], Any]:
                 query=request.query_params,
                 url=request.url,
                 body=body,
+                accept=request.headers.get("accept", ""),
             )
             response = await run_in_threadpool(handler, ctx)
         except ApiError as exc:
@@ -436,7 +427,8 @@ def not_found_route(request: Request) -> Response:
     return error_response(not_found())
 
 
-def routes(core: Core) -> list[BaseRoute]:
+def routes(core: Core, extra: Sequence[tuple[str, Handler, list[str]]] = ()) -> list[BaseRoute]:
+    """The API's routes; ``extra`` adds (path, handler, methods) rows from other modules."""
     table: list[tuple[str, Handler, list[str]]] = [
         ("/user", get_user, ["GET"]),
         ("/user/emails", get_emails, ["GET"]),
@@ -453,8 +445,6 @@ def routes(core: Core) -> list[BaseRoute]:
         ("/repos/{owner}/{repo}/pulls/{number:int}", get_pull, ["GET"]),
         ("/repos/{owner}/{repo}/pulls/{number:int}", update_pull, ["PATCH"]),
         ("/repos/{owner}/{repo}/pulls/{number:int}/merge", merge_pull, ["PUT"]),
-        ("/repos/{owner}/{repo}/pulls/{number:int}/reviews", create_review, ["POST"]),
-        ("/repos/{owner}/{repo}/issues/{number:int}/comments", create_comment, ["POST"]),
         ("/repos/{owner}/{repo}/check-runs/{check_run_id:int}", get_check_run, ["GET"]),
         ("/repos/{owner}/{repo}/actions/jobs/{job_id:int}", get_job, ["GET"]),
         ("/repos/{owner}/{repo}/actions/jobs/{job_id:int}/logs", job_logs, ["GET"]),
@@ -463,6 +453,7 @@ def routes(core: Core) -> list[BaseRoute]:
             list_attempt_jobs,
             ["GET"],
         ),
+        *extra,
     ]
     out: list[BaseRoute] = [
         Route(PREFIX + path, endpoint(core, handler), methods=methods)

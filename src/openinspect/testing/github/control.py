@@ -17,6 +17,29 @@ github-server``): the same operations as ``FakeGitHub``'s Python methods, as JSO
     POST /_fake/user-tokens               {"login"}                        → {"token"}
     POST /_fake/settings                  {"installation_token_ttl_s"?, "user_token_ttl_s"?,
                                            "device_interval_s"?}
+
+People acting on pull requests (see ``people``); each answers ``{"record", "deliveries"}``
+once the webhooks it causes were delivered (each delivery with the receiver's status).
+``by`` is a login, or the App's bot ``<slug>[bot]`` to act as the App:
+
+    POST /_fake/repos/{owner}/{repo}/forks {"user"}                    → the fork (repo record)
+    POST /_fake/pulls/{owner}/{repo}      {"head": "branch" | "user:branch", "by", "base"?,
+                                           "title"?, "body"?, "draft"?}     opened
+    POST /_fake/pulls/{owner}/{repo}/{n}/ready            {"by"?}        ready_for_review
+    POST /_fake/pulls/{owner}/{repo}/{n}/request-review   {"reviewer"?, "by"?}
+                                          (default reviewer: the App's bot) review_requested
+    POST /_fake/pulls/{owner}/{repo}/{n}/comments         {"body", "by"}  issue_comment
+    POST /_fake/pulls/{owner}/{repo}/{n}/review-comments  {"body", "by", "path", "line",
+                                           "side"?, "start_line"?} or {"body", "by",
+                                           "in_reply_to"}   pull_request_review_comment
+    POST /_fake/pulls/{owner}/{repo}/{n}/reviews          {"event", "by", "body"?,
+                                           "comments"?: [{"path", "line", "body", …}]}
+                                          pull_request_review_comment…, pull_request_review
+    GET  /_fake/pulls/{owner}/{repo}/{n}  the PR record: reviews, comments, review comments
+    GET  /_fake/repos/{owner}/{repo}/reactions                       every reaction in the repo
+
+A refusal GitHub would make (a comment outside the diff…) answers with GitHub's status and
+error body.
 """
 
 from __future__ import annotations
@@ -34,6 +57,7 @@ from openinspect.testing.github import gitops
 from openinspect.testing.github.state import ApiError
 
 if TYPE_CHECKING:
+    from openinspect.testing.github.people import Acted
     from openinspect.testing.github.server import FakeGitHub
 
 Op = Callable[[dict[str, Any], dict[str, Any]], Any]
@@ -150,7 +174,73 @@ def routes(fake: FakeGitHub) -> list[BaseRoute]:
             fake.set_device_flow(interval_s=float(body["device_interval_s"]))
         return fake.state.data.settings.model_dump(mode="json")
 
+    def acted(result: Acted[Any]) -> Any:
+        return {
+            "record": result.record.model_dump(mode="json"),
+            "deliveries": [d.model_dump(mode="json") for d in result.deliveries],
+        }
+
+    def repo_of(params: dict[str, Any]) -> str:
+        return f"{params['owner']}/{params['repo']}"
+
+    def fork(params: dict[str, Any], body: dict[str, Any]) -> Any:
+        made = fake.fork(repo_of(params), body["user"])
+        return made.model_dump(mode="json", exclude={"pulls", "jobs", "workflow_runs"})
+
+    def open_pull(params: dict[str, Any], body: dict[str, Any]) -> Any:
+        options = {k: body[k] for k in ("base", "title", "body", "draft") if k in body}
+        return acted(fake.open_pull(repo_of(params), body["head"], by=body["by"], **options))
+
+    def ready(params: dict[str, Any], body: dict[str, Any]) -> Any:
+        return acted(fake.ready_for_review(repo_of(params), params["number"], by=body.get("by")))
+
+    def request_review(params: dict[str, Any], body: dict[str, Any]) -> Any:
+        number = params["number"]
+        made = fake.request_review(repo_of(params), number, body.get("reviewer"), by=body.get("by"))
+        return acted(made)
+
+    def comment(params: dict[str, Any], body: dict[str, Any]) -> Any:
+        return acted(fake.comment(repo_of(params), params["number"], body["body"], by=body["by"]))
+
+    def review_comment(params: dict[str, Any], body: dict[str, Any]) -> Any:
+        keys = ("path", "line", "side", "start_line", "in_reply_to")
+        options = {k: body[k] for k in keys if k in body}
+        made = fake.review_comment(
+            repo_of(params), params["number"], body["body"], by=body["by"], **options
+        )
+        return acted(made)
+
+    def review(params: dict[str, Any], body: dict[str, Any]) -> Any:
+        comments = body.get("comments", [])
+        if not isinstance(comments, list):
+            raise ValueError("comments must be a list")
+        made = fake.submit_review(
+            repo_of(params),
+            params["number"],
+            body["event"],
+            by=body["by"],
+            body=body.get("body", ""),
+            comments=comments,
+        )
+        return acted(made)
+
+    def show_pull(params: dict[str, Any], _: dict[str, Any]) -> Any:
+        return fake.pull(repo_of(params), params["number"]).model_dump(mode="json")
+
+    def reactions(params: dict[str, Any], _: dict[str, Any]) -> Any:
+        return [r.model_dump(mode="json") for r in fake.reactions(repo_of(params))]
+
+    pull = "/_fake/pulls/{owner}/{repo}/{number:int}"
     table: list[tuple[str, Op, str]] = [
+        ("/_fake/repos/{owner}/{repo}/forks", fork, "POST"),
+        ("/_fake/repos/{owner}/{repo}/reactions", reactions, "GET"),
+        ("/_fake/pulls/{owner}/{repo}", open_pull, "POST"),
+        (pull, show_pull, "GET"),
+        (pull + "/ready", ready, "POST"),
+        (pull + "/request-review", request_review, "POST"),
+        (pull + "/comments", comment, "POST"),
+        (pull + "/review-comments", review_comment, "POST"),
+        (pull + "/reviews", review, "POST"),
         ("/_fake/state", state, "GET"),
         ("/_fake/users", add_user, "POST"),
         ("/_fake/repos", add_repo, "POST"),

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from openinspect.testing.github import pulls
+from openinspect.testing.github import forks, pulls
 from openinspect.testing.github.auth import describe
 from openinspect.testing.github.gitops import EMPTY_SHA
 from openinspect.testing.github.records import RepoRec
@@ -93,7 +93,8 @@ class Core:
         sync: bool,
     ) -> None:
         """After refs changed (``(ref, old, new)``): ``push`` webhooks, and ``synchronize`` for
-        open PRs whose head branch moved."""
+        open PRs (of this repo, or of its parent for a fork) whose head branch moved."""
+        changes = [c for c in changes if not c[0].startswith(forks.PULL_REFS)]
         if not changes:
             return
         state, views = self.state, self.views
@@ -101,12 +102,12 @@ class Core:
             repo.pushed_at = time.time()
         for ref, old, new in changes:
             self.emit("push", views.push_event(repo, ref, old, new, sender), sync=sync)
-            branch = ref.removeprefix("refs/heads/")
-            for pull in list(repo.pulls.values()):
-                if pull.state == "open" and pull.head == branch and new != EMPTY_SHA:
-                    pulls.refresh_head(state, repo, pull)
-                    event = views.pull_request_event("synchronize", repo, pull, sender)
-                    self.emit("pull_request", event, sync=sync)
+            if not ref.startswith("refs/heads/") or new == EMPTY_SHA:
+                continue
+            for base, pull in forks.pulls_headed_at(state, repo, ref.removeprefix("refs/heads/")):
+                pulls.refresh_head(state, base, pull)
+                event = views.pull_request_event("synchronize", base, pull, sender)
+                self.emit("pull_request", event, sync=sync)
 
     # ------------------------------------------------------------------ request log
 

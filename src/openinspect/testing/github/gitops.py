@@ -58,6 +58,8 @@ def create_bare(path: Path, default_branch: str, source: Path | None) -> None:
                 "pass default_branch= one of them"
             )
         git("symbolic-ref", "HEAD", f"refs/heads/{default_branch}", cwd=path)
+    # GitHub's pull refs (refs/pull/<n>/head) are fetchable but nobody may push them.
+    git("config", "receive.hideRefs", "refs/pull/", cwd=path)
     # No http.receivepack needed: http-backend serves pushes to an authenticated REMOTE_USER,
     # and git_http only lets authorised pushes through.
 
@@ -73,8 +75,13 @@ def refs(path: Path, prefix: str = "refs/") -> dict[str, str]:
 
 
 def branch_sha(path: Path, branch: str) -> str | None:
+    return ref_sha(path, f"refs/heads/{branch}")
+
+
+def ref_sha(path: Path, ref: str) -> str | None:
+    """The commit ``ref`` (a full ref name) points at, or None."""
     proc = subprocess.run(
-        ["git", "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}^{{commit}}"],
+        ["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
         cwd=path,
         env=_env(),
         capture_output=True,
@@ -120,11 +127,12 @@ def commit_info(path: Path, sha: str) -> dict[str, str]:
 
 
 def merge(path: Path, base: str, head: str, message: str, merger: str, email: str) -> str:
-    """Merge branch ``head`` into branch ``base`` with a merge commit; return its sha.
+    """Merge ``head`` (a full ref name, e.g. a PR's ``refs/pull/<n>/head``) into branch
+    ``base`` with a merge commit; return its sha.
 
-    Raises GitOpError when the branches conflict or one is missing (GitHub: "not mergeable").
+    Raises GitOpError when they conflict or one is missing (GitHub: "not mergeable").
     """
-    base_sha, head_sha = branch_sha(path, base), branch_sha(path, head)
+    base_sha, head_sha = branch_sha(path, base), ref_sha(path, head)
     if base_sha is None or head_sha is None:
         raise GitOpError(f"cannot merge {head} into {base}: a branch is missing")
     proc = subprocess.run(

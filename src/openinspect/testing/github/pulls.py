@@ -1,13 +1,14 @@
-"""Pull request rules of the fake: one open PR per head branch, heads and bases must exist and
-differ, merges make real merge commits, reviews and comments are kept on the PR."""
+"""Pull request rules of the fake: one open PR per head branch, heads (in the repo or a fork of
+it) and bases must exist and differ, merges make real merge commits, issue comments are kept on
+the PR (reviews: ``reviews``)."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from openinspect.testing.github import gitops
-from openinspect.testing.github.records import LEVELS, CommentRec, PullRec, RepoRec, ReviewRec
+from openinspect.testing.github import forks, gitops
+from openinspect.testing.github.records import LEVELS, CommentRec, PullRec, RepoRec
 from openinspect.testing.github.state import (
     ApiError,
     FakeState,
@@ -16,11 +17,18 @@ from openinspect.testing.github.state import (
     validation_failed,
 )
 
-REVIEW_STATES = {
-    "APPROVE": "APPROVED",
-    "REQUEST_CHANGES": "CHANGES_REQUESTED",
-    "COMMENT": "COMMENTED",
-}
+BODY_MAX_CHARS = 65_536
+"""GitHub's limit on the body of a comment or a review."""
+
+
+def too_long(resource: str, text: str) -> None:
+    if len(text) > BODY_MAX_CHARS:
+        raise validation_failed(
+            resource=resource,
+            code="custom",
+            field="body",
+            message=f"body is too long (maximum is {BODY_MAX_CHARS} characters)",
+        )
 
 
 def author_of(state: FakeState, identity: Identity) -> tuple[str, bool]:
@@ -55,30 +63,30 @@ def create(state: FakeState, identity: Identity, repo: RepoRec, body: dict[str, 
     head_owner, sep, head_branch = head.rpartition(":")
     if not sep:
         head_owner, head_branch = repo.owner, head
-    if head_owner.lower() != repo.owner.lower() or not head_branch:
+    source = (
+        repo
+        if head_owner.lower() == repo.owner.lower()
+        else forks.fork_owned_by(state, repo, head_owner)
+    )
+    if source is None or not head_branch:
         raise validation_failed(resource="PullRequest", field="head", code="invalid")
     path = state.bare_path(repo)
-    head_sha = gitops.branch_sha(path, head_branch)
+    head_sha = gitops.branch_sha(state.bare_path(source), head_branch)
     base_sha = gitops.branch_sha(path, base) if base else None
     if head_sha is None:
         raise validation_failed(resource="PullRequest", field="head", code="invalid")
     if base_sha is None:
         raise validation_failed(resource="PullRequest", field="base", code="invalid")
     login, is_bot = author_of(state, identity)
+    fork = None if source is repo else source.key
     with state.change():
         for other in repo.pulls.values():
-            if other.state == "open" and other.head == head_branch:
+            if other.state == "open" and other.head == head_branch and other.head_repo == fork:
                 raise validation_failed(
                     resource="PullRequest",
                     code="custom",
-                    message=f"A pull request already exists for {repo.owner}:{head_branch}.",
+                    message=f"A pull request already exists for {source.owner}:{head_branch}.",
                 )
-        if gitops.is_ancestor(path, head_sha, base_sha):
-            raise validation_failed(
-                resource="PullRequest",
-                code="custom",
-                message=f"No commits between {base} and {head_branch}",
-            )
         now = time.time()
         pull = PullRec(
             id=state.next_id(),
@@ -89,12 +97,22 @@ def create(state: FakeState, identity: Identity, repo: RepoRec, body: dict[str, 
             base=base,
             head_sha=head_sha,
             base_sha=base_sha,
+            head_repo=fork,
+            head_owner=None if fork is None else source.owner,
             user_login=login,
             user_is_bot=is_bot,
             draft=body.get("draft") is True,
             created_at=now,
             updated_at=now,
         )
+        forks.sync_pull_ref(state, repo, pull)
+        if gitops.is_ancestor(path, head_sha, base_sha):
+            gitops.git("update-ref", "-d", forks.pull_ref(pull), cwd=path)
+            raise validation_failed(
+                resource="PullRequest",
+                code="custom",
+                message=f"No commits between {base} and {head_branch}",
+            )
         repo.next_number += 1
         repo.pulls[pull.number] = pull
         return pull
@@ -127,11 +145,13 @@ def update(
 
 
 def refresh_head(state: FakeState, repo: RepoRec, pull: PullRec) -> None:
+    """Follow the head branch (and ``refs/pull/<n>/head``) and, while open, the base branch."""
+    if pull.state != "open":
+        return
     path = state.bare_path(repo)
     with state.change():
-        pull.head_sha = gitops.branch_sha(path, pull.head) or pull.head_sha
-        if pull.state == "open":
-            pull.base_sha = gitops.branch_sha(path, pull.base) or pull.base_sha
+        pull.head_sha = forks.sync_pull_ref(state, repo, pull) or pull.head_sha
+        pull.base_sha = gitops.branch_sha(path, pull.base) or pull.base_sha
 
 
 def merge(state: FakeState, repo: RepoRec, number: int, merger: str) -> PullRec:
@@ -139,12 +159,13 @@ def merge(state: FakeState, repo: RepoRec, number: int, merger: str) -> PullRec:
     if pull.state != "open":
         raise ApiError(405, "Pull Request is not mergeable")
     refresh_head(state, repo, pull)
-    message = f"Merge pull request #{pull.number} from {repo.owner}/{pull.head}\n\n{pull.title}\n"
+    owner = pull.head_owner or repo.owner
+    message = f"Merge pull request #{pull.number} from {owner}/{pull.head}\n\n{pull.title}\n"
     try:
         sha = gitops.merge(
             state.bare_path(repo),
             pull.base,
-            pull.head,
+            forks.pull_ref(pull),
             message,
             merger,
             f"{merger}@users.noreply.github.com",
@@ -171,38 +192,6 @@ def close(state: FakeState, repo: RepoRec, number: int) -> PullRec:
     return pull
 
 
-def review(
-    state: FakeState, identity: Identity, repo: RepoRec, number: int, body: dict[str, Any]
-) -> ReviewRec:
-    pull = get(repo, number)
-    if not may_write_pulls(state, identity, repo):
-        raise ApiError(403, "Resource not accessible by integration")
-    event = body.get("event") or "PENDING"
-    if event != "PENDING" and event not in REVIEW_STATES:
-        raise validation_failed(resource="PullRequestReview", field="event", code="invalid")
-    text = body.get("body") or ""
-    if event in ("REQUEST_CHANGES", "COMMENT") and not text and not body.get("comments"):
-        raise ApiError(
-            422,
-            "Unprocessable Entity",
-            errors=[f'Review body is required when event is "{event}"'],
-        )
-    login, is_bot = author_of(state, identity)
-    with state.change():
-        rec = ReviewRec(
-            id=state.next_id(),
-            user_login=login,
-            user_is_bot=is_bot,
-            body=text,
-            state=REVIEW_STATES.get(event, "PENDING"),
-            commit_id=str(body.get("commit_id") or pull.head_sha),
-            comments=list(body.get("comments") or []),
-            submitted_at=time.time(),
-        )
-        pull.reviews.append(rec)
-        return rec
-
-
 def comment(
     state: FakeState, identity: Identity, repo: RepoRec, number: int, body: dict[str, Any]
 ) -> CommentRec:
@@ -212,6 +201,7 @@ def comment(
     text = body.get("body")
     if not isinstance(text, str) or not text:
         raise validation_failed(resource="IssueComment", field="body", code="missing_field")
+    too_long("IssueComment", text)
     login, is_bot = author_of(state, identity)
     with state.change():
         rec = CommentRec(

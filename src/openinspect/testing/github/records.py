@@ -37,9 +37,30 @@ class ReviewRec(BaseModel):
     user_is_bot: bool = False
     body: str
     state: str
+    """APPROVED, CHANGES_REQUESTED, COMMENTED or PENDING (not submitted yet)."""
     commit_id: str
-    comments: list[dict[str, object]] = Field(default_factory=list)
-    submitted_at: float
+    submitted_at: float | None
+
+
+class ReviewCommentRec(BaseModel):
+    """A comment on a line of a PR's diff; every one belongs to a review (a single comment or a
+    reply gets a review of its own, as on GitHub)."""
+
+    id: int
+    review_id: int
+    user_login: str
+    user_is_bot: bool = False
+    body: str
+    path: str
+    line: int | None
+    side: Literal["LEFT", "RIGHT"]
+    start_line: int | None = None
+    start_side: Literal["LEFT", "RIGHT"] | None = None
+    position: int
+    commit_id: str
+    diff_hunk: str
+    in_reply_to_id: int | None = None
+    created_at: float
 
 
 class CommentRec(BaseModel):
@@ -47,6 +68,20 @@ class CommentRec(BaseModel):
     user_login: str
     user_is_bot: bool = False
     body: str
+    created_at: float
+
+
+ReactionContent = Literal["+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"]
+REACTIONS: tuple[str, ...] = ("+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes")
+
+
+class ReactionRec(BaseModel):
+    id: int
+    subject: str
+    """``issue:<number>``, ``issue_comment:<id>`` or ``pull_comment:<id>`` (a review comment)."""
+    user_login: str
+    user_is_bot: bool = False
+    content: ReactionContent
     created_at: float
 
 
@@ -70,8 +105,15 @@ class PullRec(BaseModel):
     closed_at: float | None = None
     created_at: float
     updated_at: float
+    head_repo: str | None = None
+    """The lower-cased full name of the fork the head branch lives in (None: this repo)."""
+    head_owner: str | None = None
+    """The fork's owner as spelled (None: this repo's owner)."""
+    requested_reviewers: list[str] = Field(default_factory=list)
     reviews: list[ReviewRec] = Field(default_factory=list)
     comments: list[CommentRec] = Field(default_factory=list)
+    """Issue comments (the PR's conversation)."""
+    review_comments: list[ReviewCommentRec] = Field(default_factory=list)
 
 
 class JobRec(BaseModel):
@@ -123,6 +165,9 @@ class RepoRec(BaseModel):
     jobs: dict[int, JobRec] = Field(default_factory=dict)
     """GitHub Actions jobs, which are also its check runs (same ids)."""
     workflow_runs: dict[int, WorkflowRunRec] = Field(default_factory=dict)
+    fork_of: str | None = None
+    """The lower-cased full name of the repository this one is a fork of."""
+    reactions: list[ReactionRec] = Field(default_factory=list)
 
     @property
     def full_name(self) -> str:

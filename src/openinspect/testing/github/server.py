@@ -38,9 +38,10 @@ from starlette.types import ASGIApp
 
 from openinspect.settings import GitHubSettings
 from openinspect.testing.background import STOP_TIMEOUT_S, BackgroundServer
-from openinspect.testing.github import api, checks, control, gitops, oauth, pulls
+from openinspect.testing.github import api, api_reviews, checks, control, gitops, oauth, pulls
 from openinspect.testing.github.core import Core, Failure, RecordedRequest, RequestLogMiddleware
 from openinspect.testing.github.git_http import GitHttp
+from openinspect.testing.github.people import People
 from openinspect.testing.github.records import (
     EmailRec,
     HookRec,
@@ -71,7 +72,7 @@ def _emails(login: str, emails: Sequence[EmailSpec] | None) -> list[EmailRec]:
     return out
 
 
-class FakeGitHub(BackgroundServer):
+class FakeGitHub(People, BackgroundServer):
     """The fake, served from a background thread (``start``/``stop`` or a context manager).
 
     ``data_dir`` keeps the state (``state.json``) and the bare repositories; without it they
@@ -107,7 +108,7 @@ class FakeGitHub(BackgroundServer):
     def _build_app(self) -> ASGIApp:
         routes = [
             *control.routes(self),
-            *api.routes(self.core),
+            *api.routes(self.core, api_reviews.TABLE),
             *oauth.routes(self.core),
             Route(checks.LOG_PATH, self._log_blob),
             Route("/{owner}/{repo}/{rest:path}", GitHttp(self.core)),

@@ -9,6 +9,7 @@ validates each shape against githubkit's models).
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -139,7 +140,7 @@ class Site:
             "visibility": "private" if repo.private else "public",
             "html_url": f"{self.web}/{full}",
             "description": None,
-            "fork": False,
+            "fork": repo.fork_of is not None,
             "url": url,
             "archive_url": f"{url}/{{archive_format}}{{/ref}}",
             "assignees_url": f"{url}/assignees{{/user}}",
@@ -255,20 +256,23 @@ class Site:
         author: Json,
         merged_by: Json | None,
         commits: int,
+        *,
+        head_repo: Json | None = None,
+        reviewers: Sequence[Json] = (),
     ) -> Json:
+        """A PR; ``head_repo`` is the fork its head branch lives in (None: ``repo``)."""
         full = repo.full_name
         url = f"{self.api}/repos/{full}/pulls/{pull.number}"
         html = f"{self.web}/{full}/pull/{pull.number}"
         issue = f"{self.api}/repos/{full}/issues/{pull.number}"
-        owner = repo_json["owner"]
 
-        def side(ref: str, sha: str) -> Json:
+        def side(ref: str, sha: str, where: Json) -> Json:
             return {
-                "label": f"{repo.owner}:{ref}",
+                "label": f"{where['owner']['login']}:{ref}",
                 "ref": ref,
                 "sha": sha,
-                "user": owner,
-                "repo": repo_json,
+                "user": where["owner"],
+                "repo": where,
             }
 
         def link(href: str) -> Json:
@@ -303,10 +307,10 @@ class Site:
             "merge_commit_sha": pull.merge_commit_sha,
             "assignee": None,
             "assignees": [],
-            "requested_reviewers": [],
+            "requested_reviewers": list(reviewers),
             "requested_teams": [],
-            "head": side(pull.head, pull.head_sha),
-            "base": side(pull.base, pull.base_sha),
+            "head": side(pull.head, pull.head_sha, head_repo or repo_json),
+            "base": side(pull.base, pull.base_sha, repo_json),
             "_links": {
                 "self": link(url),
                 "html": link(html),
@@ -328,7 +332,7 @@ class Site:
             "mergeable_state": "unknown" if pull.state == "closed" else "clean",
             "merged_by": merged_by,
             "comments": len(pull.comments),
-            "review_comments": sum(len(r.comments) for r in pull.reviews),
+            "review_comments": len(pull.review_comments),
             "maintainer_can_modify": False,
             "commits": commits,
             "additions": 0,

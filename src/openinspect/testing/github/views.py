@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from openinspect.testing.github import checks, gitops
-from openinspect.testing.github.records import JobRec, PullRec, RepoRec, WorkflowRunRec
+from openinspect.testing.github import checks, forks, gitops, review_shapes
+from openinspect.testing.github.records import (
+    CommentRec,
+    JobRec,
+    PullRec,
+    RepoRec,
+    ReviewCommentRec,
+    ReviewRec,
+    WorkflowRunRec,
+)
 from openinspect.testing.github.shapes import Json, Site
 from openinspect.testing.github.state import FakeState, Identity
 
@@ -29,6 +37,14 @@ class Views:
             level = self.state.level(identity, repo)
         return self.site.repository(repo, self.login(repo.owner), level)
 
+    def full_repo(self, repo: RepoRec, identity: Identity | None = None) -> Json:
+        """``GET /repos/{o}/{r}``: a fork also names its ``parent`` and ``source``."""
+        data = self.repo(repo, identity)
+        parent = self.state.data.repos.get(repo.fork_of) if repo.fork_of else None
+        if parent is not None:
+            data["parent"] = data["source"] = self.repo(parent)
+        return data
+
     def pull(self, repo: RepoRec, pull: PullRec) -> Json:
         path = self.state.bare_path(repo)
         try:
@@ -36,6 +52,7 @@ class Views:
         except gitops.GitOpError:
             commits = 0
         merged_by = self.login(pull.merged_by) if pull.merged_by else None
+        source = forks.head_repo(self.state, repo, pull)
         return self.site.pull(
             repo,
             self.repo(repo),
@@ -43,6 +60,22 @@ class Views:
             self.login(pull.user_login, pull.user_is_bot),
             merged_by,
             commits,
+            head_repo=None if source is repo else self.repo(source),
+            reviewers=[self.login(r) for r in pull.requested_reviewers],
+        )
+
+    def review(self, repo: RepoRec, pull: PullRec, review: ReviewRec) -> Json:
+        user = self.login(review.user_login, review.user_is_bot)
+        return self.site.review(repo, pull, review, user)
+
+    def review_comment(self, repo: RepoRec, pull: PullRec, rec: ReviewCommentRec) -> Json:
+        user = self.login(rec.user_login, rec.user_is_bot)
+        return review_shapes.review_comment(self.site, repo, pull, rec, user)
+
+    def issue_comment(self, repo: RepoRec, pull: PullRec, rec: CommentRec) -> Json:
+        user = self.login(rec.user_login, rec.user_is_bot)
+        return review_shapes.issue_comment(
+            self.site, repo, pull.number, rec.id, rec.body, user, rec.created_at
         )
 
     def installation_stub(self, repo: RepoRec) -> Json | None:
@@ -65,15 +98,49 @@ class Views:
         pull: PullRec,
         sender: Json,
         changes: dict[str, Any] | None = None,
+        **extra: Any,
     ) -> Json:
+        """``pull_request`` ``action``; ``extra`` adds fields (``requested_reviewer``…)."""
         fields: dict[str, Any] = {
             "action": action,
             "number": pull.number,
             "pull_request": self.pull(repo, pull),
+            **extra,
         }
         if changes:
             fields["changes"] = changes
         return self._envelope(repo, sender, **fields)
+
+    def issue_comment_event(
+        self, repo: RepoRec, pull: PullRec, rec: CommentRec, sender: Json
+    ) -> Json:
+        author = self.login(pull.user_login, pull.user_is_bot)
+        return self._envelope(
+            repo,
+            sender,
+            action="created",
+            issue=review_shapes.issue(self.site, repo, pull, author),
+            comment=self.issue_comment(repo, pull, rec),
+        )
+
+    def review_comment_event(
+        self, repo: RepoRec, pull: PullRec, rec: ReviewCommentRec, sender: Json
+    ) -> Json:
+        return self._envelope(
+            repo,
+            sender,
+            action="created",
+            comment=self.review_comment(repo, pull, rec),
+            pull_request=self.pull(repo, pull),
+        )
+
+    def review_event(self, repo: RepoRec, pull: PullRec, review: ReviewRec, sender: Json) -> Json:
+        """``pull_request_review`` ``submitted``; the review's state is lower-case here."""
+        shown = self.review(repo, pull, review)
+        shown["state"] = review.state.lower()
+        return self._envelope(
+            repo, sender, action="submitted", review=shown, pull_request=self.pull(repo, pull)
+        )
 
     def push_event(self, repo: RepoRec, ref: str, before: str, after: str, sender: Json) -> Json:
         created, deleted = before == gitops.EMPTY_SHA, after == gitops.EMPTY_SHA
