@@ -142,6 +142,7 @@ async def open_control_plane(
             origins=origins,
             running_prompt=manager.running_prompt,
             lease_of=manager.lease_of,
+            mirrors_dir=settings.mirrors_dir,
         )
         bootstrap = await bootstrap_admin(store, home)
         commands = CommandHandler(manager, bus)

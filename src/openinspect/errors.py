@@ -38,6 +38,7 @@ tree, and the API turns any of them into the one JSON error envelope using ``cod
     │   ├── ModelNotConfigured            "model_not_configured"     422
     │   ├── InvalidEffort                 "invalid_effort"           422
     │   ├── RepoUnusable                  "repo_unusable"            422
+    │   ├── BranchNotFound                "branch_not_found"         422
     │   ├── SignInCodeInvalid             "sign_in_code_invalid"     422
     │   ├── PullRequestEmpty              "pull_request_empty"       422
     │   └── ScheduleInvalid               "schedule_invalid"         422
@@ -290,6 +291,13 @@ class RepoUnusable(InvalidInput):
     """A repo URL or path that git cannot fetch (missing, not a repository, unreachable)."""
 
     code = "repo_unusable"
+
+
+class BranchNotFound(InvalidInput):
+    """A branch or ref a session was to work on or start from is not in its repo (a pull
+    request's head that was deleted, a fork's head GitHub no longer has)."""
+
+    code = "branch_not_found"
 
 
 class SignInCodeInvalid(InvalidInput):

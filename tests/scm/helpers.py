@@ -21,6 +21,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from openinspect.errors import AuthError, NotFoundError
+from openinspect.scm.fast_forward import FastForwardCheck
 from openinspect.scm.gitproxy import ProxyGrant
 from openinspect.scm.push_rules import PushPolicy, RefUpdate
 from openinspect.scm.upstream import Upstream
@@ -161,6 +162,9 @@ class FakeAuthority:
     def __init__(self, upstream: Upstream, *, base_branch: str = "main") -> None:
         self.upstream = upstream
         self.base_branch = base_branch
+        self.granted: str | None = None
+        """A branch the session was given instead of its own (fast-forward only)."""
+        self.fast_forward: FastForwardCheck | None = None
         self.created: set[str] = set()
         self.pushes: list[Pushed] = []
         self.credentials: list[str | None] = []
@@ -178,11 +182,12 @@ class FakeAuthority:
         if (owner, repo) != (OWNER, REPO):
             raise NotFoundError(f"{owner}/{repo} is not a repository of session {session_id}")
         policy = PushPolicy(
-            session_branch=SESSION_BRANCH,
+            session_branch=self.granted or SESSION_BRANCH,
             base_branch=self.base_branch,
             created_branches=frozenset(self.created),
+            granted=self.granted is not None,
         )
-        return ProxyGrant(session_id, self.upstream, policy)
+        return ProxyGrant(session_id, self.upstream, policy, self.fast_forward)
 
     async def pushed(
         self, grant: ProxyGrant, updates: list[RefUpdate], ok: bool, message: str

@@ -6,11 +6,14 @@ import pytest
 
 from openinspect.scm.push_rules import (
     ATOMIC_REFUSED,
+    NOT_FAST_FORWARD,
     TAG_REFUSED,
+    Decision,
     PushPolicy,
     RefUpdate,
     accepted,
     refusal_summary,
+    refuse_rewinds,
 )
 
 ZERO = "0" * 40
@@ -308,3 +311,48 @@ def test_ref_update_kinds() -> None:
     assert not update("refs/heads/x").is_create and not update("refs/heads/x").is_delete
     assert update("refs/heads/a/b").branch == "a/b"
     assert update("refs/tags/a").branch is None
+
+
+# A session given an existing branch (a pull request's head) instead of its own.
+GRANTED = PushPolicy(
+    session_branch="feature/login",
+    base_branch="main",
+    created_branches=frozenset({"openinspect/s1"}),  # ignored once granted
+    granted=True,
+)
+GRANTED_ONLY = "this session may push only fast-forward updates of feature/login"
+
+
+@pytest.mark.parametrize(
+    ("command", "allowed", "reason"),
+    [
+        (update("refs/heads/feature/login"), True, "fast-forward only"),
+        (delete("refs/heads/feature/login"), False, "cannot be deleted"),
+        (create("refs/heads/feature/login"), False, "it is updated, not created"),
+        (update("refs/heads/main"), False, "is the base branch"),
+        (create("refs/heads/openinspect/s1"), False, GRANTED_ONLY),
+        (update("refs/heads/openinspect/s1"), False, GRANTED_ONLY),
+        (create("refs/heads/feature/login-2"), False, GRANTED_ONLY),
+        (create("refs/tags/v1"), False, TAG_REFUSED),
+    ],
+)
+def test_a_granted_branch_is_only_fast_forwarded(
+    command: RefUpdate, allowed: bool, reason: str
+) -> None:
+    decision = GRANTED.decide(command)
+    assert (decision.allowed, decision.fast_forward) == (allowed, allowed)
+    assert reason in decision.reason
+    assert not decision.created
+    assert GRANTED.new_branches([command]) == frozenset()
+
+
+def test_a_rewind_refuses_the_whole_push() -> None:
+    ok = update("refs/heads/feature/login")
+    decisions = refuse_rewinds(GRANTED.check([ok]), {ok.ref})
+    assert [(d.allowed, d.reason) for d in decisions] == [(False, NOT_FAST_FORWARD)]
+    both = [ok, update("refs/heads/feature/login")]
+    assert refuse_rewinds(GRANTED.check(both), set()) == GRANTED.check(both)
+    mixed = refuse_rewinds(
+        [GRANTED.decide(ok), Decision(create("refs/heads/x"), True, "fine")], {ok.ref}
+    )
+    assert [d.reason for d in mixed] == [NOT_FAST_FORWARD, ATOMIC_REFUSED]

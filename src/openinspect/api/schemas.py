@@ -7,7 +7,7 @@ from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
 from openinspect.domain.models import (
     Author,
@@ -46,7 +46,22 @@ not in pydantic's (Rust) engine, so ``"name\\n"`` would be valid by the OpenAPI 
 refused by the server; trimmed first, it is both valid and accepted."""
 
 
+INTEGRATION_ONLY_FIELDS = ("work_branch", "start_ref")
+"""Fields of a session start only the server's integrations set (the branch of a pull request a
+fix was asked on, where a fork's fix starts): a client that sends one is refused rather than
+ignored, since it asks for push rights on someone's branch. (``origin_ref`` is ignored.)"""
+
+
 class SessionCreate(BaseModel):
+    @model_validator(mode="before")
+    @classmethod
+    def _no_integration_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            claimed = [name for name in INTEGRATION_ONLY_FIELDS if name in data]
+            if claimed:
+                raise ValueError(f"{', '.join(claimed)}: set by the server's integrations only")
+        return data
+
     repo: str = Field(
         min_length=1,
         max_length=URL_MAX,

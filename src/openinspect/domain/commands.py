@@ -56,6 +56,15 @@ class StartSession(_Command):
     """A retried start with the same key (per creator) returns the same session."""
     origin_ref: str | None = Field(None, min_length=1, max_length=ORIGIN_REF_MAX_CHARS)
     """What outside asked for it (a Slack thread, a Linear issue): set by integrations only."""
+    work_branch: str | None = Field(None, min_length=1, max_length=BRANCH_MAX)
+    """Work on this existing branch (a same-repo pull request's head) instead of a branch of the
+    session's own: the sandbox starts at its head, the pushes go there as fast-forwards only,
+    and no pull request is opened for it (it has one). ``base_branch`` stays the pull request's
+    base, for diffs. Set by integrations only (a GitHub fix request), never by a REST client."""
+    start_ref: str | None = Field(None, min_length=1, max_length=BRANCH_MAX)
+    """Make the session's own branch at this ref of the repo (``refs/pull/<n>/head``: a fork's
+    pull request) instead of at ``base_branch``, so the sandbox starts there. Set by
+    integrations only."""
 
 
 class SubmitPrompt(_SessionCommand):

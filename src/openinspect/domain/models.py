@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from openinspect.domain.ids import session_branch
+
 SessionStatus = Literal["created", "active", "idle", "archived", "failed"]
 PromptStatus = Literal[
     "queued", "running", "success", "error", "stopped", "cancelled", "interrupted"
@@ -92,6 +94,13 @@ class Session(_Record):
     origin_ref: str | None = None
     """What outside started it, when something did: a Slack thread, a Linear issue, an
     automation (set by the integration, never by a REST client)."""
+
+    @property
+    def works_on_existing_branch(self) -> bool:
+        """Whether ``branch`` is an existing branch the session was given (a pull request's
+        head: ``StartSession.work_branch``) rather than its own ``openinspect/<id>``. Such a
+        branch is only fast-forwarded, and no pull request is opened for it."""
+        return self.branch != session_branch(self.id)
 
 
 class Prompt(_Record):

@@ -7,7 +7,10 @@ the upstream to forward to and the session's :class:`~.push_rules.PushPolicy`.
 
 Fetches are forwarded as they are. A push is read up to its pack
 (:func:`.pktline.read_push_request`) and judged by the policy: a refused push never reaches the
-upstream — the proxy reads the rest of the body and answers like receive-pack would, with
+upstream. An update the policy allows only as a fast-forward (a granted branch) is checked on the
+pack first: the pack is kept in a temporary file, the grant's :class:`~.fast_forward.
+FastForwardCheck` says which updates would rewind their branch, and a push with one is refused
+like any other — the proxy reads the rest of the body and answers like receive-pack would, with
 ``ng <ref> <reason>`` per ref and a message on side-band 2, so git prints
 ``remote: openinspect: …`` and ``! [remote rejected] … (<reason>)`` and exits non-zero. An
 accepted push is streamed on, its status report read as it streams back, and the authority hears
@@ -26,8 +29,11 @@ import base64
 import binascii
 import contextlib
 import logging
+import os
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from starlette.requests import ClientDisconnect, Request
@@ -37,6 +43,7 @@ from starlette.types import Receive, Scope, Send
 
 from openinspect.errors import InvalidInput, OpenInspectError
 
+from .fast_forward import FastForwardCheck
 from .pktline import (
     FLUSH,
     MAX_PUSH_COMMANDS,
@@ -49,7 +56,14 @@ from .pktline import (
     read_push_request,
     report_status,
 )
-from .push_rules import Decision, PushPolicy, RefUpdate, accepted, refusal_summary
+from .push_rules import (
+    Decision,
+    PushPolicy,
+    RefUpdate,
+    accepted,
+    refusal_summary,
+    refuse_rewinds,
+)
 from .upstream import (
     DEFAULT_MAX_BODY_BYTES,
     SERVICES,
@@ -66,16 +80,20 @@ DEFAULT_TIMEOUT_S = 3600.0
 """A whole git operation (a large push over a slow link included)."""
 MESSAGE_PREFIX = "openinspect: "
 ABORTED = "aborted by the openinspect git proxy"
+SPOOL_CHUNK_BYTES = 64 * 1024
 """The unpack status of a push that failed after the policy took it (git shows it)."""
 
 
 @dataclass(frozen=True)
 class ProxyGrant:
-    """What an authorized request may do: forward to ``upstream``; push by ``policy``."""
+    """What an authorized request may do: forward to ``upstream``; push by ``policy``.
+    ``fast_forward`` checks the updates the policy allows only as fast-forwards (without it,
+    such an update is refused)."""
 
     session_id: str
     upstream: Upstream
     policy: PushPolicy
+    fast_forward: FastForwardCheck | None = None
 
 
 class GitProxyAuthority(Protocol):
@@ -113,6 +131,9 @@ class GitProxyOptions:
     timeout_s: float = DEFAULT_TIMEOUT_S
     max_push_head_bytes: int = MAX_PUSH_HEAD_BYTES
     max_push_commands: int = MAX_PUSH_COMMANDS
+    spool_dir: Path | None = None
+    """Where the pack of a push checked for fast-forwards is kept meanwhile (None: the system's
+    temporary directory)."""
 
 
 def git_proxy_routes(
@@ -254,6 +275,7 @@ class GitProxy:
         deadline = self._deadline()
         body = _Body(request, self._options.max_body_bytes)
         attempt: list[tuple[ProxyGrant, PushRequest]] = []
+        cleanup: list[Path] = []
 
         async def start() -> Response:
             grant = await self._authorize(request, "git-receive-pack")
@@ -268,13 +290,22 @@ class GitProxy:
             decisions = grant.policy.check(push.commands)
             if not accepted(decisions):
                 return await self._refuse(grant, push, decisions, chunks)
+            pack: AsyncIterator[bytes] = prepend(push.head + push.rest, chunks)
+            if any(d.fast_forward for d in decisions):
+                spooled = await _spool(push.rest, chunks, self._options.spool_dir)
+                cleanup.append(spooled)
+                rewinds = await _rewinds(grant, decisions, spooled)
+                if rewinds:
+                    _remove(cleanup)
+                    refused = refuse_rewinds(decisions, rewinds)
+                    return await self._refuse(grant, push, refused, _nothing())
+                pack = prepend(push.head, _read_file(spooled))
             attempt.append((grant, push))
-            reply = await grant.upstream.receive_pack(
-                prepend(push.head + push.rest, chunks), _git_headers(request, None)
-            )
+            reply = await grant.upstream.receive_pack(pack, _git_headers(request, None))
             report = ReportStatusReader(sideband=push.sideband_payload is not None)
 
             async def finished() -> None:
+                _remove(cleanup)
                 ok = report.landed(push.commands)
                 await self._pushed(grant, push.commands, ok, report.summary(push.commands))
 
@@ -283,6 +314,7 @@ class GitProxy:
         try:
             return await self._guarded(deadline, start, body, reraise=True)
         except (OpenInspectError, TimeoutError, ClientDisconnect) as exc:
+            _remove(cleanup)
             if not attempt:
                 return self._failure(exc, body)
             # The policy took the push, then it failed: answer in receive-pack's own terms, so
@@ -298,6 +330,9 @@ class GitProxy:
                 ),
                 media_type=result_type("git-receive-pack"),
             )
+        except BaseException:
+            _remove(cleanup)
+            raise
 
     async def _refuse(
         self,
@@ -360,6 +395,50 @@ class GitProxy:
             challenge = {"WWW-Authenticate": 'Basic realm="openinspect"'}
             return _text(cause.status, str(cause), challenge if cause.status == 401 else None)
         return _text(500, _describe(cause))
+
+
+async def _spool(first: bytes, chunks: AsyncIterator[bytes], spool_dir: Path | None) -> Path:
+    """The rest of a push (its pack) in a temporary file, as it arrives (the body's own limit
+    bounds it). The caller removes the file."""
+    if spool_dir is not None:
+        spool_dir.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix="push-", suffix=".pack", dir=spool_dir)
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            if first:
+                out.write(first)
+            async for chunk in chunks:
+                out.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+async def _read_file(path: Path) -> AsyncIterator[bytes]:
+    with path.open("rb") as source:
+        while chunk := source.read(SPOOL_CHUNK_BYTES):
+            yield chunk
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield b""  # pragma: no cover  (makes this an async generator)
+
+
+def _remove(paths: list[Path]) -> None:
+    while paths:
+        paths.pop().unlink(missing_ok=True)
+
+
+async def _rewinds(grant: ProxyGrant, decisions: Sequence[Decision], pack: Path) -> set[str]:
+    """The refs of the fast-forward-only updates that are not fast-forwards (all of them
+    without a check to ask)."""
+    checked = [d.update for d in decisions if d.fast_forward]
+    if grant.fast_forward is None:
+        return {u.ref for u in checked}
+    return await grant.fast_forward.rewinds(checked, pack)
 
 
 def _describe(exc: BaseException) -> str:

@@ -9,6 +9,13 @@ update, force or deletion), names owned by another session (the store keeps ever
 claims, also after the branch was deleted on the origin), names it did not create (an existing
 branch it never pushed is not taken over), and deletions of anything it did not create.
 
+A session granted an existing branch (``PushPolicy.granted``: a pull request's head, for a fix
+asked on that pull request) works on that branch itself: it may only **fast-forward** it, never
+create, force or delete it, and it may push no other branch. The wire does not tell a
+fast-forward from a force push (both carry an old and a new id), so such an update is allowed
+with ``Decision.fast_forward`` set and the proxy checks the ancestry on the pushed objects before
+anything reaches the upstream (``scm.fast_forward``).
+
 A push is all-or-nothing: when any command is refused, every command is (the ones that were fine
 say so in their reason), so a push never half-lands through the proxy.
 
@@ -18,7 +25,7 @@ command carries the all-zero old id, and the upstream refuses it when the ref al
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 NAME_SEPARATOR = "-"
@@ -27,6 +34,10 @@ HEADS = "refs/heads/"
 TAGS = "refs/tags/"
 
 TAG_REFUSED = "tag pushes are not allowed from a session"
+NOT_FAST_FORWARD = (
+    "not a fast-forward, and this branch is only fast-forwarded (no force pushes): "
+    "fetch it, rebase your work on it and push again"
+)
 ATOMIC_REFUSED = "not pushed: another ref in this push was refused, and a push lands whole or not"
 _BAD_REF_PARTS = ("..", "//", "@{", "\\", " ", "~", "^", ":", "?", "*", "[")
 
@@ -76,13 +87,15 @@ class Decision:
     """The verdict on one :class:`RefUpdate`: ``reason`` is shown to the agent when refused.
 
     ``created`` marks a new branch (the session's own, or one under its name), which the session
-    owns once the push lands.
+    owns once the push lands. ``fast_forward`` marks an update allowed only if it is a
+    fast-forward (of a granted branch): the proxy checks that before it forwards the push.
     """
 
     update: RefUpdate
     allowed: bool
     reason: str
     created: bool = False
+    fast_forward: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,13 +105,16 @@ class PushPolicy:
     ``session_branch`` is ``openinspect/<id>``; ``base_branch`` the branch the session started
     from; ``created_branches`` the branches this session pushed and owns (the proxy's authority
     keeps that list and adds to it after each landed push); ``foreign_branches`` the names under
-    this session's own name that another session owns.
+    this session's own name that another session owns. With ``granted``, ``session_branch`` is
+    an existing branch the session was given (a same-repo pull request's head): fast-forward
+    updates of it are the only pushes allowed, and the other fields do not matter.
     """
 
     session_branch: str
     base_branch: str
     created_branches: frozenset[str] = frozenset()
     foreign_branches: frozenset[str] = frozenset()
+    granted: bool = False
 
     def __post_init__(self) -> None:
         if self.session_branch == self.base_branch:
@@ -114,6 +130,8 @@ class PushPolicy:
 
     @property
     def allowed_summary(self) -> str:
+        if self.granted:
+            return f"this session may push only fast-forward updates of {self.session_branch}"
         return (
             f"sessions may push only to {self.session_branch} "
             f"or to new branches named {self.namespace}<name>"
@@ -135,6 +153,8 @@ class PushPolicy:
                 False,
                 f"{branch} is the base branch; push to {self.session_branch} instead",
             )
+        if self.granted:
+            return self._decide_granted(update, branch)
         if branch in self.foreign_branches:
             return Decision(
                 update, False, f"{branch} belongs to another session; {self.allowed_summary}"
@@ -162,6 +182,24 @@ class PushPolicy:
             return Decision(update, False, _not_taken_over(branch))
         return Decision(update, False, self.allowed_summary)
 
+    def _decide_granted(self, update: RefUpdate, branch: str) -> Decision:
+        if branch != self.session_branch:
+            return Decision(update, False, self.allowed_summary)
+        if update.is_delete:
+            return Decision(
+                update, False, f"{branch} is the branch this session works on; it cannot be deleted"
+            )
+        if update.is_create:
+            return Decision(
+                update,
+                False,
+                f"{branch} is an existing branch this session was given; it is updated, "
+                "not created (was it deleted on the origin?)",
+            )
+        return Decision(
+            update, True, "the branch this session was given (fast-forward only)", fast_forward=True
+        )
+
     def check(self, updates: Sequence[RefUpdate]) -> list[Decision]:
         """The verdicts on a whole push, in order. Atomic: if any command is refused, every
         allowed one is refused too (with :data:`ATOMIC_REFUSED` as its reason)."""
@@ -186,6 +224,22 @@ def _not_taken_over(branch: str) -> str:
         f"{branch} already exists on the origin and this session did not create it; "
         "an existing branch is not taken over"
     )
+
+
+def refuse_rewinds(decisions: Sequence[Decision], rewinds: Collection[str]) -> list[Decision]:
+    """``decisions`` once the proxy found the updates of ``rewinds`` (refs) not to be
+    fast-forwards: those are refused with :data:`NOT_FAST_FORWARD`, and so (atomically) is
+    every other command of the push."""
+    if not rewinds:
+        return list(decisions)
+    return [
+        Decision(d.update, False, NOT_FAST_FORWARD)
+        if d.update.ref in rewinds
+        else d
+        if not d.allowed
+        else Decision(d.update, False, ATOMIC_REFUSED)
+        for d in decisions
+    ]
 
 
 def accepted(decisions: Iterable[Decision]) -> bool:

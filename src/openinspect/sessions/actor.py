@@ -755,7 +755,14 @@ class SessionActor:
         self, prompt: Prompt | None, user: User, *, title: str, body: str, draft: bool
     ) -> PullRequestRecord:
         """Commit and push what is in the sandbox (when one is up), then open or update the
-        session branch's pull request as ``user``."""
+        session branch's pull request as ``user``. A session on an existing branch has its
+        pull request already: asking for one is refused (it would rewrite that one's text)."""
+        if self.session.works_on_existing_branch:
+            raise InvalidInput(
+                f"This session works on the branch {self.session.branch} of an existing pull "
+                "request: its commits are pushed there, and no other pull request is opened",
+                hint="Say what you changed in your answer instead",
+            )
         self._s.pulls.repo_of(self.session)  # a clear error before any git work
         box = self.sandbox.connection_if_ready()
         if box is not None:

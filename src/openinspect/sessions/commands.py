@@ -261,6 +261,8 @@ class CommandHandler:
                 origin_ref=command.origin_ref,
                 idempotency_key=command.idempotency_key,
                 fingerprint=fingerprint if command.idempotency_key is not None else None,
+                work_branch=command.work_branch,
+                start_ref=command.start_ref,
             )
         if command.prompt is None:
             return Started(session, None, replayed)

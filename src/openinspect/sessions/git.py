@@ -138,6 +138,15 @@ async def branch_exists(mirror: Path, branch: str) -> bool:
     return True
 
 
+async def commit_of(mirror: Path, ref: str) -> str | None:
+    """The commit ``ref`` (a full ref name) names in ``mirror``, or None when it names none."""
+    try:
+        out = await git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", cwd=mirror)
+    except GitError:
+        return None
+    return out.strip() or None
+
+
 def commit_message(prompt: str) -> str:
     first = next((line.strip() for line in prompt.splitlines() if line.strip()), "openinspect")
     subject = (

@@ -3,7 +3,9 @@
 A request carries the sandbox token its box's forwarder adds. It must belong to a live sandbox of
 the session named in the path, and the path's repo must be that session's; then the proxy
 forwards to the session's origin with credentials the sandbox never sees, under the session's
-push policy (built from the branch claims in the store: see ``store.branches``). Every push
+push policy (built from the branch claims in the store: see ``store.branches``). A session given
+an existing branch (``Session.works_on_existing_branch``: a pull request's head) may only
+fast-forward that one branch, checked on the repo's mirror (``scm.fast_forward``). Every push
 attempt becomes events: a ``git-push`` per ref that landed, a ``warning`` (``push_refused``) for
 one that did not, written under the session owner's lease (its fence) when the session is
 live here: a replica that lost the session records nothing (the new owner's recovery reads the
@@ -14,19 +16,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 from openinspect.domain.events import Event, GitPush, WarningEvent
 from openinspect.errors import AuthError, ForbiddenError, LeaseLost, NotFoundError
 from openinspect.sandboxes.bridge import BridgeHub
+from openinspect.scm.fast_forward import MirrorAncestry
 from openinspect.scm.gitproxy import ProxyGrant
 from openinspect.scm.push_rules import NAME_SEPARATOR, PushPolicy, RefUpdate
 from openinspect.sessions.eventlog import EventLog
+from openinspect.sessions.git import mirror_path
 from openinspect.sessions.origins import Origins
 from openinspect.store import Store
 from openinspect.store.leases import Lease
 
 log = logging.getLogger(__name__)
 ZERO_SHA = "0" * 40
+FAST_FORWARD_SCRATCH = "tmp"
+"""Under the server's home: where fast-forward checks index a push's pack (and drop it)."""
 
 
 class SessionGitAuthority:
@@ -39,9 +46,12 @@ class SessionGitAuthority:
         origins: Origins,
         running_prompt: Callable[[str], str | None],
         lease_of: Callable[[str], Lease | None] = lambda _: None,
+        mirrors_dir: Path | None = None,
     ) -> None:
         """``running_prompt`` and ``lease_of``: the prompt a session runs here and the lease
-        this replica owns it by, if it is live here."""
+        this replica owns it by, if it is live here. ``mirrors_dir``: where the repos' mirrors
+        are, whose objects a push to a granted branch is checked against."""
+        self._mirrors_dir = mirrors_dir
         self._store = store
         self._events = events
         self._hub = hub
@@ -70,6 +80,12 @@ class SessionGitAuthority:
                 f"{owner}/{repo} is not a repository of this session",
                 hint=f"This session works on {expected[0]}/{expected[1]}",
             )
+        if session.works_on_existing_branch:  # a pull request's branch: fast-forwards only
+            policy = PushPolicy(
+                session_branch=session.branch, base_branch=session.base_branch, granted=True
+            )
+            check = self._fast_forward_check(session.repo_url)  # none: every update refused
+            return ProxyGrant(session_id, self._origins.upstream(session.repo_url), policy, check)
         branches = self._store.branches
         # A branch it pushed is the session's only while it holds the name: one that two
         # sessions pushed before claims existed belongs to the first.
@@ -84,6 +100,19 @@ class SessionGitAuthority:
             ),
         )
         return ProxyGrant(session_id, self._origins.upstream(session.repo_url), policy)
+
+    def _fast_forward_check(self, repo_url: str) -> MirrorAncestry | None:
+        """A fast-forward check on the repo's mirror (fetched first when it asks to)."""
+        mirrors = self._mirrors_dir
+        if mirrors is None:
+            return None
+
+        async def mirror(refresh: bool) -> Path:
+            if refresh:
+                return await self._origins.mirror(mirrors, repo_url)
+            return mirror_path(mirrors, repo_url)
+
+        return MirrorAncestry(mirror, scratch_dir=mirrors.parent / FAST_FORWARD_SCRATCH)
 
     async def pushed(
         self, grant: ProxyGrant, updates: list[RefUpdate], ok: bool, message: str

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import unicodedata
 import weakref
 from collections.abc import Awaitable, Callable
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from openinspect.domain.events import (
+    GitPush,
     PromptFinished,
     SandboxStatusChanged,
     SessionCreated,
@@ -33,6 +35,7 @@ from openinspect.domain.ids import new_id, session_branch
 from openinspect.domain.models import UNTITLED_SESSION, Author, Session, SessionOrigin, User
 from openinspect.errors import (
     SESSION_NOT_FOUND_HINT,
+    BranchNotFound,
     GitError,
     IdempotencyKeyReused,
     InvalidInput,
@@ -41,7 +44,7 @@ from openinspect.errors import (
 )
 from openinspect.sessions.actor import SessionActor, SessionDeps
 from openinspect.sessions.diff import SessionDiffs
-from openinspect.sessions.git import branch_exists, default_branch, normalize_origin
+from openinspect.sessions.git import branch_exists, commit_of, default_branch, normalize_origin
 from openinspect.sessions.git_recovery import reconcile_pushes
 from openinspect.sessions.limits import UserLimits
 from openinspect.sessions.ownership import Ownership
@@ -60,6 +63,8 @@ _NON_PRINTING = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
 ORPHANS_PER_PASS = 200
 """Sessions one failover pass takes over at most (the rest wait for the next pass)."""
 _ENDED_SANDBOX = ("none", "stopped", "lost", "failed")
+_START_REF = re.compile(r"refs/pull/[1-9][0-9]{0,9}/head")
+"""The refs a session's own branch may start at (GitHub keeps a pull request's head there)."""
 RepoGuard = Callable[[User, str, bool], Awaitable[None]]
 """Called with (user, repo URL or path, whether it is registered) before a session is created;
 raises to refuse (``people.roles.SessionRepoPolicy``)."""
@@ -311,12 +316,23 @@ class SessionManager:
         origin_ref: str | None = None,
         idempotency_key: str | None = None,
         fingerprint: str | None = None,
+        work_branch: str | None = None,
+        start_ref: str | None = None,
     ) -> Session:
         """Create a session on a repo (registered name or id, local path, or git URL).
 
         With an ``idempotency_key``, a create that loses a race to another under the same key
         (any replica) returns the winner's session, or raises ``IdempotencyKeyReused`` when the
-        winner was a different request (another ``fingerprint``)."""
+        winner was a different request (another ``fingerprint``).
+
+        ``work_branch`` (integrations only): the session works on that existing branch instead
+        of one of its own (see ``StartSession.work_branch``); its push record starts at the
+        branch's head, and the git proxy lets it only fast-forward it. ``start_ref``
+        (integrations only): the session's own branch is made on the origin at that ref (a
+        fork's ``refs/pull/<n>/head``) before the session exists, so its sandbox starts there.
+        Either one missing from the repo is ``BranchNotFound``."""
+        if work_branch is not None and start_ref is not None:
+            raise InvalidInput("A session works on an existing branch or starts one, not both")
         store = self.deps.store
         await self.limits.check_working(user, None)  # before anything is fetched or stored
         registered = await store.repos.find(repo)
@@ -342,15 +358,27 @@ class SessionManager:
                 f"Branch {base!r} does not exist in {repo_url}",
                 hint="Choose a base branch that exists in the repo",
             )
+        head = None
+        if work_branch is not None:
+            head = await self._existing_head(mirror, repo_url, base, work_branch)
+        start = await self._start_commit(mirror, repo_url, start_ref) if start_ref else None
         now = utcnow()
         session_id = await self._claim_session_id(repo_url, mirror)
+        branch = work_branch or session_branch(session_id)
+        if start is not None:
+            head = start
+            try:  # before the session exists: its sandbox must find the branch there
+                await origins.create_branch(self.deps.settings.mirrors_dir, repo_url, branch, start)
+            except GitError:
+                await store.branches.release(session_id)
+                raise
         session = Session(
             id=session_id,
             title=(title or "").strip()[:TITLE_MAX_CHARS] or UNTITLED_SESSION,
             repo_url=repo_url,
             repo_id=registered.id if registered else None,
             base_branch=base,
-            branch=session_branch(session_id),
+            branch=branch,
             model=model_id,
             effort=effort,
             status="created",
@@ -379,7 +407,7 @@ class SessionManager:
                     origin=origin,
                     ts=now,
                 ),
-                new_session=NewSession(session, idempotency_key, fingerprint),
+                new_session=NewSession(session, idempotency_key, fingerprint, branch_head=head),
             )
         )
         if created is None:  # another create under the same key won
@@ -388,7 +416,41 @@ class SessionManager:
             winner = await self.created_with_key(user, idempotency_key, fingerprint)
             assert winner is not None  # the key's row is what refused this one
             return winner
-        return session.model_copy(update={"last_seq": created.seq})
+        last_seq = created.seq
+        if start is not None:  # the branch this server made for it, as any push is recorded
+            pushed = GitPush(session_id=session_id, sha=start, branch=branch, remote=repo_url)
+            last_seq = (await self.deps.events.append(pushed)).seq
+        return session.model_copy(update={"last_seq": last_seq})
+
+    async def _existing_head(self, mirror: Path, repo_url: str, base: str, branch: str) -> str:
+        """The head of the existing ``branch`` a session is to work on."""
+        validate_branch(branch)
+        if branch == base:
+            raise InvalidInput(
+                f"A session cannot work on its base branch {base!r}",
+                hint="Work on the pull request's head branch, based on its base",
+            )
+        head = await commit_of(mirror, f"refs/heads/{branch}")
+        if head is None:
+            raise BranchNotFound(
+                f"Branch {branch!r} does not exist in {repo_url}",
+                hint="The pull request's branch may have been deleted",
+            )
+        return head
+
+    async def _start_commit(self, mirror: Path, repo_url: str, ref: str) -> str:
+        """The commit a session's own branch is to start at."""
+        if not _START_REF.fullmatch(ref):
+            raise InvalidInput(
+                f"A session starts at a pull request's head (refs/pull/<n>/head), not {ref!r}"
+            )
+        start = await commit_of(mirror, ref)
+        if start is None:
+            raise BranchNotFound(
+                f"{ref} is not in {repo_url}",
+                hint="GitHub keeps a pull request's head there; the fork may be gone",
+            )
+        return start
 
     async def created_with_key(
         self, user: User, idempotency_key: str, fingerprint: str | None

@@ -31,7 +31,7 @@ import httpx
 from openinspect.errors import GitError, InvalidInput, RepoUnusable, ScmNotFound
 from openinspect.scm.base import RepoRef, parse_repo_url
 from openinspect.scm.upstream import HttpUpstream, LocalUpstream, Upstream
-from openinspect.sessions.git import GIT_TIMEOUT_S, ensure_mirror, mirror_path
+from openinspect.sessions.git import GIT_TIMEOUT_S, ensure_mirror, git, git_env, mirror_path
 
 if TYPE_CHECKING:  # githubkit is heavy: loaded with the client (people.service), not here
     from openinspect.scm.github import GitHub
@@ -188,6 +188,25 @@ class Origins:
                     hint="Check the URL, that the repository exists, and that this server can "
                     "reach it (private GitHub repos need the App installed)",
                 ) from exc
+
+    async def create_branch(self, mirrors_dir: Path, origin: str, branch: str, sha: str) -> None:
+        """Make ``branch`` on ``origin`` at ``sha`` (a commit its mirror has), as this server:
+        where a session's own branch starts when it does not start at its base. A plain push
+        from the mirror: it creates the branch or fails (``GitError``), never moves one."""
+        if origin.startswith("-") or branch.startswith("-"):
+            raise InvalidInput("A repo or branch name must not start with '-'")
+        env = {**git_env(), **await self.git_env(origin)}
+        target = self.canonical(origin) if self.github_repo(origin) else origin
+        await git(
+            "push",
+            "--quiet",
+            "--no-verify",
+            f"--force-with-lease=refs/heads/{branch}:",  # only if it does not exist
+            target,
+            f"{sha}:refs/heads/{branch}",
+            cwd=mirror_path(mirrors_dir, origin),
+            env=env,
+        )
 
     async def aclose(self) -> None:
         if self._client is not None:

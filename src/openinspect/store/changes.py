@@ -48,7 +48,14 @@ from openinspect.errors import LeaseLost, NotFoundError
 from openinspect.store import feed
 from openinspect.store.db import insert_once
 from openinspect.store.leases import Lease, assert_held
-from openinspect.store.tables import events, participants, prompts, sandboxes, sessions
+from openinspect.store.tables import (
+    events,
+    participants,
+    prompts,
+    sandboxes,
+    session_branches,
+    sessions,
+)
 
 SESSION_COLUMNS = frozenset({"status", "title", "sandbox_status"})
 """The session row's columns a change may set; ``last_seq`` and ``total_cost_usd`` are derived."""
@@ -65,6 +72,9 @@ class NewSession:
     session: Session
     idempotency_key: str | None = None
     fingerprint: str | None = None
+    branch_head: str | None = None
+    """Where the session's branch already is on the origin (an existing branch it was given, or
+    one made for it at a start point): its push record starts there (``store.branches``)."""
 
 
 @dataclass(frozen=True)
@@ -300,6 +310,16 @@ async def insert_session(conn: AsyncConnection, new: NewSession) -> bool:
             joined_at=session.created_at,
         )
     )
+    if new.branch_head is not None:
+        await conn.execute(
+            session_branches.insert().values(
+                session_id=session.id,
+                branch=session.branch,
+                head_sha=new.branch_head,
+                created_at=session.created_at,
+                updated_at=session.created_at,
+            )
+        )
     return True
 
 

@@ -1,0 +1,113 @@
+"""Fix requests and PR feedback, as an attacker sees them: a REST client cannot give a session
+someone's branch; a session given a pull request's branch cannot push any other branch, nor
+force or delete that one (a hostile agent tries, through the real git proxy)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from openinspect.controlplane import ControlPlane
+from openinspect.domain.commands import StartSession
+from openinspect.domain.models import FINISHED_PROMPT_STATUSES, Prompt
+from openinspect.testing.asgi import InApp
+from openinspect.testing.llm_server import ScriptedLLMServer
+from tests.automations.conftest import plane_settings
+from tests.sessions.bridged import bridged_plane
+
+FEATURE = "feature/login"
+COMMIT = "git -c user.name=M -c user.email=m@example.com commit -q --allow-empty"
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+@pytest.mark.parametrize("field", ["work_branch", "start_ref"])
+async def test_a_rest_client_cannot_set_what_integrations_set(
+    api: InApp, calc: str, plane: ControlPlane, field: str
+) -> None:
+    for caller in (api.admin(), await api.member("mallory")):
+        made = await caller.call(
+            "POST", "/api/sessions", json={"repo": calc, field: "main", "prompt": "hi"}
+        )
+        assert made.status_code == 422, made.text
+        assert made.json()["error"]["code"] == "invalid_input"
+        assert field in made.json()["error"]["message"]
+    assert await plane.store.sessions.list(limit=10) == []
+
+
+@pytest.fixture
+async def live(tmp_path: Path, llm: ScriptedLLMServer) -> AsyncIterator[ControlPlane]:
+    settings = plane_settings(tmp_path / "home", llm)
+    async with bridged_plane(settings, git_proxy=True, in_process=True) as opened:
+        yield opened
+
+
+async def _finished(plane: ControlPlane, prompt: Prompt) -> Prompt:
+    async with asyncio.timeout(120):
+        while True:
+            found = await plane.store.prompts.get(prompt.id)
+            assert found is not None
+            if found.status in FINISHED_PROMPT_STATUSES:
+                return found
+            await asyncio.sleep(0.05)
+
+
+def _bash(command: str) -> dict[str, Any]:
+    return {"tool_calls": [{"name": "bash", "args": {"command": command}}]}
+
+
+async def test_a_fix_session_pushes_nothing_but_fast_forwards_of_its_branch(
+    live: ControlPlane, llm: ScriptedLLMServer, origin: Path
+) -> None:
+    work = origin.parent / "work"
+    git(work, "push", "--quiet", str(origin), f"main:{FEATURE}")
+    git(work, "push", "--quiet", str(origin), "main:someone-else")
+    before = {ref: git(origin, "rev-parse", ref) for ref in ("main", FEATURE, "someone-else")}
+    hostile = " ; ".join(
+        [
+            f"{COMMIT} -m one",
+            f"git push origin HEAD:{FEATURE}",  # the one push it may make
+            "git push origin HEAD:main",
+            "git push origin HEAD:someone-else",
+            "git push origin HEAD:refs/heads/brand-new",
+            "git push origin HEAD:refs/tags/v9",
+            f"git push origin :{FEATURE}",
+            "git reset -q --hard HEAD~1",
+            f"{COMMIT} -m rewritten",
+            f"git push --force origin HEAD:{FEATURE}",
+            "true",
+        ]
+    )
+    llm.reset({"turns": [_bash(hostile), {"text": "Done."}]})
+    admin = live.bootstrap.user
+    assert admin is not None
+    started = await live.commands.handle(
+        admin,
+        StartSession(repo=str(origin), prompt="fix", work_branch=FEATURE),
+        origin="github",
+    )
+    assert started.prompt is not None
+    await _finished(live, started.prompt)
+    after = {ref: git(origin, "rev-parse", ref) for ref in ("main", FEATURE, "someone-else")}
+    events = await live.store.events.after(started.session.id, 0, 1000)
+    (pushed,) = [e for e in events if e.type == "git-push"]
+    assert pushed.branch == FEATURE  # type: ignore[attr-defined]
+    assert after == {**before, FEATURE: pushed.sha}  # type: ignore[attr-defined]
+    assert git(origin, "rev-parse", f"{pushed.sha}^") == before[FEATURE]  # type: ignore[attr-defined]
+    refs = git(origin, "for-each-ref", "--format=%(refname)")
+    assert "brand-new" not in refs and "refs/tags/v9" not in refs
+    refused = [e.message for e in events if e.type == "warning" and e.code == "push_refused"]  # type: ignore[attr-defined]
+    assert len(refused) == 6, refused  # main, someone-else, brand-new, v9, the delete, the force
+    assert "not a fast-forward" in refused[-1]
+    # The end-of-prompt push of the rewritten HEAD is no force push either: it fails.
+    done = await live.store.prompts.get(started.prompt.id)
+    assert done is not None and done.error_code == "push_failed"
