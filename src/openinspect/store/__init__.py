@@ -14,6 +14,7 @@ from openinspect.store.crypto import Sealer
 from openinspect.store.db import create_engine, migrate
 from openinspect.store.events import EventStore
 from openinspect.store.feed import FeedStore
+from openinspect.store.github_feedback import GithubFeedbackStore
 from openinspect.store.identities import IdentityStore
 from openinspect.store.inbox import InboxStore
 from openinspect.store.leases import LeaseStore
@@ -59,6 +60,7 @@ class Store:
     outbox: OutboxStore
     inbox: InboxStore
     review_settings: ReviewSettingsStore
+    github_feedback: GithubFeedbackStore
 
     @classmethod
     async def open(
@@ -100,6 +102,7 @@ class Store:
             outbox=OutboxStore(engine),
             inbox=InboxStore(engine),
             review_settings=ReviewSettingsStore(engine),
+            github_feedback=GithubFeedbackStore(engine),
         )
 
     async def close(self) -> None:
