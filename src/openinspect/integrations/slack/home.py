@@ -18,8 +18,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from openinspect.agent.models import ModelRegistry
 from openinspect.domain.models import User
+from openinspect.integrations.links import session_url
 from openinspect.integrations.slack.identity import SlackIdentity, link_button
-from openinspect.integrations.slack.render import escape, escape_cut, session_url
+from openinspect.integrations.slack.render import escape, escape_cut
 from openinspect.integrations.slack.routing import RepoRouter
 from openinspect.settings import Settings
 from openinspect.store import Store

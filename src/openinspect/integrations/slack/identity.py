@@ -22,7 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from openinspect.domain.models import User
 from openinspect.errors import ConflictError
-from openinspect.integrations.slack.render import web_base
+from openinspect.integrations.links import web_base
 from openinspect.settings import Settings
 from openinspect.store import Store
 

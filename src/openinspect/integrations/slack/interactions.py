@@ -30,6 +30,7 @@ from openinspect.errors import (
     OpenInspectError,
     SessionNotFound,
 )
+from openinspect.integrations.links import session_url
 from openinspect.integrations.slack.deps import Me, SlackDeps
 from openinspect.integrations.slack.events import Action, BlockActions
 from openinspect.integrations.slack.home import HOME_ACTIONS, SlackHome
@@ -37,7 +38,6 @@ from openinspect.integrations.slack.identity import SlackIdentity
 from openinspect.integrations.slack.messages import PICK_REPO, MessageHandler, Request, error_text
 from openinspect.integrations.slack.render import CREATE_PR_ACTION as CREATE_PR
 from openinspect.integrations.slack.render import STOP_ACTION as STOP
-from openinspect.integrations.slack.render import session_url
 
 log = logging.getLogger(__name__)
 PR_TITLE_MAX = 256

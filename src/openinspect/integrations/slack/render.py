@@ -15,6 +15,7 @@ import re
 from datetime import datetime
 from typing import Any
 
+from openinspect.integrations.links import session_url
 from openinspect.integrations.slack.state import ThreadState
 from openinspect.settings import Settings
 
@@ -63,16 +64,6 @@ def escape_cut(text: str, limit: int) -> str:
 def _code(text: str) -> str:
     """Inline code of untrusted text: escaped, and no backtick can close it early."""
     return escape(text.replace("`", "'"))
-
-
-def web_base(settings: Settings) -> str:
-    """Where people reach the web app (``server.public_url``, else host:port)."""
-    server = settings.server
-    return (server.public_url or f"http://{server.host}:{server.port}").rstrip("/")
-
-
-def session_url(settings: Settings, session_id: str) -> str:
-    return f"{web_base(settings)}/sessions/{session_id}"
 
 
 def _url(url: str) -> str | None:
