@@ -43,9 +43,16 @@ from openinspect.store import Store
 from openinspect.store.crypto import Sealer
 
 if TYPE_CHECKING:  # slack_sdk and aiohttp load only on a server with Slack on
+    from openinspect.integrations.github.inbox import GithubInbox
     from openinspect.integrations.slack.inbound import SlackInbound
 
 log = logging.getLogger(__name__)
+
+
+def bot_is_on(settings: Settings) -> bool:
+    """The GitHub bot runs with the App and the webhook secret configured, unless turned off."""
+    github = settings.github
+    return github.bot.enabled and github.app_configured and github.webhook_secret is not None
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,8 @@ class ControlPlane:
     """What else ``/webhooks/github`` hands a verified delivery to (the review bot's doors)."""
     outbox_senders: Mapping[str, Sender] = field(default_factory=dict)
     """The outbox's senders by source (``integrations.outbox``): the integrations configured."""
+    github_inbox: GithubInbox | None = None
+    """The GitHub bot's stored deliveries (``integrations.github.inbox``); None with it off."""
 
     async def warm_up(self) -> None:
         """What the server loads once it listens rather than before: the model clients of the
@@ -166,6 +175,21 @@ async def open_control_plane(
         github_handlers: list[GithubHandler] = []
         outbox_senders: dict[str, Sender] = {}
         outbox_projections: list[Projection] = []
+        github_inbox = None
+        if bot_is_on(settings) and people.github is not None:
+            from openinspect.integrations.github.deps import BotDeps
+            from openinspect.integrations.github.feedback import ReviewFeedback
+            from openinspect.integrations.github.fixes import FixReplies, FixRequests
+            from openinspect.integrations.github.inbox import GithubInbox
+
+            bot_deps = BotDeps(settings, store, bus, commands, people.github)
+            github_inbox = GithubInbox(store)
+            opened.push_async_callback(github_inbox.close)
+            github_handlers += [
+                FixRequests(bot_deps, github_inbox),
+                ReviewFeedback(bot_deps, github_inbox),
+            ]
+            outbox_projections.append(FixReplies(bot_deps).projection)
         for projection in outbox_projections:  # their cursors, before any prompt runs
             await store.feed.cursor(projection.consumer, start="end")
         services = ServiceRunner(
@@ -179,6 +203,7 @@ async def open_control_plane(
                     slack_inbound=slack_inbound,
                     outbox_senders=outbox_senders,
                     outbox_projections=outbox_projections,
+                    github_inbox=github_inbox,
                 )
             ),
             store.leases,
@@ -208,4 +233,5 @@ async def open_control_plane(
             slack_inbound=slack_inbound,
             github_handlers=github_handlers,
             outbox_senders=outbox_senders,
+            github_inbox=github_inbox,
         )

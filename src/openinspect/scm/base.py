@@ -178,6 +178,49 @@ class PullRequest:
     head: str
     base: str
     author_login: str | None
+    head_sha: str = ""
+    head_repo: str | None = None
+    """``owner/name`` of the repository the head branch lives in (a fork's, for a pull request
+    from a fork; None when that repository was deleted)."""
+
+
+@dataclass(frozen=True)
+class PullFile:
+    """One file a pull request changes (``GET …/pulls/{n}/files``); ``patch`` is GitHub's
+    unified diff of it, None for a binary or too large a file."""
+
+    filename: str
+    status: str
+    additions: int
+    deletions: int
+    patch: str | None = None
+
+
+@dataclass(frozen=True)
+class Review:
+    """A submitted review as GitHub has it now (``state`` upper-case: ``APPROVED``,
+    ``CHANGES_REQUESTED``, ``COMMENTED``, ``DISMISSED``, ``PENDING``)."""
+
+    id: int
+    state: str
+    body: str
+    user_login: str | None
+    user_type: str | None
+    commit_id: str | None
+    url: str
+
+
+@dataclass(frozen=True)
+class PostedReviewComment:
+    """A line comment of a review, as posted (``line`` None: on an outdated diff)."""
+
+    id: int
+    path: str
+    line: int | None
+    side: str | None
+    body: str
+    diff_hunk: str
+    user_login: str | None
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,11 @@ from githubkit.cache import MemCacheStrategy
 from githubkit.config import get_config
 from githubkit.retry import RetryServerError
 from githubkit.utils import UNSET
+from githubkit_schemas.latest.models import DiffEntry as GhDiffEntry
 from githubkit_schemas.latest.models import OrganizationSimple
 from githubkit_schemas.latest.models import PullRequest as GhPull
 from githubkit_schemas.latest.models import PullRequestSimple as GhPullSimple
+from githubkit_schemas.latest.models import ReviewComment as GhReviewComment
 
 from openinspect.errors import (
     ScmAuthFailed,
@@ -46,9 +48,12 @@ from openinspect.scm.base import (
     DevicePoll,
     InstallationToken,
     OAuthToken,
+    PostedReviewComment,
+    PullFile,
     PullRequest,
     PullState,
     RepoRef,
+    Review,
     ReviewComment,
     ReviewEvent,
     ScmUser,
@@ -93,6 +98,8 @@ def _pull(data: GhPull | GhPullSimple) -> PullRequest:
         head=data.head.ref,
         base=data.base.ref,
         author_login=data.user.login if data.user else None,
+        head_sha=data.head.sha,
+        head_repo=data.head.repo.full_name if data.head.repo else None,
     )
 
 
@@ -149,6 +156,14 @@ class GitHub:
         and replaced once less than ``token_refresh_margin_s`` remains. Concurrent callers
         share one mint."""
         return await self._app.repo_token(repo)
+
+    async def app_slug(self) -> str:
+        """The App's slug (``GET /app``): its bot user is ``<slug>[bot]``."""
+        async with self._errors("reading the App"):
+            data = (await self._app.client().rest.apps.async_get_authenticated()).parsed_data
+        if data is None or not data.slug:
+            raise ScmError("GitHub did not say the App's slug (GET /app)")
+        return data.slug
 
     async def installation_repos(self) -> list[RepoRef]:
         """Every repository of the configured installation, or of all the App's installations."""
@@ -294,6 +309,96 @@ class GitHub:
         gh = await self._installation_client(repo)
         async with self._errors(f"getting PR #{number} of {repo}"):
             return _pull((await gh.rest.pulls.async_get(repo.owner, repo.name, number)).parsed_data)
+
+    async def pull_files(self, repo: RepoRef, number: int, limit: int = 300) -> list[PullFile]:
+        """The files PR ``number`` changes (at most ``limit``; GitHub lists 3,000 at most)."""
+        gh = await self._installation_client(repo)
+        files: list[PullFile] = []
+        item: GhDiffEntry
+        async with self._errors(f"listing the files of PR #{number} of {repo}"):
+            async for item in gh.rest.paginate(
+                gh.rest.pulls.async_list_files,
+                owner=repo.owner,
+                repo=repo.name,
+                pull_number=number,
+                per_page=PER_PAGE,
+            ):
+                files.append(
+                    PullFile(
+                        filename=item.filename,
+                        status=item.status,
+                        additions=item.additions,
+                        deletions=item.deletions,
+                        patch=item.patch or None,
+                    )
+                )
+                if len(files) >= limit:
+                    break
+        return files
+
+    async def permission(self, repo: RepoRef, login: str) -> str:
+        """What ``login`` may do on ``repo``, read as the App: ``admin``, ``maintain``,
+        ``write``, ``triage``, ``read`` or ``none`` (also for a login GitHub does not know)."""
+        gh = await self._installation_client(repo)
+        try:
+            async with self._errors(f"reading the permission of {login} on {repo}"):
+                data = (
+                    await gh.rest.repos.async_get_collaborator_permission_level(
+                        repo.owner, repo.name, login
+                    )
+                ).parsed_data
+        except ScmNotFound:
+            return "none"
+        role = (data.role_name or "").lower()
+        return role if role in ("maintain", "triage") else data.permission.lower()
+
+    async def get_review(self, repo: RepoRef, number: int, review_id: int) -> Review:
+        """Review ``review_id`` of PR ``number``, read as the App."""
+        gh = await self._installation_client(repo)
+        async with self._errors(f"getting review {review_id} of PR #{number} of {repo}"):
+            data = (
+                await gh.rest.pulls.async_get_review(repo.owner, repo.name, number, review_id)
+            ).parsed_data
+        return Review(
+            id=data.id,
+            state=data.state.upper(),
+            body=data.body or "",
+            user_login=data.user.login if data.user else None,
+            user_type=data.user.type if data.user else None,
+            commit_id=data.commit_id or None,
+            url=data.html_url,
+        )
+
+    async def review_comments(
+        self, repo: RepoRef, number: int, review_id: int, limit: int = 100
+    ) -> list[PostedReviewComment]:
+        """The line comments of review ``review_id`` (at most ``limit``), read as the App."""
+        gh = await self._installation_client(repo)
+        comments: list[PostedReviewComment] = []
+        item: GhReviewComment
+        async with self._errors(f"listing the comments of review {review_id} of {repo}"):
+            async for item in gh.rest.paginate(
+                gh.rest.pulls.async_list_comments_for_review,
+                owner=repo.owner,
+                repo=repo.name,
+                pull_number=number,
+                review_id=review_id,
+                per_page=PER_PAGE,
+            ):
+                comments.append(
+                    PostedReviewComment(
+                        id=item.id,
+                        path=item.path,
+                        line=item.line or None,
+                        side=item.side or None,
+                        body=item.body,
+                        diff_hunk=item.diff_hunk,
+                        user_login=item.user.login if item.user else None,
+                    )
+                )
+                if len(comments) >= limit:
+                    break
+        return comments
 
     async def create_review(
         self,

@@ -23,6 +23,7 @@ from openinspect.store import Store
 if TYPE_CHECKING:  # the engine imports the session layer; the registry is imported early
     from openinspect.automations.runs import AutomationEngine
     from openinspect.bus import Bus
+    from openinspect.integrations.github.inbox import GithubInbox
     from openinspect.integrations.outbox import Projection, Sender
     from openinspect.integrations.slack.inbound import SlackInbound
 
@@ -32,6 +33,7 @@ BUILTIN_SERVICES: dict[str, str] = {
     "draft_sweep": "openinspect.services.tidy:draft_sweep",
     "evict": "openinspect.services.ownership:evict",
     "failover": "openinspect.services.ownership:failover",
+    "github_inbox": "openinspect.services.github_inbox:github_inbox",
     "idle_reaper": "openinspect.services.tidy:idle_reaper",
     "outbox": "openinspect.services.outbox:outbox",
     "presence_heartbeat": "openinspect.services.presence:presence_heartbeat",
@@ -59,6 +61,8 @@ class ServiceContext:
     """The outbox's senders by source (``github``, ``linear``): the integrations configured."""
     outbox_projections: Sequence[Projection] = ()
     """The integrations' feed projections that write outbox rows."""
+    github_inbox: GithubInbox | None = None
+    """The GitHub bot's stored deliveries (its recovery pass); None with the bot off."""
 
 
 ServiceFactory = Callable[[ServiceContext], Service | None]
