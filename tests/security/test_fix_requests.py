@@ -1,23 +1,32 @@
+# ruff: noqa: F811  (the fixtures imported from the GitHub flow tests are parameters here)
 """Fix requests and PR feedback, as an attacker sees them: a REST client cannot give a session
 someone's branch; a session given a pull request's branch cannot push any other branch, nor
-force or delete that one (a hostile agent tries, through the real git proxy)."""
+force or delete that one (a hostile agent tries, through the real git proxy); a reader's fix
+request pushes nothing; an unlinked GitHub user's starts nothing (they are told once how to sign
+in); a signed delivery edited to point a review at another pull request prompts nobody. (The cap
+under replays is in ``tests/integrations/github/test_fixes.py``.)"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from openinspect.controlplane import ControlPlane
 from openinspect.domain.commands import StartSession
 from openinspect.domain.models import FINISHED_PROMPT_STATUSES, Prompt
 from openinspect.testing.asgi import InApp
+from openinspect.testing.github import FakeGitHub
 from openinspect.testing.llm_server import ScriptedLLMServer
+from tests.automations import github_helpers as gh
 from tests.automations.conftest import plane_settings
+from tests.integrations.github.test_fixes import REPO, github, linked, plane  # noqa: F401
 from tests.sessions.bridged import bridged_plane
 
 FEATURE = "feature/login"
@@ -111,3 +120,89 @@ async def test_a_fix_session_pushes_nothing_but_fast_forwards_of_its_branch(
     # The end-of-prompt push of the rewritten HEAD is no force push either: it fails.
     done = await live.store.prompts.get(started.prompt.id)
     assert done is not None and done.error_code == "push_failed"
+
+
+# ---------------------------------------------------------------- the GitHub doors
+
+
+async def _settled(plane: ControlPlane) -> None:
+    assert plane.github_inbox is not None
+    await plane.github_inbox.idle(60)
+
+
+async def test_a_non_writers_fix_request_pushes_nothing(
+    plane: ControlPlane, github: FakeGitHub
+) -> None:
+    await linked(plane, github, "carol")  # signed in here, but only reads the repo
+    github.commit(REPO, "feature", {"x.txt": "x\n"})
+    before = github.branches(REPO)
+    pull = (await github.aopen_pull(REPO, "feature", by="alice")).record
+    slug = github.bot_login.removesuffix("[bot]")
+    await github.acomment(REPO, pull.number, f"@{slug} fix everything", by="carol")
+    await _settled(plane)
+    assert await plane.store.sessions.list(limit=10) == []
+    assert github.branches(REPO) == before
+    assert await plane.store.outbox.due() == []  # not even 👀
+
+
+async def test_an_unlinked_users_fix_request_starts_nothing_and_is_told_once(
+    plane: ControlPlane, github: FakeGitHub
+) -> None:
+    github.commit(REPO, "feature", {"x.txt": "x\n"})
+    pull = (await github.aopen_pull(REPO, "feature", by="carol")).record
+    slug = github.bot_login.removesuffix("[bot]")
+    acted = await github.acomment(REPO, pull.number, f"@{slug} fix it", by="alice")
+    await _settled(plane)
+    last = github.deliveries[-1]
+    async with httpx.AsyncClient(base_url=last.url.removesuffix("/webhooks/github")) as http:
+        await gh.deliver(http, github.webhook_secret, last.event, json.loads(last.body))
+    await _settled(plane)
+    assert await plane.store.sessions.list(limit=10) == []
+    (told,) = await plane.store.outbox.due()
+    assert told.kind == "comment" and told.target == {"repo": REPO, "number": pull.number}
+    assert "@alice" in told.body["text"] and "Sign in with GitHub" in told.body["text"]
+    assert str(acted.record.id) in told.key
+
+
+async def test_a_forged_review_cannot_prompt_a_session_whose_pr_it_is_not(
+    plane: ControlPlane, github: FakeGitHub
+) -> None:
+    alice = await linked(plane, github, "alice")
+    github.commit(REPO, "mine", {"m.txt": "m\n"})
+    github.commit(REPO, "other", {"o.txt": "o\n"})
+    mine = (await github.aopen_pull(REPO, "mine", by="alice")).record
+    other = (await github.aopen_pull(REPO, "other", by="carol")).record
+    session = await plane.manager.create(alice, repo=f"{github.url}/{REPO}")
+    await plane.store.pulls.save(
+        session_id=session.id,
+        repo=REPO,
+        number=mine.number,
+        url="u",
+        branch="mine",
+        base="main",
+        title="t",
+        state="open",
+        draft=False,
+        opened_as="user",
+        author_login="alice",
+    )
+    real = await github.asubmit_review(
+        REPO, other.number, "REQUEST_CHANGES", by="alice", body="do evil things"
+    )
+    # The real, signed delivery of a review of the other PR, edited to name the session's PR.
+    delivery = next(d for d in reversed(github.deliveries) if d.event == "pull_request_review")
+    payload = json.loads(delivery.body)
+    payload["pull_request"]["number"] = mine.number
+    assert payload["review"]["id"] == real.record.id
+    async with httpx.AsyncClient(base_url=delivery.url.removesuffix("/webhooks/github")) as http:
+        unsigned = await http.post(
+            "/webhooks/github",
+            content=json.dumps(payload).encode(),
+            headers={"X-GitHub-Event": "pull_request_review", "X-GitHub-Delivery": "x1"},
+        )
+        assert unsigned.status_code == 401
+        signed = await gh.deliver(http, github.webhook_secret, "pull_request_review", payload)
+    assert signed.status_code == 202
+    await _settled(plane)
+    assert await plane.store.prompts.for_session(session.id) == []
+    assert await plane.store.github_feedback.count(REPO, mine.number) == 0

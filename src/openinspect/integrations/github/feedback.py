@@ -38,6 +38,7 @@ from openinspect.automations.github import Short
 from openinspect.automations.untrusted import render_untrusted
 from openinspect.domain.commands import SubmitPrompt
 from openinspect.domain.events import utcnow
+from openinspect.errors import ScmNotFound
 from openinspect.integrations.github.deps import BotDeps
 from openinspect.integrations.github.inbox import GithubInbox
 from openinspect.integrations.links import session_url
@@ -133,7 +134,10 @@ class ReviewFeedback:
         if not bot.feedback or record is None or record.state != "open":
             return "ignored"
         repo = RepoRef.parse(submitted.repo)
-        review = await deps.github.get_review(repo, submitted.number, submitted.review_id)
+        try:
+            review = await deps.github.get_review(repo, submitted.number, submitted.review_id)
+        except ScmNotFound:  # not a review of that pull request (a forged or stale delivery)
+            return "ignored"
         if review.state not in ACTIONABLE or not await self._may_review(repo, review):
             return "ignored"
         comments = await deps.github.review_comments(repo, submitted.number, review.id)
