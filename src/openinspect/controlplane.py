@@ -190,6 +190,10 @@ async def open_control_plane(
                 ReviewFeedback(bot_deps, github_inbox),
             ]
             outbox_projections.append(FixReplies(bot_deps).projection)
+            if "github" not in outbox_senders:
+                from openinspect.integrations.github.sender import GithubSender
+
+                outbox_senders["github"] = GithubSender(people.github)
         for projection in outbox_projections:  # their cursors, before any prompt runs
             await store.feed.cursor(projection.consumer, start="end")
         services = ServiceRunner(

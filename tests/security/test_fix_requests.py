@@ -26,7 +26,7 @@ from openinspect.testing.github import FakeGitHub
 from openinspect.testing.llm_server import ScriptedLLMServer
 from tests.automations import github_helpers as gh
 from tests.automations.conftest import plane_settings
-from tests.integrations.github.test_fixes import REPO, github, linked, plane  # noqa: F401
+from tests.integrations.github.test_fixes import REPO, github, linked, plane, until  # noqa: F401
 from tests.sessions.bridged import bridged_plane
 
 FEATURE = "feature/login"
@@ -142,7 +142,8 @@ async def test_a_non_writers_fix_request_pushes_nothing(
     await _settled(plane)
     assert await plane.store.sessions.list(limit=10) == []
     assert github.branches(REPO) == before
-    assert await plane.store.outbox.due() == []  # not even 👀
+    assert github.reactions(REPO) == []  # not even 👀, nor an answer
+    assert [c.user_login for c in github.pull(REPO, pull.number).comments] == ["carol"]
 
 
 async def test_an_unlinked_users_fix_request_starts_nothing_and_is_told_once(
@@ -158,10 +159,16 @@ async def test_an_unlinked_users_fix_request_starts_nothing_and_is_told_once(
         await gh.deliver(http, github.webhook_secret, last.event, json.loads(last.body))
     await _settled(plane)
     assert await plane.store.sessions.list(limit=10) == []
-    (told,) = await plane.store.outbox.due()
-    assert told.kind == "comment" and told.target == {"repo": REPO, "number": pull.number}
+    told = await plane.store.outbox.get(f"comment:{REPO}#{pull.number}:sign-in:{acted.record.id}")
+    assert told is not None and told.kind == "comment"
+    assert told.target == {"repo": REPO, "number": pull.number}
     assert "@alice" in told.body["text"] and "Sign in with GitHub" in told.body["text"]
-    assert str(acted.record.id) in told.key
+    assert github.reactions(REPO) == []  # no 👀: nothing was started
+
+    async def posted() -> list[Any]:
+        return [c for c in github.pull(REPO, pull.number).comments if c.user_is_bot]
+
+    assert len(await until(posted, "the sign-in answer")) == 1
 
 
 async def test_a_forged_review_cannot_prompt_a_session_whose_pr_it_is_not(

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Self, cast
+from typing import Any, Self, cast
 
 import githubkit
 import httpx
@@ -29,6 +29,7 @@ from githubkit.config import get_config
 from githubkit.retry import RetryServerError
 from githubkit.utils import UNSET
 from githubkit_schemas.latest.models import DiffEntry as GhDiffEntry
+from githubkit_schemas.latest.models import IssueComment as GhIssueComment
 from githubkit_schemas.latest.models import OrganizationSimple
 from githubkit_schemas.latest.models import PullRequest as GhPull
 from githubkit_schemas.latest.models import PullRequestSimple as GhPullSimple
@@ -434,6 +435,51 @@ class GitHub:
             )
             comment = response.parsed_data
             return Comment(id=comment.id, url=comment.html_url)
+
+    async def issue_comments(
+        self, repo: RepoRef, number: int, limit: int = 300
+    ) -> list[tuple[Comment, str]]:
+        """The comments of issue or PR ``number`` (oldest first, at most ``limit``) with their
+        bodies, read as the App."""
+        gh = await self._installation_client(repo)
+        found: list[tuple[Comment, str]] = []
+        item: GhIssueComment
+        async with self._errors(f"listing the comments of #{number} of {repo}"):
+            async for item in gh.rest.paginate(
+                gh.rest.issues.async_list_comments,
+                owner=repo.owner,
+                repo=repo.name,
+                issue_number=number,
+                per_page=PER_PAGE,
+            ):
+                found.append((Comment(id=item.id, url=item.html_url), item.body or ""))
+                if len(found) >= limit:
+                    break
+        return found
+
+    async def add_reaction(self, repo: RepoRef, subject: str, object_id: int, content: str) -> int:
+        """React with ``content`` (``eyes``…) as the App on ``subject`` ``object_id``: an
+        ``issue`` (or PR) number, an ``issue_comment`` or a ``review_comment`` id. GitHub answers
+        with the existing reaction when the App made it before; its id is returned."""
+        gh = await self._installation_client(repo)
+        reactions = gh.rest.reactions
+        emoji = cast(Any, content)
+        async with self._errors(f"reacting on {subject} {object_id} of {repo}"):
+            if subject == "issue":
+                made = await reactions.async_create_for_issue(
+                    repo.owner, repo.name, object_id, content=emoji
+                )
+            elif subject == "issue_comment":
+                made = await reactions.async_create_for_issue_comment(
+                    repo.owner, repo.name, object_id, content=emoji
+                )
+            elif subject == "review_comment":
+                made = await reactions.async_create_for_pull_request_review_comment(
+                    repo.owner, repo.name, object_id, content=emoji
+                )
+            else:
+                raise ValueError(f"no reactions on a {subject!r}")
+            return made.parsed_data.id
 
     # ------------------------------------------------------------------ checks and CI logs
 

@@ -155,9 +155,22 @@ async def test_a_fix_on_a_same_repo_pr_is_a_commit_on_its_branch_by_the_asker(
     )
     assert "a + b" in git(bare, "show", f"{head}:calc.py")
     assert [p.number for p in github.pulls(REPO)] == [pull.number]  # no new pull request
-    # 👀 on the comment, decided once (the outbox delivers it).
-    eyes = await plane.store.outbox.get(f"reaction:{REPO}:issue_comment:{comment_id}")
-    assert eyes is not None and eyes.body == {"content": "eyes"}
+
+    # 👀 on the comment, and the answer on the pull request, by the App.
+    async def eyes() -> list[Any]:
+        return github.reactions(REPO, f"issue_comment:{comment_id}")
+
+    (reaction,) = await until(eyes, "the 👀 reaction")
+    assert (reaction.content, reaction.user_is_bot) == ("eyes", True)
+
+    async def answered() -> list[Any]:
+        return [c for c in github.pull(REPO, pull.number).comments if c.user_is_bot]
+
+    (answer,) = await until(answered, "the answer on the pull request")
+    assert f"Pushed {head[:12]} to feature." in answer.body
+    assert "Fixed the sign in add." in answer.body
+    assert f"/sessions/{session.id}" in answer.body
+    assert answer.body.endswith(f"<!-- openinspect:comment:{session.id}:{done.id} -->")
 
 
 async def test_a_fix_on_a_forks_pr_is_a_new_branch_and_pr_and_reviews_feed_back_capped(
@@ -221,8 +234,11 @@ async def test_a_fix_on_a_forks_pr_is_a_new_branch_and_pr_and_reviews_feed_back_
     await until(limited, "the cap's decision")
     assert await ledger.count(REPO, opened.number, PROMPTED) == 3
     assert len(await prompts()) == 4  # the fix, then three feedback prompts
-    cap = await plane.store.outbox.get(f"comment:{REPO}#{opened.number}:attempt_limit")
-    assert cap is not None and "3 times already" in cap.body["text"]
+
+    async def cap_comment() -> list[Any]:
+        return [c for c in github.pull(REPO, opened.number).comments if "3 times already" in c.body]
+
+    await until(cap_comment, "the cap's comment")
     # The same review again under a new delivery id (a replay): nothing new is decided.
     last = github.deliveries[-1]
     assert last.event == "pull_request_review"
@@ -232,8 +248,14 @@ async def test_a_fix_on_a_forks_pr_is_a_new_branch_and_pr_and_reviews_feed_back_
     await review(5)
     await until(lambda: _count(ledger, opened.number, 2), "the second refused review")
     assert len(await prompts()) == 4
-    capped = [r for r in await plane.store.outbox.due() if r.key.endswith(":attempt_limit")]
-    assert len(capped) == 1
+    assert len(await cap_comment()) == 1  # one comment, however many reviews came
+
+    # The fix's own answer on the fork's pull request names the new one.
+    async def fix_answer() -> list[Any]:
+        return [c for c in github.pull(REPO, pull.number).comments if c.user_is_bot]
+
+    (told,) = await until(fix_answer, "the fix's answer")
+    assert f"Opened {opened.url} with the fix." in told.body
 
 
 async def _has(prompts: Callable[[], Awaitable[list[Prompt]]], n: int) -> list[Prompt] | None:
