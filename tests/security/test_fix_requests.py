@@ -8,7 +8,6 @@ under replays is in ``tests/integrations/github/test_fixes.py``.)"""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 from collections.abc import AsyncIterator
@@ -20,13 +19,19 @@ import pytest
 
 from openinspect.controlplane import ControlPlane
 from openinspect.domain.commands import StartSession
-from openinspect.domain.models import FINISHED_PROMPT_STATUSES, Prompt
 from openinspect.testing.asgi import InApp
 from openinspect.testing.github import FakeGitHub
 from openinspect.testing.llm_server import ScriptedLLMServer
 from tests.automations import github_helpers as gh
 from tests.automations.conftest import plane_settings
-from tests.integrations.github.test_fixes import REPO, github, linked, plane, until  # noqa: F401
+from tests.integrations.github.test_fixes import (  # noqa: F401 - fixtures
+    REPO,
+    finished,
+    github,
+    linked,
+    plane,
+    until,
+)
 from tests.sessions.bridged import bridged_plane
 
 FEATURE = "feature/login"
@@ -58,16 +63,6 @@ async def live(tmp_path: Path, llm: ScriptedLLMServer) -> AsyncIterator[ControlP
     settings = plane_settings(tmp_path / "home", llm)
     async with bridged_plane(settings, git_proxy=True, in_process=True) as opened:
         yield opened
-
-
-async def _finished(plane: ControlPlane, prompt: Prompt) -> Prompt:
-    async with asyncio.timeout(120):
-        while True:
-            found = await plane.store.prompts.get(prompt.id)
-            assert found is not None
-            if found.status in FINISHED_PROMPT_STATUSES:
-                return found
-            await asyncio.sleep(0.05)
 
 
 def _bash(command: str) -> dict[str, Any]:
@@ -105,7 +100,7 @@ async def test_a_fix_session_pushes_nothing_but_fast_forwards_of_its_branch(
         origin="github",
     )
     assert started.prompt is not None
-    await _finished(live, started.prompt)
+    await finished(live, started.prompt.id)
     after = {ref: git(origin, "rev-parse", ref) for ref in ("main", FEATURE, "someone-else")}
     events = await live.store.events.after(started.session.id, 0, 1000)
     (pushed,) = [e for e in events if e.type == "git-push"]

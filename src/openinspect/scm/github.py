@@ -16,10 +16,10 @@ Every failure leaves this module as an ``ScmError`` subclass (see ``scm.github_e
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any, Self, TypeVar, cast
 
 import githubkit
 import httpx
@@ -69,6 +69,7 @@ USER_AGENT = "openinspect"
 PER_PAGE = 100
 
 UserClient = githubkit.GitHub[TokenAuthStrategy]
+T = TypeVar("T")
 
 
 class _SharedTransport(httpx.AsyncBaseTransport):
@@ -314,28 +315,37 @@ class GitHub:
     async def pull_files(self, repo: RepoRef, number: int, limit: int = 300) -> list[PullFile]:
         """The files PR ``number`` changes (at most ``limit``; GitHub lists 3,000 at most)."""
         gh = await self._installation_client(repo)
-        files: list[PullFile] = []
-        item: GhDiffEntry
-        async with self._errors(f"listing the files of PR #{number} of {repo}"):
-            async for item in gh.rest.paginate(
+        items: list[GhDiffEntry] = await self._first(
+            gh.rest.paginate(
                 gh.rest.pulls.async_list_files,
                 owner=repo.owner,
                 repo=repo.name,
                 pull_number=number,
                 per_page=PER_PAGE,
-            ):
-                files.append(
-                    PullFile(
-                        filename=item.filename,
-                        status=item.status,
-                        additions=item.additions,
-                        deletions=item.deletions,
-                        patch=item.patch or None,
-                    )
-                )
-                if len(files) >= limit:
+            ),
+            limit,
+            f"listing the files of PR #{number} of {repo}",
+        )
+        return [
+            PullFile(
+                filename=item.filename,
+                status=item.status,
+                additions=item.additions,
+                deletions=item.deletions,
+                patch=item.patch or None,
+            )
+            for item in items
+        ]
+
+    async def _first(self, pages: AsyncIterator[T], limit: int, doing: str) -> list[T]:
+        """The first ``limit`` items of a paginated listing."""
+        found: list[T] = []
+        async with self._errors(doing):
+            async for item in pages:
+                found.append(item)
+                if len(found) >= limit:
                     break
-        return files
+        return found
 
     async def permission(self, repo: RepoRef, login: str) -> str:
         """What ``login`` may do on ``repo``, read as the App: ``admin``, ``maintain``,
@@ -375,31 +385,30 @@ class GitHub:
     ) -> list[PostedReviewComment]:
         """The line comments of review ``review_id`` (at most ``limit``), read as the App."""
         gh = await self._installation_client(repo)
-        comments: list[PostedReviewComment] = []
-        item: GhReviewComment
-        async with self._errors(f"listing the comments of review {review_id} of {repo}"):
-            async for item in gh.rest.paginate(
+        items: list[GhReviewComment] = await self._first(
+            gh.rest.paginate(
                 gh.rest.pulls.async_list_comments_for_review,
                 owner=repo.owner,
                 repo=repo.name,
                 pull_number=number,
                 review_id=review_id,
                 per_page=PER_PAGE,
-            ):
-                comments.append(
-                    PostedReviewComment(
-                        id=item.id,
-                        path=item.path,
-                        line=item.line or None,
-                        side=item.side or None,
-                        body=item.body,
-                        diff_hunk=item.diff_hunk,
-                        user_login=item.user.login if item.user else None,
-                    )
-                )
-                if len(comments) >= limit:
-                    break
-        return comments
+            ),
+            limit,
+            f"listing the comments of review {review_id} of {repo}",
+        )
+        return [
+            PostedReviewComment(
+                id=item.id,
+                path=item.path,
+                line=item.line or None,
+                side=item.side or None,
+                body=item.body,
+                diff_hunk=item.diff_hunk,
+                user_login=item.user.login if item.user else None,
+            )
+            for item in items
+        ]
 
     async def create_review(
         self,
@@ -442,20 +451,18 @@ class GitHub:
         """The comments of issue or PR ``number`` (oldest first, at most ``limit``) with their
         bodies, read as the App."""
         gh = await self._installation_client(repo)
-        found: list[tuple[Comment, str]] = []
-        item: GhIssueComment
-        async with self._errors(f"listing the comments of #{number} of {repo}"):
-            async for item in gh.rest.paginate(
+        items: list[GhIssueComment] = await self._first(
+            gh.rest.paginate(
                 gh.rest.issues.async_list_comments,
                 owner=repo.owner,
                 repo=repo.name,
                 issue_number=number,
                 per_page=PER_PAGE,
-            ):
-                found.append((Comment(id=item.id, url=item.html_url), item.body or ""))
-                if len(found) >= limit:
-                    break
-        return found
+            ),
+            limit,
+            f"listing the comments of #{number} of {repo}",
+        )
+        return [(Comment(id=item.id, url=item.html_url), item.body or "") for item in items]
 
     async def add_reaction(self, repo: RepoRef, subject: str, object_id: int, content: str) -> int:
         """React with ``content`` (``eyes``…) as the App on ``subject`` ``object_id``: an
