@@ -265,3 +265,33 @@ async def _has(prompts: Callable[[], Awaitable[list[Prompt]]], n: int) -> list[P
 
 async def _count(ledger: Any, number: int, n: int) -> bool:
     return bool(await ledger.count(REPO, number, ATTEMPT_LIMIT) >= n)
+
+
+async def test_a_fix_asked_in_a_review_comment_gets_the_line_and_its_hunk(
+    plane: ControlPlane, llm: ScriptedLLMServer, github: FakeGitHub
+) -> None:
+    await linked(plane, github, "alice")
+    github.commit(REPO, "feature", {"calc.py": "def add(a, b):\n    return a - b\n"})
+    pull = (await github.aopen_pull(REPO, "feature", by="carol")).record
+    llm.reset({"turns": [{"text": "Nothing to change."}]})
+    slug = github.bot_login.removesuffix("[bot]")
+    acted = await github.areview_comment(
+        REPO, pull.number, f"@{slug} fix this sign", by="alice", path="calc.py", line=2
+    )
+
+    async def decided() -> Any:
+        return await plane.store.github_feedback.get(f"review-comment:{REPO}:{acted.record.id}")
+
+    decision = await until(decided, "fix decision")
+    assert decision.outcome == FIX_BRANCH
+    prompt = await finished(plane, decision.prompt_id)
+    assert prompt.content.startswith("@alice asked on GitHub")
+    assert "(about calc.py, line 2)" in prompt.content and "return a - b" in prompt.content
+    assert "fix this sign" in prompt.content.split("BEGIN UNTRUSTED DATA")[0]
+
+    async def eyes() -> list[Any]:
+        return github.reactions(REPO, f"pull_comment:{acted.record.id}")
+
+    await until(eyes, "the 👀 on the review comment")
+    # Its review (GitHub sends one for a lone comment) is on a PR no session opened: no prompt.
+    assert len(await plane.store.prompts.for_session(decision.session_id)) == 1
