@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from openinspect.testing.doors import TooLarge, read_body
 from openinspect.testing.github import checks, diffs, gitops, pulls
 from openinspect.testing.github.auth import api_identity
 from openinspect.testing.github.core import Core
@@ -398,7 +399,10 @@ def error_response(exc: ApiError) -> JSONResponse:
 
 def endpoint(core: Core, handler: Handler) -> Callable[[Request], Any]:
     async def run(request: Request) -> Response:
-        raw = await request.body()
+        try:
+            raw = await read_body(request)
+        except TooLarge:
+            return error_response(ApiError(413, "Request body too large"))
         try:
             body = json.loads(raw) if raw.strip() else None
         except ValueError:

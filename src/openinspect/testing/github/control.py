@@ -53,6 +53,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from openinspect.testing.doors import TooLarge, read_body
 from openinspect.testing.github import gitops
 from openinspect.testing.github.state import ApiError
 
@@ -66,7 +67,10 @@ Op = Callable[[dict[str, Any], dict[str, Any]], Any]
 def routes(fake: FakeGitHub) -> list[BaseRoute]:
     def wrap(op: Op) -> Callable[[Request], Awaitable[Response]]:
         async def run(request: Request) -> Response:
-            raw = await request.body()
+            try:
+                raw = await read_body(request)
+            except TooLarge:
+                return JSONResponse({"error": "the body is too large"}, status_code=413)
             try:
                 body = json.loads(raw) if raw.strip() else {}
                 if not isinstance(body, dict):

@@ -102,6 +102,10 @@ class Anchor:
     diff_hunk: str
 
 
+Note = tuple[str, Anchor, int | None]
+"""A comment to store: its body, where it anchors, the comment it replies to."""
+
+
 def _invalid(prop: str, value: Any, kind: str) -> ApiError:
     """GitHub's refusal of a malformed request (naming the value's JSON type, not the value)."""
     shown = JSON_TYPES.get(type(value), "an object")
@@ -263,10 +267,6 @@ def create(
     return _store(
         state, pull, (login, is_bot), text, REVIEW_STATES.get(event, "PENDING"), commit, notes
     )
-
-
-Note = tuple[str, Anchor, int | None]
-"""A comment to store: its body, where it anchors, the comment it replies to."""
 
 
 def _store(

@@ -15,6 +15,13 @@ Server, so ``GitHubSettings(web_url=fake.url)`` finds it (``fake.settings()`` fi
 Control calls (``merge_pull``…) deliver their webhook before returning; events caused by API
 requests and git pushes are delivered in the background, in order (``wait_for_deliveries``).
 From async tests whose webhook receiver runs on the test's own loop, use the ``a…`` variants.
+
+People act on pull requests through ``people.People`` (mixed in): ``fork``, ``open_pull``
+(from a branch or ``user:branch`` of a fork), ``ready_for_review``, ``request_review`` (the
+App's bot by default), ``comment``, ``review_comment`` (a thread or a reply) and
+``submit_review``, each returning ``Acted(record, deliveries)``. A PR's diff
+(``GET …/pulls/{n}/files``, ``Accept: application/vnd.github.diff``) is computed with git, and
+review comments must anchor in it (``reviews``); see ``control`` for the same over HTTP.
 """
 
 from __future__ import annotations
