@@ -44,6 +44,7 @@ from openinspect.store.crypto import Sealer
 
 if TYPE_CHECKING:  # slack_sdk and aiohttp load only on a server with Slack on
     from openinspect.integrations.github.inbox import GithubInbox
+    from openinspect.integrations.linear.app import LinearApp
     from openinspect.integrations.slack.inbound import SlackInbound
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,8 @@ class ControlPlane:
     """The outbox's senders by source (``integrations.outbox``): the integrations configured."""
     github_inbox: GithubInbox | None = None
     """The GitHub bot's stored deliveries (``integrations.github.inbox``); None with it off."""
+    linear: LinearApp | None = None
+    """The Linear agent (``integrations.linear``); None with Linear off."""
 
     async def warm_up(self) -> None:
         """What the server loads once it listens rather than before: the model clients of the
@@ -194,6 +197,16 @@ async def open_control_plane(
                 from openinspect.integrations.github.sender import GithubSender
 
                 outbox_senders["github"] = GithubSender(people.github)
+        linear = None
+        if settings.linear.enabled:
+            from openinspect.integrations.linear.app import LinearApp
+
+            linear = LinearApp.build(
+                settings, store, bus, commands, models, people.repo_policy, secret
+            )
+            opened.push_async_callback(linear.aclose)
+            outbox_senders[linear.sender.source] = linear.sender
+            outbox_projections.append(linear.outbound.projection)
         for projection in outbox_projections:  # their cursors, before any prompt runs
             await store.feed.cursor(projection.consumer, start="end")
         services = ServiceRunner(
@@ -208,6 +221,7 @@ async def open_control_plane(
                     outbox_senders=outbox_senders,
                     outbox_projections=outbox_projections,
                     github_inbox=github_inbox,
+                    linear_inbound=linear.inbound if linear is not None else None,
                 )
             ),
             store.leases,
@@ -238,4 +252,5 @@ async def open_control_plane(
             github_handlers=github_handlers,
             outbox_senders=outbox_senders,
             github_inbox=github_inbox,
+            linear=linear,
         )

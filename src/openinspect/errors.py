@@ -11,13 +11,15 @@ tree, and the API turns any of them into the one JSON error envelope using ``cod
     │   ├── ForbiddenError                "forbidden"                403
     │   │   ├── SignInRefused             "sign_in_refused"          403
     │   │   ├── RepoAccessDenied          "repo_access_denied"       403
-    │   │   └── OriginNotAllowed          "origin_not_allowed"       403
+    │   │   ├── OriginNotAllowed          "origin_not_allowed"       403
+    │   │   └── InstallDenied             "install_denied"           403
     │   ├── TokenExpired                  "token_expired"            401
     │   ├── TokenRevoked                  "token_revoked"            401
     │   ├── LoginLinkInvalid              "login_link_invalid"       401
     │   │   ├── LoginLinkUsed             "login_link_used"          410
     │   │   └── LoginLinkExpired          "login_link_expired"       410
     │   ├── SignInRateLimited             "sign_in_rate_limited"     429
+    │   ├── InstallStateInvalid           "install_state_invalid"    401
     │   └── WebhookSignatureInvalid       "webhook_signature_invalid" 401
     │       ├── SignatureMissing          "signature_missing"        401
     │       ├── SignatureInvalid          "signature_invalid"        401
@@ -62,6 +64,11 @@ tree, and the API turns any of them into the one JSON error envelope using ``cod
     │   ├── ScmNotFound                   "scm_not_found"            404
     │   ├── ScmRateLimited                "scm_rate_limited"         429
     │   └── ScmUnavailable                "scm_unavailable"          503
+    ├── LinearError                       "linear_failed"            502
+    │   ├── LinearAuthFailed              "linear_auth_failed"       502
+    │   ├── LinearRateLimited             "linear_rate_limited"      429
+    │   └── LinearUnavailable             "linear_unavailable"       503
+    │                                     (linear_code: Linear's own error code, if any)
     ├── ModelError                        "model_failed"             502
     │   └── ModelUnreachable              "model_unreachable"        502
     ├── LimitExceeded                     "limit_exceeded"           429
@@ -142,6 +149,19 @@ class OriginNotAllowed(ForbiddenError):
     """A client claimed a door it is not (a REST client saying it is Slack)."""
 
     code = "origin_not_allowed"
+
+
+class InstallDenied(ForbiddenError):
+    """The person installing an integration did not approve it on the provider's page."""
+
+    code = "install_denied"
+
+
+class InstallStateInvalid(AuthError):
+    """An integration's install came back with a ``state`` this server did not issue, that
+    expired, or that was used already."""
+
+    code = "install_state_invalid"
 
 
 class TokenExpired(AuthError):
@@ -435,6 +455,49 @@ class ScmRateLimited(ScmError):
 
 class ScmUnavailable(ScmError):
     code = "scm_unavailable"
+    status = 503
+
+
+class LinearError(OpenInspectError):
+    """A call to Linear's API failed or was refused; ``linear_code`` is Linear's own code
+    (``INPUT_ERROR``, ``FORBIDDEN``…) when it gave one. Never carries a token."""
+
+    code = "linear_failed"
+    status = 502
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        linear_code: str | None = None,
+        **details: Any,
+    ) -> None:
+        super().__init__(message, hint=hint, **details)
+        self.linear_code = linear_code
+
+
+class LinearAuthFailed(LinearError):
+    """Linear refused our token or our OAuth client (revoked, expired, wrong secret)."""
+
+    code = "linear_auth_failed"
+
+
+class LinearRateLimited(LinearError):
+    """Linear asks us to wait; ``retry_after_s`` is how long, when it said."""
+
+    code = "linear_rate_limited"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message, hint="Linear limits how often an app may call it; wait")
+        self.retry_after_s = retry_after_s
+
+
+class LinearUnavailable(LinearError):
+    """No answer from Linear, or a 5xx."""
+
+    code = "linear_unavailable"
     status = 503
 
 

@@ -25,6 +25,7 @@ from openinspect.api.routes import (
     auth,
     automation_hooks,
     automations,
+    linear,
     meta,
     repos,
     sessions,
@@ -64,6 +65,7 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
     body_limits = {  # the first prefix that matches is the cap: the longer ones first
         "/webhooks/automations/": WEBHOOK_BODY_MAX,
         "/webhooks/sentry/": SENTRY_BODY_MAX,
+        "/webhooks/linear": settings.linear.event_max_bytes,
         "/webhooks/": settings.github.webhook_max_bytes,
         "/api/automations": AUTOMATION_BODY_MAX_BYTES,
         "/slack/": settings.slack.event_max_bytes,
@@ -81,6 +83,7 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
     app.include_router(automations.router)
     app.include_router(automation_hooks.router)
     app.include_router(slack.router)
+    app.include_router(linear.router)
     mount_web(app)  # last: the API's routes win over the app's history-API fallback
     if plane is not None:
         app.state.control_plane = plane

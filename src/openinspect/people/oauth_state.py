@@ -16,6 +16,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from openinspect.errors import AuthError
 
@@ -55,35 +56,59 @@ class MintedState:
     expires_at: int
 
 
-class OAuthState:
-    def __init__(self, secret: bytes, ttl_s: int = STATE_TTL_S) -> None:
-        # A key of its own, so a state can never pass as another signed token of the server.
-        self._key = hmac.new(secret, _SIGN_CONTEXT, hashlib.sha256).digest()
-        self.ttl_s = ttl_s
+class SignedClaims:
+    """Short JSON claims with an expiry, HMAC-SHA256-signed with a key of their own (derived
+    from the server secret and ``context``, so one kind of signed value never passes as
+    another): ``payload.signature``, both URL-safe base64."""
+
+    def __init__(self, secret: bytes, context: bytes) -> None:
+        self._key = hmac.new(secret, context, hashlib.sha256).digest()
 
     def _sign(self, payload: str) -> str:
         return _b64(hmac.new(self._key, payload.encode(), hashlib.sha256).digest())
+
+    def seal(self, claims: dict[str, Any], expires_at: int) -> str:
+        payload = _b64(json.dumps(claims | {"e": expires_at}, separators=(",", ":")).encode())
+        return f"{payload}.{self._sign(payload)}"
+
+    def open(self, token: str | None) -> dict[str, Any]:
+        """The claims of a value this key signed that has not expired; ``AuthError`` else."""
+        payload, _, signature = (token or "").partition(".")
+        if not payload or not hmac.compare_digest(signature.encode(), self._sign(payload).encode()):
+            raise AuthError("The state is missing or was not issued by this server")
+        try:
+            claims = json.loads(_unb64(payload))
+            expires = int(claims["e"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise AuthError("The state is malformed") from exc
+        if not isinstance(claims, dict):
+            raise AuthError("The state is malformed")
+        if expires < time.time():
+            raise AuthError("This took too long; the state expired")
+        return claims
+
+
+class OAuthState:
+    def __init__(self, secret: bytes, ttl_s: int = STATE_TTL_S) -> None:
+        self._signer = SignedClaims(secret, _SIGN_CONTEXT)
+        self.ttl_s = ttl_s
 
     def mint(self, next_path: str | None) -> MintedState:
         nonce = secrets.token_urlsafe(_NONCE_BYTES)
         expires = int(time.time()) + self.ttl_s
         claims = {"n": _b64(hashlib.sha256(nonce.encode()).digest()), "x": safe_next(next_path)}
-        payload = _b64(json.dumps(claims | {"e": expires}, separators=(",", ":")).encode())
-        return MintedState(f"{payload}.{self._sign(payload)}", nonce, expires)
+        return MintedState(self._signer.seal(claims, expires), nonce, expires)
 
     def verify(self, state: str | None, nonce: str | None) -> str:
         """The ``next`` path of a valid state from the browser holding ``nonce``; raises
         ``AuthError`` otherwise."""
-        payload, _, signature = (state or "").partition(".")
-        if not payload or not hmac.compare_digest(signature.encode(), self._sign(payload).encode()):
-            raise AuthError("The sign-in state is missing or was not issued by this server")
         try:
-            claims = json.loads(_unb64(payload))
-            expires, nonce_hash, next_path = int(claims["e"]), str(claims["n"]), claims["x"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise AuthError("The sign-in state is malformed") from exc
-        if expires < time.time():
-            raise AuthError("The sign-in took too long; the state expired")
+            claims = self._signer.open(state)
+        except AuthError as exc:
+            raise AuthError(f"Sign-in failed: {exc.message}") from None
+        nonce_hash, next_path = claims.get("n"), claims.get("x")
+        if not isinstance(nonce_hash, str):
+            raise AuthError("The sign-in state is malformed")
         presented = _b64(hashlib.sha256((nonce or "").encode()).digest())
         if not nonce or not hmac.compare_digest(presented.encode(), nonce_hash.encode()):
             raise AuthError("This sign-in was started in another browser (or cookies are off)")

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the engine imports the session layer; the registry is impor
     from openinspect.automations.runs import AutomationEngine
     from openinspect.bus import Bus
     from openinspect.integrations.github.inbox import GithubInbox
+    from openinspect.integrations.linear.inbound import LinearInbound
     from openinspect.integrations.outbox import Projection, Sender
     from openinspect.integrations.slack.inbound import SlackInbound
 
@@ -35,6 +36,7 @@ BUILTIN_SERVICES: dict[str, str] = {
     "failover": "openinspect.services.ownership:failover",
     "github_inbox": "openinspect.services.github_inbox:github_inbox",
     "idle_reaper": "openinspect.services.tidy:idle_reaper",
+    "linear_inbox": "openinspect.services.linear_inbound:linear_inbox",
     "outbox": "openinspect.services.outbox:outbox",
     "presence_heartbeat": "openinspect.services.presence:presence_heartbeat",
     "scheduler": "openinspect.services.scheduler:scheduler",
@@ -63,6 +65,8 @@ class ServiceContext:
     """The integrations' feed projections that write outbox rows."""
     github_inbox: GithubInbox | None = None
     """The GitHub bot's stored deliveries (its recovery pass); None with the bot off."""
+    linear_inbound: LinearInbound | None = None
+    """The Linear agent's inbound side (its inbox recovery); None with Linear off."""
 
 
 ServiceFactory = Callable[[ServiceContext], Service | None]

@@ -18,6 +18,7 @@ from openinspect.store.github_feedback import GithubFeedbackStore
 from openinspect.store.identities import IdentityStore
 from openinspect.store.inbox import InboxStore
 from openinspect.store.leases import LeaseStore
+from openinspect.store.linear import LinearStore
 from openinspect.store.outbox import OutboxStore
 from openinspect.store.owners import OwnerStore
 from openinspect.store.presence import PresenceStore
@@ -61,6 +62,7 @@ class Store:
     inbox: InboxStore
     review_settings: ReviewSettingsStore
     github_feedback: GithubFeedbackStore
+    linear: LinearStore
 
     @classmethod
     async def open(
@@ -103,6 +105,7 @@ class Store:
             inbox=InboxStore(engine),
             review_settings=ReviewSettingsStore(engine),
             github_feedback=GithubFeedbackStore(engine),
+            linear=LinearStore(engine, sealer),
         )
 
     async def close(self) -> None:

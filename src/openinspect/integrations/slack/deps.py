@@ -4,7 +4,6 @@ the app is in Slack (learnt once from ``auth.test``), and the outbox helpers."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from openinspect.bus import Bus
 from openinspect.errors import ConfigError
+from openinspect.integrations import links
 from openinspect.integrations.slack.delivery import OUTBOX_CHANNEL
 from openinspect.sessions.commands import CommandHandler
 from openinspect.settings import Settings
@@ -34,10 +34,9 @@ class Me:
 
 
 def bounded_key(key: str, limit: int = POST_KEY_MAX) -> str:
-    """``key`` as it is when it fits ``limit``, else a prefix and its sha256."""
-    if len(key) <= limit:
-        return key
-    return key[:20] + ":sha256:" + hashlib.sha256(key.encode()).hexdigest()
+    """``key`` as it is when it fits ``limit`` (a Slack post key's, by default), else a prefix
+    and its sha256."""
+    return links.bounded_key(key, limit)
 
 
 @dataclass

@@ -21,15 +21,14 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from openinspect.domain.models import User
-from openinspect.errors import ConflictError
 from openinspect.integrations.links import web_base
+from openinspect.integrations.people import app_user, only_user_with_email
 from openinspect.settings import Settings
 from openinspect.store import Store
 
 log = logging.getLogger(__name__)
 APP_USER_EMAIL_DOMAIN = "slack.invalid"
 """The app user's email is ``<app_user>@slack.invalid``: no Slack profile can match it."""
-EMAIL_MAX = 320
 NAME_MAX = 80
 LINK_ACTION = "openinspect_link"
 Post = Callable[..., Awaitable[None]]
@@ -92,12 +91,9 @@ class SlackIdentity:
             return None
         profile = found.get("profile")
         email = profile.get("email") if isinstance(profile, dict) else None
-        if not isinstance(email, str) or "@" not in email or len(email) > EMAIL_MAX:
+        user = await only_user_with_email(self._store, email)
+        if user is None or not isinstance(email, str):
             return None
-        matches = await self._store.users.with_email(email)
-        if len(matches) != 1:
-            return None
-        user = matches[0]
         await self._store.slack_people.link(
             team_id, slack_user_id, user.id, linked_by="email", email=email
         )
@@ -106,16 +102,7 @@ class SlackIdentity:
 
     async def app_user(self) -> User:
         """The app's own user (made on first use, as a member)."""
-        name = self._settings.slack.app_user
-        email = f"{name}@{APP_USER_EMAIL_DOMAIN}"
-        people = self._store.users
-        found = await people.with_email(email)
-        if found:
-            return found[0]
-        try:
-            return await self._store.users.add(name=name, email=email, role="member")
-        except ConflictError:  # made meanwhile by another request
-            return (await people.with_email(email))[0]
+        return await app_user(self._store, self._settings.slack.app_user, APP_USER_EMAIL_DOMAIN)
 
     async def refuse(
         self, *, team_id: str, slack_user_id: str, channel_id: str, thread_ts: str | None, key: str

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from openinspect.domain.events import Event
+from openinspect.integrations.steps import cut, one_line, tool_detail
 
 Status = Literal["waiting", "queued", "running", "finished", "failed", "stopped"]
 LAST_TEXT_MAX_CHARS = 3_000
@@ -71,36 +72,25 @@ def repo_label(repo_url: str) -> str:
     return parts[-1] if parts else repo_url
 
 
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
+_STEPS = {
+    "bash": "Running `bash`",
+    "write": "Writing",
+    "edit": "Editing",
+    "read": "Reading",
+    "glob": "Searching for",
+    "grep": "Searching for",
+}
 
 
 def tool_step(tool: str, args: dict[str, object]) -> tuple[str, str]:
     """The step line of a tool call and its detail (the argument, cut to one line)."""
-
-    def arg(name: str) -> str:
-        value = args.get(name)
-        return _cut(_one_line(value), STEP_ARG_MAX_CHARS) if isinstance(value, str) else ""
-
-    if tool == "bash":
-        return "Running `bash`", arg("command")
-    if tool == "write":
-        return "Writing", arg("path")
-    if tool == "edit":
-        return "Editing", arg("path")
-    if tool == "read":
-        return "Reading", arg("path")
-    if tool in ("glob", "grep"):
-        return "Searching for", arg("pattern")
+    if tool in _STEPS:
+        return _STEPS[tool], tool_detail(tool, args, STEP_ARG_MAX_CHARS)
     if tool == "create_pull_request":
         return "Opening a pull request", ""
     if tool == "notify":
         return "Notifying Slack", ""
-    return f"Running `{_cut(tool, 40)}`", ""
+    return f"Running `{cut(tool, 40)}`", ""
 
 
 def _idle_step(state: ThreadState) -> str:
@@ -147,14 +137,14 @@ def apply(state: ThreadState, event: Event) -> bool:
                     state.status = "failed"
                     state.step = "Interrupted" if event.status == "interrupted" else "Failed"
                     if event.error is not None:
-                        state.error = _cut(_one_line(event.error.message), ERROR_MAX_CHARS)
+                        state.error = cut(one_line(event.error.message), ERROR_MAX_CHARS)
         case "sandbox-status":
             state.sandbox = event.status
             if state.status == "running" and state.tool is None:
                 state.step = _idle_step(state)
         case "agent-thinking" | "agent-text":
             if event.type == "agent-text" and event.prompt_id == state.prompt_id:
-                state.last_text = _cut(event.text, LAST_TEXT_MAX_CHARS)
+                state.last_text = cut(event.text, LAST_TEXT_MAX_CHARS)
             if state.status == "running" and state.tool is None:
                 state.step = THINKING
         case "tool-call":
