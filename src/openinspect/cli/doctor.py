@@ -106,6 +106,8 @@ async def checks(settings: Settings) -> list[Check]:
     found += await provider_checks(settings)
     if (slack := await slack_check(settings)) is not None:
         found.append(slack)
+    if (linear := await linear_check(settings)) is not None:
+        found.append(linear)
     found.append(await server_check(settings.home_dir))
     found += limit_checks(settings, bwrap_works=works)
     return found
@@ -214,6 +216,56 @@ async def slack_check(settings: Settings) -> Check | None:
         )
     team, user = answer.get("team", "?"), answer.get("user", "?")
     return Check("slack", True, f"{slack.mode} mode; the bot is @{user} in {team}")
+
+
+async def linear_check(settings: Settings) -> Check | None:
+    """With the Linear agent configured: does Linear take the OAuth client (a refresh with a
+    token that cannot exist: ``invalid_grant`` means the client id and secret are good), and in
+    which workspaces is the agent installed? None when Linear is off."""
+    linear = settings.linear
+    if not linear.enabled:
+        return None
+    from openinspect.errors import LinearAuthFailed, LinearError
+    from openinspect.integrations.linear.client import LinearClient
+
+    client = LinearClient(linear.model_copy(update={"request_timeout_s": PROBE_TIMEOUT_S}))
+    try:
+        await client.refresh("openinspect-doctor-probe")
+    except LinearAuthFailed as exc:
+        if exc.linear_code != "invalid_grant":
+            return Check(
+                "linear",
+                False,
+                f"Linear refused the OAuth client ({exc.linear_code or exc.code})",
+                "set OPENINSPECT_LINEAR__CLIENT_ID and OPENINSPECT_LINEAR__CLIENT_SECRET to the "
+                "application's (Linear: Settings, API, OAuth applications)",
+            )
+    except LinearError as exc:
+        return Check(
+            "linear",
+            False,
+            f"no answer from {linear.token_url}: {exc.code}",
+            "check the network, or OPENINSPECT_LINEAR__API_URL",
+        )
+    finally:
+        await client.aclose()
+    try:
+        store = await Store.open(settings.resolved_database_url)
+        try:
+            installs = await store.linear.installs()
+        finally:
+            await store.close()
+    except Exception:  # the database check reports it
+        installs = []
+    if not installs:
+        return Check(
+            "linear",
+            True,
+            "the OAuth client is good; installed in no workspace yet",
+            "an admin opens /integrations/linear/install on this server (see docs/linear.md)",
+        )
+    names = ", ".join(i.org_name or i.org_id for i in installs)
+    return Check("linear", True, f"the OAuth client is good; installed in {names}")
 
 
 async def server_check(home: Path) -> Check:

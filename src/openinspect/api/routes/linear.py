@@ -88,13 +88,20 @@ async def linear_install(request: Request, admin: AdminUser, state: State) -> Re
     return RedirectResponse(started.url, status_code=status.HTTP_302_FOUND, headers=_NO_STORE)
 
 
+_HTML = {"text/html": {"schema": {"type": "string"}}}
+_PAGE_OR_JSON: dict[int | str, dict[str, Any]] = {
+    200: {"model": LinearInstalled, "description": "Installed (a page, or JSON)", "content": _HTML},
+    **{
+        code: {**answer, "content": _HTML}
+        for code, answer in documented(401, 403, 404, 429, 500, 502, 503).items()
+    },
+}
+
+
 @router.get(
     CALLBACK_PATH,
     response_class=Response,
-    responses={
-        200: {"model": LinearInstalled, "description": "Installed (a page, or JSON)"},
-        **documented(401, 403, 404, 429, 502, 503),
-    },
+    responses=_PAGE_OR_JSON,
 )
 async def linear_callback(
     request: Request,

@@ -58,9 +58,9 @@ def verify(
         raise SignatureInvalid("The request's Linear signature is not valid", hint=_SIGNED_HINT)
     try:
         data = json.loads(body)
-        stamp_ms = data.get("webhookTimestamp") if isinstance(data, dict) else None
-    except (ValueError, RecursionError):
-        stamp_ms = None
+    except (ValueError, RecursionError) as exc:
+        raise _malformed() from exc
+    stamp_ms = data.get("webhookTimestamp") if isinstance(data, dict) else None
     now = time.time() if now_s is None else now_s
     if not isinstance(stamp_ms, int | float) or isinstance(stamp_ms, bool):
         raise TimestampStale(
