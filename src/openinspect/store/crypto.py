@@ -110,3 +110,14 @@ class Sealer:
                 hint=f"Was {_KEY_SETTING} or {KEY_FILE} changed? Affected users sign in again",
             ) from exc
         return plain.decode()
+
+
+def required(sealer: Sealer | None, what: str) -> Sealer:
+    """``sealer``, or the ``ConfigError`` of a store opened without a key that is asked to keep
+    ``what`` (``OAuth tokens``, ``Linear tokens``)."""
+    if sealer is None:
+        raise ConfigError(
+            f"This store was opened without an encryption key, so it cannot keep {what}",
+            hint="Open the store with Store.open(url, sealer=Sealer.from_settings(...))",
+        )
+    return sealer

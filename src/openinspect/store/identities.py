@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from openinspect.domain.events import utcnow
 from openinspect.domain.ids import new_id
 from openinspect.domain.models import Role, User
-from openinspect.errors import ConfigError, StoreConflict
-from openinspect.store.crypto import Sealer
+from openinspect.errors import StoreConflict
+from openinspect.store.crypto import Sealer, required
 from openinspect.store.tables import identities, users
 
 
@@ -94,12 +94,7 @@ class IdentityStore:
 
     @property
     def sealer(self) -> Sealer:
-        if self._sealer is None:
-            raise ConfigError(
-                "This store was opened without an encryption key, so it cannot keep OAuth tokens",
-                hint="Open the store with Store.open(url, sealer=Sealer.from_settings(...))",
-            )
-        return self._sealer
+        return required(self._sealer, "OAuth tokens")
 
     async def get(self, user_id: str, provider: str) -> Identity | None:
         query = identities.select().where(

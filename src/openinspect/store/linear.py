@@ -20,8 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from openinspect.domain.events import utcnow
-from openinspect.errors import ConfigError
-from openinspect.store.crypto import Sealer
+from openinspect.store.crypto import Sealer, required
 from openinspect.store.db import insert_once
 from openinspect.store.tables import linear_installs, linear_sessions
 
@@ -118,12 +117,7 @@ class LinearStore:
 
     @property
     def sealer(self) -> Sealer:
-        if self._sealer is None:
-            raise ConfigError(
-                "This store was opened without an encryption key, so it cannot keep Linear tokens",
-                hint="Open the store with Store.open(url, sealer=Sealer.from_settings(...))",
-            )
-        return self._sealer
+        return required(self._sealer, "Linear tokens")
 
     # --- installs ---
 

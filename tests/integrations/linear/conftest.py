@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
-from openinspect.api.app import create_app
 from openinspect.controlplane import ControlPlane
 from openinspect.domain.models import Prompt, Session, User
 from openinspect.integrations.linear.app import LinearApp
@@ -26,7 +24,7 @@ from openinspect.testing.github import FakeGitHub
 from openinspect.testing.linear import Activity, FakeLinear, Team
 from openinspect.testing.llm_server import ScriptedLLMServer
 from tests.automations.conftest import plane_settings
-from tests.integrations.slack.conftest import _free_port
+from tests.integrations.serving import free_port, served
 from tests.integrations.slack.helpers import until
 from tests.sessions.bridged import bridged_plane
 
@@ -121,30 +119,6 @@ class LinearWorld:
 
 
 @contextlib.asynccontextmanager
-async def served(plane: ControlPlane, port: int) -> AsyncIterator[str]:
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(plane.settings, plane),
-            host="127.0.0.1",
-            port=port,
-            lifespan="off",
-            log_level="warning",
-        )
-    )
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            await task
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-
-
-@contextlib.asynccontextmanager
 async def linear_world(
     tmp_path: Path,
     llm: ScriptedLLMServer,
@@ -157,7 +131,7 @@ async def linear_world(
     """A served control plane with the Linear agent on, pointed at a fresh fake Linear whose
     webhooks come to it; ``repo_url`` registered as ``calc``; ``ENG`` → ``calc`` unless the
     test's ``team_repos`` say otherwise."""
-    port = _free_port()
+    port = free_port()
     with FakeLinear(
         client_id=CLIENT_ID,
         client_secret=CLIENT_SECRET,

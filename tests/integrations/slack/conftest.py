@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +14,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-import uvicorn
 
-from openinspect.api.app import create_app
 from openinspect.controlplane import ControlPlane
 from openinspect.domain.models import Session, User
 from openinspect.settings import (
@@ -32,6 +29,8 @@ from openinspect.settings import (
 from openinspect.testing.llm_server import ScriptedLLMServer
 from openinspect.testing.slack import FakeSlack
 from tests.conftest import MODEL
+from tests.integrations.serving import free_port as _free_port
+from tests.integrations.serving import served
 from tests.sessions.bridged import bridged_plane
 
 SIGNING_SECRET = "s3cret-signing"
@@ -54,12 +53,6 @@ async def until(
                 return value
             await asyncio.sleep(0.02)
     raise AssertionError(what)  # pragma: no cover - the timeout raises first
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def slack_settings(
@@ -152,33 +145,14 @@ async def slack_world(
             mode="socket" if socket_mode else "events",
             **slack,
         )
-        async with bridged_plane(settings, in_process=True) as plane:
-            server = uvicorn.Server(
-                uvicorn.Config(
-                    create_app(settings, plane),
-                    host="127.0.0.1",
-                    port=port,
-                    lifespan="off",
-                    log_level="warning",
-                )
-            )
-            server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
-            task = asyncio.create_task(server.serve())
-            while not server.started:
-                if task.done():
-                    await task
-                await asyncio.sleep(0.01)
+        async with bridged_plane(settings, in_process=True) as plane, served(plane, port):
             admin = plane.bootstrap.user
             assert admin is not None
             await plane.store.repos.create(
                 name="calc", url=str(origin), default_branch="main", created_by=admin.id
             )
-            try:
-                async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-                    yield SlackWorld(plane, fake, url, http, admin)
-            finally:
-                server.should_exit = True
-                await task
+            async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+                yield SlackWorld(plane, fake, url, http, admin)
 
 
 @pytest.fixture

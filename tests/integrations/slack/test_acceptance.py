@@ -10,26 +10,21 @@ same way. Both connection modes: the Events API and Socket Mode."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
-from openinspect.api.app import create_app
-from openinspect.controlplane import ControlPlane
 from openinspect.settings import ServerSettings
 from openinspect.testing.github import FakeGitHub
 from openinspect.testing.llm_server import ScriptedLLMServer
 from openinspect.testing.slack import FakeSlack, Message
 from tests.automations import github_helpers as gh
-from tests.integrations.slack.conftest import _free_port
+from tests.integrations.serving import free_port, served
 from tests.integrations.slack.helpers import keyed, settings_for, shown, slack_plane, until
 
 ALICE = "U0ALICE"
@@ -41,30 +36,6 @@ ACK_WITHIN_S = 3.0
 def github(origin: Path) -> Iterator[FakeGitHub]:
     with gh.fake_github(origin) as opened:
         yield opened
-
-
-@contextlib.asynccontextmanager
-async def served(plane: ControlPlane, port: int) -> AsyncIterator[str]:
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(plane.settings, plane),
-            host="127.0.0.1",
-            port=port,
-            lifespan="off",
-            log_level="warning",
-        )
-    )
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            await task
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 def turn(tool: str, **args: Any) -> dict[str, Any]:
@@ -99,7 +70,7 @@ async def test_a_mention_runs_a_session_that_reports_in_its_thread_and_a_reply_c
             ]
         }
     )
-    port = _free_port()
+    port = free_port()
     with FakeSlack(
         bot_token="xoxb-acceptance-token", signing_secret="s3cret-signing", app_token="xapp-accept"
     ) as slack:

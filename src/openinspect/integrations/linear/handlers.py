@@ -148,11 +148,16 @@ class LinearHandlers:
             )
         await wake(self.bus)
 
-    async def _refuse(self, row: LinearSession, key: str, exc: OpenInspectError) -> None:
+    async def _refuse(
+        self, row: LinearSession, key: str, exc: OpenInspectError, *, end: bool = False
+    ) -> None:
+        """Say why in an ``error`` activity; with ``end``, the agent session is over."""
         text = f"I couldn't do that: {exc.message} (error code: {exc.code})"
         if exc.hint:
             text += f". {exc.hint}"
         await self._post(row, key, activities.message("error", text))
+        if end:
+            await self.store.linear.set_status(row.agent_session_id, "ended")
 
     # --- created ---
 
@@ -200,8 +205,7 @@ class LinearHandlers:
             try:
                 started = await self.commands.handle(user, start, origin="linear")
             except OpenInspectError as exc:
-                await self._refuse(row, f"error:{row.agent_session_id}:{item.id}", exc)
-                await self.store.linear.set_status(row.agent_session_id, "ended")
+                await self._refuse(row, f"error:{row.agent_session_id}:{item.id}", exc, end=True)
                 return
             session_id = started.session.id
             if not await self.store.linear.link(row.agent_session_id, session_id):
@@ -245,8 +249,8 @@ class LinearHandlers:
                     "there is no registered repo you can start a session on",
                     hint="Ask an admin of openinspect to register one",
                 ),
+                end=True,
             )
-            await self.store.linear.set_status(row.agent_session_id, "ended")
             return
         repos = {r.name: r for r in await self.store.repos.list()}
         options = []
@@ -338,8 +342,8 @@ class LinearHandlers:
                         "none of the replies named a registered repository",
                         hint="Mention the agent again and name the repository",
                     ),
+                    end=True,
                 )
-                await self.store.linear.set_status(row.agent_session_id, "ended")
                 return
             routed = await self.router.route(user, event.agent_session.issue, reply)
             if isinstance(routed, Unsure):

@@ -9,16 +9,16 @@ writes the agent session's row and decides the first ``thought`` (outbox
 seconds whatever the handling does next (Linear shows an agent as unresponsive without an
 activity within 10 s). A follow-up gets a thought of its own the same way.
 
-Handling runs in the background (``handlers``), one event of an agent session at a time in
-this process; a row a crash or a failure left pending is handled again by :meth:`recover`
-(the ``linear_inbox`` service) once its claim is a minute old, at most :data:`ATTEMPTS_MAX`
-times. Dropped before they are stored: events of a workspace the app is not installed in (or
-for another app user), and actions other than ``created`` and ``prompted``.
+Handling runs in the background (``integrations.inbox``, then ``handlers``), one event of an
+agent session at a time in this process; a row a crash or a failure left pending is handled
+again by :meth:`recover` (the ``linear_inbox`` service) once its claim is a minute old, at most
+:data:`ATTEMPTS_MAX` times. Dropped before they are stored: events of a workspace the app is
+not installed in (or for another app user), and actions other than ``created`` and
+``prompted`` (and the stop actions some senders use).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 
@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from openinspect.agent.models import ModelRegistry
 from openinspect.bus import Bus
-from openinspect.errors import OpenInspectError
+from openinspect.integrations.inbox import InboxWorker
 from openinspect.integrations.linear import activities
 from openinspect.integrations.linear.client import LinearClient
 from openinspect.integrations.linear.events import AgentSessionEvent
@@ -46,7 +46,6 @@ SOURCE = "linear"
 ACTIONS = ("created", "prompted", "stopped", "cancelled")
 RECOVER_AFTER = timedelta(minutes=1)
 ATTEMPTS_MAX = 5
-LOCKS_MAX = 1_000
 FOLLOW_UP_THOUGHT = "Got it — working on it"
 
 
@@ -73,21 +72,15 @@ class LinearInbound:
             tokens,
             LinearRouter(settings, store, models, policy),
         )
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._locks: dict[str, asyncio.Lock] = {}
+        self.worker = InboxWorker(SOURCE, store.inbox, self._dispatch, attempts_max=ATTEMPTS_MAX)
 
     async def close(self) -> None:
         """Cancel the handling in progress (its rows stay pending: recovered later)."""
-        tasks, self._tasks = set(self._tasks), set()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.worker.close()
 
     async def idle(self, timeout_s: float = 30.0) -> None:
         """Wait until no handling runs (for tests and a graceful stop)."""
-        async with asyncio.timeout(timeout_s):
-            while self._tasks:
-                await asyncio.gather(*set(self._tasks), return_exceptions=True)
+        await self.worker.idle(timeout_s)
 
     # --- accepting ---
 
@@ -146,53 +139,20 @@ class LinearInbound:
         return True
 
     def _spawn(self, item: InboxItem) -> None:
-        task = asyncio.create_task(self.handle(item), name=f"linear inbox {item.id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.worker.spawn(item)
 
     # --- handling ---
-
-    async def handle(self, item: InboxItem) -> None:
-        """Claim and handle one inbox row; a failure leaves it pending for ``recover`` (until
-        :data:`ATTEMPTS_MAX` attempts: then ``failed``)."""
-        inbox = self.store.inbox
-        if not await inbox.claim(item):
-            return
-        try:
-            status = await self._dispatch(item)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            code = exc.code if isinstance(exc, OpenInspectError) else type(exc).__name__
-            if item.attempts + 1 >= ATTEMPTS_MAX:
-                log.warning("linear: inbox row %s failed for good (%s)", item.id, code)
-                await inbox.finish(item.id, "failed", code[:64])
-            else:
-                log.warning("linear: inbox row %s failed (%s); it is retried", item.id, code)
-            return
-        await inbox.finish(item.id, "done" if status == "done" else "ignored")
 
     async def _dispatch(self, item: InboxItem) -> str:
         try:
             event = AgentSessionEvent.model_validate(item.payload)
         except ValidationError:
             return "ignored"
-        async with self._lock(event.agent_session.id):
+        async with self.worker.lock(event.agent_session.id):
             if event.action == "created":
                 return await self.handlers.created(event, item)
             return await self.handlers.prompted(event, item)
 
-    def _lock(self, key: str) -> asyncio.Lock:
-        lock = self._locks.get(key)
-        if lock is None:
-            if len(self._locks) >= LOCKS_MAX:  # forget the idle ones
-                self._locks = {k: v for k, v in self._locks.items() if v.locked()}
-            lock = self._locks[key] = asyncio.Lock()
-        return lock
-
     async def recover(self) -> int:
         """Handle again the pending rows whose last claim is over a minute old; how many."""
-        rows = await self.store.inbox.stale(SOURCE, RECOVER_AFTER)
-        for row in rows:
-            await self.handle(row)
-        return len(rows)
+        return await self.worker.recover(await self.store.inbox.stale(SOURCE, RECOVER_AFTER))

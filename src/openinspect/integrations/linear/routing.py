@@ -14,13 +14,9 @@ repo they may not use is skipped, not an error.
 
 from __future__ import annotations
 
-from openinspect.agent.models import ModelRegistry
 from openinspect.domain.models import User
 from openinspect.integrations.linear.events import Issue
 from openinspect.integrations.routing import RepoRouting, Routed, Unsure, named_in
-from openinspect.people.roles import SessionRepoPolicy
-from openinspect.settings import Settings
-from openinspect.store import Store
 
 
 def issue_text(issue: Issue | None) -> str:
@@ -30,21 +26,11 @@ def issue_text(issue: Issue | None) -> str:
 
 
 class LinearRouter(RepoRouting):
-    def __init__(
-        self,
-        settings: Settings,
-        store: Store,
-        models: ModelRegistry,
-        policy: SessionRepoPolicy,
-    ) -> None:
-        super().__init__(
-            settings,
-            store,
-            models,
-            policy,
-            classifier_model=settings.linear.classifier_model,
-            source="a Linear issue",
-        )
+    source = "a Linear issue"
+
+    @property
+    def classifier_model(self) -> str | None:
+        return self._settings.linear.classifier_model
 
     async def route(self, user: User, issue: Issue | None, text: str = "") -> Routed | Unsure:
         """The repo for ``issue`` (``text``: what the person wrote with it, if anything)."""

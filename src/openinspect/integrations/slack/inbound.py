@@ -31,7 +31,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from openinspect.agent.models import ModelRegistry
 from openinspect.bus import Bus
-from openinspect.errors import ConfigError, OpenInspectError
+from openinspect.errors import ConfigError
+from openinspect.integrations.inbox import InboxWorker
 from openinspect.integrations.slack.client import web_client
 from openinspect.integrations.slack.deps import Me, SlackDeps, bounded_key
 from openinspect.integrations.slack.events import (
@@ -56,7 +57,6 @@ RECOVER_AFTER = timedelta(minutes=1)
 ATTEMPTS_MAX = 5
 ACCEPT_WHOAMI_TIMEOUT_S = 1.0
 """How long accepting the first delivery may wait to learn who the app is (then: later)."""
-THREAD_LOCKS_MAX = 1_000
 
 
 class SlackInbound:
@@ -77,8 +77,9 @@ class SlackInbound:
         self.home = SlackHome(settings, store, self.deps.client, models, self.router, self.identity)
         self.messages = MessageHandler(self.deps, self.identity, self.router)
         self.interactions = Interactions(self.deps, self.identity, self.messages, self.home)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._locks: dict[str, asyncio.Lock] = {}
+        self.worker = InboxWorker(
+            "slack", store.slack_inbox, self._dispatch, attempts_max=ATTEMPTS_MAX
+        )
 
     @property
     def store(self) -> Store:
@@ -86,16 +87,11 @@ class SlackInbound:
 
     async def close(self) -> None:
         """Cancel the handling in progress (its rows stay pending: recovered later)."""
-        tasks, self._tasks = set(self._tasks), set()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.worker.close()
 
     async def idle(self, timeout_s: float = 30.0) -> None:
         """Wait until no handling runs (for tests and a graceful stop)."""
-        async with asyncio.timeout(timeout_s):
-            while self._tasks:
-                await asyncio.gather(*set(self._tasks), return_exceptions=True)
+        await self.worker.idle(timeout_s)
 
     async def _known_me(self) -> Me | None:
         if self.deps.known is not None:
@@ -166,31 +162,14 @@ class SlackInbound:
         return True
 
     def _spawn(self, row: InboxRow) -> None:
-        task = asyncio.create_task(self.handle(row), name=f"slack inbox {row.id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.worker.spawn(row)
 
     # --- handling ---
 
     async def handle(self, row: InboxRow) -> None:
         """Claim and handle one inbox row; a failure leaves it pending for ``recover`` (until
         :data:`ATTEMPTS_MAX` attempts: then ``failed``)."""
-        inbox = self.store.slack_inbox
-        if not await inbox.claim(row):
-            return
-        try:
-            status = await self._dispatch(row)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            code = exc.code if isinstance(exc, OpenInspectError) else type(exc).__name__
-            if row.attempts + 1 >= ATTEMPTS_MAX:
-                log.warning("slack: inbox row %s failed for good (%s)", row.id, code)
-                await inbox.finish(row.id, "failed", code[:64])
-            else:
-                log.warning("slack: inbox row %s failed (%s); it is retried", row.id, code)
-            return
-        await inbox.finish(row.id, status)  # type: ignore[arg-type]
+        await self.worker.handle(row)
 
     async def _dispatch(self, row: InboxRow) -> str:
         me = await self.deps.me()
@@ -212,20 +191,9 @@ class SlackInbound:
             await self.home.publish(me.team_id, opened.user)
             return "done"
         msg = MessageEvent.model_validate(callback.event)
-        async with self._lock(f"{msg.channel}:{msg.thread_ts or msg.ts}"):
+        async with self.worker.lock(f"{msg.channel}:{msg.thread_ts or msg.ts}"):
             return await self.messages.handle(me.team_id, msg, me)
-
-    def _lock(self, key: str) -> asyncio.Lock:
-        lock = self._locks.get(key)
-        if lock is None:
-            if len(self._locks) >= THREAD_LOCKS_MAX:  # forget the idle ones
-                self._locks = {k: v for k, v in self._locks.items() if v.locked()}
-            lock = self._locks[key] = asyncio.Lock()
-        return lock
 
     async def recover(self) -> int:
         """Handle again the pending rows whose last claim is over a minute old; how many."""
-        rows = await self.store.slack_inbox.stale(RECOVER_AFTER)
-        for row in rows:
-            await self.handle(row)
-        return len(rows)
+        return await self.worker.recover(await self.store.slack_inbox.stale(RECOVER_AFTER))

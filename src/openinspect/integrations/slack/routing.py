@@ -12,7 +12,6 @@ channel or the App Home that the user may not use is skipped, not an error.
 
 from __future__ import annotations
 
-from openinspect.agent.models import ModelRegistry
 from openinspect.domain.models import User
 from openinspect.integrations.routing import (
     CANDIDATES_MAX,
@@ -22,29 +21,16 @@ from openinspect.integrations.routing import (
     Unsure,
     named_in,
 )
-from openinspect.people.roles import SessionRepoPolicy
-from openinspect.settings import Settings
-from openinspect.store import Store
 
 __all__ = ["CANDIDATES_MAX", "RepoChoice", "RepoRouter", "Routed", "Unsure", "named_in"]
 
 
 class RepoRouter(RepoRouting):
-    def __init__(
-        self,
-        settings: Settings,
-        store: Store,
-        models: ModelRegistry,
-        policy: SessionRepoPolicy,
-    ) -> None:
-        super().__init__(
-            settings,
-            store,
-            models,
-            policy,
-            classifier_model=settings.slack.classifier_model,
-            source="a chat message",
-        )
+    source = "a chat message"
+
+    @property
+    def classifier_model(self) -> str | None:
+        return self._settings.slack.classifier_model
 
     async def route(
         self, user: User, text: str, *, channel_id: str, default_repo: str | None
