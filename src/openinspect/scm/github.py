@@ -32,6 +32,8 @@ from githubkit_schemas.latest.models import DiffEntry as GhDiffEntry
 from githubkit_schemas.latest.models import IssueComment as GhIssueComment
 from githubkit_schemas.latest.models import OrganizationSimple
 from githubkit_schemas.latest.models import PullRequest as GhPull
+from githubkit_schemas.latest.models import PullRequestReview as GhPullReview
+from githubkit_schemas.latest.models import PullRequestReviewComment as GhPullComment
 from githubkit_schemas.latest.models import PullRequestSimple as GhPullSimple
 from githubkit_schemas.latest.models import ReviewComment as GhReviewComment
 
@@ -434,6 +436,57 @@ class GitHub:
             )
             review = response.parsed_data
             return Comment(id=review.id, url=review.html_url)
+
+    async def reviews(
+        self, repo: RepoRef, number: int, limit: int = 300
+    ) -> list[tuple[Comment, str]]:
+        """The reviews of PR ``number`` (oldest first, at most ``limit``) with their bodies,
+        read as the App."""
+        gh = await self._installation_client(repo)
+        items: list[GhPullReview] = await self._first(
+            gh.rest.paginate(
+                gh.rest.pulls.async_list_reviews,
+                owner=repo.owner,
+                repo=repo.name,
+                pull_number=number,
+                per_page=PER_PAGE,
+            ),
+            limit,
+            f"listing the reviews of PR #{number} of {repo}",
+        )
+        return [(Comment(id=item.id, url=item.html_url), item.body or "") for item in items]
+
+    async def pull_review_comments(
+        self, repo: RepoRef, number: int, limit: int = 300
+    ) -> list[tuple[Comment, str]]:
+        """The line comments (and replies) of PR ``number`` (oldest first, at most ``limit``)
+        with their bodies, read as the App."""
+        gh = await self._installation_client(repo)
+        items: list[GhPullComment] = await self._first(
+            gh.rest.paginate(
+                gh.rest.pulls.async_list_review_comments,
+                owner=repo.owner,
+                repo=repo.name,
+                pull_number=number,
+                per_page=PER_PAGE,
+            ),
+            limit,
+            f"listing the line comments of PR #{number} of {repo}",
+        )
+        return [(Comment(id=item.id, url=item.html_url), item.body) for item in items]
+
+    async def reply_to_review_comment(
+        self, repo: RepoRef, number: int, comment_id: int, body: str
+    ) -> Comment:
+        """Reply as the App in the review thread of line comment ``comment_id`` of PR
+        ``number``."""
+        gh = await self._installation_client(repo)
+        async with self._errors(f"replying to comment {comment_id} of PR #{number} of {repo}"):
+            response = await gh.rest.pulls.async_create_reply_for_review_comment(
+                repo.owner, repo.name, number, comment_id, body=body
+            )
+            made = response.parsed_data
+            return Comment(id=made.id, url=made.html_url)
 
     async def create_issue_comment(self, repo: RepoRef, number: int, body: str) -> Comment:
         """Comment on issue or PR ``number`` as the App."""

@@ -5,6 +5,7 @@ sent twice is one; GitHub's refusals become the outbox's retry or failure."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -82,3 +83,35 @@ async def test_refusals_become_retries_or_failures(
     with pytest.raises(PermanentFailure) as refused:
         await sender.send(comment)
     assert refused.value.code == "github_refused_422"
+
+
+async def test_a_review_posts_once_and_keeps_a_comment_outside_the_diff(
+    github: FakeGitHub, sender: GithubSender
+) -> None:
+    inline = {"path": "x.txt", "line": 1, "side": "RIGHT", "body": "typo"}
+    review = row("review", {"repo": REPO, "number": 1}, {"event": "COMMENT", "text": "ok",
+                                                        "comments": [inline]})  # fmt: skip
+    assert await sender.find(review) is None
+    posted = await sender.send(review)
+    assert await sender.find(review) == posted  # a retry adopts it
+    (made,) = github.reviews(REPO, 1)
+    assert made.body.endswith(marker("review:k1")) and made.user_is_bot
+    assert [c.path for c in github.review_comments(REPO, 1)] == ["x.txt"]
+    outside = {"path": "x.txt", "line": 40, "side": "RIGHT", "body": "far away"}
+    again = replace(row("review", {"repo": REPO, "number": 1},
+                        {"event": "COMMENT", "text": "two", "comments": [outside]}),
+                    key="review:k2")  # fmt: skip
+    await sender.send(again)  # GitHub refuses the line (422): the review keeps it in its body
+    second = github.reviews(REPO, 1)[1]
+    assert "x.txt:40" in second.body and "far away" in second.body
+
+
+async def test_a_reply_in_a_thread_is_found_again(github: FakeGitHub, sender: GithubSender) -> None:
+    asked = github.review_comment(REPO, 1, "why?", by="alice", path="x.txt", line=1)
+    reply = row("reply", {"repo": REPO, "number": 1, "comment_id": asked.record.id},
+                {"text": "because"})  # fmt: skip
+    assert await sender.find(reply) is None
+    posted = await sender.send(reply)
+    assert await sender.find(reply) == posted
+    last = github.review_comments(REPO, 1)[-1]
+    assert last.id == posted["id"] and last.body.startswith("because")

@@ -5,6 +5,11 @@ Kinds (target / body, see ``integrations.github.deps``):
 - ``comment``: an issue comment on pull request ``{repo, number}`` with ``{text}``; its body
   ends with ``<!-- openinspect:<key> -->``, by which :meth:`GithubSender.find` adopts a comment a
   delivery made before it crashed (it reads the pull request's comments by the App's hand).
+- ``reply``: ``{text}`` in the review thread of line comment ``{repo, number, comment_id}``;
+  marked and adopted like a comment (``find`` reads the PR's line comments).
+- ``review``: ``{event, text, comments: [{path, line, side, body}]}`` on ``{repo, number}``;
+  marked and adopted by the PR's reviews. When GitHub refuses the line comments (422), the
+  review is posted again with them all in its body: a review is never lost.
 - ``reaction``: ``{content}`` on ``{repo, subject, id}``; GitHub answers with the existing
   reaction when the App made it before, so sending again is harmless and ``find`` looks for
   nothing.
@@ -16,11 +21,11 @@ installation may be fixed), a 404 or another 4xx → :class:`PermanentFailure` w
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from openinspect.errors import ScmAuthFailed, ScmError, ScmNotFound, ScmRateLimited, ScmUnavailable
 from openinspect.integrations.outbox import PermanentFailure, RetryLater
-from openinspect.scm.base import RepoRef
+from openinspect.scm.base import Comment, RepoRef, ReviewComment, ReviewEvent
 from openinspect.store.outbox import OutboxRow
 
 if TYPE_CHECKING:
@@ -60,6 +65,15 @@ class GithubSender:
                     repo, int(row.target["number"]), body
                 )
                 return {"id": made.id, "url": made.url}
+            if row.kind == "reply":
+                body = with_marker(str(row.body["text"]), row.key)
+                made = await self._github.reply_to_review_comment(
+                    repo, int(row.target["number"]), int(row.target["comment_id"]), body
+                )
+                return {"id": made.id, "url": made.url}
+            if row.kind == "review":
+                made = await self._review(row, repo)
+                return {"id": made.id, "url": made.url}
             if row.kind == "reaction":
                 reaction = await self._github.add_reaction(
                     repo,
@@ -73,18 +87,52 @@ class GithubSender:
         raise PermanentFailure("unknown_kind")
 
     async def find(self, row: OutboxRow) -> dict[str, Any] | None:
-        if row.kind != "comment":
-            return None
         repo = RepoRef.parse(str(row.target["repo"]))
+        number = int(row.target.get("number", 0))
         try:
-            comments = await self._github.issue_comments(repo, int(row.target["number"]))
+            if row.kind == "comment":
+                posts = await self._github.issue_comments(repo, number)
+            elif row.kind == "reply":
+                posts = await self._github.pull_review_comments(repo, number)
+            elif row.kind == "review":
+                posts = await self._github.reviews(repo, number)
+            else:
+                return None
         except ScmError as exc:
             raise _outcome(exc) from exc
         wanted = marker(row.key)
-        for comment, body in comments:
+        for post, body in posts:
             if body.rstrip().endswith(wanted):
-                return {"id": comment.id, "url": comment.url}
+                return {"id": post.id, "url": post.url}
         return None
+
+    async def _review(self, row: OutboxRow, repo: RepoRef) -> Comment:
+        number = int(row.target["number"])
+        wanted = str(row.body.get("event", "COMMENT"))
+        if wanted not in ("COMMENT", "APPROVE", "REQUEST_CHANGES"):
+            raise PermanentFailure("github_review_event_invalid")
+        event = cast("ReviewEvent", wanted)
+        comments = [
+            ReviewComment(
+                path=str(c["path"]),
+                body=str(c["body"]),
+                line=int(c["line"]),
+                side="LEFT" if c.get("side") == "LEFT" else "RIGHT",
+            )
+            for c in row.body.get("comments", [])
+        ]
+        text = str(row.body.get("text", ""))
+        try:
+            return await self._github.create_review(
+                repo, number, with_marker(text, row.key), event, comments
+            )
+        except ScmError as exc:
+            if not comments or exc.details.get("github_status") != 422:
+                raise
+        moved = "\n\n".join(f"**{c.path}:{c.line}**\n\n{c.body}" for c in comments)
+        return await self._github.create_review(
+            repo, number, with_marker(f"{text}\n\n{moved}".strip(), row.key), event
+        )
 
 
 def _outcome(exc: ScmError) -> Exception:
