@@ -8,12 +8,9 @@ import contextlib
 import http.server
 import json
 import os
-import queue
 import re
 import shlex
-import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +29,7 @@ from openinspect.scm.github import GitHub
 from openinspect.scm.webhooks import verify_signature
 from openinspect.settings import GitHubSettings
 from openinspect.testing.github import FakeGitHub
+from tests.testing.cli_process import fake_server_cli
 
 REPO = "acme/widgets"
 REF = RepoRef("acme", "widgets")
@@ -456,39 +454,10 @@ def test_control_endpoints(fake: FakeGitHub, origin: Path, receiver: Receiver) -
 def github_server_cli(args: list[str], cwd: Path) -> Iterator[dict[str, str]]:
     """Run ``openinspect testing github-server ARGS`` in ``cwd`` until it printed its settings;
     yield them, then stop it with Ctrl-C (it must exit 0)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "openinspect", "testing", "github-server", *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    env: dict[str, str] = {}
-    output: list[str] = []
-    try:
-        while True:
-            line = lines.get(timeout=CLI_START_TIMEOUT_S)
-            assert line is not None, f"the command ended early: {''.join(output)}"
-            output.append(line)
-            if line.startswith("Control endpoints:"):  # the line after the settings
-                break
-            key, sep, value = line.strip().partition("=")
-            if sep and key.startswith("OPENINSPECT_GITHUB__"):
-                env[key] = value
+    with fake_server_cli(
+        "github-server", args, "OPENINSPECT_GITHUB__", cwd, start_timeout_s=CLI_START_TIMEOUT_S
+    ) as (env, _printed):
         yield env
-    finally:
-        proc.send_signal(signal.SIGINT)
-        code = proc.wait(30)
-    assert code == 0, "".join(output)
 
 
 def settings_from(env: dict[str, str]) -> GitHubSettings:

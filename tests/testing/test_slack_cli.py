@@ -4,11 +4,8 @@ and the control endpoints, delivers to the events URL, and stops on Ctrl-C."""
 from __future__ import annotations
 
 import contextlib
-import queue
-import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 
 import httpx
@@ -16,45 +13,14 @@ import pytest
 from slack_sdk.web import WebClient
 
 from openinspect.testing.slack.cli import parse_channel, parse_user
+from tests.testing.cli_process import fake_server_cli
 from tests.testing.slack_receiver import Receiver
-
-START_TIMEOUT_S = 30.0
 
 
 @contextlib.contextmanager
 def slack_server_cli(args: list[str]) -> Iterator[dict[str, str]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "openinspect", "testing", "slack-server", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    env: dict[str, str] = {}
-    output: list[str] = []
-    try:
-        while True:
-            line = lines.get(timeout=START_TIMEOUT_S)
-            assert line is not None, f"the command ended early: {''.join(output)}"
-            output.append(line)
-            if line.startswith("Control endpoints:"):
-                break
-            key, sep, value = line.strip().partition("=")
-            if sep and key.startswith("OPENINSPECT_SLACK__"):
-                env[key] = value
+    with fake_server_cli("slack-server", args, "OPENINSPECT_SLACK__") as (env, _printed):
         yield env
-    finally:
-        proc.send_signal(signal.SIGINT)
-        code = proc.wait(30)
-    assert code == 0, "".join(output)
 
 
 def test_cli_serves_and_delivers() -> None:

@@ -53,9 +53,7 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
 MAX_TOKENS = 5_000
 MAX_DEPTH = 12
-VARIABLE_ERROR = re.compile(
-    r'^Variable "\$(\w+)" got invalid value .*?(?: at "([^"]+)")?; (.*)$', re.S
-)
+VARIABLE_ERROR = re.compile(r"^Variable '\$(\w+)' has invalid value(?: at (\S+))?: (.*)$", re.S)
 
 
 @dataclass
@@ -118,13 +116,18 @@ def _request_message(error: GraphQLError) -> str:
     if match is None:
         return error.message
     name, at, reason = match.groups()
+    reason = re.sub(r"unknown field '.*?'(?=\.|$)", "an unknown field", reason.split(", found:")[0])
+    enum = re.match(r"^Value .* does not exist in ('[^']+') enum", reason, re.S)
+    if enum is not None:
+        reason = f"not a value of the {enum.group(1)} enum"
     if "cannot represent" in reason:
         reason = reason.split(":")[0]
         node = error.nodes[0] if error.nodes else None
-        if isinstance(node, VariableDefinitionNode):
+        if isinstance(node, VariableDefinitionNode) and not at:
             reason += f" (expected {print_ast(node.type)})"
-    where = f' at "{at}"' if at else ""
-    return f'Variable "${name}" got an invalid value{where}; {reason}'
+    reason = reason.rstrip(".") + "."
+    where = f" at {at}" if at else ""
+    return f"Variable '${name}' has an invalid value{where}: {reason}"
 
 
 def _entries(result: ExecutionResult) -> tuple[list[dict[str, Any]], int]:

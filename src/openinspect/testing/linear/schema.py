@@ -10,6 +10,7 @@ list of steps; the resolvers check the shape of every ``JSONObject`` they read.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import datetime
 from importlib import resources
 from typing import Any
@@ -20,7 +21,6 @@ from graphql import (
     GraphQLScalarType,
     GraphQLSchema,
     GraphQLUnionType,
-    ValueNode,
     build_schema,
     value_from_ast_untyped,
 )
@@ -58,17 +58,13 @@ def _object(value: Any) -> Any:
     return value
 
 
-def _literal(parse: Any, node: ValueNode, variables: dict[str, Any] | None = None) -> Any:
-    return parse(value_from_ast_untyped(node, variables))
-
-
-def _scalar(schema: GraphQLSchema, name: str, parse: Any) -> None:
+def _scalar(schema: GraphQLSchema, name: str, parse: Callable[[Any], Any]) -> None:
     scalar = schema.type_map[name]
     assert isinstance(scalar, GraphQLScalarType)
-    # graphql-core's way for an SDL-first schema: the built scalar's methods are replaced.
-    scalar.serialize = lambda value: value  # type: ignore[method-assign]
-    scalar.parse_value = parse  # type: ignore[method-assign]
-    scalar.parse_literal = functools.partial(_literal, parse)  # type: ignore[method-assign]
+    # graphql-core's way for an SDL-first schema: set the built scalar's coercers.
+    scalar.coerce_output_value = lambda value: value
+    scalar.coerce_input_value = parse
+    scalar.coerce_input_literal = lambda node: parse(value_from_ast_untyped(node))
 
 
 def _content_type(value: Any, _info: Any, _type: Any) -> str:
