@@ -13,6 +13,17 @@ app actor, signed ``AgentSessionEvent`` webhooks), so the product's client runs 
 People act through the fake (``mention``, ``delegate``, ``prompt``, ``stop_session``); it sends
 the app the webhooks Linear would, in the background, in order. The app acts through GraphQL;
 tests read the result back (``session``, ``issue``, ``calls``, ``deliveries``).
+
+What a client must be ready for (Linear's own behaviour, kept here):
+- ``agentActivityCreate`` with an ``id`` it already has: HTTP 200, ``data: null``, one error
+  ``conflict on insert of AgentActivity`` (``INPUT_ERROR``, ``userPresentableMessage``
+  "Entity AgentActivity with id … already exists."). The id must be a UUID **v4**; derive a
+  stable one from a key with ``uuid.UUID(bytes=hashlib.sha256(key).digest()[:16], version=4)``.
+- ``agentActivity(id:)`` / ``issue(id:)`` for something absent: HTTP 200, ``data: null``,
+  ``Entity not found: AgentActivity`` (``INPUT_ERROR``).
+- No, a bad, an expired or a revoked token: HTTP 401 ``AUTHENTICATION_ERROR``; a document that
+  does not match the schema: HTTP 400 ``GRAPHQL_VALIDATION_FAILED``.
+- The token answer's ``scope`` is space-separated (``"read write app:assignable …"``).
 """
 
 from __future__ import annotations
