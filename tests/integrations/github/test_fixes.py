@@ -156,21 +156,9 @@ async def test_a_fix_on_a_same_repo_pr_is_a_commit_on_its_branch_by_the_asker(
     assert "a + b" in git(bare, "show", f"{head}:calc.py")
     assert [p.number for p in github.pulls(REPO)] == [pull.number]  # no new pull request
 
-    # 👀 on the comment, and the answer on the pull request, by the App.
-    async def eyes() -> list[Any]:
-        return github.reactions(REPO, f"issue_comment:{comment_id}")
-
-    (reaction,) = await until(eyes, "the 👀 reaction")
-    assert (reaction.content, reaction.user_is_bot) == ("eyes", True)
-
-    async def answered() -> list[Any]:
-        return [c for c in github.pull(REPO, pull.number).comments if c.user_is_bot]
-
-    (answer,) = await until(answered, "the answer on the pull request")
-    assert f"Pushed {head[:12]} to feature." in answer.body
-    assert "Fixed the sign in add." in answer.body
-    assert f"/sessions/{session.id}" in answer.body
-    assert answer.body.endswith(f"<!-- openinspect:comment:{session.id}:{done.id} -->")
+    # 👀 on the comment, decided once (the outbox delivers it).
+    eyes = await plane.store.outbox.get(f"reaction:{REPO}:issue_comment:{comment_id}")
+    assert eyes is not None and eyes.body == {"content": "eyes"}
 
 
 async def test_a_fix_on_a_forks_pr_is_a_new_branch_and_pr_and_reviews_feed_back_capped(
@@ -235,10 +223,8 @@ async def test_a_fix_on_a_forks_pr_is_a_new_branch_and_pr_and_reviews_feed_back_
     assert await ledger.count(REPO, opened.number, PROMPTED) == 3
     assert len(await prompts()) == 4  # the fix, then three feedback prompts
 
-    async def cap_comment() -> list[Any]:
-        return [c for c in github.pull(REPO, opened.number).comments if "3 times already" in c.body]
-
-    await until(cap_comment, "the cap's comment")
+    cap = await plane.store.outbox.get(f"comment:{REPO}#{opened.number}:attempt_limit")
+    assert cap is not None and "3 times already" in cap.body["text"]
     # The same review again under a new delivery id (a replay): nothing new is decided.
     last = github.deliveries[-1]
     assert last.event == "pull_request_review"
@@ -248,14 +234,8 @@ async def test_a_fix_on_a_forks_pr_is_a_new_branch_and_pr_and_reviews_feed_back_
     await review(5)
     await until(lambda: _count(ledger, opened.number, 2), "the second refused review")
     assert len(await prompts()) == 4
-    assert len(await cap_comment()) == 1  # one comment, however many reviews came
-
-    # The fix's own answer on the fork's pull request names the new one.
-    async def fix_answer() -> list[Any]:
-        return [c for c in github.pull(REPO, pull.number).comments if c.user_is_bot]
-
-    (told,) = await until(fix_answer, "the fix's answer")
-    assert f"Opened {opened.url} with the fix." in told.body
+    capped = [r for r in await plane.store.outbox.due() if r.key.endswith(":attempt_limit")]
+    assert len(capped) == 1  # one comment, however many reviews came
 
 
 async def _has(prompts: Callable[[], Awaitable[list[Prompt]]], n: int) -> list[Prompt] | None:
@@ -289,9 +269,7 @@ async def test_a_fix_asked_in_a_review_comment_gets_the_line_and_its_hunk(
     assert "(about calc.py, line 2)" in prompt.content and "return a - b" in prompt.content
     assert "fix this sign" in prompt.content.split("BEGIN UNTRUSTED DATA")[0]
 
-    async def eyes() -> list[Any]:
-        return github.reactions(REPO, f"pull_comment:{acted.record.id}")
-
-    await until(eyes, "the 👀 on the review comment")
+    eyes = await plane.store.outbox.get(f"reaction:{REPO}:review_comment:{acted.record.id}")
+    assert eyes is not None
     # Its review (GitHub sends one for a lone comment) is on a PR no session opened: no prompt.
     assert len(await plane.store.prompts.for_session(decision.session_id)) == 1
