@@ -180,6 +180,7 @@ async def open_control_plane(
         outbox_projections: list[Projection] = []
         github_inbox = None
         if bot_is_on(settings) and people.github is not None:
+            from openinspect.integrations.github.bot import ReviewBot
             from openinspect.integrations.github.deps import BotDeps
             from openinspect.integrations.github.feedback import ReviewFeedback
             from openinspect.integrations.github.fixes import FixReplies, FixRequests
@@ -189,6 +190,7 @@ async def open_control_plane(
             github_inbox = GithubInbox(store)
             opened.push_async_callback(github_inbox.close)
             github_handlers += [
+                ReviewBot(bot_deps, github_inbox),
                 FixRequests(bot_deps, github_inbox),
                 ReviewFeedback(bot_deps, github_inbox),
             ]

@@ -1,0 +1,109 @@
+"""The review bot's triggers, the whole path: GitHub users act on the fake GitHub, which sends the
+real signed webhooks to the real API on loopback; the review sessions really start (the runtime
+in-process, the scripted model).
+
+- a pull request opened → 👀 on it by the App, and one review session on its head with the diff
+  fenced as untrusted data;
+- a draft is skipped; ready for review → a review;
+- a review requested from the bot → a review;
+- a mention (not a fix request) → 👀 on the comment and an answering session.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openinspect.controlplane import ControlPlane
+from openinspect.domain.models import Session
+from openinspect.testing.github import FakeGitHub
+from openinspect.testing.llm_server import ScriptedLLMServer
+from tests.integrations.github.test_fixes import REPO, github, plane, until
+
+__all__ = ["github", "plane"]  # the fixtures, shared with the fix-request tests
+
+
+async def sessions(cp: ControlPlane, number: int) -> list[Session]:
+    ref = f"github:{REPO}#{number}"
+    return [s for s in await cp.store.sessions.list(limit=200) if s.origin_ref == ref]
+
+
+async def first_prompt(cp: ControlPlane, session: Session) -> str:
+    async def queued() -> list[Any]:
+        return await cp.store.prompts.for_session(session.id)
+
+    (prompt, *_) = await until(queued, "the session's prompt")
+    return str(prompt.content)
+
+
+async def test_a_pr_opened_is_acknowledged_and_reviewed_in_a_session(
+    plane: ControlPlane, llm: ScriptedLLMServer, github: FakeGitHub
+) -> None:
+    llm.reset({"turns": [{"text": "Looks fine."}]})
+    github.commit(REPO, "feature", {"calc.py": "def add(a, b):\n    return a - b\n"})
+    pull = (await github.aopen_pull(REPO, "feature", by="carol", title="Add")).record
+
+    async def eyes() -> list[Any]:
+        return github.reactions(REPO, f"issue:{pull.number}")
+
+    (reaction,) = await until(eyes, "the 👀 on the pull request")
+    assert (reaction.content, reaction.user_is_bot) == ("eyes", True)
+
+    async def started() -> list[Session]:
+        return await sessions(plane, pull.number)
+
+    (session,) = await until(started, "the review session")
+    assert session.origin == "github"
+    content = await first_prompt(plane, session)
+    assert "submit_review" in content
+    assert "return a - b" in content  # the diff, at hand
+    assert "untrusted" in content.lower()
+
+
+async def test_a_draft_is_skipped_until_it_is_ready(
+    plane: ControlPlane, llm: ScriptedLLMServer, github: FakeGitHub
+) -> None:
+    llm.reset({"turns": [{"text": "Looks fine."}]})
+    github.commit(REPO, "feature", {"calc.py": "x = 1\n"})
+    pull = (await github.aopen_pull(REPO, "feature", by="carol", title="WIP", draft=True)).record
+    assert plane.github_inbox is not None
+    await plane.github_inbox.idle()
+    assert await sessions(plane, pull.number) == []
+    await github.aready_for_review(REPO, pull.number, by="carol")
+
+    async def started() -> list[Session]:
+        return await sessions(plane, pull.number)
+
+    await until(started, "the review session once ready")
+
+
+async def test_a_mention_is_acknowledged_on_the_comment_and_answered(
+    plane: ControlPlane, llm: ScriptedLLMServer, github: FakeGitHub
+) -> None:
+    llm.reset({"turns": [{"text": "It adds two numbers."}]})
+    github.commit(REPO, "feature", {"calc.py": "x = 1\n"})
+    pull = (await github.aopen_pull(REPO, "feature", by="carol", title="WIP", draft=True)).record
+    slug = github.bot_login.removesuffix("[bot]")
+    acted = await github.acomment(REPO, pull.number, f"@{slug} what does this do?", by="alice")
+
+    async def eyes() -> list[Any]:
+        return github.reactions(REPO, f"issue_comment:{acted.record.id}")
+
+    await until(eyes, "the 👀 on the comment")
+
+    async def started() -> list[Session]:
+        return await sessions(plane, pull.number)
+
+    (session,) = await until(started, "the answering session")
+    assert "what does this do?" in await first_prompt(plane, session)
+
+
+async def test_a_non_writers_mention_starts_nothing(
+    plane: ControlPlane, llm: ScriptedLLMServer, github: FakeGitHub
+) -> None:
+    github.commit(REPO, "feature", {"calc.py": "x = 1\n"})
+    pull = (await github.aopen_pull(REPO, "feature", by="carol", title="WIP", draft=True)).record
+    slug = github.bot_login.removesuffix("[bot]")
+    await github.acomment(REPO, pull.number, f"@{slug} review this", by="carol")
+    assert plane.github_inbox is not None
+    await plane.github_inbox.idle()
+    assert await sessions(plane, pull.number) == []
