@@ -12,6 +12,7 @@ in-process, the scripted model, git through the proxy to the fake GitHub).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -51,16 +52,17 @@ def github(origin: Path) -> Iterator[FakeGitHub]:
         yield gh
 
 
-@pytest.fixture
-async def plane(
-    tmp_path: Path, llm: ScriptedLLMServer, github: FakeGitHub
+@contextlib.asynccontextmanager
+async def bot_plane(
+    tmp_path: Path, llm: ScriptedLLMServer, github: FakeGitHub, bot: GitHubBotSettings
 ) -> AsyncIterator[ControlPlane]:
+    """A served control plane with the GitHub bot ``bot``, subscribed to ``github``'s hooks."""
     port = _free_port()
     settings = plane_settings(tmp_path / "home", llm)
     gh_settings = github.settings(client_id=None, client_secret=None, access_check=False)
     settings = settings.model_copy(
         update={
-            "github": gh_settings.model_copy(update={"bot": GitHubBotSettings()}),
+            "github": gh_settings.model_copy(update={"bot": bot}),
             "server": ServerSettings(host="127.0.0.1", port=port),
         }
     )
@@ -69,6 +71,15 @@ async def plane(
         served(opened, port) as url,
     ):
         github.subscribe_webhooks(f"{url}/webhooks/github")
+        yield opened
+
+
+@pytest.fixture
+async def plane(
+    tmp_path: Path, llm: ScriptedLLMServer, github: FakeGitHub
+) -> AsyncIterator[ControlPlane]:
+    # No auto-review here: a review session would take the scripted model's turns.
+    async with bot_plane(tmp_path, llm, github, GitHubBotSettings(auto_review=False)) as opened:
         yield opened
 
 

@@ -11,15 +11,28 @@ in-process, the scripted model).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from openinspect.controlplane import ControlPlane
 from openinspect.domain.models import Session
+from openinspect.settings import GitHubBotSettings
 from openinspect.testing.github import FakeGitHub
 from openinspect.testing.llm_server import ScriptedLLMServer
-from tests.integrations.github.test_fixes import REPO, github, plane, until
+from tests.integrations.github.test_fixes import REPO, bot_plane, github, until
 
-__all__ = ["github", "plane"]  # the fixtures, shared with the fix-request tests
+__all__ = ["github"]  # the fixture, shared with the fix-request tests
+
+
+@pytest.fixture
+async def plane(
+    tmp_path: Path, llm: ScriptedLLMServer, github: FakeGitHub
+) -> AsyncIterator[ControlPlane]:
+    async with bot_plane(tmp_path, llm, github, GitHubBotSettings()) as opened:
+        yield opened
 
 
 async def sessions(cp: ControlPlane, number: int) -> list[Session]:
