@@ -55,11 +55,11 @@ async def test_a_pr_opened_is_acknowledged_and_reviewed_in_a_session(
     github.commit(REPO, "feature", {"calc.py": "def add(a, b):\n    return a - b\n"})
     pull = (await github.aopen_pull(REPO, "feature", by="carol", title="Add")).record
 
-    async def eyes() -> list[Any]:
-        return github.reactions(REPO, f"issue:{pull.number}")
+    async def eyes() -> Any:
+        return await plane.store.outbox.get(f"reaction:{REPO}:issue:{pull.number}")
 
-    (reaction,) = await until(eyes, "the 👀 on the pull request")
-    assert (reaction.content, reaction.user_is_bot) == ("eyes", True)
+    reaction = await until(eyes, "the 👀 on the pull request, decided")
+    assert reaction.body == {"content": "eyes"}
 
     async def started() -> list[Session]:
         return await sessions(plane, pull.number)
@@ -98,10 +98,10 @@ async def test_a_mention_is_acknowledged_on_the_comment_and_answered(
     slug = github.bot_login.removesuffix("[bot]")
     acted = await github.acomment(REPO, pull.number, f"@{slug} what does this do?", by="alice")
 
-    async def eyes() -> list[Any]:
-        return github.reactions(REPO, f"issue_comment:{acted.record.id}")
+    async def eyes() -> Any:
+        return await plane.store.outbox.get(f"reaction:{REPO}:issue_comment:{acted.record.id}")
 
-    await until(eyes, "the 👀 on the comment")
+    await until(eyes, "the 👀 on the comment, decided")
 
     async def started() -> list[Session]:
         return await sessions(plane, pull.number)
