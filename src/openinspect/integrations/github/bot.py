@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from openinspect.automations.github import Short, Text
 from openinspect.automations.untrusted import render_untrusted
@@ -34,7 +34,7 @@ from openinspect.domain.events import utcnow
 from openinspect.domain.models import User
 from openinspect.errors import BranchNotFound, ConflictError
 from openinspect.integrations.github.deps import BotDeps
-from openinspect.integrations.github.fixes import files_summary
+from openinspect.integrations.github.fixes import _Part, _Repository, _User, files_summary
 from openinspect.integrations.github.inbox import GithubInbox
 from openinspect.integrations.github.mentions import ask_of, fix_request, mentions
 from openinspect.scm.base import PullFile, PullRequest, RepoRef
@@ -49,24 +49,10 @@ APP_USER_EMAIL_DOMAIN = "github.invalid"
 REVIEW_ACTIONS = ("opened", "ready_for_review", "review_requested")
 
 
-class _Part(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class _User(_Part):
-    login: Short
-    id: int
-    type: Short | None = None
-
-
 class _Pull(_Part):
     number: int
     draft: bool = False
     user: _User
-
-
-class _Repository(_Part):
-    full_name: Short
 
 
 class _PullDelivery(_Part):
