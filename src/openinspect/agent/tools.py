@@ -58,6 +58,7 @@ TOOL_NAMES = (
     "grep",
     "create_pull_request",
     "notify",
+    "submit_review",
 )
 
 
@@ -86,6 +87,12 @@ class ToolHost(Protocol):
         """Record a ``notify`` event for Slack (the session's thread, or ``channel``). Returns a
         one-line summary for the model; raises ``OpenInspectError`` (Slack off, no thread and no
         allowed channel, a channel not allowed, text too long) with a message it can act on."""
+        ...
+
+    async def submit_review(self, review: dict[str, Any]) -> str:
+        """Check a review of the session's pull request against its diff and post it once as
+        the App (comments outside the diff go into its body). Returns a one-line summary;
+        raises ``OpenInspectError`` (not a review session, an invalid review)."""
         ...
 
 
@@ -359,8 +366,43 @@ async def notify(ctx: RunContext[ToolDeps], text: str, channel: str | None = Non
     return await _record(deps, call_id, "notify", outcome, time.monotonic() - started)
 
 
+async def submit_review(
+    ctx: RunContext[ToolDeps],
+    event: str,
+    body: str,
+    comments: list[dict[str, Any]] | None = None,
+) -> str:
+    """Post your review of the pull request this session reviews, once, as the review bot.
+    `event`: APPROVE, REQUEST_CHANGES or COMMENT. `body`: the summary (Markdown). `comments`: line
+    comments, each {path, line, side: RIGHT (new file, default) or LEFT (old file), start_line
+    (optional, same hunk), body, suggestion (optional: the exact replacement of the anchored
+    lines)}. Lines must be inside the diff's hunks; one that is not goes into the body."""
+    deps = ctx.deps
+    review: dict[str, Any] = {"event": event, "body": body, "comments": comments or []}
+    call_id = _call_id(ctx, "submit_review")
+    common = {"session_id": deps.session_id, "prompt_id": deps.prompt_id}
+    await deps.host.emit(ToolCall(**common, call_id=call_id, tool="submit_review", args=review))
+    started = time.monotonic()
+    try:  # no sandbox: the control plane posts
+        outcome = _Outcome(await deps.host.submit_review(review))
+    except OpenInspectError as exc:
+        hint = f" ({exc.hint})" if exc.hint else ""
+        outcome = _Outcome(f"error [{exc.code}]: {exc.message}{hint}", True)
+    return await _record(deps, call_id, "submit_review", outcome, time.monotonic() - started)
+
+
 def builtin_tools() -> list[Tool[ToolDeps]]:
     return [
         Tool(fn, takes_ctx=True)
-        for fn in (bash, read, write, edit, glob, grep, create_pull_request, notify)
+        for fn in (
+            bash,
+            read,
+            write,
+            edit,
+            glob,
+            grep,
+            create_pull_request,
+            notify,
+            submit_review,
+        )
     ]

@@ -231,6 +231,8 @@ class ReviewComment:
     body: str
     line: int
     side: Literal["LEFT", "RIGHT"] = "RIGHT"
+    start_line: int | None = None
+    """The first line of a multi-line comment (same side, same hunk as ``line``)."""
 
 
 @dataclass(frozen=True)

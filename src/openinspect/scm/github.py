@@ -419,9 +419,17 @@ class GitHub:
         body: str,
         event: ReviewEvent = "COMMENT",
         comments: Sequence[ReviewComment] = (),
+        commit_id: str | None = None,
     ) -> Comment:
-        """Review PR ``number`` as the App, with optional line comments."""
+        """Review PR ``number`` as the App, with optional line comments, on ``commit_id`` (the
+        head the comments were checked against) when given."""
         gh = await self._installation_client(repo)
+        lines: list[dict[str, Any]] = []
+        for c in comments:
+            spot: dict[str, Any] = {"path": c.path, "body": c.body, "line": c.line, "side": c.side}
+            if c.start_line is not None:
+                spot |= {"start_line": c.start_line, "start_side": c.side}
+            lines.append(spot)
         async with self._errors(f"reviewing PR #{number} of {repo}"):
             response = await gh.rest.pulls.async_create_review(
                 repo.owner,
@@ -429,10 +437,8 @@ class GitHub:
                 number,
                 body=body,
                 event=event,
-                comments=[
-                    {"path": c.path, "body": c.body, "line": c.line, "side": c.side}
-                    for c in comments
-                ],
+                comments=cast(Any, lines),
+                commit_id=commit_id if commit_id else UNSET,
             )
             review = response.parsed_data
             return Comment(id=review.id, url=review.html_url)

@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from openinspect.agent.models import ModelRegistry
 from openinspect.domain.events import (
@@ -796,6 +796,7 @@ class _Host:
         self._prompt = prompt
         self._started = started
         self._start_stored = False
+        self._reviews = 0
 
     async def _wait_started(self) -> None:
         """Wait until the prompt's ``prompt-started`` is stored: nothing of a run may come
@@ -835,6 +836,18 @@ class _Host:
             self._prompt, user, title=title, body=body, draft=draft
         )
         return f"Pull request #{record.number} ({record.state}): {record.url}"
+
+    async def submit_review(self, review: dict[str, Any]) -> str:
+        await self._wait_started()
+        from openinspect.integrations.github.reviews import ReviewPoster, submit_review
+
+        actor = self._actor
+        github = actor._s.pulls.github
+        if github is None:
+            raise NotConfigured("GitHub is not configured on this server, so there is no review")
+        self._reviews += 1
+        poster = ReviewPoster(actor._s.settings, actor._s.store, actor._s.events.bus, github)
+        return await submit_review(poster, actor.session, self._prompt.id, self._reviews, review)
 
     async def notify(self, text: str, channel: str | None) -> str:
         await self._wait_started()

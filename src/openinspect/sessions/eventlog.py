@@ -62,6 +62,11 @@ class EventLog:
         self._queue: list[tuple[Change, asyncio.Future[Appended | Refused]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
+    @property
+    def bus(self) -> Bus:
+        """The bus the log publishes on (integrations wake their delivery through it)."""
+        return self._bus
+
     async def commit(self, change: Change) -> Event | None:
         """Persist ``change`` (an event and the state change it announces) in one transaction,
         then publish its event; returns the event as stored. None when its prompt guard failed:

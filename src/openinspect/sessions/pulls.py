@@ -90,6 +90,11 @@ class PullRequests:
             return str(exc)
         return None
 
+    @property
+    def github(self) -> GitHub | None:
+        """The App's client, when GitHub is configured."""
+        return self._github
+
     def _client(self) -> GitHub:
         if self._github is None:
             raise NotConfigured(

@@ -7,7 +7,8 @@ Kinds (target / body, see ``integrations.github.deps``):
   delivery made before it crashed (it reads the pull request's comments by the App's hand).
 - ``reply``: ``{text}`` in the review thread of line comment ``{repo, number, comment_id}``;
   marked and adopted like a comment (``find`` reads the PR's line comments).
-- ``review``: ``{event, text, comments: [{path, line, side, body}]}`` on ``{repo, number}``;
+- ``review``: ``{event, text, commit_id?, comments: [{path, line, side, start_line?, body}]}``
+  on ``{repo, number}``;
   marked and adopted by the PR's reviews. When GitHub refuses the line comments (422), the
   review is posted again with them all in its body: a review is never lost.
 - ``reaction``: ``{content}`` on ``{repo, subject, id}``; GitHub answers with the existing
@@ -118,13 +119,15 @@ class GithubSender:
                 body=str(c["body"]),
                 line=int(c["line"]),
                 side="LEFT" if c.get("side") == "LEFT" else "RIGHT",
+                start_line=int(c["start_line"]) if c.get("start_line") else None,
             )
             for c in row.body.get("comments", [])
         ]
         text = str(row.body.get("text", ""))
+        commit = str(row.body.get("commit_id") or "") or None
         try:
             return await self._github.create_review(
-                repo, number, with_marker(text, row.key), event, comments
+                repo, number, with_marker(text, row.key), event, comments, commit
             )
         except ScmError as exc:
             if not comments or exc.details.get("github_status") != 422:
