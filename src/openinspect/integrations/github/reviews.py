@@ -34,10 +34,7 @@ if TYPE_CHECKING:  # githubkit is heavy: loaded with the client (people.service)
     from openinspect.scm.github import GitHub
 
 log = logging.getLogger(__name__)
-KIND = "review"
 FILES_MAX = 300
-APP_USER_EMAIL_DOMAIN = "github.invalid"
-REVIEW_EVENTS = ("APPROVE", "REQUEST_CHANGES", "COMMENT")
 COMMENTS_MAX = 50
 COMMENT_BODY_MAX = 4_000
 REVIEW_BODY_MAX = 20_000
