@@ -33,8 +33,11 @@ async def run_woken(
             wake.clear()
             due = await step()
             timeout_s = poll_s if due is None else min(poll_s, max(due, 0.01))
+            # asyncio.timeout, not wait_for: on 3.11 wait_for drops a cancellation that lands
+            # as the event is set, and the service then never stops.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout_s)
+                async with asyncio.timeout(timeout_s):
+                    await wake.wait()
                 await asyncio.sleep(COALESCE_S)
     finally:
         for task in listeners:

@@ -118,8 +118,9 @@ class FeedConsumer:
                     retry_s = min(retry_s * 2, RETRY_MAX_S)
                     continue
                 retry_s = RETRY_FIRST_S
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), self._poll_interval_s)
+                with contextlib.suppress(TimeoutError):  # not wait_for: see services/wake.py
+                    async with asyncio.timeout(self._poll_interval_s):
+                        await wake.wait()
         finally:
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)
