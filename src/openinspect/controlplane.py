@@ -194,9 +194,10 @@ async def open_control_plane(
                 FixRequests(bot_deps, github_inbox),
                 ReviewFeedback(bot_deps, github_inbox),
             ]
+            from openinspect.integrations.github.sender import GithubSender
+
             outbox_projections.append(FixReplies(bot_deps).projection)
-            # The ``github`` sender (integrations.github.sender) is not registered yet: with it
-            # the outbox service does not stop cleanly in tests/api/test_roles.py (to look at).
+            outbox_senders[GithubSender.source] = GithubSender(people.github)
         linear = None
         if settings.linear.enabled:
             from openinspect.integrations.linear.app import LinearApp

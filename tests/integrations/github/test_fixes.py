@@ -171,6 +171,12 @@ async def test_a_fix_on_a_same_repo_pr_is_a_commit_on_its_branch_by_the_asker(
     eyes = await plane.store.outbox.get(f"reaction:{REPO}:issue_comment:{comment_id}")
     assert eyes is not None and eyes.body == {"content": "eyes"}
 
+    async def reacted() -> list[Any] | None:
+        return github.reactions(REPO, f"issue_comment:{comment_id}") or None
+
+    (posted,) = await until(reacted, "👀 on GitHub")
+    assert (posted.content, posted.user_login) == ("eyes", github.bot_login)
+
 
 async def test_a_fix_on_a_forks_pr_is_a_new_branch_and_pr_and_reviews_feed_back_capped(
     plane: ControlPlane, llm: ScriptedLLMServer, github: FakeGitHub
@@ -245,8 +251,17 @@ async def test_a_fix_on_a_forks_pr_is_a_new_branch_and_pr_and_reviews_feed_back_
     await review(5)
     await until(lambda: _count(ledger, opened.number, 2), "the second refused review")
     assert len(await prompts()) == 4
-    capped = [r for r in await plane.store.outbox.due() if r.key.endswith(":attempt_limit")]
-    assert len(capped) == 1  # one comment, however many reviews came
+    # One comment by the App on the pull request, however many reviews came (the github sender
+    # posted it; a second decision would have been a second row, and a second post).
+    async def posted() -> list[str] | None:
+        found = [
+            c.body
+            for c in github.pull(REPO, opened.number).comments
+            if c.user_login == github.bot_login and "3 times already" in c.body
+        ]
+        return found or None
+
+    assert len(await until(posted, "the cap's comment on GitHub")) == 1
 
 
 async def _has(prompts: Callable[[], Awaitable[list[Prompt]]], n: int) -> list[Prompt] | None:

@@ -1,7 +1,7 @@
 """``submit_review``, the whole path: a GitHub user opens a pull request on the fake GitHub, which
 sends the real signed webhook to the real API on loopback; the review session really runs (the
 scripted model calls ``submit_review``); the decided outbox review is posted by the ``github``
-sender as the App (called here: the outbox service does not register that sender yet).
+sender as the App, through the outbox service.
 
 A pull request opened by a writer → a review by the App with an inline comment on a changed
 line and an applyable suggestion, and the comment aimed outside the diff in the body (no 422).
@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from openinspect.controlplane import ControlPlane
-from openinspect.integrations.github.sender import GithubSender
 from openinspect.testing.github import FakeGitHub
 from openinspect.testing.llm_server import ScriptedLLMServer
 from tests.integrations.github.test_fixes import REPO, finished, turn, until
@@ -64,13 +63,13 @@ async def test_an_opened_pr_gets_one_review_with_an_inline_suggestion_and_the_re
         return [r for r in rows if r.kind == "review"]
 
     (row,) = await until(decided, "the decided review")
-    assert plane.people.github is not None
-    await GithubSender(plane.people.github).send(row)
 
     async def reviewed() -> list[Any]:
         return [r for r in github.reviews(REPO, pull.number) if r.user_is_bot]
 
     (review,) = await until(reviewed, "the App's review")
+    eyes = github.reactions(REPO, f"issue:{pull.number}")
+    assert [(r.content, r.user_login) for r in eyes] == [("eyes", github.bot_login)]
     assert review.state == "CHANGES_REQUESTED"
     assert "The sign is wrong in add." in review.body
     assert "calc.py, line 40" in review.body and "Unrelated: rename this file." in review.body
@@ -86,3 +85,6 @@ async def test_an_opened_pr_gets_one_review_with_an_inline_suggestion_and_the_re
     assert "BEGIN UNTRUSTED DATA" in prompt.content and "return a - b" in prompt.content
     assert review.body.rstrip().endswith(f"<!-- openinspect:{row.key} -->")
     assert row.body["commit_id"] == github.pull(REPO, pull.number).head_sha
+    sent = await plane.store.outbox.get(row.key)
+    assert sent is not None and sent.posted_at is not None
+    assert len([r for r in github.reviews(REPO, pull.number) if r.user_is_bot]) == 1
