@@ -17,7 +17,9 @@ OutputCapture`; a command's output is streamed into it, never held whole): the e
 (two thirds from the start, one third from the end: the tail is where test summaries are). Each
 cut copy carries a line in place of what it left out, e.g.
 ``[… 187,234,112 bytes (2,345,678 lines) omitted …]``, counting everything missing from it.
-``bash`` interleaves stdout and stderr in the order they arrived.
+``bash`` interleaves stdout and stderr in the order they arrived. A ``tool-call`` event's
+arguments are a display copy bounded the same way (:func:`shown_args`): the model's arguments
+(a file's content, a review) can be as large as its output allows.
 
 While ``bash`` runs, its output also reaches people live as ephemeral ``tool-output-delta`` events
 (:mod:`openinspect.agent.live_output`). A call cut short by a stop still gets its ``tool-result``
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -126,6 +129,42 @@ def _halves(limit: int, head_share: float) -> tuple[int, int]:
     return head, limit - head
 
 
+ARG_LIST_SHOWN = 100
+"""Items of a list argument a ``tool-call`` event keeps when the arguments are too large."""
+
+
+def shown_args(args: dict[str, Any], limit: int) -> dict[str, Any]:
+    """``args`` for the ``tool-call`` event: unchanged when their JSON fits in ``limit``
+    characters; else each long string cut to a share of it (half from the start, half from the
+    end, with the omitted notice) and each long list to ``ARG_LIST_SHOWN`` items; and if that is
+    still too large, a ``preview`` of the JSON."""
+    text = json.dumps(args, ensure_ascii=False, default=str)
+    if len(text) <= limit:
+        return args
+    share = max(64, limit // 8)
+
+    def cut(value: Any) -> Any:
+        if isinstance(value, str) and len(value) > share:
+            head, tail = _halves(share, 0.5)
+            capture = OutputCapture(head, tail)
+            capture.add(value)
+            return capture.render(head, tail)[0]
+        if isinstance(value, list):
+            kept = [cut(v) for v in value[:ARG_LIST_SHOWN]]
+            if len(value) > ARG_LIST_SHOWN:
+                kept.append(f"[… {len(value) - ARG_LIST_SHOWN:,} more items omitted …]")
+            return kept
+        if isinstance(value, dict):
+            return {str(k)[:share]: cut(v) for k, v in list(value.items())[:ARG_LIST_SHOWN]}
+        return value
+
+    shown = {k: cut(v) for k, v in args.items()}
+    smaller = json.dumps(shown, ensure_ascii=False, default=str)
+    if len(smaller) <= limit:
+        return shown
+    return {"preview": smaller[:limit], "omitted_chars": len(text) - limit}
+
+
 def _captured(output: OutputCapture | str, limit: int) -> OutputCapture:
     if isinstance(output, OutputCapture):
         return output
@@ -167,7 +206,8 @@ async def _run_tool(
     deps = ctx.deps
     call_id = call_id or _call_id(ctx, tool)
     common = {"session_id": deps.session_id, "prompt_id": deps.prompt_id}
-    await deps.host.emit(ToolCall(**common, call_id=call_id, tool=tool, args=args))
+    shown = shown_args(args, deps.event_limit_chars)
+    await deps.host.emit(ToolCall(**common, call_id=call_id, tool=tool, args=shown))
     started = time.monotonic()
     try:
         outcome = await body(await deps.host.sandbox())
@@ -356,7 +396,8 @@ async def notify(ctx: RunContext[ToolDeps], text: str, channel: str | None = Non
         args["channel"] = channel
     call_id = _call_id(ctx, "notify")
     common = {"session_id": deps.session_id, "prompt_id": deps.prompt_id}
-    await deps.host.emit(ToolCall(**common, call_id=call_id, tool="notify", args=args))
+    shown = shown_args(args, deps.event_limit_chars)
+    await deps.host.emit(ToolCall(**common, call_id=call_id, tool="notify", args=shown))
     started = time.monotonic()
     try:  # no sandbox: the control plane posts
         outcome = _Outcome(await deps.host.notify(text, channel))
@@ -381,7 +422,8 @@ async def submit_review(
     review: dict[str, Any] = {"event": event, "body": body, "comments": comments or []}
     call_id = _call_id(ctx, "submit_review")
     common = {"session_id": deps.session_id, "prompt_id": deps.prompt_id}
-    await deps.host.emit(ToolCall(**common, call_id=call_id, tool="submit_review", args=review))
+    shown = shown_args(review, deps.event_limit_chars)
+    await deps.host.emit(ToolCall(**common, call_id=call_id, tool="submit_review", args=shown))
     started = time.monotonic()
     try:  # no sandbox: the control plane posts
         outcome = _Outcome(await deps.host.submit_review(review))

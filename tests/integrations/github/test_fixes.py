@@ -251,6 +251,7 @@ async def test_a_fix_on_a_forks_pr_is_a_new_branch_and_pr_and_reviews_feed_back_
     await review(5)
     await until(lambda: _count(ledger, opened.number, 2), "the second refused review")
     assert len(await prompts()) == 4
+
     # One comment by the App on the pull request, however many reviews came (the github sender
     # posted it; a second decision would have been a second row, and a second post).
     async def posted() -> list[str] | None:
