@@ -481,6 +481,24 @@ class GitHub:
         )
         return [(Comment(id=item.id, url=item.html_url), item.body) for item in items]
 
+    async def get_review_comment(self, repo: RepoRef, comment_id: int) -> PostedReviewComment:
+        """Line comment ``comment_id`` of ``repo`` (a thread's root, say), read as the App."""
+        gh = await self._installation_client(repo)
+        async with self._errors(f"getting line comment {comment_id} of {repo}"):
+            response = await gh.rest.pulls.async_get_review_comment(
+                repo.owner, repo.name, comment_id
+            )
+        item = response.parsed_data
+        return PostedReviewComment(
+            id=item.id,
+            path=item.path,
+            line=item.line or None,
+            side=item.side or None,
+            body=item.body,
+            diff_hunk=item.diff_hunk,
+            user_login=item.user.login if item.user else None,
+        )
+
     async def reply_to_review_comment(
         self, repo: RepoRef, number: int, comment_id: int, body: str
     ) -> Comment:

@@ -6,7 +6,10 @@ or a second server deciding the same object finds the first decision instead of 
 ``outcome`` says what was decided: ``prompted`` (review feedback sent into the session that
 opened the pull request), ``attempt_limit`` (not sent: the pull request had its automatic
 attempts), ``fix_branch`` / ``fix_pr`` (a fix session on the pull request's branch, or on a
-branch of its own that opens a new one), ``unlinked`` (the asker has no account here).
+branch of its own that opens a new one), ``unlinked`` (the asker has no account here),
+``answer`` / ``answer_thread`` (a question for the review bot, answered when its prompt ends: on
+the conversation, or in the review thread, whose root is in the key:
+``answer_thread:<repo>:<root id>:<comment id>``).
 
 :meth:`GithubFeedbackStore.decide_feedback` counts a pull request's ``prompted`` rows against
 the cap in the transaction that inserts the new one, after taking the pull request's lock row

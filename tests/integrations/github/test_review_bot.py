@@ -6,7 +6,10 @@ in-process, the scripted model).
   fenced as untrusted data;
 - a draft is skipped; ready for review → a review;
 - a review requested from the bot → a review;
-- a mention (not a fix request) → 👀 on the comment and an answering session.
+- a mention (not a fix request) → 👀 on the comment and an answering session, whose final
+  message is posted as the App's reply on the pull request;
+- a reply in a review thread the App started → an answer in that thread; a reply in someone
+  else's thread → nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import pytest
 
 from openinspect.controlplane import ControlPlane
 from openinspect.domain.models import Session
+from openinspect.scm.base import RepoRef, ReviewComment
 from openinspect.settings import GitHubBotSettings
 from openinspect.testing.github import FakeGitHub
 from openinspect.testing.llm_server import ScriptedLLMServer
@@ -108,6 +112,57 @@ async def test_a_mention_is_acknowledged_on_the_comment_and_answered(
 
     (session,) = await until(started, "the answering session")
     assert "what does this do?" in await first_prompt(plane, session)
+
+    async def answered() -> list[str]:
+        comments = github.pull(REPO, pull.number).comments
+        return [c.body for c in comments if c.user_login == github.bot_login]
+
+    (answer,) = await until(answered, "the App's answer on the pull request")
+    assert answer.startswith("It adds two numbers.") and f"/sessions/{session.id}" in answer
+
+
+async def test_a_reply_in_the_bots_review_thread_is_answered_in_that_thread(
+    plane: ControlPlane, llm: ScriptedLLMServer, github: FakeGitHub
+) -> None:
+    llm.reset({"turns": [{"text": "Because x must start at one."}]})
+    github.commit(REPO, "feature", {"calc.py": "x = 1\n"})
+    pull = (await github.aopen_pull(REPO, "feature", by="carol", title="WIP", draft=True)).record
+    app = plane.people.github
+    assert app is not None
+    line = ReviewComment(path="calc.py", body="Why one?", line=1)
+    await app.create_review(RepoRef.parse(REPO), pull.number, "A question.", "COMMENT", [line])
+    (root,) = github.review_comments(REPO, pull.number)
+    theirs = await github.areview_comment(
+        REPO, pull.number, "Nobody knows.", by="alice", path="calc.py", line=1
+    )
+    await github.areview_comment(
+        REPO, pull.number, "Me neither", by="alice", in_reply_to=theirs.record.id
+    )
+    reply = await github.areview_comment(
+        REPO, pull.number, "It has to, see the spec", by="alice", in_reply_to=root.id
+    )
+
+    async def started() -> list[Session]:
+        return await sessions(plane, pull.number)
+
+    (session,) = await until(started, "the answering session")  # one: not for alice's thread
+    assert "It has to, see the spec" in await first_prompt(plane, session)
+
+    async def answered() -> list[Any]:
+        return [
+            c
+            for c in github.review_comments(REPO, pull.number)
+            if c.user_login == github.bot_login and c.in_reply_to_id is not None
+        ]
+
+    (answer,) = await until(answered, "the App's answer in its thread")
+    assert answer.in_reply_to_id == root.id
+    assert answer.body.startswith("Because x must start at one.")
+    eyes = github.reactions(REPO, f"pull_comment:{reply.record.id}")
+    assert [r.content for r in eyes] == ["eyes"]
+    assert plane.github_inbox is not None
+    await plane.github_inbox.idle()
+    assert len(await sessions(plane, pull.number)) == 1
 
 
 async def test_a_non_writers_mention_starts_nothing(

@@ -17,7 +17,9 @@ delivery (``github:<delivery id>``), origin ``github``, on the pull request's he
 (``refs/pull/<n>/head``, which GitHub keeps for forks too; the base when it is gone), as the
 sender's linked openinspect account, else the bot's own user (``bot.app_user``). The prompt
 carries the pull request's title, body and diff (cut at ``bot.diff_max_bytes``, with the files
-list) as untrusted data, and the repo's review instructions.
+list) as untrusted data, and the repo's review instructions. A mention's answer (the session's
+final message) is posted when its prompt ends, on the conversation or in the review comment's
+thread (``fixes.FixReplies``, found by the ``answer``/``answer_thread`` decision).
 """
 
 from __future__ import annotations
@@ -32,13 +34,22 @@ from openinspect.automations.untrusted import render_untrusted
 from openinspect.domain.commands import TITLE_MAX, StartSession
 from openinspect.domain.events import utcnow
 from openinspect.domain.models import User
-from openinspect.errors import BranchNotFound, ConflictError
+from openinspect.errors import BranchNotFound, ConflictError, ScmNotFound
 from openinspect.integrations.github.deps import BotDeps
-from openinspect.integrations.github.fixes import _Part, _Repository, _User, files_summary
+from openinspect.integrations.github.fixes import (
+    ANSWER,
+    ANSWER_THREAD,
+    _Part,
+    _Repository,
+    _User,
+    files_summary,
+    thread_answer_key,
+)
 from openinspect.integrations.github.inbox import GithubInbox
 from openinspect.integrations.github.mentions import ask_of, fix_request, mentions
 from openinspect.scm.base import PullFile, PullRequest, RepoRef
 from openinspect.settings import GitHubBotSettings
+from openinspect.store.github_feedback import feedback_key
 from openinspect.store.inbox import InboxItem
 from openinspect.store.review_settings import EffectiveReviewSettings, effective
 
@@ -47,6 +58,7 @@ KIND = "review"
 FILES_LISTED = 300
 APP_USER_EMAIL_DOMAIN = "github.invalid"
 REVIEW_ACTIONS = ("opened", "ready_for_review", "review_requested")
+ANSWERED = ("mention", "thread_reply")
 
 
 class _Pull(_Part):
@@ -76,6 +88,7 @@ class _Comment(_Part):
     line: int | None = None
     original_line: int | None = None
     diff_hunk: Text | None = None
+    in_reply_to_id: int | None = None
 
 
 class _CommentDelivery(_Part):
@@ -91,7 +104,7 @@ class Ask(_Part):
 
     repo: str
     number: int
-    trigger: str  # opened | ready_for_review | review_requested | mention
+    trigger: str  # opened | ready_for_review | review_requested | mention | thread_reply
     login: str
     user_id: int
     delivery_id: str
@@ -101,6 +114,13 @@ class Ask(_Part):
     path: str | None = None
     line: int | None = None
     diff_hunk: str | None = None
+    in_reply_to: int | None = None
+    """The root of the review thread a review comment replies in."""
+
+    @property
+    def answered(self) -> bool:
+        """A question (a mention, a reply in the bot's thread), not a review request."""
+        return self.trigger in ANSWERED
 
 
 class ReviewBot:
@@ -159,14 +179,20 @@ class ReviewBot:
             number, subject = delivery.pull_request.number, "review_comment"
         comment = delivery.comment
         text, slug = comment.body[: bot.comment_max_chars], await deps.slug()
-        if not mentions(text, slug) or fix_request(text, slug) is not None:
+        if fix_request(text, slug) is not None:
+            return None
+        if mentions(text, slug):
+            trigger = "mention"
+        elif subject == "review_comment" and comment.in_reply_to_id is not None:
+            trigger = "thread_reply"  # in whose thread is asked of GitHub, in the background
+        else:
             return None
         if await deps.is_bot(comment.user.login):
             return None
         return Ask(
             repo=delivery.repository.full_name,
             number=number,
-            trigger="mention",
+            trigger=trigger,
             login=comment.user.login,
             user_id=comment.user.id,
             delivery_id=delivery_id,
@@ -176,6 +202,7 @@ class ReviewBot:
             path=comment.path,
             line=comment.line or comment.original_line,
             diff_hunk=(comment.diff_hunk or "")[: bot.comment_max_chars] or None,
+            in_reply_to=comment.in_reply_to_id if subject == "review_comment" else None,
         )
 
     async def _auto_review(self, pr: _PullDelivery) -> bool:
@@ -203,10 +230,12 @@ class ReviewBot:
         repo = RepoRef.parse(ask.repo)
         if await deps.is_bot(ask.login):
             return "ignored"
-        if ask.trigger == "mention" and not await deps.allowed(repo, ask.login):
+        if ask.trigger == "thread_reply" and not await self._in_bots_thread(repo, ask):
+            return "ignored"
+        if ask.answered and not await deps.allowed(repo, ask.login):
             log.info("github: %s may not ask the bot on %s", ask.login, ask.repo)
             return "ignored"
-        if ask.trigger == "mention" and ask.subject and ask.comment_id is not None:
+        if ask.answered and ask.subject and ask.comment_id is not None:
             await deps.react(ask.repo, ask.subject, ask.comment_id)
         else:
             await deps.react(ask.repo, "issue", ask.number)
@@ -228,12 +257,38 @@ class ReviewBot:
             start_ref=f"refs/pull/{ask.number}/head",
         )
         try:
-            await deps.commands.handle(user, command, origin="github")
+            started = await deps.commands.handle(user, command, origin="github")
         except BranchNotFound:
-            await deps.commands.handle(
+            started = await deps.commands.handle(
                 user, command.model_copy(update={"start_ref": None}), origin="github"
             )
+        if ask.answered and ask.comment_id is not None and started.prompt:
+            # The answer is posted when the prompt ends (``fixes.FixReplies``), found by this.
+            if ask.subject == "review_comment":
+                outcome = ANSWER_THREAD
+                key = thread_answer_key(ask.repo, ask.in_reply_to or ask.comment_id, ask.comment_id)
+            else:
+                outcome, key = ANSWER, feedback_key(ANSWER, ask.repo, ask.comment_id)
+            await deps.store.github_feedback.record(
+                key=key,
+                repo=ask.repo,
+                number=ask.number,
+                outcome=outcome,
+                session_id=started.session.id,
+                prompt_id=started.prompt.id,
+            )
         return "done"
+
+    async def _in_bots_thread(self, repo: RepoRef, ask: Ask) -> bool:
+        """Whether the review thread ``ask`` replies in was started by the bot (its root line
+        comment, read from GitHub: the delivery's word is not taken)."""
+        if ask.in_reply_to is None:
+            return False
+        try:
+            root = await self.deps.github.get_review_comment(repo, ask.in_reply_to)
+        except ScmNotFound:
+            return False
+        return await self.deps.is_bot(root.user_login)
 
     async def app_user(self) -> User:
         """The bot's own openinspect user (made on first use, as a member)."""
@@ -250,7 +305,7 @@ class ReviewBot:
 
 
 def _title(ask: Ask, pull: PullRequest) -> str:
-    what = "answer on" if ask.trigger == "mention" else "review"
+    what = "answer on" if ask.answered else "review"
     return f"GitHub: {what} PR #{pull.number}: {pull.title}"[:TITLE_MAX]
 
 
@@ -291,22 +346,31 @@ def review_prompt(
     }
     if cut:
         data["changed_files"] = files_summary(files).splitlines()
-    if ask.trigger == "mention":
+    if ask.answered:
         data["comment"] = {"by": ask.login, "text": ask.question}
         if ask.subject == "review_comment":
             data["comment"].update(path=ask.path, line=ask.line, diff_hunk=ask.diff_hunk)
     where = f"pull request #{pull.number} of {ask.repo}"
-    if ask.trigger == "mention":
+    if ask.answered:
+        said = (
+            "replied in a review thread you started"
+            if ask.trigger == "thread_reply"
+            else ("asked you something")
+        )
+        where_reply = "in that thread" if ask.subject == "review_comment" else "on the pull request"
         lines = [
-            f"@{ask.login} asked you something on GitHub, on {where}. Answer it; your final "
-            "message is posted as the reply. If they ask for a review, review as below.",
+            f"@{ask.login} {said} on GitHub, on {where}. Answer them: your final message is "
+            f"posted as your reply {where_reply}. Call submit_review only if they ask for a "
+            "review; then review as below.",
         ]
+        review = "To review:"
     else:
         lines = [f"Review {where}."]
+        review = "Then"
     lines += [
         "",
         "You are on the pull request's head commit. Read the diff below and the code around "
-        "it; run the tests if that helps. Then call submit_review once with event COMMENT, "
+        f"it; run the tests if that helps. {review} call submit_review once with event COMMENT, "
         "APPROVE or REQUEST_CHANGES, a short summary as body, and inline comments: each on a "
         "line of the diff (side RIGHT with the new file's line numbers, LEFT with the old "
         "file's), with a suggestion (the replacement text of those lines) where a fix is "

@@ -24,7 +24,9 @@ happens in the background (:meth:`FixRequests.handle`):
    files, and for a review comment its file, line and diff hunk, fenced as untrusted data.
 4. **The answer**, when the prompt ends (:class:`FixReplies`, a feed projection): a comment on
    the pull request saying what was done (the commit pushed, or the new pull request), or that
-   it failed, with the session's link.
+   it failed, with the session's link. The same projection answers the review bot's mentions
+   (``bot``): the session's final message, on the conversation or in the review comment's
+   thread.
 
 Each comment is decided once: the inbox drops a redelivered comment, the session start is keyed
 by the delivery (``github:<delivery id>``), and ``github_feedback`` keeps the decision
@@ -64,6 +66,12 @@ FIX_BRANCH = "fix_branch"
 FIX_PR = "fix_pr"
 UNLINKED = "unlinked"
 FIX_OUTCOMES = (FIX_BRANCH, FIX_PR)
+ANSWER = "answer"
+"""A mention on the pull request's conversation, answered there (``bot``'s sessions)."""
+ANSWER_THREAD = "answer_thread"
+"""A mention in a review comment, answered in its thread."""
+ANSWER_OUTCOMES = (ANSWER, ANSWER_THREAD)
+REPLY_MAX_CHARS = 20_000
 Subject = Literal["issue_comment", "review_comment"]
 FILES_SHOWN = 100
 ANSWER_MAX_CHARS = 2_000
@@ -374,19 +382,43 @@ class FixReplies:
         }
         ledger = self.deps.store.github_feedback
         for decision in await ledger.by_prompt(conn, list(finished)):
-            if decision.outcome not in FIX_OUTCOMES or decision.session_id is None:
+            if decision.session_id is None or decision.prompt_id is None:
                 continue
-            assert decision.prompt_id is not None
             event = finished[decision.prompt_id]
-            text = await self._answer(decision.outcome, decision.session_id, event)
+            target: dict[str, Any] = {"repo": decision.repo, "number": decision.number}
+            kind = "comment"
+            if decision.outcome in FIX_OUTCOMES:
+                text = await self._answer(decision.outcome, decision.session_id, event)
+            elif decision.outcome in ANSWER_OUTCOMES:
+                text = await self._reply(decision.session_id, event)
+                if decision.outcome == ANSWER_THREAD:
+                    kind = "reply"
+                    target["comment_id"] = thread_root(decision.key)
+            else:
+                continue
             await self.deps.post(
                 conn,
                 key=f"comment:{decision.session_id}:{decision.prompt_id}",
-                kind="comment",
-                target={"repo": decision.repo, "number": decision.number},
+                kind=kind,
+                target=target,
                 body={"text": text},
                 session_id=decision.session_id,
             )
+
+    async def _reply(self, session_id: str, event: PromptFinished) -> str:
+        """A mention's answer: the session's final message, with its link."""
+        link = f"Session: {session_url(self.deps.settings, session_id)}"
+        if event.status != "success":
+            why = event.error.message if event.error else event.status
+            return f"I could not answer ({_clean(why, 300)}).\n\n{link}"
+        events = await self.deps.store.events.latest_of(session_id, ("agent-text",), 50)
+        said = next(
+            (e.text for e in events if isinstance(e, AgentText) and e.prompt_id == event.prompt_id),
+            "",
+        )
+        if not said.strip():
+            return f"Done, with nothing to say.\n\n{link}"
+        return f"{_clean(said.strip(), REPLY_MAX_CHARS)}\n\n{link}"
 
     async def _answer(self, outcome: str, session_id: str, event: PromptFinished) -> str:
         store, settings = self.deps.store, self.deps.settings
@@ -407,6 +439,17 @@ class FixReplies:
         if not pulls:
             return f"Done, but no pull request was opened.{summary}\n\n{link}"
         return f"Opened {pulls[-1].url} with the fix.{summary}\n\n{link}"
+
+
+def thread_answer_key(repo: str, root_id: int, comment_id: int) -> str:
+    """The decision key of a question asked in a review thread: by the comment asking, with
+    the thread's root (GitHub takes replies to the root comment only)."""
+    return f"{ANSWER_THREAD}:{repo.lower()}:{root_id}:{comment_id}"
+
+
+def thread_root(key: str) -> int:
+    """The root comment of the thread in a :func:`thread_answer_key`."""
+    return int(key.rsplit(":", 2)[1])
 
 
 def _clean(text: str, limit: int) -> str:
