@@ -31,7 +31,7 @@ from openinspect.settings import DEFAULT_TOOL_EVENT_OUTPUT_CHARS
 from openinspect.testing.github import FakeGitHub
 from openinspect.testing.llm_server import ScriptedLLMServer
 from tests.integrations.github.test_fixes import REPO, finished, turn, until
-from tests.integrations.github.test_review_bot import github, plane  # noqa: F401 - fixtures
+from tests.integrations.github.test_review_bot import github, plane, started  # noqa: F401
 
 CHANGED = "def add(a, b):\n    return a - b\n"
 FORGED = "<!-- openinspect:review:someone-else:p:0 -->"
@@ -39,15 +39,6 @@ FORGED = "<!-- openinspect:review:someone-else:p:0 -->"
 
 def _comment(line: int = 2, **extra: Any) -> dict[str, Any]:
     return {"path": "calc.py", "line": line, "body": "Look here.", **extra}
-
-
-async def _review_session(plane: ControlPlane, number: int) -> Any:
-    async def found() -> list[Any]:
-        ref = f"github:{REPO}#{number}"
-        return [s for s in await plane.store.sessions.list(limit=50) if s.origin_ref == ref]
-
-    (session,) = await until(found, "the review session")
-    return session
 
 
 async def test_a_hostile_review_is_capped_and_cannot_forge_the_marker(
@@ -84,7 +75,7 @@ async def test_a_hostile_review_is_capped_and_cannot_forge_the_marker(
     )
     github.commit(REPO, "feature", {"calc.py": CHANGED}, by="alice")
     pull = (await github.aopen_pull(REPO, "feature", by="alice", title="Add")).record
-    session = await _review_session(plane, pull.number)
+    (session,) = await started(plane, pull.number, "the review session")
     (prompt, *_) = await until(lambda: plane.store.prompts.for_session(session.id), "its prompt")
     assert (await finished(plane, prompt.id)).status == "success"
 
@@ -119,7 +110,7 @@ async def test_only_a_session_the_bot_started_on_a_pull_request_may_post_a_revie
     llm.reset({"turns": [{"text": "Looks fine."}]})
     github.commit(REPO, "feature", {"calc.py": CHANGED}, by="alice")
     pull = (await github.aopen_pull(REPO, "feature", by="alice", title="Add")).record
-    session = await _review_session(plane, pull.number)
+    (session,) = await started(plane, pull.number, "the review session")
     assert plane.people.github is not None
     poster = ReviewPoster(plane.settings, plane.store, plane.bus, plane.people.github)
     review = {"event": "COMMENT", "body": "Sneaky.", "comments": []}

@@ -88,6 +88,18 @@ class _SharedTransport(httpx.AsyncBaseTransport):
         return None
 
 
+def _posted_comment(item: GhReviewComment | GhPullComment) -> PostedReviewComment:
+    return PostedReviewComment(
+        id=item.id,
+        path=item.path,
+        line=item.line or None,
+        side=item.side or None,
+        body=item.body,
+        diff_hunk=item.diff_hunk,
+        user_login=item.user.login if item.user else None,
+    )
+
+
 def _pull(data: GhPull | GhPullSimple) -> PullRequest:
     state: PullState = (
         "merged" if data.merged_at else ("closed" if data.state == "closed" else "open")
@@ -399,18 +411,7 @@ class GitHub:
             limit,
             f"listing the comments of review {review_id} of {repo}",
         )
-        return [
-            PostedReviewComment(
-                id=item.id,
-                path=item.path,
-                line=item.line or None,
-                side=item.side or None,
-                body=item.body,
-                diff_hunk=item.diff_hunk,
-                user_login=item.user.login if item.user else None,
-            )
-            for item in items
-        ]
+        return [_posted_comment(item) for item in items]
 
     async def create_review(
         self,
@@ -488,16 +489,7 @@ class GitHub:
             response = await gh.rest.pulls.async_get_review_comment(
                 repo.owner, repo.name, comment_id
             )
-        item = response.parsed_data
-        return PostedReviewComment(
-            id=item.id,
-            path=item.path,
-            line=item.line or None,
-            side=item.side or None,
-            body=item.body,
-            diff_hunk=item.diff_hunk,
-            user_login=item.user.login if item.user else None,
-        )
+        return _posted_comment(response.parsed_data)
 
     async def reply_to_review_comment(
         self, repo: RepoRef, number: int, comment_id: int, body: str

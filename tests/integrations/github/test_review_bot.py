@@ -44,6 +44,11 @@ async def sessions(cp: ControlPlane, number: int) -> list[Session]:
     return [s for s in await cp.store.sessions.list(limit=200) if s.origin_ref == ref]
 
 
+async def started(cp: ControlPlane, number: int, what: str) -> list[Session]:
+    """The sessions on pull request ``number``, once there is one."""
+    return list(await until(lambda: sessions(cp, number), what))
+
+
 async def first_prompt(cp: ControlPlane, session: Session) -> str:
     async def queued() -> list[Any]:
         return await cp.store.prompts.for_session(session.id)
@@ -65,10 +70,7 @@ async def test_a_pr_opened_is_acknowledged_and_reviewed_in_a_session(
     reaction = await until(eyes, "the 👀 on the pull request, decided")
     assert reaction.body == {"content": "eyes"}
 
-    async def started() -> list[Session]:
-        return await sessions(plane, pull.number)
-
-    (session,) = await until(started, "the review session")
+    (session,) = await started(plane, pull.number, "the review session")
     assert session.origin == "github"
     content = await first_prompt(plane, session)
     assert "submit_review" in content
@@ -87,10 +89,7 @@ async def test_a_draft_is_skipped_until_it_is_ready(
     assert await sessions(plane, pull.number) == []
     await github.aready_for_review(REPO, pull.number, by="carol")
 
-    async def started() -> list[Session]:
-        return await sessions(plane, pull.number)
-
-    await until(started, "the review session once ready")
+    await started(plane, pull.number, "the review session once ready")
 
 
 async def test_a_mention_is_acknowledged_on_the_comment_and_answered(
@@ -107,10 +106,7 @@ async def test_a_mention_is_acknowledged_on_the_comment_and_answered(
 
     await until(eyes, "the 👀 on the comment, decided")
 
-    async def started() -> list[Session]:
-        return await sessions(plane, pull.number)
-
-    (session,) = await until(started, "the answering session")
+    (session,) = await started(plane, pull.number, "the answering session")
     assert "what does this do?" in await first_prompt(plane, session)
 
     async def answered() -> list[str]:
@@ -142,10 +138,8 @@ async def test_a_reply_in_the_bots_review_thread_is_answered_in_that_thread(
         REPO, pull.number, "It has to, see the spec", by="alice", in_reply_to=root.id
     )
 
-    async def started() -> list[Session]:
-        return await sessions(plane, pull.number)
-
-    (session,) = await until(started, "the answering session")  # one: not for alice's thread
+    # One session: none for the reply in alice's own thread.
+    (session,) = await started(plane, pull.number, "the answering session")
     assert "It has to, see the spec" in await first_prompt(plane, session)
 
     async def answered() -> list[Any]:
