@@ -21,6 +21,7 @@ from openinspect.cli.client import Client, Target
 from openinspect.cli.render import Renderer, watch
 from openinspect.settings import SandboxSettings, ServerSettings, Settings
 from openinspect.testing.repos import git_output, make_sample_repo
+from openinspect.timeouts import wait_for
 
 PROMPT = "The add() function in calc.py is wrong and its test fails. Fix it and run the tests."
 DEMO_MODEL = "scripted:demo-fix-add"
@@ -42,7 +43,7 @@ async def run_demo(console: Console, *, keep: bool = False) -> int:
             serve(settings, on_started=started.set_result, install_signal_handlers=False, stop=stop)
         )
         try:
-            info = await asyncio.wait_for(asyncio.shield(started), timeout=30)
+            info = await wait_for(asyncio.shield(started), 30)
             token = info.plane.bootstrap.token
             assert token is not None
             console.print(
@@ -52,7 +53,7 @@ async def run_demo(console: Console, *, keep: bool = False) -> int:
             return await _session(console, Client(Target(info.url, token)), origin)
         finally:
             stop.set()
-            await asyncio.wait_for(server, timeout=30)
+            await wait_for(server, 30)
     finally:
         if keep:
             console.print(f"[dim]kept {root}[/]")

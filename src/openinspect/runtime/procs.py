@@ -93,7 +93,8 @@ class Child:
         timed_out = False
         try:
             try:
-                await asyncio.wait_for(self.proc.wait(), timeout_s)
+                async with asyncio.timeout(timeout_s):  # not wait_for: openinspect.timeouts
+                    await self.proc.wait()
             except TimeoutError:
                 timed_out = True
                 await kill_group(self.proc)
@@ -137,7 +138,8 @@ async def kill_group(proc: asyncio.subprocess.Process, grace_s: float = KILL_GRA
     _signal_group(pgid, signal.SIGTERM)
     try:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(proc.wait(), grace_s)
+            async with asyncio.timeout(grace_s):
+                await proc.wait()
     finally:
         _signal_group(pgid, signal.SIGKILL)
     await proc.wait()

@@ -63,6 +63,7 @@ from pathlib import Path
 from openinspect.errors import ConfigError, SandboxUnavailable
 from openinspect.runtime.address import BadBridgeAddress, BridgeAddress, unix_url
 from openinspect.settings import BwrapSettings, Settings
+from openinspect.timeouts import wait_for
 
 from .base import BackendContext, SandboxExit, SandboxHandle, SandboxSpec
 from .boxuser import BoxUser, own_workspace, resolve_box_user
@@ -493,9 +494,7 @@ class BwrapProvider:
         relay = BridgeRelay(host_bridge_socket(spec))
         try:
             # The thread owns read_fd from here on; bwrap's exit closes the pipe, so it ends.
-            init_pid = await asyncio.wait_for(
-                asyncio.to_thread(_read_child_pid, read_fd), INFO_TIMEOUT_S
-            )
+            init_pid = await wait_for(asyncio.to_thread(_read_child_pid, read_fd), INFO_TIMEOUT_S)
             # A pidfd names the box's init without the risk of pid reuse.
             init = os.pidfd_open(init_pid)
             self._limits.enter(spec.sandbox_id, init_pid)

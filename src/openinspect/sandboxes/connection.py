@@ -41,6 +41,7 @@ from openinspect.runtime.protocol import (
     RuntimeEvent,
     WriteFileResult,
 )
+from openinspect.timeouts import wait_for
 
 from . import inbound
 from .base import SessionBinding
@@ -168,7 +169,7 @@ class SandboxConnection:
         """
         if self.status == "booting":
             try:
-                await asyncio.wait_for(self._settled.wait(), timeout_s)
+                await wait_for(self._settled.wait(), timeout_s)
             except TimeoutError:
                 state = "connected" if self.connected else "never connected or disconnected"
                 raise SandboxUnavailable(
@@ -211,7 +212,7 @@ class SandboxConnection:
         self._calls[rid] = _Call(method, dict(params), future, on_chunk, max_result_chars)
         try:
             await self._send({"id": rid, "method": method, "params": dict(params)})
-            return await asyncio.wait_for(future, timeout_s)
+            return await wait_for(future, timeout_s)
         except asyncio.CancelledError:
             self._calls.pop(rid, None)
             await self._cancel_remote(rid)
@@ -407,7 +408,7 @@ class SandboxConnection:
 
     async def _accept_hello(self, socket: BridgeSocket) -> bool:
         try:
-            text = await asyncio.wait_for(socket.receive_text(), HELLO_TIMEOUT_S)
+            text = await wait_for(socket.receive_text(), HELLO_TIMEOUT_S)
         except TimeoutError:
             await close_quietly(socket, CLOSE_UNAUTHORIZED, "no hello in time")
             return False

@@ -16,6 +16,7 @@ from typing import BinaryIO
 
 import openinspect
 from openinspect.errors import SandboxError, SandboxUnavailable
+from openinspect.timeouts import wait_for
 
 from .base import SandboxExit, SandboxHandle, SandboxSpec
 
@@ -226,7 +227,7 @@ class LocalProcesses:
             if proc.returncode is None:
                 _signal_group(proc.pid, signal.SIGTERM)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(proc.wait(), grace_s)
+                    await wait_for(proc.wait(), grace_s)
             _signal_group(proc.pid, signal.SIGKILL)
             await proc.wait()
         finally:
@@ -236,7 +237,7 @@ class LocalProcesses:
                 # The pipe ends with the last process holding it; a straggler must not hold
                 # up the destroy.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(drain), DRAIN_GRACE_S)
+                    await wait_for(asyncio.shield(drain), DRAIN_GRACE_S)
                 drain.cancel()
                 await asyncio.gather(drain, return_exceptions=True)
 

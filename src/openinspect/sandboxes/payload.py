@@ -24,6 +24,7 @@ import threading
 from pathlib import Path
 
 from openinspect.errors import SandboxUnavailable
+from openinspect.timeouts import wait_for
 
 from .local import RuntimeSources
 
@@ -156,7 +157,7 @@ async def _git(repo: str, *args: str) -> str | None:
         stderr=asyncio.subprocess.DEVNULL,
     )
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), BUNDLE_TIMEOUT_S)
+        out, _ = await wait_for(proc.communicate(), BUNDLE_TIMEOUT_S)
     except TimeoutError:
         proc.kill()
         await proc.wait()

@@ -24,6 +24,7 @@ import subprocess
 from pathlib import Path
 
 from openinspect.errors import SandboxUnavailable
+from openinspect.timeouts import wait_for
 
 from .cgroups import _unescape
 
@@ -82,7 +83,7 @@ async def _run(*argv: str, ok: tuple[int, ...] = (0,)) -> None:
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        _, err = await asyncio.wait_for(proc.communicate(), TOOL_TIMEOUT_S)
+        _, err = await wait_for(proc.communicate(), TOOL_TIMEOUT_S)
     except TimeoutError:
         proc.kill()
         await proc.wait()

@@ -34,6 +34,7 @@ from openinspect.domain.commands import ID_MAX, SessionCommand
 from openinspect.domain.models import SessionOrigin
 from openinspect.errors import InvalidInput, OpenInspectError, OwnerGone, OwnerUnreachable
 from openinspect.store.leases import HOLDER_MAX
+from openinspect.timeouts import wait_for
 
 log = logging.getLogger(__name__)
 MESSAGE_MAX_CHARS = 4 * 1024 * 1024
@@ -184,7 +185,7 @@ class Forwarder:
         deadline = loop.time() + self._timeout_s
         while (remaining := deadline - loop.time()) > 0:
             try:
-                return await asyncio.wait_for(asyncio.shield(future), min(remaining, OWNER_CHECK_S))
+                return await wait_for(asyncio.shield(future), min(remaining, OWNER_CHECK_S))
             except TimeoutError:
                 if still_owner is not None and not await still_owner():
                     raise OwnerGone(

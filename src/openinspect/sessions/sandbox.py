@@ -36,6 +36,7 @@ from openinspect.sessions.origins import Origins
 from openinspect.settings import Settings
 from openinspect.store import Store
 from openinspect.store.changes import Change, SandboxMove
+from openinspect.timeouts import wait_for
 
 log = logging.getLogger(__name__)
 Emit = Callable[[Event], Awaitable[Event]]
@@ -256,7 +257,7 @@ class SessionSandbox:
             self._watcher = None
         if conn is not None:
             with contextlib.suppress(SandboxError):
-                await asyncio.wait_for(conn.shutdown(), timeout=2)
+                await wait_for(conn.shutdown(), 2)
         if handle is not None:
             await self._provider.destroy(handle)
         if self._sandbox_id is not None:

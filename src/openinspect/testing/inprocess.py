@@ -29,6 +29,7 @@ from openinspect.errors import SandboxUnavailable
 from openinspect.runtime.supervisor import ConfigMissing, RuntimeConfig, serve
 from openinspect.sandboxes.base import SandboxExit, SandboxHandle, SandboxSpec
 from openinspect.sandboxes.local import HOME_DIRNAME, prepare_workspace, sandbox_env
+from openinspect.timeouts import wait_for
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ class InProcessProvider:
             return
         box.stop.set()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(box.task), STOP_GRACE_S)
+            await wait_for(asyncio.shield(box.task), STOP_GRACE_S)
         if not box.task.done():
             box.task.cancel()
         await asyncio.gather(box.task, return_exceptions=True)
