@@ -31,6 +31,10 @@
   appending at once), on SQLite and Postgres: group commit, the same path one event per
   transaction, and a bare ``sqlite3`` insert-and-commit loop; goal 5,000/s on SQLite.
 
+``--only latency,fanout`` runs some of the parts (``latency``, ``cli``, ``fanout``,
+``server_start``, ``web``, ``failover``, ``sessions``, ``events``); the object then has their
+keys only.
+
 Modules: ``latency``, ``fanout``, ``web``, ``cli_start``, ``server_start``, ``failover``,
 ``sessions_per_process``, ``events``, ``ws_baseline`` and
 ``bare_server`` (the baseline servers, run as subprocesses), ``common`` (environment,

@@ -7,7 +7,7 @@ import asyncio
 import json
 import sys
 
-from bench.suite import TOTAL_TIMEOUT_S, Config, run
+from bench.suite import PARTS, TOTAL_TIMEOUT_S, Config, run
 
 
 def _counts(text: str) -> tuple[int, ...]:
@@ -15,6 +15,14 @@ def _counts(text: str) -> tuple[int, ...]:
     if not counts or any(n < 1 for n in counts):
         raise argparse.ArgumentTypeError("expected positive integers, e.g. 1,10,100")
     return counts
+
+
+def _parts(text: str) -> tuple[str, ...]:
+    parts = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [part for part in parts if part not in PARTS]
+    if not parts or unknown:
+        raise argparse.ArgumentTypeError(f"expected some of: {', '.join(PARTS)}")
+    return tuple(part for part in PARTS if part in parts)  # in the order they run
 
 
 def _positive(text: str) -> int:
@@ -102,6 +110,12 @@ def parse_args(argv: list[str]) -> Config:
     parser.add_argument(
         "--timeout", type=float, default=TOTAL_TIMEOUT_S, help="hard time limit, seconds"
     )
+    parser.add_argument(
+        "--only",
+        type=_parts,
+        default=defaults.parts,
+        help=f"the parts to run, comma-separated, of: {', '.join(PARTS)} (default: all)",
+    )
     args = parser.parse_args(argv)
     return Config(
         samples=args.samples,
@@ -117,6 +131,7 @@ def parse_args(argv: list[str]) -> Config:
         event_sessions=args.event_sessions,
         events_per_session=args.events_per_session,
         timeout_s=args.timeout,
+        parts=args.only,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -21,6 +22,8 @@ from bench.common import bench_env, machine, progress
 
 TOTAL_TIMEOUT_S = 1500.0
 """Hard stop of a whole run; a normal run takes a few minutes at most."""
+PARTS = ("latency", "cli", "fanout", "server_start", "web", "failover", "sessions", "events")
+"""The parts of a run, in the order they run (``--only`` picks some)."""
 
 
 @dataclass(frozen=True)
@@ -54,41 +57,57 @@ class Config:
     timeout_s: float = TOTAL_TIMEOUT_S
     share_server: bool = False
     """One server for both parts (faster; the smoke test) instead of a fresh one for each."""
+    parts: tuple[str, ...] = PARTS
+    """The parts to run; the result has the keys of those only."""
 
 
 async def run(config: Config) -> dict[str, Any]:
     """Run every benchmark and return the result object (see ``bench/__init__.py``)."""
     started = time.monotonic()
+    wanted = set(config.parts)
+    found: dict[str, Any] = {}
     async with asyncio.timeout(config.timeout_s):
-        if config.share_server:
-            async with bench_env("all") as env:
-                latencies = await latency.run(config.samples, config.baseline_samples, env)
-                cli = await cli_start.run(config.cli_samples, env)
-        else:
-            latencies = await latency.run(config.samples, config.baseline_samples)
-            cli = await cli_start.run(config.cli_samples)
+        if wanted & {"latency", "cli"}:
+            async with contextlib.AsyncExitStack() as stack:
+                env = (
+                    await stack.enter_async_context(bench_env("all"))
+                    if config.share_server
+                    else None
+                )
+                if "latency" in wanted:
+                    found |= await latency.run(config.samples, config.baseline_samples, env)
+                if "cli" in wanted:
+                    found["cli_start_ms"] = await cli_start.run(config.cli_samples, env)
         # Its own servers in any case: they run with a Redis bus the bench publishes on.
-        fan = await fanout.run(config.clients, config.rates, config.fanout_s)
-        start = await server_start.run(config.start_samples)
+        if "fanout" in wanted:
+            found["fanout"] = await fanout.run(config.clients, config.rates, config.fanout_s)
+        if "server_start" in wanted:
+            found["server_start_ms"] = await server_start.run(config.start_samples)
         # Its own server in any case: seeding the long session restarts the server.
-        web_open = await web.run(config.web_samples)
+        if "web" in wanted:
+            found["web_open_5000_events_ms"] = await web.run(config.web_samples)
         # Two replicas on Postgres and Redis, and a server of its own.
-        fail = await failover.run(config.failover_samples)
-        per_process = await sessions_per_process.run(config.streaming_sessions, config.stream_s)
+        if "failover" in wanted:
+            found["failover_s"] = await failover.run(config.failover_samples)
+        if "sessions" in wanted:
+            found["sessions_per_process"] = await sessions_per_process.run(
+                config.streaming_sessions, config.stream_s
+            )
         # In this process: the event log over SQLite and Postgres.
-        durable = await events.run(config.event_sessions, config.events_per_session)
+        if "events" in wanted:
+            found["events_per_s"] = await events.run(
+                config.event_sessions, config.events_per_session
+            )
     elapsed = time.monotonic() - started
     progress(f"done in {elapsed:.1f} s")
     return {
-        **latencies,
-        "fanout": fan,
-        "cli_start_ms": cli,
-        "server_start_ms": start,
-        "web_open_5000_events_ms": web_open,
-        "failover_s": fail,
-        "sessions_per_process": per_process,
-        "events_per_s": durable,
+        **found,
         "machine": machine(),
-        "config": {**asdict(config), "clients": list(config.clients), "rates": list(config.rates)},
+        "config": {
+            **asdict(config),
+            "clients": list(config.clients),
+            "rates": list(config.rates),
+            "parts": list(config.parts),
+        },
         "runtime_s": round(elapsed, 1),
     }

@@ -1,5 +1,8 @@
-"""Smoke test of the benchmarks: every part runs end to end with tiny sizes and the result has
-the documented shape. Nothing is asserted about the timings except that they are positive."""
+"""Smoke test of the benchmarks: ``run`` with tiny sizes, of the parts no test of their own runs
+(latency, fan-out, the web opening; ``test_cli_start``, ``test_server_start``,
+``test_replica_benches`` and ``test_events`` run the others on their own): the result has the
+documented shape and the keys of those parts only. Nothing is asserted about the timings except
+that they are positive."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from typing import Any
 import pytest
 
 from bench.__main__ import parse_args
-from bench.suite import Config, run
+from bench.suite import PARTS, Config, run
 from openinspect.sandboxes.bwrap import probe_bwrap
 from openinspect.testing.browser import browser_missing, web_missing
 from tests.conftest import skip_or_fail
@@ -53,6 +56,7 @@ async def test_every_part_runs_and_reports_the_documented_keys() -> None:
         event_sessions=2,
         events_per_session=5,
         share_server=True,
+        parts=("latency", "fanout", "web"),
     )
     result = json.loads(json.dumps(await run(config)))  # JSON-serializable as printed
 
@@ -96,34 +100,15 @@ async def test_every_part_runs_and_reports_the_documented_keys() -> None:
     assert positive(web["ratio_first_paint_to_baseline"])
     assert positive(web["ratio_interactive_to_baseline"])
 
-    cli = result["cli_start_ms"]
-    for command in ("help", "sessions_list", "baseline_python_pass"):
-        check_summary(cli[command], 2)
-    assert positive(cli["ratio_help_to_baseline"])
-    assert positive(cli["ratio_sessions_list_to_baseline"])
-
-    start = result["server_start_ms"]
-    for name in ("serve", "baseline_bare_uvicorn"):
-        check_summary(start[name], 1)
-    assert positive(start["ratio_serve_to_baseline"])
-    assert isinstance(start["meets_goal"], bool)
-
-    fail = result["failover_s"]
-    if "skipped" not in fail:  # it needs Postgres and Redis
-        assert fail["n"] == 1 and positive(fail["max"]) and fail["p50"] <= fail["max"]
-        assert positive(fail["baseline_forwarded_accept_s"])
-        assert fail["meets_goal"] == (fail["max"] <= fail["goal_s"])
-    per = result["sessions_per_process"]
-    assert per["sessions"] == 2 and per["live_after_eviction"] == 0
-    assert isinstance(per["per_streaming_session_kb"], float)
-    assert isinstance(per["per_idle_session_after_eviction_kb"], float)
-
-    durable = result["events_per_s"]
-    assert durable["events"] == 10
-    for name in ("group_commit", "per_event", "baseline_plain_insert_commit"):
-        assert positive(durable["sqlite"][name]["events_per_s"])
-    assert isinstance(durable["meets_goal"], bool)
-
+    for skipped in (
+        "cli_start_ms",
+        "server_start_ms",
+        "failover_s",
+        "sessions_per_process",
+        "events_per_s",
+    ):
+        assert skipped not in result
+    assert result["config"]["parts"] == ["latency", "fanout", "web"]
     assert positive(result["machine"]["cpus"])
     assert isinstance(result["machine"]["python"], str)
 
@@ -131,6 +116,7 @@ async def test_every_part_runs_and_reports_the_documented_keys() -> None:
 def test_command_line_options() -> None:
     argv = ["--samples", "3", "--clients", "1,5", "--rates", "10,20", "--web-samples", "2"]
     argv += ["--cli-samples", "4", "--start-samples", "2", "--event-sessions", "7"]
+    argv += ["--only", "web,latency"]
     config = parse_args(argv)
     assert config == Config(
         samples=3,
@@ -140,6 +126,10 @@ def test_command_line_options() -> None:
         cli_samples=4,
         start_samples=2,
         event_sessions=7,
+        parts=("latency", "web"),
     )
     with pytest.raises(SystemExit):
         parse_args(["--clients", "0"])
+    with pytest.raises(SystemExit):
+        parse_args(["--only", "latency,nothing"])
+    assert parse_args([]).parts == PARTS
