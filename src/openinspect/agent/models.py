@@ -13,6 +13,7 @@ as a request header (``REPLAY_HEADER``) and the scripted server keeps one positi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import difflib
 import importlib
 import logging
@@ -457,8 +458,31 @@ class ModelRegistry:
         await asyncio.shield(self._loading[1])
 
     async def _preload(self) -> None:
+        # A daemon thread, not ``to_thread``: ``asyncio.run`` waits for its executor's threads
+        # on the way out, so a server stopped while the imports run took seconds to exit.
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def settle(error: BaseException | None) -> None:
+            if done.done():
+                return
+            if error is None:
+                done.set_result(None)
+            else:
+                done.set_exception(error)
+
+        def work() -> None:
+            error: BaseException | None = None
+            try:
+                self.preload()
+            except BaseException as exc:  # handed to the loop, raised there
+                error = exc
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(settle, error)
+
+        threading.Thread(target=work, name="load model clients", daemon=True).start()
         try:
-            await asyncio.to_thread(self.preload)
+            await done
         except Exception:  # reported here; the first use raises it again
             log.exception("could not load the model clients")
 
