@@ -9,6 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from openinspect.bus import Bus
+from openinspect.timeouts import wait_for
 
 log = logging.getLogger(__name__)
 RESUBSCRIBE_S = 5.0
@@ -33,11 +34,8 @@ async def run_woken(
             wake.clear()
             due = await step()
             timeout_s = poll_s if due is None else min(poll_s, max(due, 0.01))
-            # asyncio.timeout, not wait_for: on 3.11 wait_for drops a cancellation that lands
-            # as the event is set, and the service then never stops.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout_s):
-                    await wake.wait()
+            with contextlib.suppress(TimeoutError):  # openinspect.timeouts: stops when cancelled
+                await wait_for(wake.wait(), timeout_s)
                 await asyncio.sleep(COALESCE_S)
     finally:
         for task in listeners:

@@ -36,6 +36,7 @@ from openinspect.bus import Bus
 from openinspect.sessions.eventlog import FEED_CHANNEL
 from openinspect.store import Store
 from openinspect.store.feed import FeedBatch, Start, check_name
+from openinspect.timeouts import wait_for
 
 logger = logging.getLogger("openinspect.sessions.feed")
 
@@ -118,9 +119,8 @@ class FeedConsumer:
                     retry_s = min(retry_s * 2, RETRY_MAX_S)
                     continue
                 retry_s = RETRY_FIRST_S
-                with contextlib.suppress(TimeoutError):  # not wait_for: see services/wake.py
-                    async with asyncio.timeout(self._poll_interval_s):
-                        await wake.wait()
+                with contextlib.suppress(TimeoutError):
+                    await wait_for(wake.wait(), self._poll_interval_s)
         finally:
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)

@@ -45,7 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from openinspect.automations.github import Short, Text, Url
 from openinspect.automations.untrusted import render_untrusted
 from openinspect.domain.commands import TITLE_MAX, StartSession
-from openinspect.domain.events import AgentText, GitPush, PromptFinished, utcnow
+from openinspect.domain.events import AgentText, Event, GitPush, PromptFinished, utcnow
 from openinspect.domain.models import User
 from openinspect.errors import BranchNotFound
 from openinspect.integrations.github.deps import WRITERS, BotDeps
@@ -409,26 +409,26 @@ class FixReplies:
         """A mention's answer: the session's final message, with its link."""
         link = f"Session: {session_url(self.deps.settings, session_id)}"
         if event.status != "success":
-            why = event.error.message if event.error else event.status
-            return f"I could not answer ({_clean(why, 300)}).\n\n{link}"
-        events = await self.deps.store.events.latest_of(session_id, ("agent-text",), 50)
-        said = next(
-            (e.text for e in events if isinstance(e, AgentText) and e.prompt_id == event.prompt_id),
-            "",
-        )
+            return f"I could not answer ({_why(event)}).\n\n{link}"
+        said = _said(await self._of_prompt(session_id, event, ("agent-text",)))
         if not said.strip():
             return f"Done, with nothing to say.\n\n{link}"
         return f"{_clean(said.strip(), REPLY_MAX_CHARS)}\n\n{link}"
+
+    async def _of_prompt(
+        self, session_id: str, event: PromptFinished, types: tuple[str, ...]
+    ) -> list[Event]:
+        """The finished prompt's newest events of ``types``, newest first."""
+        events = await self.deps.store.events.latest_of(session_id, types, 200)
+        return [e for e in events if e.prompt_id == event.prompt_id]
 
     async def _answer(self, outcome: str, session_id: str, event: PromptFinished) -> str:
         store, settings = self.deps.store, self.deps.settings
         link = f"Session: {session_url(settings, session_id)}"
         if event.status != "success":
-            why = event.error.message if event.error else event.status
-            return f"The fix did not finish ({_clean(why, 300)}).\n\n{link}"
-        events = await store.events.latest_of(session_id, ("git-push", "agent-text"), 200)
-        mine = [e for e in events if e.prompt_id == event.prompt_id]
-        said = next((e.text for e in mine if isinstance(e, AgentText)), "")
+            return f"The fix did not finish ({_why(event)}).\n\n{link}"
+        mine = await self._of_prompt(session_id, event, ("git-push", "agent-text"))
+        said = _said(mine)
         summary = f"\n\n{_clean(said, ANSWER_MAX_CHARS)}" if said.strip() else ""
         if outcome == FIX_BRANCH:
             pushed = next((e for e in mine if isinstance(e, GitPush)), None)
@@ -439,6 +439,15 @@ class FixReplies:
         if not pulls:
             return f"Done, but no pull request was opened.{summary}\n\n{link}"
         return f"Opened {pulls[-1].url} with the fix.{summary}\n\n{link}"
+
+
+def _why(event: PromptFinished) -> str:
+    return _clean(event.error.message if event.error else event.status, 300)
+
+
+def _said(events: list[Event]) -> str:
+    """The newest agent text of ``events`` (newest first), or ""."""
+    return next((e.text for e in events if isinstance(e, AgentText)), "")
 
 
 def thread_answer_key(repo: str, root_id: int, comment_id: int) -> str:
