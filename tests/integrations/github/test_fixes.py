@@ -23,10 +23,13 @@ import httpx
 import pytest
 
 from openinspect.controlplane import ControlPlane
+from openinspect.domain.commands import StartSession
 from openinspect.domain.models import FINISHED_PROMPT_STATUSES, Prompt, User
-from openinspect.integrations.github.fixes import FIX_BRANCH, FIX_PR
+from openinspect.integrations.github.deps import BotDeps
+from openinspect.integrations.github.fixes import ANSWER, FIX_BRANCH, FIX_PR, FixReplies
+from openinspect.integrations.github.fixes import CONSUMER as FIXES_CONSUMER
 from openinspect.settings import GitHubBotSettings, ServerSettings
-from openinspect.store.github_feedback import ATTEMPT_LIMIT, PROMPTED
+from openinspect.store.github_feedback import ATTEMPT_LIMIT, PROMPTED, feedback_key
 from openinspect.store.identities import NewUser
 from openinspect.testing.github import FakeGitHub
 from openinspect.testing.llm_server import ScriptedLLMServer
@@ -300,3 +303,54 @@ async def test_a_fix_asked_in_a_review_comment_gets_the_line_and_its_hunk(
     assert eyes is not None
     # Its review (GitHub sends one for a lone comment) is on a PR no session opened: no prompt.
     assert len(await plane.store.prompts.for_session(decision.session_id)) == 1
+
+
+async def test_an_answer_decided_after_its_prompt_ended_is_posted_once(
+    plane: ControlPlane, llm: ScriptedLLMServer, github: FakeGitHub
+) -> None:
+    """The race a quick prompt runs: it ends, and the feed passes its end, before the decision
+    that it answers a comment is in the store. Recording the decision then answers it, and the
+    feed and a replayed catch-up do not answer again."""
+    llm.reset({"turns": [{"text": "Forty-two."}]})
+    github.commit(REPO, "feature", {"calc.py": "x = 1\n"})
+    pull = (await github.aopen_pull(REPO, "feature", by="carol", title="WIP")).record
+    asked = await github.acomment(REPO, pull.number, "What is it?", by="alice")
+    user = await linked(plane, github, "alice")
+    command = StartSession(
+        repo=f"{github.url}/{REPO}", base_branch="main", title="Q", prompt="What is it?"
+    )
+    started = await plane.commands.handle(user, command, origin="github")
+    assert started.prompt is not None
+    await finished(plane, started.prompt.id)
+    head = await plane.store.feed.head()
+
+    async def passed() -> bool:
+        return await plane.store.feed.cursor(FIXES_CONSUMER) >= head
+
+    await until(passed, "the feed past the prompt's end")
+    recorded = await plane.store.github_feedback.record(
+        key=feedback_key(ANSWER, REPO, asked.record.id),
+        repo=REPO,
+        number=pull.number,
+        outcome=ANSWER,
+        session_id=started.session.id,
+        prompt_id=started.prompt.id,
+    )
+    assert plane.people.github is not None
+    deps = BotDeps(plane.settings, plane.store, plane.bus, plane.commands, plane.people.github)
+    replies = FixReplies(deps)
+    await replies.catch_up(recorded.feedback)
+    await replies.catch_up(recorded.feedback)
+
+    async def answered() -> list[Any]:
+        return [
+            c
+            for c in github.pull(REPO, pull.number).comments
+            if c.user_login == github.bot_login and c.body.startswith("Forty-two.")
+        ]
+
+    await until(answered, "the App's answer")
+    key = f"comment:{started.session.id}:{started.prompt.id}"
+    row = await plane.store.outbox.get(key)
+    assert row is not None and row.posted_at is not None
+    assert len(await answered()) == 1

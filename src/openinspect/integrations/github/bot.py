@@ -39,6 +39,7 @@ from openinspect.integrations.github.deps import BotDeps
 from openinspect.integrations.github.fixes import (
     ANSWER,
     ANSWER_THREAD,
+    FixReplies,
     _Part,
     _Repository,
     _User,
@@ -263,13 +264,14 @@ class ReviewBot:
                 user, command.model_copy(update={"start_ref": None}), origin="github"
             )
         if ask.answered and ask.comment_id is not None and started.prompt:
-            # The answer is posted when the prompt ends (``fixes.FixReplies``), found by this.
+            # The answer is posted when the prompt ends (``fixes.FixReplies``), found by this;
+            # a prompt that ended already is answered now.
             if ask.subject == "review_comment":
                 outcome = ANSWER_THREAD
                 key = thread_answer_key(ask.repo, ask.in_reply_to or ask.comment_id, ask.comment_id)
             else:
                 outcome, key = ANSWER, feedback_key(ANSWER, ask.repo, ask.comment_id)
-            await deps.store.github_feedback.record(
+            recorded = await deps.store.github_feedback.record(
                 key=key,
                 repo=ask.repo,
                 number=ask.number,
@@ -277,6 +279,7 @@ class ReviewBot:
                 session_id=started.session.id,
                 prompt_id=started.prompt.id,
             )
+            await FixReplies(deps).catch_up(recorded.feedback)
         return "done"
 
     async def _in_bots_thread(self, repo: RepoRef, ask: Ask) -> bool:

@@ -56,7 +56,7 @@ from openinspect.integrations.outbox import Projection
 from openinspect.scm.base import PullFile, PullRequest, RepoRef
 from openinspect.sessions.commands import Started
 from openinspect.store.feed import FeedBatch
-from openinspect.store.github_feedback import feedback_key
+from openinspect.store.github_feedback import Feedback, feedback_key
 from openinspect.store.inbox import InboxItem
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,8 @@ REPLY_MAX_CHARS = 20_000
 Subject = Literal["issue_comment", "review_comment"]
 FILES_SHOWN = 100
 ANSWER_MAX_CHARS = 2_000
+CATCH_UP_EVENTS = 50
+"""How many of a session's newest prompt ends :meth:`FixReplies.catch_up` looks through."""
 MARKER = "<!-- openinspect:"
 
 
@@ -247,7 +249,7 @@ class FixRequests:
             except BranchNotFound:
                 started = await self._start(user, ask, pull, ctx=context)
         prompt = started.prompt
-        await deps.store.github_feedback.record(
+        recorded = await deps.store.github_feedback.record(
             key=ask.key,
             repo=ask.repo,
             number=ask.number,
@@ -255,6 +257,7 @@ class FixRequests:
             session_id=started.session.id,
             prompt_id=prompt.id if prompt else None,
         )
+        await FixReplies(deps).catch_up(recorded.feedback)
         return "done"
 
     async def _start(
@@ -382,28 +385,56 @@ class FixReplies:
         }
         ledger = self.deps.store.github_feedback
         for decision in await ledger.by_prompt(conn, list(finished)):
-            if decision.session_id is None or decision.prompt_id is None:
-                continue
-            event = finished[decision.prompt_id]
-            target: dict[str, Any] = {"repo": decision.repo, "number": decision.number}
-            kind = "comment"
-            if decision.outcome in FIX_OUTCOMES:
-                text = await self._answer(decision.outcome, decision.session_id, event)
-            elif decision.outcome in ANSWER_OUTCOMES:
-                text = await self._reply(decision.session_id, event)
-                if decision.outcome == ANSWER_THREAD:
-                    kind = "reply"
-                    target["comment_id"] = thread_root(decision.key)
-            else:
-                continue
-            await self.deps.post(
-                conn,
-                key=f"comment:{decision.session_id}:{decision.prompt_id}",
-                kind=kind,
-                target=target,
-                body={"text": text},
-                session_id=decision.session_id,
-            )
+            if decision.prompt_id is not None:
+                await self._post(conn, decision, finished[decision.prompt_id])
+
+    async def catch_up(self, decision: Feedback) -> None:
+        """Answer ``decision`` now if its prompt already ended.
+
+        A decision is recorded once its session has started, so a quick prompt can end before
+        it is in the store, and the feed passes that prompt's end by without an answer. The
+        one who records the decision calls this after: whichever of the two sees both the
+        decision and the prompt's end posts, and the outbox key keeps it to one comment."""
+        if decision.session_id is None or decision.prompt_id is None:
+            return
+        ended = await self.deps.store.events.latest_of(
+            decision.session_id, ("prompt-finished",), CATCH_UP_EVENTS
+        )
+        event = next(
+            (
+                e
+                for e in ended
+                if isinstance(e, PromptFinished) and e.prompt_id == decision.prompt_id
+            ),
+            None,
+        )
+        if event is None:
+            return  # still running: the feed answers when it ends
+        async with self.deps.store.engine.begin() as conn:
+            await self._post(conn, decision, event)
+
+    async def _post(self, conn: AsyncConnection, decision: Feedback, event: PromptFinished) -> None:
+        if decision.session_id is None:
+            return
+        target: dict[str, Any] = {"repo": decision.repo, "number": decision.number}
+        kind = "comment"
+        if decision.outcome in FIX_OUTCOMES:
+            text = await self._answer(decision.outcome, decision.session_id, event)
+        elif decision.outcome in ANSWER_OUTCOMES:
+            text = await self._reply(decision.session_id, event)
+            if decision.outcome == ANSWER_THREAD:
+                kind = "reply"
+                target["comment_id"] = thread_root(decision.key)
+        else:
+            return
+        await self.deps.post(
+            conn,
+            key=f"comment:{decision.session_id}:{decision.prompt_id}",
+            kind=kind,
+            target=target,
+            body={"text": text},
+            session_id=decision.session_id,
+        )
 
     async def _reply(self, session_id: str, event: PromptFinished) -> str:
         """A mention's answer: the session's final message, with its link."""
