@@ -14,14 +14,15 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from openinspect.controlplane import open_control_plane
-from openinspect.services.base import LEASE_PREFIX, ServiceRunner
+from openinspect.services.base import LEASE_PREFIX, STOP_GRACE_S, ServiceRunner
 from openinspect.settings import SandboxSettings, ServiceSettings, SessionSettings, Settings
 from openinspect.store import Store
-from openinspect.store.leases import db_now_ms
+from openinspect.store.leases import Lease, LeaseStore, db_now_ms
 from openinspect.store.tables import leases
 from tests.services import lease_holder
 from tests.store.test_migrations import throwaway_pg_database
@@ -242,3 +243,52 @@ async def test_the_lifespan_starts_the_services_the_settings_turn_on(tmp_path: P
     )
     async with open_control_plane(no_tidy) as plane:
         assert plane.services.names == ["presence_heartbeat"]
+
+
+class SlowLeases:
+    """A lease store whose calls take ``delay_s``, and which notes the ones cut short."""
+
+    def __init__(self, inner: LeaseStore, delay_s: float) -> None:
+        self._inner = inner
+        self._delay_s = delay_s
+        self.started = asyncio.Event()
+        self.cut: list[str] = []
+        self.released: list[str] = []
+
+    async def acquire(self, name: str, holder: str, ttl_s: float) -> Lease | None:
+        self.started.set()
+        try:
+            await asyncio.sleep(self._delay_s)
+        except asyncio.CancelledError:
+            self.cut.append("acquire")
+            raise
+        return await self._inner.acquire(name, holder, ttl_s)
+
+    async def renew(self, lease: Lease, ttl_s: float) -> bool:
+        return await self._inner.renew(lease, ttl_s)
+
+    async def release(self, lease: Lease) -> bool:
+        self.released.append(lease.name)
+        return await self._inner.release(lease)
+
+
+async def test_a_stop_lets_the_lease_call_in_flight_finish_and_releases_the_lease(
+    tmp_path: Path,
+) -> None:
+    """A database call cancelled half way leaves SQLite connections that wait out the busy
+    timeout; so ``stop`` lets a supervisor's lease call end, then releases the lease."""
+    async with AsyncExitStack() as stack:
+        store = await _store(stack, f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+        leases = SlowLeases(store.leases, delay_s=0.3)
+        service = Counting()
+        runner = ServiceRunner(
+            [service], cast(LeaseStore, leases), lease_ttl_s=TTL_S, backoff_max_s=0.2
+        )
+        runner.start()
+        await leases.started.wait()
+        started = time.monotonic()
+        await runner.stop()
+        assert time.monotonic() - started < STOP_GRACE_S
+        assert leases.cut == []
+        assert leases.released == [LEASE_PREFIX + service.name]
+        assert await store.leases.acquire(LEASE_PREFIX + service.name, "next", TTL_S) is not None

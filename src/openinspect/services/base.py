@@ -46,6 +46,8 @@ RENEWALS_PER_TTL = 3
 """A lease is renewed this many times per TTL, so one slow renewal does not lose it."""
 BACKOFF_MIN_S = 0.01
 BACKOFF_DOUBLINGS_MAX = 16
+STOP_GRACE_S = 2.0
+"""How long ``ServiceRunner.stop`` lets a one-replica service's lease call finish."""
 
 
 @runtime_checkable
@@ -90,8 +92,9 @@ class ServiceRunner:
         self._leases = leases
         self._lease_ttl_s = lease_ttl_s
         self._backoff_max_s = backoff_max_s
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[tuple[Service, asyncio.Task[None]]] = []
         self._held: dict[str, Lease] = {}
+        self._stopping = asyncio.Event()
 
     @property
     def names(self) -> list[str]:
@@ -106,20 +109,42 @@ class ServiceRunner:
         """Start every service on its own task (once)."""
         if self._tasks:
             return
+        self._stopping.clear()
         for service in self.services:
             supervise = self._hold_and_run if service.one_replica else self._loop
-            self._tasks.append(
-                asyncio.create_task(supervise(service), name=f"service:{service.name}")
-            )
+            task = asyncio.create_task(supervise(service), name=f"service:{service.name}")
+            self._tasks.append((service, task))
         if self.services:
             log.info("services started: %s", ", ".join(self.names))
 
     async def stop(self) -> None:
-        """Cancel every service, wait for them, and release the leases held."""
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
+        """Cancel every service's work, wait for them, and release the leases held.
+
+        The work (``run_once``) is cancelled at once. A one-replica service's supervisor is
+        not: it is told to stop, and ends the lease call it is in (up to ``STOP_GRACE_S``)
+        before it releases the lease. A database call cancelled half way costs more than it
+        saves: on SQLite, the connections it leaves behind wait out the busy timeout (10 s)
+        before they close."""
+        started, self._tasks = self._tasks, []
+        self._stopping.set()
+        supervisors = []
+        for service, task in started:
+            if service.one_replica:
+                supervisors.append(task)
+            else:
+                task.cancel()
+        if supervisors:
+            await asyncio.wait(supervisors, timeout=STOP_GRACE_S)
+        for task in supervisors:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(task for _, task in started), return_exceptions=True)
+
+    async def _pause(self, delay_s: float) -> bool:
+        """Wait ``delay_s`` seconds, less if the runner is told to stop; whether it is."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay_s):
+                await self._stopping.wait()
+        return self._stopping.is_set()
 
     async def _loop(self, service: Service) -> None:
         """``run_once`` every ``interval_s``, with a doubling pause after failures."""
@@ -154,7 +179,7 @@ class ServiceRunner:
         it is lost."""
         name, poll_s = LEASE_PREFIX + service.name, self._lease_ttl_s / RENEWALS_PER_TTL
         errors = 0
-        while True:
+        while not self._stopping.is_set():
             asked = time.monotonic()
             try:
                 lease = await self._leases.acquire(name, self.holder, self._lease_ttl_s)
@@ -165,7 +190,7 @@ class ServiceRunner:
                     log.exception("service %s: its lease could not be taken", service.name)
                 lease = None
             if lease is None:
-                await asyncio.sleep(poll_s)
+                await self._pause(poll_s)
                 continue
             log.info("service %s runs on this server (fence %d)", service.name, lease.fence)
             self._held[service.name] = lease
@@ -176,6 +201,16 @@ class ServiceRunner:
                 with contextlib.suppress(Exception):
                     await self._leases.release(lease)
 
+    async def _until_done(self, work: asyncio.Task[None], timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for ``work`` to end or the runner to stop; whether either
+        happened."""
+        stopping = asyncio.create_task(self._stopping.wait())
+        try:
+            await asyncio.wait({work, stopping}, timeout=timeout_s, return_when="FIRST_COMPLETED")
+        finally:
+            stopping.cancel()
+        return work.done() or self._stopping.is_set()
+
     async def _run_while_held(self, service: Service, lease: Lease, *, valid_until: float) -> None:
         """Run the service and renew its lease until a renewal is refused, or renewals failed
         for so long that the lease may have run out (``valid_until``, on this process's
@@ -184,9 +219,8 @@ class ServiceRunner:
         work = asyncio.create_task(self._loop(service), name=f"service:{service.name}:run")
         try:
             while True:
-                await asyncio.wait({work}, timeout=ttl_s / RENEWALS_PER_TTL)
-                if work.done():  # only an interpreter exit ends the loop
-                    return
+                if await self._until_done(work, ttl_s / RENEWALS_PER_TTL):
+                    return  # the runner stops (or, for the loop, only an interpreter exit)
                 sent = time.monotonic()
                 try:
                     renewed = await self._leases.renew(lease, ttl_s)
