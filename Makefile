@@ -39,8 +39,12 @@ webcheck: install $(WEB_STAMP)
 	$(NPM) run typecheck
 	$(NPM) test
 
+# Tests wait far more than they compute (sandboxes, servers, sockets), so four workers fit two
+# cores; a file's tests stay on one worker (its module fixtures are shared).
+PYTEST_WORKERS ?= 4
+
 pytest: install web
-	uv run pytest -q
+	uv run pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 test: lint typecheck webcheck pytest
 

@@ -94,7 +94,11 @@ async def calc(api: InApp, origin: Path) -> str:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Unmount workspace images that servers killed on purpose (kill -9 tests) left mounted
     under this run's temporary directories, so that pytest can remove them later. A server
-    that stops normally, or starts again on the same home, unmounts its own."""
+    that stops normally, or starts again on the same home, unmounts its own. Under xdist
+    only the controller does this, once every worker is done: a worker that finishes first
+    must not pull the images out from under the others."""
+    if hasattr(session.config, "workerinput"):
+        return
     root = str(session.config._tmp_path_factory.getbasetemp().parent)  # type: ignore[attr-defined]
     for point, fstype in mount_points(Path("/proc/self/mountinfo").read_text()):
         if fstype == "ext4" and str(point).startswith(root):
