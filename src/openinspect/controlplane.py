@@ -22,6 +22,7 @@ from openinspect.agent.models import ModelRegistry
 from openinspect.api.auth import Bootstrap, WsTokens, bootstrap_admin, load_or_create_secret
 from openinspect.automations.runs import AutomationEngine
 from openinspect.bus import Bus, open_bus
+from openinspect.egress.proxy import EgressLimits, EgressProxy
 from openinspect.integrations.github import GithubHandler
 from openinspect.integrations.outbox import Projection, Sender
 from openinspect.people.service import People
@@ -33,6 +34,7 @@ from openinspect.services.base import ServiceRunner
 from openinspect.services.registry import ServiceContext, build_services
 from openinspect.sessions.actor import SessionDeps
 from openinspect.sessions.commands import CommandHandler
+from openinspect.sessions.egress_authority import SessionEgressAuthority
 from openinspect.sessions.eventlog import EventLog
 from openinspect.sessions.git_authority import SessionGitAuthority
 from openinspect.sessions.manager import SessionManager
@@ -90,6 +92,8 @@ class ControlPlane:
     """The GitHub bot's stored deliveries (``integrations.github.inbox``); None with it off."""
     linear: LinearApp | None = None
     """The Linear agent (``integrations.linear``); None with Linear off."""
+    egress: EgressProxy | None = None
+    """The boxes' egress proxy (``egress.proxy``, on the bridge); None with egress off."""
 
     async def warm_up(self) -> None:
         """What the server loads once it listens rather than before: the model clients of the
@@ -156,6 +160,18 @@ async def open_control_plane(
             lease_of=manager.lease_of,
             mirrors_dir=settings.mirrors_dir,
         )
+        egress = None
+        if settings.sandbox.egress.enabled:
+            egress = EgressProxy(
+                SessionEgressAuthority(
+                    store=store,
+                    events=events,
+                    hub=hub,
+                    allow=settings.sandbox.egress.allow,
+                    lease_of=manager.lease_of,
+                ),
+                EgressLimits.from_settings(settings.sandbox.egress),
+            )
         bootstrap = await bootstrap_admin(store, home)
         commands = CommandHandler(manager, bus)
         await commands.forwarder.start()  # before it owns a session others forward to
@@ -254,4 +270,5 @@ async def open_control_plane(
             outbox_senders=outbox_senders,
             github_inbox=github_inbox,
             linear=linear,
+            egress=egress,
         )

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from openinspect.egress.allowlist import parse_entries
 from openinspect.runtime.address import unix_url
 
 DEFAULT_HOME = Path("~/.local/share/openinspect")
@@ -48,6 +49,10 @@ DEFAULT_FAILOVER_INTERVAL_S = 2.0
 DEFAULT_EVICT_IDLE_S = 60.0
 DEFAULT_SCHEDULER_INTERVAL_S = 20.0
 DEFAULT_AUTOMATION_RUNS_POLL_S = 1.0
+DEFAULT_EGRESS_MAX_CONNECTIONS = 32
+DEFAULT_EGRESS_IDLE_TIMEOUT_S = 300.0
+DEFAULT_EGRESS_CONNECT_TIMEOUT_S = 10.0
+DEFAULT_EGRESS_MAX_HEAD_BYTES = 32 * 1024
 
 
 class ServerSettings(BaseModel):
@@ -330,6 +335,73 @@ class ProcessSettings(BaseModel):
     )
 
 
+DEFAULT_EGRESS_ALLOW = (
+    # Python
+    "pypi.org",
+    "files.pythonhosted.org",
+    # JavaScript
+    "registry.npmjs.org",
+    "registry.yarnpkg.com",
+    # Rust, Go, Ruby, Java
+    "crates.io",
+    "index.crates.io",
+    "static.crates.io",
+    "proxy.golang.org",
+    "sum.golang.org",
+    "rubygems.org",
+    "repo.maven.apache.org",
+    # Debian and Ubuntu packages
+    "deb.debian.org",
+    "security.debian.org",
+    "archive.ubuntu.com",
+    "security.ubuntu.com",
+)
+"""Package registries. Not github.com: a box that reaches it could push to any repo an
+agent finds credentials for, or fetch code nobody reviewed; a repo that needs it lists it."""
+
+
+class EgressSettings(BaseModel):
+    """The egress proxy: a box reaches the network only through it, only to allowed hosts."""
+
+    enabled: bool = Field(
+        True,
+        description="Give boxes egress through the proxy (HTTP_PROXY in the box); off: no "
+        "network at all.",
+    )
+    allow: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_EGRESS_ALLOW),
+        description="Hosts every box may reach: 'host' (ports 443 and 80), '*.domain' (its "
+        "subdomains), 'host:port', IP literals ('10.0.0.5:3141', '[fd00::5]:443'). Only an exact "
+        "entry may resolve to a private or loopback address. A repo adds its own with "
+        "'openinspect repos egress'. Default: the main package registries.",
+    )
+    max_connections: int = Field(
+        DEFAULT_EGRESS_MAX_CONNECTIONS,
+        ge=1,
+        description="Egress connections one box may have open at once (per server).",
+    )
+    idle_timeout_s: float = Field(
+        DEFAULT_EGRESS_IDLE_TIMEOUT_S,
+        gt=0,
+        description="An egress connection that moves no byte this long is closed.",
+    )
+    connect_timeout_s: float = Field(
+        DEFAULT_EGRESS_CONNECT_TIMEOUT_S,
+        gt=0,
+        description="Time to resolve and connect to an allowed host.",
+    )
+    max_head_bytes: int = Field(
+        DEFAULT_EGRESS_MAX_HEAD_BYTES,
+        ge=1024,
+        description="Largest request head the proxy reads (request line and headers).",
+    )
+
+    @field_validator("allow")
+    @classmethod
+    def _entries(cls, value: list[str]) -> list[str]:
+        return [str(entry) for entry in parse_entries(value)]
+
+
 class SandboxSettings(BaseModel):
     """Where and how sandboxes run."""
 
@@ -416,6 +488,9 @@ class SandboxSettings(BaseModel):
         DEFAULT_BOOT_LOG_MAX_LINES,
         ge=0,
         description="Boot log lines kept per sandbox; then one 'boot log truncated' line.",
+    )
+    egress: EgressSettings = Field(
+        default_factory=EgressSettings, description="The egress proxy and its allow-list."
     )
     bwrap: BwrapSettings = Field(
         default_factory=BwrapSettings, description="The bwrap backend's own settings."

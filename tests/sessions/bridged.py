@@ -30,7 +30,9 @@ async def bridged_plane(
         settings.bridge_socket.parent.mkdir(parents=True, exist_ok=True)
         server = uvicorn.Server(
             uvicorn.Config(
-                create_bridge_app(opened.hub, opened.git_authority if git_proxy else None),
+                create_bridge_app(
+                    opened.hub, opened.git_authority if git_proxy else None, opened.egress
+                ),
                 uds=str(settings.bridge_socket),
                 lifespan="off",
                 log_level="warning",

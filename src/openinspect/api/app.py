@@ -35,6 +35,8 @@ from openinspect.api.routes import (
 from openinspect.api.web import mount_web
 from openinspect.automations.inbound import SENTRY_BODY_MAX, WEBHOOK_BODY_MAX
 from openinspect.controlplane import ControlPlane, open_control_plane
+from openinspect.egress.proxy import EgressProxy
+from openinspect.runtime.protocol import EGRESS_PATH
 from openinspect.sandboxes.bridge import BridgeHub
 from openinspect.scm.gitproxy import GitProxyAuthority, git_proxy_routes
 from openinspect.settings import Settings
@@ -90,8 +92,13 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
     return app
 
 
-def create_bridge_app(hub: BridgeHub, git_authority: GitProxyAuthority | None = None) -> Starlette:
-    """The app behind the Unix socket: the sandbox bridge and the git proxy, nothing else."""
+def create_bridge_app(
+    hub: BridgeHub,
+    git_authority: GitProxyAuthority | None = None,
+    egress: EgressProxy | None = None,
+) -> Starlette:
+    """The app behind the Unix socket: the sandbox bridge, the git proxy and the egress proxy,
+    nothing else."""
 
     async def bridge(websocket: WebSocket) -> None:
         await hub.handle(websocket, websocket.headers)
@@ -99,4 +106,10 @@ def create_bridge_app(hub: BridgeHub, git_authority: GitProxyAuthority | None = 
     routes: list[BaseRoute] = [WebSocketRoute("/sandbox/bridge", bridge)]
     if git_authority is not None:
         routes.extend(git_proxy_routes(git_authority))
+    if egress is not None:
+
+        async def egress_tunnel(websocket: WebSocket) -> None:
+            await egress.handle(websocket, websocket.headers)
+
+        routes.append(WebSocketRoute(EGRESS_PATH, egress_tunnel))
     return Starlette(routes=routes)

@@ -93,7 +93,7 @@ async def _serve(
         )
         bridge = _QuietServer(
             uvicorn.Config(
-                create_bridge_app(plane.hub, plane.git_authority),
+                create_bridge_app(plane.hub, plane.git_authority, plane.egress),
                 uds=str(bridge_path),
                 log_level="warning",
                 lifespan="off",

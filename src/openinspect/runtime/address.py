@@ -84,6 +84,16 @@ class BridgeAddress:
         """The URI of the WebSocket handshake."""
         return BRIDGE_URI if self.scheme == "unix" else self.url
 
+    def ws_uri_for(self, path: str) -> str:
+        """The WebSocket URI of ``path`` (``/sandbox/egress``) served next to the bridge: the
+        bridge URL's path with its last part replaced (``wss://host/x/sandbox/bridge`` gives
+        ``wss://host/x/sandbox/egress``)."""
+        if self.scheme == "unix":
+            return f"ws://localhost{path}"
+        base = self.path.removesuffix(BRIDGE_PATH) if self.path.endswith(BRIDGE_PATH) else ""
+        netloc = urlsplit(self.url).netloc
+        return f"{self.scheme}://{netloc}{base}{path}"
+
     @property
     def authority(self) -> str:
         """``host[:port]`` for a ``Host`` header (empty for ``unix``)."""

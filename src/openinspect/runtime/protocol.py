@@ -66,6 +66,9 @@ from typing import Literal, NotRequired, TypedDict
 
 BRIDGE_PATH = "/sandbox/bridge"
 BRIDGE_URI = f"ws://localhost{BRIDGE_PATH}"
+EGRESS_PATH = "/sandbox/egress"
+"""Where the runtime opens one WebSocket per egress connection (:mod:`.egressforward`): binary
+messages carry the bytes, an empty one says the box has finished sending."""
 SANDBOX_ID_HEADER = "X-Sandbox-Id"
 
 CLOSE_UNAUTHORIZED = 4001

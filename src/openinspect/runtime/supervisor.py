@@ -20,6 +20,8 @@ Environment (set by the sandbox provider):
 ``OPENINSPECT_START_TIMEOUT_S``  Time limit of start.sh (default 120).
 ``OPENINSPECT_HEARTBEAT_S``    Heartbeat interval (default 30).
 ``OPENINSPECT_MAX_PROCESSES``  RLIMIT_NPROC for the runtime and its commands (default: unset).
+``OPENINSPECT_EGRESS``         ``1``: run the egress forwarder and give commands its proxy
+                               variables (:mod:`.egressforward`); otherwise no egress.
 =============================  ==============================================================
 
 Nothing here names a session: the session's work branch and git proxy path come over the bridge
@@ -53,6 +55,7 @@ from .address import BadBridgeAddress, BridgeAddress
 from .binding import Binding
 from .boot import Boot, BootPlan
 from .bridge import BridgeClient, BridgeRejected, Outbox
+from .egressforward import EgressForwarder
 from .executor import Executor
 from .protocol import BOOT_MODES, BootMode, HelloMessage
 from .rpc import RpcServer
@@ -78,6 +81,7 @@ _HIDDEN_FROM_COMMANDS = (
     "OPENINSPECT_SANDBOX_TOKEN",
     "OPENINSPECT_BRIDGE_URL",
     "OPENINSPECT_BRIDGE_CA_FILE",
+    "OPENINSPECT_EGRESS",
 )
 
 
@@ -96,6 +100,7 @@ class RuntimeConfig:
     heartbeat_s: float
     max_processes: int | None
     bridge_ca_file: str | None = None
+    egress: bool = False
 
     def bridge_tls(self) -> ssl.SSLContext | None:
         """The TLS context of a ``wss`` bridge; raises ``OSError``/``ssl.SSLError``."""
@@ -156,6 +161,7 @@ class RuntimeConfig:
             ),
             heartbeat_s=numbers["HEARTBEAT_S"],
             max_processes=int(numbers["MAX_PROCESSES"]) or None,
+            egress=env.get(_PREFIX + "EGRESS") == "1",
         )
 
 
@@ -210,6 +216,9 @@ async def serve(
         logger.error("cannot read the bridge's CA file: %s", exc)
         return EXIT_BAD_CONFIG
     child_env = {**command_environment(env), "GIT_TERMINAL_PROMPT": "0"}
+    egress = await _start_egress(config, tls)
+    if egress is not None:
+        child_env.update(egress.environment())
     outbox = Outbox()
     binding = Binding(
         config.plan.repo_dir, child_env, bridge=config.bridge, token=config.token, tls=tls
@@ -220,6 +229,24 @@ async def serve(
         return await _run(config, outbox, rpc, boot, tls, stop)
     finally:
         await binding.close()
+        if egress is not None:
+            await egress.close()
+
+
+async def _start_egress(
+    config: RuntimeConfig, tls: ssl.SSLContext | None
+) -> EgressForwarder | None:
+    """The egress forwarder, listening, when the box has egress; a box whose forwarder cannot
+    bind runs without (its commands see no proxy, so no network)."""
+    if not config.egress:
+        return None
+    forwarder = EgressForwarder(config.bridge, config.token, tls=tls)
+    try:
+        await forwarder.start()
+    except OSError as exc:
+        logger.warning("no egress: cannot start the egress forwarder: %s", exc)
+        return None
+    return forwarder
 
 
 async def _run(

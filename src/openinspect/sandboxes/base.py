@@ -54,6 +54,9 @@ class SandboxSpec:
     start_timeout_s: float = DEFAULT_START_TIMEOUT_S
     heartbeat_s: float = DEFAULT_HEARTBEAT_S
     max_processes: int = DEFAULT_MAX_PROCESSES
+    egress: bool = False
+    """The box reaches the network through the control plane's egress proxy (its runtime runs
+    the forwarder and sets ``HTTP_PROXY``); otherwise it has none."""
     carry_branches: tuple[str, ...] = ()
     """Branches besides the base one that the box's clone must hold: a box without network
     cannot fetch later, so a session's existing work branch is named here to be tracked at
@@ -74,6 +77,7 @@ class SandboxSpec:
             "OPENINSPECT_START_TIMEOUT_S": f"{self.start_timeout_s:g}",
             "OPENINSPECT_HEARTBEAT_S": f"{self.heartbeat_s:g}",
             "OPENINSPECT_MAX_PROCESSES": str(self.max_processes),
+            "OPENINSPECT_EGRESS": "1" if self.egress else "0",
         }
 
 

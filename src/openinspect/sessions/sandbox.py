@@ -164,6 +164,7 @@ class SessionSandbox:
             start_timeout_s=settings.sandbox.start_timeout_s,
             heartbeat_s=settings.sandbox.heartbeat_interval_s,
             max_processes=settings.sandbox.max_processes,
+            egress=settings.sandbox.egress.enabled,
         )
         self._handle = await self._provider.create(spec)
         self._watcher = asyncio.create_task(self._watch_exit(self._handle, conn))

@@ -12,6 +12,7 @@ from openinspect.store.automations import AutomationStore
 from openinspect.store.branches import BranchStore
 from openinspect.store.crypto import Sealer
 from openinspect.store.db import create_engine, migrate
+from openinspect.store.egress import EgressStore
 from openinspect.store.events import EventStore
 from openinspect.store.feed import FeedStore
 from openinspect.store.github_feedback import GithubFeedbackStore
@@ -63,6 +64,7 @@ class Store:
     review_settings: ReviewSettingsStore
     github_feedback: GithubFeedbackStore
     linear: LinearStore
+    egress: EgressStore
 
     @classmethod
     async def open(
@@ -106,6 +108,7 @@ class Store:
             review_settings=ReviewSettingsStore(engine),
             github_feedback=GithubFeedbackStore(engine),
             linear=LinearStore(engine, sealer),
+            egress=EgressStore(engine),
         )
 
     async def close(self) -> None:

@@ -670,3 +670,43 @@ linear_sessions = sa.Table(
     sa.Column("created_at", _ts, nullable=False),
     sa.Column("updated_at", _ts, nullable=False),
 )
+
+egress_requests = sa.Table(
+    "egress_requests",
+    metadata,
+    # Every request a box made through the egress proxy, allowed or refused, written before a
+    # byte moved (migration 0015); the byte counts and duration when it ended.
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column(
+        "session_id",
+        sa.String(40),
+        sa.ForeignKey("sessions.id", ondelete="CASCADE"),
+        nullable=True,
+    ),
+    sa.Column("sandbox_id", sa.String(40), nullable=False),
+    sa.Column("method", sa.String(16), nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("port", sa.Integer, nullable=False),
+    sa.Column("allowed", sa.Boolean, nullable=False),
+    sa.Column("code", sa.String(32), nullable=False),  # allowed, or why it was refused
+    sa.Column("status", sa.Integer, nullable=False),  # what the proxy answered
+    sa.Column("message", sa.String(500), nullable=True),
+    sa.Column("bytes_up", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("bytes_down", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("duration_ms", sa.Integer, nullable=True),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Index("ix_egress_requests_session_created", "session_id", "created_at"),
+    sa.Index("ix_egress_requests_sandbox_host", "sandbox_id", "host"),
+)
+
+repo_egress_allow = sa.Table(
+    "repo_egress_allow",
+    metadata,
+    # A registered repo's own egress allow-list entries, on top of sandbox.egress.allow.
+    sa.Column(
+        "repo_id", sa.String(40), sa.ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("entry", sa.String(260), primary_key=True),
+    sa.Column("created_by", sa.String(40), nullable=True),
+    sa.Column("created_at", _ts, nullable=False),
+)
