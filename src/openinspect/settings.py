@@ -369,11 +369,11 @@ class EgressSettings(BaseModel):
         "network at all.",
     )
     allow: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_EGRESS_ALLOW),
+        list(DEFAULT_EGRESS_ALLOW),  # pydantic copies it for each instance
         description="Hosts every box may reach: 'host' (ports 443 and 80), '*.domain' (its "
         "subdomains), 'host:port', IP literals ('10.0.0.5:3141', '[fd00::5]:443'). Only an exact "
         "entry may resolve to a private or loopback address. A repo adds its own with "
-        "'openinspect repos egress'. Default: the main package registries.",
+        "'openinspect repos egress'. Default: the main package registries (a JSON list).",
     )
     max_connections: int = Field(
         DEFAULT_EGRESS_MAX_CONNECTIONS,

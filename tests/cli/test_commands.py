@@ -55,6 +55,25 @@ def test_repos_are_listed_added_and_used_by_name(server: ServerProcess, origin: 
     bad = cli("repos", "review", "sample", "--auto-review", "maybe", server=server)
     assert bad.returncode == 2 and "on, off or default" in bad.stderr
 
+    # The repo's own egress allow-list: added to, taken from, bad entries refused.
+    egress = cli(
+        "repos",
+        "egress",
+        "sample",
+        "--allow",
+        "github.com",
+        "--allow",
+        "*.Corp.example",
+        server=server,
+    )
+    assert egress.returncode == 0, egress.stderr
+    assert "this repo:  *.corp.example, github.com" in egress.stdout
+    assert "pypi.org" in egress.stdout  # the server's, for every repo
+    removed = cli("repos", "egress", "sample", "--remove", "github.com", "--json", server=server)
+    assert json.loads(removed.stdout)["allow"] == ["*.corp.example"]
+    wrong = cli("repos", "egress", "sample", "--allow", "http://x", server=server)
+    assert wrong.returncode != 0 and "invalid_input" in wrong.stderr
+
     unknown = cli("run", "x", "--repo", "nosuch", server=server, cwd=origin.parent)
     assert unknown.returncode == 2
     assert "repo_not_found" in unknown.stderr

@@ -25,6 +25,7 @@ from openinspect.api.routes import (
     auth,
     automation_hooks,
     automations,
+    egress,
     linear,
     meta,
     repos,
@@ -79,6 +80,8 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
     app.include_router(meta.router)
     app.include_router(sessions.router)
     app.include_router(repos.router)
+    app.include_router(egress.repos_router)
+    app.include_router(egress.sessions_router)
     app.include_router(ws.router)
     app.include_router(auth.router)
     app.include_router(webhooks.router)

@@ -157,3 +157,45 @@ def repos_review(
         return 0
 
     run(main())
+
+
+@repos_app.command("egress")
+def repos_egress(
+    repo: Annotated[str, typer.Argument(help="A registered repo's name or id.")],
+    allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow",
+            help="Let the repo's boxes reach this host (host, *.domain, host:port, IP:port); "
+            "repeatable.",
+        ),
+    ] = None,
+    remove: Annotated[
+        list[str] | None,
+        typer.Option("--remove", help="Take an entry off the repo's own list; repeatable."),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show the hosts a repo's boxes may reach through the egress proxy, or change the repo's
+    own entries (admins); the server's entries (sandbox.egress.allow) apply to every repo."""
+
+    async def main() -> int:
+        path = f"/api/repos/{repo}/egress"
+        async with open_client() as client:
+            shown = await client.request("GET", path)
+            if allow or remove:
+                gone = {entry.strip().lower() for entry in remove or []}
+                kept = [entry for entry in shown["allow"] if entry not in gone]
+                body = {"allow": kept + [entry for entry in allow or [] if entry not in kept]}
+                shown = await client.request("PUT", path, json=body)
+        if json_out:
+            emit_json(shown)
+            return 0
+        out = console()
+        state = "on" if shown["enabled"] else "off (boxes have no network at all)"
+        out.print(f"egress of {shown['repo']}: {state}", markup=False)
+        out.print(f"  this repo:  {', '.join(shown['allow']) or '(none)'}", markup=False)
+        out.print(f"  every repo: {', '.join(shown['server']) or '(none)'}", markup=False)
+        return 0
+
+    run(main())

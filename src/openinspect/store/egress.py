@@ -121,12 +121,8 @@ class EgressStore:
             return [_record(row) for row in (await conn.execute(query)).all()]
 
     async def repo_entries(self, repo_id: str) -> list[str]:
-        """A repo's own allow-list entries, in the order they were added."""
-        query = (
-            sa.select(allow.c.entry)
-            .where(allow.c.repo_id == repo_id)
-            .order_by(allow.c.created_at, allow.c.entry)
-        )
+        """A repo's own allow-list entries, sorted."""
+        query = sa.select(allow.c.entry).where(allow.c.repo_id == repo_id).order_by(allow.c.entry)
         async with self._engine.connect() as conn:
             return list((await conn.execute(query)).scalars())
 

@@ -67,7 +67,7 @@ class ReviewSettingsView(BaseModel):
     updated_at: datetime | None
 
 
-async def _registered(state: State, key: str) -> Repo:
+async def registered_repo(state: State, key: str) -> Repo:
     found = await state.store.repos.find(key)
     if found is None:
         raise RepoNotFound(
@@ -94,7 +94,7 @@ def _view(repo: Repo, own: RepoReviewSettings | None, state: State) -> ReviewSet
 @router.get("/{repo:path}/review-settings", responses=documented(404))
 async def get_review_settings(repo: str, user: CurrentUser, state: State) -> ReviewSettingsView:
     """The review bot's settings for a registered repo (every signed-in user may read them)."""
-    found = await _registered(state, repo)
+    found = await registered_repo(state, repo)
     return _view(found, await state.store.review_settings.get(found.id), state)
 
 
@@ -103,7 +103,7 @@ async def put_review_settings(
     repo: str, body: ReviewSettingsBody, user: AdminUser, state: State
 ) -> ReviewSettingsView:
     """Replace a registered repo's review-bot settings (admins, who register repos)."""
-    found = await _registered(state, repo)
+    found = await registered_repo(state, repo)
     if body.model is not None:
         await state.models.check(body.model, None)
     own = await state.store.review_settings.put(
