@@ -367,3 +367,19 @@ async def test_the_forwarder_with_a_wrong_token_says_so(doors: Doors) -> None:
         await forwarder.close()
     assert _status(answer) == 502 and b"refused this box's egress (HTTP 403)" in answer
     assert str(doors.socket).encode() not in answer
+
+
+async def test_a_client_that_half_closes_still_gets_its_answer(doors: Doors) -> None:
+    """Some clients shut their sending side once the request is out (``nc -N``)."""
+    forwarder = EgressForwarder(BridgeAddress.parse(unix_url(str(doors.socket))), doors.tokens["a"])
+    port = await forwarder.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(_get(f"127.0.0.1:{doors.upstream.port}"))
+        writer.write_eof()
+        async with asyncio.timeout(10):
+            answer = await reader.read()
+        writer.close()
+    finally:
+        await forwarder.close()
+    assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(b"ok")
