@@ -12,6 +12,7 @@ import hashlib
 import ipaddress
 import secrets
 import shutil
+import socket
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -383,3 +384,20 @@ async def test_a_client_that_half_closes_still_gets_its_answer(doors: Doors) -> 
     finally:
         await forwarder.close()
     assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(b"ok")
+
+
+async def test_an_allowed_host_that_does_not_answer_is_a_recorded_502(doors: Doors) -> None:
+    """A repo's new entry applies from the next tunnel on (the store is asked every time)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]  # nothing listens once it is closed
+    repo = await doors.plane.store.repos.find("acme/b")
+    assert repo is not None
+    await doors.plane.store.egress.set_repo_entries(
+        repo.id, [f"127.0.0.1:{closed_port}"], updated_by=None
+    )
+    answer = await doors.ask(doors.tokens["b"], _get(f"127.0.0.1:{closed_port}"))
+    assert _status(answer) == 502 and b"cannot connect to 127.0.0.1:" in answer
+    (record,) = await doors.plane.store.egress.of_session(doors.sessions["b"])
+    assert (record.allowed, record.code, record.status) == (True, "unreachable", 502)
+    assert record.duration_ms is not None

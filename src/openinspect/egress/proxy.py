@@ -113,9 +113,16 @@ class EgressAuthority(Protocol):
         ...
 
     async def closed(
-        self, record_id: str, *, bytes_up: int, bytes_down: int, duration_ms: int
+        self,
+        record_id: str,
+        *,
+        bytes_up: int,
+        bytes_down: int,
+        duration_ms: int,
+        failure: Refused | None = None,
     ) -> None:
-        """Record how much an allowed request moved once it ended."""
+        """Record how much an allowed request moved once it ended, or (``failure``) why it
+        could not be made after all (the host did not answer)."""
         ...
 
 
@@ -277,6 +284,7 @@ class _Tunnel:
         self._socket = socket
         self._pending = b""
         self.closed = False
+        self.closed_by_us = False
         self.bytes_up = 0
         self.bytes_down = 0
         self.last_activity = time.monotonic()
@@ -305,6 +313,14 @@ class _Tunnel:
     async def send(self, data: bytes) -> None:
         self.last_activity = time.monotonic()
         await self._socket.send_bytes(data)
+
+    async def close(self) -> None:
+        """Close the WebSocket (once; a socket already gone is fine)."""
+        if self.closed_by_us:
+            return
+        self.closed_by_us = True
+        with contextlib.suppress(Exception):
+            await self._socket.close(1000)
 
 
 class EgressProxy:
@@ -344,8 +360,7 @@ class EgressProxy:
             self._open[box] -= 1
             if not self._open[box]:
                 del self._open[box]
-            with contextlib.suppress(Exception):
-                await socket.close(1000)
+            await tunnel.close()
 
     async def _serve(self, tunnel: _Tunnel, grant: EgressGrant, *, over_limit: bool) -> None:
         try:
@@ -447,18 +462,26 @@ class EgressProxy:
         addresses: list[IPAddress],
     ) -> None:
         started = time.monotonic()
+        allowed = Attempt(request.method, request.host, request.port, True, "allowed", 200)
+        # Recorded while the connection is made (a remote host's round trips hide the write);
+        # nothing moves before both are done.
+        recording = asyncio.create_task(self._authority.opened(grant, allowed))
         try:
             reader, writer = await self._connect(request, addresses)
-        except Refused as refused:
-            await self._authority.opened(grant, _attempt(request, refused))
+        except Refused as failed:
+            record = await recording
             with contextlib.suppress(Exception):
-                await tunnel.send(refusal_response(refused))
-            return
-        try:
-            record = await self._authority.opened(
-                grant,
-                Attempt(request.method, request.host, request.port, True, "allowed", 200),
+                await tunnel.send(refusal_response(failed))
+            await self._authority.closed(
+                record, bytes_up=0, bytes_down=0, duration_ms=_ms_since(started), failure=failed
             )
+            return
+        except BaseException:
+            recording.cancel()
+            await asyncio.gather(recording, return_exceptions=True)
+            raise
+        try:
+            record = await recording
         except BaseException:
             writer.close()
             raise
@@ -470,13 +493,14 @@ class EgressProxy:
             await self._pipe(tunnel, reader, writer)
         finally:
             writer.close()
+            await tunnel.close()  # the box has its answer; the log need not keep it waiting
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
             await self._authority.closed(
                 record,
                 bytes_up=tunnel.bytes_up,
                 bytes_down=tunnel.bytes_down,
-                duration_ms=round((time.monotonic() - started) * 1000),
+                duration_ms=_ms_since(started),
             )
 
     async def _pipe(
@@ -513,6 +537,10 @@ class EgressProxy:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _ms_since(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)
 
 
 def _attempt(request: ProxyRequest, refused: Refused) -> Attempt:

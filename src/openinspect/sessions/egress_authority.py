@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from openinspect.domain.events import WarningEvent
 from openinspect.egress.allowlist import AllowEntry, AllowList, BadEntry, parse_entries
-from openinspect.egress.proxy import Attempt, EgressGrant
+from openinspect.egress.proxy import Attempt, EgressGrant, Refused
 from openinspect.errors import LeaseLost
 from openinspect.sandboxes.bridge import BridgeHub
 from openinspect.sessions.eventlog import EventLog
@@ -53,21 +53,14 @@ class SessionEgressAuthority:
         sandbox_id = self._hub.identify(token)
         if sandbox_id is None:
             return None
-        session_id = await self._store.sandboxes.session_of(sandbox_id)
-        session = await self._store.sessions.get(session_id) if session_id else None
+        scope = await self._store.egress.scope(sandbox_id)
         entries: tuple[AllowEntry, ...] = self._global
-        repo_name = None
-        if session is not None and session.repo_id is not None:
-            repo = await self._store.repos.find(session.repo_id)
-            repo_name = repo.name if repo is not None else None
-            own = await self._store.egress.repo_entries(session.repo_id)
+        if scope.entries:
             try:
-                entries = parse_entries([*(str(e) for e in self._global), *own])
+                entries = parse_entries([*(str(e) for e in self._global), *scope.entries])
             except BadEntry:  # stored entries were checked; a stricter release may disagree
-                log.warning("repo %s has an egress entry this server cannot read", repo_name)
-        return EgressGrant(
-            sandbox_id, session.id if session else None, AllowList(entries), repo_name
-        )
+                log.warning("repo %s has an egress entry this server cannot read", scope.repo_name)
+        return EgressGrant(sandbox_id, scope.session_id, AllowList(entries), scope.repo_name)
 
     async def opened(self, grant: EgressGrant, attempt: Attempt) -> str:
         first_refusal = not attempt.allowed and not await self._store.egress.refused_before(
@@ -89,10 +82,20 @@ class SessionEgressAuthority:
         return record_id
 
     async def closed(
-        self, record_id: str, *, bytes_up: int, bytes_down: int, duration_ms: int
+        self,
+        record_id: str,
+        *,
+        bytes_up: int,
+        bytes_down: int,
+        duration_ms: int,
+        failure: Refused | None = None,
     ) -> None:
         await self._store.egress.finish(
-            record_id, bytes_up=bytes_up, bytes_down=bytes_down, duration_ms=duration_ms
+            record_id,
+            bytes_up=bytes_up,
+            bytes_down=bytes_down,
+            duration_ms=duration_ms,
+            outcome=(failure.status, failure.code, failure.message) if failure else None,
         )
 
     async def _warn(self, session_id: str, attempt: Attempt) -> None:

@@ -14,6 +14,7 @@ from openinspect.domain.events import utcnow
 from openinspect.domain.ids import new_id
 from openinspect.store.tables import egress_requests as requests
 from openinspect.store.tables import repo_egress_allow as allow
+from openinspect.store.tables import repos, sandboxes, sessions
 
 MESSAGE_MAX_CHARS = 500
 DEFAULT_LIST_LIMIT = 200
@@ -37,6 +38,16 @@ class EgressRecord:
     created_at: datetime
 
 
+@dataclass(frozen=True)
+class BoxScope:
+    """What a box's egress depends on: its session, and that session's registered repo with the
+    repo's own allow-list entries."""
+
+    session_id: str | None
+    repo_name: str | None
+    entries: list[str]
+
+
 def _record(row: sa.Row[Any]) -> EgressRecord:
     return EgressRecord(**row._mapping)
 
@@ -44,6 +55,24 @@ def _record(row: sa.Row[Any]) -> EgressRecord:
 class EgressStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+
+    async def scope(self, sandbox_id: str) -> BoxScope:
+        """The box's session, repo and repo entries, in one round trip (every tunnel asks)."""
+        query = (
+            sa.select(sessions.c.id, repos.c.name, allow.c.entry)
+            .select_from(
+                sandboxes.join(sessions, sessions.c.id == sandboxes.c.session_id)
+                .outerjoin(repos, repos.c.id == sessions.c.repo_id)
+                .outerjoin(allow, allow.c.repo_id == repos.c.id)
+            )
+            .where(sandboxes.c.id == sandbox_id)
+            .order_by(allow.c.entry)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        if not rows:
+            return BoxScope(None, None, [])
+        return BoxScope(rows[0][0], rows[0][1], [r[2] for r in rows if r[2] is not None])
 
     async def record(
         self,
@@ -79,15 +108,26 @@ class EgressStore:
         return record_id
 
     async def finish(
-        self, record_id: str, *, bytes_up: int, bytes_down: int, duration_ms: int
+        self,
+        record_id: str,
+        *,
+        bytes_up: int,
+        bytes_down: int,
+        duration_ms: int,
+        outcome: tuple[int, str, str] | None = None,
     ) -> None:
-        """What an allowed request moved, once it ended."""
+        """What an allowed request moved, once it ended; ``outcome`` (status, code, message):
+        what it ended with instead of its ``allowed`` 200 (an upstream that did not answer)."""
+        values: dict[str, object] = {
+            "bytes_up": bytes_up,
+            "bytes_down": bytes_down,
+            "duration_ms": duration_ms,
+        }
+        if outcome is not None:
+            status, code, message = outcome
+            values.update(status=status, code=code[:32], message=message[:MESSAGE_MAX_CHARS])
         async with self._engine.begin() as conn:
-            await conn.execute(
-                requests.update()
-                .where(requests.c.id == record_id)
-                .values(bytes_up=bytes_up, bytes_down=bytes_down, duration_ms=duration_ms)
-            )
+            await conn.execute(requests.update().where(requests.c.id == record_id).values(values))
 
     async def refused_before(self, sandbox_id: str, host: str) -> bool:
         """Whether a request of this box to ``host`` was refused already."""
