@@ -118,3 +118,14 @@ def test_host_names_are_normalized_or_refused() -> None:
     assert normalize_host("::FFFF:7f00:1") == "::ffff:7f00:1"
     assert normalize_host("evil.example\r\nX: y") is None
     assert normalize_host("") is None
+
+
+def test_the_servers_list_is_checked_when_the_settings_load() -> None:
+    from pydantic import ValidationError
+
+    from openinspect.settings import EgressSettings
+
+    assert EgressSettings(allow=["PyPI.org", "pypi.org"]).allow == ["pypi.org"]
+    assert "github.com" not in EgressSettings().allow  # see DEFAULT_EGRESS_ALLOW
+    with pytest.raises(ValidationError, match="is not a host name"):
+        EgressSettings(allow=["*"])
