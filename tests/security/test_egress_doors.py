@@ -35,6 +35,7 @@ from openinspect.sessions.egress_authority import SessionEgressAuthority
 from openinspect.settings import SandboxSettings, Settings
 from openinspect.testing.inloop import serving
 from openinspect.testing.records import session_record
+from tests.egress.records import settled
 
 REBOUND = "box.rebind.test"
 """A name under an allowed wildcard whose DNS answers loopback (a rebinding attacker's)."""
@@ -289,7 +290,7 @@ async def test_a_tunnel_carries_bytes_both_ways_and_is_recorded(doors: Doors) ->
     tunnel = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode()
     answer = await doors.ask(doors.tokens["a"], tunnel + b"PING\r\n\r\n")
     assert answer == b"HTTP/1.1 200 Connection Established\r\n\r\nPONG\n"
-    (record,) = await doors.plane.store.egress.of_session(doors.sessions["a"])
+    (record,) = await settled(doors.plane, doors.sessions["a"])
     assert (record.method, record.host, record.allowed) == ("CONNECT", "localhost", True)
     assert (record.bytes_up, record.bytes_down) == (len(b"PING\r\n\r\n"), len(b"PONG\n"))
 
@@ -398,6 +399,6 @@ async def test_an_allowed_host_that_does_not_answer_is_a_recorded_502(doors: Doo
     )
     answer = await doors.ask(doors.tokens["b"], _get(f"127.0.0.1:{closed_port}"))
     assert _status(answer) == 502 and b"cannot connect to 127.0.0.1:" in answer
-    (record,) = await doors.plane.store.egress.of_session(doors.sessions["b"])
+    (record,) = await settled(doors.plane, doors.sessions["b"])
     assert (record.allowed, record.code, record.status) == (True, "unreachable", 502)
     assert record.duration_ms is not None

@@ -17,6 +17,7 @@ from openinspect.sandboxes.bwrap import probe_bwrap
 from openinspect.settings import EgressSettings, SandboxSettings, Settings
 from openinspect.testing.package_index import PackageIndex
 from tests.conftest import skip_or_fail
+from tests.egress.records import settled
 from tests.sessions.bridged import bridged_plane
 
 READY_TIMEOUT_S = 120
@@ -112,7 +113,7 @@ async def test_setup_installs_from_an_allowed_index_and_a_refusal_names_the_host
     ), setup
     assert any("CONNECT tunnel failed, response 403" in line for line in setup), setup
 
-    records = await plane.store.egress.of_session(session.id)
+    records = await settled(plane, session.id)
     allowed = [r for r in records if r.allowed]
     assert allowed and {(r.host, r.port, r.method) for r in allowed} == {
         ("127.0.0.1", index.port, "GET")
