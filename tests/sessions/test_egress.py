@@ -156,3 +156,26 @@ async def test_without_the_repos_entry_the_index_is_refused(
     assert any(e.type == "warning" and e.code == "sandbox_setup_failed" for e in events), (
         "setup.sh (set -e) fails when pip cannot install"
     )
+
+
+async def test_with_egress_off_a_box_has_no_proxy_and_no_network(tmp_path: Path) -> None:
+    reason = probe_bwrap()
+    if reason is not None:
+        skip_or_fail(f"bubblewrap cannot create namespaces here: {reason}")
+    settings = Settings(
+        home=tmp_path / "home",
+        sandbox=SandboxSettings(provider="bwrap", egress=EgressSettings(enabled=False)),
+    )
+    with PackageIndex({"eggtest": 1}) as index:
+        async with bridged_plane(settings) as plane:
+            assert plane.egress is None
+            origin = _origin_with_setup(tmp_path, "true\n")
+            session = await _session(plane, origin, [f"127.0.0.1:{index.port}"])
+            sandbox = (await plane.manager.actor(session.id)).sandbox
+            conn = await asyncio.wait_for(sandbox.ready(), READY_TIMEOUT_S)
+            env = await conn.exec("env | grep -ci proxy || true", timeout_s=10)
+            assert env.stdout.strip() == "0"
+            fetched = await conn.exec(f"curl -sS -m 5 {index.url}/simple/", timeout_s=30)
+            assert fetched.exit_code != 0  # the box's own loopback: nothing listens there
+            assert index.requests == []
+            assert await plane.store.egress.of_session(session.id) == []
