@@ -244,6 +244,8 @@ async def test_an_oversize_head_is_refused(doors: Doors) -> None:
     answer = await doors.ask(doors.tokens["a"], head)
     assert _status(answer) == 431
     assert doors.upstream.heads == []
+    (record,) = await doors.plane.store.egress.of_session(doors.sessions["a"])
+    assert (record.code, record.status) == ("head_too_large", 431)
 
 
 async def test_a_head_without_an_end_is_refused_at_its_limit(doors: Doors) -> None:
@@ -265,6 +267,9 @@ async def test_a_head_without_an_end_is_refused_at_its_limit(doors: Doors) -> No
 async def test_malformed_requests_are_refused(doors: Doors, request_line: bytes) -> None:
     answer = await doors.ask(doors.tokens["a"], request_line + b"\r\nHost: x\r\n\r\n")
     assert _status(answer) in (400, 405), answer
+    (record,) = await doors.plane.store.egress.of_session(doors.sessions["a"])
+    assert (record.allowed, record.host, record.status) == (False, "", _status(answer))
+    assert record.method == request_line.split(b" ")[0].decode()
 
 
 async def test_nothing_is_added_and_the_proxy_headers_are_dropped(doors: Doors) -> None:

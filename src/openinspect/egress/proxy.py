@@ -168,6 +168,8 @@ class Refused(Exception):
         self.code = code
         self.message = message
         self.reason = reason or _REASONS.get(status, "Error")
+        self.method = ""
+        """The request's method when the head got that far (for the log)."""
 
 
 @dataclass(frozen=True)
@@ -190,16 +192,20 @@ def parse_head(head: bytes) -> ProxyRequest:
     """The request in ``head`` (ending with the blank line); raises :class:`Refused`."""
     lines = head[: -len(b"\r\n\r\n")].split(b"\r\n")
     parts = lines[0].split(b" ")
-    if len(parts) != 3 or parts[2] not in (b"HTTP/1.1", b"HTTP/1.0"):
-        raise Refused(400, "bad_request", "expected an HTTP/1.x request line")
     method = parts[0].decode("latin-1")
-    target = parts[1].decode("latin-1")
-    headers = _headers(lines[1:])
-    if method == "CONNECT":
-        return _connect_target(target)
-    if method not in METHODS:
-        raise Refused(405, "bad_method", f"the egress proxy does not forward {method[:16]!r}")
-    return _plain_request(method, target, parts[2], headers)
+    try:
+        if len(parts) != 3 or parts[2] not in (b"HTTP/1.1", b"HTTP/1.0"):
+            raise Refused(400, "bad_request", "expected an HTTP/1.x request line")
+        target = parts[1].decode("latin-1")
+        headers = _headers(lines[1:])
+        if method == "CONNECT":
+            return _connect_target(target)
+        if method not in METHODS:
+            raise Refused(405, "bad_method", f"the egress proxy does not forward {method[:16]!r}")
+        return _plain_request(method, target, parts[2], headers)
+    except Refused as refused:
+        refused.method = method[:16] if method.isalpha() and method.isascii() else ""
+        raise
 
 
 def _headers(lines: list[bytes]) -> list[bytes]:
@@ -366,6 +372,11 @@ class EgressProxy:
         try:
             request = await self._read_request(tunnel)
         except Refused as refused:
+            # Recorded too, without a host: a malformed request names none worth keeping.
+            malformed = Attempt(
+                refused.method, "", 0, False, refused.code, refused.status, refused.message
+            )
+            await self._authority.opened(grant, malformed)
             with contextlib.suppress(Exception):
                 await tunnel.send(refusal_response(refused))
             return

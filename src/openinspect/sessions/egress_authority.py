@@ -63,8 +63,10 @@ class SessionEgressAuthority:
         return EgressGrant(sandbox_id, scope.session_id, AllowList(entries), scope.repo_name)
 
     async def opened(self, grant: EgressGrant, attempt: Attempt) -> str:
-        first_refusal = not attempt.allowed and not await self._store.egress.refused_before(
-            grant.sandbox_id, attempt.host
+        first_refusal = (
+            not attempt.allowed
+            and bool(attempt.host)  # a malformed request: logged, not announced
+            and not await self._store.egress.refused_before(grant.sandbox_id, attempt.host)
         )
         record_id = await self._store.egress.record(
             session_id=grant.session_id,
