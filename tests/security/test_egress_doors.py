@@ -322,6 +322,13 @@ async def test_a_box_has_a_bounded_number_of_connections(doors: Doors) -> None:
             await ws.send(f"CONNECT {target} HTTP/1.1\r\n\r\n".encode())
             assert (await ws.recv()).startswith(b"HTTP/1.1 200")  # type: ignore[union-attr]
         answer = await doors.ask(doors.tokens["a"], _get(target))
+        for _ in range(2):  # twice the limit: not even a head is read
+            slow = await held.enter_async_context(
+                unix_connect(str(doors.socket), uri=uri, additional_headers=headers)
+            )
+            await slow.send(b"CONNECT")  # a head that never ends
+        with pytest.raises(InvalidStatus):
+            await doors.ask(doors.tokens["a"], _get(target))
     assert _status(answer) == 429
     assert b"too_many_connections" in answer
 

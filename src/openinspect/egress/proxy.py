@@ -52,6 +52,9 @@ logger = logging.getLogger(__name__)
 
 CHUNK_BYTES = 64 * 1024
 HEAD_TIMEOUT_S = 30.0
+HARD_LIMIT_FACTOR = 2
+"""Tunnels of one box past ``max_connections`` × this are refused at the handshake."""
+CLOSE_TOO_MANY = 4029
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _DROPPED_HEADERS = frozenset(
     {
@@ -353,12 +356,18 @@ class EgressProxy:
             with contextlib.suppress(Exception):
                 await socket.close(CLOSE_UNAUTHORIZED, "unknown sandbox or invalid token")
             return
-        await socket.accept()
         box = grant.sandbox_id
-        self._open[box] = self._open.get(box, 0) + 1
+        if self._open.get(box, 0) >= HARD_LIMIT_FACTOR * self._limits.max_connections:
+            # Past the limit a tunnel still reads its head to answer a 429 naming the host;
+            # this far past it, not even that (a flood costs the server nothing more).
+            with contextlib.suppress(Exception):
+                await socket.close(CLOSE_TOO_MANY, "too many egress connections")
+            return
+        self._open[box] = self._open.get(box, 0) + 1  # counted before the box hears back
         tunnel = _Tunnel(socket)
         try:
             over_limit = self._open[box] > self._limits.max_connections
+            await socket.accept()
             await self._serve(tunnel, grant, over_limit=over_limit)
         except Exception:
             logger.exception("egress: a tunnel of %s failed", box)
