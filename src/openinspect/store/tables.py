@@ -675,7 +675,7 @@ egress_requests = sa.Table(
     "egress_requests",
     metadata,
     # Every request a box made through the egress proxy, allowed or refused, written before a
-    # byte moved (migration 0015); the byte counts and duration when it ended.
+    # byte moved (migration 0014); the byte counts and duration when it ended.
     sa.Column("id", sa.String(40), primary_key=True),
     sa.Column(
         "session_id",

@@ -1,7 +1,7 @@
 """Egress: the log of every request a box made through the egress proxy, and each repo's own
 allow-list entries
 
-Revision ID: 0015
+Revision ID: 0014
 Revises: 0013
 
 ``egress_requests``: one row per request, allowed or refused, written before a byte moved.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0015"
+revision = "0014"
 down_revision = "0013"
 branch_labels = None
 depends_on = None
