@@ -80,6 +80,8 @@ tree, and the API turns any of them into the one JSON error envelope using ``cod
         ├── SandboxUnavailable            "sandbox_unavailable"      503
         ├── SandboxBootFailed             "sandbox_boot_failed"      503
         ├── SandboxLost                   "sandbox_lost"             503
+        ├── SnapshotFailed                "snapshot_failed"          503
+        ├── SnapshotCorrupt               "snapshot_corrupt"         503
         └── RpcError                      "sandbox_rpc_failed"       502
 
 ``message`` says what was expected and what arrived; ``hint`` says what to do about it.
@@ -557,6 +559,20 @@ class SandboxBootFailed(SandboxError):
 
 class SandboxLost(SandboxError):
     code = "sandbox_lost"
+
+
+class SnapshotFailed(SandboxError):
+    """A box's state could not be captured (too large, unreadable, the provider failed)."""
+
+    code = "snapshot_failed"
+
+
+class SnapshotCorrupt(SandboxError):
+    """A snapshot cannot be restored: missing, its digest does not match, or its content is
+    refused (a path outside the workspace, a device file, past a size cap). Never answered by
+    a fresh checkout: the work it holds would be lost."""
+
+    code = "snapshot_corrupt"
 
 
 class RpcError(SandboxError):

@@ -402,6 +402,11 @@ class EgressSettings(BaseModel):
         return [str(entry) for entry in parse_entries(value)]
 
 
+DEFAULT_SNAPSHOT_MAX_MIB = 2048
+DEFAULT_SNAPSHOT_MAX_FILES = 200_000
+DEFAULT_SNAPSHOTS_KEPT = 2
+
+
 class SandboxSettings(BaseModel):
     """Where and how sandboxes run."""
 
@@ -491,6 +496,27 @@ class SandboxSettings(BaseModel):
     )
     egress: EgressSettings = Field(
         default_factory=EgressSettings, description="The egress proxy and its allow-list."
+    )
+    snapshots: bool = Field(
+        True,
+        description="Snapshot a box after each prompt and before an idle box stops, and restore "
+        "the newest snapshot in the session's next box (providers that can; bwrap can).",
+    )
+    snapshot_max_mib: int = Field(
+        DEFAULT_SNAPSHOT_MAX_MIB,
+        gt=0,
+        description="File content a snapshot may hold, in MiB; a bigger workspace is not "
+        "snapshotted (a warning says so), and a restore refuses an archive past it.",
+    )
+    snapshot_max_files: int = Field(
+        DEFAULT_SNAPSHOT_MAX_FILES,
+        gt=0,
+        description="Files, directories and symlinks a snapshot may hold (as snapshot_max_mib).",
+    )
+    snapshots_kept: int = Field(
+        DEFAULT_SNAPSHOTS_KEPT,
+        ge=1,
+        description="Snapshots kept per session, newest first; older ones are deleted.",
     )
     bwrap: BwrapSettings = Field(
         default_factory=BwrapSettings, description="The bwrap backend's own settings."

@@ -78,6 +78,9 @@ def test_the_wrapper_passes_capabilities_and_extras_through(settings: Settings) 
         async def restore(self, ref: object, spec: object) -> object:
             return ref
 
+        async def discard_snapshot(self, ref: object) -> None:
+            return None
+
     plain = ConcurrencyLimit(ProcessProvider.from_settings(settings), max_live=2)
     capable = ConcurrencyLimit(Snapshotting.from_settings(settings), max_live=2)
     assert isinstance(plain, SandboxProvider) and not isinstance(plain, SnapshotCapable)

@@ -137,8 +137,20 @@ class SandboxExit:
     reason: str | None = None
 
 
-class SnapshotRef(Protocol):
-    """Opaque reference to a provider's snapshot; only the provider that made it reads it."""
+@dataclass(frozen=True)
+class SnapshotRef:
+    """A provider's snapshot, as the store keeps it (``store/snapshots.py``).
+
+    ``key`` is the provider's own name for it (an archive's file name for ``bwrap``; an image
+    or volume id for a remote backend), read only by the provider that made it. ``sha256`` is
+    the digest of its content as written, checked before a restore uses it (empty for a
+    provider whose backend verifies its own snapshots); ``size_bytes`` what it costs to keep.
+    """
+
+    provider: str
+    key: str
+    sha256: str
+    size_bytes: int
 
 
 @runtime_checkable
@@ -185,13 +197,27 @@ class SandboxProvider(Protocol):
 
 @runtime_checkable
 class SnapshotCapable(Protocol):
-    """A provider that can capture a box and start another from the capture (none of the
-    built-in ones can yet). Callers check ``isinstance(provider, SnapshotCapable)`` first."""
+    """A provider that can capture a box and start another from the capture (``bwrap`` can).
+    Callers check ``isinstance(provider, SnapshotCapable)`` first.
+
+    What a snapshot holds is the box's workspace: the repo with its uncommitted files, and
+    ``HOME`` (``<workspace>/.home``, so ``pip install --user``) and anything else written
+    there (a venv in the repo). Processes, ``/tmp`` and memory are not kept: a restored box
+    boots again (``start.sh``, not ``setup.sh``).
+    """
 
     async def snapshot(self, handle: SandboxHandle) -> SnapshotRef:
-        """Capture the box's filesystem; raises ``SandboxError`` when the capture fails."""
+        """Capture the workspace of a running box. The caller starts nothing in the box
+        meanwhile. Raises ``SnapshotFailed`` (too big, unreadable) or another ``SandboxError``."""
         ...
 
     async def restore(self, ref: SnapshotRef, spec: SandboxSpec) -> SandboxHandle:
-        """Start a box from ``ref`` (booted with ``snapshot_restore``); as ``create``."""
+        """Start a box whose workspace is ``ref``'s (``spec.boot_mode`` is
+        ``snapshot_restore``), as ``create`` does. Raises ``SnapshotCorrupt`` (missing, digest
+        mismatch, refused content) before anything starts, leaving the workspace as it was:
+        a caller never answers that with a fresh checkout."""
+        ...
+
+    async def discard_snapshot(self, ref: SnapshotRef) -> None:
+        """Delete ``ref``'s data; idempotent (a snapshot already gone is fine)."""
         ...

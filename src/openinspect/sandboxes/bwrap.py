@@ -65,7 +65,7 @@ from openinspect.runtime.address import BadBridgeAddress, BridgeAddress, unix_ur
 from openinspect.settings import BwrapSettings, Settings
 from openinspect.timeouts import wait_for
 
-from .base import BackendContext, SandboxExit, SandboxHandle, SandboxSpec
+from .base import BackendContext, SandboxExit, SandboxHandle, SandboxSpec, SnapshotRef
 from .boxuser import BoxUser, own_workspace, resolve_box_user
 from .cgroups import BoxCgroup
 from .limits import BoxLimiter
@@ -83,6 +83,7 @@ from .local import (
 )
 from .payload import data_fd, origin_bundle, runtime_zip, warm_runtime_zip
 from .relay import BridgeRelay
+from .snapshots import SNAPSHOTS_DIRNAME, WorkspaceSnapshots, archive_limits
 from .staging import (
     STAGED_WORKSPACE,
     ensure_stage_dir,
@@ -399,6 +400,9 @@ class BwrapProvider:
         self._inits: dict[str, int] = {}  # sandbox id → pidfd of the box's init
         self._relays: dict[str, BridgeRelay] = {}  # sandbox id → its bridge socket's relay
         self._limits = BoxLimiter(context, bwrap=bwrap)  # also cleans up after a previous run
+        self._snapshots = WorkspaceSnapshots(
+            self.name, context.home_dir / SNAPSHOTS_DIRNAME, archive_limits(context.sandbox)
+        )
         with contextlib.suppress(SandboxUnavailable):  # create() says so, when it is needed
             warm_runtime_zip(runtime_sources(), self._python)
 
@@ -435,6 +439,39 @@ class BwrapProvider:
         except BaseException:
             await self._limits.release(spec.sandbox_id)
             raise
+
+    async def snapshot(self, handle: SandboxHandle) -> SnapshotRef:
+        """Archive the running box's workspace (:mod:`.snapshots`); see
+        :meth:`SnapshotCapable.snapshot`. The workspace is read on the host (a root server's
+        image is mounted while its box runs) through descriptors that never follow a link."""
+        box = local_handle(handle, self.name)
+        return await self._snapshots.capture(box.sandbox_id, box.workspace_dir)
+
+    async def restore(self, ref: SnapshotRef, spec: SandboxSpec) -> LocalHandle:
+        """Put ``ref``'s workspace in place, then start the box as :meth:`create` does; see
+        :meth:`SnapshotCapable.restore`. A refused snapshot raises ``SnapshotCorrupt`` with the
+        workspace untouched and no box started."""
+        bwrap = self._check(spec)
+        user = self.box_user()
+        try:
+            spec.workspace_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SandboxUnavailable(
+                f"cannot create the workspace: {exc.strerror or exc}",
+                hint="check that the workspaces directory is writable",
+            ) from exc
+        await self._limits.prepare(spec)  # a root server's workspace image is mounted first
+        try:
+            owner = (user.uid, user.gid) if user.switch else None
+            await self._snapshots.unpack(ref, spec.workspace_dir, owner)
+            return await self._start(spec, bwrap, user)
+        except BaseException:
+            await self._limits.release(spec.sandbox_id)
+            raise
+
+    async def discard_snapshot(self, ref: SnapshotRef) -> None:
+        """Delete ``ref``'s archive; idempotent."""
+        await self._snapshots.discard(ref)
 
     async def _start(self, spec: SandboxSpec, bwrap: str, user: BoxUser) -> LocalHandle:
         log_path = prepare_workspace(spec)

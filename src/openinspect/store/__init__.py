@@ -32,6 +32,7 @@ from openinspect.store.sessions import SessionStore
 from openinspect.store.slack_inbox import SlackInboxStore
 from openinspect.store.slack_people import SlackPeopleStore
 from openinspect.store.slack_threads import SlackThreadStore
+from openinspect.store.snapshots import SnapshotStore
 from openinspect.store.users import UserStore
 from openinspect.store.webhooks import WebhookStore
 
@@ -48,6 +49,7 @@ class Store:
     events: EventStore
     feed: FeedStore
     sandboxes: SandboxStore
+    snapshots: SnapshotStore
     branches: BranchStore
     pulls: PullRequestStore
     webhooks: WebhookStore
@@ -92,6 +94,7 @@ class Store:
             events=EventStore(engine),
             feed=FeedStore(engine),
             sandboxes=SandboxStore(engine),
+            snapshots=SnapshotStore(engine),
             branches=BranchStore(engine),
             pulls=PullRequestStore(engine),
             webhooks=WebhookStore(engine),

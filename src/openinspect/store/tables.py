@@ -710,3 +710,28 @@ repo_egress_allow = sa.Table(
     sa.Column("created_by", sa.String(40), nullable=True),
     sa.Column("created_at", _ts, nullable=False),
 )
+
+
+# --- snapshots (migration 0016) ---
+
+snapshots = sa.Table(
+    "snapshots",
+    metadata,
+    # A box's workspace as a provider captured it; ``key`` is the provider's own name for it,
+    # ``sha256`` its digest as written, checked before a restore. The newest is restored.
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column(
+        "session_id",
+        sa.String(40),
+        sa.ForeignKey("sessions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("sandbox_id", sa.String(40), nullable=False),
+    sa.Column("provider", sa.String(40), nullable=False),
+    sa.Column("key", sa.String(255), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("reason", sa.String(16), nullable=False),  # prompt | idle
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Index("ix_snapshots_session_id_created_at", "session_id", "created_at"),
+)

@@ -1,0 +1,87 @@
+"""Workspace snapshots of the local backends: one archive file per snapshot (:mod:`.archive`)
+under ``<home>/snapshots``.
+
+Chosen by measurement over hard-link copies, reflink copies and overlay layers (the numbers are
+in ``docs/sandboxes.md``): a hard-link copy shares its files' contents with the live workspace, so
+a box writing a file in place changes the snapshot too; this host's ext4 has no reflinks; an
+overlay layer per snapshot needs the lower layers kept for ever and is tied to one host's mount
+support. An archive is a single file a store row can name with its digest, that can be checked
+before use, and that moves to object storage unchanged when boxes run on several hosts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import secrets
+from pathlib import Path
+
+from openinspect.errors import SnapshotCorrupt, SnapshotFailed
+from openinspect.settings import SandboxSettings
+
+from .archive import ArchiveLimits, archive_suffix, restore_archive, write_archive
+from .base import SnapshotRef
+
+SNAPSHOTS_DIRNAME = "snapshots"
+MIB = 1024 * 1024
+_KEY = re.compile(r"[A-Za-z0-9_-]{1,80}\.tar\.(zst|gz)")
+"""What a key this module made looks like: a bare file name, never a path."""
+
+
+def archive_limits(settings: SandboxSettings) -> ArchiveLimits:
+    return ArchiveLimits(settings.snapshot_max_mib * MIB, settings.snapshot_max_files)
+
+
+class WorkspaceSnapshots:
+    """Archives of workspaces in ``directory``, for the provider named ``provider``."""
+
+    def __init__(self, provider: str, directory: Path, limits: ArchiveLimits) -> None:
+        self._provider = provider
+        self._dir = directory
+        self._limits = limits
+
+    async def capture(self, sandbox_id: str, workspace: Path) -> SnapshotRef:
+        """Archive ``workspace``; raises ``SnapshotFailed``."""
+        try:
+            self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SnapshotFailed(
+                f"cannot create the snapshots directory: {exc.strerror or exc}",
+                hint="check that the server may write its home directory",
+            ) from exc
+        key = f"{sandbox_id}-{secrets.token_hex(4)}{archive_suffix()}"
+        info = await asyncio.to_thread(write_archive, workspace, self._dir / key, self._limits)
+        return SnapshotRef(self._provider, key, info.sha256, info.size_bytes)
+
+    async def unpack(self, ref: SnapshotRef, workspace: Path, owner: tuple[int, int] | None) -> int:
+        """Replace ``workspace``'s contents with ``ref``'s; raises ``SnapshotCorrupt`` (and then
+        leaves the workspace as it was)."""
+        path = self._path(ref)
+        return await asyncio.to_thread(
+            restore_archive, path, ref.sha256, workspace, self._limits, owner=owner
+        )
+
+    async def discard(self, ref: SnapshotRef) -> None:
+        """Delete ``ref``'s archive; idempotent."""
+        try:
+            path = self._path(ref)
+        except SnapshotCorrupt:
+            return
+        await asyncio.to_thread(_unlink, path)
+
+    def _path(self, ref: SnapshotRef) -> Path:
+        if ref.provider != self._provider:
+            raise SnapshotCorrupt(
+                f"the snapshot was made by the {ref.provider!r} backend, not {self._provider!r}",
+                hint="set sandbox.provider back to the backend that made it",
+            )
+        if not _KEY.fullmatch(ref.key):
+            raise SnapshotCorrupt("the snapshot's recorded name is not one this server makes")
+        return self._dir / ref.key
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
