@@ -458,18 +458,26 @@ class SessionActor:
         return self._current is None and self.sandbox.status in ("warming", "booting", "ready")
 
     async def stop_if_idle(self, idle_s: float) -> bool:
-        """Stop the sandbox when the session had no work for ``idle_s`` seconds and has no
-        queued or running prompt. The end-of-prompt commit and push are done by then, and the
-        workspace stays: the next prompt boots a new box on it and continues the branch."""
+        """Snapshot, then stop the sandbox when the session had no work for ``idle_s`` seconds
+        and has no queued or running prompt. The end-of-prompt commit and push are done by
+        then; the next prompt boots a new box restored from the snapshot (or, for a provider
+        without snapshots, on the workspace left in place). A box whose snapshot fails keeps
+        running (its warning says why): stopping it would leave only an older snapshot."""
         if not self.is_idle() or time.monotonic() - self.last_work_at < idle_s:
             return False
         async with self._lock:  # no prompt can be queued while we look and stop
             if not self.is_idle() or await self._s.store.prompts.unfinished(self.session.id):
                 return False
+            message = f"idle: no work for {idle_s:g} s; the next prompt starts a new sandbox"
+            if self.sandbox.snapshots_enabled:
+                async with self._git_lock:
+                    if not await self.sandbox.snapshot("idle"):
+                        return False
+                message = (
+                    f"idle: no work for {idle_s:g} s; snapshotted, the next prompt restores it"
+                )
             log.info("session %s: stopping its idle sandbox", self.session.id)
-            await self.sandbox.destroy(
-                message=f"idle: no work for {idle_s:g} s; the next prompt starts a new sandbox"
-            )
+            await self.sandbox.destroy(message=message)
         return True
 
     def evictable(self, idle_s: float) -> bool:
@@ -606,10 +614,13 @@ class SessionActor:
             self._conversation = Conversation(
                 await self._s.store.sessions.load_conversation(self.session.id)
             )
+        # A box replaced since the last prompt (lost, or stopped idle) is said at the head of
+        # the prompt, so it stays in the conversation with the turn it explains.
+        note = await self.sandbox.replacement_note()
         run = PromptRun(
             session_id=self.session.id,
             prompt_id=prompt.id,
-            content=prompt.content,
+            content=prompt.content if note is None else f"{note}\n\n{prompt.content}",
             model_id=model,
             effort=effort,
             branch=self.session.branch,
@@ -683,6 +694,9 @@ class SessionActor:
         )
         if finished is None:
             log.warning("prompt %s was no longer running when it ended: kept as it is", prompt.id)
+        # Still in the queue runner: the next prompt starts once the box's state is captured.
+        async with self._git_lock:
+            await self.sandbox.snapshot("prompt")
         self.last_work_at = time.monotonic()
 
     @property

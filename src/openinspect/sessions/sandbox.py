@@ -7,6 +7,13 @@ boxes made ahead of time will take.
 
 Status flow: ``none → warming → booting → ready`` and ``failed`` or ``lost``. A failed boot is
 reported once; the next prompt (or ``typing``) tries again.
+
+Snapshots (providers that can, :class:`~openinspect.sandboxes.base.SnapshotCapable`): the actor
+asks for one after each prompt and before an idle box stops (``snapshot``), while it starts
+nothing in the box; the store keeps the newest ones (``store/snapshots.py``, so any replica
+finds them). A session's next box restores the newest (boot mode ``snapshot_restore``). A restore
+that fails is the box's ``failed`` status with the reason and a ``snapshot_corrupt`` error event:
+never a fresh checkout in its place, which would drop the work the snapshot holds.
 """
 
 from __future__ import annotations
@@ -16,19 +23,35 @@ import contextlib
 import hashlib
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict, replace
 from pathlib import Path
 
-from openinspect.domain.events import Event, SandboxLog, SandboxStatusChanged, WarningEvent
+from openinspect.domain.events import (
+    ErrorEvent,
+    Event,
+    SandboxLog,
+    SandboxStatusChanged,
+    WarningEvent,
+)
 from openinspect.domain.ids import new_id
 from openinspect.domain.models import SandboxStatus, Session
-from openinspect.errors import OpenInspectError, SandboxBootFailed, SandboxError, SandboxLost
+from openinspect.errors import (
+    OpenInspectError,
+    SandboxBootFailed,
+    SandboxError,
+    SandboxLost,
+    SnapshotCorrupt,
+)
 from openinspect.runtime.protocol import RuntimeEvent
 from openinspect.sandboxes.base import (
     SandboxHandle,
     SandboxProvider,
     SandboxSpec,
     SessionBinding,
+    SnapshotCapable,
+    SnapshotRef,
 )
 from openinspect.sandboxes.bridge import BridgeHub, SandboxConnection
 from openinspect.sessions.git import branch_exists
@@ -36,12 +59,24 @@ from openinspect.sessions.origins import Origins
 from openinspect.settings import Settings
 from openinspect.store import Store
 from openinspect.store.changes import Change, SandboxMove
+from openinspect.store.snapshots import SnapshotData, SnapshotReason, SnapshotRecord
 from openinspect.timeouts import wait_for
 
 log = logging.getLogger(__name__)
 Emit = Callable[[Event], Awaitable[Event]]
 Commit = Callable[[Change], Awaitable[Event | None]]
 RUNTIME_WARNING_PREFIX = "[openinspect] warning:"
+LIVE_STATUSES = ("warming", "booting", "ready", "snapshotting")
+REPLACED_NOTE = (
+    "[openinspect] Your sandbox was replaced: the box of the earlier prompts is gone and this "
+    "one {how}. Files in the workspace (the repo with its uncommitted changes, your home "
+    "directory, virtualenvs) are as they were after the last prompt; running processes, /tmp "
+    "and anything started since are not. .openinspect/start.sh ran again."
+)
+RESTORE_HINT = (
+    "The snapshot holds the work since the last push; nothing was started in its place. "
+    "Start a new session from the session's branch to continue from the pushed commits"
+)
 
 
 class SessionSandbox:
@@ -71,6 +106,9 @@ class SessionSandbox:
         self._sandbox_id: str | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._setup_warned = False
+        self._restored: SnapshotRecord | None = None
+        self._replacement_told = False
+        self._snapshot_warned = False
         self.status: SandboxStatus = "none"
 
     @property
@@ -122,6 +160,16 @@ class SessionSandbox:
         except asyncio.CancelledError:
             await self._teardown()
             raise
+        except SnapshotCorrupt as exc:
+            await self._teardown()
+            message = f"The session's snapshot could not be restored: {exc.message}"
+            await self._emit(
+                ErrorEvent(
+                    session_id=self._session.id, code=exc.code, message=message, hint=RESTORE_HINT
+                )
+            )
+            await self._set_status("failed", message)
+            raise SandboxBootFailed(message, hint=RESTORE_HINT) from exc
         except OpenInspectError as exc:
             await self._teardown()
             await self._set_status("failed", str(exc))
@@ -149,6 +197,7 @@ class SessionSandbox:
             token_hash=hashlib.sha256(token.encode()).hexdigest(),
         )
         self.workspace_dir.mkdir(parents=True, exist_ok=True)
+        snapshot = await self._newest_snapshot()
         spec = SandboxSpec(
             sandbox_id=self._sandbox_id,
             workspace_dir=self.workspace_dir,
@@ -166,7 +215,14 @@ class SessionSandbox:
             max_processes=settings.sandbox.max_processes,
             egress=settings.sandbox.egress.enabled,
         )
-        self._handle = await self._provider.create(spec)
+        self._restored, self._snapshot_warned = None, False
+        if snapshot is not None:
+            assert isinstance(self._provider, SnapshotCapable)
+            spec = replace(spec, boot_mode="snapshot_restore")
+            self._handle = await self._provider.restore(SnapshotRef(**asdict(snapshot.data)), spec)
+            self._restored = snapshot
+        else:
+            self._handle = await self._provider.create(spec)
         self._watcher = asyncio.create_task(self._watch_exit(self._handle, conn))
         await self._set_status("booting")
         await conn.wait_ready(settings.sandbox.boot_timeout_s)
@@ -178,8 +234,94 @@ class SessionSandbox:
             git_remote_path=self._origins.proxy_path(session.id, origin),
         )
         await conn.bind(binding)
-        await self._set_status("ready")
+        await self._set_status("ready", self._restored_message())
         return conn
+
+    def _restored_message(self) -> str | None:
+        restored = self._restored
+        if restored is None:
+            return None
+        when = restored.created_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+        after = "the prompt" if restored.reason == "prompt" else "the box went idle"
+        return f"restored from the snapshot taken {when}, after {after}"
+
+    @property
+    def snapshots_enabled(self) -> bool:
+        """Whether this session's boxes are snapshotted (the setting, and a provider that can)."""
+        return self._settings.sandbox.snapshots and isinstance(self._provider, SnapshotCapable)
+
+    async def _newest_snapshot(self) -> SnapshotRecord | None:
+        """The snapshot the next box restores: the newest, when this provider can restore."""
+        if not self._settings.sandbox.snapshots or not isinstance(self._provider, SnapshotCapable):
+            return None
+        return await self._store.snapshots.newest(self._session.id)
+
+    async def replacement_note(self) -> str | None:
+        """What the agent is told at the start of a prompt when its box was (or is about to
+        be) replaced by one restored from a snapshot; None when it keeps its box. Told once a
+        box."""
+        if self._replacement_told:
+            return None
+        if self.status in LIVE_STATUSES and self._handle is not None:  # the box is made
+            if self._restored is None:
+                return None
+            how = "was restored from the snapshot of the workspace"
+        else:  # none yet, or one still looking for its snapshot
+            if await self._newest_snapshot() is None:
+                return None
+            how = "is being restored from the snapshot of the workspace"
+        self._replacement_told = True
+        return REPLACED_NOTE.format(how=how)
+
+    async def snapshot(self, reason: SnapshotReason) -> bool:
+        """Capture the ready box's workspace and record it as the session's newest snapshot.
+        The caller starts nothing in the box meanwhile. Returns whether one was taken; a
+        failure is a ``snapshot_failed`` warning (once a box), not an exception."""
+        handle = self._handle
+        provider = self._provider
+        if (
+            not self._settings.sandbox.snapshots
+            or not isinstance(provider, SnapshotCapable)
+            or self.status != "ready"
+            or handle is None
+        ):
+            return False
+        self.status = "snapshotting"  # connection_if_ready() hands the box to no one meanwhile
+        started = time.monotonic()
+        try:
+            ref = await provider.snapshot(handle)
+        except SandboxError as exc:
+            log.warning("session %s: snapshot failed: %s", self._session.id, exc)
+            if not self._snapshot_warned:
+                self._snapshot_warned = True
+                await self._emit(
+                    WarningEvent(
+                        session_id=self._session.id,
+                        code=exc.code,
+                        message=f"The sandbox could not be snapshotted: {exc.message}. If the "
+                        "box is lost, its next one restores the previous snapshot.",
+                    )
+                )
+            return False
+        finally:
+            if self.status == "snapshotting":
+                self.status = "ready"
+        _, dropped = await self._store.snapshots.add(
+            self._session.id,
+            handle.sandbox_id,
+            SnapshotData(**asdict(ref)),
+            reason,
+            keep=self._settings.sandbox.snapshots_kept,
+        )
+        for old in dropped:
+            await provider.discard_snapshot(SnapshotRef(**asdict(old)))
+        log.info(
+            "session %s: snapshot of %d bytes in %d ms",
+            self._session.id,
+            ref.size_bytes,
+            (time.monotonic() - started) * 1000,
+        )
+        return True
 
     async def _watch_exit(self, handle: SandboxHandle, conn: SandboxConnection) -> None:
         """A sandbox process that exits on its own is lost; say so once."""
@@ -187,8 +329,9 @@ class SessionSandbox:
         conn.mark_lost(f"the sandbox process exited with status {ended.status}")
         if self._handle is handle:  # not a teardown we asked for
             self._handle, self._conn = None, None
+            self._replacement_told = False  # the next box is a replacement to tell of
             self._hub.unregister(handle.sandbox_id)
-            if self.status in ("booting", "ready"):
+            if self.status in ("booting", "ready", "snapshotting"):
                 # The reason is a limit the box ran into, when the provider knows it.
                 why = f": {ended.reason}" if ended.reason else ""
                 await self._set_status("lost", f"The sandbox process exited ({ended.status}){why}")
@@ -253,6 +396,8 @@ class SessionSandbox:
     async def _teardown(self) -> None:
         conn, handle = self._conn, self._handle
         self._conn, self._handle = None, None
+        if handle is not None:
+            self._replacement_told = False  # the next box is a replacement to tell of
         if self._watcher is not None:
             self._watcher.cancel()
             self._watcher = None
