@@ -219,13 +219,15 @@ async def start_sandbox(
     """``await start_sandbox(provider, **spec_fields)``: register, create, destroy at teardown.
 
     ``token=`` overrides the token the runtime gets (the hub keeps the registered one);
-    ``work_branch=`` is the branch ``Sandbox.bind`` asks for (carried in the box's clone).
+    ``work_branch=`` is the branch ``Sandbox.bind`` asks for (carried in the box's clone);
+    ``restore_from=`` a snapshot the box is restored from (``provider.restore``).
     """
     started: list[Sandbox] = []
 
     async def start(provider: SandboxProvider, **overrides: Any) -> Sandbox:
         sandbox_id = overrides.pop("sandbox_id", f"sbx-{uuid.uuid4().hex[:10]}")
         work_branch = overrides.pop("work_branch", f"openinspect/{sandbox_id}")
+        restore_from = overrides.pop("restore_from", None)
         token = secrets.token_urlsafe(24)
         conn = bridge.hub.register(sandbox_id, token)
         events: list[dict[str, Any]] = []
@@ -251,7 +253,10 @@ async def start_sandbox(
         }
         fields.update(overrides)
         spec = SandboxSpec(**fields)
-        handle = await provider.create(spec)
+        if restore_from is not None:
+            handle = await provider.restore(restore_from, spec)  # type: ignore[attr-defined]
+        else:
+            handle = await provider.create(spec)
         sandbox = Sandbox(spec, handle, conn, provider, events, work_branch)
         started.append(sandbox)
         return sandbox

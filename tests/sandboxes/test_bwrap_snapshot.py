@@ -1,0 +1,131 @@
+"""Snapshots of real bubblewrap boxes: a box's workspace (an uncommitted file, a package
+installed in a venv) comes back in a new box restored from it, which runs ``start.sh`` and not
+``setup.sh``; a damaged or missing snapshot starts nothing and leaves the workspace alone."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from openinspect.errors import SnapshotCorrupt
+from openinspect.sandboxes.base import SnapshotRef
+from openinspect.sandboxes.bwrap import BwrapProvider
+from openinspect.sandboxes.local import LocalHandle
+from openinspect.settings import Settings
+from openinspect.testing.wheels import build_wheel
+
+from .conftest import StartSandbox, pids_tagged
+
+pytestmark = [pytest.mark.bwrap, pytest.mark.timeout(240)]
+
+BOOT_TIMEOUT_S = 60.0
+INSTALL_TIMEOUT_S = 120.0
+
+
+def install_command(wheel: Path) -> str:
+    """Shell that drops the wheel in the box, installs it into a venv in the workspace and
+    leaves a file git does not track."""
+    data = base64.b64encode(wheel.read_bytes()).decode()
+    return (
+        f"mkdir -p ../wheels && echo {data} | base64 -d > ../wheels/{wheel.name} && "
+        "python3 -m venv ../venv && "
+        "../venv/bin/pip install -q --no-index --find-links ../wheels tinypkg && "
+        "echo 'draft: not committed' > draft.txt && echo draft.txt >> .git/info/exclude"
+    )
+
+
+def snapshot_file(settings: Settings, ref: SnapshotRef) -> Path:
+    return settings.home_dir / "snapshots" / ref.key
+
+
+async def test_a_restored_box_has_the_work_of_the_snapshotted_one(
+    bwrap_provider: BwrapProvider, start_sandbox: StartSandbox, settings: Settings, tmp_path: Path
+) -> None:
+    first = await start_sandbox(bwrap_provider)
+    await first.conn.wait_ready(BOOT_TIMEOUT_S)
+    await first.bind()
+    wheel = build_wheel(tmp_path / "wheels")
+    done = await first.conn.exec(install_command(wheel), timeout_s=INSTALL_TIMEOUT_S)
+    assert done.exit_code == 0, done.stderr
+
+    ref = await bwrap_provider.snapshot(first.handle)
+    archive = snapshot_file(settings, ref)
+    assert ref.provider == "bwrap" and ref.size_bytes == archive.stat().st_size
+    assert ref.sha256 == hashlib.sha256(archive.read_bytes()).hexdigest()
+    # The first box dies hard: nothing of it is needed any more.
+    assert isinstance(first.handle, LocalHandle)
+    os.kill(first.handle.pid, signal.SIGKILL)
+    await bwrap_provider.wait(first.handle)
+
+    second = await start_sandbox(
+        bwrap_provider,
+        boot_mode="snapshot_restore",
+        restore_from=ref,
+        work_branch=first.work_branch,
+    )
+    await second.conn.wait_ready(BOOT_TIMEOUT_S)
+    await second.bind()
+    check = await second.conn.exec(
+        "cat draft.txt; ../venv/bin/python -c 'import tinypkg; print(tinypkg.VALUE)'; "
+        "cat .setup-ran .start-ran; git status --porcelain",
+        timeout_s=30,
+    )
+    assert check.exit_code == 0, check.stderr
+    lines = check.stdout.splitlines()
+    assert lines[:2] == ["draft: not committed", "42"]
+    # setup.sh ran once, in the first box; start.sh ran again, told it is a restore.
+    assert lines[2:4] == ["fresh", "snapshot_restore"]
+    assert "setup" not in [e.get("phase") for e in second.of_type("boot")]
+    assert lines[4:] == []  # the draft is excluded, as it was: the checkout came back whole
+
+
+async def test_a_damaged_snapshot_starts_no_box_and_leaves_the_workspace(
+    bwrap_provider: BwrapProvider, start_sandbox: StartSandbox, settings: Settings
+) -> None:
+    first = await start_sandbox(bwrap_provider)
+    await first.conn.wait_ready(BOOT_TIMEOUT_S)
+    assert (await first.conn.exec("echo work > work.txt", timeout_s=30)).exit_code == 0
+    ref = await bwrap_provider.snapshot(first.handle)
+    await bwrap_provider.destroy(first.handle)
+
+    archive = snapshot_file(settings, ref)
+    data = bytearray(archive.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    archive.write_bytes(bytes(data))
+    workspace = settings.workspaces_dir / "sbx-damaged"
+    workspace.mkdir(parents=True)
+    (workspace / "kept.txt").write_text("what was here\n")
+    with pytest.raises(SnapshotCorrupt, match="does not match its recorded digest"):
+        await start_sandbox(
+            bwrap_provider,
+            sandbox_id="sbx-damaged",
+            workspace_dir=workspace,
+            boot_mode="snapshot_restore",
+            restore_from=ref,
+        )
+    assert not pids_tagged("sbx-damaged")
+    assert sorted(p.name for p in workspace.iterdir()) == ["kept.txt"]
+
+    archive.unlink()
+    with pytest.raises(SnapshotCorrupt, match="missing"):
+        await start_sandbox(
+            bwrap_provider, workspace_dir=workspace, boot_mode="snapshot_restore", restore_from=ref
+        )
+    assert sorted(p.name for p in workspace.iterdir()) == ["kept.txt"]
+
+
+async def test_discarding_a_snapshot_deletes_its_archive(
+    bwrap_provider: BwrapProvider, start_sandbox: StartSandbox, settings: Settings
+) -> None:
+    box = await start_sandbox(bwrap_provider)
+    await box.conn.wait_ready(BOOT_TIMEOUT_S)
+    ref = await bwrap_provider.snapshot(box.handle)
+    assert snapshot_file(settings, ref).is_file()
+    await bwrap_provider.discard_snapshot(ref)
+    await bwrap_provider.discard_snapshot(ref)  # idempotent
+    assert not snapshot_file(settings, ref).exists()
