@@ -8,11 +8,12 @@ import base64
 import hashlib
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from openinspect.errors import SnapshotCorrupt
+from openinspect.errors import SnapshotCorrupt, SnapshotFailed
 from openinspect.sandboxes.base import SnapshotRef
 from openinspect.sandboxes.bwrap import BwrapProvider
 from openinspect.sandboxes.local import LocalHandle
@@ -129,3 +130,29 @@ async def test_discarding_a_snapshot_deletes_its_archive(
     await bwrap_provider.discard_snapshot(ref)
     await bwrap_provider.discard_snapshot(ref)  # idempotent
     assert not snapshot_file(settings, ref).exists()
+
+
+async def test_a_workspace_without_its_checkout_is_not_snapshotted(
+    bwrap_provider: BwrapProvider, start_sandbox: StartSandbox, settings: Settings
+) -> None:
+    """An empty workspace is never a box's state: recording it would make the next box
+    restore nothing in place of the work."""
+    box = await start_sandbox(bwrap_provider)
+    await box.conn.wait_ready(BOOT_TIMEOUT_S)
+    assert (await box.conn.exec("rm -rf /workspace/repo/.git", timeout_s=30)).exit_code == 0
+    with pytest.raises(SnapshotFailed, match="no checkout"):
+        await bwrap_provider.snapshot(box.handle)
+    assert not list((settings.home_dir / "snapshots").glob("*"))
+
+
+async def test_a_workspace_image_unmounted_under_a_live_box_is_not_snapshotted(
+    bwrap_provider: BwrapProvider, start_sandbox: StartSandbox
+) -> None:
+    box = await start_sandbox(bwrap_provider)
+    await box.conn.wait_ready(BOOT_TIMEOUT_S)
+    workspace = box.spec.workspace_dir
+    if not os.path.ismount(workspace):
+        pytest.skip("this server binds workspaces (no images): nothing to unmount")
+    subprocess.run(["umount", "-l", str(workspace)], check=True)
+    with pytest.raises(SnapshotFailed, match="not where the server can read it"):
+        await bwrap_provider.snapshot(box.handle)

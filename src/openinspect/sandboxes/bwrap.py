@@ -60,7 +60,7 @@ import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from openinspect.errors import ConfigError, SandboxUnavailable
+from openinspect.errors import ConfigError, SandboxUnavailable, SnapshotFailed
 from openinspect.runtime.address import BadBridgeAddress, BridgeAddress, unix_url
 from openinspect.settings import BwrapSettings, Settings
 from openinspect.timeouts import wait_for
@@ -445,6 +445,12 @@ class BwrapProvider:
         :meth:`SnapshotCapable.snapshot`. The workspace is read on the host (a root server's
         image is mounted while its box runs) through descriptors that never follow a link."""
         box = local_handle(handle, self.name)
+        if self._limits.image_missing(box.sandbox_id):
+            logger.error("sandbox %s: its workspace image is no longer mounted", box.sandbox_id)
+            raise SnapshotFailed(
+                "the box's workspace is not where the server can read it",
+                hint="see the server log; the box keeps running",
+            )
         return await self._snapshots.capture(box.sandbox_id, box.workspace_dir)
 
     async def restore(self, ref: SnapshotRef, spec: SandboxSpec) -> LocalHandle:

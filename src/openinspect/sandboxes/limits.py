@@ -128,6 +128,12 @@ class BoxLimiter:
         if box is not None:
             box.add(pid)
 
+    def image_missing(self, sandbox_id: str) -> bool:
+        """Whether the box's workspace should be its mounted image but no image is mounted
+        there now (something unmounted it on the host; the box keeps its own view)."""
+        workspace = self._mounted.get(sandbox_id)
+        return workspace is not None and not os.path.ismount(workspace)
+
     def cgroup(self, sandbox_id: str) -> BoxCgroup | None:
         return self._boxes.get(sandbox_id)
 

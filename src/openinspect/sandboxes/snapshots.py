@@ -16,6 +16,7 @@ import contextlib
 import os
 import re
 import secrets
+import stat
 from pathlib import Path
 
 from openinspect.errors import SnapshotCorrupt, SnapshotFailed
@@ -25,6 +26,8 @@ from .archive import ArchiveLimits, archive_suffix, restore_archive, write_archi
 from .base import SnapshotRef
 
 SNAPSHOTS_DIRNAME = "snapshots"
+REPO_DIRNAME = "repo"
+REPO_GIT = f"{REPO_DIRNAME}/.git"
 MIB = 1024 * 1024
 _KEY = re.compile(r"[A-Za-z0-9_-]{1,80}\.tar\.(zst|gz)")
 """What a key this module made looks like: a bare file name, never a path."""
@@ -43,7 +46,13 @@ class WorkspaceSnapshots:
         self._limits = limits
 
     async def capture(self, sandbox_id: str, workspace: Path) -> SnapshotRef:
-        """Archive ``workspace``; raises ``SnapshotFailed``."""
+        """Archive ``workspace``; raises ``SnapshotFailed``, also for a workspace without a
+        checkout: that is never a box's state (an image unmounted under a running box shows
+        the empty directory below it), and restoring it would replace the work with nothing."""
+        if not await asyncio.to_thread(_has_checkout, workspace):
+            raise SnapshotFailed(
+                "the workspace holds no checkout of the repo", hint="see the server log"
+            )
         try:
             self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
@@ -80,6 +89,17 @@ class WorkspaceSnapshots:
         if not _KEY.fullmatch(ref.key):
             raise SnapshotCorrupt("the snapshot's recorded name is not one this server makes")
         return self._dir / ref.key
+
+
+def _has_checkout(workspace: Path) -> bool:
+    """Whether ``workspace`` has ``repo/.git`` as a directory (no link followed)."""
+    try:
+        return (
+            stat.S_ISDIR(os.stat(workspace / REPO_GIT, follow_symlinks=False).st_mode)
+            and not (workspace / REPO_DIRNAME).is_symlink()
+        )
+    except OSError:
+        return False
 
 
 def _unlink(path: Path) -> None:
