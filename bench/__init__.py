@@ -31,12 +31,17 @@
   appending at once), on SQLite and Postgres: group commit, the same path one event per
   transaction, and a bare ``sqlite3`` insert-and-commit loop; goal 5,000/s on SQLite.
 
+- ``snapshot_restore``: ``snapshot_restore_ratio``, the first tool result of a follow-up in a
+  box restored from a snapshot (after the idle reaper snapshotted and stopped the first) over a
+  new session's in a fresh box, whose ``setup.sh`` makes a venv and pip-installs a wheel
+  from a directory in the repo (``--no-index``); goal ≤ 0.1.
+
 ``--only latency,fanout`` runs some of the parts (``latency``, ``cli``, ``fanout``,
-``server_start``, ``web``, ``failover``, ``sessions``, ``events``); the object then has their
-keys only.
+``server_start``, ``web``, ``failover``, ``sessions``, ``events``, ``snapshot``); the object then
+has their keys only.
 
 Modules: ``latency``, ``fanout``, ``web``, ``cli_start``, ``server_start``, ``failover``,
-``sessions_per_process``, ``events``, ``ws_baseline`` and
+``sessions_per_process``, ``events``, ``snapshot``, ``ws_baseline`` and
 ``bare_server`` (the baseline servers, run as subprocesses), ``common`` (environment,
 percentiles), ``suite`` (the run as a whole).
 """

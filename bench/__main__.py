@@ -108,6 +108,12 @@ def parse_args(argv: list[str]) -> Config:
         help="durable events each writer appends for events_per_s",
     )
     parser.add_argument(
+        "--snapshot-samples",
+        type=_positive,
+        default=defaults.snapshot_samples,
+        help="sessions for snapshot_restore_ratio (a fresh and a restored sample each)",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=TOTAL_TIMEOUT_S, help="hard time limit, seconds"
     )
     parser.add_argument(
@@ -130,6 +136,7 @@ def parse_args(argv: list[str]) -> Config:
         streaming_sessions=args.streaming_sessions,
         event_sessions=args.event_sessions,
         events_per_session=args.events_per_session,
+        snapshot_samples=args.snapshot_samples,
         timeout_s=args.timeout,
         parts=args.only,
     )

@@ -16,13 +16,24 @@ from bench import (
     latency,
     server_start,
     sessions_per_process,
+    snapshot,
     web,
 )
 from bench.common import bench_env, machine, progress
 
 TOTAL_TIMEOUT_S = 1500.0
 """Hard stop of a whole run; a normal run takes a few minutes at most."""
-PARTS = ("latency", "cli", "fanout", "server_start", "web", "failover", "sessions", "events")
+PARTS = (
+    "latency",
+    "cli",
+    "fanout",
+    "server_start",
+    "web",
+    "failover",
+    "sessions",
+    "events",
+    "snapshot",
+)
 """The parts of a run, in the order they run (``--only`` picks some)."""
 
 
@@ -54,6 +65,8 @@ class Config:
     """Concurrent writers (sessions) of ``events_per_s``."""
     events_per_session: int = 100
     """Durable events each of them appends."""
+    snapshot_samples: int = 3
+    """Sessions for ``snapshot_restore_ratio``; each gives a fresh and a restored sample."""
     timeout_s: float = TOTAL_TIMEOUT_S
     share_server: bool = False
     """One server for both parts (faster; the smoke test) instead of a fresh one for each."""
@@ -98,6 +111,9 @@ async def run(config: Config) -> dict[str, Any]:
             found["events_per_s"] = await events.run(
                 config.event_sessions, config.events_per_session
             )
+        # Its own server: the idle reaper stops boxes within a second there.
+        if "snapshot" in wanted:
+            found["snapshot_restore"] = await snapshot.run(config.snapshot_samples)
     elapsed = time.monotonic() - started
     progress(f"done in {elapsed:.1f} s")
     return {
