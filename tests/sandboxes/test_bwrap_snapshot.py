@@ -17,6 +17,7 @@ from openinspect.errors import SnapshotCorrupt, SnapshotFailed
 from openinspect.sandboxes.base import SnapshotRef
 from openinspect.sandboxes.bwrap import BwrapProvider
 from openinspect.sandboxes.local import LocalHandle
+from openinspect.sandboxes.snapshots import marker_path
 from openinspect.settings import Settings
 from openinspect.testing.wheels import build_wheel
 
@@ -156,3 +157,35 @@ async def test_a_workspace_image_unmounted_under_a_live_box_is_not_snapshotted(
     subprocess.run(["umount", "-l", str(workspace)], check=True)
     with pytest.raises(SnapshotFailed, match="not where the server can read it"):
         await bwrap_provider.snapshot(box.handle)
+
+
+async def test_the_same_workspace_is_kept_when_it_is_at_the_snapshot(
+    bwrap_provider: BwrapProvider, start_sandbox: StartSandbox
+) -> None:
+    """On the host that took the snapshot, a workspace still at it (or past it: a box killed
+    during the next prompt) is kept rather than unpacked over; without the marker it is
+    replaced by the archive's state."""
+    first = await start_sandbox(bwrap_provider, sandbox_id="sbx-keep-1")
+    await first.conn.wait_ready(BOOT_TIMEOUT_S)
+    assert (await first.conn.exec("echo before > before.txt", timeout_s=30)).exit_code == 0
+    ref = await bwrap_provider.snapshot(first.handle)
+    assert (await first.conn.exec("echo after > after.txt", timeout_s=30)).exit_code == 0
+    await bwrap_provider.destroy(first.handle)
+    workspace = first.spec.workspace_dir
+
+    async def files_after_restore(sandbox_id: str) -> list[str]:
+        box = await start_sandbox(
+            bwrap_provider,
+            sandbox_id=sandbox_id,
+            workspace_dir=workspace,
+            boot_mode="snapshot_restore",
+            restore_from=ref,
+        )
+        await box.conn.wait_ready(BOOT_TIMEOUT_S)
+        done = await box.conn.exec("ls before.txt after.txt 2>/dev/null; true", timeout_s=30)
+        await bwrap_provider.destroy(box.handle)
+        return done.stdout.split()
+
+    assert await files_after_restore("sbx-keep-2") == ["after.txt", "before.txt"]
+    marker_path(workspace).unlink()
+    assert await files_after_restore("sbx-keep-3") == ["before.txt"]

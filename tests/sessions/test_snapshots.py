@@ -10,6 +10,7 @@ import asyncio
 import base64
 import json
 import os
+import shutil
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,6 +22,8 @@ from openinspect.controlplane import ControlPlane
 from openinspect.domain.models import FINISHED_PROMPT_STATUSES, Prompt, User
 from openinspect.sandboxes.bwrap import probe_bwrap
 from openinspect.sandboxes.local import LocalHandle
+from openinspect.sandboxes.snapshots import marker_path
+from openinspect.sandboxes.workspace_fs import image_path
 from openinspect.services.tidy import Tidier
 from openinspect.sessions.actor import SessionActor
 from openinspect.settings import (
@@ -129,6 +132,16 @@ async def _kill_box(actor: SessionActor) -> None:
             await asyncio.sleep(0.05)
 
 
+def _wipe_workspace(plane: ControlPlane, sid: str) -> None:
+    """Remove everything this host keeps of the session's workspace (its image, its snapshot
+    marker, its files), so that only the snapshot archive holds the work."""
+    workspace = plane.settings.workspaces_dir / sid
+    assert not os.path.ismount(workspace)  # the dead box's image was unmounted
+    image_path(workspace).unlink(missing_ok=True)
+    marker_path(workspace).unlink()
+    shutil.rmtree(workspace)
+
+
 async def _first_prompt(
     plane: ControlPlane, llm: ScriptedLLMServer, tmp_path: Path, origin: Path
 ) -> tuple[SessionActor, SnapshotRecord]:
@@ -153,6 +166,7 @@ async def test_work_survives_a_killed_box_and_the_conversation_continues(
     sid = actor.session.id
     assert snapshot.reason == "prompt" and snapshot.data.provider == "bwrap"
     await _kill_box(actor)
+    _wipe_workspace(plane, sid)  # as on another host: only the snapshot has the work
 
     llm.reset(bash(CHECK_WORK))
     second = await _finished(plane, await actor.submit(_admin(plane), "is the work still there?"))

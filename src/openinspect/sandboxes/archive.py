@@ -250,19 +250,7 @@ def restore_archive(
     ``owner`` (uid, gid) owns what is made (a root server hands it to the box user). Raises
     ``SnapshotCorrupt``; ``dest`` is unchanged then.
     """
-    if not archive.is_file():
-        raise SnapshotCorrupt(
-            "the snapshot's archive is missing", hint="the work since the last push is lost"
-        )
-    try:
-        found = file_sha256(archive)
-    except OSError as exc:
-        raise SnapshotCorrupt(f"the snapshot cannot be read: {_why(exc)}") from exc
-    if found != sha256:
-        raise SnapshotCorrupt(
-            "the snapshot's archive does not match its recorded digest",
-            hint="it was changed or damaged after it was written; nothing was restored",
-        )
+    verify_archive(archive, sha256)
     dest_fd = os.open(dest, OPEN_DIR)
     staging = f"{STAGING_PREFIX}{os.getpid()}"
     try:
@@ -280,6 +268,23 @@ def restore_archive(
     finally:
         os.close(dest_fd)
     return count
+
+
+def verify_archive(archive: Path, sha256: str) -> None:
+    """Raise ``SnapshotCorrupt`` unless ``archive`` exists with the digest ``sha256``."""
+    if not archive.is_file():
+        raise SnapshotCorrupt(
+            "the snapshot's archive is missing", hint="the work since the last push is lost"
+        )
+    try:
+        found = file_sha256(archive)
+    except OSError as exc:
+        raise SnapshotCorrupt(f"the snapshot cannot be read: {_why(exc)}") from exc
+    if found != sha256:
+        raise SnapshotCorrupt(
+            "the snapshot's archive does not match its recorded digest",
+            hint="it was changed or damaged after it was written; nothing was restored",
+        )
 
 
 def _extract(archive: Path, root: int, limits: ArchiveLimits, owner: tuple[int, int] | None) -> int:

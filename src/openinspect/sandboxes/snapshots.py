@@ -22,12 +22,19 @@ from pathlib import Path
 from openinspect.errors import SnapshotCorrupt, SnapshotFailed
 from openinspect.settings import SandboxSettings
 
-from .archive import ArchiveLimits, archive_suffix, restore_archive, write_archive
+from .archive import (
+    ArchiveLimits,
+    archive_suffix,
+    restore_archive,
+    verify_archive,
+    write_archive,
+)
 from .base import SnapshotRef
 
 SNAPSHOTS_DIRNAME = "snapshots"
 REPO_DIRNAME = "repo"
 REPO_GIT = f"{REPO_DIRNAME}/.git"
+MARKER_SUFFIX = ".snapshot"
 MIB = 1024 * 1024
 _KEY = re.compile(r"[A-Za-z0-9_-]{1,80}\.tar\.(zst|gz)")
 """What a key this module made looks like: a bare file name, never a path."""
@@ -62,15 +69,29 @@ class WorkspaceSnapshots:
             ) from exc
         key = f"{sandbox_id}-{secrets.token_hex(4)}{archive_suffix()}"
         info = await asyncio.to_thread(write_archive, workspace, self._dir / key, self._limits)
+        await asyncio.to_thread(_write_marker, workspace, key)
         return SnapshotRef(self._provider, key, info.sha256, info.size_bytes)
 
-    async def unpack(self, ref: SnapshotRef, workspace: Path, owner: tuple[int, int] | None) -> int:
-        """Replace ``workspace``'s contents with ``ref``'s; raises ``SnapshotCorrupt`` (and then
-        leaves the workspace as it was)."""
+    async def unpack(
+        self, ref: SnapshotRef, workspace: Path, owner: tuple[int, int] | None
+    ) -> bool:
+        """Put ``ref``'s state in ``workspace``; raises ``SnapshotCorrupt`` (and then leaves the
+        workspace as it was). Returns whether the archive was unpacked.
+
+        A workspace on this host that ``ref`` was taken of (its marker, beside it and out of
+        every box's view, names ``ref``) and that still has its checkout holds that state or a
+        newer one (a box killed during the next prompt left that prompt's work): it is kept as
+        it is. The archive is checked in every case, so a damaged snapshot is found at once."""
         path = self._path(ref)
-        return await asyncio.to_thread(
+        if await asyncio.to_thread(_is_at, workspace, ref.key):
+            await asyncio.to_thread(verify_archive, path, ref.sha256)
+            return False
+        await asyncio.to_thread(_clear_marker, workspace)
+        await asyncio.to_thread(
             restore_archive, path, ref.sha256, workspace, self._limits, owner=owner
         )
+        await asyncio.to_thread(_write_marker, workspace, ref.key)
+        return True
 
     async def discard(self, ref: SnapshotRef) -> None:
         """Delete ``ref``'s archive; idempotent."""
@@ -89,6 +110,31 @@ class WorkspaceSnapshots:
         if not _KEY.fullmatch(ref.key):
             raise SnapshotCorrupt("the snapshot's recorded name is not one this server makes")
         return self._dir / ref.key
+
+
+def marker_path(workspace: Path) -> Path:
+    """Which snapshot ``workspace`` was last taken as or restored from: a host file beside it
+    (like its log and image), which no box sees."""
+    return workspace.parent / f"{workspace.name}{MARKER_SUFFIX}"
+
+
+def _write_marker(workspace: Path, key: str) -> None:
+    partial = marker_path(workspace).with_suffix(".partial")
+    partial.write_text(key)
+    os.replace(partial, marker_path(workspace))
+
+
+def _clear_marker(workspace: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(marker_path(workspace))
+
+
+def _is_at(workspace: Path, key: str) -> bool:
+    try:
+        at = marker_path(workspace).read_text()
+    except OSError:
+        return False
+    return at == key and _has_checkout(workspace)
 
 
 def _has_checkout(workspace: Path) -> bool:
