@@ -9,14 +9,17 @@ box unpacks the snapshot (the venv with its package included) and runs ``start.s
 Each sample session: a first prompt (the fresh sample, POST → first ``tool-result``); the idle
 reaper snapshots and stops the box (``sessions.idle_stop_s`` is short here); a follow-up on this
 host, whose workspace is still at the snapshot and is kept (``same_host``); the reaper stops that
-box too, the bench deletes the workspace's snapshot marker (as if the session came to a host
-without its workspace), and a last follow-up unpacks the archive (``from_archive``, the headline
-``snapshot_restore_ratio``). The goal is a ratio of at most :data:`RATIO_GOAL`.
+box too, the bench deletes what the host keeps of the workspace (its files, image and snapshot
+marker: a host that never ran the session), and a last follow-up unpacks the archive
+(``from_archive``, the headline ``snapshot_restore_ratio``). The goal is a ratio of at most
+:data:`RATIO_GOAL`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -33,7 +36,8 @@ from bench.common import (
     ratio,
     summarize_ms,
 )
-from openinspect.sandboxes.snapshots import MARKER_SUFFIX
+from openinspect.sandboxes.snapshots import marker_path
+from openinspect.sandboxes.workspace_fs import image_path
 from openinspect.testing.repos import git_output
 from openinspect.testing.wheels import build_wheel
 
@@ -85,6 +89,16 @@ async def _first_tool_result(
     return result.at - sent
 
 
+def _wipe_workspace(workspace: Path) -> None:
+    """Remove what this host keeps of a stopped box's workspace (its files, its image, its
+    snapshot marker), as on a host that never ran the session: only the archive has the work."""
+    if os.path.ismount(workspace):
+        raise RuntimeError("the stopped box's workspace is still mounted")
+    image_path(workspace).unlink(missing_ok=True)
+    marker_path(workspace).unlink()
+    shutil.rmtree(workspace)
+
+
 async def _idle_stop(listener: Listener, after_seq: int) -> int:
     """Wait for the reaper to snapshot and stop the box; returns the event's seq."""
     stopped = await listener.wait_for(
@@ -104,8 +118,8 @@ async def _restored(env: BenchEnv, listener: Listener, session_id: str, kind: st
     seen = await _idle_stop(
         listener, max((int(r.event["seq"]) for r in listener.received), default=0) - 1
     )
-    if kind == "from_archive":  # the workspace no longer says it is at the snapshot
-        (env.root / "home" / "workspaces" / f"{session_id}{MARKER_SUFFIX}").unlink()
+    if kind == "from_archive":
+        await asyncio.to_thread(_wipe_workspace, env.root / "home" / "workspaces" / session_id)
     took = await _first_tool_result(env, listener, session_id, kind)
     ready = [
         r.event

@@ -328,6 +328,16 @@ def args_via_fd(argv: list[str]) -> tuple[list[str], int]:
     return [argv[0], "--args", str(fd), *argv[split:]], fd
 
 
+def _own_top(workspace: Path, owner: tuple[int, int]) -> None:
+    """Give a restored workspace and its home directory (made here if the snapshot had none)
+    to the box user; everything below them came out of the archive as the box user's."""
+    home = workspace / HOME_DIRNAME
+    with contextlib.suppress(FileExistsError):
+        home.mkdir(mode=0o700)
+    for path in (workspace, home):
+        os.chown(path, *owner, follow_symlinks=False)
+
+
 def _read_child_pid(fd: int) -> int:
     """Read bwrap's ``--info-fd`` JSON (to its end, or to the end of the first document: a box
     waiting on its block descriptor keeps the pipe open) and return the box init's host pid."""
@@ -470,6 +480,10 @@ class BwrapProvider:
         try:
             owner = (user.uid, user.gid) if user.switch else None
             await self._snapshots.unpack(ref, spec.workspace_dir, owner)
+            if owner is not None:
+                # Every entry is the box user's already: owned at the top too, the workspace
+                # is not walked again (``own_workspace``).
+                await asyncio.to_thread(_own_top, spec.workspace_dir, owner)
             return await self._start(spec, bwrap, user)
         except BaseException:
             await self._limits.release(spec.sandbox_id)
