@@ -189,3 +189,17 @@ async def test_the_same_workspace_is_kept_when_it_is_at_the_snapshot(
     assert await files_after_restore("sbx-keep-2") == ["after.txt", "before.txt"]
     marker_path(workspace).unlink()
     assert await files_after_restore("sbx-keep-3") == ["before.txt"]
+
+
+async def test_a_restored_box_may_write_its_home_even_if_the_snapshot_had_none(
+    bwrap_provider: BwrapProvider, start_sandbox: StartSandbox
+) -> None:
+    first = await start_sandbox(bwrap_provider)
+    await first.conn.wait_ready(BOOT_TIMEOUT_S)
+    assert (await first.conn.exec('rm -rf "$HOME"', timeout_s=30)).exit_code == 0
+    ref = await bwrap_provider.snapshot(first.handle)
+    await bwrap_provider.destroy(first.handle)
+    second = await start_sandbox(bwrap_provider, boot_mode="snapshot_restore", restore_from=ref)
+    await second.conn.wait_ready(BOOT_TIMEOUT_S)
+    done = await second.conn.exec('echo hi > "$HOME/note" && cat "$HOME/note"', timeout_s=30)
+    assert (done.exit_code, done.stdout) == (0, "hi\n"), done.stderr
