@@ -287,19 +287,22 @@ def verify_archive(archive: Path, sha256: str) -> None:
         )
 
 
+Parts = tuple[str, ...]
+"""A member's path below the extraction root, as its names (``()`` is the root itself)."""
+
+
 def _extract(archive: Path, root: int, limits: ArchiveLimits, owner: tuple[int, int] | None) -> int:
     counts = _Counts(limits)
     dirs = _Parents(root)
-    dir_modes: list[tuple[PurePosixPath, int]] = []
+    dir_modes: list[tuple[Parts, int]] = []
     try:
         with _decompressor(archive) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
             for member in tar:
-                path = _checked_path(member.name)
+                parts = _checked_parts(member.name)
                 counts.add(member.size if member.isreg() else 0, SnapshotCorrupt)
-                _make(tar, member, path, dirs, owner, dir_modes)
-        for path, mode in reversed(dir_modes):  # deepest first: a 0500 dir after its content
-            fd = dirs.open(path)
-            os.fchmod(fd, mode)
+                _make(tar, member, parts, dirs, owner, dir_modes)
+        for parts, mode in reversed(dir_modes):  # deepest first: a 0500 dir after its content
+            os.fchmod(dirs.open(parts), mode)
     except SnapshotCorrupt:
         raise
     except (OSError, EOFError, tarfile.TarError, subprocess.SubprocessError) as exc:
@@ -316,23 +319,23 @@ class _Parents:
 
     def __init__(self, root: int) -> None:
         self._root = root
-        self._open: dict[PurePosixPath, int] = {}
+        self._open: dict[Parts, int] = {}
 
-    def open(self, path: PurePosixPath) -> int:
-        """A descriptor of the directory ``path`` (owned by this cache)."""
-        if str(path) == ".":
+    def open(self, parts: Parts) -> int:
+        """A descriptor of the directory ``parts`` (owned by this cache)."""
+        if not parts:
             return self._root
-        found = self._open.get(path)
+        found = self._open.get(parts)
         if found is not None:
             return found
-        parent = self.open(path.parent)
+        parent = self.open(parts[:-1])
         try:
-            fd = os.open(path.name, OPEN_DIR, dir_fd=parent)
+            fd = os.open(parts[-1], OPEN_DIR, dir_fd=parent)
         except OSError as exc:
             raise SnapshotCorrupt("the snapshot holds a path below a file or symlink") from exc
         if len(self._open) >= MAX_OPEN_DIRS:
             self.close()
-        self._open[path] = fd
+        self._open[parts] = fd
         return fd
 
     def close(self) -> None:
@@ -341,22 +344,21 @@ class _Parents:
         self._open.clear()
 
 
-def _checked_path(name: str) -> PurePosixPath:
-    path = PurePosixPath(name)
+def _checked_parts(name: str) -> Parts:
+    parts = tuple(part for part in name.split("/") if part and part != ".")
     if (
         not name
+        or name.startswith("/")
         or "\0" in name
+        or ".." in parts
+        or len(parts) > MAX_DEPTH
         or len(name.encode()) > MAX_NAME_BYTES
-        or path.is_absolute()
-        or ".." in path.parts
-        or len(path.parts) > MAX_DEPTH
     ):
         raise SnapshotCorrupt("the snapshot holds a path outside the workspace")
-    parts = [part for part in path.parts if part != "."]
-    return PurePosixPath(*parts) if parts else PurePosixPath(".")
+    return parts
 
 
-def _check_link(path: PurePosixPath, target: str) -> None:
+def _check_link(parts: Parts, target: str) -> None:
     if not target or "\0" in target or len(target.encode()) > MAX_NAME_BYTES:
         raise SnapshotCorrupt("the snapshot holds a symlink with a bad target")
     if target.startswith("/"):
@@ -364,9 +366,12 @@ def _check_link(path: PurePosixPath, target: str) -> None:
         if normal == "/workspace" or any((normal + "/").startswith(root) for root in LINK_ROOTS):
             return
         raise SnapshotCorrupt("the snapshot holds a symlink that points out of the box's view")
-    depth = len(path.parent.parts) if str(path.parent) != "." else 0
-    for part in PurePosixPath(target).parts:
-        depth = depth - 1 if part == ".." else depth + (part != ".")
+    depth = len(parts) - 1  # the link's directory, below the root
+    for part in target.split("/"):
+        if part == "..":
+            depth -= 1
+        elif part and part != ".":
+            depth += 1
         if depth < 0:
             raise SnapshotCorrupt("the snapshot holds a symlink that leaves the workspace")
 
@@ -374,31 +379,25 @@ def _check_link(path: PurePosixPath, target: str) -> None:
 def _make(
     tar: tarfile.TarFile,
     member: tarfile.TarInfo,
-    path: PurePosixPath,
+    parts: Parts,
     dirs: _Parents,
     owner: tuple[int, int] | None,
-    dir_modes: list[tuple[PurePosixPath, int]],
+    dir_modes: list[tuple[Parts, int]],
 ) -> None:
     mode = member.mode & PERMISSION_BITS
-    if str(path) == ".":
+    if not parts:
         if not member.isdir():
             raise SnapshotCorrupt("the snapshot's root is not a directory")
         return
-    parent, name = dirs.open(path.parent), path.name
+    parent, name = dirs.open(parts[:-1]), parts[-1]
     try:
         if member.isdir():
             os.mkdir(name, 0o700, dir_fd=parent)
-            dir_modes.append((path, mode | 0o700))
+            dir_modes.append((parts, mode | 0o700))
         elif member.isreg():
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-            fd = os.open(name, flags, 0o600, dir_fd=parent)
-            with os.fdopen(fd, "wb") as out:
-                source = tar.extractfile(member)
-                assert source is not None
-                shutil.copyfileobj(source, out, CHUNK_BYTES)
-                os.fchmod(fd, mode)
+            _write_file(tar, member, name, parent, mode)
         elif member.issym():
-            _check_link(path, member.linkname)
+            _check_link(parts, member.linkname)
             os.symlink(member.linkname, name, dir_fd=parent)
         else:
             raise SnapshotCorrupt("the snapshot holds a hard link, device or fifo")
@@ -406,6 +405,25 @@ def _make(
             os.chown(name, *owner, dir_fd=parent, follow_symlinks=False)
     except FileExistsError as exc:
         raise SnapshotCorrupt("the snapshot holds a path twice") from exc
+
+
+def _write_file(
+    tar: tarfile.TarFile, member: tarfile.TarInfo, name: str, parent: int, mode: int
+) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(name, flags, 0o600, dir_fd=parent)
+    try:
+        if member.size:
+            source = tar.extractfile(member)
+            assert source is not None
+            while chunk := source.read(CHUNK_BYTES):
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view) :]
+        if mode != 0o600:
+            os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
 
 
 def _swap_in(dest: int, stage: int, staging: str) -> None:
