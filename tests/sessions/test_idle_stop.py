@@ -5,6 +5,7 @@ through the git proxy, the scripted model over real HTTP."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -116,6 +117,9 @@ async def test_an_idle_sandbox_stops_and_the_next_prompt_wakes_it_with_the_work_
     assert second.status == "success", (second.error_code, second.error_message)
     output = await _outputs(plane, session.id, second.id)
     assert "one" in output and "write notes" in output
+    # The agent is told its box was replaced (this backend keeps the workspace, no snapshot).
+    assert "Your sandbox was replaced" in json.dumps(llm.requests[0].body)
+    assert "keeps no snapshots" in json.dumps(llm.requests[0].body)
     assert [s for s, _ in await _statuses(plane, session.id)].count("ready") == 2
     notes = git_output("show", f"{session.branch}:notes.txt", cwd=origin)
     assert notes.split() == ["one", "two"]

@@ -73,6 +73,12 @@ REPLACED_NOTE = (
     "directory, virtualenvs) are as they were after the last prompt; running processes, /tmp "
     "and anything started since are not. .openinspect/start.sh ran again."
 )
+REUSED_NOTE = (
+    "[openinspect] Your sandbox was replaced: the box of the earlier prompts is gone and this "
+    "one was started on the workspace it left (this backend keeps no snapshots). Files there "
+    "are as that box left them; running processes and /tmp are not kept. "
+    ".openinspect/start.sh ran again."
+)
 RESTORE_HINT = (
     "The snapshot holds the work since the last push; nothing was started in its place. "
     "Start a new session from the session's branch to continue from the pushed commits"
@@ -266,12 +272,25 @@ class SessionSandbox:
             if self._restored is None:
                 return None
             how = "was restored from the snapshot of the workspace"
-        else:  # none yet, or one still looking for its snapshot
-            if await self._newest_snapshot() is None:
-                return None
+        elif await self._newest_snapshot() is not None:  # none yet, or one looking for it
             how = "is being restored from the snapshot of the workspace"
+        elif self._had_box():
+            self._replacement_told = True
+            return REUSED_NOTE
+        else:
+            return None
         self._replacement_told = True
         return REPLACED_NOTE.format(how=how)
+
+    def _had_box(self) -> bool:
+        """Whether the session had a box before the one to come (here, or on the replica that
+        owned it before: the session's stored status)."""
+        return self.status in ("stopped", "lost") or self._session.sandbox_status in (
+            "ready",
+            "snapshotting",
+            "stopped",
+            "lost",
+        )
 
     async def snapshot(self, reason: SnapshotReason) -> bool:
         """Capture the ready box's workspace and record it as the session's newest snapshot.
