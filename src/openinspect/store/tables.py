@@ -712,7 +712,7 @@ repo_egress_allow = sa.Table(
 )
 
 
-# --- snapshots (migration 0016) ---
+# --- snapshots (migration 0015) ---
 
 snapshots = sa.Table(
     "snapshots",

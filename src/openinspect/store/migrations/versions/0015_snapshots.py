@@ -1,7 +1,7 @@
 """Snapshots: a box's workspace as its provider captured it, newest restored in the next box
 
-Revision ID: 0016
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 
 ``snapshots``: one row per capture (after a prompt, before an idle box stops) with the
 provider's key for it and the sha256 a restore checks first.
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016"
-down_revision = "0013"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
