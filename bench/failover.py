@@ -149,6 +149,7 @@ async def run(samples: int = 3) -> dict[str, Any]:
             env = server_env(llm) | {
                 "OPENINSPECT_DATABASE_URL": url,
                 "OPENINSPECT_BUS_URL": REDIS_URL,
+                "OPENINSPECT_SANDBOX__SNAPSHOTS_DIR": str(root / "snapshots"),
             }
             first = await asyncio.to_thread(_replica, root, "a", env, None)
             servers = [first, await asyncio.to_thread(_replica, root, "b", env, first.home)]

@@ -518,6 +518,12 @@ class SandboxSettings(BaseModel):
         ge=1,
         description="Snapshots kept per session, newest first; older ones are deleted.",
     )
+    snapshots_dir: Path | None = Field(
+        None,
+        description="Where snapshot archives are kept (default: <home>/snapshots). Replicas "
+        "that run boxes must all see the same directory (shared storage): a session that "
+        "moves to a replica that cannot read its snapshot fails to restore it, visibly.",
+    )
     bwrap: BwrapSettings = Field(
         default_factory=BwrapSettings, description="The bwrap backend's own settings."
     )

@@ -55,7 +55,13 @@ async def database() -> AsyncIterator[tuple[str, Store]]:
 
 def start_replicas(tmp_path: Path, llm: ScriptedLLMServer, url: str) -> list[ServerProcess]:
     """A first (it makes the admin and its token), then B and C with the same token."""
-    env = server_env(llm, OPENINSPECT_DATABASE_URL=url, OPENINSPECT_BUS_URL=REDIS_URL)
+    env = server_env(
+        llm,
+        OPENINSPECT_DATABASE_URL=url,
+        OPENINSPECT_BUS_URL=REDIS_URL,
+        # Shared storage for snapshots, as replicas that share sessions need.
+        OPENINSPECT_SANDBOX__SNAPSHOTS_DIR=str(tmp_path / "snapshots"),
+    )
     first = ServerProcess(tmp_path / "a", env=env).start()
     servers = [first]
     for name in ("b", "c"):

@@ -274,7 +274,9 @@ def verify_archive(archive: Path, sha256: str) -> None:
     """Raise ``SnapshotCorrupt`` unless ``archive`` exists with the digest ``sha256``."""
     if not archive.is_file():
         raise SnapshotCorrupt(
-            "the snapshot's archive is missing", hint="the work since the last push is lost"
+            "the snapshot's archive is missing",
+            hint="the work since the last push is lost; servers that share sessions must share "
+            "sandbox.snapshots_dir",
         )
     try:
         found = file_sha256(archive)

@@ -411,7 +411,9 @@ class BwrapProvider:
         self._relays: dict[str, BridgeRelay] = {}  # sandbox id → its bridge socket's relay
         self._limits = BoxLimiter(context, bwrap=bwrap)  # also cleans up after a previous run
         self._snapshots = WorkspaceSnapshots(
-            self.name, context.home_dir / SNAPSHOTS_DIRNAME, archive_limits(context.sandbox)
+            self.name,
+            context.sandbox.snapshots_dir or context.home_dir / SNAPSHOTS_DIRNAME,
+            archive_limits(context.sandbox),
         )
         with contextlib.suppress(SandboxUnavailable):  # create() says so, when it is needed
             warm_runtime_zip(runtime_sources(), self._python)
