@@ -349,8 +349,11 @@ async def test_an_answer_decided_after_its_prompt_ended_is_posted_once(
             if c.user_login == github.bot_login and c.body.startswith("Forty-two.")
         ]
 
-    await until(answered, "the App's answer")
     key = f"comment:{started.session.id}:{started.prompt.id}"
-    row = await plane.store.outbox.get(key)
-    assert row is not None and row.posted_at is not None
+
+    async def posted() -> bool:
+        row = await plane.store.outbox.get(key)
+        return row is not None and row.posted_at is not None
+
+    await until(posted, "the answer marked posted")
     assert len(await answered()) == 1
