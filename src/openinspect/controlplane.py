@@ -30,6 +30,7 @@ from openinspect.sandboxes.base import SandboxProvider
 from openinspect.sandboxes.bridge import BridgeHub
 from openinspect.sandboxes.pacing import BridgeLimits
 from openinspect.sandboxes.registry import resolve_provider
+from openinspect.secrets.redact import SecretRedaction
 from openinspect.services.base import ServiceRunner
 from openinspect.services.registry import ServiceContext, build_services
 from openinspect.sessions.actor import SessionDeps
@@ -66,6 +67,8 @@ class ControlPlane:
     store: Store
     bus: Bus
     events: EventLog
+    redaction: SecretRedaction
+    """The secret values of the sessions here, kept out of events and the log."""
     models: ModelRegistry
     hub: BridgeHub
     people: People
@@ -129,7 +132,9 @@ async def open_control_plane(
         opened.push_async_callback(people.aclose)
         origins = Origins(people.github, settings.github.web_url)
         opened.push_async_callback(origins.aclose)
-        events = EventLog(store, bus)
+        redaction = SecretRedaction(store)  # every event, and the log, without secret values
+        opened.callback(redaction.close)
+        events = EventLog(store, bus, redaction=redaction)
         pulls = PullRequests(
             store=store,
             events=events,
@@ -146,6 +151,7 @@ async def open_control_plane(
             provider=provider or resolve_provider(settings.sandbox.provider, settings),
             origins=origins,
             pulls=pulls,
+            redaction=redaction,
         )
         manager = SessionManager(session_deps, repo_guard=people.repo_policy)
         # Also when the server is interrupted (uvicorn re-raises SIGINT, which cancels us here):
@@ -252,6 +258,7 @@ async def open_control_plane(
             store=store,
             bus=bus,
             events=events,
+            redaction=redaction,
             models=models,
             hub=hub,
             people=people,

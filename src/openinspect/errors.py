@@ -29,6 +29,7 @@ tree, and the API turns any of them into the one JSON error envelope using ``cod
     │   ├── PromptNotFound                "prompt_not_found"         404
     │   ├── RepoNotFound                  "repo_not_found"           404
     │   ├── AutomationNotFound            "automation_not_found"     404
+    │   ├── SecretNotFound                "secret_not_found"         404
     │   └── SlackLinkNotFound             "slack_link_not_found"     404
     │       ├── SlackLinkUsed             "slack_link_used"          410
     │       └── SlackLinkExpired          "slack_link_expired"       410
@@ -43,7 +44,8 @@ tree, and the API turns any of them into the one JSON error envelope using ``cod
     │   ├── BranchNotFound                "branch_not_found"         422
     │   ├── SignInCodeInvalid             "sign_in_code_invalid"     422
     │   ├── PullRequestEmpty              "pull_request_empty"       422
-    │   └── ScheduleInvalid               "schedule_invalid"         422
+    │   ├── ScheduleInvalid               "schedule_invalid"         422
+    │   └── SecretInvalid                 "secret_invalid"           422
     ├── ConflictError                     "conflict"                 409
     │   ├── QueueFull                     "prompt_queue_full"        429
     │   ├── PromptNotCancellable          "prompt_not_cancellable"   409
@@ -54,7 +56,8 @@ tree, and the API turns any of them into the one JSON error envelope using ``cod
     │   ├── UserLimitReached              "user_limit_reached"       429
     │   ├── WatcherLimitReached           "watcher_limit_reached"    429
     │   ├── LeaseLost                     "lease_lost"               409
-    │   └── AutomationBusy                "automation_busy"          409
+    │   ├── AutomationBusy                "automation_busy"          409
+    │   └── SecretLimitReached            "secret_limit_reached"     409
     ├── StoreError                        "store_failed"             500
     │   ├── StoreUnavailable              "store_unavailable"        503  (retryable)
     │   └── StoreConflict                 "store_conflict"           409
@@ -255,6 +258,12 @@ class AutomationNotFound(NotFoundError):
     code = "automation_not_found"
 
 
+class SecretNotFound(NotFoundError):
+    """No secret of that name in that scope (global, or the repo asked for)."""
+
+    code = "secret_not_found"
+
+
 class SlackLinkNotFound(NotFoundError):
     """No usable Slack account link code (unknown, or see the subclasses)."""
 
@@ -341,6 +350,13 @@ class ScheduleInvalid(InvalidInput):
     code = "schedule_invalid"
 
 
+class SecretInvalid(InvalidInput):
+    """A secret's name or value, or a line of imported ``.env`` text, that is not accepted
+    (``secrets.rules``). The message names the name or the line, never a value."""
+
+    code = "secret_invalid"
+
+
 class ConflictError(OpenInspectError):
     code = "conflict"
     status = 409
@@ -400,6 +416,12 @@ class AutomationBusy(ConflictError):
     """A run of the automation is active and its policy is ``skip``: "run now" is refused."""
 
     code = "automation_busy"
+
+
+class SecretLimitReached(ConflictError):
+    """A change that would put more secrets, or more bytes of them, in a scope than it holds."""
+
+    code = "secret_limit_reached"
 
 
 class StoreError(OpenInspectError):

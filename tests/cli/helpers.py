@@ -34,6 +34,7 @@ def cli(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
     python_flags: tuple[str, ...] = (),
+    stdin_text: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     # The runner's own settings and model keys must not leak into the CLI under test.
     full_env = {
@@ -57,6 +58,7 @@ def cli(
         timeout=timeout_s,
         check=False,
         cwd=cwd,
+        input=stdin_text,
     )
 
 

@@ -19,10 +19,12 @@ from openinspect.runtime.protocol import (
     CLOSE_BUSY,
     CLOSE_UNAUTHORIZED,
     SANDBOX_ID_HEADER,
+    RuntimeEvent,
 )
 from openinspect.runtime.supervisor import EXIT_REJECTED
 from openinspect.sandboxes.bridge import BridgeHub
 from openinspect.sandboxes.process import ProcessProvider
+from openinspect.secrets.redact import Redactor
 
 from .conftest import (
     Bridge,
@@ -350,3 +352,69 @@ async def test_a_connection_must_start_with_its_own_hello(bridge: Bridge) -> Non
         assert ws.close_code == CLOSE_UNAUTHORIZED
     other = bridge.hub.get("sbx-other")
     assert other is not None and other.status == "booting" and other.hello is None
+
+
+async def test_what_a_box_sends_is_redacted_with_its_secrets_as_it_arrives(
+    bridge: Bridge,
+) -> None:
+    """Chunks (a value split across two, and interleaved with the other stream), a result cut
+    after redaction, an error, boot and log lines: none keeps a value of the box's secrets."""
+    secret = "sk-SECRET-bridge-0123456789"
+    redactor = Redactor([("API_TOKEN", secret)])
+    conn = bridge.hub.register("sbx-redact", "token", redactor=redactor)
+    lines: list[str] = []
+
+    async def on_message(message: RuntimeEvent) -> None:
+        if message["type"] == "log":
+            lines.append(message["line"])
+        elif message["type"] == "boot" and message.get("message"):
+            lines.append(str(message.get("message")))
+
+    conn.on_message = on_message
+    async with raw_runtime(bridge, "sbx-redact") as fake_runtime:
+        for event in (
+            {"type": "log", "source": "setup", "line": f"token={secret}"},
+            {"type": "boot", "phase": "ready", "message": f"up with {secret}"},
+        ):
+            await fake_runtime.send(json.dumps(event))
+        chunks: list[tuple[str, str]] = []
+
+        async def on_output(stream: str, data: str) -> None:
+            chunks.append((stream, data))
+
+        running = asyncio.create_task(conn.exec("x", timeout_s=30, on_output=on_output))
+        request = json.loads(await fake_runtime.recv())
+        for stream, data in (
+            ("stdout", f"a {secret[:10]}"),
+            ("stderr", "interleaved "),
+            ("stdout", f"{secret[10:]} b\n"),
+            ("stderr", f"{secret}"),
+        ):
+            chunk = {"id": request["id"], "chunk": {"stream": stream, "data": data}}
+            await fake_runtime.send(json.dumps(chunk))
+        done = {"exit_code": 0, "timed_out": False, "duration_ms": 1}
+        await fake_runtime.send(json.dumps({"id": request["id"], "result": done}))
+        result = await running
+
+        reading = asyncio.create_task(conn.read_file("f", max_chars=30))
+        request = json.loads(await fake_runtime.recv())
+        content = {"content": f"{secret}{secret}", "total_lines": 1, "truncated": False}
+        await fake_runtime.send(json.dumps({"id": request["id"], "result": content}))
+        read = await reading
+
+        failing = asyncio.create_task(conn.glob("*"))
+        request = json.loads(await fake_runtime.recv())
+        error = {"code": "io_error", "message": f"cannot read {secret}"}
+        await fake_runtime.send(json.dumps({"id": request["id"], "error": error}))
+        with pytest.raises(RpcError) as refused:
+            await failing
+
+    shown = "[secret:API_TOKEN]"
+    assert result.stdout == f"a {shown} b\n" and result.stderr == f"interleaved {shown}"
+    assert "".join(d for s, d in chunks if s == "stdout") == f"a {shown} b\n"
+    # Redacted, then cut: the cut falls in a name, never in a value.
+    assert read["content"] == f"{shown}{shown}"[:30] and read["truncated"] is True
+    assert refused.value.message == f"cannot read {shown}"
+    assert lines == [f"token={shown}", f"up with {shown}"]
+    assert conn.log_tail[-1] == f"[setup] token={shown}"
+    assert secret[:10] not in json.dumps([chunks, lines, list(conn.log_tail), read])

@@ -20,6 +20,7 @@ import { NewSession } from './views/NewSession';
 import { People } from './views/People';
 import { SlackLink } from './views/SlackLink';
 import { Repos } from './views/Repos';
+import { Secrets } from './views/Secrets';
 import { SessionList } from './views/SessionList';
 import { SessionView } from './views/SessionView';
 import { SignIn } from './views/SignIn';
@@ -111,6 +112,8 @@ export function App() {
             <Tokens />
           ) : route.name === 'people' ? (
             <People />
+          ) : route.name === 'secrets' ? (
+            <Secrets />
           ) : route.name === 'slack-link' ? (
             <SlackLink code={route.code} />
           ) : (
@@ -166,6 +169,11 @@ function TopBar({ route, onSignOut }: { route: string; onSignOut(): void }) {
         {me?.role === 'admin' && (
           <Link href="/settings/people" class="nav-narrow-hide" data-testid="nav-people" aria-current={route === 'people' ? 'page' : undefined}>
             People
+          </Link>
+        )}
+        {me?.role === 'admin' && (
+          <Link href="/settings/secrets" class="nav-narrow-hide" data-testid="nav-secrets" aria-current={route === 'secrets' ? 'page' : undefined}>
+            Secrets
           </Link>
         )}
       </nav>

@@ -1,5 +1,5 @@
 // History-API routing: /, /new, /sessions/:id, /repos, /automations, /automations/new,
-// /automations/:id, /settings/tokens, /settings/people, /signin,
+// /automations/:id, /settings/tokens, /settings/people, /settings/secrets, /signin,
 // /auth/complete, /auth/link, /slack/link.
 import { createStore } from './lib/store';
 
@@ -13,6 +13,7 @@ export type Route =
   | { name: 'automation'; id: string }
   | { name: 'tokens' }
   | { name: 'people' }
+  | { name: 'secrets' }
   | { name: 'signin'; next: string | null; error: string | null }
   /** Where Sign in with GitHub lands, with the token in the fragment. */
   | { name: 'auth-complete' }
@@ -31,6 +32,7 @@ export function parseRoute(pathname: string, search = ''): Route {
   if (path === '/automations/new') return { name: 'automation-new' };
   if (path === '/settings/tokens') return { name: 'tokens' };
   if (path === '/settings/people') return { name: 'people' };
+  if (path === '/settings/secrets') return { name: 'secrets' };
   if (path === '/signin') {
     const q = new URLSearchParams(search);
     return { name: 'signin', next: q.get('next'), error: q.get('error') };

@@ -29,6 +29,7 @@ from openinspect.api.routes import (
     linear,
     meta,
     repos,
+    secrets,
     sessions,
     slack,
     webhooks,
@@ -82,6 +83,7 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
     app.include_router(repos.router)
     app.include_router(egress.repos_router)
     app.include_router(egress.sessions_router)
+    app.include_router(secrets.router)
     app.include_router(ws.router)
     app.include_router(auth.router)
     app.include_router(webhooks.router)

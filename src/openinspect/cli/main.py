@@ -15,6 +15,7 @@ import typer
 from openinspect.cli.automations import automations_app
 from openinspect.cli.output import console, err_console, run
 from openinspect.cli.repos import repos_app
+from openinspect.cli.secrets import secrets_app
 from openinspect.cli.sessions import JsonOpt, sessions_app
 from openinspect.cli.users import users_app
 
@@ -34,6 +35,7 @@ testing_app = typer.Typer(
 )
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(repos_app, name="repos")
+app.add_typer(secrets_app, name="secrets")
 app.add_typer(users_app, name="users")
 app.add_typer(automations_app, name="automations")
 app.add_typer(testing_app, name="testing")

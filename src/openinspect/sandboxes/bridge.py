@@ -21,6 +21,7 @@ import hmac
 from collections.abc import Mapping
 
 from openinspect.runtime.protocol import CLOSE_GONE, CLOSE_UNAUTHORIZED, SANDBOX_ID_HEADER
+from openinspect.secrets.redact import EMPTY, Redactor
 
 from .connection import DEFAULT_HEARTBEAT_TIMEOUT_S, ExecResult, SandboxConnection
 from .pacing import BridgeLimits
@@ -53,8 +54,11 @@ class BridgeHub:
         self._limits = limits or BridgeLimits()
         self._connections: dict[str, SandboxConnection] = {}
 
-    def register(self, sandbox_id: str, token: str) -> SandboxConnection:
-        """Expect a runtime for ``sandbox_id`` authenticating with ``token``.
+    def register(
+        self, sandbox_id: str, token: str, *, redactor: Redactor = EMPTY
+    ) -> SandboxConnection:
+        """Expect a runtime for ``sandbox_id`` authenticating with ``token``; everything it
+        sends is redacted with ``redactor`` (the secret values the box is given).
 
         Registering an id again replaces the old connection, which becomes lost.
         """
@@ -66,6 +70,7 @@ class BridgeHub:
             _token_hash(token),
             heartbeat_timeout_s=self._heartbeat_timeout_s,
             limits=self._limits,
+            redactor=redactor,
         )
         self._connections[sandbox_id] = connection
         return connection

@@ -10,6 +10,12 @@ the first message must be the ``hello`` of this sandbox, every message is valida
 :mod:`.inbound`, reading is paced by :class:`~.pacing.Pacer`, and boot log lines stop at the
 box's :class:`~.pacing.BootLogBudget`. Limits that bite are reported once each through
 ``on_limit``.
+
+Everything the box sends is redacted with the connection's ``redactor`` (the secret values the
+box was given, :mod:`openinspect.secrets.redact`) as it arrives, before anyone sees it: each
+call's output streams (a value split across chunks included: the end of a chunk that could begin
+one waits for the next chunk or the call's answer), results before they are cut, errors, and boot
+and log lines.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from openinspect.errors import RpcError, SandboxBootFailed, SandboxLost, SandboxUnavailable
@@ -41,6 +47,7 @@ from openinspect.runtime.protocol import (
     RuntimeEvent,
     WriteFileResult,
 )
+from openinspect.secrets.redact import EMPTY, Redactor, StreamRedactor
 from openinspect.timeouts import wait_for
 
 from . import inbound
@@ -100,6 +107,8 @@ class _Call:
     future: asyncio.Future[dict[str, Any]]
     on_chunk: ChunkCallback | None
     max_result_chars: int | None
+    streams: dict[str, StreamRedactor[str]] = field(default_factory=dict)
+    """The redactor of each output stream, holding back what may be the start of a value."""
 
 
 class SandboxConnection:
@@ -124,8 +133,10 @@ class SandboxConnection:
         *,
         heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_TIMEOUT_S,
         limits: BridgeLimits | None = None,
+        redactor: Redactor = EMPTY,
     ) -> None:
         self.sandbox_id = sandbox_id
+        self.redactor = redactor
         self.token_hash = token_hash
         self.status: ConnectionStatus = "booting"
         self.on_message: MessageCallback | None = None
@@ -494,14 +505,24 @@ class SandboxConnection:
 
     async def _answer(self, call: _Call, message: inbound.Reply, frame_chars: int) -> None:
         if isinstance(message, inbound.Chunk):
-            if call.on_chunk is not None:
-                try:
-                    await call.on_chunk(message.chunk.stream, message.chunk.data)
-                except Exception:
-                    logger.exception("output callback of %s failed", call.method)
+            stream = message.chunk.stream
+            data = message.chunk.data
+            if not self.redactor.empty:
+                redactor = call.streams.get(stream)
+                if redactor is None:
+                    redactor = call.streams[stream] = self.redactor.stream()
+                data = redactor.feed(data)
+            if data:
+                await self._chunk(call, stream, data)
             return
         if call.future.done():
             return
+        for name, held in list(call.streams.items()):  # what each stream held back
+            rest = held.flush()
+            if rest:
+                await self._chunk(call, name, rest)
+        if not self.redactor.empty:
+            message = self._redacted(message)
         try:
             call.future.set_result(
                 inbound.answer_of(call.method, message, frame_chars, call.max_result_chars)
@@ -509,7 +530,42 @@ class SandboxConnection:
         except RpcError as exc:
             call.future.set_exception(exc)
 
+    async def _chunk(self, call: _Call, stream: str, data: str) -> None:
+        if call.on_chunk is not None:
+            try:
+                await call.on_chunk(stream, data)
+            except Exception:
+                logger.exception("output callback of %s failed", call.method)
+
+    def _redacted(
+        self, message: inbound.Failure | inbound.Result
+    ) -> inbound.Failure | inbound.Result:
+        """An answer with every string in it redacted, before it is checked and cut (a value is
+        replaced whole, never cut into a part that would not be found)."""
+        if isinstance(message, inbound.Failure):
+            text = self.redactor.redact(message.error.message)
+            if text is message.error.message:
+                return message
+            return message.model_copy(
+                update={"error": message.error.model_copy(update={"message": text})}
+            )
+        result = self.redactor.redact_tree(message.result)
+        return (
+            message if result is message.result else message.model_copy(update={"result": result})
+        )
+
+    def _redacted_event(self, message: inbound.Event) -> inbound.Event:
+        """A boot or log message with its text redacted (its kinds and phases are left alone)."""
+        field_name = "message" if isinstance(message, inbound.Boot) else "line"
+        text = getattr(message, field_name, None)
+        if not isinstance(message, inbound.Boot | inbound.Log) or not isinstance(text, str):
+            return message
+        redacted = self.redactor.redact(text)
+        return message if redacted is text else message.model_copy(update={field_name: redacted})
+
     async def _on_event(self, message: inbound.Event) -> None:
+        if not self.redactor.empty:
+            message = self._redacted_event(message)
         if isinstance(message, inbound.Hello):
             if message.sandbox_id != self.sandbox_id:
                 await self._refuse_claim()

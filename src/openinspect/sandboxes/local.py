@@ -16,6 +16,7 @@ from typing import BinaryIO
 
 import openinspect
 from openinspect.errors import SandboxError, SandboxUnavailable
+from openinspect.secrets.redact import StreamRedactor, redactor_of
 from openinspect.timeouts import wait_for
 
 from .base import SandboxExit, SandboxHandle, SandboxSpec
@@ -146,7 +147,8 @@ class LocalProcesses:
     A process's stdout and stderr are one pipe that the server drains into the sandbox's log
     file, so the process holds no descriptor of that file (a box could reopen it through
     ``/proc/self/fd/1``). The log keeps the first :data:`MAX_LOG_BYTES`; the rest is read and
-    dropped, so a chatty sandbox neither fills the disk nor blocks on a full pipe.
+    dropped, so a chatty sandbox neither fills the disk nor blocks on a full pipe. The values of
+    ``spec.env`` (the box's secrets) are redacted from it as it is written.
 
     A process's exit is awaited on the event loop through a pidfd (:class:`_Exit`), not with
     ``asyncio.create_subprocess_exec``, whose child watcher on Python 3.11 parks a thread in
@@ -201,7 +203,8 @@ class LocalProcesses:
             lambda: asyncio.StreamReaderProtocol(reader), popen.stdout
         )
         self._procs[spec.sandbox_id] = proc
-        self._drains[spec.sandbox_id] = asyncio.create_task(_drain(reader, log, pipe))
+        redactor = redactor_of(spec.env.items()).byte_stream() if spec.env else None
+        self._drains[spec.sandbox_id] = asyncio.create_task(_drain(reader, log, pipe, redactor))
         return LocalHandle(
             sandbox_id=spec.sandbox_id,
             provider=self._provider,
@@ -286,21 +289,34 @@ class _Exit:
 
 
 async def _drain(
-    stream: asyncio.StreamReader, log: BinaryIO, pipe: asyncio.BaseTransport | None = None
+    stream: asyncio.StreamReader,
+    log: BinaryIO,
+    pipe: asyncio.BaseTransport | None = None,
+    redactor: StreamRedactor[bytes] | None = None,
 ) -> None:
     """Copy ``stream`` into ``log`` up to :data:`MAX_LOG_BYTES`, then discard; closes ``log``
-    (and ``pipe``, the transport feeding ``stream``)."""
+    (and ``pipe``, the transport feeding ``stream``). With ``redactor``, what is written is
+    redacted first (and what it holds back is written at the end)."""
     written = 0
+
+    def keep(chunk: bytes) -> None:
+        nonlocal written
+        if written >= MAX_LOG_BYTES or not chunk:
+            return
+        kept = chunk[: MAX_LOG_BYTES - written]
+        written += len(kept)
+        log.write(kept)
+        if written >= MAX_LOG_BYTES:
+            log.write(LOG_CUT_NOTICE)
+        log.flush()
+
     try:
         while chunk := await stream.read(LOG_CHUNK_BYTES):
             if written >= MAX_LOG_BYTES:
                 continue
-            kept = chunk[: MAX_LOG_BYTES - written]
-            written += len(kept)
-            log.write(kept)
-            if written >= MAX_LOG_BYTES:
-                log.write(LOG_CUT_NOTICE)
-            log.flush()
+            keep(redactor.feed(chunk) if redactor is not None else chunk)
+        if redactor is not None:
+            keep(redactor.flush() or b"")
     except OSError:
         pass  # a full disk must not take the server down; the sandbox keeps running
     finally:

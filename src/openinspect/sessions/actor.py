@@ -68,6 +68,7 @@ from openinspect.errors import (
 )
 from openinspect.sandboxes.base import SandboxProvider
 from openinspect.sandboxes.bridge import BridgeHub, SandboxConnection
+from openinspect.secrets.redact import EMPTY, Redactor, SecretRedaction
 from openinspect.sessions.eventlog import EventLog
 from openinspect.sessions.git import (
     clip_git_output,
@@ -125,6 +126,8 @@ class SessionDeps:
     provider: SandboxProvider
     origins: Origins
     pulls: PullRequests
+    redaction: SecretRedaction | None = None
+    """Where a session's boxes' secret values are tracked, to keep them out of its events."""
 
 
 Admission = Callable[[User, "SessionActor"], Awaitable[None]]
@@ -183,6 +186,7 @@ class SessionActor:
             provider=deps.provider,
             emit=self.emit,
             commit=self.commit,
+            redaction=deps.redaction,
         )
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -450,7 +454,9 @@ class SessionActor:
             k: v for k, v in {"status": event.status, "title": event.title}.items() if v is not None
         }
         stored = await self.commit(Change(event, session=values, unit=unit))
-        assert stored is not None  # no prompt, no guard
+        assert isinstance(stored, SessionUpdated)  # no prompt, no guard
+        if stored.title is not None:  # as stored: a repo secret in it is redacted
+            values["title"] = stored.title
         self.session = self.session.model_copy(update={**values, "updated_at": stored.ts})
 
     def is_idle(self) -> bool:
@@ -840,8 +846,15 @@ class _Host:
         await self._wait_started()
         await self._actor._s.store.sessions.save_conversation(self._actor.session.id, start, rows)
 
+    async def _redactor(self) -> Redactor:
+        """The session's secret values: kept out of what the agent has posted to GitHub."""
+        redaction = self._actor._s.redaction
+        return EMPTY if redaction is None else await redaction.of_session(self._actor.session.id)
+
     async def open_pull_request(self, title: str, body: str, draft: bool) -> str:
         await self._wait_started()
+        redactor = await self._redactor()
+        title, body = redactor.redact(title), redactor.redact(body)
         actor = self._actor
         user = await actor._s.store.users.get(self._prompt.author.id)
         if user is None:
@@ -853,6 +866,7 @@ class _Host:
 
     async def submit_review(self, review: dict[str, Any]) -> str:
         await self._wait_started()
+        review = (await self._redactor()).redact_tree(review)
         from openinspect.integrations.github.reviews import ReviewPoster, submit_review
 
         actor = self._actor

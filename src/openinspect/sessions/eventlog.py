@@ -16,6 +16,9 @@ Ephemeral events carry the seq of the last durable event: the flusher keeps each
 stored seq (a copy derived from the commits, read from ``sessions.last_seq`` the first time), in
 a bounded LRU that ``forget`` drops a session from when it leaves this process.
 
+With a ``SecretRedaction``, every event is redacted with its session's secret values before it
+is stored or published (``secrets.redact``); the flusher does it, so appends keep their order.
+
 Bus messages are JSON envelopes: ``{"kind": "event", "event": {...}}`` or
 ``{"kind": "presence", "participants": [...]}``. After each flush, the ``feed`` channel gets the
 last global position written (decimal text): a wake-up for feed consumers (``sessions/feed.py``).
@@ -33,6 +36,7 @@ from typing import Any
 
 from openinspect.bus import Bus
 from openinspect.domain.events import Event, is_ephemeral
+from openinspect.secrets.redact import SecretRedaction
 from openinspect.store import Store
 from openinspect.store.changes import Appended, Change, Refused
 from openinspect.store.leases import Lease
@@ -52,11 +56,19 @@ def channel(session_id: str) -> str:
 
 
 class EventLog:
-    def __init__(self, store: Store, bus: Bus, *, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self,
+        store: Store,
+        bus: Bus,
+        *,
+        max_batch: int = MAX_BATCH,
+        redaction: SecretRedaction | None = None,
+    ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._store = store
         self._bus = bus
+        self._redaction = redaction
         self._max_batch = max_batch
         self._last_seq: OrderedDict[str, int] = OrderedDict()
         self._queue: list[tuple[Change, asyncio.Future[Appended | Refused]]] = []
@@ -106,7 +118,10 @@ class EventLog:
             batch = self._queue[: self._max_batch]
             del self._queue[: self._max_batch]
             try:
-                outcomes = await self._store.events.commit([change for change, _ in batch])
+                changes = [change for change, _ in batch]
+                if self._redaction is not None:
+                    changes = [await self._redaction.redact_change(c) for c in changes]
+                outcomes = await self._store.events.commit(changes)
             except BaseException as exc:  # cancelled (the loop is closing), or a bug
                 for _, future in batch:
                     if not future.done():
@@ -138,6 +153,8 @@ class EventLog:
 
     async def publish(self, event: Event) -> None:
         """Publish an ephemeral event; it carries the seq of the last durable event."""
+        if self._redaction is not None:
+            event = await self._redaction.redact_event(event)
         seq = self._last_seq.get(event.session_id)
         if seq is None:
             seq = await self._store.events.last_seq(event.session_id)
@@ -154,6 +171,8 @@ class EventLog:
     def forget(self, session_id: str) -> None:
         """Drop what this process remembers of the session (it left: evicted or moved)."""
         self._last_seq.pop(session_id, None)
+        if self._redaction is not None:
+            self._redaction.forget(session_id)
 
     async def publish_presence(self, session_id: str, participants: list[dict[str, Any]]) -> None:
         message = json.dumps({"kind": "presence", "participants": participants})

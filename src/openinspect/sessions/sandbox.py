@@ -14,6 +14,11 @@ nothing in the box; the store keeps the newest ones (``store/snapshots.py``, so 
 finds them). A session's next box restores the newest (boot mode ``snapshot_restore``). A restore
 that fails is the box's ``failed`` status with the reason and a ``snapshot_corrupt`` error event:
 never a fresh checkout in its place, which would drop the work the snapshot holds.
+
+A box's environment holds the repo secrets of the session's repo and the global ones (the repo's
+win), read when it starts: a secret changed later reaches the next box. Their values are tracked
+(``secrets.redact.SecretRedaction``) and the box's bridge connection redacts everything it
+sends; the sandbox log names the secrets, never their values.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ from openinspect.sandboxes.base import (
     SnapshotRef,
 )
 from openinspect.sandboxes.bridge import BridgeHub, SandboxConnection
+from openinspect.secrets.redact import SecretRedaction, redactor_of
 from openinspect.sessions.git import branch_exists
 from openinspect.sessions.origins import Origins
 from openinspect.settings import Settings
@@ -97,8 +103,10 @@ class SessionSandbox:
         provider: SandboxProvider,
         emit: Emit,
         commit: Commit,
+        redaction: SecretRedaction | None = None,
     ) -> None:
         self._session = session
+        self._redaction = redaction
         self._settings = settings
         self._store = store
         self._origins = origins
@@ -189,9 +197,15 @@ class SessionSandbox:
         mirror = await self._origins.mirror(settings.mirrors_dir, origin)  # under its lock
         if not await branch_exists(mirror, session.base_branch):
             raise SandboxError(f"Branch {session.base_branch!r} not found in {session.repo_url}")
+        box_secrets = await self._store.secrets.values_for(session.repo_id)
+        redactor = (
+            self._redaction.track(session.id, box_secrets)
+            if self._redaction is not None
+            else redactor_of(box_secrets.items())
+        )
         token = secrets.token_urlsafe(32)
         self._sandbox_id = new_id("sbx")
-        conn = self._hub.register(self._sandbox_id, token)
+        conn = self._hub.register(self._sandbox_id, token, redactor=redactor)
         conn.on_message = self._on_message
         conn.on_limit = self._on_limit
         self._setup_warned = False
@@ -214,7 +228,7 @@ class SessionSandbox:
             boot_mode="fresh",
             token=token,
             bridge_url=settings.bridge_url,
-            env={},
+            env=box_secrets,
             setup_timeout_s=settings.sandbox.setup_timeout_s,
             start_timeout_s=settings.sandbox.start_timeout_s,
             heartbeat_s=settings.sandbox.heartbeat_interval_s,
@@ -231,6 +245,10 @@ class SessionSandbox:
             self._handle = await self._provider.create(spec)
         self._watcher = asyncio.create_task(self._watch_exit(self._handle, conn))
         await self._set_status("booting")
+        if box_secrets:
+            names = ", ".join(sorted(box_secrets))
+            line = f"secrets given to the box as environment variables: {names}"
+            await self._emit(SandboxLog(session_id=session.id, source="openinspect", line=line))
         await conn.wait_ready(settings.sandbox.boot_timeout_s)
         # Made, then bound: the box learns its session only now (the store row above already
         # ties its token to the session, for the git proxy).

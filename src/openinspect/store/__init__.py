@@ -28,6 +28,7 @@ from openinspect.store.pulls import PullRequestStore
 from openinspect.store.repos import RepoStore
 from openinspect.store.review_settings import ReviewSettingsStore
 from openinspect.store.sandboxes import SandboxStore
+from openinspect.store.secrets import SecretStore
 from openinspect.store.sessions import SessionStore
 from openinspect.store.slack_inbox import SlackInboxStore
 from openinspect.store.slack_people import SlackPeopleStore
@@ -67,14 +68,15 @@ class Store:
     github_feedback: GithubFeedbackStore
     linear: LinearStore
     egress: EgressStore
+    secrets: SecretStore
 
     @classmethod
     async def open(
         cls, url: str, *, run_migrations: bool = True, sealer: Sealer | None = None
     ) -> Store:
         """Connect, migrate to the newest schema, and return the store. Close with ``close``.
-        ``sealer`` encrypts the OAuth tokens kept with identities (without it, keeping or reading
-        one is a ``ConfigError``)."""
+        ``sealer`` encrypts the OAuth tokens kept with identities, integrations' tokens and repo
+        secrets (without it, keeping or reading one is a ``ConfigError``)."""
         engine = create_engine(url)
         if run_migrations:
             try:
@@ -112,6 +114,7 @@ class Store:
             github_feedback=GithubFeedbackStore(engine),
             linear=LinearStore(engine, sealer),
             egress=EgressStore(engine),
+            secrets=SecretStore(engine, sealer),
         )
 
     async def close(self) -> None:

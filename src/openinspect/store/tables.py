@@ -735,3 +735,30 @@ snapshots = sa.Table(
     sa.Column("created_at", _ts, nullable=False),
     sa.Index("ix_snapshots_session_id_created_at", "session_id", "created_at"),
 )
+
+
+# --- secrets (migration 0016) ---
+
+secrets = sa.Table(
+    "secrets",
+    metadata,
+    # A repo secret (store/secrets.py): an environment variable of every box (scope "global")
+    # or of one repo's boxes (scope "repo:<repo id>"). The value is AES-256-GCM (store/crypto.py)
+    # under the purpose "secret:<scope>:<name>", and never leaves the control plane but into a box.
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("scope", sa.String(48), nullable=False),
+    sa.Column(
+        "repo_id",
+        sa.String(40),
+        sa.ForeignKey("repos.id", ondelete="CASCADE"),
+        nullable=True,
+        index=True,
+    ),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("created_by", sa.String(40), nullable=True),
+    sa.Column("updated_by", sa.String(40), nullable=True),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("updated_at", _ts, nullable=False),
+    sa.UniqueConstraint("scope", "name"),
+)

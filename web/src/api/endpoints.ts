@@ -17,6 +17,7 @@ import type {
   ReviewSettings,
   ReviewSettingsUpdate,
   SchedulePreview,
+  Secret,
   Session,
   SessionListResponse,
   SignedIn,
@@ -115,6 +116,17 @@ export const endpoints = {
   reviewSettings: (repo: string) => api.get<ReviewSettings>(`/api/repos/${encodeURIComponent(repo)}/review-settings`),
   putReviewSettings: (repo: string, body: ReviewSettingsUpdate) =>
     api.put<ReviewSettings>(`/api/repos/${encodeURIComponent(repo)}/review-settings`, body),
+  /** Every secret, or (with `repo`) what a box of that repo gets: the global ones and its own. */
+  secrets: (repo: string | null) =>
+    api.get<{ secrets: Secret[] }>(`/api/secrets${repo ? `?repo=${enc(repo)}` : ''}`),
+  /** Create or replace a secret; the value is never shown again. */
+  setSecret: (name: string, value: string, repo: string | null) =>
+    api.put<Secret>(`/api/secrets/${enc(name)}${repo ? `?repo=${enc(repo)}` : ''}`, { value }),
+  /** Set every secret of pasted `.env` text, all or none (422 `secret_invalid` names the bad lines). */
+  importSecrets: (text: string, repo: string | null) =>
+    api.post<{ imported: Secret[] }>(`/api/secrets/import${repo ? `?repo=${enc(repo)}` : ''}`, { text }),
+  deleteSecret: (name: string, repo: string | null) =>
+    api.del(`/api/secrets/${enc(name)}${repo ? `?repo=${enc(repo)}` : ''}`),
   models: () => api.get<ModelList>('/api/models'),
   pullRequests: (id: string, signal?: AbortSignal) =>
     api.get<{ pull_requests: PullRequest[]; can_open?: boolean; cannot_open_reason?: string | null }>(

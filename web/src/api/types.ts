@@ -186,6 +186,18 @@ export interface ReviewSettings {
   updated_at: string | null;
 }
 
+/** A repo secret as the API shows it: never its value (values are write-only). */
+export interface Secret {
+  name: string;
+  scope: 'global' | 'repo';
+  /** The repo's name, for a repo secret. */
+  repo: string | null;
+  created_at: string;
+  updated_at: string;
+  /** A global secret the listed repo overrides with one of its own (listings with `repo`). */
+  shadowed: boolean;
+}
+
 export interface ReviewSettingsUpdate {
   auto_review: boolean | null;
   instructions: string | null;

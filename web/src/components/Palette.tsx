@@ -73,8 +73,10 @@ function PaletteDialog({ onSignOut }: { onSignOut(): void }) {
       { id: 'tokens', label: 'API tokens', hint: 'Create or revoke tokens for scripts', group: 'Actions', run: () => navigate('/settings/tokens') },
       { id: 'theme', label: 'Toggle theme', hint: 'Dark / light', group: 'Actions', run: () => void toggleTheme() },
     ];
-    if (me?.role === 'admin')
+    if (me?.role === 'admin') {
       actions.push({ id: 'people', label: 'People', hint: 'Add a teammate, copy their sign-in link', group: 'Actions', run: () => navigate('/settings/people') });
+      actions.push({ id: 'secrets', label: 'Secrets', hint: 'Environment variables of the boxes, global or per repo', group: 'Actions', run: () => navigate('/settings/secrets') });
+    }
     if (current) {
       if (current.running)
         actions.unshift({ id: 'stop', label: 'Stop the running prompt', hint: current.title, group: 'Actions', run: current.stop });

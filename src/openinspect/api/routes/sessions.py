@@ -238,11 +238,14 @@ async def page_events(
 
 @router.get("/{session_id}/diff", responses=documented(502, 503))
 async def get_diff(session_id: str, user: CurrentUser, state: State) -> SessionDiffOut:
-    """The session branch's changes against its base (``base...branch``), per file."""
+    """The session branch's changes against its base (``base...branch``), per file. A repo
+    secret's value the agent wrote into a file shows as ``[secret:NAME]`` here (it is on the
+    branch as written)."""
     session = await state.manager.get(session_id)
     diff = await state.manager.diffs.get(session)
     finished = await state.store.prompts.count(session_id, FINISHED_PROMPT_STATUSES)
-    return SessionDiffOut.model_validate({**asdict(diff), "prompts_finished": finished})
+    shown = (await state.redaction.of_session(session_id)).redact_tree(asdict(diff))
+    return SessionDiffOut.model_validate({**shown, "prompts_finished": finished})
 
 
 @router.post("/{session_id}/ws-token")
