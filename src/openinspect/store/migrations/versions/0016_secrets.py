@@ -1,7 +1,7 @@
 """Repo secrets
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0016
+Revises: 0015
 
 ``secrets``: environment variables for boxes, global (scope ``global``) or of one repo (scope
 ``repo:<repo id>``, deleted with the repo), each value sealed with AES-256-GCM under a purpose
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014"
-down_revision = "0013"
+revision = "0016"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
