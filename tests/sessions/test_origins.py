@@ -100,3 +100,10 @@ async def test_mirror_operations_on_one_repo_take_turns(tmp_path: Path) -> None:
     )
     assert len({p for p in paths if p is not None}) == 1
     assert most == 1
+
+
+def test_a_home_of_nobody_is_a_path_that_does_not_exist() -> None:
+    """``~user`` of no such user: an invalid input (422), not the error Path raises (500)."""
+    with pytest.raises(InvalidInput, match="does not exist") as info:
+        normalize_origin("~no-such-user-at-all/repo")
+    assert info.value.hint

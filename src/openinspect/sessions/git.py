@@ -83,7 +83,13 @@ def normalize_origin(url: str) -> str:
         )
     if "://" in url or url.startswith("git@"):
         return url
-    path = Path(url).expanduser()
+    try:
+        path = Path(url).expanduser()
+    except RuntimeError:  # "~someone" of no such user
+        raise InvalidInput(
+            f"Repo path does not exist: {url}",
+            hint="Give a local git repository path or a git URL",
+        ) from None
     if not path.exists():
         raise InvalidInput(
             f"Repo path does not exist: {path}",
