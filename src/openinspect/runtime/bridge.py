@@ -45,6 +45,43 @@ OPEN_TIMEOUT_S = 10.0
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
+def dial(
+    address: BridgeAddress,
+    uri: str,
+    *,
+    headers: Mapping[str, str],
+    tls: ssl.SSLContext | None,
+    max_size: int,
+    compression: str | None,
+    ping_interval: float | None = 20.0,
+) -> connect:
+    """A WebSocket connection attempt (an async context manager) to ``uri`` where the bridge
+    at ``address`` listens: over its Unix socket, or TCP (TLS for ``wss``, the system's CAs when
+    ``tls`` is None). Never through an environment proxy: the bridge is dialled directly."""
+    if address.scheme == "unix":
+        return unix_connect(
+            address.path,
+            uri=uri,
+            additional_headers=headers,
+            compression=compression,
+            max_size=max_size,
+            open_timeout=OPEN_TIMEOUT_S,
+            proxy=None,
+            ping_interval=ping_interval,
+        )
+    context = (tls or ssl.create_default_context()) if address.scheme == "wss" else None
+    return connect(
+        uri,
+        additional_headers=headers,
+        compression=compression,
+        max_size=max_size,
+        open_timeout=OPEN_TIMEOUT_S,
+        proxy=None,
+        ping_interval=ping_interval,
+        ssl=context,
+    )
+
+
 class BridgeRejected(Exception):
     """The control plane refused this sandbox for good (bad token, lost, replaced)."""
 
@@ -190,26 +227,15 @@ class BridgeClient:
 
     def _dial(self) -> connect:
         """A connection attempt to the bridge (an async context manager)."""
-        if self._address.scheme == "unix":
-            return unix_connect(
-                self._address.path,
-                uri=self._address.ws_uri,
-                additional_headers=self._headers,
-                compression=None,  # a local socket: deflate would only cost CPU
-                max_size=MAX_MESSAGE_BYTES,
-                open_timeout=OPEN_TIMEOUT_S,
-                proxy=None,
-            )
-        tls = None
-        if self._address.scheme == "wss":  # never a wss:// without TLS
-            tls = self._tls or ssl.create_default_context()
-        return connect(
+        local = self._address.scheme == "unix"
+        return dial(
+            self._address,
             self._address.ws_uri,
-            additional_headers=self._headers,
+            headers=self._headers,
+            tls=self._tls,
             max_size=MAX_MESSAGE_BYTES,
-            open_timeout=OPEN_TIMEOUT_S,
-            proxy=None,  # the bridge is dialled directly, never through an environment proxy
-            ssl=tls,
+            # a local socket: deflate would only cost CPU
+            compression=None if local else "deflate",
         )
 
     async def heartbeat(self, interval_s: float) -> None:

@@ -22,18 +22,18 @@ import contextlib
 import logging
 import ssl
 
-from websockets.asyncio.client import ClientConnection, connect, unix_connect
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from .address import BridgeAddress
+from .bridge import dial
+from .loopback import LOOPBACK, LoopbackListener
 from .protocol import EGRESS_PATH
 
 logger = logging.getLogger("openinspect.runtime.egressforward")
 
 CHUNK_BYTES = 64 * 1024
-OPEN_TIMEOUT_S = 10.0
 MAX_MESSAGE_BYTES = 1024 * 1024
-LOOPBACK = "127.0.0.1"
 NO_PROXY = "127.0.0.1,localhost,::1"
 
 
@@ -45,9 +45,12 @@ def _answer(status: int, reason: str, message: str) -> bytes:
     ).encode() + body
 
 
-class EgressForwarder:
+class EgressForwarder(LoopbackListener):
     """Listens on ``127.0.0.1:<port>`` (port 0: a free one) and carries every connection to
     the egress proxy where the bridge at ``address`` listens, with ``token``."""
+
+    label = "egress forwarder"
+    log = logger
 
     def __init__(
         self,
@@ -58,20 +61,10 @@ class EgressForwarder:
         host: str = LOOPBACK,
         port: int = 0,
     ) -> None:
+        super().__init__(host=host, port=port)
         self._address = address
         self._token = token
         self._tls = tls
-        self._host = host
-        self._port = port
-        self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> int:
-        """Start listening; returns the port. Raises ``OSError`` when it cannot bind."""
-        self._server = await asyncio.start_server(self._accept, self._host, self._port)
-        self._port = int(self._server.sockets[0].getsockname()[1])
-        logger.info("egress forwarder on %s:%d", self._host, self._port)
-        return self._port
 
     @property
     def url(self) -> str:
@@ -91,59 +84,17 @@ class EgressForwarder:
             "npm_config_https_proxy": url,
         }
 
-    async def close(self) -> None:
-        """Stop listening and cut every open connection."""
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._connections):
-            task.cancel()
-        await asyncio.gather(*self._connections, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-
-    def _dial(self) -> connect:
-        headers = {"Authorization": f"Bearer {self._token}"}
-        uri = self._address.ws_uri_for(EGRESS_PATH)
-        if self._address.scheme == "unix":
-            return unix_connect(
-                self._address.path,
-                uri=uri,
-                additional_headers=headers,
-                compression=None,
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            async with dial(
+                self._address,
+                self._address.ws_uri_for(EGRESS_PATH),
+                headers={"Authorization": f"Bearer {self._token}"},
+                tls=self._tls,
                 max_size=MAX_MESSAGE_BYTES,
-                open_timeout=OPEN_TIMEOUT_S,
-                proxy=None,
+                compression=None,  # TLS inside, or a local socket: nothing to gain
                 ping_interval=None,
-            )
-        tls = (self._tls or ssl.create_default_context()) if self._address.scheme == "wss" else None
-        return connect(
-            uri,
-            additional_headers=headers,
-            compression=None,  # TLS inside: nothing to gain
-            max_size=MAX_MESSAGE_BYTES,
-            open_timeout=OPEN_TIMEOUT_S,
-            proxy=None,
-            ping_interval=None,
-            ssl=tls,
-        )
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections.add(task)
-        try:
-            await self._carry(reader, writer)
-        except Exception:
-            logger.exception("egress forwarder: a connection failed")
-        finally:
-            self._connections.discard(task)
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-
-    async def _carry(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            async with self._dial() as ws:
+            ) as ws:
                 await _pipe(reader, writer, ws)
         except InvalidStatus as exc:
             status = exc.response.status_code

@@ -23,6 +23,7 @@ import ssl
 from urllib.parse import unquote
 
 from .address import BridgeAddress
+from .loopback import LOOPBACK, LoopbackListener, close_writer
 
 logger = logging.getLogger("openinspect.runtime.gitforward")
 
@@ -30,7 +31,6 @@ MAX_HEAD_BYTES = 64 * 1024
 HEAD_TIMEOUT_S = 30.0
 CHUNK_BYTES = 64 * 1024
 GIT_PATH_PREFIX = "/git/"
-LOOPBACK = "127.0.0.1"
 _DROPPED_HEADERS = frozenset(
     {
         b"authorization",
@@ -115,16 +115,13 @@ async def _pipe(
             writer.write_eof()
 
 
-async def _close(writer: asyncio.StreamWriter) -> None:
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-
-
-class GitForwarder:
+class GitForwarder(LoopbackListener):
     """Listens on ``127.0.0.1:<port>`` (port 0 picks a free one) and forwards to the git proxy
     where the bridge at ``address`` listens, with ``token`` (``tls`` for a ``wss`` address).
     ``start`` returns the port."""
+
+    label = "git forwarder"
+    log = logger
 
     def __init__(
         self,
@@ -135,52 +132,17 @@ class GitForwarder:
         host: str = LOOPBACK,
         port: int = 0,
     ) -> None:
+        super().__init__(host=host, port=port, limit=MAX_HEAD_BYTES)
         self._address = address
         self._tls = tls
         self._token = token
-        self._host = host
-        self._port = port
-        self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> int:
-        """Start listening; raises ``OSError`` when the port cannot be bound."""
-        self._server = await asyncio.start_server(
-            self._accept, self._host, self._port, limit=MAX_HEAD_BYTES
-        )
-        self._port = int(self._server.sockets[0].getsockname()[1])
-        logger.info("git forwarder on %s:%d", self._host, self._port)
-        return self._port
-
-    @property
-    def port(self) -> int:
-        return self._port
 
     def url(self, path: str) -> str:
         """The URL git uses for ``path`` (``/git/…``)."""
         return f"http://{self._host}:{self._port}{path}"
 
-    async def close(self) -> None:
-        """Stop listening and cut every open connection."""
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._connections):
-            task.cancel()
-        await asyncio.gather(*self._connections, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections.add(task)
-        try:
-            await self._forward(reader, writer)
-        except Exception:
-            logger.exception("git forwarder: a connection failed")
-        finally:
-            self._connections.discard(task)
-            await _close(writer)
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self._forward(reader, writer)
 
     async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -212,4 +174,4 @@ class GitForwarder:
                 upload.cancel()
                 await asyncio.gather(upload, return_exceptions=True)
         finally:
-            await _close(up_writer)
+            await close_writer(up_writer)
