@@ -96,7 +96,10 @@ async def test_the_box_never_sees_a_slack_secret(
     patterns = f"printf '%s%s\\n' {halves}"
     probes = [
         "env",
-        "for f in /proc/[0-9]*/environ; do tr '\\0' '\\n' < $f; done 2>/dev/null; echo rc=$?",
+        # Not the loop's status: the other probes run at the same time, and one whose process
+        # ends between the glob and its read makes the last ``tr`` fail.
+        "for f in /proc/[0-9]*/environ; do tr '\\0' '\\n' < $f; done 2>/dev/null; "
+        "echo environ-done",
         # Every file the box can see, for any of the three: but the kernel's pseudo files and
         # /usr, the host's read-only system tree (no server writes there; reading it all is
         # most of this test's time), whose absence of host files the containment suite checks.
@@ -128,7 +131,8 @@ async def test_the_box_never_sees_a_slack_secret(
     by_command = {command[e["call_id"]]: e["output"] for e in events if e["type"] == "tool-result"}
     env, environs, fs_grep, proc_grep, count = (by_command[c] for c in probes)
     assert count.startswith("3")  # the patterns were built
-    assert "OPENINSPECT_CLONE_SOURCE" in env and "rc=0" in environs  # the probes ran
+    assert "OPENINSPECT_CLONE_SOURCE" in env  # the probes ran, and read other environs
+    assert "environ-done" in environs and "OPENINSPECT_WORKSPACE=" in environs
     for found, marker in ((fs_grep, "grep-done"), (proc_grep, "proc-done")):
         assert marker in found
         assert [line for line in found.splitlines() if line.startswith("/")] == []
