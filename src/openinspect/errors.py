@@ -42,6 +42,8 @@ tree, and the API turns any of them into the one JSON error envelope using ``cod
     │   ├── InvalidEffort                 "invalid_effort"           422
     │   ├── RepoUnusable                  "repo_unusable"            422
     │   ├── BranchNotFound                "branch_not_found"         422
+    │   ├── ForkPointInvalid              "fork_point_invalid"       422
+    │   ├── ForkPointUnknown              "fork_point_unknown"       422
     │   ├── SignInCodeInvalid             "sign_in_code_invalid"     422
     │   ├── PullRequestEmpty              "pull_request_empty"       422
     │   ├── ScheduleInvalid               "schedule_invalid"         422
@@ -329,6 +331,19 @@ class BranchNotFound(InvalidInput):
     request's head that was deleted, a fork's head GitHub no longer has)."""
 
     code = "branch_not_found"
+
+
+class ForkPointInvalid(InvalidInput):
+    """A fork asked for at an event the session does not have (below 1, past its last)."""
+
+    code = "fork_point_invalid"
+
+
+class ForkPointUnknown(InvalidInput):
+    """A fork asked for inside a prompt whose messages were stored before the server recorded
+    which prompt wrote each: where to cut that conversation is not known."""
+
+    code = "fork_point_unknown"
 
 
 class SignInCodeInvalid(InvalidInput):

@@ -123,6 +123,13 @@ class RepoCreate(BaseModel):
     default_branch: str = Field("main", min_length=1, max_length=BRANCH_MAX)
 
 
+class ForkCreate(BaseModel):
+    """Fork a session at one of its events (``docs/sessions.md``, Fork)."""
+
+    at_seq: int = Field(ge=1, le=SEQ_MAX, description="The seq of the event to fork at.")
+    title: str | None = Field(None, max_length=200)
+
+
 class SessionOut(BaseModel):
     session: Session
     queue: list[Prompt] = []

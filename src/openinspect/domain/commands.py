@@ -31,6 +31,8 @@ CLIENT_REQUEST_ID_MAX = 128
 IDEMPOTENCY_KEY_MAX = 128
 PR_TITLE_MAX = 256
 PR_BODY_MAX = 60_000
+SEQ_MAX = 2**63 - 1
+"""The largest event seq a command may name (checked against the session's before any query)."""
 
 
 class _Command(BaseModel):
@@ -119,6 +121,17 @@ class OpenPullRequest(_SessionCommand):
     draft: bool = False
 
 
+class ForkSession(_Command):
+    """Start a new session (the sender's) from the session ``session_id`` at its event
+    ``at_seq``: its conversation up to there and its commit there (``sessions/fork.py``). Not
+    forwarded to the source's owner: a fork only reads the source."""
+
+    type: Literal["fork-session"] = "fork-session"
+    session_id: str = Field(min_length=1, max_length=ID_MAX)
+    at_seq: int = Field(ge=1, le=SEQ_MAX)
+    title: str | None = Field(None, max_length=TITLE_MAX)
+
+
 SessionCommand = Annotated[
     SubmitPrompt | CancelPrompt | Stop | Typing | SetPresence | UpdateSession | OpenPullRequest,
     Field(discriminator="type"),
@@ -126,6 +139,7 @@ SessionCommand = Annotated[
 """The commands addressed to one existing session (what a replica forwards to its owner)."""
 Command = Annotated[
     StartSession
+    | ForkSession
     | SubmitPrompt
     | CancelPrompt
     | Stop

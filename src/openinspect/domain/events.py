@@ -47,6 +47,15 @@ class _EventBase(BaseModel):
     prompt_id: str | None = None
 
 
+class ForkPoint(BaseModel):
+    """Where a forked session started: an event of another session."""
+
+    model_config = ConfigDict(frozen=True)
+
+    session_id: str
+    seq: int
+
+
 class SessionCreated(_EventBase):
     type: Literal["session-created"] = "session-created"
     title: str
@@ -57,6 +66,8 @@ class SessionCreated(_EventBase):
     effort: str | None
     creator: Author
     origin: SessionOrigin = "api"
+    forked_from: ForkPoint | None = None
+    """Set when the session is a fork: its conversation and commit are the source's at ``seq``."""
 
 
 class SessionUpdated(_EventBase):

@@ -94,6 +94,10 @@ class Session(_Record):
     origin_ref: str | None = None
     """What outside started it, when something did: a Slack thread, a Linear issue, an
     automation (set by the integration, never by a REST client)."""
+    forked_from_id: str | None = None
+    """The session this one was forked from (``sessions/fork.py``), if it was."""
+    forked_from_seq: int | None = None
+    """The event of ``forked_from_id`` it was forked at."""
 
     @property
     def works_on_existing_branch(self) -> bool:

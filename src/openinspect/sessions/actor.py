@@ -844,7 +844,9 @@ class _Host:
 
     async def save_conversation(self, start: int, rows: Sequence[str]) -> None:
         await self._wait_started()
-        await self._actor._s.store.sessions.save_conversation(self._actor.session.id, start, rows)
+        await self._actor._s.store.sessions.save_conversation(
+            self._actor.session.id, start, rows, self._prompt.id
+        )
 
     async def _redactor(self) -> Redactor:
         """The session's secret values: kept out of what the agent has posted to GitHub."""

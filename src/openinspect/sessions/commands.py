@@ -29,6 +29,7 @@ from openinspect.bus import Bus
 from openinspect.domain.commands import (
     CancelPrompt,
     Command,
+    ForkSession,
     OpenPullRequest,
     SessionCommand,
     SetPresence,
@@ -123,6 +124,10 @@ class CommandHandler:
     ) -> Started: ...
     @overload
     async def handle(
+        self, user: User, command: ForkSession, *, origin: SessionOrigin
+    ) -> Session: ...
+    @overload
+    async def handle(
         self, user: User, command: SubmitPrompt | CancelPrompt, *, origin: SessionOrigin
     ) -> Prompt: ...
     @overload
@@ -149,6 +154,8 @@ class CommandHandler:
         manager = self.manager
         # The same answer for a session that does not exist and one the user may not see.
         await ensure_can_see(manager.deps.store, user, command.session_id)
+        if isinstance(command, ForkSession):
+            return await self._fork(user, command, origin)
         if isinstance(command, SetPresence):
             await manager.presence.update(
                 command.session_id, command.client_id, user.id, command.status
@@ -277,6 +284,13 @@ class CommandHandler:
         prompt = await self._at_owner(user, submit, origin)
         assert isinstance(prompt, Prompt)
         return Started(await manager.get(session.id), prompt, replayed)
+
+    async def _fork(self, user: User, command: ForkSession, origin: SessionOrigin) -> Session:
+        """A fork only reads its source (its log, conversation and pushed commits, all in the
+        store and the mirror): it runs here, whoever owns the source."""
+        title = clean_title(command.title) if command.title is not None else None
+        source = await self.manager.get(command.session_id)
+        return await self.manager.fork(user, source, command.at_seq, title=title, origin=origin)
 
     async def _update(self, actor: SessionActor, command: UpdateSession) -> Session:
         title = clean_title(command.title) if command.title is not None else None  # first

@@ -44,6 +44,7 @@ from openinspect.errors import (
 )
 from openinspect.sessions.actor import SessionActor, SessionDeps
 from openinspect.sessions.diff import SessionDiffs
+from openinspect.sessions.fork import ForkStart, check_fork_point, fork_title, plan_fork
 from openinspect.sessions.git import branch_exists, commit_of, default_branch, normalize_origin
 from openinspect.sessions.git_recovery import reconcile_pushes
 from openinspect.sessions.limits import UserLimits
@@ -318,6 +319,7 @@ class SessionManager:
         fingerprint: str | None = None,
         work_branch: str | None = None,
         start_ref: str | None = None,
+        fork: ForkStart | None = None,
     ) -> Session:
         """Create a session on a repo (registered name or id, local path, or git URL).
 
@@ -330,7 +332,9 @@ class SessionManager:
         branch's head, and the git proxy lets it only fast-forward it. ``start_ref``
         (integrations only): the session's own branch is made on the origin at that ref (a
         fork's ``refs/pull/<n>/head``) before the session exists, so its sandbox starts there.
-        Either one missing from the repo is ``BranchNotFound``."""
+        Either one missing from the repo is ``BranchNotFound``. ``fork``: the session is a fork
+        (``sessions/fork.py``): its branch is made at the fork's commit, and it starts with the
+        fork's conversation, stored with it."""
         if work_branch is not None and start_ref is not None:
             raise InvalidInput("A session works on an existing branch or starts one, not both")
         store = self.deps.store
@@ -362,6 +366,8 @@ class SessionManager:
         if work_branch is not None:
             head = await self._existing_head(mirror, repo_url, base, work_branch)
         start = await self._start_commit(mirror, repo_url, start_ref) if start_ref else None
+        if fork is not None:
+            start = fork.commit
         now = utcnow()
         session_id = await self._claim_session_id(repo_url, mirror)
         branch = work_branch or session_branch(session_id)
@@ -391,6 +397,8 @@ class SessionManager:
             updated_at=now,
             origin=origin,
             origin_ref=origin_ref,
+            forked_from_id=fork.point.session_id if fork else None,
+            forked_from_seq=fork.point.seq if fork else None,
         )
         # The session's row, its owner and its ``session-created``: one transaction.
         created = await self.deps.events.commit(
@@ -405,9 +413,16 @@ class SessionManager:
                     effort=effort,
                     creator=Author.of(user),
                     origin=origin,
+                    forked_from=fork.point if fork else None,
                     ts=now,
                 ),
-                new_session=NewSession(session, idempotency_key, fingerprint, branch_head=head),
+                new_session=NewSession(
+                    session,
+                    idempotency_key,
+                    fingerprint,
+                    branch_head=head,
+                    conversation=fork.conversation if fork else (),
+                ),
             )
         )
         if created is None:  # another create under the same key won
@@ -421,6 +436,40 @@ class SessionManager:
             pushed = GitPush(session_id=session_id, sha=start, branch=branch, remote=repo_url)
             last_seq = (await self.deps.events.append(pushed)).seq
         return session.model_copy(update={"last_seq": last_seq})
+
+    async def fork(
+        self,
+        user: User,
+        source: Session,
+        at_seq: int,
+        *,
+        title: str | None = None,
+        origin: SessionOrigin = "api",
+    ) -> Session:
+        """A new session of ``user``'s started from ``source`` at its event ``at_seq``: its
+        conversation up to there and its commit there (``sessions/fork.py``). The caller has
+        checked that ``user`` may see ``source``; creating a session on its repo is checked
+        here, before anything is fetched."""
+        store = self.deps.store
+        await check_fork_point(store, source, at_seq)
+        await self.limits.check_working(user, None)
+        registered = await store.repos.find(source.repo_id) if source.repo_id else None
+        if self._repo_guard is not None:
+            await self._repo_guard(
+                user, registered.url if registered else source.repo_url, bool(registered)
+            )
+        mirror = await self.deps.origins.mirror(self.deps.settings.mirrors_dir, source.repo_url)
+        start = await plan_fork(store, mirror, source, at_seq)
+        return await self.create(
+            user,
+            repo=registered.id if registered else source.repo_url,
+            base_branch=source.base_branch,
+            model=source.model,
+            effort=source.effort,
+            title=title or fork_title(source.title, TITLE_MAX_CHARS),
+            origin=origin,
+            fork=start,
+        )
 
     async def _existing_head(self, mirror: Path, repo_url: str, base: str, branch: str) -> str:
         """The head of the existing ``branch`` a session is to work on."""

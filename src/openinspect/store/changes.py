@@ -49,6 +49,7 @@ from openinspect.store import feed
 from openinspect.store.db import insert_once
 from openinspect.store.leases import Lease, assert_held
 from openinspect.store.tables import (
+    conversation_messages,
     events,
     participants,
     prompts,
@@ -75,6 +76,8 @@ class NewSession:
     branch_head: str | None = None
     """Where the session's branch already is on the origin (an existing branch it was given, or
     one made for it at a start point): its push record starts there (``store.branches``)."""
+    conversation: tuple[str, ...] = ()
+    """The agent history it starts with (a fork's, cut from its source): stored with it."""
 
 
 @dataclass(frozen=True)
@@ -310,6 +313,20 @@ async def insert_session(conn: AsyncConnection, new: NewSession) -> bool:
             joined_at=session.created_at,
         )
     )
+    if new.conversation:
+        await conn.execute(
+            conversation_messages.insert(),
+            [
+                {
+                    "session_id": session.id,
+                    "position": i,
+                    "message": row,
+                    "created_at": session.created_at,
+                    "prompt_id": None,
+                }
+                for i, row in enumerate(new.conversation)
+            ],
+        )
     if new.branch_head is not None:
         await conn.execute(
             session_branches.insert().values(

@@ -145,6 +145,18 @@ class EventStore:
             rows = (await conn.execute(query)).scalars().all()
         return [load_event(r) for r in rows]
 
+    async def of_types(self, session_id: str, types: tuple[str, ...]) -> list[Event]:
+        """All the session's events of the given types, oldest first (a fork's reading of where
+        its source's prompts, responses, tool calls and commits are)."""
+        query = (
+            sa.select(events.c.data)
+            .where(events.c.session_id == session_id, events.c.type.in_(types))
+            .order_by(events.c.seq)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).scalars().all()
+        return [load_event(r) for r in rows]
+
     async def sizes(
         self,
         session_id: str,

@@ -148,9 +148,23 @@ class SessionStore:
         async with self._engine.connect() as conn:
             return list((await conn.execute(query)).scalars().all())
 
-    async def save_conversation(self, session_id: str, start: int, rows: Sequence[str]) -> None:
+    async def load_labelled_conversation(self, session_id: str) -> Sequence[tuple[str, str | None]]:
+        """The stored messages with the prompt whose run wrote each (None: from before that was
+        recorded, or given to a fork by its source), in order."""
+        query = (
+            sa.select(conversation_messages.c.message, conversation_messages.c.prompt_id)
+            .where(conversation_messages.c.session_id == session_id)
+            .order_by(conversation_messages.c.position)
+        )
+        async with self._engine.connect() as conn:
+            return [(r.message, r.prompt_id) for r in (await conn.execute(query)).all()]
+
+    async def save_conversation(
+        self, session_id: str, start: int, rows: Sequence[str], prompt_id: str | None = None
+    ) -> None:
         """Store ``rows`` as the messages from position ``start`` on and drop any stored after
-        them, in one transaction: after a model step that is an append of its new messages."""
+        them, in one transaction: after a model step that is an append of its new messages.
+        ``prompt_id``: the prompt whose run wrote them (where a fork may cut)."""
         now = utcnow()
         async with self._engine.begin() as conn:
             await conn.execute(
@@ -168,6 +182,7 @@ class SessionStore:
                             "position": start + i,
                             "message": row,
                             "created_at": now,
+                            "prompt_id": prompt_id,
                         }
                         for i, row in enumerate(rows)
                     ],

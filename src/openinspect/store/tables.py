@@ -110,6 +110,10 @@ sessions = sa.Table(
     # request tells a retry from a different request under a reused key.
     sa.Column("idempotency_key", sa.String(128), nullable=True),
     sa.Column("create_fingerprint", sa.String(64), nullable=True),
+    # The session and event a fork started from (migration 0020); no foreign key: a fork keeps
+    # its history when its source goes.
+    sa.Column("forked_from_id", sa.String(40), nullable=True),
+    sa.Column("forked_from_seq", sa.Integer, nullable=True),
     sa.Index("ix_sessions_updated_at", "updated_at"),
     sa.Index("ix_sessions_status_created_at", "status", "created_at"),
     sa.Index("ux_sessions_creator_idempotency_key", "creator_id", "idempotency_key", unique=True),
@@ -129,6 +133,9 @@ conversation_messages = sa.Table(
     sa.Column("position", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("created_at", _ts, nullable=False),
+    # The prompt whose run wrote it (migration 0020): where a fork may cut the conversation.
+    # None for messages from before, and for those a fork was given from its source.
+    sa.Column("prompt_id", sa.String(40), nullable=True),
 )
 
 participants = sa.Table(

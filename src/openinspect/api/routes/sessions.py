@@ -14,6 +14,7 @@ from openinspect.api.schemas import (
     SEQ_MAX,
     DiffStat,
     EventPage,
+    ForkCreate,
     LastPrompt,
     PromptCreate,
     PullRequestCreate,
@@ -33,6 +34,7 @@ from openinspect.api.schemas import (
 from openinspect.domain.commands import (
     ID_MAX,
     CancelPrompt,
+    ForkSession,
     OpenPullRequest,
     StartSession,
     Stop,
@@ -172,6 +174,21 @@ async def get_session(session_id: str, user: CurrentUser, state: State) -> Sessi
     session = await state.manager.get(session_id)
     queue = await state.store.prompts.unfinished(session_id)
     return SessionOut(session=session_shown_to(user, session), queue=queue)
+
+
+@router.post(
+    "/{session_id}/fork",
+    status_code=status.HTTP_201_CREATED,
+    responses=documented(403, 429, *_GITHUB_FAILURES),
+)
+async def fork_session(
+    session_id: str, body: ForkCreate, user: CurrentUser, state: State
+) -> SessionCreated:
+    """Start a new session (the caller's) from this one at its event ``at_seq``: the agent's
+    conversation up to there, and a branch of its own at the commit pushed by then."""
+    command = ForkSession(session_id=session_id, at_seq=body.at_seq, title=body.title)
+    session = await state.commands.handle(user, command, origin=REST_ORIGIN)
+    return SessionCreated(session=session_shown_to(user, session))
 
 
 @router.patch("/{session_id}", responses=documented(409))
