@@ -22,16 +22,15 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("sessions") as batch:
-        batch.add_column(sa.Column("forked_from_id", sa.String(40), nullable=True))
-        batch.add_column(sa.Column("forked_from_seq", sa.Integer, nullable=True))
-    with op.batch_alter_table("conversation_messages") as batch:
-        batch.add_column(sa.Column("prompt_id", sa.String(40), nullable=True))
+    op.add_column("sessions", sa.Column("forked_from_id", sa.String(40), nullable=True))
+    op.add_column("sessions", sa.Column("forked_from_seq", sa.Integer, nullable=True))
+    op.add_column("conversation_messages", sa.Column("prompt_id", sa.String(40), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("conversation_messages") as batch:
-        batch.drop_column("prompt_id")
-    with op.batch_alter_table("sessions") as batch:
-        batch.drop_column("forked_from_seq")
-        batch.drop_column("forked_from_id")
+    # A plain DROP COLUMN (SQLite 3.35+, Postgres), not a batch's copy of the table: copying
+    # ``sessions`` drops the old one, and SQLite's ON DELETE CASCADE would empty every table
+    # that refers to it (conversations, participants, events…).
+    op.drop_column("conversation_messages", "prompt_id")
+    op.drop_column("sessions", "forked_from_seq")
+    op.drop_column("sessions", "forked_from_id")
