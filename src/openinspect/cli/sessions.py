@@ -202,6 +202,43 @@ def sessions_rename(
     _patch(session_id, {"title": title}, json_out, "renamed")
 
 
+@sessions_app.command("fork")
+def sessions_fork(
+    session_id: SessionArg,
+    at: Annotated[
+        int,
+        typer.Option(
+            "--at", min=1, help="The seq of the event to fork at (see `sessions show --json`)."
+        ),
+    ],
+    title: Annotated[
+        str | None, typer.Option("--title", "-t", help="The new session's title.")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Start a new session from a session at one of its events: its conversation up to there
+    and its commit there, on a branch of its own."""
+
+    async def main() -> int:
+        body: dict[str, Any] = {"at_seq": at}
+        if title is not None:
+            body["title"] = title
+        async with open_client() as client:
+            data = await client.request("POST", f"/api/sessions/{session_id}/fork", json=body)
+        session = data["session"]
+        if json_out:
+            emit_json(session)
+        else:
+            console().print(
+                f"forked {session_id} at event {at}: {session['id']} on {session['branch']}",
+                markup=False,
+                highlight=False,
+            )
+        return 0
+
+    run(main())
+
+
 @sessions_app.command("cancel")
 def sessions_cancel(
     session_id: SessionArg,
