@@ -92,6 +92,10 @@ export const endpoints = {
   /** The newest sessions; the archived ones instead with `archived`. */
   sessions: (signal?: AbortSignal, archived = false) =>
     api.get<SessionListResponse>(`/api/sessions?limit=200${archived ? '&archived=true' : ''}`, { signal }),
+  /** A new session (the caller's) from this one at its event `atSeq`: its conversation up to
+   * there and its commit there. */
+  forkSession: (id: string, atSeq: number) =>
+    api.post<{ session: Session; prompt: Prompt | null }>(`/api/sessions/${enc(id)}/fork`, { at_seq: atSeq }),
   /** Rename, archive or unarchive; the change also arrives as a `session-updated` event. */
   patchSession: (id: string, body: { title?: string; archived?: boolean }) =>
     api.patch<{ session: Session; queue: Prompt[] }>(`/api/sessions/${enc(id)}`, body),

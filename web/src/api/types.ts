@@ -224,6 +224,9 @@ export interface Session {
   /** Absent from servers older than the origin field. */
   origin?: SessionOrigin;
   origin_ref?: string | null;
+  /** The session (and its event) this one was forked from; absent from older servers. */
+  forked_from_id?: string | null;
+  forked_from_seq?: number | null;
 }
 
 export interface Prompt {

@@ -25,10 +25,60 @@ export interface RowProps {
   /** For a prompt's end: its turn is folded into the footer. */
   collapsed: boolean;
   onCollapse(promptId: string): void;
+  /** Start a new session from this one at the event `seq` (absent: the viewer may not). */
+  onFork?(seq: number): void;
+}
+
+/** The event a row's "Fork from here" forks at: the end of a prompt, a text, a tool's result
+ * (its call while it runs); null for rows with no such point. */
+export function forkSeq(item: Item): number | null {
+  switch (item.kind) {
+    case 'prompt-finished':
+    case 'agent-text':
+      return item.seq;
+    case 'tool':
+      return item.result ? item.result.seq : item.seq;
+    default:
+      return null;
+  }
+}
+
+function ForkButton(props: { seq: number; onFork(seq: number): void }) {
+  return (
+    <button
+      type="button"
+      class="link-button muted small fork-here"
+      data-testid="fork-here"
+      title="Start a new session from this point: the conversation up to here, the code as last pushed by then"
+      onClick={() => props.onFork(props.seq)}
+    >
+      ⑂ Fork from here
+    </button>
+  );
 }
 
 export const TimelineRow = memo(
   function TimelineRow(props: RowProps) {
+    const row = <RowBody {...props} />;
+    const seq = props.onFork ? forkSeq(props.item) : null;
+    if (seq === null || !props.onFork) return row;
+    return (
+      <div class="forkable">
+        {row}
+        <ForkButton seq={seq} onFork={props.onFork} />
+      </div>
+    );
+  },
+  (a, b) =>
+    a.item === b.item &&
+    a.open === b.open &&
+    a.showAll === b.showAll &&
+    a.sessionModel === b.sessionModel &&
+    a.collapsed === b.collapsed &&
+    a.onFork === b.onFork,
+);
+
+function RowBody(props: RowProps) {
     const { item } = props;
     switch (item.kind) {
       case 'prompt':
@@ -75,14 +125,7 @@ export const TimelineRow = memo(
       case 'event':
         return <EventRow event={item.event} />;
     }
-  },
-  (a, b) =>
-    a.item === b.item &&
-    a.open === b.open &&
-    a.showAll === b.showAll &&
-    a.sessionModel === b.sessionModel &&
-    a.collapsed === b.collapsed,
-);
+}
 
 function PromptRow({ item, sessionModel }: { item: PromptItem; sessionModel: string }) {
   const override = item.model && item.model !== sessionModel;

@@ -20,6 +20,7 @@ import { useStore } from '../lib/store';
 import { UNTITLED, currentSession$, learnTitle, me$, reportError, titleFromPrompt, titles$ } from '../state';
 import { type Item, type QueueEntry, commits, currentPull, hasPushed, isRunning, itemType, visibleRows } from '../timeline/reduce';
 import type { SocketStatus } from '../ws/socket';
+import { navigate } from '../router';
 import { type SessionController, useSession } from './useSession';
 
 const getKey = (item: Item) => item.key;
@@ -31,6 +32,7 @@ export function SessionView({ id }: { id: string }) {
   const ctl = useSession(id);
   const { state, status } = ctl;
   const session = state.session;
+  const viewer = useStore(me$);
   const running = isRunning(state);
   const [panel, setPanel] = useState(isWide);
   const [panelWidth, setPanelWidth] = useState<number | null>(savedPanelWidth);
@@ -99,6 +101,20 @@ export function SessionView({ id }: { id: string }) {
     [],
   );
   const sessionModel = session?.model ?? '';
+  // Anyone who sees the session takes part in it (or is an admin): the server checks again,
+  // and also that the viewer may start sessions on its repo.
+  const onFork = useCallback(
+    async (seq: number) => {
+      try {
+        const made = await endpoints.forkSession(id, seq);
+        navigate(`/sessions/${made.session.id}`);
+      } catch (err) {
+        reportError(err);
+      }
+    },
+    [id],
+  );
+  const canFork = !!viewer && !!session;
   const render = useCallback(
     (item: Item) => (
       <TimelineRow
@@ -110,9 +126,10 @@ export function SessionView({ id }: { id: string }) {
         sessionModel={sessionModel}
         collapsed={item.kind === 'prompt-finished' && collapsed.has(item.promptId)}
         onCollapse={onCollapse}
+        onFork={canFork ? onFork : undefined}
       />
     ),
-    [expanded, showAll, toggle, onShowAll, sessionModel, collapsed, onCollapse],
+    [expanded, showAll, toggle, onShowAll, sessionModel, collapsed, onCollapse, canFork, onFork],
   );
   const rowProps = useCallback(
     (item: Item) => ({ 'data-testid': 'timeline-item', 'data-seq': String(item.seq), 'data-type': itemType(item) }),
@@ -388,6 +405,15 @@ function SessionHeader(props: {
               </>
             )}
           </span>
+          {s.forked_from_id && (
+            <span data-testid="session-forked-from">
+              <span class="muted">forked from</span>{' '}
+              <Link href={`/sessions/${s.forked_from_id}`} class="mono small">
+                {s.forked_from_id}
+              </Link>{' '}
+              <span class="muted">at event {s.forked_from_seq}</span>
+            </span>
+          )}
         </div>
       )}
       {prDialog && s && (
