@@ -7,6 +7,7 @@ always the caller's. In process: the claims are the route's, the handler's and t
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from openinspect.domain.events import utcnow
 from openinspect.testing.asgi import InApp
@@ -90,3 +91,20 @@ async def test_a_deleted_session_cannot_be_forked(api: InApp, calc: str) -> None
     answer = await ada.call("POST", f"/api/sessions/{sid}/fork", json={"at_seq": 1})
     assert answer.status_code == 404
     assert answer.json()["error"]["code"] == "session_not_found"
+
+
+async def test_a_participant_who_may_not_start_sessions_on_the_repo_cannot_fork(
+    api: InApp, origin: Path
+) -> None:
+    """Seeing a session is not enough: the fork is a new session on its repo, and members may
+    not start sessions on a local path (only an admin's session can be on one)."""
+    eve = await api.member("eve")
+    sid = (await api.admin().session(repo=str(origin)))["id"]
+    await api.plane.store.sessions.add_participant(sid, eve.user.id)
+    assert (await eve.call("GET", f"/api/sessions/{sid}")).status_code == 200
+    before = await _count(api)
+    answer = await eve.call("POST", f"/api/sessions/{sid}/fork", json={"at_seq": 1})
+    assert answer.status_code == 403, answer.text
+    assert answer.json()["error"]["code"] == "forbidden"
+    assert str(origin) not in answer.text  # no server path in the refusal
+    assert await _count(api) == before
