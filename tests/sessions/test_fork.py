@@ -18,7 +18,7 @@ from openinspect.controlplane import ControlPlane
 from openinspect.domain.commands import ForkSession
 from openinspect.domain.models import FINISHED_PROMPT_STATUSES, Prompt, Session, User
 from openinspect.sandboxes.bwrap import probe_bwrap
-from openinspect.sessions.fork import FORKED_TOOL_RESULT
+from openinspect.sessions.fork_history import FORKED_TOOL_RESULT
 from openinspect.settings import (
     AgentSettings,
     ModelProviderSettings,
@@ -157,6 +157,10 @@ async def test_a_fork_at_the_end_of_a_prompt_has_its_history_and_its_commit(
     assert SECOND not in sent and "SECOND-OUT" not in sent and SECOND_DONE not in sent
     assert body["messages"][-1]["role"] == "user"
     assert "which files are there?" in json.dumps(body["messages"][-1])
+    # ...told where its history and its code come from, at the head of that prompt.
+    assert f"fork of session {source.id} at its event {ends[0].seq}" in json.dumps(
+        body["messages"][-1]
+    )
     _assert_every_call_answered(body["messages"])
     # The source is untouched: its branch still has both commits.
     assert await plane.store.branches.head(source.id, source.branch) == commits[1].sha

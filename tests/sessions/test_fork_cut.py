@@ -28,7 +28,7 @@ from openinspect.domain.events import (
     Usage,
 )
 from openinspect.errors import ForkPointUnknown
-from openinspect.sessions.fork import FORKED_TOOL_RESULT, cut_conversation
+from openinspect.sessions.fork_history import FORKED_TOOL_RESULT, cut_conversation
 
 S = "ses_1"
 

@@ -70,6 +70,7 @@ from openinspect.sandboxes.base import SandboxProvider
 from openinspect.sandboxes.bridge import BridgeHub, SandboxConnection
 from openinspect.secrets.redact import EMPTY, Redactor, SecretRedaction
 from openinspect.sessions.eventlog import EventLog
+from openinspect.sessions.fork import fork_note
 from openinspect.sessions.git import (
     clip_git_output,
     commit_in_sandbox,
@@ -623,6 +624,9 @@ class SessionActor:
         # A box replaced since the last prompt (lost, or stopped idle) is said at the head of
         # the prompt, so it stays in the conversation with the turn it explains.
         note = await self.sandbox.replacement_note()
+        forked = await fork_note(self._s.store, self.session)
+        if forked is not None:  # a fork's first prompt: where its history and code come from
+            note = forked if note is None else f"{forked}\n\n{note}"
         run = PromptRun(
             session_id=self.session.id,
             prompt_id=prompt.id,

@@ -459,6 +459,7 @@ class SessionManager:
                 user, registered.url if registered else source.repo_url, bool(registered)
             )
         mirror = await self.deps.origins.mirror(self.deps.settings.mirrors_dir, source.repo_url)
+        await self.deps.models.loaded()  # the cut reads pydantic-ai's messages
         start = await plan_fork(store, mirror, source, at_seq)
         return await self.create(
             user,
