@@ -138,3 +138,15 @@ def test_unlabelled_messages_fork_only_at_their_prompts_boundaries() -> None:
 def test_a_forks_inherited_history_is_always_its_start() -> None:
     inherited = [(encode_message(m), None) for m in P1]
     assert _cut(inherited, 1, inherited=True) == P1
+
+
+def test_a_prompt_stopped_on_its_calls_is_answered_at_its_end() -> None:
+    """A prompt stopped before its tool ran ends its stored history on the call: a fork at its
+    end answers the call (its rows otherwise kept as stored)."""
+    stopped = [*P1, P2[0], P2[1]]
+    rows = [(encode_message(m), "p1") for m in stopped]
+    cut = cut_conversation(rows, EVENTS, 5, inherited=False)
+    assert cut[: len(rows)] == [r for r, _ in rows]
+    messages = decode_messages(cut)
+    assert messages[:-1] == stopped
+    assert _answers(messages[-1]) == {"a": FORKED_TOOL_RESULT, "b": FORKED_TOOL_RESULT}

@@ -61,10 +61,19 @@ def cut_conversation(
             running.append(row)
         else:
             break  # a later prompt's: the history is a prefix
-    messages = decode_messages(kept)
+    # The whole prompts' rows are kept as stored (decoding and encoding a long conversation
+    # again costs more than the rest of a fork); only the running prompt's, and the last row,
+    # are read.
+    tail: list[ModelMessage] = []
     if current is not None and running:
-        messages += _partial(decode_messages(running), [e for e in upto if e.prompt_id == current])
-    return [encode_message(m) for m in _answer_dangling(messages)]
+        tail = _partial(decode_messages(running), [e for e in upto if e.prompt_id == current])
+    if tail:
+        return [*kept, *(encode_message(m) for m in _answer_dangling(tail))]
+    if not kept:
+        return []
+    last = decode_messages(kept[-1:])
+    answered = _answer_dangling(last)
+    return kept if answered == last else [*kept, *(encode_message(m) for m in answered[1:])]
 
 
 def _after_unlabelled_prompts(
