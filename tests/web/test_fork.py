@@ -41,5 +41,6 @@ def test_fork_from_a_finished_prompt_opens_the_fork(
     header = page.get_by_test_id("session-forked-from")
     expect(header).to_contain_text(source["id"])
     expect(header).to_contain_text(f"at event {seq}")
+    expect(page.get_by_test_id("forked-from-event")).to_contain_text(f"at event {seq}")
     # Rows with no point to fork at (the session's start, the sandbox line) have no button.
     expect(page.get_by_test_id("fork-here")).to_have_count(0)

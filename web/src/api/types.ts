@@ -297,6 +297,8 @@ export interface SessionCreatedEvent extends Base {
   model: string;
   effort: string | null;
   creator: Author;
+  /** Set when the session is a fork: the source's conversation and commit at `seq`. */
+  forked_from?: { session_id: string; seq: number } | null;
 }
 export interface SessionUpdatedEvent extends Base {
   type: 'session-updated';

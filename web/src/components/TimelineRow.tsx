@@ -13,7 +13,7 @@ import { ansiToHtml, escapeHtml, stripAnsi } from '../lib/ansi';
 import { duration, modelLabel, plural, relativeTime, shortSha, usd } from '../lib/format';
 import { renderMarkdown } from '../lib/markdown';
 import type { Item, PromptEndItem, PromptItem, SandboxItem, ToolItem } from '../timeline/reduce';
-import { Avatar, Hint, StatusDot } from './bits';
+import { Avatar, Hint, Link, StatusDot } from './bits';
 
 export interface RowProps {
   item: Item;
@@ -537,6 +537,12 @@ function EventRow({ event: e }: { event: DurableEvent }) {
           {e.creator.name} started this session on <code>{e.repo_url}</code> from <code>{e.base_branch}</code> →{' '}
           <code>{e.branch}</code> with {modelLabel(e.model)}
           {e.effort ? ` (${e.effort})` : ''}
+          {e.forked_from && (
+            <span data-testid="forked-from-event">
+              , forked from <Link href={`/sessions/${e.forked_from.session_id}`}>{e.forked_from.session_id}</Link> at event{' '}
+              {e.forked_from.seq}
+            </span>
+          )}
         </div>
       );
     case 'session-updated':
