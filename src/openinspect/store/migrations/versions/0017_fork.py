@@ -1,6 +1,6 @@
 """session forks
 
-Revision ID: 0020
+Revision ID: 0017
 Revises: 0016
 
 ``sessions.forked_from_id`` / ``forked_from_seq``: the session and event a fork started from
@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0020"
+revision = "0017"
 down_revision = "0016"
 branch_labels = None
 depends_on = None
