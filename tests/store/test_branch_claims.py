@@ -34,7 +34,9 @@ async def _upgrade_from_0002(url: str) -> None:
         t0 = utcnow()
         async with older.engine.begin() as conn:
             for session in (first, second, old):  # the columns of schema 0002
-                row = session.model_dump(exclude={"origin", "origin_ref"})
+                row = session.model_dump(
+                    exclude={"origin", "origin_ref", "forked_from_id", "forked_from_seq"}
+                )
                 await conn.execute(sessions.insert().values(**row))
             for sid, offset in ((first.id, 1), (second.id, 2)):
                 await conn.execute(
