@@ -6,7 +6,8 @@ tree, and the API turns any of them into the one JSON error envelope using ``cod
 
     OpenInspectError                      code "internal"            500
     ├── ConfigError                       "config_invalid"           500
-    │   └── NotConfigured                 "not_configured"           404
+    │   ├── NotConfigured                 "not_configured"           404
+    │   └── ImagesUnsupported             "images_unsupported"       409
     ├── AuthError                         "unauthenticated"          401
     │   ├── ForbiddenError                "forbidden"                403
     │   │   ├── SignInRefused             "sign_in_refused"          403
@@ -30,6 +31,7 @@ tree, and the API turns any of them into the one JSON error envelope using ``cod
     │   ├── RepoNotFound                  "repo_not_found"           404
     │   ├── AutomationNotFound            "automation_not_found"     404
     │   ├── SecretNotFound                "secret_not_found"         404
+    │   ├── ImageBuildNotFound            "image_build_not_found"    404
     │   └── SlackLinkNotFound             "slack_link_not_found"     404
     │       ├── SlackLinkUsed             "slack_link_used"          410
     │       └── SlackLinkExpired          "slack_link_expired"       410
@@ -128,6 +130,14 @@ class NotConfigured(ConfigError):
 
     code = "not_configured"
     status = 404
+
+
+class ImagesUnsupported(ConfigError):
+    """Repo images were asked for on a sandbox backend that keeps no snapshots: the server's
+    configuration, which the caller cannot change (409, not a server failure)."""
+
+    code = "images_unsupported"
+    status = 409
 
 
 class AuthError(OpenInspectError):
@@ -264,6 +274,12 @@ class SecretNotFound(NotFoundError):
     """No secret of that name in that scope (global, or the repo asked for)."""
 
     code = "secret_not_found"
+
+
+class ImageBuildNotFound(NotFoundError):
+    """No build of that id among the repo's image builds."""
+
+    code = "image_build_not_found"
 
 
 class SlackLinkNotFound(NotFoundError):

@@ -187,6 +187,12 @@ class ServiceSettings(BaseModel):
         description="Run the idle-sandbox reaper: stop idle sandboxes (sessions.idle_stop_s) and "
         "those of deleted sessions. Every server runs it over the sandboxes it runs.",
     )
+    image_builds_enabled: bool = Field(
+        True,
+        description="Run the repo image builder: build the images of repos that opted in "
+        "('openinspect repos image enable') when they have none, when asked, and when their "
+        "base branch moved (sandbox.images.rebuild_interval_s). One server at a time runs it.",
+    )
     webhook_prune_enabled: bool = Field(
         True,
         description="Run the pruning of old webhook delivery ids (kept to recognise a "
@@ -402,6 +408,36 @@ class EgressSettings(BaseModel):
         return [str(entry) for entry in parse_entries(value)]
 
 
+DEFAULT_IMAGE_REBUILD_INTERVAL_S = 1800.0
+DEFAULT_IMAGE_CHECK_INTERVAL_S = 60.0
+DEFAULT_IMAGES_KEPT = 2
+
+
+class ImageSettings(BaseModel):
+    """Repo images: a box per repo booted in ``build`` mode (``setup.sh`` once) and captured, so
+    that new sessions start from it (``repo_image`` mode). Repos opt in one by one."""
+
+    rebuild_interval_s: float = Field(
+        DEFAULT_IMAGE_REBUILD_INTERVAL_S,
+        ge=60,
+        description="Least time between two builds of a repo's image started because its base "
+        "branch moved, in seconds (a build asked for with 'openinspect repos image build' "
+        "does not wait).",
+    )
+    check_interval_s: float = Field(
+        DEFAULT_IMAGE_CHECK_INTERVAL_S,
+        gt=0,
+        description="How often the image builder looks for repos whose image is missing, asked "
+        "for or behind their base branch, in seconds.",
+    )
+    kept: int = Field(
+        DEFAULT_IMAGES_KEPT,
+        ge=1,
+        description="Good images kept per repo and base branch, newest first; older ones' "
+        "archives are deleted.",
+    )
+
+
 DEFAULT_SNAPSHOT_MAX_MIB = 2048
 DEFAULT_SNAPSHOT_MAX_FILES = 200_000
 DEFAULT_SNAPSHOTS_KEPT = 2
@@ -523,6 +559,10 @@ class SandboxSettings(BaseModel):
         description="Where snapshot archives are kept (default: <home>/snapshots). Replicas "
         "that run boxes must all see the same directory (shared storage): a session that "
         "moves to a replica that cannot read its snapshot fails to restore it, visibly.",
+    )
+    images: ImageSettings = Field(
+        default_factory=ImageSettings,
+        description="Repo images (providers that keep snapshots; bwrap does).",
     )
     bwrap: BwrapSettings = Field(
         default_factory=BwrapSettings, description="The bwrap backend's own settings."

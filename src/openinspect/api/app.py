@@ -26,6 +26,7 @@ from openinspect.api.routes import (
     automation_hooks,
     automations,
     egress,
+    images,
     linear,
     meta,
     repos,
@@ -82,6 +83,7 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
     app.include_router(sessions.router)
     app.include_router(repos.router)
     app.include_router(egress.repos_router)
+    app.include_router(images.router)
     app.include_router(egress.sessions_router)
     app.include_router(secrets.router)
     app.include_router(ws.router)

@@ -2,7 +2,11 @@
 
 ``.openinspect/setup.sh`` runs on ``fresh`` and ``build`` boots (a failure or timeout is a warning
 on ``fresh``, fatal on ``build``); ``.openinspect/start.sh`` runs on every boot but ``build`` (a
-failure or timeout fails the boot). Both run under ``/bin/bash`` with cwd = the repo and
+failure or timeout fails the boot). A ``repo_image`` boot starts on a workspace a ``build`` boot
+left (the repo's image: the checkout with what ``setup.sh`` made), so it skips ``setup.sh`` and
+first brings the checkout up to date: it fetches the clone source's branches into
+``origin/*`` and fast-forwards the base branch (a checkout that cannot be fast-forwarded stays
+at the image's commit, with a warning). Both run under ``/bin/bash`` with cwd = the repo and
 ``OPENINSPECT_BOOT_MODE`` set; their output becomes ``log`` events; a timeout kills their group.
 
 The clone source is a path or URL; a file directly in the workspace is a git bundle copied in
@@ -34,6 +38,8 @@ from .protocol import (
 CLONE_TIMEOUT_S = 600.0
 SETUP_SCRIPT = ".openinspect/setup.sh"
 START_SCRIPT = ".openinspect/start.sh"
+RUNTIME_WARNING = "[openinspect] warning: "
+"""A log line the control plane also shows as a warning (``sessions.sandbox``)."""
 
 _EmitLine = Callable[[str], Awaitable[None]]
 
@@ -105,6 +111,9 @@ class Boot:
 
     async def _clone(self) -> None:
         plan = self._plan
+        if (plan.repo_dir / ".git").exists() and plan.boot_mode == "repo_image":
+            await self._refresh()
+            return
         if (plan.repo_dir / ".git").exists():
             await self._announce(
                 {"type": "boot", "phase": "clone", "message": "reusing the existing checkout"}
@@ -121,6 +130,43 @@ class Boot:
             what="git clone",
         )
         self._discard_bundle()
+
+    async def _refresh(self) -> None:
+        """Bring an image's checkout up to the clone source's base branch: fetch its branches
+        (the base one and those the provider carried) into ``origin/*``, then fast-forward."""
+        plan = self._plan
+        await self._announce(
+            {
+                "type": "boot",
+                "phase": "clone",
+                "message": f"updating the image's checkout to the newest {plan.base_branch}",
+            }
+        )
+        await self._git(
+            [
+                "fetch",
+                "--quiet",
+                "--no-tags",
+                "--",
+                plan.clone_source,
+                "+refs/heads/*:refs/remotes/origin/*",
+            ],
+            cwd=plan.repo_dir,
+            what="git fetch",
+        )
+        self._discard_bundle()
+        code, timed_out = await self._run_logged(
+            ["git", "merge", "--ff-only", "--quiet", f"refs/remotes/origin/{plan.base_branch}"],
+            "clone",
+            CLONE_TIMEOUT_S,
+            cwd=plan.repo_dir,
+        )
+        if timed_out or code != 0:
+            await self._log(
+                "clone",
+                f"{RUNTIME_WARNING}the image's checkout could not be fast-forwarded to the "
+                f"newest {plan.base_branch}; it stays at the image's commit",
+            )
 
     def _discard_bundle(self) -> None:
         """A clone source that is a file in the workspace is a bundle the provider copied in for
@@ -150,7 +196,7 @@ class Boot:
         )
         if plan.boot_mode == "build":
             raise BootFailed(f"{SETUP_SCRIPT} {reason}", None if timed_out else code)
-        await self._log("setup", f"[openinspect] warning: {SETUP_SCRIPT} {reason}; continuing")
+        await self._log("setup", f"{RUNTIME_WARNING}{SETUP_SCRIPT} {reason}; continuing")
 
     async def _start(self) -> None:
         plan = self._plan

@@ -254,7 +254,8 @@ class BoxInputs:
     runtime_zip: int
     """The runtime's code (:func:`.payload.runtime_zip`)."""
     bundle: int | None = None
-    """A git bundle to clone from, when the workspace has no checkout yet."""
+    """A git bundle to clone from, when the workspace has no checkout yet (or to fetch from, for
+    a box started from a repo image)."""
     info: int | None = None
     """Where bwrap writes ``{"child-pid": …}`` (the box's init, as a host pid)."""
     block: int | None = None
@@ -624,7 +625,11 @@ class BwrapProvider:
         runtime = data_fd("openinspect-runtime", code)
         opened.append(runtime)
         bundle = None
-        if not (spec.workspace_dir / REPO_DIRNAME / ".git").exists():
+        # A repo image's box fetches the newest commits from it (:mod:`openinspect.runtime.boot`).
+        if (
+            spec.boot_mode == "repo_image"
+            or not (spec.workspace_dir / REPO_DIRNAME / ".git").exists()
+        ):
             branches = [spec.base_branch, *spec.carry_branches]
             bundle = await origin_bundle(spec.clone_source, branches, self._scratch)
             opened.append(bundle)

@@ -8,7 +8,8 @@ handed over as file contents instead, through descriptors bwrap copies into the 
   ``websockets``; its C speedups are left out and it falls back to Python), imported with
   ``zipimport``; built once per process;
 - the repo: a git bundle of the base branch (and the work branch when the mirror has it), which
-  the runtime clones from and then deletes. Only made when the workspace has no checkout yet.
+  the runtime clones from and then deletes. Only made when the workspace has no checkout yet,
+  or for a box started from a repo image, which fetches the newest commits from it.
 """
 
 from __future__ import annotations

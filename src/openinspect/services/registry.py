@@ -36,6 +36,7 @@ BUILTIN_SERVICES: dict[str, str] = {
     "failover": "openinspect.services.ownership:failover",
     "github_inbox": "openinspect.services.github_inbox:github_inbox",
     "idle_reaper": "openinspect.services.tidy:idle_reaper",
+    "image_builds": "openinspect.services.images:image_builds",
     "linear_inbox": "openinspect.services.linear_inbound:linear_inbox",
     "outbox": "openinspect.services.outbox:outbox",
     "presence_heartbeat": "openinspect.services.presence:presence_heartbeat",

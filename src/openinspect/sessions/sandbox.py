@@ -49,6 +49,7 @@ from openinspect.errors import (
     SandboxLost,
     SnapshotCorrupt,
 )
+from openinspect.images.choice import FRESH, BootSource, from_snapshot, repo_image
 from openinspect.runtime.protocol import RuntimeEvent
 from openinspect.sandboxes.base import (
     SandboxHandle,
@@ -121,6 +122,7 @@ class SessionSandbox:
         self._watcher: asyncio.Task[None] | None = None
         self._setup_warned = False
         self._restored: SnapshotRecord | None = None
+        self._image_message: str | None = None
         self._replacement_told = False
         self._snapshot_warned = False
         self.status: SandboxStatus = "none"
@@ -217,7 +219,7 @@ class SessionSandbox:
             token_hash=hashlib.sha256(token.encode()).hexdigest(),
         )
         self.workspace_dir.mkdir(parents=True, exist_ok=True)
-        snapshot = await self._newest_snapshot()
+        source = await self._boot_source()
         spec = SandboxSpec(
             sandbox_id=self._sandbox_id,
             workspace_dir=self.workspace_dir,
@@ -235,14 +237,8 @@ class SessionSandbox:
             max_processes=settings.sandbox.max_processes,
             egress=settings.sandbox.egress.enabled,
         )
-        self._restored, self._snapshot_warned = None, False
-        if snapshot is not None:
-            assert isinstance(self._provider, SnapshotCapable)
-            spec = replace(spec, boot_mode="snapshot_restore")
-            self._handle = await self._provider.restore(SnapshotRef(**asdict(snapshot.data)), spec)
-            self._restored = snapshot
-        else:
-            self._handle = await self._provider.create(spec)
+        self._restored, self._snapshot_warned = source.snapshot, False
+        self._handle = await self._make_box(source, spec)
         self._watcher = asyncio.create_task(self._watch_exit(self._handle, conn))
         await self._set_status("booting")
         if box_secrets:
@@ -258,8 +254,55 @@ class SessionSandbox:
             git_remote_path=self._origins.proxy_path(session.id, origin),
         )
         await conn.bind(binding)
-        await self._set_status("ready", self._restored_message())
+        await self._set_status("ready", self._restored_message() or self._image_message)
         return conn
+
+    async def _boot_source(self) -> BootSource:
+        """What the box starts from: the session's newest snapshot, else (a workspace that
+        never had a box) its repo's newest image, else a fresh clone (:mod:`openinspect.images`)."""
+        snapshot = await self._newest_snapshot()
+        if snapshot is not None:
+            return from_snapshot(snapshot)
+        if self._had_box() or (self.workspace_dir / "repo" / ".git").exists():
+            return FRESH
+        image = await repo_image(
+            self._store, self._provider, self._session.repo_id, self._session.base_branch
+        )
+        return image or FRESH
+
+    async def _make_box(self, source: BootSource, spec: SandboxSpec) -> SandboxHandle:
+        """Create the box, or restore it from ``source``. A snapshot that cannot be restored
+        raises (``SnapshotCorrupt``: never a fresh checkout in its place); an image that cannot
+        is marked bad, said in a warning, and the box is made fresh instead (it held no work)."""
+        self._image_message = None
+        if source.ref is None:
+            return await self._provider.create(spec)
+        assert isinstance(self._provider, SnapshotCapable)
+        try:
+            handle = await self._provider.restore(
+                source.ref, replace(spec, boot_mode=source.boot_mode)
+            )
+        except SnapshotCorrupt as exc:
+            if source.image is None:
+                raise
+            await self._store.images.mark_bad(source.image.id, exc.message)
+            await self._emit(
+                WarningEvent(
+                    session_id=self._session.id,
+                    code="image_corrupt",
+                    message=f"The repo image {source.image.id} could not be used "
+                    f"({exc.message}); it is marked bad and this box starts from a fresh clone.",
+                )
+            )
+            return await self._provider.create(spec)
+        self._image_message = source.describe_image()
+        if self._image_message is not None:
+            await self._emit(
+                SandboxLog(
+                    session_id=self._session.id, source="openinspect", line=self._image_message
+                )
+            )
+        return handle
 
     def _restored_message(self) -> str | None:
         restored = self._restored

@@ -17,6 +17,7 @@ from openinspect.store.events import EventStore
 from openinspect.store.feed import FeedStore
 from openinspect.store.github_feedback import GithubFeedbackStore
 from openinspect.store.identities import IdentityStore
+from openinspect.store.images import ImageStore
 from openinspect.store.inbox import InboxStore
 from openinspect.store.leases import LeaseStore
 from openinspect.store.linear import LinearStore
@@ -69,6 +70,7 @@ class Store:
     linear: LinearStore
     egress: EgressStore
     secrets: SecretStore
+    images: ImageStore
 
     @classmethod
     async def open(
@@ -115,6 +117,7 @@ class Store:
             linear=LinearStore(engine, sealer),
             egress=EgressStore(engine),
             secrets=SecretStore(engine, sealer),
+            images=ImageStore(engine),
         )
 
     async def close(self) -> None:

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from openinspect.domain.events import utcnow
 from openinspect.domain.ids import new_id
 from openinspect.store.tables import egress_requests as requests
+from openinspect.store.tables import image_builds, repos, sandboxes, sessions
 from openinspect.store.tables import repo_egress_allow as allow
-from openinspect.store.tables import repos, sandboxes, sessions
 
 MESSAGE_MAX_CHARS = 500
 DEFAULT_LIST_LIMIT = 200
@@ -70,6 +70,8 @@ class EgressStore:
         )
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
+            if not rows:  # a box building a repo's image serves no session, but has its repo
+                rows = (await conn.execute(_build_box_scope(sandbox_id))).all()
         if not rows:
             return BoxScope(None, None, [])
         return BoxScope(rows[0][0], rows[0][1], [r[2] for r in rows if r[2] is not None])
@@ -187,3 +189,17 @@ class EgressStore:
                     ],
                 )
         return await self.repo_entries(repo_id)
+
+
+def _build_box_scope(sandbox_id: str) -> sa.Select[Any]:
+    """A running image build's box: no session, its repo and the repo's entries."""
+    return (
+        sa.select(sa.null(), repos.c.name, allow.c.entry)
+        .select_from(
+            image_builds.join(repos, repos.c.id == image_builds.c.repo_id).outerjoin(
+                allow, allow.c.repo_id == repos.c.id
+            )
+        )
+        .where(image_builds.c.sandbox_id == sandbox_id, image_builds.c.status == "running")
+        .order_by(allow.c.entry)
+    )

@@ -769,3 +769,48 @@ secrets = sa.Table(
     sa.Column("updated_at", _ts, nullable=False),
     sa.UniqueConstraint("scope", "name"),
 )
+
+
+# --- repo images (migration 0017) ---
+
+repo_images = sa.Table(
+    "repo_images",
+    metadata,
+    # Whether a registered repo's boxes start from an image of it (store/images.py).
+    sa.Column(
+        "repo_id", sa.String(40), sa.ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("updated_by", sa.String(40), nullable=True),
+    sa.Column("updated_at", _ts, nullable=False),
+)
+
+image_builds = sa.Table(
+    "image_builds",
+    metadata,
+    # One build of a repo's image: a box booted in build mode (setup.sh once), then captured as
+    # a provider snapshot (provider/key/sha256/size_bytes). ``pending`` is the repo's id while
+    # the build is queued or running, else null: one pending build per repo (a unique key).
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column(
+        "repo_id", sa.String(40), sa.ForeignKey("repos.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("base_branch", sa.String(255), nullable=False),
+    sa.Column("commit_sha", sa.String(64), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),  # queued|running|succeeded|failed|bad
+    sa.Column("trigger", sa.String(16), nullable=False),  # manual | first | moved
+    sa.Column("requested_by", sa.String(40), nullable=True),
+    sa.Column("pending", sa.String(40), nullable=True, unique=True),
+    sa.Column("sandbox_id", sa.String(40), nullable=True, index=True),
+    sa.Column("provider", sa.String(40), nullable=True),
+    sa.Column("key", sa.String(255), nullable=True),
+    sa.Column("sha256", sa.String(64), nullable=True),
+    sa.Column("size_bytes", sa.BigInteger, nullable=True),
+    sa.Column("error", sa.String(1000), nullable=True),
+    sa.Column("log", sa.Text, nullable=True),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("started_at", _ts, nullable=True),
+    sa.Column("finished_at", _ts, nullable=True),
+    sa.Column("discarded_at", _ts, nullable=True),
+    sa.Index("ix_image_builds_repo_id_created_at", "repo_id", "created_at"),
+)
