@@ -115,7 +115,12 @@ class ImageBuilder:
             )
             data = SnapshotData(**asdict(ref))
         except OpenInspectError as exc:
-            error = scrub_paths(exc.message, self._settings.workspaces_dir, self._settings.home_dir)
+            # Members read the build: no server path, nor a local repo's (they see its name).
+            error = scrub_paths(
+                exc.message.replace(repo.url, repo.name),
+                self._settings.workspaces_dir,
+                self._settings.home_dir,
+            )
             output.add(f"[openinspect] the build failed: {error}")
             log.warning("image build %s of %s failed: %s", build.id, repo.name, exc)
         finally:

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictBool
 
 from openinspect.api.deps import AdminUser, CurrentUser, State
 from openinspect.api.errors import documented
@@ -33,7 +33,7 @@ router = APIRouter(prefix="/api/repos", tags=["repos"], responses=documented(401
 class RepoImageBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool
+    enabled: StrictBool
 
 
 class ImageBuildOut(BaseModel):
@@ -79,7 +79,7 @@ class ImageBuildDetail(ImageBuildOut):
 
 class RepoImageView(BaseModel):
     repo: str
-    enabled: bool
+    enabled: StrictBool
     supported: bool
     """Whether this server's sandbox backend can keep images at all."""
     base_branch: str
