@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from openinspect.cli.images import image_app
 from openinspect.cli.output import console, emit_json, open_client, print_table, run, table
 from openinspect.cli.sessions import JsonOpt
 
@@ -14,6 +15,7 @@ repos_app = typer.Typer(
     help="Repos registered on the server: `run --repo NAME` takes their name or id.",
     rich_markup_mode=None,
 )
+repos_app.add_typer(image_app, name="image")
 
 
 @repos_app.callback(invoke_without_command=True)
