@@ -36,12 +36,17 @@
   new session's in a fresh box, whose ``setup.sh`` makes a venv and pip-installs a wheel
   from a directory in the repo (``--no-index``); goal ≤ 0.1.
 
+- ``repo_image``: ``repo_image_cold_start_ms``, a new session's first tool result (from its
+  create) in a box started from its repo's image, for a repo of 10,000 files, against
+  ``git clone --local`` of the same repo (``git_clone_local_ms``) and a session whose box
+  clones it fresh.
+
 ``--only latency,fanout`` runs some of the parts (``latency``, ``cli``, ``fanout``,
-``server_start``, ``web``, ``failover``, ``sessions``, ``events``, ``snapshot``); the object then
-has their keys only.
+``server_start``, ``web``, ``failover``, ``sessions``, ``events``, ``snapshot``, ``image``); the
+object then has their keys only.
 
 Modules: ``latency``, ``fanout``, ``web``, ``cli_start``, ``server_start``, ``failover``,
-``sessions_per_process``, ``events``, ``snapshot``, ``ws_baseline`` and
+``sessions_per_process``, ``events``, ``snapshot``, ``image``, ``ws_baseline`` and
 ``bare_server`` (the baseline servers, run as subprocesses), ``common`` (environment,
 percentiles), ``suite`` (the run as a whole).
 """

@@ -114,6 +114,13 @@ def parse_args(argv: list[str]) -> Config:
         help="sessions for snapshot_restore_ratio (a fresh and a restored sample each)",
     )
     parser.add_argument(
+        "--image-samples",
+        type=_positive,
+        default=defaults.image_samples,
+        help="sessions started from a repo image for repo_image_cold_start_ms (and as many "
+        "fresh ones and git clone --local runs)",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=TOTAL_TIMEOUT_S, help="hard time limit, seconds"
     )
     parser.add_argument(
@@ -137,6 +144,7 @@ def parse_args(argv: list[str]) -> Config:
         event_sessions=args.event_sessions,
         events_per_session=args.events_per_session,
         snapshot_samples=args.snapshot_samples,
+        image_samples=args.image_samples,
         timeout_s=args.timeout,
         parts=args.only,
     )

@@ -13,6 +13,7 @@ from bench import (
     events,
     failover,
     fanout,
+    image,
     latency,
     server_start,
     sessions_per_process,
@@ -33,6 +34,7 @@ PARTS = (
     "sessions",
     "events",
     "snapshot",
+    "image",
 )
 """The parts of a run, in the order they run (``--only`` picks some)."""
 
@@ -67,6 +69,9 @@ class Config:
     """Durable events each of them appends."""
     snapshot_samples: int = 3
     """Sessions for ``snapshot_restore_ratio``; each gives a fresh and a restored sample."""
+    image_samples: int = 3
+    """Sessions started from the repo image (and fresh ones, and ``git clone --local`` runs)
+    for ``repo_image_cold_start_ms``."""
     timeout_s: float = TOTAL_TIMEOUT_S
     share_server: bool = False
     """One server for both parts (faster; the smoke test) instead of a fresh one for each."""
@@ -114,6 +119,9 @@ async def run(config: Config) -> dict[str, Any]:
         # Its own server: the idle reaper stops boxes within a second there.
         if "snapshot" in wanted:
             found["snapshot_restore"] = await snapshot.run(config.snapshot_samples)
+        # Its own server: the image builder checks every half second there.
+        if "image" in wanted:
+            found["repo_image"] = await image.run(config.image_samples)
     elapsed = time.monotonic() - started
     progress(f"done in {elapsed:.1f} s")
     return {
