@@ -125,16 +125,31 @@ async def _first_tool_result(env: BenchEnv, repo: str, title: str) -> tuple[floa
     return result.at - sent, ready.at - sent, str(ready.event.get("message") or "")
 
 
+async def _image_sample(env: BenchEnv, title: str) -> tuple[float, float]:
+    took, ready, message = await _first_tool_result(env, REPO_NAME, title)
+    if not message.startswith("started from repo image"):
+        raise RuntimeError(f"the box did not start from the image: {message!r}")
+    return took, ready
+
+
+async def _fresh_sample(env: BenchEnv, title: str) -> float:
+    took, _, message = await _first_tool_result(env, str(env.origin), title)
+    if message.startswith("started from repo image"):
+        raise RuntimeError("the fresh session's box started from the image")
+    return took
+
+
 async def run(samples: int, *, files: int = REPO_FILES) -> dict[str, Any]:
-    """The ``repo_image_cold_start_ms`` figures, from ``samples`` sessions of each kind (after
-    one unrecorded of each)."""
+    """The ``repo_image_cold_start_ms`` figures, from ``samples`` rounds (after one unrecorded)
+    of a ``git clone --local``, a session from the image and a fresh one: interleaved, so that
+    the load of a shared machine weighs on all three alike."""
     extra = {"OPENINSPECT_SANDBOX__IMAGES__CHECK_INTERVAL_S": "0.5"}
     image_s: list[float] = []
     ready_s: list[float] = []
     fresh_s: list[float] = []
+    clone_s: list[float] = []
     async with bench_env("image", extra) as env:
         work = await asyncio.to_thread(grow_repo, env.origin, env.root, files)
-        clone_s = await asyncio.to_thread(clone_local_s, env.origin, env.root, max(samples, 3))
         async with env.client() as client:
             await client.request(
                 "POST", "/api/repos", json={"name": REPO_NAME, "url": str(env.origin)}
@@ -144,21 +159,18 @@ async def run(samples: int, *, files: int = REPO_FILES) -> dict[str, Any]:
         progress(f"image: built {built['id']} ({built['size_bytes']} bytes)")
         (work / "pushed.txt").write_text("after the image\n")
         await asyncio.to_thread(_commit, work, PUSHED)
-        for kind, repo, into in (
-            ("image", REPO_NAME, image_s),
-            ("fresh", str(env.origin), fresh_s),
-        ):
-            await _first_tool_result(env, repo, f"{kind} warm-up")  # one-time costs
-            for i in range(samples):
-                took, ready, message = await _first_tool_result(env, repo, f"{kind} {i}")
-                if kind == "image":
-                    if not message.startswith("started from repo image"):
-                        raise RuntimeError(f"the box did not start from the image: {message!r}")
-                    ready_s.append(ready)
-                elif message.startswith("started from repo image"):
-                    raise RuntimeError("the fresh session's box started from the image")
-                into.append(took)
-                progress(f"image {kind} {i + 1}/{samples}: first tool result {ms(took)} ms")
+        await _image_sample(env, "image warm-up")  # one-time costs
+        await _fresh_sample(env, "fresh warm-up")
+        for i in range(samples):
+            clone_s += await asyncio.to_thread(clone_local_s, env.origin, env.root, 1)
+            took, ready = await _image_sample(env, f"image {i}")
+            image_s.append(took)
+            ready_s.append(ready)
+            fresh_s.append(await _fresh_sample(env, f"fresh {i}"))
+            progress(
+                f"image {i + 1}/{samples}: from the image {ms(took)} ms, fresh {ms(fresh_s[-1])} "
+                f"ms, git clone --local {ms(clone_s[-1])} ms"
+            )
     image_ms, clone_ms = summarize_ms(image_s), summarize_ms(clone_s)
     return {
         "repo_image_cold_start_ms": image_ms,

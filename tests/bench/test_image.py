@@ -21,7 +21,7 @@ async def test_repo_image_cold_start_reports_image_starts_against_a_local_clone(
     result = await image.run(1, files=500)
     cold = result["repo_image_cold_start_ms"]
     clone = result["git_clone_local_ms"]
-    assert cold["n"] == 1 and clone["n"] == 3
+    assert cold["n"] == clone["n"] == 1
     assert result["image_box_ready_ms"]["n"] == result["fresh_clone_first_tool_result_ms"]["n"] == 1
     for summary in (cold, clone, result["image_box_ready_ms"]):
         assert summary["p50"] > 0

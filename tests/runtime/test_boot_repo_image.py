@@ -66,11 +66,12 @@ async def test_a_build_runs_setup_once_and_a_box_from_it_runs_start_on_the_newes
     git, origin, seed, plan = await built(tmp_path)
     workspace = plan.workspace
     assert (count(workspace / "setup-count"), count(workspace / "start-count")) == (1, 0)
+    imaged = await git.out("rev-parse", "HEAD", cwd=workspace / "repo")
     newer = await commit(git, seed, "later.txt")
     await git.run("push", "--quiet", str(origin), "main", cwd=seed)
-    # As a bwrap box gets it: a bundle of the mirror's branches in the workspace.
+    # As a bwrap box gets it: a bundle in the workspace of what the image lacks.
     bundle = workspace / ".openinspect-origin.bundle"
-    await git.run("bundle", "create", "--quiet", str(bundle), "main", cwd=origin)
+    await git.run("bundle", "create", "--quiet", str(bundle), "main", f"^{imaged}", cwd=origin)
     outbox = Outbox()
     image_plan = replace(plan, boot_mode="repo_image", clone_source=str(bundle))
     assert await Boot(image_plan, outbox, git_env(tmp_path)).run()
@@ -117,3 +118,16 @@ async def test_a_repo_image_boot_whose_source_cannot_be_fetched_fails(tmp_path: 
     failed = [m for m in await drain(outbox) if m.get("phase") == "failed"]
     assert failed and "git fetch failed" in failed[0]["message"]
     assert count(plan.workspace / "start-count") == 0
+
+
+async def test_a_repo_image_boot_without_a_bundle_is_at_the_newest_commit(tmp_path: Path) -> None:
+    git, _, _, plan = await built(tmp_path)
+    head = await git.out("rev-parse", "HEAD", cwd=plan.repo_dir)
+    absent = plan.workspace / ".openinspect-origin.bundle"  # nothing new: none was sent
+    outbox = Outbox()
+    plan = replace(plan, boot_mode="repo_image", clone_source=str(absent))
+    assert await Boot(plan, outbox, git_env(tmp_path)).run()
+    messages = await drain(outbox)
+    assert "is at the newest main" in messages[0]["message"]
+    assert await git.out("rev-parse", "HEAD", cwd=plan.repo_dir) == head
+    assert count(plan.workspace / "start-count") == 1

@@ -209,6 +209,10 @@ async def test_a_session_starts_from_the_image_and_a_push_is_rebuilt_after_the_i
     clock.now += timedelta(seconds=INTERVAL_S * 3)
     await builds.run_once()
     assert len(await _builds(plane, repo.id)) == 2
+    # A box from the new image has nothing to fetch (its provider sends no bundle then).
+    output, _, events = await _check_in_session(plane, llm, "acme/widgets")
+    assert _lines(output, "setup", "start") == (1, 1) and f"head={newer}" in output, output
+    assert any(e.type == "sandbox-log" and "is at the newest main" in e.line for e in events)
 
 
 async def test_a_damaged_image_is_marked_bad_and_the_box_starts_fresh_visibly(

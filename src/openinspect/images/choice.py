@@ -26,6 +26,12 @@ class BootSource:
     snapshot: SnapshotRecord | None = None
     image: ImageBuild | None = None
 
+    @property
+    def known_commits(self) -> tuple[str, ...]:
+        """What the restored checkout holds already (an image's commit)."""
+        sha = self.image.commit_sha if self.image is not None else None
+        return (sha,) if sha else ()
+
     def describe_image(self) -> str | None:
         """The line that says a box started from an image (None when it did not)."""
         image = self.image

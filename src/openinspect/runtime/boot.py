@@ -133,8 +133,21 @@ class Boot:
 
     async def _refresh(self) -> None:
         """Bring an image's checkout up to the clone source's base branch: fetch its branches
-        (the base one and those the provider carried) into ``origin/*``, then fast-forward."""
+        (the base one and those the provider carried) into ``origin/*``, then fast-forward. A
+        bundle the provider copied in may hold only what the image lacks, or be left out when
+        nothing is new."""
         plan = self._plan
+        source = Path(plan.clone_source)
+        if source.parent == plan.workspace and not source.exists():
+            # A provider that copies the repo in sends nothing when nothing is new.
+            await self._announce(
+                {
+                    "type": "boot",
+                    "phase": "clone",
+                    "message": f"the image's checkout is at the newest {plan.base_branch}",
+                }
+            )
+            return
         await self._announce(
             {
                 "type": "boot",

@@ -61,6 +61,9 @@ class SandboxSpec:
     """Branches besides the base one that the box's clone must hold: a box without network
     cannot fetch later, so a session's existing work branch is named here to be tracked at
     bind. Branches the clone source lacks are skipped."""
+    known_commits: tuple[str, ...] = ()
+    """Commits the box's restored checkout already has (a repo image's, for ``repo_image``): a
+    provider that hands the box a copy of the repo may leave out what they hold."""
 
     def runtime_env(self, *, bridge_url: str, workspace: str, clone_source: str) -> dict[str, str]:
         """The ``OPENINSPECT_*`` variables of the runtime, with the bridge and paths as the

@@ -631,8 +631,10 @@ class BwrapProvider:
             or not (spec.workspace_dir / REPO_DIRNAME / ".git").exists()
         ):
             branches = [spec.base_branch, *spec.carry_branches]
-            bundle = await origin_bundle(spec.clone_source, branches, self._scratch)
-            opened.append(bundle)
+            known = spec.known_commits if spec.boot_mode == "repo_image" else ()
+            bundle = await origin_bundle(spec.clone_source, branches, self._scratch, known=known)
+            if bundle is not None:
+                opened.append(bundle)
         return BoxInputs(workspace, runtime_zip=runtime, bundle=bundle)
 
     def _check(self, spec: SandboxSpec) -> str:

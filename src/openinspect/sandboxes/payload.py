@@ -118,26 +118,44 @@ def data_fd(name: str, data: bytes) -> int:
     return fd
 
 
-async def origin_bundle(mirror: str, branches: list[str], scratch: Path) -> int:
+async def origin_bundle(
+    mirror: str, branches: list[str], scratch: Path, *, known: tuple[str, ...] = ()
+) -> int | None:
     """A descriptor of a git bundle of ``branches`` (those the mirror has) of ``mirror``.
 
-    The bundle is written under ``scratch`` and unlinked at once: only the descriptor remains,
-    so nothing of it is left on disk once bwrap has copied it. Raises ``SandboxUnavailable``.
+    ``known``: commits the box's checkout has already (a repo image's); the bundle leaves out
+    what they reach, and is None when every branch is at one of them (nothing to fetch). The
+    bundle is written under ``scratch`` and unlinked at once: only the descriptor remains, so
+    nothing of it is left on disk once bwrap has copied it. Raises ``SandboxUnavailable``.
     """
     refs = [f"refs/heads/{branch}" for branch in dict.fromkeys(branches) if branch]
-    listed = await _git(mirror, "for-each-ref", "--format=%(refname)", *refs)
-    present = [ref for ref in refs if ref in (listed or "").splitlines()]
+    listed = await _git(mirror, "for-each-ref", "--format=%(objectname) %(refname)", *refs)
+    tips: dict[str, str] = {}
+    for line in (listed or "").splitlines():
+        sha, _, ref = line.partition(" ")
+        tips[ref] = sha
+    present = [ref for ref in refs if ref in tips]
     if not present:
         raise SandboxUnavailable(f"the mirror has none of the branches {', '.join(branches)}")
+    have = [sha for sha in dict.fromkeys(known) if sha and await _has_commit(mirror, sha)]
+    if have and all(tips[ref] in have for ref in present):
+        return None
     scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, path = tempfile.mkstemp(prefix=".bundle-", suffix=".bundle", dir=scratch)
     os.close(fd)
     try:
-        if not await _git_ok(mirror, "bundle", "create", "--quiet", path, *present):
+        exclude = [f"^{sha}" for sha in have]
+        if not await _git_ok(mirror, "bundle", "create", "--quiet", path, *present, *exclude):
             raise SandboxUnavailable("git could not bundle the repository for the sandbox")
         return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     finally:
         Path(path).unlink(missing_ok=True)
+
+
+async def _has_commit(repo: str, sha: str) -> bool:
+    if not all(c in "0123456789abcdef" for c in sha) or not 4 <= len(sha) <= 64:
+        return False
+    return await _git_ok(repo, "cat-file", "-e", f"{sha}^{{commit}}")
 
 
 async def _git_ok(repo: str, *args: str) -> bool:

@@ -280,7 +280,8 @@ class SessionSandbox:
         assert isinstance(self._provider, SnapshotCapable)
         try:
             handle = await self._provider.restore(
-                source.ref, replace(spec, boot_mode=source.boot_mode)
+                source.ref,
+                replace(spec, boot_mode=source.boot_mode, known_commits=source.known_commits),
             )
         except SnapshotCorrupt as exc:
             if source.image is None:

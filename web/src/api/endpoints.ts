@@ -9,11 +9,14 @@ import type {
   Condition,
   DiffResponse,
   DurableEvent,
+  ImageBuild,
+  ImageBuildDetail,
   LoginLink,
   ModelList,
   Prompt,
   PullRequest,
   Repo,
+  RepoImage,
   ReviewSettings,
   ReviewSettingsUpdate,
   SchedulePreview,
@@ -120,6 +123,15 @@ export const endpoints = {
   reviewSettings: (repo: string) => api.get<ReviewSettings>(`/api/repos/${encodeURIComponent(repo)}/review-settings`),
   putReviewSettings: (repo: string, body: ReviewSettingsUpdate) =>
     api.put<ReviewSettings>(`/api/repos/${encodeURIComponent(repo)}/review-settings`, body),
+  repoImage: (repo: string) => api.get<RepoImage>(`/api/repos/${enc(repo)}/image`),
+  putRepoImage: (repo: string, enabled: boolean) =>
+    api.put<RepoImage>(`/api/repos/${enc(repo)}/image`, { enabled }),
+  imageBuilds: (repo: string) =>
+    api.get<{ builds: ImageBuild[]; next_before: string | null }>(`/api/repos/${enc(repo)}/image/builds`),
+  imageBuild: (repo: string, id: string) =>
+    api.get<ImageBuildDetail>(`/api/repos/${enc(repo)}/image/builds/${enc(id)}`),
+  /** Build the repo's image now (admins); the build queued, or the one already pending. */
+  buildImage: (repo: string) => api.post<ImageBuild>(`/api/repos/${enc(repo)}/image/builds`),
   /** Every secret, or (with `repo`) what a box of that repo gets: the global ones and its own. */
   secrets: (repo: string | null) =>
     api.get<{ secrets: Secret[] }>(`/api/secrets${repo ? `?repo=${enc(repo)}` : ''}`),

@@ -186,6 +186,40 @@ export interface ReviewSettings {
   updated_at: string | null;
 }
 
+/** One build of a repo's image (`GET /api/repos/{repo}/image/builds`). */
+export interface ImageBuild {
+  id: string;
+  base_branch: string;
+  commit_sha: string | null;
+  status: 'queued' | 'running' | 'succeeded' | 'failed' | 'bad';
+  trigger: 'first' | 'moved' | 'manual';
+  requested_by: string | null;
+  /** New boxes may start from it. */
+  good: boolean;
+  size_bytes: number | null;
+  error: string | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+/** A build with the end of its boot log. */
+export interface ImageBuildDetail extends ImageBuild {
+  log: string;
+}
+
+/** A repo's image: whether new boxes start from one, and which. */
+export interface RepoImage {
+  repo: string;
+  enabled: boolean;
+  /** Whether the server's sandbox backend can keep images at all. */
+  supported: boolean;
+  base_branch: string;
+  rebuild_interval_s: number;
+  current: ImageBuild | null;
+  pending: ImageBuild | null;
+}
+
 /** A repo secret as the API shows it: never its value (values are write-only). */
 export interface Secret {
   name: string;

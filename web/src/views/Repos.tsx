@@ -4,6 +4,7 @@ import { toErrorInfo } from '../api/client';
 import { endpoints } from '../api/endpoints';
 import type { ErrorInfo, Repo, ReviewSettings } from '../api/types';
 import { InlineError, Link } from '../components/bits';
+import { ImagePanel } from '../components/RepoImage';
 import { relativeTime } from '../lib/format';
 import { useStore } from '../lib/store';
 import { me$, reportError } from '../state';
@@ -11,6 +12,7 @@ import { me$, reportError } from '../state';
 export function Repos() {
   const me = useStore(me$);
   const [open, setOpen] = useState<string | null>(null);
+  const [imageOpen, setImageOpen] = useState<string | null>(null);
   const [repos, setRepos] = useState<Repo[] | null>(null);
   const [name, setName] = useState('');
   const [url, setUrl] = useState('');
@@ -141,7 +143,17 @@ export function Repos() {
               >
                 Review bot
               </button>
+              <button
+                type="button"
+                class="button ghost small"
+                data-testid="repo-image-toggle"
+                aria-expanded={imageOpen === r.id}
+                onClick={() => setImageOpen(imageOpen === r.id ? null : r.id)}
+              >
+                Image
+              </button>
               {open === r.id && <ReviewPanel repo={r.name} canEdit={me?.role === 'admin'} />}
+              {imageOpen === r.id && <ImagePanel repo={r.name} canEdit={me?.role === 'admin'} />}
             </li>
           ))}
         </ul>
