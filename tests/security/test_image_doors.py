@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from openinspect.controlplane import ControlPlane, open_control_plane
+from openinspect.errors import ForbiddenError
 from openinspect.images.builder import ImageBuilder
+from openinspect.sessions.egress_authority import SessionEgressAuthority
 from openinspect.settings import SandboxSettings, ServiceSettings, SessionSettings, Settings
 from openinspect.testing.asgi import InApp
 
@@ -144,3 +146,31 @@ async def test_a_backend_without_snapshots_refuses_images(tmp_path: Path) -> Non
             assert "snapshots" in error["message"] and error["hint"]
         off = await admin.call("PUT", "/api/repos/p/image", json={"enabled": False})
         assert off.status_code == 200
+
+
+async def test_a_build_box_is_no_sessions_for_the_git_proxy_and_only_its_repos_for_egress(
+    api: InApp, plane: ControlPlane, calc: str
+) -> None:
+    repo = await plane.store.repos.find(calc)
+    assert repo is not None
+    await plane.store.egress.set_repo_entries(repo.id, ["pypi.internal:3141"], updated_by=None)
+    build, _ = await plane.store.images.queue(repo.id, "main", trigger="first")
+    await plane.store.images.start(build.id, sandbox_id="sbx_build", commit_sha="a" * 40)
+    plane.hub.register("sbx_build", "token-build")
+    owner, name = plane.origins.slug(repo.url)
+    for session_id in ("ses_0123456789abcdef", "ses_fedcba9876543210"):
+        with pytest.raises(ForbiddenError):
+            await plane.git_authority.authorize(
+                session_id, owner, name, "token-build", "git-upload-pack"
+            )
+    authority = SessionEgressAuthority(
+        store=plane.store, events=plane.events, hub=plane.hub, allow=["pypi.org"]
+    )
+    grant = await authority.grant("token-build")
+    assert grant is not None and grant.session_id is None and grant.repo == calc
+    assert grant.allow.judge("pypi.internal", 3141, tunnel=True).entry is not None
+    assert grant.allow.judge("evil.example", 443, tunnel=True).entry is None
+    await plane.store.images.finish(build.id, data=None, error="x", log="", keep=1)
+    after = await authority.grant("token-build")  # its build ended: the server's list only
+    assert after is not None
+    assert after.allow.judge("pypi.internal", 3141, tunnel=True).entry is None
