@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from openinspect.controlplane import ControlPlane
 from openinspect.domain.models import FINISHED_PROMPT_STATUSES, Prompt, User
@@ -29,7 +30,9 @@ from openinspect.settings import (
     Settings,
 )
 from openinspect.store.images import ImageBuild
+from openinspect.store.tables import egress_requests
 from openinspect.testing.llm_server import ScriptedLLMServer
+from openinspect.testing.package_index import PackageIndex
 from openinspect.testing.repos import git_output
 from tests.conftest import MODEL, skip_or_fail
 from tests.sessions.bridged import bridged_plane
@@ -259,3 +262,49 @@ async def test_a_failing_setup_fails_the_build_and_no_box_starts_from_it(
     assert detail is not None and "about to fail" in (detail.log or "")
     assert str(plane.settings.home_dir) not in (detail.log or "") + failed.error
     assert not list(plane.settings.workspaces_dir.glob("image-*"))
+
+
+async def test_a_builds_setup_installs_through_the_egress_proxy_with_its_repos_list(
+    plane: ControlPlane, llm: ScriptedLLMServer, tmp_path: Path
+) -> None:
+    with PackageIndex({"eggtest": 42}) as index:
+        origin, work = make_origin(tmp_path / "upstream")
+        (work / ".openinspect" / "setup.sh").write_text(
+            "set -e\nNO_PROXY= no_proxy= python3 -m pip install --quiet --no-cache-dir "
+            f"--disable-pip-version-check --target ../deps --index-url {index.url}/simple/ "
+            "eggtest\necho setup >> ../setup-count\n"
+        )
+        push(work, origin, "x.txt", "x\n")
+        repo = await plane.store.repos.create(
+            name="acme/eggs", url=str(origin), default_branch="main", created_by=_admin(plane).id
+        )
+        await plane.store.egress.set_repo_entries(
+            repo.id, [f"127.0.0.1:{index.port}"], updated_by=None
+        )
+        await plane.store.images.put_settings(repo.id, enabled=True, updated_by=None)
+        await service(plane, Clock()).run_once()
+        [build] = await _builds(plane, repo.id)
+        assert build.status == "succeeded", build.error
+        assert any("/files/eggtest-1.0-py3-none-any.whl" in p for p in index.requests)
+        async with plane.store.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(egress_requests.c.session_id, egress_requests.c.allowed).where(
+                        egress_requests.c.sandbox_id == build.sandbox_id
+                    )
+                )
+            ).all()
+        assert rows and all(session is None and allowed for session, allowed in rows)
+    # The session's box has what setup.sh installed, without running it (the index is gone).
+    user = _admin(plane)
+    session = await plane.manager.create(user, repo="acme/eggs")
+    actor = await plane.manager.actor(session.id)
+    command = (
+        "cat ../setup-count; PYTHONPATH=../deps python3 -c 'import eggtest as e; print(e.VALUE)'"
+    )
+    llm.reset({"turns": [{"tool_calls": [{"name": "bash", "args": {"command": command}}]}]})
+    prompt = await _finished(plane, await actor.submit(user, "is it installed?"))
+    assert prompt.status == "success", (prompt.error_code, prompt.error_message)
+    events = await _events(plane, session.id)
+    output = "".join(e.output for e in events if e.type == "tool-result")
+    assert _lines(output, "setup", "42") == (1, 1), output
