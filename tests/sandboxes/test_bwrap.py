@@ -302,7 +302,7 @@ async def test_existing_work_branch_and_restart_in_a_box(
 
     second = await start_sandbox(
         bwrap_provider,
-        boot_mode="repo_image",
+        boot_mode="snapshot_restore",
         work_branch="openinspect/existing",
         workspace_dir=first.spec.workspace_dir,
     )

@@ -68,7 +68,8 @@ async def test_restart_reuses_workspace_and_build_mode_skips_start(
     await second.conn.wait_ready(BOOT_TIMEOUT_S)
 
     boots = second.of_type("boot")
-    assert boots[0]["message"] == "reusing the existing checkout"
+    # As a box from a repo image: the checkout is fetched up to the mirror's newest commit.
+    assert boots[0]["message"] == "updating the image's checkout to the newest main"
     assert [e["phase"] for e in boots] == ["clone", "start", "ready"]  # no setup.sh
     assert (second.handle.repo_dir / "scratch.txt").read_text() == "kept"
     assert (second.handle.repo_dir / ".start-ran").read_text() == "repo_image\n"
