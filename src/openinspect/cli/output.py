@@ -55,6 +55,7 @@ CLI_HINTS = {
     "session_not_found": "List sessions with `openinspect sessions list`",
     "automation_not_found": "List automations with `openinspect automations list`",
     "secret_not_found": "List them with `openinspect secrets list` (--repo NAME for a repo's)",
+    "image_build_not_found": "List them with `openinspect repos image builds NAME`",
 }
 """The CLI's own advice by error code, after the server's hint (which is for every client)."""
 
