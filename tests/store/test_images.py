@@ -126,3 +126,16 @@ def test_the_log_keeps_its_last_bytes() -> None:
     assert len(capped.encode()) <= LOG_MAX_BYTES + 40
     assert capped.startswith("[earlier lines cut]\nline ")
     assert capped.endswith(long.splitlines()[-1])
+
+
+async def test_a_build_failed_as_interrupted_stays_failed_and_its_image_is_dropped(
+    store: Store,
+) -> None:
+    repo_id = await _repo(store)
+    build, _ = await store.images.queue(repo_id, "main", trigger="first")
+    await store.images.start(build.id, sandbox_id="sbx_late", commit_sha="e" * 40)
+    await store.images.interrupt_running("stopped")
+    late = await store.images.finish(build.id, data=_data(9), error=None, log="ok", keep=2)
+    assert late == [_data(9)]  # the caller deletes what the late build wrote
+    found = await store.images.get(repo_id, build.id)
+    assert found is not None and (found.status, found.good) == ("failed", False)

@@ -209,7 +209,8 @@ class ImageStore:
         keep: int,
     ) -> list[SnapshotData]:
         """End a running build: succeeded with its image ``data``, or failed with ``error``.
-        Returns the snapshot fields of the images dropped to keep ``keep`` good ones."""
+        Returns the snapshot fields of the images dropped to keep ``keep`` good ones (``data``
+        itself when the build is not running any more: failed as interrupted meanwhile)."""
         values: dict[str, object] = {
             "status": "succeeded" if data is not None and error is None else "failed",
             "pending": None,
@@ -222,7 +223,13 @@ class ImageStore:
                 provider=data.provider, key=data.key, sha256=data.sha256, size_bytes=data.size_bytes
             )
         async with self._engine.begin() as conn:
-            await conn.execute(builds.update().where(builds.c.id == build_id).values(values))
+            ended = await conn.execute(
+                builds.update()
+                .where(builds.c.id == build_id, builds.c.status.in_(("queued", "running")))
+                .values(values)
+            )
+            if not ended.rowcount:
+                return [data] if data is not None else []
             row = (
                 await conn.execute(
                     sa.select(builds.c.repo_id, builds.c.base_branch).where(builds.c.id == build_id)
