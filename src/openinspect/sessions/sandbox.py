@@ -15,6 +15,12 @@ finds them). A session's next box restores the newest (boot mode ``snapshot_rest
 that fails is the box's ``failed`` status with the reason and a ``snapshot_corrupt`` error event:
 never a fresh checkout in its place, which would drop the work the snapshot holds.
 
+Repo images (:mod:`openinspect.images`): a session's first box, with no snapshot, starts from its
+repo's newest image when the repo has one (boot mode ``repo_image``: no ``setup.sh``, the newest
+commits fetched, ``start.sh``), which its ``ready`` status names. An image that cannot be
+restored is marked bad, an ``image_corrupt`` warning names it, and the box starts fresh: an
+image holds no one's work.
+
 A box's environment holds the repo secrets of the session's repo and the global ones (the repo's
 win), read when it starts: a secret changed later reaches the next box. Their values are tracked
 (``secrets.redact.SecretRedaction``) and the box's bridge connection redacts everything it
