@@ -1,7 +1,7 @@
 """Repo images: a repo's opt-in, and the history of its image builds
 
-Revision ID: 0017
-Revises: 0016
+Revision ID: 0018
+Revises: 0017
 
 ``repo_images``: whether a registered repo's new boxes start from an image of it.
 ``image_builds``: every build (queued, running, succeeded, failed, or bad once its archive
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0017"
-down_revision = "0016"
+revision = "0018"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
