@@ -40,13 +40,17 @@
   create) in a box started from its repo's image, for a repo of 10,000 files, against
   ``git clone --local`` of the same repo (``git_clone_local_ms``) and a session whose box
   clones it fresh.
+- ``pool``: ``pool_claim_ms`` (a session's ``warming`` → ``ready`` on a box claimed from the
+  warm pool: claim and bind) and ``cold_to_warm_ratio``, the first tool result of a session
+  started on a pooled box over a tool result in an already-warm box; goal ≤ 1.5. Baseline: a
+  fresh box's first tool result, in the same run.
 
 ``--only latency,fanout`` runs some of the parts (``latency``, ``cli``, ``fanout``,
-``server_start``, ``web``, ``failover``, ``sessions``, ``events``, ``snapshot``, ``image``); the
-object then has their keys only.
+``server_start``, ``web``, ``failover``, ``sessions``, ``events``, ``snapshot``, ``image``,
+``pool``); the object then has their keys only.
 
 Modules: ``latency``, ``fanout``, ``web``, ``cli_start``, ``server_start``, ``failover``,
-``sessions_per_process``, ``events``, ``snapshot``, ``image``, ``ws_baseline`` and
+``sessions_per_process``, ``events``, ``snapshot``, ``image``, ``pool``, ``ws_baseline`` and
 ``bare_server`` (the baseline servers, run as subprocesses), ``common`` (environment,
 percentiles), ``suite`` (the run as a whole).
 """

@@ -121,6 +121,12 @@ def parse_args(argv: list[str]) -> Config:
         "fresh ones and git clone --local runs)",
     )
     parser.add_argument(
+        "--pool-samples",
+        type=_positive,
+        default=defaults.pool_samples,
+        help="pooled sessions for pool_claim_ms and cold_to_warm_ratio (and as many fresh)",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=TOTAL_TIMEOUT_S, help="hard time limit, seconds"
     )
     parser.add_argument(
@@ -145,6 +151,7 @@ def parse_args(argv: list[str]) -> Config:
         events_per_session=args.events_per_session,
         snapshot_samples=args.snapshot_samples,
         image_samples=args.image_samples,
+        pool_samples=args.pool_samples,
         timeout_s=args.timeout,
         parts=args.only,
     )

@@ -15,6 +15,7 @@ from bench import (
     fanout,
     image,
     latency,
+    pool,
     server_start,
     sessions_per_process,
     snapshot,
@@ -35,6 +36,7 @@ PARTS = (
     "events",
     "snapshot",
     "image",
+    "pool",
 )
 """The parts of a run, in the order they run (``--only`` picks some)."""
 
@@ -72,6 +74,8 @@ class Config:
     image_samples: int = 3
     """Sessions started from the repo image (and fresh ones, and ``git clone --local`` runs)
     for ``repo_image_cold_start_ms``."""
+    pool_samples: int = 5
+    """Pooled sessions for ``pool_claim_ms`` and ``cold_to_warm_ratio`` (and as many fresh)."""
     timeout_s: float = TOTAL_TIMEOUT_S
     share_server: bool = False
     """One server for both parts (faster; the smoke test) instead of a fresh one for each."""
@@ -122,6 +126,9 @@ async def run(config: Config) -> dict[str, Any]:
         # Its own server: the image builder checks every half second there.
         if "image" in wanted:
             found["repo_image"] = await image.run(config.image_samples)
+        # Its own server: a registered repo with a pool of one box.
+        if "pool" in wanted:
+            found["pool"] = await pool.run(config.pool_samples)
     elapsed = time.monotonic() - started
     progress(f"done in {elapsed:.1f} s")
     return {

@@ -34,12 +34,14 @@ from openinspect.secrets.redact import SecretRedaction
 from openinspect.services.base import ServiceRunner
 from openinspect.services.registry import ServiceContext, build_services
 from openinspect.sessions.actor import SessionDeps
+from openinspect.sessions.boxes import BoxMaker
 from openinspect.sessions.commands import CommandHandler
 from openinspect.sessions.egress_authority import SessionEgressAuthority
 from openinspect.sessions.eventlog import EventLog
 from openinspect.sessions.git_authority import SessionGitAuthority
 from openinspect.sessions.manager import SessionManager
 from openinspect.sessions.origins import Origins
+from openinspect.sessions.pool import WarmPool
 from openinspect.sessions.pulls import PullRequests
 from openinspect.settings import Settings
 from openinspect.store import Store
@@ -142,16 +144,25 @@ async def open_control_plane(
             user_tokens=people.user_tokens,
             web_url=settings.github.web_url,
         )
+        provider = provider or resolve_provider(settings.sandbox.provider, settings)
+        maker = BoxMaker(
+            settings=settings, store=store, origins=origins, hub=hub, provider=provider
+        )
+        pool = WarmPool(maker)  # its boxes are made by the warm_pool service
+        # After the manager's close (the exit stack runs backwards): no session claims then.
+        opened.push_async_callback(pool.close)
         session_deps = SessionDeps(
             settings=settings,
             store=store,
             events=events,
             models=models,
             hub=hub,
-            provider=provider or resolve_provider(settings.sandbox.provider, settings),
+            provider=provider,
             origins=origins,
             pulls=pulls,
             redaction=redaction,
+            pool=pool,
+            maker=maker,
         )
         manager = SessionManager(session_deps, repo_guard=people.repo_policy)
         # Also when the server is interrupted (uvicorn re-raises SIGINT, which cancels us here):
@@ -175,6 +186,7 @@ async def open_control_plane(
                     hub=hub,
                     allow=settings.sandbox.egress.allow,
                     lease_of=manager.lease_of,
+                    pool_repo_of=pool.repo_of,
                 ),
                 EgressLimits.from_settings(settings.sandbox.egress),
             )

@@ -85,6 +85,7 @@ tree, and the API turns any of them into the one JSON error envelope using ``cod
     │   └── SessionMoved                  "session_moved"            503
     └── SandboxError                      "sandbox_failed"           503
         ├── SandboxUnavailable            "sandbox_unavailable"      503
+        │   └── SandboxAtCapacity         "sandbox_unavailable"      503
         ├── SandboxBootFailed             "sandbox_boot_failed"      503
         ├── SandboxLost                   "sandbox_lost"             503
         ├── SnapshotFailed                "snapshot_failed"          503
@@ -604,6 +605,11 @@ class SandboxError(OpenInspectError):
 
 class SandboxUnavailable(SandboxError):
     code = "sandbox_unavailable"
+
+
+class SandboxAtCapacity(SandboxUnavailable):
+    """The server runs its maximum of boxes (``sandbox.max_live``): a session's box may take a
+    warm pool box's place (``sessions/pool.py``)."""
 
 
 class SandboxBootFailed(SandboxError):

@@ -193,6 +193,11 @@ class ServiceSettings(BaseModel):
         "('openinspect repos image enable') when they have none, when asked, and when their "
         "base branch moved (sandbox.images.rebuild_interval_s). One server at a time runs it.",
     )
+    warm_pool_enabled: bool = Field(
+        True,
+        description="Run the warm pool: keep each repo's pool of ready boxes "
+        "('openinspect repos pool set'). Every server keeps its own.",
+    )
     webhook_prune_enabled: bool = Field(
         True,
         description="Run the pruning of old webhook delivery ids (kept to recognise a "
@@ -438,6 +443,28 @@ class ImageSettings(BaseModel):
     )
 
 
+DEFAULT_POOL_MAX_PER_REPO = 10
+DEFAULT_POOL_REFILL_INTERVAL_S = 5.0
+
+
+class PoolSettings(BaseModel):
+    """The warm pool: ready boxes made ahead of time per repo (``openinspect repos pool``)."""
+
+    max_per_repo: int = Field(
+        DEFAULT_POOL_MAX_PER_REPO,
+        ge=0,
+        le=1000,
+        description="Largest pool size an admin may set for one repo (each replica keeps that "
+        "many ready boxes of the repo). 0: no pools on this server.",
+    )
+    refill_interval_s: float = Field(
+        DEFAULT_POOL_REFILL_INTERVAL_S,
+        gt=0,
+        description="How often each replica checks its pools (made boxes still alive, sizes "
+        "changed); a claimed box is replaced at once, not on this clock.",
+    )
+
+
 DEFAULT_SNAPSHOT_MAX_MIB = 2048
 DEFAULT_SNAPSHOT_MAX_FILES = 200_000
 DEFAULT_SNAPSHOTS_KEPT = 2
@@ -532,6 +559,9 @@ class SandboxSettings(BaseModel):
     )
     egress: EgressSettings = Field(
         default_factory=EgressSettings, description="The egress proxy and its allow-list."
+    )
+    pool: PoolSettings = Field(
+        default_factory=PoolSettings, description="The warm pool of ready boxes per repo."
     )
     snapshots: bool = Field(
         True,

@@ -74,6 +74,17 @@ def test_repos_are_listed_added_and_used_by_name(server: ServerProcess, origin: 
     wrong = cli("repos", "egress", "sample", "--allow", "http://x", server=server)
     assert wrong.returncode != 0 and "invalid_input" in wrong.stderr
 
+    # The repo's warm pool: set, shown, refused past the server's maximum, turned off.
+    pooled = cli("repos", "pool", "set", "sample", "1", server=server)
+    assert pooled.returncode == 0, pooled.stderr
+    assert "warm pool of sample: 1 ready box(es) per server" in pooled.stdout
+    shown = json.loads(cli("repos", "pool", "show", "sample", "--json", server=server).stdout)
+    assert (shown["size"], shown["max_size"], shown["base_branch"]) == (1, 10, "main")
+    too_many = cli("repos", "pool", "set", "sample", "11", server=server)
+    assert too_many.returncode != 0 and "invalid_input" in too_many.stderr
+    off = cli("repos", "pool", "set", "sample", "0", server=server)
+    assert off.returncode == 0 and "warm pool of sample: off" in off.stdout
+
     unknown = cli("run", "x", "--repo", "nosuch", server=server, cwd=origin.parent)
     assert unknown.returncode == 2
     assert "repo_not_found" in unknown.stderr

@@ -20,7 +20,13 @@ import pytest
 
 from openinspect.controlplane import open_control_plane
 from openinspect.services.base import LEASE_PREFIX, STOP_GRACE_S, ServiceRunner
-from openinspect.settings import SandboxSettings, ServiceSettings, SessionSettings, Settings
+from openinspect.settings import (
+    PoolSettings,
+    SandboxSettings,
+    ServiceSettings,
+    SessionSettings,
+    Settings,
+)
 from openinspect.store import Store
 from openinspect.store.leases import Lease, LeaseStore, db_now_ms
 from openinspect.store.tables import leases
@@ -213,6 +219,7 @@ async def test_the_lifespan_starts_the_services_the_settings_turn_on(tmp_path: P
             "idle_reaper",
             "presence_heartbeat",
             "scheduler",
+            "warm_pool",
             "webhook_prune",
         ]
         # Every one-replica service holds its lease before the plane stops: a lease write
@@ -226,6 +233,7 @@ async def test_the_lifespan_starts_the_services_the_settings_turn_on(tmp_path: P
         evict_enabled=False,
         scheduler_enabled=False,
         automation_runs_enabled=False,
+        warm_pool_enabled=False,
     )
     async with open_control_plane(off) as plane:
         assert plane.services.names == ["failover", "idle_reaper", "presence_heartbeat"]
@@ -239,10 +247,18 @@ async def test_the_lifespan_starts_the_services_the_settings_turn_on(tmp_path: P
             evict_enabled=False,
             scheduler_enabled=False,
             automation_runs_enabled=False,
+            warm_pool_enabled=False,
         ),
     )
     async with open_control_plane(no_tidy) as plane:
         assert plane.services.names == ["presence_heartbeat"]
+    no_pools = Settings(
+        home=tmp_path / "home",
+        sandbox=SandboxSettings(provider="process", pool=PoolSettings(max_per_repo=0)),
+        sessions=SessionSettings(tidy_interval_s=0),
+    )
+    async with open_control_plane(no_pools) as plane:  # no pool on this server: no service
+        assert "warm_pool" not in plane.services.names
 
 
 class SlowLeases:

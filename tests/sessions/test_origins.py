@@ -10,9 +10,9 @@ import pytest
 
 from openinspect.errors import InvalidInput, RepoUnusable
 from openinspect.scm.upstream import HttpUpstream, LocalUpstream
-from openinspect.sessions.git import mirror_path, normalize_origin
+from openinspect.sessions.git import branch_in_mirror, ensure_mirror, mirror_path, normalize_origin
 from openinspect.sessions.origins import Origins, mirror_lock
-from openinspect.testing.repos import make_sample_repo
+from openinspect.testing.repos import git_output, make_sample_repo
 
 WEB = "https://github.com"
 
@@ -107,3 +107,17 @@ def test_a_home_of_nobody_is_a_path_that_does_not_exist() -> None:
     with pytest.raises(InvalidInput, match="does not exist") as info:
         normalize_origin("~no-such-user-at-all/repo")
     assert info.value.hint
+
+
+async def test_a_branch_is_found_in_a_mirror_without_git(tmp_path: Path) -> None:
+    root = tmp_path / "src"
+    root.mkdir()
+    origin = make_sample_repo(root)
+    git_output("branch", "feature/x", "main", cwd=origin)
+    mirror = await ensure_mirror(tmp_path / "mirrors", str(origin))  # a clone packs its refs
+    assert await branch_in_mirror(mirror, "main")
+    assert await branch_in_mirror(mirror, "feature/x")
+    assert not await branch_in_mirror(mirror, "feature")
+    assert not await branch_in_mirror(mirror, "x")
+    git_output("branch", "loose", "main", cwd=mirror)  # a loose ref file
+    assert await branch_in_mirror(mirror, "loose")

@@ -29,6 +29,7 @@ from openinspect.api.routes import (
     images,
     linear,
     meta,
+    pool,
     repos,
     secrets,
     sessions,
@@ -85,6 +86,7 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
     app.include_router(egress.repos_router)
     app.include_router(images.router)
     app.include_router(egress.sessions_router)
+    app.include_router(pool.router)
     app.include_router(secrets.router)
     app.include_router(ws.router)
     app.include_router(auth.router)

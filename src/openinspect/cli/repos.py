@@ -201,3 +201,59 @@ def repos_egress(
         return 0
 
     run(main())
+
+
+pool_app = typer.Typer(
+    help="A repo's warm pool: ready boxes each server keeps, so a session starts on one.",
+    rich_markup_mode=None,
+)
+repos_app.add_typer(pool_app, name="pool")
+
+
+def _print_pool(shown: dict[str, object]) -> None:
+    out = console()
+    size = shown["size"]
+    state = f"{size} ready box(es) per server" if size else "off"
+    out.print(f"warm pool of {shown['repo']}: {state}", markup=False)
+    out.print(f"  base branch: {shown['base_branch']}", markup=False)
+    out.print(f"  this server: {shown['ready']} ready, {shown['booting']} booting", markup=False)
+    out.print(f"  largest allowed: {shown['max_size']}", markup=False)
+
+
+@pool_app.command("show")
+def repos_pool_show(
+    repo: Annotated[str, typer.Argument(help="A registered repo's name or id.")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Show a repo's pool size and the boxes of the server that answers."""
+
+    async def main() -> int:
+        async with open_client() as client:
+            shown = await client.request("GET", f"/api/repos/{repo}/pool")
+        if json_out:
+            emit_json(shown)
+        else:
+            _print_pool(shown)
+        return 0
+
+    run(main())
+
+
+@pool_app.command("set")
+def repos_pool_set(
+    repo: Annotated[str, typer.Argument(help="A registered repo's name or id.")],
+    size: Annotated[int, typer.Argument(help="Ready boxes per server; 0 turns the pool off.")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Set a repo's pool size (admins). Each server keeps that many ready boxes of the repo."""
+
+    async def main() -> int:
+        async with open_client() as client:
+            shown = await client.request("PUT", f"/api/repos/{repo}/pool", json={"size": size})
+        if json_out:
+            emit_json(shown)
+        else:
+            _print_pool(shown)
+        return 0
+
+    run(main())

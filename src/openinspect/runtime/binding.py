@@ -110,15 +110,29 @@ class Binding:
             ["remote", "set-url", "origin", self._forwarder.url(remote_path)],
             "pointing origin at the git proxy",
         )
+        # Read once, set what differs: a box's clone has them already (``boot``), and each git
+        # run is on a pooled box's claim path.
+        code, listed = await self._git(["config", "--local", "--list"])
+        current: dict[str, str] = {}
+        if code == 0:
+            for line in listed.splitlines():
+                key, _, value = line.partition("=")
+                current[key] = value
         for key, value in PROXY_CONFIG:
-            await self._must(["config", key, value], f"setting {key}")
+            if current.get(key.lower()) != value:
+                await self._must(["config", key, value], f"setting {key}")
 
     async def _checkout(self, branch: str) -> bool:
         """Check out ``branch``; True when it tracks ``origin/<branch>``."""
-        remote_ref = f"refs/remotes/origin/{branch}"
-        tracking = (await self._git(["rev-parse", "--verify", "--quiet", remote_ref]))[0] == 0
-        local = await self._git(["rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"])
-        if local[0] == 0:  # a restarted box reusing its checkout
+        remote_ref, local_ref = f"refs/remotes/origin/{branch}", f"refs/heads/{branch}"
+        code, listed = await self._git(
+            ["for-each-ref", "--format=%(refname)", local_ref, remote_ref]
+        )
+        if code != 0:
+            raise RpcFailure("git_failed", f"listing the branches failed (exit {code})")
+        refs = set(listed.splitlines())
+        tracking = remote_ref in refs
+        if local_ref in refs:  # a restarted box reusing its checkout
             args = ["checkout", branch]
         elif tracking:  # a follow-up session continues the branch it pushed before
             args = ["checkout", "-b", branch, "--track", f"origin/{branch}"]

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from .binding import PROXY_CONFIG
 from .bridge import Outbox
 from .procs import Child
 from .protocol import (
@@ -125,7 +126,15 @@ class Boot:
         if plan.repo_dir.exists():  # a clone interrupted by a crash; git refuses a non-empty dir
             shutil.rmtree(plan.repo_dir)
         await self._git(
-            ["clone", "--branch", plan.base_branch, "--", plan.clone_source, str(plan.repo_dir)],
+            [
+                "clone",
+                *(f"--config={key}={value}" for key, value in PROXY_CONFIG),
+                "--branch",
+                plan.base_branch,
+                "--",
+                plan.clone_source,
+                str(plan.repo_dir),
+            ],
             cwd=plan.workspace,
             what="git clone",
         )

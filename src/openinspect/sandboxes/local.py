@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import importlib.util
 import os
+import shutil
 import signal
 import subprocess
 from collections.abc import Mapping
@@ -139,6 +140,39 @@ def prepare_workspace(spec: SandboxSpec) -> Path:
             hint="check that the workspaces directory is writable",
         ) from exc
     return spec.workspace_dir.parent / f"{spec.workspace_dir.name}.log"
+
+
+WORKSPACE_SIBLING_SUFFIXES = (".log", ".img", ".work", ".snapshot")
+"""What a local box keeps beside its workspace: its log, its disk image (``workspace_fs``), its
+overlay's work directory (``staging``), its snapshot marker (``snapshots``)."""
+
+
+def _siblings(workspace: Path) -> list[tuple[Path, str]]:
+    return [(workspace.parent / f"{workspace.name}{s}", s) for s in WORKSPACE_SIBLING_SUFFIXES]
+
+
+def move_workspace(source: Path, target: Path) -> bool:
+    """Move a stopped box's workspace, with what is beside it, to ``target`` (on the same file
+    system); nothing moves when ``target`` exists. Whether it moved. A running box's cannot
+    move: a root server's workspace is a mounted image, which ``rename`` refuses (EBUSY)."""
+    if target.exists() or not source.is_dir():
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    source.rename(target)
+    for path, suffix in _siblings(source):
+        if path.exists():
+            path.rename(target.parent / f"{target.name}{suffix}")
+    return True
+
+
+def remove_workspace(workspace: Path) -> None:
+    """Delete a stopped box's workspace and what is beside it (a pool box never claimed)."""
+    for path, _ in _siblings(workspace):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    shutil.rmtree(workspace, ignore_errors=True)
 
 
 class LocalProcesses:

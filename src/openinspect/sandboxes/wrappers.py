@@ -4,7 +4,8 @@ A wrapper is itself a :class:`~.base.SandboxProvider` around another one. :class
 passes everything through, including what a backend offers beyond the protocol (an optional
 capability such as :class:`~.base.SnapshotCapable`, the ``bwrap`` backend's limit probes), so a
 wrapper overrides only the calls it is about. The registry applies the wrappers the settings ask
-for (:func:`~.registry.resolve_provider`); a warm pool will be one more.
+for (:func:`~.registry.resolve_provider`). The warm pool is not one: it makes whole
+boxes through the session engine's steps (``sessions/pool.py``), counted by this limit.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from openinspect.errors import SandboxUnavailable
+from openinspect.errors import SandboxAtCapacity
 
 from .base import SandboxExit, SandboxHandle, SandboxProvider, SandboxSpec
 
@@ -75,7 +76,7 @@ class ConcurrencyLimit(ProviderWrapper):
                 len(self._live),
                 self.max_live,
             )
-            raise SandboxUnavailable(
+            raise SandboxAtCapacity(
                 f"this server already runs its maximum of {self.max_live} sandboxes",
                 hint="try again once another session's sandbox has stopped, or ask an admin to "
                 "raise OPENINSPECT_SANDBOX__MAX_LIVE",
@@ -101,3 +102,13 @@ class ConcurrencyLimit(ProviderWrapper):
             await self.wrapped.destroy(handle)
         finally:
             self._live.discard(handle.sandbox_id)
+
+
+def concurrency_limit(provider: SandboxProvider) -> ConcurrencyLimit | None:
+    """The :class:`ConcurrencyLimit` among ``provider``'s wrappers, if there is one."""
+    current: object = provider
+    while isinstance(current, ProviderWrapper):
+        if isinstance(current, ConcurrencyLimit):
+            return current
+        current = current.wrapped
+    return None

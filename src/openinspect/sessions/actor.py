@@ -69,6 +69,7 @@ from openinspect.errors import (
 from openinspect.sandboxes.base import SandboxProvider
 from openinspect.sandboxes.bridge import BridgeHub, SandboxConnection
 from openinspect.secrets.redact import EMPTY, Redactor, SecretRedaction
+from openinspect.sessions.boxes import BoxMaker
 from openinspect.sessions.eventlog import EventLog
 from openinspect.sessions.fork import fork_note
 from openinspect.sessions.git import (
@@ -78,6 +79,7 @@ from openinspect.sessions.git import (
     push_in_sandbox,
 )
 from openinspect.sessions.origins import Origins
+from openinspect.sessions.pool import WarmPool
 from openinspect.sessions.pulls import PullRequests
 from openinspect.sessions.sandbox import SessionSandbox
 from openinspect.settings import Settings
@@ -129,6 +131,10 @@ class SessionDeps:
     pulls: PullRequests
     redaction: SecretRedaction | None = None
     """Where a session's boxes' secret values are tracked, to keep them out of its events."""
+    pool: WarmPool | None = None
+    """The warm pool of ready boxes a session's fresh box is claimed from (None: no pool)."""
+    maker: BoxMaker | None = None
+    """How boxes are made, shared by the sessions and the pool (None: each session's own)."""
 
 
 Admission = Callable[[User, "SessionActor"], Awaitable[None]]
@@ -188,6 +194,8 @@ class SessionActor:
             emit=self.emit,
             commit=self.commit,
             redaction=deps.redaction,
+            pool=deps.pool,
+            maker=deps.maker,
         )
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -577,12 +585,18 @@ class SessionActor:
         stored: asyncio.Future[Event | None] = asyncio.ensure_future(
             self.commit(Change(started, prompt=move))
         )
+        # A box replaced since the last prompt (lost, or stopped idle) is said at the head of
+        # the prompt, so it stays in the conversation with the turn it explains; decided
+        # before the next box starts. That box boots (or a pooled one is claimed) from now, in
+        # parallel with building the run and its first model request. A start refused below
+        # leaves a warm box, which the next prompt uses or the idle reaper stops.
+        note = await self.sandbox.replacement_note()
+        self.sandbox.reset_failure()
+        self.sandbox.warm()
         try:
             try:
-                await self._launch(prompt, stored)
+                await self._launch(prompt, stored, note)
                 if await asyncio.shield(stored) is not None:
-                    self.sandbox.reset_failure()
-                    self.sandbox.warm()  # boots in parallel with the first model request
                     return True
             finally:
                 if not stored.done():  # launching failed: the start's outcome still counts
@@ -604,7 +618,9 @@ class SessionActor:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    async def _launch(self, prompt: Prompt, started: asyncio.Future[Event | None]) -> None:
+    async def _launch(
+        self, prompt: Prompt, started: asyncio.Future[Event | None], note: str | None
+    ) -> None:
         """Create the agent run of ``prompt`` as ``_current``; its host waits for ``started``
         (the stored ``prompt-started``) before it writes or touches the sandbox."""
         model = prompt.model or self.session.model
@@ -621,9 +637,6 @@ class SessionActor:
             self._conversation = Conversation(
                 await self._s.store.sessions.load_conversation(self.session.id)
             )
-        # A box replaced since the last prompt (lost, or stopped idle) is said at the head of
-        # the prompt, so it stays in the conversation with the turn it explains.
-        note = await self.sandbox.replacement_note()
         forked = await fork_note(self._s.store, self.session)
         if forked is not None:  # a fork's first prompt: where its history and code come from
             note = forked if note is None else f"{forked}\n\n{note}"

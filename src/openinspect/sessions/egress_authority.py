@@ -3,7 +3,9 @@
 A tunnel carries the sandbox token its box's runtime adds. It must belong to a live sandbox
 registered here (the hub), like the git proxy's; the store then says which session the box
 serves and that session's registered repo, whose own entries (``openinspect repos egress``)
-join the server's ``sandbox.egress.allow``. Nothing the box sends names a session or a repo:
+join the server's ``sandbox.egress.allow``. A warm pool's box that no session claimed yet has
+no row: it gets its pool's repo's list (so its ``setup.sh`` installs what a session's would),
+with no session to log a refusal in. Nothing the box sends names a session or a repo:
 a token can only ever use its own repo's list.
 
 Every attempt is a row in ``egress_requests`` written before the proxy connects (the log is the
@@ -39,8 +41,11 @@ class SessionEgressAuthority:
         hub: BridgeHub,
         allow: list[str],
         lease_of: Callable[[str], Lease | None] = lambda _: None,
+        pool_repo_of: Callable[[str], str | None] = lambda _: None,
     ) -> None:
-        """``allow``: the server's entries (checked by the settings)."""
+        """``allow``: the server's entries (checked by the settings); ``pool_repo_of``: the
+        repo of a warm pool's unclaimed box (``WarmPool.repo_of``), whose list it gets."""
+        self._pool_repo_of = pool_repo_of
         self._store = store
         self._events = events
         self._hub = hub
@@ -54,6 +59,9 @@ class SessionEgressAuthority:
         if sandbox_id is None:
             return None
         scope = await self._store.egress.scope(sandbox_id)
+        pool_repo = self._pool_repo_of(sandbox_id) if scope.session_id is None else None
+        if pool_repo is not None:  # a pooled box's setup.sh: its repo's list, no session
+            scope = await self._store.egress.repo_scope(pool_repo)
         entries: tuple[AllowEntry, ...] = self._global
         if scope.entries:
             try:

@@ -144,6 +144,21 @@ async def branch_exists(mirror: Path, branch: str) -> bool:
     return True
 
 
+async def branch_in_mirror(mirror: Path, branch: str) -> bool:
+    """Whether the bare ``mirror`` has ``branch``, read from its ref files (no git process: a
+    pooled box's claim asks); a mirror in another ref format asks git."""
+    ref = f"refs/heads/{branch}"
+    if (mirror / "reftable").exists():
+        return await commit_of(mirror, ref) is not None
+    if (mirror / ref).is_file():
+        return True
+    try:
+        packed = (mirror / "packed-refs").read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return False
+    return any(line.endswith(f" {ref}") for line in packed.splitlines())
+
+
 async def commit_of(mirror: Path, ref: str) -> str | None:
     """The commit ``ref`` (a full ref name) names in ``mirror``, or None when it names none."""
     try:

@@ -2,8 +2,9 @@
 its boot as events, bind it to the session, hand the ready connection to tools, tear it down.
 
 A box is made knowing no session (:class:`~openinspect.sandboxes.base.SandboxSpec`) and bound
-once it has booted (:class:`~openinspect.sandboxes.base.SessionBinding`): the same steps a pool of
-boxes made ahead of time will take.
+once it has booted (:class:`~openinspect.sandboxes.base.SessionBinding`), so a session with no
+snapshot to restore may claim a box of its repo's warm pool (``sessions/pool.py``), made ahead
+of time the same way (``sessions/boxes.py``).
 
 Status flow: ``none → warming → booting → ready`` and ``failed`` or ``lost``. A failed boot is
 reported once; the next prompt (or ``typing``) tries again.
@@ -15,11 +16,12 @@ finds them). A session's next box restores the newest (boot mode ``snapshot_rest
 that fails is the box's ``failed`` status with the reason and a ``snapshot_corrupt`` error event:
 never a fresh checkout in its place, which would drop the work the snapshot holds.
 
-Repo images (:mod:`openinspect.images`): a session's first box, with no snapshot, starts from its
-repo's newest image when the repo has one (boot mode ``repo_image``: no ``setup.sh``, the newest
-commits fetched, ``start.sh``), which its ``ready`` status names. An image that cannot be
-restored is marked bad, an ``image_corrupt`` warning names it, and the box starts fresh: an
-image holds no one's work.
+Repo images (:mod:`openinspect.images`): a session's first box, with no snapshot (and no pooled
+box to claim), starts from its repo's newest image when the repo has one (boot mode
+``repo_image``: no ``setup.sh``, the newest commits fetched, ``start.sh``), which its ``ready``
+status names. An image that cannot be restored is marked bad, an ``image_corrupt`` warning names
+it, and the box starts fresh: an image holds no one's work. Pooled boxes are made from the
+newest image too.
 
 A box's environment holds the repo secrets of the session's repo and the global ones (the repo's
 win), read when it starts: a secret changed later reaches the next box. Their values are tracked
@@ -31,12 +33,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
-import secrets
+import shlex
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 from openinspect.domain.events import (
@@ -50,6 +51,7 @@ from openinspect.domain.ids import new_id
 from openinspect.domain.models import SandboxStatus, Session
 from openinspect.errors import (
     OpenInspectError,
+    SandboxAtCapacity,
     SandboxBootFailed,
     SandboxError,
     SandboxLost,
@@ -60,18 +62,20 @@ from openinspect.runtime.protocol import RuntimeEvent
 from openinspect.sandboxes.base import (
     SandboxHandle,
     SandboxProvider,
-    SandboxSpec,
     SessionBinding,
     SnapshotCapable,
     SnapshotRef,
 )
 from openinspect.sandboxes.bridge import BridgeHub, SandboxConnection
-from openinspect.secrets.redact import SecretRedaction, redactor_of
-from openinspect.sessions.git import branch_exists
+from openinspect.sandboxes.local import move_workspace, remove_workspace
+from openinspect.secrets.redact import Redactor, SecretRedaction, redactor_of
+from openinspect.sessions.boxes import Box, BoxMaker
+from openinspect.sessions.git import branch_in_mirror, commit_of, mirror_path
 from openinspect.sessions.origins import Origins
+from openinspect.sessions.pool import WarmPool
 from openinspect.settings import Settings
 from openinspect.store import Store
-from openinspect.store.changes import Change, SandboxMove
+from openinspect.store.changes import Change, NewSandbox, SandboxMove
 from openinspect.store.snapshots import SnapshotData, SnapshotReason, SnapshotRecord
 from openinspect.timeouts import wait_for
 
@@ -92,6 +96,11 @@ REUSED_NOTE = (
     "are as that box left them; running processes and /tmp are not kept. "
     ".openinspect/start.sh ran again."
 )
+POOLED_MESSAGE = "a ready box from the warm pool"
+CATCH_UP_TIMEOUT_S = 120.0
+MIRROR_FRESH_S = 5.0
+"""A mirror fetched this recently is taken as the origin's state when a pooled box is claimed."""
+MAX_GIT_OUTPUT_CHARS = 300
 RESTORE_HINT = (
     "The snapshot holds the work since the last push; nothing was started in its place. "
     "Start a new session from the session's branch to continue from the pushed commits"
@@ -111,8 +120,18 @@ class SessionSandbox:
         emit: Emit,
         commit: Commit,
         redaction: SecretRedaction | None = None,
+        pool: WarmPool | None = None,
+        maker: BoxMaker | None = None,
     ) -> None:
+        """``pool``: the warm pool a fresh box is claimed from (None: none); ``maker``: how
+        boxes are made (one shared by the sessions and the pool; made here when None)."""
         self._session = session
+        self._pool = pool
+        self._maker = maker or BoxMaker(
+            settings=settings, store=store, origins=origins, hub=hub, provider=provider
+        )
+        self._box: Box | None = None
+        self._claimed_workspace: Path | None = None
         self._redaction = redaction
         self._settings = settings
         self._store = store
@@ -200,72 +219,19 @@ class SessionSandbox:
             ) from exc
 
     async def _boot_sandbox(self) -> SandboxConnection:
-        session, settings = self._session, self._settings
-        origin = session.repo_url
-        mirror = await self._origins.mirror(settings.mirrors_dir, origin)  # under its lock
-        if not await branch_exists(mirror, session.base_branch):
-            raise SandboxError(f"Branch {session.base_branch!r} not found in {session.repo_url}")
-        box_secrets = await self._store.secrets.values_for(session.repo_id)
-        redactor = (
-            self._redaction.track(session.id, box_secrets)
-            if self._redaction is not None
-            else redactor_of(box_secrets.items())
-        )
-        token = secrets.token_urlsafe(32)
-        self._sandbox_id = new_id("sbx")
-        conn = self._hub.register(self._sandbox_id, token, redactor=redactor)
-        conn.on_message = self._on_message
-        conn.on_limit = self._on_limit
-        self._setup_warned = False
-        self._conn = conn
-        await self._store.sandboxes.create(
-            sandbox_id=self._sandbox_id,
-            session_id=session.id,
-            provider=self._provider.name,
-            token_hash=hashlib.sha256(token.encode()).hexdigest(),
-        )
-        self.workspace_dir.mkdir(parents=True, exist_ok=True)
         source = await self._boot_source()
-        spec = SandboxSpec(
-            sandbox_id=self._sandbox_id,
-            workspace_dir=self.workspace_dir,
-            clone_source=str(mirror),
-            clone_source_is_path=True,
-            base_branch=session.base_branch,
-            carry_branches=(session.branch,),  # a follow-up session continues its pushed branch
-            boot_mode="fresh",
-            token=token,
-            bridge_url=settings.bridge_url,
-            env=box_secrets,
-            setup_timeout_s=settings.sandbox.setup_timeout_s,
-            start_timeout_s=settings.sandbox.start_timeout_s,
-            heartbeat_s=settings.sandbox.heartbeat_interval_s,
-            max_processes=settings.sandbox.max_processes,
-            egress=settings.sandbox.egress.enabled,
-        )
-        self._restored, self._snapshot_warned = source.snapshot, False
-        self._handle = await self._make_box(source, spec)
-        self._watcher = asyncio.create_task(self._watch_exit(self._handle, conn))
-        await self._set_status("booting")
-        if box_secrets:
-            names = ", ".join(sorted(box_secrets))
-            line = f"secrets given to the box as environment variables: {names}"
-            await self._emit(SandboxLog(session_id=session.id, source="openinspect", line=line))
-        await conn.wait_ready(settings.sandbox.boot_timeout_s)
-        # Made, then bound: the box learns its session only now (the store row above already
-        # ties its token to the session, for the git proxy).
-        binding = SessionBinding(
-            session_id=session.id,
-            work_branch=session.branch,
-            git_remote_path=self._origins.proxy_path(session.id, origin),
-        )
-        await conn.bind(binding)
-        await self._set_status("ready", self._restored_message() or self._image_message)
-        return conn
+        # No snapshot of the session's to restore: a pooled box is as good as a fresh one (or
+        # one from the repo's image), and ready now.
+        if source.snapshot is None and self._pool is not None and self._pool.enabled:
+            conn = await self._claim_pooled()
+            if conn is not None:
+                return conn
+        return await self._boot_new(source)
 
     async def _boot_source(self) -> BootSource:
         """What the box starts from: the session's newest snapshot, else (a workspace that
-        never had a box) its repo's newest image, else a fresh clone (:mod:`openinspect.images`)."""
+        never had a box) its repo's newest image, else a fresh clone (:mod:`openinspect.images`).
+        One call: every source of a box's state is decided here."""
         snapshot = await self._newest_snapshot()
         if snapshot is not None:
             return from_snapshot(snapshot)
@@ -276,19 +242,52 @@ class SessionSandbox:
         )
         return image or FRESH
 
-    async def _make_box(self, source: BootSource, spec: SandboxSpec) -> SandboxHandle:
+    def _redactor_for(self, box_secrets: dict[str, str]) -> Redactor:
+        if self._redaction is not None:
+            return self._redaction.track(self._session.id, box_secrets)
+        return redactor_of(box_secrets.items())
+
+    def _hold(self, box: Box) -> SandboxConnection:
+        """Make ``box`` this session's current one: its messages are the session's."""
+        conn = box.conn
+        conn.on_message = self._on_message
+        conn.on_limit = self._on_limit
+        self._setup_warned = False
+        self._sandbox_id, self._conn, self._box = box.sandbox_id, conn, box
+        return conn
+
+    async def _boot_new(self, source: BootSource) -> SandboxConnection:
+        session = self._session
+        self._sandbox_id = new_id("sbx")  # before anything: a teardown unregisters it
+        box = await self._maker.prepare(
+            repo_url=session.repo_url,
+            repo_id=session.repo_id,
+            base_branch=session.base_branch,
+            workspace_dir=self.workspace_dir,
+            session_id=session.id,
+            sandbox_id=self._sandbox_id,
+            redactor_for=self._redactor_for,
+        )
+        conn = self._hold(box)
+        self._restored, self._snapshot_warned = source.snapshot, False
+        self._handle = await self._make_box(box, source)
+        self._watcher = asyncio.create_task(self._watch_exit(self._handle, conn))
+        await self._set_status("booting")
+        await self._log_secrets(box)
+        await self._maker.wait_ready(box)
+        # Made, then bound: the box learns its session only now (the store row above already
+        # ties its token to the session, for the git proxy).
+        await conn.bind(self._binding())
+        await self._set_status("ready", self._restored_message() or self._image_message)
+        return conn
+
+    async def _make_box(self, box: Box, source: BootSource) -> SandboxHandle:
         """Create the box, or restore it from ``source``. A snapshot that cannot be restored
         raises (``SnapshotCorrupt``: never a fresh checkout in its place); an image that cannot
         is marked bad, said in a warning, and the box is made fresh instead (it held no work)."""
         self._image_message = None
-        if source.ref is None:
-            return await self._provider.create(spec)
-        assert isinstance(self._provider, SnapshotCapable)
         try:
-            handle = await self._provider.restore(
-                source.ref,
-                replace(spec, boot_mode=source.boot_mode, known_commits=source.known_commits),
-            )
+            handle = await self._start_box(box, source)
         except SnapshotCorrupt as exc:
             if source.image is None:
                 raise
@@ -301,7 +300,7 @@ class SessionSandbox:
                     f"({exc.message}); it is marked bad and this box starts from a fresh clone.",
                 )
             )
-            return await self._provider.create(spec)
+            return await self._start_box(box, FRESH)
         self._image_message = source.describe_image()
         if self._image_message is not None:
             await self._emit(
@@ -310,6 +309,133 @@ class SessionSandbox:
                 )
             )
         return handle
+
+    async def _start_box(self, box: Box, source: BootSource) -> SandboxHandle:
+        carry = (self._session.branch,)  # a follow-up session continues its pushed branch
+        try:
+            return await self._maker.start(box, source, carry_branches=carry)
+        except SandboxAtCapacity:
+            # A session's box goes before a pool's: one pooled box makes room, once.
+            if self._pool is None or not await self._pool.make_room():
+                raise
+            return await self._maker.start(box, source, carry_branches=carry)
+
+    def _binding(self) -> SessionBinding:
+        session = self._session
+        return SessionBinding(
+            session_id=session.id,
+            work_branch=session.branch,
+            git_remote_path=self._origins.proxy_path(session.id, session.repo_url),
+        )
+
+    async def _log_secrets(self, box: Box) -> None:
+        if box.secrets:
+            names = ", ".join(sorted(box.secrets))
+            line = f"secrets given to the box as environment variables: {names}"
+            await self._emit(
+                SandboxLog(session_id=self._session.id, source="openinspect", line=line)
+            )
+
+    async def _claim_pooled(self) -> SandboxConnection | None:
+        """Take a ready box of the warm pool and bind it, or None (none fits, or it could not
+        be used: then the caller boots a box of its own, as without a pool).
+
+        A pooled box fits a session on the repo's pooled base branch whose work branch is not
+        on the origin yet (the box's clone holds the base branch only) and whose repo's
+        secrets are still the ones the box was given. Its row is written with the session's
+        first ``sandbox-status`` event, in one transaction; after ``bind`` it fetches the base
+        branch through the git proxy when the origin moved since the box was made."""
+        session, pool = self._session, self._pool
+        assert pool is not None
+        if session.repo_id is None or not pool.ready(session.repo_id):
+            return None
+        # The mirror as the session's creation refreshed it (fetched again below, meanwhile).
+        mirror = mirror_path(self._settings.mirrors_dir, session.repo_url)
+        if await branch_in_mirror(mirror, session.branch):
+            return None  # the work branch exists: a box that carries it is made instead
+        box = pool.claim(session.repo_id, session.base_branch)
+        if box is None:
+            return None
+        if await self._store.secrets.values_for(session.repo_id) != box.secrets:
+            log.info("session %s: pooled box %s has outdated secrets", session.id, box.sandbox_id)
+            await pool.discard(box)
+            return None
+        started = time.monotonic()
+        conn = self._hold(box)
+        conn.redactor = self._redactor_for(box.secrets)
+        self._handle, self._restored, self._snapshot_warned = box.handle, None, False
+        assert box.handle is not None
+        self._watcher = asyncio.create_task(self._watch_exit(box.handle, conn))
+        self.status = "booting"
+        # The claim's three steps at once: the box binds (which needs neither the row nor the
+        # origin), the mirror is fetched (the origin may have moved since the box was made),
+        # and the row and the event are written; then the box catches up if the base moved.
+        bound = asyncio.create_task(conn.bind(self._binding()))
+        refreshed = asyncio.create_task(self._fresh_mirror(mirror))
+        try:
+            await self._commit(
+                Change(
+                    SandboxStatusChanged(
+                        session_id=session.id, status="booting", message=POOLED_MESSAGE
+                    ),
+                    session={"sandbox_status": "booting"},
+                    sandbox=SandboxMove(
+                        box.sandbox_id,
+                        "booting",
+                        new=NewSandbox(session.id, self._provider.name, box.token_hash),
+                    ),
+                )
+            )
+            await self._log_secrets(box)
+        finally:
+            await asyncio.wait([bound, refreshed])
+        try:
+            bound.result()
+            base = await commit_of(refreshed.result(), f"refs/heads/{session.base_branch}")
+            if base is not None and base != box.base_commit:
+                await self._catch_up(conn)
+        except OpenInspectError as exc:
+            log.warning("session %s: pooled box %s unusable: %s", session.id, box.sandbox_id, exc)
+            await self._teardown()
+            await self._store.sandboxes.set_status(box.sandbox_id, "failed")
+            await asyncio.to_thread(remove_workspace, box.workspace_dir)
+            return None
+        self._claimed_workspace = box.workspace_dir
+        await self._set_status("ready", POOLED_MESSAGE)
+        log.info(
+            "session %s: pooled box %s bound in %d ms",
+            session.id,
+            box.sandbox_id,
+            (time.monotonic() - started) * 1000,
+        )
+        return conn
+
+    async def _fresh_mirror(self, mirror: Path) -> Path:
+        """The repo's mirror, fetched unless a fetch ended within :data:`MIRROR_FRESH_S` (the
+        session's creation fetched it, typically milliseconds before its first prompt)."""
+        try:
+            age_s = time.time() - (mirror / "FETCH_HEAD").stat().st_mtime
+        except OSError:
+            age_s = MIRROR_FRESH_S
+        if 0 <= age_s < MIRROR_FRESH_S:
+            return mirror
+        return await self._origins.mirror(self._settings.mirrors_dir, self._session.repo_url)
+
+    async def _catch_up(self, conn: SandboxConnection) -> None:
+        """Bring a pooled box's checkout to the base branch's newest commit, through the git
+        proxy (the box has no other way out); the work branch was just made from the old one,
+        so this is a fast-forward. Raises ``SandboxError`` when git fails."""
+        base = shlex.quote(self._session.base_branch)
+        command = (
+            f"git fetch --quiet origin +refs/heads/{base}:refs/remotes/origin/{base} "
+            f"&& git merge --ff-only --quiet refs/remotes/origin/{base}"
+        )
+        result = await conn.exec(command, timeout_s=CATCH_UP_TIMEOUT_S)
+        if result.exit_code != 0:
+            raise SandboxError(
+                f"the pooled box could not fast-forward to {self._session.base_branch!r} "
+                f"(exit {result.exit_code}): {result.stderr.strip()[-MAX_GIT_OUTPUT_CHARS:]}"
+            )
 
     def _restored_message(self) -> str | None:
         restored = self._restored
@@ -495,6 +621,17 @@ class SessionSandbox:
             await self._provider.destroy(handle)
         if self._sandbox_id is not None:
             self._hub.unregister(self._sandbox_id)
+        claimed, self._claimed_workspace = self._claimed_workspace, None
+        if claimed is not None and handle is not None:
+            # The box is stopped: its workspace becomes the session's, for its next box.
+            try:
+                await asyncio.to_thread(move_workspace, claimed, self.workspace_dir)
+            except OSError as exc:
+                log.warning(
+                    "session %s: the pooled box's workspace stays apart: %s",
+                    self._session.id,
+                    exc.strerror,
+                )
 
 
 def _consume_exception(task: asyncio.Task[SandboxConnection]) -> None:

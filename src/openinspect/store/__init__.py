@@ -23,6 +23,7 @@ from openinspect.store.leases import LeaseStore
 from openinspect.store.linear import LinearStore
 from openinspect.store.outbox import OutboxStore
 from openinspect.store.owners import OwnerStore
+from openinspect.store.pools import PoolStore
 from openinspect.store.presence import PresenceStore
 from openinspect.store.prompts import PromptStore
 from openinspect.store.pulls import PullRequestStore
@@ -71,6 +72,7 @@ class Store:
     egress: EgressStore
     secrets: SecretStore
     images: ImageStore
+    pools: PoolStore
 
     @classmethod
     async def open(
@@ -118,6 +120,7 @@ class Store:
             egress=EgressStore(engine),
             secrets=SecretStore(engine, sealer),
             images=ImageStore(engine),
+            pools=PoolStore(engine),
         )
 
     async def close(self) -> None:

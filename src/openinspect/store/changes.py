@@ -101,11 +101,23 @@ class PromptMove:
 
 
 @dataclass(frozen=True)
+class NewSandbox:
+    """The row of a box made before its session (a warm pool's), written when a session claims
+    it: until then no row ties its token to any session."""
+
+    session_id: str
+    provider: str
+    token_hash: str
+
+
+@dataclass(frozen=True)
 class SandboxMove:
-    """Record a sandbox's new status on its own row (the session's copy is ``sandbox_status``)."""
+    """Record a sandbox's new status on its own row (the session's copy is ``sandbox_status``);
+    with ``new``, the row is written first (a claimed pooled box)."""
 
     sandbox_id: str
     status: SandboxStatus
+    new: NewSandbox | None = None
 
 
 @dataclass(frozen=True)
@@ -375,6 +387,17 @@ async def _move_prompt(conn: AsyncConnection, move: PromptMove) -> bool:
 
 
 async def _move_sandbox(conn: AsyncConnection, move: SandboxMove) -> None:
+    if move.new is not None:
+        await conn.execute(
+            sandboxes.insert().values(
+                id=move.sandbox_id,
+                session_id=move.new.session_id,
+                provider=move.new.provider,
+                status=move.status,
+                token_hash=move.new.token_hash,
+                created_at=utcnow(),
+            )
+        )
     values: dict[str, Any] = {"status": move.status}
     if move.status == "ready":
         values["ready_at"] = utcnow()

@@ -76,6 +76,20 @@ class EgressStore:
             return BoxScope(None, None, [])
         return BoxScope(rows[0][0], rows[0][1], [r[2] for r in rows if r[2] is not None])
 
+    async def repo_scope(self, repo_id: str) -> BoxScope:
+        """The scope of a box of ``repo_id`` that serves no session (a warm pool's)."""
+        query = (
+            sa.select(repos.c.name, allow.c.entry)
+            .select_from(repos.outerjoin(allow, allow.c.repo_id == repos.c.id))
+            .where(repos.c.id == repo_id)
+            .order_by(allow.c.entry)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        if not rows:
+            return BoxScope(None, None, [])
+        return BoxScope(None, rows[0][0], [r[1] for r in rows if r[1] is not None])
+
     async def record(
         self,
         *,

@@ -771,7 +771,7 @@ secrets = sa.Table(
 )
 
 
-# --- repo images (migration 0017) ---
+# --- repo images (migration 0018) ---
 
 repo_images = sa.Table(
     "repo_images",
@@ -813,4 +813,19 @@ image_builds = sa.Table(
     sa.Column("finished_at", _ts, nullable=True),
     sa.Column("discarded_at", _ts, nullable=True),
     sa.Index("ix_image_builds_repo_id_created_at", "repo_id", "created_at"),
+)
+
+# --- warm pool (migration 0019) ---
+
+repo_pools = sa.Table(
+    "repo_pools",
+    metadata,
+    # How many ready boxes each replica keeps for a registered repo (sessions/pool.py); no row
+    # (or 0) is no pool.
+    sa.Column(
+        "repo_id", sa.String(40), sa.ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("updated_by", sa.String(40), nullable=True),
+    sa.Column("updated_at", _ts, nullable=False),
 )
