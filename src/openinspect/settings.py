@@ -317,6 +317,9 @@ LEGACY_SANDBOX_KEYS = {"python": ("bwrap", "process"), "box_user": ("bwrap",)}
 (``OPENINSPECT_SANDBOX__PYTHON`` still sets both backends' interpreter)."""
 
 
+DEFAULT_HIBERNATE_S = 30.0
+
+
 class BwrapSettings(BaseModel):
     """What only the ``bwrap`` backend reads (the box limits above are every backend's)."""
 
@@ -332,6 +335,16 @@ class BwrapSettings(BaseModel):
             "(created as a system user without home or shell when missing) or 'uid:gid' "
             "(numbers, never 0). Ignored when the server is not root: boxes then run as the "
             "server's own user. OPENINSPECT_SANDBOX__BOX_USER, its earlier name, still sets it."
+        ),
+    )
+    hibernate_s: float = Field(
+        DEFAULT_HIBERNATE_S,
+        ge=0,
+        description=(
+            "Seconds a box's runtime has nothing to do (no request, no forwarded connection) "
+            "before it hibernates: it execs into a small idle process that keeps the bridge "
+            "and heartbeats (about a quarter of the memory), and back into the full runtime "
+            "when a request comes (docs/sandboxes.md, 'What a box costs'). 0: never."
         ),
     )
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .address import BridgeAddress
 from .gitforward import GIT_PATH_PREFIX, GitForwarder
+from .hibernate import BoundState
 from .params import optional_str, require_str
 from .procs import Child
 from .protocol import MAX_BRANCH_CHARS, MAX_MESSAGE_CHARS, BindResult, RpcFailure, Stream
@@ -42,6 +43,8 @@ class Binding:
         bridge: BridgeAddress,
         token: str,
         tls: ssl.SSLContext | None = None,
+        resumed: BoundState | None = None,
+        forwarder_fd: int | None = None,
     ) -> None:
         self._repo_dir = repo_dir
         self._env = dict(env)
@@ -52,6 +55,32 @@ class Binding:
         self._bound: tuple[str, str | None] | None = None
         self._result: BindResult | None = None
         self._lock = asyncio.Lock()  # one bind at a time: a second waits and sees the first
+        self._forwarder_fd = forwarder_fd
+        if resumed is not None:  # a hibernated runtime's binding (:mod:`.hibernate`)
+            self._bound = (resumed.branch, resumed.remote_path)
+            self._result = resumed.result
+
+    async def resume(self) -> None:
+        """Listen again on the git forwarder's inherited socket (same port: ``origin`` is
+        unchanged), when the hibernated runtime had one."""
+        if self._forwarder_fd is not None and self._forwarder is None:
+            forwarder = GitForwarder(
+                self._bridge, self._token, tls=self._tls, inherited_fd=self._forwarder_fd
+            )
+            self._forwarder_fd = None
+            await forwarder.start()
+            self._forwarder = forwarder
+
+    @property
+    def state(self) -> BoundState | None:
+        """What ``bind`` applied, for a runtime that hibernates."""
+        if self._bound is None or self._result is None:
+            return None
+        return BoundState(self._bound[0], self._bound[1], self._result)
+
+    @property
+    def forwarder(self) -> GitForwarder | None:
+        return self._forwarder
 
     async def bind(self, params: Mapping[str, object]) -> BindResult:
         """Apply the ``bind`` request ``params`` (see :class:`~.protocol.BindParams`)."""

@@ -127,6 +127,11 @@ class Outbox:
             self._size -= len(self._items.popleft())
             self._cond.notify_all()
 
+    @property
+    def idle(self) -> bool:
+        """Whether nothing but heartbeats waits to be sent (a heartbeat may be lost)."""
+        return all(item == _HEARTBEAT_TEXT for item in self._items)
+
     async def set_connected(self, connected: bool) -> None:
         """Record whether a connection drains the outbox (waiting droppables re-check)."""
         async with self._cond:
@@ -136,6 +141,9 @@ class Outbox:
 
 def _encode(message: Mapping[str, object]) -> str:
     return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+
+
+_HEARTBEAT_TEXT = _encode({"type": "heartbeat"})
 
 
 def _frame_bytes(text: str) -> int:

@@ -60,8 +60,9 @@ class EgressForwarder(LoopbackListener):
         tls: ssl.SSLContext | None = None,
         host: str = LOOPBACK,
         port: int = 0,
+        inherited_fd: int | None = None,
     ) -> None:
-        super().__init__(host=host, port=port)
+        super().__init__(host=host, port=port, inherited_fd=inherited_fd)
         self._address = address
         self._token = token
         self._tls = tls

@@ -131,8 +131,9 @@ class GitForwarder(LoopbackListener):
         tls: ssl.SSLContext | None = None,
         host: str = LOOPBACK,
         port: int = 0,
+        inherited_fd: int | None = None,
     ) -> None:
-        super().__init__(host=host, port=port, limit=MAX_HEAD_BYTES)
+        super().__init__(host=host, port=port, limit=MAX_HEAD_BYTES, inherited_fd=inherited_fd)
         self._address = address
         self._tls = tls
         self._token = token

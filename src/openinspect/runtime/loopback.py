@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 
 LOOPBACK = "127.0.0.1"
 _STREAM_LIMIT = 64 * 1024  # asyncio's own default
@@ -25,18 +26,32 @@ class LoopbackListener:
     label = "loopback listener"
     log = logging.getLogger("openinspect.runtime.loopback")
 
-    def __init__(self, *, host: str = LOOPBACK, port: int = 0, limit: int = _STREAM_LIMIT) -> None:
+    def __init__(
+        self,
+        *,
+        host: str = LOOPBACK,
+        port: int = 0,
+        limit: int = _STREAM_LIMIT,
+        inherited_fd: int | None = None,
+    ) -> None:
         self._host = host
         self._port = port
         self._limit = limit
+        self._inherited_fd = inherited_fd
+        """A listening socket handed over by a hibernated runtime (:mod:`.hibernate`)."""
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
 
     async def start(self) -> int:
         """Start listening; returns the port. Raises ``OSError`` when it cannot bind."""
-        self._server = await asyncio.start_server(
-            self._accept, self._host, self._port, limit=self._limit
-        )
+        if self._inherited_fd is not None:
+            sock = socket.socket(fileno=self._inherited_fd)
+            sock.set_inheritable(False)
+            self._server = await asyncio.start_server(self._accept, sock=sock, limit=self._limit)
+        else:
+            self._server = await asyncio.start_server(
+                self._accept, self._host, self._port, limit=self._limit
+            )
         self._port = int(self._server.sockets[0].getsockname()[1])
         self.log.info("%s on %s:%d", self.label, self._host, self._port)
         return self._port
@@ -44,6 +59,16 @@ class LoopbackListener:
     @property
     def port(self) -> int:
         return self._port
+
+    @property
+    def fileno(self) -> int | None:
+        """The listening socket's descriptor, once listening."""
+        return self._server.sockets[0].fileno() if self._server is not None else None
+
+    @property
+    def busy(self) -> bool:
+        """Whether a connection is being served."""
+        return bool(self._connections)
 
     async def close(self) -> None:
         """Stop listening and cut every open connection."""

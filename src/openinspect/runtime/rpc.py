@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 from collections.abc import Mapping
 
 from .bridge import Outbox
@@ -30,9 +31,17 @@ class RpcServer:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._answers: collections.OrderedDict[str, Answer] = collections.OrderedDict()
         self._resends: set[asyncio.Task[bool]] = set()
+        self.last_activity = time.monotonic()
+        """When a request last arrived or finished (what hibernation waits out)."""
+
+    @property
+    def busy(self) -> bool:
+        """Whether a request runs or an answer waits to be queued."""
+        return bool(self._running or self._resends)
 
     def handle(self, message: Mapping[str, object]) -> None:
         """Act on one control-plane message: a request or a cancel (never blocks)."""
+        self.last_activity = time.monotonic()
         cancel = message.get("cancel")
         if isinstance(cancel, str):
             self.cancel(cancel)
@@ -109,6 +118,7 @@ class RpcServer:
         # Recorded as finished before it is queued: a replay from now on gets this answer.
         self._answers[rid] = answer
         self._running.pop(rid, None)
+        self.last_activity = time.monotonic()
         while len(self._answers) > RECENT_ANSWERS:
             self._answers.popitem(last=False)
         await self._outbox.put(answer)

@@ -22,6 +22,8 @@ Environment (set by the sandbox provider):
 ``OPENINSPECT_MAX_PROCESSES``  RLIMIT_NPROC for the runtime and its commands (default: unset).
 ``OPENINSPECT_EGRESS``         ``1``: run the egress forwarder and give commands its proxy
                                variables (:mod:`.egressforward`); otherwise no egress.
+``OPENINSPECT_HIBERNATE_S``    Seconds with nothing to do after which a runtime on a unix://
+                               bridge hibernates (:mod:`.hibernate`; default 0: never).
 =============================  ==============================================================
 
 Nothing here names a session: the session's work branch and git proxy path come over the bridge
@@ -46,6 +48,7 @@ import os
 import resource
 import signal
 import ssl
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +60,7 @@ from .boot import Boot, BootPlan
 from .bridge import BridgeClient, BridgeRejected, Outbox
 from .egressforward import EgressForwarder
 from .executor import Executor
+from .hibernate import CHECK_INTERVAL_S, RESUME_PREFIX, ResumeState, hibernate
 from .protocol import BOOT_MODES, BootMode, HelloMessage
 from .rpc import RpcServer
 
@@ -82,6 +86,7 @@ _HIDDEN_FROM_COMMANDS = (
     "OPENINSPECT_BRIDGE_URL",
     "OPENINSPECT_BRIDGE_CA_FILE",
     "OPENINSPECT_EGRESS",
+    "OPENINSPECT_HIBERNATE_S",
 )
 
 
@@ -101,6 +106,7 @@ class RuntimeConfig:
     max_processes: int | None
     bridge_ca_file: str | None = None
     egress: bool = False
+    hibernate_s: float = 0.0
 
     def bridge_tls(self) -> ssl.SSLContext | None:
         """The TLS context of a ``wss`` bridge; raises ``OSError``/``ssl.SSLError``."""
@@ -123,6 +129,7 @@ class RuntimeConfig:
             ("START_TIMEOUT_S", DEFAULT_START_TIMEOUT_S),
             ("HEARTBEAT_S", DEFAULT_HEARTBEAT_S),
             ("MAX_PROCESSES", 0.0),
+            ("HIBERNATE_S", 0.0),
         ):
             raw = env.get(_PREFIX + name)
             try:
@@ -162,12 +169,17 @@ class RuntimeConfig:
             heartbeat_s=numbers["HEARTBEAT_S"],
             max_processes=int(numbers["MAX_PROCESSES"]) or None,
             egress=env.get(_PREFIX + "EGRESS") == "1",
+            hibernate_s=max(0.0, numbers["HIBERNATE_S"]),
         )
 
 
 def command_environment(env: Mapping[str, str]) -> dict[str, str]:
     """What commands and scripts inherit: ``env`` without the runtime's private entries."""
-    child = {k: v for k, v in env.items() if k not in _HIDDEN_FROM_COMMANDS}
+    child = {
+        k: v
+        for k, v in env.items()
+        if k not in _HIDDEN_FROM_COMMANDS and not k.startswith(RESUME_PREFIX)
+    }
     # The runtime's own lib (websockets, this package) must not shadow the repo's packages.
     own_lib = os.path.abspath(Path(__file__).parent.parent.parent)
     kept = [
@@ -215,18 +227,34 @@ async def serve(
     except (OSError, ssl.SSLError) as exc:
         logger.error("cannot read the bridge's CA file: %s", exc)
         return EXIT_BAD_CONFIG
+    # A guest in someone else's process never hibernates, so it never resumes either.
+    resume = ResumeState.from_env(env) if stop is None else None
+    fds = resume.listener_fds if resume is not None else {}
     child_env = {**command_environment(env), "GIT_TERMINAL_PROMPT": "0"}
-    egress = await _start_egress(config, tls)
+    egress = await _start_egress(config, tls, fds.get("egress"))
     if egress is not None:
         child_env.update(egress.environment())
     outbox = Outbox()
     binding = Binding(
-        config.plan.repo_dir, child_env, bridge=config.bridge, token=config.token, tls=tls
+        config.plan.repo_dir,
+        child_env,
+        bridge=config.bridge,
+        token=config.token,
+        tls=tls,
+        resumed=resume.bound if resume is not None else None,
+        forwarder_fd=fds.get("git"),
     )
     rpc = RpcServer(Executor(config.plan.repo_dir, child_env, binding=binding), outbox)
     try:
         boot = Boot(config.plan, outbox, child_env)
-        return await _run(config, outbox, rpc, boot, tls, stop)
+        if resume is not None:
+            boot.phase = resume.phase
+            try:
+                await binding.resume()
+            except OSError as exc:
+                logger.warning("cannot listen on the git forwarder's socket again: %s", exc)
+        sleeper = _Hibernation(config, env, outbox, rpc, boot, binding, egress)
+        return await _run(config, outbox, rpc, boot, tls, stop, sleeper, resumed=resume is not None)
     finally:
         await binding.close()
         if egress is not None:
@@ -234,19 +262,82 @@ async def serve(
 
 
 async def _start_egress(
-    config: RuntimeConfig, tls: ssl.SSLContext | None
+    config: RuntimeConfig, tls: ssl.SSLContext | None, inherited_fd: int | None = None
 ) -> EgressForwarder | None:
-    """The egress forwarder, listening, when the box has egress; a box whose forwarder cannot
-    bind runs without (its commands see no proxy, so no network)."""
+    """The egress forwarder, listening (on the socket a hibernated runtime handed over, if
+    any), when the box has egress; a box whose forwarder cannot bind runs without (its
+    commands see no proxy, so no network)."""
     if not config.egress:
         return None
-    forwarder = EgressForwarder(config.bridge, config.token, tls=tls)
+    forwarder = EgressForwarder(config.bridge, config.token, tls=tls, inherited_fd=inherited_fd)
     try:
         await forwarder.start()
     except OSError as exc:
         logger.warning("no egress: cannot start the egress forwarder: %s", exc)
         return None
     return forwarder
+
+
+class _Hibernation:
+    """Decides when this runtime has had nothing to do for ``hibernate_s`` and hibernates it
+    (:mod:`.hibernate`)."""
+
+    def __init__(
+        self,
+        config: RuntimeConfig,
+        env: Mapping[str, str],
+        outbox: Outbox,
+        rpc: RpcServer,
+        boot: Boot,
+        binding: Binding,
+        egress: EgressForwarder | None,
+    ) -> None:
+        self._config = config
+        self._env = env
+        self._outbox = outbox
+        self._rpc = rpc
+        self._boot = boot
+        self._binding = binding
+        self._egress = egress
+
+    def hello(self) -> HelloMessage:
+        return {
+            "type": "hello",
+            "runtime_version": RUNTIME_VERSION,
+            "boot_mode": self._config.plan.boot_mode,
+            "sandbox_id": self._config.sandbox_id,
+            "phase": self._boot.phase,
+        }
+
+    @property
+    def enabled(self) -> bool:
+        # The idle runtime speaks WebSocket over a Unix socket only (no TLS).
+        return self._config.hibernate_s > 0 and self._config.bridge.scheme == "unix"
+
+    def _quiet(self, connected: bool) -> bool:
+        forwarders = [self._binding.forwarder, self._egress]
+        return (
+            connected
+            and self._boot.phase in ("ready", "failed")
+            and not self._rpc.busy
+            and self._outbox.idle
+            and not any(f is not None and f.busy for f in forwarders)
+            and time.monotonic() - self._rpc.last_activity >= self._config.hibernate_s
+        )
+
+    async def watch(self, client: BridgeClient) -> None:
+        """Hibernate once quiet for long enough; returns only if hibernating failed."""
+        while True:
+            await asyncio.sleep(CHECK_INTERVAL_S)
+            if not self._quiet(client.connected.is_set()):
+                continue
+            fds = {
+                name: fd
+                for name, forwarder in (("git", self._binding.forwarder), ("egress", self._egress))
+                if forwarder is not None and (fd := forwarder.fileno) is not None
+            }
+            hibernate(self._env, self.hello(), fds, self._binding.state)
+            return
 
 
 async def _run(
@@ -256,17 +347,12 @@ async def _run(
     boot: Boot,
     tls: ssl.SSLContext | None,
     stop: asyncio.Event | None,
+    sleeper: _Hibernation,
+    *,
+    resumed: bool = False,
 ) -> int:
-    """Connect, boot, serve RPC until shutdown; returns the exit status."""
-
-    def hello() -> HelloMessage:
-        return {
-            "type": "hello",
-            "runtime_version": RUNTIME_VERSION,
-            "boot_mode": config.plan.boot_mode,
-            "sandbox_id": config.sandbox_id,
-            "phase": boot.phase,
-        }
+    """Connect, boot (unless resumed), serve RPC until shutdown; returns the exit status."""
+    hello = sleeper.hello
 
     client = BridgeClient(
         config.bridge,
@@ -277,6 +363,7 @@ async def _run(
         on_message=rpc.handle,
         tls=tls,
     )
+    stop_is_ours = stop is None
     if stop is None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -285,7 +372,8 @@ async def _run(
 
     async def boot_when_connected() -> None:
         await client.ever_connected.wait()
-        await boot.run()
+        if not resumed:
+            await boot.run()
 
     client_task = asyncio.create_task(client.run())
     stop_task = asyncio.create_task(stop.wait())
@@ -293,6 +381,8 @@ async def _run(
         asyncio.create_task(boot_when_connected()),
         asyncio.create_task(client.heartbeat(config.heartbeat_s)),
     ]
+    if sleeper.enabled and stop_is_ours:
+        background.append(asyncio.create_task(sleeper.watch(client)))
     await asyncio.wait({client_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
     for task in (*background, stop_task):
         task.cancel()

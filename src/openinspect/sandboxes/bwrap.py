@@ -187,23 +187,25 @@ def etc_args() -> list[str]:
     return args
 
 
-def build_env(spec: SandboxSpec) -> dict[str, str]:
+def build_env(spec: SandboxSpec, *, hibernate_s: float = 0.0) -> dict[str, str]:
     """The box's whole environment, built from scratch (nothing of the server's).
 
     It is handed to bwrap as its process environment, which bwrap passes on unchanged, rather
     than as ``--setenv`` arguments: a command line is readable by every user of the host, an
     environment only by its owner.
     """
+    runtime_env = spec.runtime_env(
+        bridge_url=unix_url(BOX_BRIDGE_SOCKET),
+        workspace=BOX_WORKSPACE,
+        clone_source=BOX_BUNDLE,
+    )
+    runtime_env["OPENINSPECT_HIBERNATE_S"] = f"{hibernate_s:g}"
     return sandbox_env(
         spec,
         path=BOX_PATH,
         home=f"{BOX_WORKSPACE}/{HOME_DIRNAME}",
         pythonpath=BOX_RUNTIME_ZIP,
-        runtime_env=spec.runtime_env(
-            bridge_url=unix_url(BOX_BRIDGE_SOCKET),
-            workspace=BOX_WORKSPACE,
-            clone_source=BOX_BUNDLE,
-        ),
+        runtime_env=runtime_env,
     )
 
 
@@ -404,6 +406,7 @@ class BwrapProvider:
         self._bwrap = bwrap
         self._python = config.python
         self._box_user = config.box_user
+        self._hibernate_s = config.hibernate_s
         self._scratch = context.run_dir
         self._workspaces_dir = context.workspaces_dir
         self._overlay: bool | None = None  # an ordinary server's staging; probed when first used
@@ -535,7 +538,7 @@ class BwrapProvider:
             handle = await self._procs.start(
                 spec,
                 argv,
-                build_env(env_spec),
+                build_env(env_spec, hibernate_s=self._hibernate_s),
                 log_path=log_path,
                 pass_fds=(*inputs.fds(), write_fd, block_read, args_fd),
                 cwd=Path("/"),  # not the workspace: bwrap's cwd is a host path
