@@ -33,7 +33,17 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
-from bench.common import progress
+from bench.common import (
+    PROMPT_TIMEOUT_S,
+    BenchEnv,
+    Listener,
+    Script,
+    bench_env,
+    finished,
+    progress,
+    ratio,
+    summarize_ms,
+)
 from openinspect.runtime.address import unix_url
 from openinspect.runtime.protocol import BRIDGE_PATH, MAX_FRAME_BYTES
 from openinspect.sandboxes.base import SandboxHandle, SandboxSpec
@@ -55,6 +65,22 @@ HISTORY_COMMITS = 60
 HISTORY_FILE_BYTES = 256 * 1024
 """Each commit rewrites a file of this many random bytes: a history git cannot compress."""
 KIB = 1024
+PROMPT_SAMPLES = 3
+WAKE_GOAL_RATIO = 1.5
+MODEL_TURN_MS = (0, 500)
+"""How long the scripted model takes to ask for the tool: at once (the worst case for a wake
+that starts with the prompt), and as a fast real model would."""
+
+
+def _script(delay_ms: int) -> Script:
+    call = {"name": "bash", "args": {"command": "true"}}
+    return {
+        "turns": [{"text": "Checking.", "tool_calls": [call], "delay_ms": delay_ms}],
+        "final_text": "Done.",
+    }
+
+
+IDLE_RUNTIME_MARKER = "openinspect.runtime.idle"
 
 
 def process_tree(root: int) -> list[int]:
@@ -163,9 +189,9 @@ class _Boxes:
         booted = asyncio.get_running_loop().create_future()
 
         async def on_message(message: Any) -> None:
-            if message.get("type") == "boot" and message.get("phase") in ("ready", "failed"):
-                if not booted.done():
-                    booted.set_result(message)
+            settled = message.get("type") == "boot" and message.get("phase") in ("ready", "failed")
+            if settled and not booted.done():
+                booted.set_result(message)
 
         conn.on_message = on_message
         spec = SandboxSpec(
@@ -229,7 +255,9 @@ async def _mirror(settings: Settings, origin: Path) -> Path:
     return await ensure_mirror(settings.mirrors_dir, str(origin))
 
 
-async def run(boxes: int = BOXES, hibernate_s: float = HIBERNATE_S) -> dict[str, Any]:
+async def run(
+    boxes: int = BOXES, hibernate_s: float = HIBERNATE_S, prompt_samples: int = PROMPT_SAMPLES
+) -> dict[str, Any]:
     """Measure the boxes' memory (1 and ``boxes`` at once) and a clone's disk; with
     ``hibernate_s`` 0, boxes never hibernate (the full runtime stays resident)."""
     root = Path(tempfile.mkdtemp(prefix="oi-bench-boxcost-"))
@@ -240,12 +268,15 @@ async def run(boxes: int = BOXES, hibernate_s: float = HIBERNATE_S) -> dict[str,
         hub = BridgeHub(heartbeat_timeout_s=30)
         origin = make_history_repo(root)
         mirror = await _mirror(settings, origin)
+        result: dict[str, Any] = {}
         async with _bridge(hub) as socket:
-            result: dict[str, Any] = {}
             group = _Boxes(provider, hub, socket, root)
             try:
                 progress("boxcost: 1 idle box")
                 await group.start(mirror)
+                workspace = group.handles[0].workspace_dir  # type: ignore[attr-defined]
+                clone_mb = du_mb(workspace / "repo")
+                checkout_mb = clone_mb - du_mb(workspace / "repo" / ".git")
                 await asyncio.sleep(IDLE_S)
                 one = box_memory(group.handles)
                 progress(f"boxcost: {boxes} idle boxes")
@@ -256,14 +287,16 @@ async def run(boxes: int = BOXES, hibernate_s: float = HIBERNATE_S) -> dict[str,
                 cgroup = provider.box_cgroup(group.handles[0].sandbox_id)
                 first = await group.first_call_ms(0)
                 warm = min([await group.first_call_ms(0) for _ in range(5)])
-                workspace = group.handles[0].workspace_dir  # type: ignore[attr-defined]
-                clone_mb = du_mb(workspace / "repo")
-                checkout_mb = du_mb(workspace / "repo") - du_mb(workspace / "repo" / ".git")
             finally:
                 await group.close()
             baseline_dir = root / "baseline-clone"
             git_output(
-                "clone", "--quiet", "--local", "--no-hardlinks", str(mirror), str(baseline_dir),
+                "clone",
+                "--quiet",
+                "--local",
+                "--no-hardlinks",
+                str(mirror),
+                str(baseline_dir),
                 cwd=root,
             )
             result = {
@@ -272,16 +305,87 @@ async def run(boxes: int = BOXES, hibernate_s: float = HIBERNATE_S) -> dict[str,
                 "one_box": one,
                 "many_boxes": many,
                 "cgroup_memory_mb": _cgroup_mb(cgroup),
-                "first_exec_after_idle_ms": round(first, 2),
+                "hibernate_s": hibernate_s,
+                "first_exec_after_idle_unwoken_ms": round(first, 2),
                 "warm_exec_ms": round(warm, 2),
                 "box_disk_mb": round(clone_mb, 2),
                 "checkout_mb": round(checkout_mb, 2),
                 "mirror_mb": du_mb(mirror),
                 "baseline_clone_mb": du_mb(baseline_dir),
             }
-            return result
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    if hibernate_s > 0:
+        progress("boxcost: first tool call after idle")
+        result |= await first_tool_after_idle(prompt_samples)
+    return result
+
+
+async def _first_tool_result_s(
+    env: BenchEnv, listener: Listener, session_id: str, delay_ms: int = 0
+) -> float:
+    """POST a prompt; seconds to its first ``tool-result`` (which must have succeeded)."""
+    env.llm.reset(_script(delay_ms))
+    async with env.client() as client:
+        sent = time.time()
+        prompt = await client.post_prompt(session_id, content="check")
+    prompt_id = str(prompt["id"])
+    done = await listener.wait_for(finished(prompt_id), PROMPT_TIMEOUT_S)
+    if done.event.get("status") != "success":
+        raise RuntimeError(f"the prompt did not succeed: {done.event}")
+    result = await listener.wait_for(
+        lambda e: e.get("type") == "tool-result" and e.get("prompt_id") == prompt_id, 1.0
+    )
+    if result.event.get("exit_code") != 0:
+        raise RuntimeError(f"the tool call failed: {result.event}")
+    return result.at - sent
+
+
+def _hibernated_runtimes() -> int:
+    done = subprocess.run(
+        ["pgrep", "-f", IDLE_RUNTIME_MARKER], capture_output=True, text=True, check=False
+    )
+    return len(done.stdout.split())
+
+
+async def first_tool_after_idle(samples: int = PROMPT_SAMPLES) -> dict[str, Any]:
+    """A session's first tool result (POST → ``tool-result``) in an awake box (a prompt right
+    after another) and in a box that hibernated since the last prompt, through a real server:
+    the prompt's start wakes the box (``wake``) while the model answers."""
+    extra = {
+        "OPENINSPECT_SANDBOX__BWRAP__HIBERNATE_S": f"{HIBERNATE_S:g}",
+        "OPENINSPECT_SESSIONS__IDLE_STOP_S": "0",
+        "OPENINSPECT_SESSIONS__IDLE_STOP_WATCHED_S": "0",
+    }
+    warm: dict[int, list[float]] = {delay: [] for delay in MODEL_TURN_MS}
+    after_idle: dict[int, list[float]] = {delay: [] for delay in MODEL_TURN_MS}
+    async with bench_env("boxcost", extra) as env:
+        async with env.client() as client:
+            created = await client.create_session(repo=str(env.origin), title="boxcost")
+            session_id = str(created["session"]["id"])
+            listener = await Listener.open(client, session_id, since_seq=0)
+        try:
+            await _first_tool_result_s(env, listener, session_id)  # boots the box
+            for _ in range(samples):
+                for delay in MODEL_TURN_MS:
+                    warm[delay].append(await _first_tool_result_s(env, listener, session_id, delay))
+                    await asyncio.sleep(IDLE_S)
+                    if _hibernated_runtimes() < 1:
+                        raise RuntimeError("the idle box did not hibernate")
+                    after_idle[delay].append(
+                        await _first_tool_result_s(env, listener, session_id, delay)
+                    )
+        finally:
+            await listener.close()
+    found: dict[str, Any] = {"goal_ratio": WAKE_GOAL_RATIO}
+    for delay in MODEL_TURN_MS:
+        warm_ms, idle_ms = summarize_ms(warm[delay]), summarize_ms(after_idle[delay])
+        found[f"model_{delay}ms"] = {
+            "warm_first_tool_result_ms": warm_ms,
+            "after_idle_first_tool_result_ms": idle_ms,
+            "after_idle_to_warm_ratio": ratio(idle_ms["p50"], warm_ms["p50"]),
+        }
+    return {"after_idle": found}
 
 
 def _cgroup_mb(cgroup: BoxCgroup | None) -> float | None:

@@ -289,6 +289,8 @@ class BridgeClient:
                     continue
                 if message.get("type") == "shutdown":
                     return True
+                if message.get("type") == "wake":  # for a hibernated runtime: we are awake
+                    continue
                 self._on_message(message)
         except ConnectionClosed:
             pass

@@ -194,10 +194,10 @@ def main() -> None:
         heartbeat_s = float(env.get("OPENINSPECT_HEARTBEAT_S") or 30)
         hello = env["OPENINSPECT_RESUME_HELLO"].encode()
         for _ in range(BUSY_RETRIES):
+            conn = IdleConnection(
+                path, env["OPENINSPECT_SANDBOX_ID"], env["OPENINSPECT_SANDBOX_TOKEN"]
+            )
             try:
-                conn = IdleConnection(
-                    path, env["OPENINSPECT_SANDBOX_ID"], env["OPENINSPECT_SANDBOX_TOKEN"]
-                )
                 sys.exit(serve(conn, hello, heartbeat_s, listeners))
             except Busy:
                 conn.sock.close()

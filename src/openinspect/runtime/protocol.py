@@ -34,7 +34,9 @@ results are the ``*Params`` / ``*Result`` types below. Error codes are :data:`ER
 - ``log {source: "clone" | "setup" | "start", line}``: one line of boot output.
 - ``heartbeat {}``: every ``OPENINSPECT_HEARTBEAT_S`` while connected.
 
-**Events, control plane → runtime**: ``{"type": "shutdown"}``: kill every running command, exit 0.
+**Events, control plane → runtime**: ``{"type": "shutdown"}``: kill every running command, exit 0;
+``{"type": "wake"}``: a prompt started, so a hibernated runtime comes back now (:mod:`.hibernate`);
+an awake one ignores it.
 
 **Refusals.** The control plane refuses an unknown sandbox, a wrong token or a lost sandbox
 at the handshake (HTTP 403). After accepting, it closes a connection it will never take back with
@@ -346,6 +348,12 @@ class HeartbeatMessage(TypedDict):
     """Runtime → control plane: still alive."""
 
     type: Literal["heartbeat"]
+
+
+class WakeMessage(TypedDict):
+    """Control plane → runtime: a prompt started; a hibernated runtime comes back now."""
+
+    type: Literal["wake"]
 
 
 class ShutdownMessage(TypedDict):

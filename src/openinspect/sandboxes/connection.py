@@ -345,6 +345,12 @@ class SandboxConnection:
             )
         return result
 
+    async def wake(self) -> None:
+        """Ask a hibernated runtime to come back now (:mod:`openinspect.runtime.hibernate`), so
+        that a prompt's first tool call finds it awake: sent when a prompt starts, while the
+        model thinks. An awake runtime ignores it; nothing is sent while disconnected."""
+        await self._send({"type": "wake"})
+
     async def shutdown(self) -> None:
         """Ask the runtime to kill its commands and exit; the connection becomes ``lost``."""
         await self._send({"type": "shutdown"})

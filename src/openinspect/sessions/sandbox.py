@@ -151,6 +151,7 @@ class SessionSandbox:
         self._replacement_told = False
         self._snapshot_warned = False
         self.status: SandboxStatus = "none"
+        self._wakes: set[asyncio.Task[None]] = set()
 
     @property
     def workspace_dir(self) -> Path:
@@ -158,11 +159,19 @@ class SessionSandbox:
 
     def warm(self) -> None:
         """Start booting unless a boot was already started (it may be running, have succeeded,
-        or have failed: a failure stands until ``reset_failure``). Returns at once."""
+        or have failed: a failure stands until ``reset_failure``). Returns at once. A ready
+        box is woken, in case it hibernated (:mod:`openinspect.runtime.hibernate`)."""
         if self._boot is not None:
+            if self._conn is not None and self.status == "ready":
+                self._wake(self._conn)
             return
         self._boot = asyncio.create_task(self._start(), name=f"boot {self._session.id}")
         self._boot.add_done_callback(_consume_exception)
+
+    def _wake(self, conn: SandboxConnection) -> None:
+        task = asyncio.create_task(conn.wake(), name=f"wake {self._session.id}")
+        self._wakes.add(task)
+        task.add_done_callback(self._wakes.discard)
 
     def reset_failure(self) -> None:
         """Allow a new boot if the last one failed or its sandbox is gone (called when a new
