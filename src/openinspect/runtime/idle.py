@@ -203,8 +203,9 @@ def main() -> None:
                 conn.sock.close()
                 conn = None
                 time.sleep(BUSY_RETRY_S)
-    except (Wake, OSError, ValueError, KeyError):
-        pass
+    except (Wake, OSError, ValueError, KeyError) as exc:
+        # The box's log, as the full runtime's lines: why it came back.
+        sys.stderr.write(f"openinspect idle runtime: waking: {exc!r}\n")
     if conn is not None:
         conn.close()
     wake()
