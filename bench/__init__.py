@@ -44,13 +44,20 @@
   warm pool: claim and bind) and ``cold_to_warm_ratio``, the first tool result of a session
   started on a pooled box over a tool result in an already-warm box; goal ≤ 1.5. Baseline: a
   fresh box's first tool result, in the same run.
+- ``boxcost``: ``box_memory_mb``, the PSS of an idle bwrap box (every process of it, from
+  ``/proc/<pid>/smaps_rollup``) with 10 idle boxes at once, once their runtimes hibernated (with
+  1 box, and RSS, beside it; goal ≤ 8); ``box_disk_mb``, the disk of a box's clone of a repo with
+  60 commits of incompressible history, against the mirror and a plain ``git clone --local
+  --no-hardlinks``; and the first tool result of a prompt in a box that hibernated since the
+  last one against one in an awake box (goal ≤ 1.5×), with a model that answers at once and one
+  that takes 500 ms.
 
 ``--only latency,fanout`` runs some of the parts (``latency``, ``cli``, ``fanout``,
 ``server_start``, ``web``, ``failover``, ``sessions``, ``events``, ``snapshot``, ``image``,
-``pool``); the object then has their keys only.
+``pool``, ``boxcost``); the object then has their keys only.
 
 Modules: ``latency``, ``fanout``, ``web``, ``cli_start``, ``server_start``, ``failover``,
-``sessions_per_process``, ``events``, ``snapshot``, ``image``, ``pool``, ``ws_baseline`` and
-``bare_server`` (the baseline servers, run as subprocesses), ``common`` (environment,
-percentiles), ``suite`` (the run as a whole).
+``sessions_per_process``, ``events``, ``snapshot``, ``image``, ``pool``, ``boxcost``,
+``ws_baseline`` and ``bare_server`` (the baseline servers, run as subprocesses), ``common``
+(environment, percentiles), ``suite`` (the run as a whole).
 """

@@ -127,6 +127,18 @@ def parse_args(argv: list[str]) -> Config:
         help="pooled sessions for pool_claim_ms and cold_to_warm_ratio (and as many fresh)",
     )
     parser.add_argument(
+        "--box-count",
+        type=_positive,
+        default=defaults.box_count,
+        help="idle boxes at once for box_memory_mb",
+    )
+    parser.add_argument(
+        "--box-prompt-samples",
+        type=_positive,
+        default=defaults.box_prompt_samples,
+        help="prompts after idle (and awake) for the boxcost part's first tool call",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=TOTAL_TIMEOUT_S, help="hard time limit, seconds"
     )
     parser.add_argument(
@@ -152,6 +164,8 @@ def parse_args(argv: list[str]) -> Config:
         snapshot_samples=args.snapshot_samples,
         image_samples=args.image_samples,
         pool_samples=args.pool_samples,
+        box_count=args.box_count,
+        box_prompt_samples=args.box_prompt_samples,
         timeout_s=args.timeout,
         parts=args.only,
     )

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bench import (
+    boxcost,
     cli_start,
     events,
     failover,
@@ -37,6 +38,7 @@ PARTS = (
     "snapshot",
     "image",
     "pool",
+    "boxcost",
 )
 """The parts of a run, in the order they run (``--only`` picks some)."""
 
@@ -76,6 +78,10 @@ class Config:
     for ``repo_image_cold_start_ms``."""
     pool_samples: int = 5
     """Pooled sessions for ``pool_claim_ms`` and ``cold_to_warm_ratio`` (and as many fresh)."""
+    box_count: int = boxcost.BOXES
+    """Idle boxes at once for ``box_memory_mb``."""
+    box_prompt_samples: int = boxcost.PROMPT_SAMPLES
+    """Prompts (awake, then after idle) per model delay for the first tool call after idle."""
     timeout_s: float = TOTAL_TIMEOUT_S
     share_server: bool = False
     """One server for both parts (faster; the smoke test) instead of a fresh one for each."""
@@ -129,6 +135,11 @@ async def run(config: Config) -> dict[str, Any]:
         # Its own server: a registered repo with a pool of one box.
         if "pool" in wanted:
             found["pool"] = await pool.run(config.pool_samples)
+        # Real boxes on a bridge of its own, then a server of its own.
+        if "boxcost" in wanted:
+            found["boxcost"] = await boxcost.run(
+                config.box_count, prompt_samples=config.box_prompt_samples
+            )
     elapsed = time.monotonic() - started
     progress(f"done in {elapsed:.1f} s")
     return {
