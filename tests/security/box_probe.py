@@ -184,6 +184,9 @@ async def restart(
         await provider.destroy(handle)
     # The host's view of it: plain files of the box user, and a clone the server's git reads.
     report["restart"]["from_server"] = (workspace / "from-server.txt").read_text()
+    # A staged box's clone borrows the mirror's objects at the box's path of them: host git
+    # names the host's (docs/sandboxes.md, "What a box costs").
+    borrowed = {"GIT_ALTERNATE_OBJECT_DIRECTORIES": str(Path(spec.clone_source) / "objects")}
     git = await asyncio.create_subprocess_exec(
         "git",
         "-c",
@@ -194,6 +197,8 @@ async def restart(
         "--format=%s",
         "-2",
         stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env={**os.environ, **borrowed},
     )
     report["restart"]["host_log"] = (await git.communicate())[0].decode()
     report["restart"]["owners"] = sorted(

@@ -10,7 +10,12 @@ at the image's commit, with a warning). Both run under ``/bin/bash`` with cwd = 
 ``OPENINSPECT_BOOT_MODE`` set; their output becomes ``log`` events; a timeout kills their group.
 
 The clone source is a path or URL; a file directly in the workspace is a git bundle copied in
-for the clone (a bwrap box's repo), deleted once cloned.
+for the clone (a bwrap box's repo), deleted once cloned. With ``clone_objects`` (a read-only
+objects directory: a bwrap box's view of the mirror's) the clone borrows those objects instead of
+copying them: the source is then a list of ``<sha> refs/heads/<branch>`` lines (the only refs the
+box gets), and the clone is made by hand: ``git init``, the objects directory as the repo's one
+alternate, the refs as ``origin``'s, the base branch checked out. Its disk is the checkout and
+what the box writes.
 
 A boot knows no session: it leaves the repo on the base branch. The session's work branch and
 git proxy come later, with ``bind`` (:mod:`.binding`), so that a box can be made ahead of time.
@@ -64,6 +69,7 @@ class BootPlan:
     boot_mode: BootMode
     setup_timeout_s: float
     start_timeout_s: float
+    clone_objects: str | None = None
 
     @property
     def repo_dir(self) -> Path:
@@ -113,31 +119,39 @@ class Boot:
     async def _clone(self) -> None:
         plan = self._plan
         if (plan.repo_dir / ".git").exists() and plan.boot_mode == "repo_image":
+            if self._borrows():  # an image unpacked here may borrow from another host's mirror
+                await self._check_borrowed()
             await self._refresh()
             return
         if (plan.repo_dir / ".git").exists():
             await self._announce(
                 {"type": "boot", "phase": "clone", "message": "reusing the existing checkout"}
             )
+            if plan.boot_mode == "snapshot_restore" and self._borrows():
+                await self._check_borrowed()
             return
         await self._announce(
             {"type": "boot", "phase": "clone", "message": f"cloning branch {plan.base_branch}"}
         )
         if plan.repo_dir.exists():  # a clone interrupted by a crash; git refuses a non-empty dir
             shutil.rmtree(plan.repo_dir)
-        await self._git(
-            [
-                "clone",
-                *(f"--config={key}={value}" for key, value in PROXY_CONFIG),
-                "--branch",
-                plan.base_branch,
-                "--",
-                plan.clone_source,
-                str(plan.repo_dir),
-            ],
-            cwd=plan.workspace,
-            what="git clone",
-        )
+        if plan.clone_objects is not None:
+            await self._clone_borrowing(plan.clone_objects)
+        else:
+            source, repo = plan.clone_source, str(plan.repo_dir)
+            await self._git(
+                [
+                    "clone",
+                    *(f"--config={key}={value}" for key, value in PROXY_CONFIG),
+                    "--branch",
+                    plan.base_branch,
+                    "--",
+                    source,
+                    repo,
+                ],
+                cwd=plan.workspace,
+                what="git clone",
+            )
         self._discard_bundle()
 
     async def _refresh(self) -> None:
@@ -189,6 +203,70 @@ class Boot:
                 f"{RUNTIME_WARNING}the image's checkout could not be fast-forwarded to the "
                 f"newest {plan.base_branch}; it stays at the image's commit",
             )
+
+    async def _clone_borrowing(self, objects: str) -> None:
+        """The clone of the refs listed in the clone source, borrowing ``objects``."""
+        plan = self._plan
+        try:
+            listed = Path(plan.clone_source).read_text()
+        except OSError as exc:
+            raise BootFailed(f"cannot read the refs to clone: {exc.strerror or exc}") from exc
+        refs = {}
+        for line in listed.splitlines():
+            sha, _, ref = line.partition(" ")
+            if not (len(sha) in (40, 64) and ref.startswith("refs/heads/")):
+                raise BootFailed("the refs to clone are garbled")
+            refs[ref.removeprefix("refs/heads/")] = sha
+        base = refs.get(plan.base_branch)
+        if base is None:
+            raise BootFailed(f"the repo has no branch {plan.base_branch}")
+        repo = str(plan.repo_dir)
+        await self._git(
+            ["init", "--quiet", f"--initial-branch={plan.base_branch}", "--", repo],
+            cwd=plan.workspace,
+            what="git init",
+        )
+        alternates = plan.repo_dir / ".git" / "objects" / "info" / "alternates"
+        alternates.write_text(f"{objects}\n")
+        steps = [
+            *(["config", key, value] for key, value in PROXY_CONFIG),
+            ["config", "remote.origin.url", plan.clone_source],
+            ["config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"],
+            ["config", f"branch.{plan.base_branch}.remote", "origin"],
+            ["config", f"branch.{plan.base_branch}.merge", f"refs/heads/{plan.base_branch}"],
+            ["update-ref", f"refs/heads/{plan.base_branch}", base],
+            [
+                "symbolic-ref",
+                "refs/remotes/origin/HEAD",
+                f"refs/remotes/origin/{plan.base_branch}",
+            ],
+        ]
+        steps += [["update-ref", f"refs/remotes/origin/{b}", sha] for b, sha in refs.items()]
+        steps.append(["reset", "--hard", "--quiet"])  # the checkout
+        for args in steps:
+            await self._git(["-C", repo, *args], cwd=plan.workspace, what=f"git {args[0]}")
+
+    def _borrows(self) -> bool:
+        return (self._plan.repo_dir / ".git" / "objects" / "info" / "alternates").is_file()
+
+    async def _check_borrowed(self) -> None:
+        """A restored clone that borrows objects (perhaps unpacked on another host, whose
+        mirror may lack what it borrowed here) must find every commit of its refs: walked
+        once (commits only, the mirror's commit-graph makes it quick); a miss fails the boot
+        with the reason, never a repo that breaks later."""
+        try:
+            await self._git(
+                ["-C", str(self._plan.repo_dir), "rev-list", "--all", "--quiet"],
+                cwd=self._plan.workspace,
+                what="checking the restored repo's history",
+            )
+        except BootFailed as failure:
+            raise BootFailed(
+                "the restored repo's history is not all here: it borrowed objects from a "
+                "mirror this host's mirror does not match (see docs/sandboxes.md, "
+                "'What a box costs')",
+                failure.exit_code,
+            ) from failure
 
     def _discard_bundle(self) -> None:
         """A clone source that is a file in the workspace is a bundle the provider copied in for

@@ -16,6 +16,8 @@ Environment (set by the sandbox provider):
                                (required).
 ``OPENINSPECT_CLONE_SOURCE``   Path or URL to clone from (required).
 ``OPENINSPECT_BASE_BRANCH``    Branch to clone (required); the box stays on it until ``bind``.
+``OPENINSPECT_CLONE_OBJECTS``  A read-only objects directory the clone borrows (git alternates);
+                               the clone source is then a list of refs (:mod:`.boot`).
 ``OPENINSPECT_SETUP_TIMEOUT_S``  Time limit of setup.sh (default 300).
 ``OPENINSPECT_START_TIMEOUT_S``  Time limit of start.sh (default 120).
 ``OPENINSPECT_HEARTBEAT_S``    Heartbeat interval (default 30).
@@ -165,6 +167,7 @@ class RuntimeConfig:
                 boot_mode=boot_mode,
                 setup_timeout_s=numbers["SETUP_TIMEOUT_S"],
                 start_timeout_s=numbers["START_TIMEOUT_S"],
+                clone_objects=env.get(_PREFIX + "CLONE_OBJECTS") or None,
             ),
             heartbeat_s=numbers["HEARTBEAT_S"],
             max_processes=int(numbers["MAX_PROCESSES"]) or None,

@@ -81,10 +81,11 @@ from .local import (
     runtime_sources,
     sandbox_env,
 )
-from .payload import data_fd, origin_bundle, runtime_zip, warm_runtime_zip
+from .payload import data_fd, origin_bundle, origin_refs, runtime_zip, warm_runtime_zip
 from .relay import BridgeRelay
 from .snapshots import SNAPSHOTS_DIRNAME, WorkspaceSnapshots, archive_limits
 from .staging import (
+    STAGED_MIRROR,
     STAGED_WORKSPACE,
     ensure_stage_dir,
     prepare_overlay,
@@ -98,6 +99,9 @@ logger = logging.getLogger(__name__)
 BOX_WORKSPACE = "/workspace"
 BOX_RUNTIME_ZIP = "/opt/openinspect/runtime.zip"
 BOX_BUNDLE = f"{BOX_WORKSPACE}/.openinspect-origin.bundle"
+BOX_REFS = f"{BOX_WORKSPACE}/.openinspect-origin.refs"
+BOX_MIRROR = "/opt/openinspect/mirror"
+"""Where a box sees its repo mirror's objects, read-only: its clone borrows them (alternates)."""
 BOX_BRIDGE_SOCKET = "/run/openinspect/bridge.sock"
 BOX_PATH = "/usr/local/bin:/usr/bin:/bin"
 BOX_HOSTNAME = "openinspect"
@@ -187,19 +191,24 @@ def etc_args() -> list[str]:
     return args
 
 
-def build_env(spec: SandboxSpec, *, hibernate_s: float = 0.0) -> dict[str, str]:
+def build_env(
+    spec: SandboxSpec, *, hibernate_s: float = 0.0, borrow: bool = False
+) -> dict[str, str]:
     """The box's whole environment, built from scratch (nothing of the server's).
 
     It is handed to bwrap as its process environment, which bwrap passes on unchanged, rather
     than as ``--setenv`` arguments: a command line is readable by every user of the host, an
-    environment only by its owner.
+    environment only by its owner. ``borrow``: the box sees the mirror's objects at
+    :data:`BOX_MIRROR` and clones from a list of refs (:data:`BOX_REFS`), not a bundle.
     """
     runtime_env = spec.runtime_env(
         bridge_url=unix_url(BOX_BRIDGE_SOCKET),
         workspace=BOX_WORKSPACE,
-        clone_source=BOX_BUNDLE,
+        clone_source=BOX_REFS if borrow else BOX_BUNDLE,
     )
     runtime_env["OPENINSPECT_HIBERNATE_S"] = f"{hibernate_s:g}"
+    if borrow:
+        runtime_env["OPENINSPECT_CLONE_OBJECTS"] = BOX_MIRROR
     return sandbox_env(
         spec,
         path=BOX_PATH,
@@ -258,6 +267,11 @@ class BoxInputs:
     bundle: int | None = None
     """A git bundle to clone from, when the workspace has no checkout yet (or to fetch from, for
     a box started from a repo image)."""
+    refs: int | None = None
+    """The refs to clone (``<sha> refs/heads/<branch>`` lines), when the clone borrows the
+    mirror's objects (``mirror``) and the workspace has no checkout yet."""
+    mirror: str | None = None
+    """The staged read-only overlay of the mirror's objects (:data:`.staging.STAGED_MIRROR`)."""
     info: int | None = None
     """Where bwrap writes ``{"child-pid": …}`` (the box's init, as a host pid)."""
     block: int | None = None
@@ -265,7 +279,7 @@ class BoxInputs:
     end of file): the time to put the box's bridge socket in place (:mod:`.relay`)."""
 
     def fds(self) -> tuple[int, ...]:
-        fds = (self.runtime_zip, self.bundle, self.info, self.block)
+        fds = (self.runtime_zip, self.bundle, self.refs, self.info, self.block)
         return tuple(fd for fd in fds if fd is not None)
 
 
@@ -313,10 +327,19 @@ def build_argv(
         "--dir",
         os.path.dirname(BOX_BRIDGE_SOCKET),  # the relay's socket goes there (:mod:`.relay`)
     ]
+    if inputs.mirror is not None:
+        argv += ["--ro-bind", inputs.mirror, BOX_MIRROR]
     if inputs.bundle is not None:
         argv += ["--perms", "0600", "--file", str(inputs.bundle), BOX_BUNDLE]
+    if inputs.refs is not None:
+        argv += ["--perms", "0600", "--file", str(inputs.refs), BOX_REFS]
     argv += ["--chdir", BOX_WORKSPACE]
     return [*argv, "--", *runtime_argv(python)]
+
+
+def _mirror_objects(spec: SandboxSpec) -> Path:
+    """The host directory of the objects of the mirror ``spec`` clones from."""
+    return Path(spec.clone_source) / "objects"
 
 
 def args_via_fd(argv: list[str]) -> tuple[list[str], int]:
@@ -531,14 +554,19 @@ class BwrapProvider:
             )
             argv, args_fd = args_via_fd(argv)
             opened.append(args_fd)
+            objects = _mirror_objects(spec) if inputs.mirror is not None else None
             if user.switch:
-                argv = staged_argv(argv, user, workspace=spec.workspace_dir)
+                argv = staged_argv(argv, user, workspace=spec.workspace_dir, mirror_objects=objects)
             elif overlay:
-                argv = user_staged_argv(argv, user, workspace=spec.workspace_dir)
+                argv = user_staged_argv(
+                    argv, user, workspace=spec.workspace_dir, mirror_objects=objects
+                )
             handle = await self._procs.start(
                 spec,
                 argv,
-                build_env(env_spec, hibernate_s=self._hibernate_s),
+                build_env(
+                    env_spec, hibernate_s=self._hibernate_s, borrow=inputs.mirror is not None
+                ),
                 log_path=log_path,
                 pass_fds=(*inputs.fds(), write_fd, block_read, args_fd),
                 cwd=Path("/"),  # not the workspace: bwrap's cwd is a host path
@@ -627,18 +655,29 @@ class BwrapProvider:
         code = await asyncio.to_thread(runtime_zip, runtime_sources(), self._python)
         runtime = data_fd("openinspect-runtime", code)
         opened.append(runtime)
-        bundle = None
-        # A repo image's box fetches the newest commits from it (:mod:`openinspect.runtime.boot`).
-        if (
-            spec.boot_mode == "repo_image"
-            or not (spec.workspace_dir / REPO_DIRNAME / ".git").exists()
-        ):
-            branches = [spec.base_branch, *spec.carry_branches]
-            known = spec.known_commits if spec.boot_mode == "repo_image" else ()
-            bundle = await origin_bundle(spec.clone_source, branches, self._scratch, known=known)
-            if bundle is not None:
-                opened.append(bundle)
-        return BoxInputs(workspace, runtime_zip=runtime, bundle=bundle)
+        # Staged boxes borrow the mirror's objects through a read-only overlay; a box that binds
+        # its workspace (which names its host path anyway) gets a bundle, as a mount of the
+        # mirror would name the mirror's path too.
+        mirror = STAGED_MIRROR if staged and _mirror_objects(spec).is_dir() else None
+        bundle = refs = None
+        branches = [spec.base_branch, *spec.carry_branches]
+        has_checkout = (spec.workspace_dir / REPO_DIRNAME / ".git").exists()
+        if spec.boot_mode == "repo_image" and has_checkout:
+            # A repo image's box fetches the newest commits from a bundle of what the image
+            # lacks, none when nothing is new (:mod:`openinspect.runtime.boot`).
+            bundle = await origin_bundle(
+                spec.clone_source, branches, self._scratch, known=spec.known_commits
+            )
+        elif not has_checkout:
+            if mirror is not None:
+                listed = await origin_refs(spec.clone_source, branches)
+                refs = data_fd("openinspect-refs", listed)
+                opened.append(refs)
+            else:
+                bundle = await origin_bundle(spec.clone_source, branches, self._scratch)
+        if bundle is not None:
+            opened.append(bundle)
+        return BoxInputs(workspace, runtime_zip=runtime, bundle=bundle, refs=refs, mirror=mirror)
 
     def _check(self, spec: SandboxSpec) -> str:
         """Fail early and clearly on what would make bwrap fail; returns bwrap's path."""

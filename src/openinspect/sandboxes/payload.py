@@ -158,6 +158,18 @@ async def _has_commit(repo: str, sha: str) -> bool:
     return await _git_ok(repo, "cat-file", "-e", f"{sha}^{{commit}}")
 
 
+async def origin_refs(mirror: str, branches: list[str]) -> bytes:
+    """``<sha> refs/heads/<branch>`` lines of ``branches`` (those the mirror has): what a box
+    whose clone borrows the mirror's objects clones (nothing else of the mirror's refs).
+    Raises ``SandboxUnavailable``."""
+    refs = [f"refs/heads/{branch}" for branch in dict.fromkeys(branches) if branch]
+    listed = await _git(mirror, "for-each-ref", "--format=%(objectname) %(refname)", *refs)
+    lines = [line for line in (listed or "").splitlines() if line.split(" ", 1)[-1] in refs]
+    if not lines:
+        raise SandboxUnavailable(f"the mirror has none of the branches {', '.join(branches)}")
+    return "".join(f"{line}\n" for line in lines).encode()
+
+
 async def _git_ok(repo: str, *args: str) -> bool:
     return await _git(repo, *args) is not None
 

@@ -51,15 +51,29 @@ STAGED_SESSIONS = f"{STAGE_DIR}/sessions"
 """Where an ordinary server's chain binds the workspaces directory, while it mounts the overlay."""
 STAGED_EMPTY = f"{STAGE_DIR}/empty"
 """The overlay's empty lower layer (on the chain's tmpfs)."""
+STAGED_MIRROR = f"{STAGE_DIR}/mirror"
+"""The mirror's objects as a read-only overlay (its only layers: the objects and an empty
+directory), which the box binds read-only: its mount table line names no host path, its root is
+``/``, and nothing can write through it (:mod:`.bwrap`, "What a box costs")."""
+NO_MIRROR = "-"
+# The mirror's objects are bound in, an overlay without an upper layer (so read-only) is made of
+# them and an empty directory, and the bind is dropped: the overlay's options name stage paths.
+_MIRROR_STEP = (
+    'if [ "$objs" != - ]; then mkdir -p "$stage/mirror-src" "$stage/mirror" "$stage/empty"; '
+    'mount --bind "$objs" "$stage/mirror-src"; '
+    'mount -t overlay -o "ro,lowerdir=$stage/mirror-src:$stage/empty" openinspect-mirror '
+    '"$stage/mirror"; umount -l "$stage/mirror-src"; fi; '
+)
 WORKDIR_SUFFIX = ".work"
 PROBE_TIMEOUT_S = 10.0
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 """Workspace names that need no escaping in overlay options (no comma, colon or backslash)."""
 _SCRIPT = (
-    'set -e; ws=$1 uid=$2 gid=$3; shift 3; stage="$0"; '
+    'set -e; ws=$1 objs=$2 uid=$3 gid=$4; shift 4; stage="$0"; '
     'mount -t tmpfs -o mode=0755,size=64k,nosuid,nodev,noexec openinspect-stage "$stage"; '
     'mkdir "$stage/workspace"; mount --bind "$ws" "$stage/workspace"; '
-    'exec setpriv --reuid="$uid" --regid="$gid" --clear-groups -- "$@"'
+    + _MIRROR_STEP
+    + 'exec setpriv --reuid="$uid" --regid="$gid" --clear-groups -- "$@"'
 )
 
 
@@ -80,8 +94,11 @@ def ensure_stage_dir() -> None:
         )
 
 
-def staged_argv(argv: list[str], user: BoxUser, *, workspace: Path) -> list[str]:
-    """``argv`` (bwrap's) started as ``user`` with the sources under :data:`STAGE_DIR`."""
+def staged_argv(
+    argv: list[str], user: BoxUser, *, workspace: Path, mirror_objects: Path | None = None
+) -> list[str]:
+    """``argv`` (bwrap's) started as ``user`` with the sources under :data:`STAGE_DIR` (and
+    ``mirror_objects`` at :data:`STAGED_MIRROR`, read-only, when given)."""
     return [
         "unshare",
         "--mount",
@@ -93,6 +110,7 @@ def staged_argv(argv: list[str], user: BoxUser, *, workspace: Path) -> list[str]
         _SCRIPT,
         str(STAGE_DIR),
         os.fspath(workspace),
+        os.fspath(mirror_objects) if mirror_objects is not None else NO_MIRROR,
         str(user.uid),
         str(user.gid),
         *argv,
@@ -100,7 +118,7 @@ def staged_argv(argv: list[str], user: BoxUser, *, workspace: Path) -> list[str]
 
 
 _USER_SCRIPT = (
-    'set -e; parent=$1 name=$2 uid=$3 gid=$4; shift 4; stage="$0"; '
+    'set -e; parent=$1 name=$2 objs=$3 uid=$4 gid=$5; shift 5; stage="$0"; '
     # Opened before the tmpfs covers /run, which may hold the workspaces directory.
     'exec 3<"$parent"; '
     'mount -t tmpfs -o mode=0755,size=64k,nosuid,nodev,noexec openinspect-stage "${stage%/*}"; '
@@ -109,7 +127,8 @@ _USER_SCRIPT = (
     'mount -t overlay -o "userxattr,lowerdir=$stage/empty,upperdir=$stage/sessions/$name,'
     f'workdir=$stage/sessions/$name{WORKDIR_SUFFIX}" openinspect-workspace "$stage/workspace"; '
     'umount -l "$stage/sessions"; '
-    'exec unshare --user --map-user="$uid" --map-group="$gid" -- "$@"'
+    + _MIRROR_STEP
+    + 'exec unshare --user --map-user="$uid" --map-group="$gid" -- "$@"'
 )
 
 
@@ -134,9 +153,12 @@ def prepare_overlay(workspace: Path) -> None:
         ) from exc
 
 
-def user_staged_argv(argv: list[str], user: BoxUser, *, workspace: Path) -> list[str]:
+def user_staged_argv(
+    argv: list[str], user: BoxUser, *, workspace: Path, mirror_objects: Path | None = None
+) -> list[str]:
     """``argv`` (bwrap's) started by an ordinary server with ``workspace`` staged as an overlay
-    at :data:`STAGED_WORKSPACE` (see the module docstring); :func:`prepare_overlay` first."""
+    at :data:`STAGED_WORKSPACE` (see the module docstring), and ``mirror_objects`` at
+    :data:`STAGED_MIRROR` when given; :func:`prepare_overlay` first."""
     workspace = workspace.resolve()
     return [
         "unshare",
@@ -152,6 +174,7 @@ def user_staged_argv(argv: list[str], user: BoxUser, *, workspace: Path) -> list
         str(STAGE_DIR),
         os.fspath(workspace.parent),
         workspace.name,
+        os.fspath(mirror_objects) if mirror_objects is not None else NO_MIRROR,
         str(user.uid),
         str(user.gid),
         *argv,

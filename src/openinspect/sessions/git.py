@@ -98,6 +98,16 @@ def normalize_origin(url: str) -> str:
     return str(path.resolve())
 
 
+MIRROR_CONFIG = (
+    ("gc.pruneExpire", "never"),
+    ("gc.reflogExpireUnreachable", "never"),
+)
+"""Set on every mirror: bwrap boxes' clones borrow its objects (git alternates, read-only), so
+no object may ever be pruned from it, even once no ref of the mirror reaches it (a branch
+force-pushed or deleted upstream): ``git gc`` (also the automatic one after a fetch) still packs
+and repacks, but keeps unreachable objects instead of deleting them."""
+
+
 def mirror_path(mirrors_dir: Path, origin: str) -> Path:
     """Where the bare mirror of ``origin`` lives."""
     return mirrors_dir / f"{hashlib.sha256(origin.encode()).hexdigest()[:24]}.git"
@@ -113,16 +123,24 @@ async def ensure_mirror(
     mirror = mirror_path(mirrors_dir, origin)
     env = {**git_env(), **(auth_env or {})}
     if (mirror / "HEAD").exists():
+        await _keep_objects(mirror)  # before the fetch, whose automatic gc must keep them
         await git("remote", "update", "--prune", cwd=mirror, env=env)
     else:
         mirrors_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f"{mirror.stem}.tmp-", dir=mirrors_dir))
         try:
             await git("clone", "--mirror", "--quiet", "--", origin, str(tmp), env=env)
+            await _keep_objects(tmp)
             tmp.rename(mirror)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return mirror
+
+
+async def _keep_objects(mirror: Path) -> None:
+    """Apply :data:`MIRROR_CONFIG` to ``mirror`` (idempotent)."""
+    for key, value in MIRROR_CONFIG:
+        await git("config", key, value, cwd=mirror)
 
 
 async def default_branch(mirror: Path) -> str | None:
