@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from openinspect.errors import SnapshotCorrupt, SnapshotFailed
+from openinspect.errors import SandboxBootFailed, SnapshotCorrupt, SnapshotFailed
 from openinspect.sandboxes.base import SnapshotRef
 from openinspect.sandboxes.bwrap import BwrapProvider
 from openinspect.sandboxes.local import LocalHandle
 from openinspect.sandboxes.snapshots import marker_path
 from openinspect.settings import Settings
+from openinspect.testing.repos import make_sample_repo
 from openinspect.testing.wheels import build_wheel
 
 from .conftest import StartSandbox, pids_tagged
@@ -203,3 +204,67 @@ async def test_a_restored_box_may_write_its_home_even_if_the_snapshot_had_none(
     await second.conn.wait_ready(BOOT_TIMEOUT_S)
     done = await second.conn.exec('echo hi > "$HOME/note" && cat "$HOME/note"', timeout_s=30)
     assert (done.exit_code, done.stdout) == (0, "hi\n"), done.stderr
+
+
+async def test_a_borrowing_clone_comes_back_whole_from_the_archive_on_a_fresh_workspace(
+    bwrap_provider: BwrapProvider, start_sandbox: StartSandbox
+) -> None:
+    """The archive holds the clone's own objects and its alternates (the box's path of the
+    mirror's objects); a box restored on a fresh workspace of a host whose mirror has the
+    history borrows it again and has a whole repo: log, fsck, a commit on top."""
+    first = await start_sandbox(bwrap_provider)
+    await first.conn.wait_ready(BOOT_TIMEOUT_S)
+    await first.bind()
+    work = (
+        "echo work > work.txt && git add work.txt && "
+        "git -c user.name=t -c user.email=t@x commit -qm work"
+    )
+    assert (await first.conn.exec(work, timeout_s=30)).exit_code == 0
+    ref = await bwrap_provider.snapshot(first.handle)
+    await bwrap_provider.destroy(first.handle)
+
+    second = await start_sandbox(
+        bwrap_provider,
+        boot_mode="snapshot_restore",
+        restore_from=ref,
+        work_branch=first.work_branch,
+    )
+    assert second.spec.workspace_dir != first.spec.workspace_dir  # unpacked, not kept
+    await second.conn.wait_ready(BOOT_TIMEOUT_S)
+    await second.bind()
+    check = await second.conn.exec(
+        "cat .git/objects/info/alternates; git log --format=%s; "
+        "git fsck --connectivity-only --no-dangling --no-progress && echo fsck-ok; "
+        "echo more >> work.txt && git -c user.name=t -c user.email=t@x commit -qam more && "
+        "git log -1 --format=%s",
+        timeout_s=60,
+    )
+    assert check.exit_code == 0, check.stderr
+    assert check.stdout.splitlines() == [
+        "/opt/openinspect/mirror",
+        "work",
+        "sample",
+        "fsck-ok",
+        "more",
+    ]
+
+
+async def test_a_restored_clone_whose_history_this_mirror_lacks_fails_its_boot_visibly(
+    bwrap_provider: BwrapProvider, start_sandbox: StartSandbox, tmp_path: Path
+) -> None:
+    """Restored where the mirror does not have what the clone borrowed (another host's mirror
+    of a rewritten history, here an unrelated repo): the boot fails and says why, rather than
+    a box whose repo breaks at the first ``git log``."""
+    first = await start_sandbox(bwrap_provider)
+    await first.conn.wait_ready(BOOT_TIMEOUT_S)
+    ref = await bwrap_provider.snapshot(first.handle)
+    await bwrap_provider.destroy(first.handle)
+    (tmp_path / "other").mkdir()
+    other = make_sample_repo(tmp_path / "other")  # a main branch too, of other commits
+
+    second = await start_sandbox(
+        bwrap_provider, boot_mode="snapshot_restore", restore_from=ref, clone_source=str(other)
+    )
+    with pytest.raises(SandboxBootFailed) as failed:
+        await second.conn.wait_ready(BOOT_TIMEOUT_S)
+    assert "history is not all here" in str(failed.value)
