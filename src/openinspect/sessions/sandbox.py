@@ -160,13 +160,18 @@ class SessionSandbox:
     def warm(self) -> None:
         """Start booting unless a boot was already started (it may be running, have succeeded,
         or have failed: a failure stands until ``reset_failure``). Returns at once. A ready
-        box is woken, in case it hibernated (:mod:`openinspect.runtime.hibernate`)."""
+        box is woken, in case it hibernated (:mod:`openinspect.runtime.hibernate`): called
+        when a prompt starts or someone types, so that the wake overlaps the model's work."""
         if self._boot is not None:
             if self._conn is not None and self.status == "ready":
                 self._wake(self._conn)
             return
-        self._boot = asyncio.create_task(self._start(), name=f"boot {self._session.id}")
-        self._boot.add_done_callback(_consume_exception)
+        self._start_boot()
+
+    def _start_boot(self) -> None:
+        if self._boot is None:
+            self._boot = asyncio.create_task(self._start(), name=f"boot {self._session.id}")
+            self._boot.add_done_callback(_consume_exception)
 
     def _wake(self, conn: SandboxConnection) -> None:
         task = asyncio.create_task(conn.wake(), name=f"wake {self._session.id}")
@@ -180,8 +185,9 @@ class SessionSandbox:
             self._boot = None
 
     async def ready(self) -> SandboxConnection:
-        """The connection once the sandbox is ready. Raises ``SandboxError`` if it cannot be."""
-        self.warm()
+        """The connection once the sandbox is ready. Raises ``SandboxError`` if it cannot be.
+        (No wake: a request wakes a hibernated box by itself.)"""
+        self._start_boot()
         assert self._boot is not None
         conn = await asyncio.shield(self._boot)
         if self.status != "ready":
