@@ -5,6 +5,7 @@ connection; ``shutdown`` still ends it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from pathlib import Path
 
@@ -47,13 +48,29 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def runtime_pid(box: Sandbox) -> int:
-    """The host pid of the box's runtime: bwrap's monitor → the box's init → the runtime."""
+def runtime_pid(box: Sandbox) -> int | None:
+    """The host pid of the box's runtime (bwrap's monitor → the box's init → the runtime), or
+    None while it cannot be told (its command line is empty in the middle of an ``exec``)."""
     assert isinstance(box.handle, LocalHandle)
-    (init,) = _children(box.handle.pid)
-    runtimes = [p for p in _children(init) if b"python3" in Path(f"/proc/{p}/cmdline").read_bytes()]
-    assert len(runtimes) == 1
-    return runtimes[0]
+    inits = _children(box.handle.pid)
+    if len(inits) != 1:
+        return None
+    runtimes = []
+    for pid in _children(inits[0]):
+        try:
+            if b"python3" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                runtimes.append(pid)
+        except OSError:
+            continue
+    return runtimes[0] if len(runtimes) == 1 else None
+
+
+async def current_runtime(box: Sandbox) -> int:
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    while (pid := runtime_pid(box)) is None:
+        assert time.monotonic() < deadline, "the box's runtime cannot be found"
+        await asyncio.sleep(0.02)
+    return pid
 
 
 async def until_connected_again(box: Sandbox, hellos: int) -> None:
@@ -69,9 +86,10 @@ async def until_runtime(box: Sandbox, marker: bytes) -> int:
     """Wait until the box's runtime's command line holds ``marker``; returns its pid."""
     deadline = time.monotonic() + SETTLE_TIMEOUT_S
     while True:
-        pid = runtime_pid(box)
-        if marker in Path(f"/proc/{pid}/cmdline").read_bytes():
-            return pid
+        pid = await current_runtime(box)
+        with contextlib.suppress(OSError):
+            if marker in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return pid
         if time.monotonic() > deadline:
             raise AssertionError(f"the runtime never became {marker!r}")
         await asyncio.sleep(0.1)
@@ -88,7 +106,7 @@ async def test_an_idle_box_hibernates_and_a_request_brings_it_back_bound_as_befo
     await box.conn.wait_ready(BOOT_TIMEOUT_S)
     bound = await box.bind(git_remote_path=REMOTE_PATH)
     origin = await box.conn.exec("git remote get-url origin", timeout_s=30)
-    full = runtime_pid(box)
+    full = await current_runtime(box)
 
     idle = await until_runtime(box, IDLE_MARKER)
     assert idle == full  # exec'd in place: the box's pid 1 still has its only child

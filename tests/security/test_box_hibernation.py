@@ -7,10 +7,6 @@ bridge token stays hidden as before."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from pathlib import Path
-
 import pytest
 
 from openinspect.sandboxes.bwrap import BwrapProvider
@@ -22,7 +18,7 @@ from tests.sandboxes.conftest import (  # noqa: F401  (fixtures used by name)
     settings,
 )
 from tests.sandboxes.conftest import start_sandbox as start_sandbox
-from tests.sandboxes.test_bwrap_hibernate import IDLE_MARKER, REMOTE_PATH, runtime_pid
+from tests.sandboxes.test_bwrap_hibernate import IDLE_MARKER, REMOTE_PATH, until_runtime
 
 pytestmark = pytest.mark.bwrap
 
@@ -43,10 +39,7 @@ async def test_a_resumed_box_gives_its_commands_no_resume_state_token_or_listene
     box = await start_sandbox(sleepy_provider)
     await box.conn.wait_ready(BOOT_TIMEOUT_S)
     await box.bind(git_remote_path=REMOTE_PATH)
-    deadline = time.monotonic() + SETTLE_TIMEOUT_S
-    while IDLE_MARKER not in Path(f"/proc/{runtime_pid(box)}/cmdline").read_bytes():
-        assert time.monotonic() < deadline, "the box never hibernated"
-        await asyncio.sleep(0.1)
+    await until_runtime(box, IDLE_MARKER)
 
     seen = await box.conn.exec(
         "env | cut -d= -f1 | grep '^OPENINSPECT_' ; echo --; "
