@@ -110,6 +110,9 @@ async def test_an_idle_box_hibernates_and_a_request_brings_it_back_bound_as_befo
 
     idle = await until_runtime(box, IDLE_MARKER)
     assert idle == full  # exec'd in place: the box's pid 1 still has its only child
+    await asyncio.sleep(1.0)
+    # The host still sees the box's workspace (a root server's image stays mounted).
+    assert (box.spec.workspace_dir / "repo" / ".git").is_dir()
     maps = mapped_libraries(idle)
     assert "libssl" not in maps and "libcrypto" not in maps  # no ssl, no hashlib
     heartbeats = len(box.of_type("heartbeat"))
