@@ -49,7 +49,6 @@ from openinspect.runtime.protocol import BRIDGE_PATH, MAX_FRAME_BYTES
 from openinspect.sandboxes.base import SandboxHandle, SandboxSpec
 from openinspect.sandboxes.bridge import BridgeHub, SandboxConnection
 from openinspect.sandboxes.bwrap import BwrapProvider
-from openinspect.sandboxes.cgroups import BoxCgroup
 from openinspect.settings import Settings
 from openinspect.testing.inloop import serving
 from openinspect.testing.repos import git_output, make_sample_repo
@@ -284,7 +283,6 @@ async def run(
                     await group.start(mirror)
                 await asyncio.sleep(IDLE_S)
                 many = box_memory(group.handles)
-                cgroup = provider.box_cgroup(group.handles[0].sandbox_id)
                 first = await group.first_call_ms(0)
                 warm = min([await group.first_call_ms(0) for _ in range(5)])
             finally:
@@ -304,7 +302,6 @@ async def run(
                 "goal_mb": GOAL_MB,
                 "one_box": one,
                 "many_boxes": many,
-                "cgroup_memory_mb": _cgroup_mb(cgroup),
                 "hibernate_s": hibernate_s,
                 "first_exec_after_idle_unwoken_ms": round(first, 2),
                 "warm_exec_ms": round(warm, 2),
@@ -386,17 +383,6 @@ async def first_tool_after_idle(samples: int = PROMPT_SAMPLES) -> dict[str, Any]
             "after_idle_to_warm_ratio": ratio(idle_ms["p50"], warm_ms["p50"]),
         }
     return {"after_idle": found}
-
-
-def _cgroup_mb(cgroup: BoxCgroup | None) -> float | None:
-    if cgroup is None:
-        return None
-    memory = cgroup.dirs.get("" if cgroup.version == 2 else "memory")
-    name = "memory.current" if cgroup.version == 2 else "memory.usage_in_bytes"
-    with contextlib.suppress(OSError, ValueError):
-        if memory is not None:
-            return round(int((memory / name).read_text()) / KIB / KIB, 2)
-    return None
 
 
 if __name__ == "__main__":

@@ -101,11 +101,14 @@ def normalize_origin(url: str) -> str:
 MIRROR_CONFIG = (
     ("gc.pruneExpire", "never"),
     ("gc.reflogExpireUnreachable", "never"),
+    ("core.sharedRepository", "0644"),
 )
 """Set on every mirror: bwrap boxes' clones borrow its objects (git alternates, read-only), so
 no object may ever be pruned from it, even once no ref of the mirror reaches it (a branch
 force-pushed or deleted upstream): ``git gc`` (also the automatic one after a fetch) still packs
-and repacks, but keeps unreachable objects instead of deleting them."""
+and repacks, but keeps unreachable objects instead of deleting them. And the box user of a root
+server must read what a fetch adds, whatever the server's umask (the mirrors sit in the
+server's private home, which no one else can enter)."""
 
 
 def mirror_path(mirrors_dir: Path, origin: str) -> Path:
