@@ -20,6 +20,9 @@ What the box sees (everything else of the host is absent, not just unreadable):
 - ``/workspace``: the session's workspace, the only writable host directory (``HOME`` is
   ``/workspace/.home``, the repo ``/workspace/repo``);
 - ``/opt/openinspect/runtime.zip``: the runtime's code, as data (:mod:`.payload`);
+- ``/opt/openinspect/mirror``: the repo mirror's objects, read-only, which the clone borrows
+  (git alternates) when the workspace is staged (:mod:`.staging`); the refs to clone come as
+  data. A box that binds its workspace gets a git bundle of its branches instead;
 - ``/run/openinspect/bridge.sock``: a socket of the box's own, relayed to the control plane's
   bridge (:mod:`.relay`).
 

@@ -7,9 +7,11 @@ handed over as file contents instead, through descriptors bwrap copies into the 
 - the runtime: one zip (``openinspect/__init__.py``, ``openinspect/runtime/`` and the pure-Python
   ``websockets``; its C speedups are left out and it falls back to Python), imported with
   ``zipimport``; built once per process;
-- the repo: a git bundle of the base branch (and the work branch when the mirror has it), which
-  the runtime clones from and then deletes. Only made when the workspace has no checkout yet,
-  or for a box started from a repo image, which fetches the newest commits from it.
+- the repo: the refs of the base branch (and the work branch when the mirror has it), whose
+  objects a staged box borrows from the mirror's read-only overlay (:func:`origin_refs`), or,
+  for a box that binds its workspace, a git bundle of them (:func:`origin_bundle`); the runtime
+  clones and deletes it. Only made when the workspace has no checkout yet, or (a bundle of what
+  the image lacks) for a box started from a repo image, which fetches the newest commits from it.
 """
 
 from __future__ import annotations
