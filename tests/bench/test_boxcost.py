@@ -32,8 +32,6 @@ async def test_boxcost_reports_idle_box_memory_clone_disk_and_the_wake() -> None
     for measured in (one, many):
         assert 0 < measured["pss_mb_per_box"] <= measured["rss_mb_per_box"]
         assert set(measured["pss_mb_by_process"]) == {"bwrap", "python3"}
-    # Shared pages are split between more boxes: PSS per box cannot grow with their number.
-    assert many["pss_mb_per_box"] <= one["pss_mb_per_box"] + 0.5
     assert result["goal_mb"] == boxcost.GOAL_MB
     assert _positive(result["warm_exec_ms"])
     assert _positive(result["first_exec_after_idle_unwoken_ms"])
