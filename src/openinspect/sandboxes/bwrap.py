@@ -207,7 +207,8 @@ def build_env(
     runtime_env = spec.runtime_env(
         bridge_url=unix_url(BOX_BRIDGE_SOCKET),
         workspace=BOX_WORKSPACE,
-        clone_source=BOX_REFS if borrow else BOX_BUNDLE,
+        # A repo image's box fetches what its image lacks from a bundle, borrowing or not.
+        clone_source=BOX_REFS if borrow and spec.boot_mode != "repo_image" else BOX_BUNDLE,
     )
     runtime_env["OPENINSPECT_HIBERNATE_S"] = f"{hibernate_s:g}"
     if borrow:
@@ -664,14 +665,13 @@ class BwrapProvider:
         mirror = STAGED_MIRROR if staged and _mirror_objects(spec).is_dir() else None
         bundle = refs = None
         branches = [spec.base_branch, *spec.carry_branches]
-        has_checkout = (spec.workspace_dir / REPO_DIRNAME / ".git").exists()
-        if spec.boot_mode == "repo_image" and has_checkout:
+        if spec.boot_mode == "repo_image":
             # A repo image's box fetches the newest commits from a bundle of what the image
             # lacks, none when nothing is new (:mod:`openinspect.runtime.boot`).
             bundle = await origin_bundle(
                 spec.clone_source, branches, self._scratch, known=spec.known_commits
             )
-        elif not has_checkout:
+        elif not (spec.workspace_dir / REPO_DIRNAME / ".git").exists():
             if mirror is not None:
                 listed = await origin_refs(spec.clone_source, branches)
                 refs = data_fd("openinspect-refs", listed)
