@@ -283,6 +283,12 @@ class ImageBuildNotFound(NotFoundError):
     code = "image_build_not_found"
 
 
+class SkillNotFound(NotFoundError):
+    """No managed skill of that name in that scope (global, or the repo asked for)."""
+
+    code = "skill_not_found"
+
+
 class SlackLinkNotFound(NotFoundError):
     """No usable Slack account link code (unknown, or see the subclasses)."""
 
@@ -574,8 +580,10 @@ class LimitExceeded(OpenInspectError):
     code = "limit_exceeded"
     status = 429
 
-    def __init__(self, limit_code: str, message: str) -> None:
-        super().__init__(message, hint="Raise the limit in the agent settings if this was expected")
+    def __init__(self, limit_code: str, message: str, hint: str | None = None) -> None:
+        super().__init__(
+            message, hint=hint or "Raise the limit in the agent settings if this was expected"
+        )
         self.limit_code = limit_code
 
 

@@ -219,6 +219,11 @@ class ServiceSettings(BaseModel):
         description="Run the failover pass: take over the sessions of a server that died "
         "(ownership.failover_interval_s). Every server runs it.",
     )
+    spend_wake_enabled: bool = Field(
+        True,
+        description="Wake the sessions paused at a spend limit when any server changes a "
+        "limit (over the bus). Every server runs it over the sessions it owns.",
+    )
     evict_enabled: bool = Field(
         True,
         description="Run the eviction of idle live sessions (ownership.evict_idle_s). Every "
@@ -645,6 +650,33 @@ class AgentSettings(BaseModel):
     max_steps: int = Field(200, description="Model requests allowed per prompt.")
     max_wall_s: float = Field(3600, description="Wall-clock time allowed per prompt, in seconds.")
     max_cost_usd: float = Field(10.0, description="Model spend allowed per prompt, in US dollars.")
+    max_tokens_per_prompt: int = Field(
+        20_000_000,
+        ge=1,
+        description="Tokens (input and output, summed over its model requests) allowed per "
+        "prompt: the safety net beside the step and spend limits; past it the prompt ends "
+        "with 'token_limit'.",
+    )
+    spend_recheck_s: float = Field(
+        30.0,
+        gt=0,
+        description="How often a session whose queue a spend limit paused checks the limit "
+        "again, in seconds (a limit raised on this server wakes it at once).",
+    )
+    instructions_chars: int = Field(
+        32 * 1024,
+        ge=1024,
+        le=256 * 1024,
+        description="Characters of a repo's AGENTS.md (or CLAUDE.md) given to the agent, at "
+        "the root and in each directory it works in; the rest is cut with a note.",
+    )
+    skill_chars: int = Field(
+        24 * 1024,
+        ge=1024,
+        le=64 * 1024,
+        description="Characters of a managed skill's body the load_skill tool returns; the "
+        "rest is cut with a note.",
+    )
     tool_output_chars: int = Field(
         30_000,
         description="Tool output the model gets: two thirds from the start, one third from the "

@@ -219,6 +219,7 @@ async def test_the_lifespan_starts_the_services_the_settings_turn_on(tmp_path: P
             "idle_reaper",
             "presence_heartbeat",
             "scheduler",
+            "spend_wake",
             "warm_pool",
             "webhook_prune",
         ]
@@ -233,6 +234,7 @@ async def test_the_lifespan_starts_the_services_the_settings_turn_on(tmp_path: P
         evict_enabled=False,
         scheduler_enabled=False,
         automation_runs_enabled=False,
+        spend_wake_enabled=False,
         warm_pool_enabled=False,
     )
     async with open_control_plane(off) as plane:
@@ -247,6 +249,7 @@ async def test_the_lifespan_starts_the_services_the_settings_turn_on(tmp_path: P
             evict_enabled=False,
             scheduler_enabled=False,
             automation_runs_enabled=False,
+            spend_wake_enabled=False,
             warm_pool_enabled=False,
         ),
     )

@@ -2,8 +2,11 @@
 
 Inference starts at once; tools wait for the sandbox (see ``tools``). The conversation is saved
 after every step and from a ``finally``, so a crash, a stop or an error never loses what the model
-already said; each save writes only the messages that are new (``conversation``). Step, time
-and cost limits are checked in one place, ``Budget.check``.
+already said; each save writes only the messages that are new (``conversation``). Step, time,
+token and cost limits are checked in one place, ``Budget.check``; the session's spend limits
+(``sessions.spend``) are asked before each model request after the first, through ``spend``.
+The repo's instructions and the team's skills (``guidance``) are added to every request's
+instructions as they are known.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from pydantic_ai import Agent, Tool
+from pydantic_ai import Agent, RunContext, Tool
 from pydantic_ai.exceptions import (
     AgentRunError,
     ModelAPIError,
@@ -36,6 +39,7 @@ from pydantic_ai.messages import (
 from pydantic_ai.usage import UsageLimits
 
 from openinspect.agent.conversation import Conversation
+from openinspect.agent.guidance import Guidance
 from openinspect.agent.live_output import RateBudget
 from openinspect.agent.models import ModelRegistry
 from openinspect.agent.tools import ToolDeps, ToolHost, builtin_tools
@@ -63,11 +67,20 @@ class Budget:
     max_steps: int
     max_wall_s: float
     max_cost_usd: float
+    max_tokens: int = 20_000_000
     started: float = field(default_factory=time.monotonic)
     steps: int = 0
     cost_usd: float = 0.0
+    tokens: int = 0
 
     def check(self) -> None:
+        if self.tokens >= self.max_tokens:
+            raise LimitExceeded(
+                "token_limit",
+                f"Stopped after {self.tokens:,} tokens (limit {self.max_tokens:,} per prompt)",
+                hint="Split the work into smaller prompts, or raise "
+                "OPENINSPECT_AGENT__MAX_TOKENS_PER_PROMPT",
+            )
         if self.steps >= self.max_steps:
             raise LimitExceeded(
                 "step_limit", f"Stopped after {self.steps} model steps (limit {self.max_steps})"
@@ -113,6 +126,15 @@ class AgentHost(ToolHost, Protocol):
         ``start`` on, dropping any stored after them."""
 
 
+SpendCheck = Callable[[], Awaitable[LimitExceeded | None]]
+"""Asks the session's spend limits; a ``LimitExceeded`` (``spend_limit``) when one is reached."""
+
+
+def _guidance(ctx: RunContext[ToolDeps]) -> str:
+    """The repo's instructions and the skills list, as known at this request."""
+    return ctx.deps.guidance.instructions()
+
+
 @functools.cache
 def _tools() -> list[Tool[ToolDeps]]:
     """The builtin tools, built once per process: building one makes its JSON schema, which
@@ -140,7 +162,7 @@ class Agents:
                 registry.build(run.model_id),
                 deps_type=ToolDeps,
                 tools=_tools(),
-                instructions=instructions,
+                instructions=[instructions, _guidance],
             )
         return agent
 
@@ -187,11 +209,20 @@ async def run_prompt(
     registry: ModelRegistry,
     settings: AgentSettings,
     agents: Agents | None = None,
+    *,
+    guidance: Guidance | None = None,
+    spend: SpendCheck | None = None,
 ) -> RunOutcome:
     """Run one prompt to the end, continuing ``conversation`` (and keeping it up to date with
     the store), with an agent from ``agents`` (the session's, kept between its prompts).
+    ``guidance``: the repo's instructions and skills; ``spend``: the session's spend limits.
     Cancellation (stop) propagates after the history is saved."""
-    budget = Budget(settings.max_steps, settings.max_wall_s, settings.max_cost_usd)
+    budget = Budget(
+        settings.max_steps,
+        settings.max_wall_s,
+        settings.max_cost_usd,
+        settings.max_tokens_per_prompt,
+    )
     emitter = Emitter(run, host)
     agent = (agents or Agents()).get(registry, run)
     deps = ToolDeps(
@@ -204,6 +235,7 @@ async def run_prompt(
         settings.tool_event_output_chars,
         settings.live_output_interval_ms / 1000,
         RateBudget(settings.live_output_chars_per_s),
+        guidance if guidance is not None else Guidance(),
     )
     history = conversation.history()
     messages: list[ModelMessage] = list(history)
@@ -213,7 +245,9 @@ async def run_prompt(
 
     try:
         async with asyncio.timeout(budget.remaining_s()):
-            await _drive(agent, run, deps, history, registry, budget, emitter, host, messages, save)
+            await _drive(
+                agent, run, deps, history, registry, budget, emitter, host, messages, save, spend
+            )
         return RunOutcome("success", None, budget.cost_usd)
     except TimeoutError:
         exc = LimitExceeded("time_limit", f"Stopped after the {settings.max_wall_s:g} s limit")
@@ -285,6 +319,7 @@ async def _drive(
     host: AgentHost,
     messages: list[ModelMessage],
     save: Callable[[], Awaitable[None]],
+    spend: SpendCheck | None = None,
 ) -> None:
     # Our Budget enforces the step limit; pydantic-ai's own request limit (50 by default) must
     # not end a run first.
@@ -317,6 +352,7 @@ async def _drive(
                     run.model_id, usage.cost, usage.input_tokens, usage.output_tokens
                 )
                 budget.cost_usd += cost
+                budget.tokens += usage.input_tokens + usage.output_tokens
                 # The store adds the cost to the session's with the event (keyed by the step:
                 # counted once) and sets its total.
                 await host.emit(
@@ -332,5 +368,8 @@ async def _drive(
                 )
                 if any(isinstance(p, ToolCallPart) for p in response.parts):
                     budget.check()  # only when the run would go on to another step
+                    reached = await spend() if spend is not None else None
+                    if reached is not None:
+                        raise reached
             messages[:] = agent_run.all_messages()
             await save()

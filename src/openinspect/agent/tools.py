@@ -3,10 +3,12 @@
     bash {command, timeout_s?}   read {path, offset?, limit?}   write {path, content}
     edit {path, old, new}        glob {pattern}                 grep {pattern, path?}
     create_pull_request {title, body, draft?}                   notify {text, channel?}
+    load_skill {name}
 
-Each runs in the session's sandbox through the bridge, except ``create_pull_request`` and
-``notify``, which the control plane runs (``notify`` posts to Slack: the session's thread, or
-``channel`` when it is one of ``slack.notify_channels``; the box never sees a Slack token). A
+Each runs in the session's sandbox through the bridge, except ``create_pull_request``,
+``notify`` and ``load_skill``, which the control plane runs (``notify`` posts to Slack: the
+session's thread, or ``channel`` when it is one of ``slack.notify_channels``; the box never
+sees a Slack token; ``load_skill`` returns a managed skill's body). A
 tool waits for the sandbox to be ready, so the model can start thinking while the sandbox
 boots. Every call produces a ``tool-call`` and a ``tool-result`` event. Failures the agent must
 react to (non-zero exit, file not found, ambiguous edit) come back as results, not exceptions.
@@ -24,6 +26,10 @@ arguments are a display copy bounded the same way (:func:`shown_args`): the mode
 While ``bash`` runs, its output also reaches people live as ephemeral ``tool-output-delta`` events
 (:mod:`openinspect.agent.live_output`). A call cut short by a stop still gets its ``tool-result``
 (``stopped``), with what the command printed until then.
+
+The first call that reaches the box reads the repo's root ``AGENTS.md``/``CLAUDE.md`` if the
+prompt start could not; ``read``, ``write`` and ``edit`` append the instructions of a directory
+below the root the first time they touch it (:mod:`openinspect.agent.guidance`).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from typing import Any, Protocol
 
 from pydantic_ai import RunContext, Tool
 
+from openinspect.agent.guidance import Guidance
 from openinspect.agent.live_output import LiveOutput, RateBudget
 from openinspect.domain.events import Event, ToolCall, ToolResult
 from openinspect.errors import OpenInspectError, RpcError, SandboxError
@@ -62,6 +69,7 @@ TOOL_NAMES = (
     "create_pull_request",
     "notify",
     "submit_review",
+    "load_skill",
 )
 
 
@@ -113,6 +121,8 @@ class ToolDeps:
         default_factory=lambda: RateBudget(DEFAULT_LIVE_OUTPUT_CHARS_PER_S)
     )
     """Shared by the calls of one prompt run, i.e. of the session (it runs one at a time)."""
+    guidance: Guidance = field(default_factory=Guidance)
+    """The repo's instructions and the team's skills, for this prompt run."""
 
 
 @dataclass
@@ -210,7 +220,9 @@ async def _run_tool(
     await deps.host.emit(ToolCall(**common, call_id=call_id, tool=tool, args=shown))
     started = time.monotonic()
     try:
-        outcome = await body(await deps.host.sandbox())
+        box = await deps.host.sandbox()
+        await deps.guidance.read_root(box)
+        outcome = await body(box)
     except RpcError as exc:
         outcome = _Outcome(f"error [{exc.details.get('rpc_code', exc.code)}]: {exc.message}", True)
     except SandboxError as exc:
@@ -314,9 +326,19 @@ async def read(
             path, offset=offset, limit=limit, max_chars=ctx.deps.event_limit_chars
         )
         note = f"[file has {result['total_lines']} lines; output truncated]"
-        return _Outcome(result["content"], footer=note if result["truncated"] else "")
+        footer = _joined(note if result["truncated"] else "", await _nested(ctx, box, path))
+        return _Outcome(result["content"], footer=footer)
 
     return await _run_tool(ctx, "read", args, body)
+
+
+async def _nested(ctx: RunContext[ToolDeps], box: SandboxConnection, path: str) -> str:
+    """The instructions of ``path``'s directories the agent was not given yet ('' if none)."""
+    return await ctx.deps.guidance.nested_note(box, path)
+
+
+def _joined(*notes: str) -> str:
+    return "\n".join(n for n in notes if n)
 
 
 async def write(ctx: RunContext[ToolDeps], path: str, content: str) -> str:
@@ -324,7 +346,8 @@ async def write(ctx: RunContext[ToolDeps], path: str, content: str) -> str:
 
     async def body(box: SandboxConnection) -> _Outcome:
         await box.write_file(path, content)
-        return _Outcome(f"Wrote {len(content)} characters to {path}")
+        note = await _nested(ctx, box, path)
+        return _Outcome(f"Wrote {len(content)} characters to {path}", footer=note)
 
     return await _run_tool(ctx, "write", {"path": path, "content": content}, body)
 
@@ -335,7 +358,7 @@ async def edit(ctx: RunContext[ToolDeps], path: str, old: str, new: str) -> str:
 
     async def body(box: SandboxConnection) -> _Outcome:
         await box.edit_file(path, old, new)
-        return _Outcome(f"Edited {path}")
+        return _Outcome(f"Edited {path}", footer=await _nested(ctx, box, path))
 
     return await _run_tool(ctx, "edit", {"path": path, "old": old, "new": new}, body)
 
@@ -433,6 +456,20 @@ async def submit_review(
     return await _record(deps, call_id, "submit_review", outcome, time.monotonic() - started)
 
 
+async def load_skill(ctx: RunContext[ToolDeps], name: str) -> str:
+    """Load one of the skills your team keeps (listed in your instructions, with when to use
+    each) by its name: returns its instructions."""
+    deps = ctx.deps
+    call_id = _call_id(ctx, "load_skill")
+    common = {"session_id": deps.session_id, "prompt_id": deps.prompt_id}
+    args = shown_args({"name": name}, deps.event_limit_chars)
+    await deps.host.emit(ToolCall(**common, call_id=call_id, tool="load_skill", args=args))
+    started = time.monotonic()
+    text = await deps.guidance.load_skill(name)  # no sandbox: the control plane keeps skills
+    outcome = _Outcome(text, text.startswith("error ["))
+    return await _record(deps, call_id, "load_skill", outcome, time.monotonic() - started)
+
+
 def builtin_tools() -> list[Tool[ToolDeps]]:
     return [
         Tool(fn, takes_ctx=True)
@@ -446,5 +483,6 @@ def builtin_tools() -> list[Tool[ToolDeps]]:
             create_pull_request,
             notify,
             submit_review,
+            load_skill,
         )
     ]

@@ -27,12 +27,14 @@ from openinspect.api.routes import (
     automations,
     egress,
     images,
+    limits,
     linear,
     meta,
     pool,
     repos,
     secrets,
     sessions,
+    skills,
     slack,
     webhooks,
 )
@@ -88,6 +90,8 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
     app.include_router(egress.sessions_router)
     app.include_router(pool.router)
     app.include_router(secrets.router)
+    app.include_router(limits.router)
+    app.include_router(skills.router)
     app.include_router(ws.router)
     app.include_router(auth.router)
     app.include_router(webhooks.router)

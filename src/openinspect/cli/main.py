@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from openinspect.cli.automations import automations_app
+from openinspect.cli.limits import limits_app
 from openinspect.cli.output import console, err_console, run
 from openinspect.cli.repos import repos_app
 from openinspect.cli.secrets import secrets_app
 from openinspect.cli.sessions import JsonOpt, sessions_app
+from openinspect.cli.skills import skills_app
 from openinspect.cli.users import users_app
 
 if TYPE_CHECKING:
@@ -36,6 +38,8 @@ testing_app = typer.Typer(
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(repos_app, name="repos")
 app.add_typer(secrets_app, name="secrets")
+app.add_typer(limits_app, name="limits")
+app.add_typer(skills_app, name="skills")
 app.add_typer(users_app, name="users")
 app.add_typer(automations_app, name="automations")
 app.add_typer(testing_app, name="testing")

@@ -130,6 +130,10 @@ class Renderer:
             )
         elif kind == "prompt-cancelled":
             out("[yellow]prompt cancelled[/]")
+        elif kind == "spend-limit-reached":
+            out(Text(f"⏸ queue paused: {event['message']} — {event['hint']}", style="yellow"))
+        elif kind == "spend-limit-lifted":
+            out(Text("▶ spend limit raised: the queue runs again", style="green"))
         elif kind in ("warning", "error"):
             color = "yellow" if kind == "warning" else "red"
             out(f"[{color}]{kind} [{event['code']}]: {event['message']}[/]")

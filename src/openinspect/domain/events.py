@@ -249,6 +249,30 @@ NOTIFY_TEXT_MAX_CHARS = 4_000
 NOTIFY_CHANNEL_MAX_CHARS = 32
 
 
+class SpendLimitReached(_EventBase):
+    """A spend limit is reached: the session's queue is paused (prompts stay queued; a running
+    one ends with ``spend_limit``) until the limit is raised or, for a daily one, the day ends."""
+
+    type: Literal["spend-limit-reached"] = "spend-limit-reached"
+    scope: Literal["global", "repo", "automation", "user-daily"]
+    key: str
+    """The repo's or automation's id; ``*`` for the global and the daily limit."""
+    user_id: str | None = None
+    """For ``user-daily``: whose day it is."""
+    spent_usd: float
+    limit_usd: float
+    message: str
+    hint: str
+
+
+class SpendLimitLifted(_EventBase):
+    """The limit that paused the queue no longer holds it (raised, removed, a new day): the
+    queued prompts run again."""
+
+    type: Literal["spend-limit-lifted"] = "spend-limit-lifted"
+    scope: Literal["global", "repo", "automation", "user-daily"]
+
+
 class Notify(_EventBase):
     """The agent's ``notify`` tool: a message for people in Slack (the session's thread, or
     ``channel``, one of ``slack.notify_channels``), posted by the control plane, never the box."""
@@ -282,7 +306,9 @@ Event = Annotated[
     | ChildSessionUpdated
     | WarningEvent
     | ErrorEvent
-    | Notify,
+    | Notify
+    | SpendLimitReached
+    | SpendLimitLifted,
     Field(discriminator="type"),
 ]
 

@@ -44,6 +44,7 @@ BUILTIN_SERVICES: dict[str, str] = {
     "slack_outbound": "openinspect.services.slack_outbound:slack_outbound",
     "slack_inbox": "openinspect.services.slack_inbound:slack_inbox",
     "slack_socket": "openinspect.services.slack_inbound:slack_socket",
+    "spend_wake": "openinspect.services.spend:spend_wake",
     "warm_pool": "openinspect.services.pool:warm_pool",
     "webhook_prune": "openinspect.services.webhooks:webhook_prune",
 }

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import time
@@ -82,6 +83,7 @@ from openinspect.sessions.origins import Origins
 from openinspect.sessions.pool import WarmPool
 from openinspect.sessions.pulls import PullRequests
 from openinspect.sessions.sandbox import SessionSandbox
+from openinspect.sessions.spend import SpendGate
 from openinspect.settings import Settings
 from openinspect.store import Store
 from openinspect.store.changes import Change, NewPrompt, PromptMove
@@ -89,6 +91,7 @@ from openinspect.store.leases import Lease
 
 if TYPE_CHECKING:
     from openinspect.agent.conversation import Conversation
+    from openinspect.agent.guidance import Guidance
     from openinspect.agent.runner import Agents, RunOutcome
 
 log = logging.getLogger(__name__)
@@ -176,10 +179,15 @@ class SessionActor:
         # The agent's history as stored, loaded by the first prompt run here.
         self._conversation: Conversation | None = None
         self._agents: Agents | None = None  # built by the first prompt, reused by the next
+        # The repo's root AGENTS.md/CLAUDE.md as the box had them when the last prompt ended,
+        # with that box: the next prompt on the same box starts with them without asking it.
+        self._root_instructions: tuple[SandboxConnection, str] | None = None
         # When the session last had work (a prompt queued or ended, someone typing): the idle
         # clock of its sandbox (``stop_if_idle``).
         self.last_work_at = time.monotonic()
         self._admission = admission
+        self.spend = SpendGate(deps.store, session.id, session.repo_id, self.emit)
+        """The session's pause at its spend limits (``sessions.spend``)."""
         self.lease = lease
         self._on_lease_lost = on_lease_lost
         self.closed = False
@@ -532,15 +540,31 @@ class SessionActor:
             return effort
         return self.session.effort if model is None else None
 
+    def wake(self) -> None:
+        """Look at the queue again (a spend limit changed)."""
+        self._wake.set()
+
+    async def _wait_for_work(self) -> None:
+        """Until woken; while paused at a spend limit, at most ``agent.spend_recheck_s``."""
+        if self.spend.paused is None:
+            await self._wake.wait()
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._s.settings.agent.spend_recheck_s):
+                await self._wake.wait()
+
     async def _run_queue(self) -> None:
         while not self.closed:
-            await self._wake.wait()
+            await self._wait_for_work()
             self._wake.clear()
             while not self.closed:
                 # Under the commands' lock: a cancel or submit under way goes first.
                 async with self._lock:
                     queued = await self._queued_prompts()
                     if not queued:
+                        break
+                    # At a spend limit the queue pauses with the prompt still queued.
+                    if await self.spend.check([queued[0].author.id], queued[0].id) is not None:
                         break
                     prompt = queued.pop(0)
                     clock = time.monotonic()
@@ -648,17 +672,66 @@ class SessionActor:
             effort=effort,
             branch=self.session.branch,
         )
-        self._current = asyncio.create_task(
-            run_prompt(
+        conversation, agents = self._conversation, self._agents
+
+        async def run_it() -> RunOutcome:
+            # Inside the run's task: the skills and a ready box's AGENTS.md are read while
+            # ``prompt-started`` is written, not before.
+            return await run_prompt(
                 run,
                 _Host(self, prompt, started),
-                self._conversation,
+                conversation,
                 self._s.models,
                 self._s.settings.agent,
-                self._agents,
-            ),
-            name=f"prompt {prompt.id}",
+                agents,
+                guidance=await self._guidance(),
+                spend=functools.partial(self.spend.for_run, prompt.author.id, prompt.id),
+            )
+
+        self._current = asyncio.create_task(run_it(), name=f"prompt {prompt.id}")
+
+    async def _guidance(self) -> Guidance:
+        """The repo's instructions (read now if the box is ready, else by the run's first tool
+        call) and the team's skills, for a prompt run."""
+        from openinspect.agent.guidance import Guidance, SkillEntry
+
+        agent = self._s.settings.agent
+        skills = self._s.store.skills
+        repo_id = self.session.repo_id
+
+        async def load(name: str) -> str | None:
+            found = await skills.get(repo_id, name)
+            return None if found is None else found.body
+
+        guidance = Guidance(
+            limit_chars=agent.instructions_chars, loader=load, skill_chars=agent.skill_chars
         )
+
+        async def list_skills() -> None:
+            guidance.skills = [SkillEntry(*entry) for entry in await skills.entries(repo_id)]
+
+        box = self.sandbox.connection_if_ready()
+        cached = self._root_instructions
+        if box is not None and cached is not None and cached[0] is box:
+            guidance.root = cached[1]  # read when the last prompt ended, on this box
+            await list_skills()
+        elif box is not None:  # the store and the box at once: both before the first request
+            await asyncio.gather(list_skills(), guidance.read_root(box))
+        else:
+            await list_skills()
+        return guidance
+
+    async def _remember_root_instructions(self) -> None:
+        """Read the root instruction files as the prompt left them, for the next prompt."""
+        from openinspect.agent.guidance import Guidance
+
+        box = self.sandbox.connection_if_ready()
+        if box is None:
+            self._root_instructions = None
+            return
+        fresh = Guidance(limit_chars=self._s.settings.agent.instructions_chars)
+        await fresh.read_root(box)
+        self._root_instructions = (box, fresh.root or "")
 
     async def _run_prompt(self, prompt: Prompt, started: float) -> None:
         """See the run ``_start`` launched to its end, and record how it ended."""
@@ -720,6 +793,7 @@ class SessionActor:
         # Still in the queue runner: the next prompt starts once the box's state is captured.
         async with self._git_lock:
             await self.sandbox.snapshot("prompt")
+        await self._remember_root_instructions()
         self.last_work_at = time.monotonic()
 
     @property

@@ -32,10 +32,12 @@ from openinspect.store.review_settings import ReviewSettingsStore
 from openinspect.store.sandboxes import SandboxStore
 from openinspect.store.secrets import SecretStore
 from openinspect.store.sessions import SessionStore
+from openinspect.store.skills import SkillStore
 from openinspect.store.slack_inbox import SlackInboxStore
 from openinspect.store.slack_people import SlackPeopleStore
 from openinspect.store.slack_threads import SlackThreadStore
 from openinspect.store.snapshots import SnapshotStore
+from openinspect.store.spend import SpendStore
 from openinspect.store.users import UserStore
 from openinspect.store.webhooks import WebhookStore
 
@@ -73,6 +75,8 @@ class Store:
     secrets: SecretStore
     images: ImageStore
     pools: PoolStore
+    spend: SpendStore
+    skills: SkillStore
 
     @classmethod
     async def open(
@@ -121,6 +125,8 @@ class Store:
             secrets=SecretStore(engine, sealer),
             images=ImageStore(engine),
             pools=PoolStore(engine),
+            spend=SpendStore(engine),
+            skills=SkillStore(engine),
         )
 
     async def close(self) -> None:

@@ -15,7 +15,8 @@ One owner per fact
 - ``sessions.total_cost_usd`` is the sum of the session's ``usage`` events: the append of one adds
   its ``cost_usd`` and sets its ``total_cost_usd`` from the same row update. A usage event is
   keyed by its prompt and step (``events.dedupe_key``): re-sent, it is neither stored nor counted
-  again; the first one stored is the answer.
+  again; the first one stored is the answer. Its cost goes into the spend ledger
+  (``store/spend.py``) with it, under the same key.
 
 Failures
 --------
@@ -45,7 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from openinspect.domain.events import Event, Usage, load_event, utcnow
 from openinspect.domain.models import Prompt, PromptStatus, SandboxStatus, Session
 from openinspect.errors import LeaseLost, NotFoundError
-from openinspect.store import feed
+from openinspect.store import feed, spend
 from openinspect.store.db import insert_once
 from openinspect.store.leases import Lease, assert_held
 from openinspect.store.tables import (
@@ -243,6 +244,13 @@ async def write(conn: AsyncConnection, changes: Sequence[Change]) -> list[Outcom
                 }
             )
         await conn.execute(events.insert(), rows)
+        fresh_usage = [
+            (item.change.event, item.key)
+            for item in written
+            if isinstance(item.change.event, Usage) and item.key is not None
+        ]
+        if fresh_usage:
+            await spend.record(conn, fresh_usage)
     for item in duplicates:
         assert item.key is not None
         first = outcomes[first_with_key[(item.change.event.session_id, item.key)]]

@@ -829,3 +829,56 @@ repo_pools = sa.Table(
     sa.Column("updated_by", sa.String(40), nullable=True),
     sa.Column("updated_at", _ts, nullable=False),
 )
+
+
+# --- spend limits, the spend ledger and skills (migration 0020) ---
+
+spend_limits = sa.Table(
+    "spend_limits",
+    metadata,
+    # scope: global | repo | automation | user-daily; key: the repo's or automation's id, or
+    # "*" (global, user-daily). A row is a limit in US dollars (store/spend.py).
+    sa.Column("scope", sa.String(16), primary_key=True),
+    sa.Column("key", sa.String(40), primary_key=True),
+    sa.Column("usd", sa.Float, nullable=False),
+    sa.Column("updated_by", sa.String(40), nullable=True),
+    sa.Column("updated_at", _ts, nullable=False),
+)
+
+spend_ledger = sa.Table(
+    "spend_ledger",
+    metadata,
+    # One row per model response, written with its usage event (store/changes.py): keyed like
+    # the event, so a re-sent one is not counted again. No foreign keys: spend outlives a
+    # deleted session or user (a person's day still counts it).
+    sa.Column("session_id", sa.String(40), primary_key=True),
+    sa.Column("dedupe_key", sa.String(128), primary_key=True),
+    sa.Column("root_session_id", sa.String(40), nullable=False, index=True),
+    sa.Column("user_id", sa.String(40), nullable=True),
+    sa.Column("day", sa.String(10), nullable=False),  # UTC, YYYY-MM-DD
+    sa.Column("cost_usd", sa.Float, nullable=False),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Index("ix_spend_ledger_user_id_day", "user_id", "day"),
+)
+
+skills = sa.Table(
+    "skills",
+    metadata,
+    # A managed skill (store/skills.py): instructions the team keeps, for every session (scope
+    # "global") or one repo's (scope "repo:<repo id>").
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("scope", sa.String(48), nullable=False),
+    sa.Column(
+        "repo_id",
+        sa.String(40),
+        sa.ForeignKey("repos.id", ondelete="CASCADE"),
+        nullable=True,
+        index=True,
+    ),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("description", sa.String(500), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("updated_by", sa.String(40), nullable=True),
+    sa.Column("updated_at", _ts, nullable=False),
+    sa.UniqueConstraint("scope", "name"),
+)

@@ -111,6 +111,9 @@ class ScriptedTurn(BaseModel):
     """Sleep before the response starts, to simulate model latency."""
     chunk_delay_ms: int = Field(default=0, ge=0)
     """Sleep between streamed chunks, so a live UI visibly receives text in pieces."""
+    input_tokens: int | None = Field(default=None, ge=0, le=100_000_000)
+    """The prompt tokens the response reports (default: estimated from the request's size), so a
+    test can give a response a known cost (tokens times the model's price)."""
 
     @model_validator(mode="after")
     def _says_something(self) -> Self:
@@ -314,7 +317,11 @@ class _ScriptState:
             text=(turn.text or "") if turn else final_text,
             thinking=turn.thinking if turn else None,
             tool_calls=tuple(calls),
-            input_tokens=estimate_tokens(raw_len),
+            input_tokens=(
+                turn.input_tokens
+                if turn is not None and turn.input_tokens is not None
+                else estimate_tokens(raw_len)
+            ),
         )
         delay_s = turn.delay_ms / 1000 if turn else 0.0
         chunk_delay_s = turn.chunk_delay_ms / 1000 if turn else 0.0

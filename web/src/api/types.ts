@@ -476,6 +476,22 @@ export interface NotifyEvent extends Base {
   text: string;
   channel?: string | null;
 }
+/** A spend limit paused the session's queue (queued prompts wait until it is raised). */
+export interface SpendLimitReachedEvent extends Base {
+  type: 'spend-limit-reached';
+  scope: 'global' | 'repo' | 'automation' | 'user-daily';
+  key: string;
+  user_id?: string | null;
+  spent_usd: number;
+  limit_usd: number;
+  message: string;
+  hint: string;
+}
+/** The limit that paused the queue no longer holds: the queued prompts run again. */
+export interface SpendLimitLiftedEvent extends Base {
+  type: 'spend-limit-lifted';
+  scope: 'global' | 'repo' | 'automation' | 'user-daily';
+}
 
 export type DurableEvent =
   | SessionCreatedEvent
@@ -499,7 +515,9 @@ export type DurableEvent =
   | ChildSessionUpdatedEvent
   | WarningEvent
   | ErrorEvent
-  | NotifyEvent;
+  | NotifyEvent
+  | SpendLimitReachedEvent
+  | SpendLimitLiftedEvent;
 
 export type SessionEvent = DurableEvent | AgentTextDeltaEvent | ToolOutputDeltaEvent;
 

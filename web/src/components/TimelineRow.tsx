@@ -502,6 +502,22 @@ function EventRow({ event: e }: { event: DurableEvent }) {
           {e.channel ? <span class="muted small"> ({e.channel})</span> : null}: <span class="notify-text">{e.text}</span>
         </div>
       );
+    case 'spend-limit-reached':
+      return (
+        <div class="event-line warn" data-testid="event-spend-limit">
+          <span class="ev-icon" aria-hidden="true">⏸</span> Queue paused: {e.message}{' '}
+          <span class="muted small">
+            ({usd(e.spent_usd)} of {usd(e.limit_usd)})
+            <Hint hint={e.hint} code="spend_limit" />
+          </span>
+        </div>
+      );
+    case 'spend-limit-lifted':
+      return (
+        <div class="event-line muted" data-testid="event-spend-lifted">
+          <span class="ev-icon" aria-hidden="true">▶</span> Spend limit raised: the queue runs again
+        </div>
+      );
     case 'warning':
       return (
         <div class="event-line warn" data-testid="event-warning">

@@ -673,6 +673,25 @@ describe('notify', () => {
   });
 });
 
+describe('spend limits', () => {
+  it('the pause and its end are rows of their own', () => {
+    const reached: DurableEvent = {
+      ...base(4, 'p1'),
+      type: 'spend-limit-reached',
+      scope: 'global',
+      key: '*',
+      user_id: null,
+      spent_usd: 0.0201,
+      limit_usd: 0.02,
+      message: 'This session has spent $0.0201; the limit of every session is $0.02',
+      hint: 'An admin raises it',
+    };
+    const lifted: DurableEvent = { ...base(5, null), type: 'spend-limit-lifted', scope: 'global' };
+    const s = reduce(initialTimeline, subscribed([E.created(1), reached, lifted]));
+    expect(kinds(s)).toEqual(['session-created', 'spend-limit-reached', 'spend-limit-lifted']);
+  });
+});
+
 describe('pull requests', () => {
   it('pr-opened then pr-updated: the latest state wins, and both are rows', () => {
     let s = reduce(initialTimeline, subscribed([E.created(1), E.push(2)]));
