@@ -289,6 +289,12 @@ class SkillNotFound(NotFoundError):
     code = "skill_not_found"
 
 
+class McpServerNotFound(NotFoundError):
+    """No MCP server of that name in that scope (global, or the repo asked for)."""
+
+    code = "mcp_server_not_found"
+
+
 class SlackLinkNotFound(NotFoundError):
     """No usable Slack account link code (unknown, or see the subclasses)."""
 
@@ -395,6 +401,13 @@ class SecretInvalid(InvalidInput):
     code = "secret_invalid"
 
 
+class McpServerInvalid(InvalidInput):
+    """An MCP server's name, URL, headers, command or tool list that is not accepted
+    (``store.mcp_servers``). The message never quotes a header's value."""
+
+    code = "mcp_server_invalid"
+
+
 class ConflictError(OpenInspectError):
     code = "conflict"
     status = 409
@@ -460,6 +473,12 @@ class SecretLimitReached(ConflictError):
     """A change that would put more secrets, or more bytes of them, in a scope than it holds."""
 
     code = "secret_limit_reached"
+
+
+class McpServerLimitReached(ConflictError):
+    """A scope that already has as many MCP servers as it may."""
+
+    code = "mcp_server_limit_reached"
 
 
 class StoreError(OpenInspectError):

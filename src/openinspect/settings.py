@@ -706,6 +706,15 @@ class AgentSettings(BaseModel):
         description="Live command output sent per session and second; beyond it deltas carry "
         "the newest output and say how much they left out (the stored result has it all).",
     )
+    mcp_connect_timeout_s: float = Field(
+        20,
+        gt=0,
+        description="Time an MCP server has to open and list its tools at a prompt's start; "
+        "one that takes longer is a warning and the prompt goes on without it.",
+    )
+    mcp_call_timeout_s: float = Field(
+        120, gt=0, description="Time one MCP tool call has to answer, in seconds."
+    )
 
 
 class ModelProviderSettings(BaseModel):

@@ -12,11 +12,12 @@ instructions as they are known.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic_ai import Agent, RunContext, Tool
 from pydantic_ai.exceptions import (
@@ -36,6 +37,7 @@ from pydantic_ai.messages import (
     ThinkingPart,
     ToolCallPart,
 )
+from pydantic_ai.toolsets import AbstractToolset, FunctionToolset
 from pydantic_ai.usage import UsageLimits
 
 from openinspect.agent.conversation import Conversation
@@ -43,7 +45,14 @@ from openinspect.agent.guidance import Guidance
 from openinspect.agent.live_output import RateBudget
 from openinspect.agent.models import ModelRegistry
 from openinspect.agent.tools import ToolDeps, ToolHost, builtin_tools
-from openinspect.domain.events import AgentText, AgentTextDelta, AgentThinking, ErrorInfo, Usage
+from openinspect.domain.events import (
+    AgentText,
+    AgentTextDelta,
+    AgentThinking,
+    ErrorInfo,
+    Usage,
+    WarningEvent,
+)
 from openinspect.errors import LimitExceeded, ModelError, ModelUnreachable, OpenInspectError
 from openinspect.settings import AgentSettings
 
@@ -124,6 +133,9 @@ class AgentHost(ToolHost, Protocol):
     async def save_conversation(self, start: int, rows: Sequence[str]) -> None:
         """Store ``rows`` (one JSON message each) as the conversation's messages from position
         ``start`` on, dropping any stored after them."""
+
+    # Optional: ``async def mcp_servers(self) -> list[McpServer]``, the enabled MCP servers of
+    # the session's repo with their headers opened (and added to the session's redaction).
 
 
 SpendCheck = Callable[[], Awaitable[LimitExceeded | None]]
@@ -244,9 +256,20 @@ async def run_prompt(
         await conversation.save(messages, host.save_conversation)
 
     try:
-        async with asyncio.timeout(budget.remaining_s()):
+        async with asyncio.timeout(budget.remaining_s()), _mcp(host, run, settings, budget) as mcp:
             await _drive(
-                agent, run, deps, history, registry, budget, emitter, host, messages, save, spend
+                agent,
+                run,
+                deps,
+                history,
+                registry,
+                budget,
+                emitter,
+                host,
+                messages,
+                save,
+                spend,
+                mcp,
             )
         return RunOutcome("success", None, budget.cost_usd)
     except TimeoutError:
@@ -273,6 +296,48 @@ async def run_prompt(
         )
     finally:
         await save()
+
+
+def _mcp(
+    host: AgentHost, run: PromptRun, settings: AgentSettings, budget: Budget
+) -> contextlib.AbstractAsyncContextManager[list[FunctionToolset[ToolDeps]]]:
+    """The prompt's MCP tools (``agent.mcp``): none for a host that has no MCP servers."""
+    servers: Callable[[], Awaitable[list[Any]]] | None = getattr(host, "mcp_servers", None)
+    if servers is None:
+        return contextlib.nullcontext([])
+
+    @contextlib.asynccontextmanager
+    async def opened() -> AsyncIterator[list[FunctionToolset[ToolDeps]]]:
+        async def warn(code: str, message: str) -> None:
+            await host.emit(
+                WarningEvent(
+                    session_id=run.session_id, prompt_id=run.prompt_id, code=code, message=message
+                )
+            )
+
+        try:
+            configured = await servers()
+        except OpenInspectError as exc:
+            await warn("mcp_servers_unavailable", f"No MCP tools this prompt: {exc.message}")
+            configured = []
+        if not configured:
+            yield []
+            return
+        # Only now: the SDK takes seconds to import, which no prompt without MCP waits for.
+        from openinspect.agent.mcp import mcp_toolsets
+
+        async with mcp_toolsets(
+            configured,
+            host.sandbox,
+            warn,
+            connect_timeout_s=settings.mcp_connect_timeout_s,
+            call_timeout_s=settings.mcp_call_timeout_s,
+            life_s=max(1.0, budget.remaining_s()),
+            taken=frozenset(t.name for t in _tools()),
+        ) as toolsets:
+            yield toolsets
+
+    return opened()
 
 
 # Provider setting names, for the hint on where a URL or key comes from.
@@ -320,6 +385,7 @@ async def _drive(
     messages: list[ModelMessage],
     save: Callable[[], Awaitable[None]],
     spend: SpendCheck | None = None,
+    toolsets: Sequence[AbstractToolset[ToolDeps]] = (),
 ) -> None:
     # Our Budget enforces the step limit; pydantic-ai's own request limit (50 by default) must
     # not end a run first.
@@ -330,6 +396,7 @@ async def _drive(
         message_history=history,
         model_settings=registry.model_settings(run.model_id, run.effort, session_id=run.session_id),
         usage_limits=limits,
+        toolsets=toolsets or None,
     ) as agent_run:
         async for node in agent_run:
             if Agent.is_model_request_node(node):

@@ -29,6 +29,7 @@ from openinspect.api.routes import (
     images,
     limits,
     linear,
+    mcp_servers,
     meta,
     pool,
     repos,
@@ -92,6 +93,7 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
     app.include_router(secrets.router)
     app.include_router(limits.router)
     app.include_router(skills.router)
+    app.include_router(mcp_servers.router)
     app.include_router(ws.router)
     app.include_router(auth.router)
     app.include_router(webhooks.router)

@@ -14,6 +14,7 @@ import typer
 
 from openinspect.cli.automations import automations_app
 from openinspect.cli.limits import limits_app
+from openinspect.cli.mcp import mcp_app
 from openinspect.cli.output import console, err_console, run
 from openinspect.cli.repos import repos_app
 from openinspect.cli.secrets import secrets_app
@@ -40,6 +41,7 @@ app.add_typer(repos_app, name="repos")
 app.add_typer(secrets_app, name="secrets")
 app.add_typer(limits_app, name="limits")
 app.add_typer(skills_app, name="skills")
+app.add_typer(mcp_app, name="mcp")
 app.add_typer(users_app, name="users")
 app.add_typer(automations_app, name="automations")
 app.add_typer(testing_app, name="testing")
@@ -181,6 +183,19 @@ def llm_server(
     from openinspect.testing.llm_server import serve as serve_llm
 
     serve_llm(script, host=host, port=port)
+
+
+@testing_app.command("mcp-server")
+def mcp_server(
+    token: Annotated[str, typer.Option(help="The bearer credential it requires.")],
+    port: Annotated[int, typer.Option(help="TCP port (0 picks a free one).")] = 8904,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+) -> None:
+    """Run the fake remote MCP server (streamable HTTP, official SDK) in the foreground: tools
+    lookup_ticket, echo and big, behind a bearer credential."""
+    from openinspect.testing.mcp_server import serve as serve_mcp
+
+    serve_mcp(token=token, host=host, port=port)
 
 
 @testing_app.command("github-server")

@@ -46,12 +46,20 @@ class Child:
     ) -> None:
         self.proc = proc
         self._outputs = outputs
+        self.stdin: asyncio.StreamWriter | None = proc.stdin
 
     @classmethod
     async def spawn(
-        cls, argv: list[str], *, cwd: Path, env: Mapping[str, str], merge_stderr: bool = False
+        cls,
+        argv: list[str],
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        merge_stderr: bool = False,
+        stdin_pipe: bool = False,
     ) -> Child:
-        """Start ``argv`` with no stdin; stderr goes to the stdout pipe if ``merge_stderr``."""
+        """Start ``argv`` with no stdin (``stdin_pipe``: a pipe, :attr:`stdin`); stderr goes to
+        the stdout pipe if ``merge_stderr``."""
         streams: list[Stream] = ["stdout"] if merge_stderr else ["stdout", "stderr"]
         pipes = [os.pipe() for _ in streams]
         try:
@@ -59,7 +67,7 @@ class Child:
                 *argv,
                 cwd=cwd,
                 env=dict(env),
-                stdin=asyncio.subprocess.DEVNULL,
+                stdin=asyncio.subprocess.PIPE if stdin_pipe else asyncio.subprocess.DEVNULL,
                 stdout=pipes[0][1],
                 stderr=pipes[-1][1],
                 start_new_session=True,

@@ -12,6 +12,9 @@ text frame.
   is running and re-sends the answer of one that finished recently, so a request is never run twice.
 - cancel ``{"cancel": id}``: stop that request (kills an ``exec``'s process group); unknown ids are
   ignored.
+- input ``{"input": id, "data": str | null}``: write ``data`` to the stdin of the running ``pipe``
+  request ``id`` (``null`` closes it); unknown ids are ignored. Input is not re-sent after a
+  reconnect: a ``pipe`` (an in-box MCP server) does not outlive its connection's blips unharmed.
 
 **RPC, runtime → control plane**
 
@@ -20,9 +23,10 @@ text frame.
 - chunk ``{"id", "chunk": {"stream": "stdout" | "stderr", "data": str}}``: streamed output of
   ``exec``, batched (at most every ~50 ms or 16 KiB per stream), before the request's result.
 
-Methods: ``exec``, ``read_file``, ``write_file``, ``edit_file``, ``glob``, ``grep``, and ``bind``
-(once a box has booted: the session it now serves, see :class:`BindParams`); their parameters and
-results are the ``*Params`` / ``*Result`` types below. Error codes are :data:`ERROR_CODES`.
+Methods: ``exec``, ``pipe``, ``read_file``, ``write_file``, ``edit_file``, ``glob``, ``grep``, and
+``bind`` (once a box has booted: the session it now serves, see :class:`BindParams`); their
+parameters and results are the ``*Params`` / ``*Result`` types below. Error codes are
+:data:`ERROR_CODES`.
 
 **Events, runtime → control plane** (carry ``"type"``)
 
@@ -198,6 +202,15 @@ class ExecParams(TypedDict):
     timeout_s: float
     cwd: NotRequired[str]
     env: NotRequired[dict[str, str]]
+
+
+class PipeParams(TypedDict):
+    """``pipe``: run ``argv`` (no shell, cwd relative to the repo) with a stdin pipe fed by
+    ``input`` messages; output streams as ``exec``'s does and the result is an ``ExecResult``."""
+
+    argv: list[str]
+    timeout_s: float
+    cwd: NotRequired[str]
 
 
 class ExecResult(TypedDict):

@@ -46,6 +46,11 @@ class RpcServer:
         if isinstance(cancel, str):
             self.cancel(cancel)
             return
+        into = message.get("input")
+        if isinstance(into, str):
+            data = message.get("data")
+            self._executor.feed(into, data if isinstance(data, str) else None)
+            return
         rid, method, params = message.get("id"), message.get("method"), message.get("params", {})
         if not isinstance(rid, str) or not isinstance(method, str) or not isinstance(params, dict):
             logger.warning("ignoring a malformed request: %.200r", message)
@@ -60,6 +65,8 @@ class RpcServer:
         if (answer := self._answers.get(rid)) is not None:
             self._send_later(answer)
             return
+        if method == "pipe":  # its input may come before its task runs
+            self._executor.expect(rid)
         task = asyncio.create_task(self._run(rid, method, params))
         self._running[rid] = task
         # A task cancelled before it starts never reaches its own cleanup.
@@ -89,7 +96,7 @@ class RpcServer:
 
         answer: Answer
         try:
-            result = await self._executor.run(method, params, emit)
+            result = await self._executor.run(method, params, emit, rid=rid)
             answer = {"id": rid, "result": dict(result)}
         except RpcFailure as failure:
             answer = {"id": rid, "error": failure.body()}

@@ -100,6 +100,30 @@ class ExecResult:
     a notice saying how many bytes and lines are missing there."""
 
 
+PIPE_INPUT_CHARS = 256 * 1024
+"""A pipe's input is sent in messages of at most this many characters."""
+
+
+@dataclass
+class Pipe:
+    """A process running in the box with its stdin fed from here (:meth:`SandboxConnection.
+    pipe`)."""
+
+    connection: SandboxConnection
+    rid: str
+    done: asyncio.Task[dict[str, Any]]
+    requested: asyncio.Event
+    """Set once the ``pipe`` request went out: input never overtakes it."""
+
+    async def write(self, data: str) -> None:
+        await self.requested.wait()
+        await self.connection.pipe_input(self.rid, data)
+
+    async def close_stdin(self) -> None:
+        await self.requested.wait()
+        await self.connection.pipe_input(self.rid, None)
+
+
 @dataclass
 class _Call:
     method: str
@@ -203,8 +227,11 @@ class SandboxConnection:
         on_chunk: ChunkCallback | None = None,
         timeout_s: float | None = None,
         max_result_chars: int | None = None,
+        rid: str | None = None,
+        sent: asyncio.Event | None = None,
     ) -> dict[str, Any]:
-        """Run one RPC method in the sandbox and return its result.
+        """Run one RPC method in the sandbox and return its result (``rid``: the request's
+        id, made here when None).
 
         The result is checked against the method's shape and cut to what it can return
         (:func:`.inbound.result_of`; ``max_result_chars`` cuts ``read_file`` content further, and
@@ -218,11 +245,14 @@ class SandboxConnection:
         """
         if self.status == "lost":
             raise SandboxLost(f"sandbox {self.sandbox_id} was lost: {self.lost_reason}")
-        rid = uuid.uuid4().hex  # unique across re-registrations: the runtime caches answers by id
+        # Unique across re-registrations: the runtime caches answers by id.
+        rid = rid or uuid.uuid4().hex
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._calls[rid] = _Call(method, dict(params), future, on_chunk, max_result_chars)
         try:
             await self._send({"id": rid, "method": method, "params": dict(params)})
+            if sent is not None:  # queued for a replay when it was not sent now: same order
+                sent.set()
             return await wait_for(future, timeout_s)
         except asyncio.CancelledError:
             self._calls.pop(rid, None)
@@ -275,6 +305,45 @@ class SandboxConnection:
             stderr=stderr,
             output_truncated=cut_out is not None or cut_err is not None,
         )
+
+    def pipe(
+        self,
+        argv: list[str],
+        *,
+        timeout_s: float,
+        on_output: ChunkCallback,
+        cwd: str | None = None,
+    ) -> Pipe:
+        """Start ``argv`` in the box (no shell; in the repo, or ``cwd``) with a stdin pipe:
+        :meth:`Pipe.write` feeds it, ``on_output`` gets its stdout and stderr as they come
+        (redacted), and :attr:`Pipe.done` ends with its ``exec``-like result. Its process
+        group is killed after ``timeout_s`` or when ``done`` is cancelled."""
+        rid = uuid.uuid4().hex
+        params: dict[str, Any] = {"argv": list(argv), "timeout_s": timeout_s}
+        if cwd is not None:
+            params["cwd"] = cwd
+        sent = asyncio.Event()
+        done = asyncio.create_task(
+            self.call(
+                "pipe",
+                params,
+                on_chunk=on_output,
+                timeout_s=timeout_s + EXEC_ANSWER_MARGIN_S,
+                rid=rid,
+                sent=sent,
+            ),
+            name=f"pipe {argv[0]}",
+        )
+        return Pipe(self, rid, done, sent)
+
+    async def pipe_input(self, rid: str, data: str | None) -> None:
+        """Send ``data`` to the stdin of the running pipe ``rid`` (None closes it), in pieces
+        of at most :data:`PIPE_INPUT_CHARS`."""
+        if data is None:
+            await self._send({"input": rid, "data": None})
+            return
+        for start in range(0, len(data), PIPE_INPUT_CHARS):
+            await self._send({"input": rid, "data": data[start : start + PIPE_INPUT_CHARS]})
 
     async def read_file(
         self,

@@ -197,6 +197,7 @@ class BindResult(_Message):
 
 _RESULTS: dict[str, type[_Message]] = {
     "exec": ExecResult,
+    "pipe": ExecResult,
     "read_file": ReadFileResult,
     "write_file": WriteFileResult,
     "edit_file": EditFileResult,

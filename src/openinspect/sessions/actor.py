@@ -88,6 +88,7 @@ from openinspect.settings import Settings
 from openinspect.store import Store
 from openinspect.store.changes import Change, NewPrompt, PromptMove
 from openinspect.store.leases import Lease
+from openinspect.store.mcp_servers import McpServer
 
 if TYPE_CHECKING:
     from openinspect.agent.conversation import Conversation
@@ -938,6 +939,23 @@ class _Host:
         await self._actor._s.store.sessions.save_conversation(
             self._actor.session.id, start, rows, self._prompt.id
         )
+
+    async def mcp_servers(self) -> list[McpServer]:
+        """The enabled MCP servers of the session's repo, headers opened: each header value is
+        added to the session's redaction before anything can print it."""
+        await self._wait_started()
+        actor = self._actor
+        servers = await actor._s.store.mcp_servers.for_repo(actor.session.repo_id)
+        redaction = actor._s.redaction
+        if redaction is not None:
+            for s in servers:
+                for header, value in s.headers.items():
+                    label = f"MCP_{s.name}_{header}"
+                    # The whole value, and the token of "Bearer <token>" alone.
+                    for part in {value, value.partition(" ")[2]}:
+                        if len(part) >= 8:
+                            redaction.track(actor.session.id, {label: part})
+        return servers
 
     async def _redactor(self) -> Redactor:
         """The session's secret values: kept out of what the agent has posted to GitHub."""

@@ -21,6 +21,7 @@ from openinspect.store.images import ImageStore
 from openinspect.store.inbox import InboxStore
 from openinspect.store.leases import LeaseStore
 from openinspect.store.linear import LinearStore
+from openinspect.store.mcp_servers import McpServerStore
 from openinspect.store.outbox import OutboxStore
 from openinspect.store.owners import OwnerStore
 from openinspect.store.pools import PoolStore
@@ -77,6 +78,7 @@ class Store:
     pools: PoolStore
     spend: SpendStore
     skills: SkillStore
+    mcp_servers: McpServerStore
 
     @classmethod
     async def open(
@@ -127,6 +129,7 @@ class Store:
             pools=PoolStore(engine),
             spend=SpendStore(engine),
             skills=SkillStore(engine),
+            mcp_servers=McpServerStore(engine, sealer),
         )
 
     async def close(self) -> None:

@@ -882,3 +882,37 @@ skills = sa.Table(
     sa.Column("updated_at", _ts, nullable=False),
     sa.UniqueConstraint("scope", "name"),
 )
+
+
+# --- MCP servers (migration 0021) ---
+
+mcp_servers = sa.Table(
+    "mcp_servers",
+    metadata,
+    # An MCP server the agent's tools come from (store/mcp_servers.py), global (scope "global")
+    # or of one repo (scope "repo:<repo id>"). An http server is called by the control plane with
+    # ``headers`` (AES-256-GCM of their JSON under "mcp:<scope>:<name>", never returned, never
+    # sent to a box); a stdio server's ``command`` (a JSON argv) runs inside the box.
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("scope", sa.String(48), nullable=False),
+    sa.Column(
+        "repo_id",
+        sa.String(40),
+        sa.ForeignKey("repos.id", ondelete="CASCADE"),
+        nullable=True,
+        index=True,
+    ),
+    sa.Column("name", sa.String(32), nullable=False),
+    sa.Column("transport", sa.String(8), nullable=False),
+    sa.Column("url", sa.Text, nullable=True),
+    sa.Column("headers", sa.Text, nullable=True),
+    sa.Column("header_names", sa.JSON, nullable=False),
+    sa.Column("command", sa.JSON, nullable=True),
+    sa.Column("tools", sa.JSON, nullable=True),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("created_by", sa.String(40), nullable=True),
+    sa.Column("updated_by", sa.String(40), nullable=True),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("updated_at", _ts, nullable=False),
+    sa.UniqueConstraint("scope", "name"),
+)
