@@ -109,6 +109,20 @@ def test_a_home_of_nobody_is_a_path_that_does_not_exist() -> None:
     assert info.value.hint
 
 
+def test_a_name_too_long_for_the_file_system_is_a_path_that_does_not_exist() -> None:
+    """A path the kernel refuses to look up (ENAMETOOLONG): 422, not the OSError (500)."""
+    with pytest.raises(InvalidInput, match="does not exist"):
+        normalize_origin("a" * 5000)
+
+
+def test_a_missing_home_path_is_named_as_given_not_as_expanded() -> None:
+    """The error quotes the input, not the server's home directory ``~`` expands to."""
+    with pytest.raises(InvalidInput) as info:
+        normalize_origin("~/no-such-repo-here")
+    assert info.value.message.endswith("~/no-such-repo-here")
+    assert str(Path.home()) not in info.value.message
+
+
 async def test_a_branch_is_found_in_a_mirror_without_git(tmp_path: Path) -> None:
     root = tmp_path / "src"
     root.mkdir()

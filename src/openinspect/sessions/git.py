@@ -83,18 +83,19 @@ def normalize_origin(url: str) -> str:
         )
     if "://" in url or url.startswith("git@"):
         return url
+    missing = InvalidInput(  # the input as given: never the server's home it expands to
+        f"Repo path does not exist: {url}",
+        hint="Give a local git repository path or a git URL",
+    )
     try:
         path = Path(url).expanduser()
+        exists = path.exists()
     except RuntimeError:  # "~someone" of no such user
-        raise InvalidInput(
-            f"Repo path does not exist: {url}",
-            hint="Give a local git repository path or a git URL",
-        ) from None
-    if not path.exists():
-        raise InvalidInput(
-            f"Repo path does not exist: {path}",
-            hint="Give a local git repository path or a git URL",
-        )
+        raise missing from None
+    except OSError:  # a name too long for the file system, say
+        raise missing from None
+    if not exists:
+        raise missing
     return str(path.resolve())
 
 
