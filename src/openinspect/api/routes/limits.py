@@ -87,7 +87,7 @@ async def set_limit(body: LimitSet, user: AdminUser, state: State) -> LimitList:
     elif isinstance(body, TargetLimitSet):
         if await state.store.automations.get(body.target) is None:
             raise AutomationNotFound(
-                "No automation has that id", hint="List them with `openinspect automations list`"
+                "No automation has that id", hint="List the automations to see their ids"
             )
         key = body.target
     await state.store.spend.set_limit(body.scope, key, body.usd, by=user.id)
