@@ -227,7 +227,9 @@ def test_deeply_nested_json_is_handled_within_caps() -> None:
 def test_a_wide_payload_is_searched_within_the_budget() -> None:
     payload = {"rows": [{"k": i, "v": "x" * 20} for i in range(8000)]}  # ~250 KB
     assert len(json.dumps(payload)) > 200_000
-    started = time.monotonic()
+    # CPU time, not the wall clock: on a loaded machine the wall clock also counts other
+    # processes' turns, which the budget is not about.
+    started = time.process_time()
     decision = evaluate(
         [
             Condition(path="$..[?@.k == 7999]", op="exists"),
@@ -236,7 +238,7 @@ def test_a_wide_payload_is_searched_within_the_budget() -> None:
         ],
         payload,
     )
-    assert time.monotonic() - started < EVALUATE_BUDGET_S + 1
+    assert time.process_time() - started < EVALUATE_BUDGET_S + 1
     out_of_budget = "the payload is too large or the path too costly to search within the limits"
     reasons = {f.number: f.reason for f in decision.failures}
     # Decided correctly, or (on a slow machine) stopped by the budget: never a wrong answer.
